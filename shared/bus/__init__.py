@@ -1,0 +1,11 @@
+"""The event backbone: transactional outbox + relay, idempotent consumer (inbox) + dead-letter topics."""
+
+from shared.bus.consumer import Consumer, Delivery, Handlers, PoisonMessage
+from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
+from shared.bus.outbox import Outbox, PendingEvent, Relay
+from shared.bus.tables import inbox_table, outbox_table
+
+__all__ = [
+    "Consumer", "Delivery", "Handlers", "Outbox", "PendingEvent", "PoisonMessage", "Relay",
+    "ensure_topics", "inbox_table", "new_producer", "outbox_table", "with_dlqs",
+]

@@ -1,0 +1,353 @@
+"""Idempotent consumer: effects and the inbox row in one transaction, offsets committed after it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
+from shared.db import transaction
+from shared.events.catalogue import Catalogue, EventType, dlq_topic
+from shared.events.envelope import CORRELATION_HEADER, CloudEvent, utcnow
+from shared.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from shared.observability import Metrics
+
+log = structlog.get_logger("kaenkhun.bus.consumer")
+
+Handler = Callable[[AsyncSession, CloudEvent, BaseModel], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """A message that can never be handled (not a CloudEvent, payload invalid): no retry."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One Kafka record decoded into its CloudEvent and typed payload."""
+
+    record: ConsumerRecord[bytes, bytes]
+    event: CloudEvent | None
+    payload: BaseModel | None
+    handler: Handler | None
+    error: PoisonMessage | None = None
+
+    @property
+    def event_id(self) -> str | None:
+        return self.event.id if self.event is not None else None
+
+
+class Handlers:
+    """Event type → handler, for one consumer. Types the consumer has no handler for are skipped."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._handlers: dict[str, Handler] = {}
+
+    def on(self, *event_types: EventType) -> Callable[[Handler], Handler]:
+        def register(func: Handler) -> Handler:
+            for event_type in event_types:
+                self.catalogue.register(event_type)
+                self._handlers[event_type.type] = func
+            return func
+
+        return register
+
+    def topics(self) -> list[str]:
+        return sorted({self.catalogue.types[t].topic for t in self._handlers})
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery:
+        """Parse the record; malformed ones are returned with a PoisonMessage error, never raised."""
+        try:
+            event = CloudEvent.from_json(record.value or b"")
+        except ValidationError as exc:
+            return Delivery(record, None, None, None, PoisonMessage(f"not a CloudEvent: {exc}"))
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            return Delivery(record, event, None, None)
+        event_type = self.catalogue.types[event.type]
+        try:
+            payload = event_type.payload.model_validate(event.data)
+        except ValidationError as exc:
+            return Delivery(record, event, None, None, PoisonMessage(f"invalid {event.type} payload: {exc}"))
+        return Delivery(record, event, payload, handler)
+
+
+class Consumer:
+    """One consumer group per service; processes each partition's records in order, exactly once in effect."""
+
+    def __init__(
+        self,
+        name: str,
+        handlers: Handlers,
+        maker: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        settings: KafkaSettings,
+        *,
+        metrics: Metrics | None = None,
+        group_id: str | None = None,
+    ) -> None:
+        self.name = name
+        self.group_id = group_id or name
+        self.handlers = handlers
+        self.maker = maker
+        self.inbox = inbox
+        self.settings = settings
+        self.metrics = metrics
+        self.connected = False
+        self.topics = handlers.topics()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dlq_producer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        # Hook for tests that simulate a crash between the database commit and the offset commit.
+        self.before_offset_commit: Callable[[TopicPartition, int], Awaitable[None]] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.topics:
+            return
+        self._stopping = False
+        self._task = asyncio.create_task(self.run(), name=f"consumer-{self.name}")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish the batch in hand, commit its offsets, leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout_s)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+            self._task = None
+        await self._close()
+
+    async def kill(self) -> None:
+        """Stop abruptly, as a crash would: no further commits (tests use it)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        await self._close()
+
+    async def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        producer, self._dlq_producer = self._dlq_producer, None
+        self.connected = False
+        for client in (consumer, producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+
+    async def _connect(self) -> AIOKafkaConsumer:
+        await ensure_topics(self.settings, with_dlqs(self.topics), client_id=f"{self.name}-consumer")
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"{self.name}-consumer",
+            enable_auto_commit=False,
+            # A restarted local broker forgets committed offsets: start from the beginning and let
+            # the inbox drop what was already handled.
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.consumer_batch_size,
+            request_timeout_ms=max(self.settings.request_timeout_ms, 40_000),
+        )
+        try:
+            await consumer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise
+        self._consumer = consumer
+        self.connected = True
+        return consumer
+
+    async def run(self) -> None:
+        """Consume until stopped; reconnect with backoff if the broker goes away."""
+        backoff = self.settings.relay_backoff_initial_s
+        while not self._stopping:
+            try:
+                consumer = self._consumer or await self._connect()
+                batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
+                for tp, records in batch.items():
+                    await self._process_partition(consumer, tp, records)
+                if batch:
+                    await self._record_lag(consumer)
+                backoff = self.settings.relay_backoff_initial_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer error, reconnecting", consumer=self.name, error=repr(exc), retry_in_s=backoff)
+                await self._close()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.relay_backoff_max_s)
+
+    # -- processing ----------------------------------------------------------------------------------
+
+    async def _process_partition(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        deliveries = [self.handlers.decode(r) for r in records]
+        # Fast path: the whole batch in one transaction. If any handler fails, nothing of the batch
+        # is kept and the records go one at a time, so the failing one is retried, dead-lettered if
+        # it keeps failing, and the rest of the partition still follows in order.
+        if all(d.error is None for d in deliveries):
+            try:
+                await self.process(deliveries)
+            except Exception as exc:
+                log.info("batch failed, processing one by one", consumer=self.name, error=repr(exc))
+                for delivery in deliveries:
+                    await self._process_one_with_retries(delivery)
+        else:
+            for delivery in deliveries:
+                await self._process_one_with_retries(delivery)
+        next_offset = records[-1].offset + 1
+        if self.before_offset_commit is not None:
+            await self.before_offset_commit(tp, next_offset)
+        try:
+            await consumer.commit({tp: next_offset})
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced: another member now owns the partition and will redeliver from
+            # the last committed offset; the inbox makes that redelivery a no-op.
+            log.info("offset commit lost to a rebalance", consumer=self.name, tp=str(tp), error=repr(exc))
+
+    async def process(self, deliveries: Sequence[Delivery]) -> int:
+        """Apply deliveries in one transaction with their inbox rows; duplicates are skipped."""
+        from shared.observability import bind_correlation_id
+
+        applied = 0
+        outcomes: list[tuple[Delivery, str]] = []
+        async with transaction(self.maker) as session:
+            seen = await self._already_seen(session, [d.event_id for d in deliveries if d.event_id])
+            inbox_rows = []
+            for delivery in deliveries:
+                event = delivery.event
+                if event is None or delivery.handler is None:
+                    continue
+                if event.id in seen:
+                    outcomes.append((delivery, "duplicate"))
+                    continue
+                seen.add(event.id)
+                assert delivery.payload is not None
+                with bind_correlation_id(_correlation_id(delivery.record) or event.correlationid):
+                    await delivery.handler(session, event, delivery.payload)
+                inbox_rows.append(self._inbox_row(delivery, "processed"))
+                outcomes.append((delivery, "processed"))
+                applied += 1
+            if inbox_rows:
+                await session.execute(insert(self.inbox), inbox_rows)
+        self._count(outcomes)
+        return applied
+
+    async def _already_seen(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        found = await session.execute(
+            select(self.inbox.c.event_id).where(
+                self.inbox.c.consumer == self.name, self.inbox.c.event_id.in_(event_ids)
+            )
+        )
+        return set(found.scalars())
+
+    async def _process_one_with_retries(self, delivery: Delivery) -> None:
+        error: Exception | None = delivery.error
+        if error is None:
+            for attempt in range(1, self.settings.consumer_max_attempts + 1):
+                try:
+                    await self.process([delivery])
+                    return
+                except Exception as exc:
+                    error = exc
+                    if self.metrics is not None:
+                        self.metrics.handler_failures_total.labels(topic=delivery.record.topic).inc()
+                    log.warning(
+                        "handler failed", consumer=self.name, event_id=delivery.event_id,
+                        attempt=attempt, error=repr(exc),
+                    )
+                    if attempt < self.settings.consumer_max_attempts:
+                        await asyncio.sleep(self.settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
+        assert error is not None
+        await self._dead_letter(delivery, error)
+
+    async def _dead_letter(self, delivery: Delivery, error: Exception) -> None:
+        record = delivery.record
+        if delivery.event_id is not None:
+            async with transaction(self.maker) as session:
+                if await self._already_seen(session, [delivery.event_id]):
+                    return
+        if self._dlq_producer is None:
+            producer = new_producer(self.settings, client_id=f"{self.name}-dlq")
+            await producer.start()
+            self._dlq_producer = producer
+        headers = list(record.headers or ()) + [
+            ("dlq-error", f"{type(error).__name__}: {error}"[:4000].encode()),
+            ("dlq-consumer", self.name.encode()),
+            ("dlq-original-topic", record.topic.encode()),
+            ("dlq-original-partition", str(record.partition).encode()),
+            ("dlq-original-offset", str(record.offset).encode()),
+            ("dlq-attempts", str(0 if delivery.error else self.settings.consumer_max_attempts).encode()),
+        ]
+        await (await self._dlq_producer.send(dlq_topic(record.topic), value=record.value, key=record.key,
+                                              headers=headers))
+        log.error("message dead-lettered", consumer=self.name, event_id=delivery.event_id,
+                  topic=record.topic, offset=record.offset, error=repr(error))
+        if delivery.event is not None:
+            # Remember it, so a redelivery does not retry and dead-letter the same event again.
+            async with transaction(self.maker) as session:
+                await session.execute(insert(self.inbox), [self._inbox_row(delivery, "dead_lettered")])
+        self._count([(delivery, "dead_lettered")])
+
+    def _inbox_row(self, delivery: Delivery, outcome: str) -> dict[str, Any]:
+        assert delivery.event is not None
+        record = delivery.record
+        return {
+            "consumer": self.name,
+            "event_id": delivery.event.id,
+            "event_type": delivery.event.type,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "outcome": outcome,
+            "processed_at": utcnow(),
+        }
+
+    def _count(self, outcomes: Iterable[tuple[Delivery, str]]) -> None:
+        if self.metrics is None:
+            return
+        for delivery, outcome in outcomes:
+            self.metrics.events_consumed_total.labels(topic=delivery.record.topic, outcome=outcome).inc()
+
+    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        if self.metrics is None:
+            return
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            with contextlib.suppress(IllegalStateError):
+                position = await consumer.position(tp)
+                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(highwater - position, 0)
+                )
+
+
+def _correlation_id(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    for name, value in record.headers or ():
+        if name == CORRELATION_HEADER and value:
+            return value.decode(errors="replace")
+    return None

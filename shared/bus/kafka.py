@@ -1,0 +1,77 @@
+"""Thin helpers around aiokafka: producer settings, idempotent topic creation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from shared.events.catalogue import dlq_topic
+from shared.settings import KafkaSettings
+
+log = structlog.get_logger("kaenkhun.bus")
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def new_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
+    """A producer that waits for all in-sync replicas; idempotence only where the broker has it."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=settings.idempotent_producer,
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+
+
+def with_dlqs(topics: Iterable[str]) -> list[str]:
+    """Each topic and its dead-letter topic."""
+    result: list[str] = []
+    for topic in topics:
+        result += [topic, dlq_topic(topic)]
+    return result
+
+
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], client_id: str = "kaenkhun") -> None:
+    """Create the topics that do not exist yet; safe to repeat (a restarted broker may have lost them)."""
+    wanted = sorted(set(topics))
+    if not wanted:
+        return
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{client_id}-admin",
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if not missing:
+            return
+        response = await admin.create_topics(
+            [
+                NewTopic(t, num_partitions=settings.topic_partitions,
+                         replication_factor=settings.topic_replication_factor)
+                for t in missing
+            ]
+        )
+        for topic, code, message in _topic_errors(response):
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"cannot create topic {topic}: error {code} {message}")
+        log.info("topics created", topics=missing)
+    finally:
+        await admin.close()
+
+
+def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
+    errors = []
+    for entry in getattr(response, "topic_errors", []):
+        topic, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 else None
+        errors.append((topic, code, message))
+    return errors

@@ -1,0 +1,393 @@
+"""Transactional outbox: events are written with the state change, then a relay publishes them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import BaseModel
+from sqlalchemy import Table, delete, event, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
+from shared.db import is_sqlite, transaction
+from shared.events.catalogue import EventType
+from shared.events.envelope import CORRELATION_HEADER, CloudEvent, source_for, utcnow
+from shared.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+
+    from shared.observability import Metrics
+
+log = structlog.get_logger("kaenkhun.bus.outbox")
+
+BROKER_CHECK_INTERVAL_S = 2.0
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """What a caller asks to publish: an event type, its payload and the aggregate it concerns."""
+
+    event_type: EventType
+    payload: BaseModel
+    key: str
+    subject: str | None = None
+
+
+class Outbox:
+    """Writes events into the service's outbox table inside the caller's transaction."""
+
+    def __init__(self, service: str, table: Table) -> None:
+        self.service = service
+        self.table = table
+        self.source = source_for(service)
+        # Set after a transaction that wrote outbox rows commits, so the relay wakes at once.
+        self.wakeup = asyncio.Event()
+
+    async def add(
+        self,
+        session: AsyncSession,
+        event_type: EventType,
+        payload: BaseModel,
+        *,
+        key: str,
+        subject: str | None = None,
+    ) -> CloudEvent:
+        """Record one event in the caller's transaction; the message key is the aggregate id."""
+        return (await self.add_many(session, [PendingEvent(event_type, payload, key, subject)]))[0]
+
+    async def add_many(self, session: AsyncSession, pending: Sequence[PendingEvent]) -> list[CloudEvent]:
+        """Record several events, in order, in the caller's transaction."""
+        from shared.observability import get_correlation_id
+
+        correlation_id = get_correlation_id()
+        now = utcnow()
+        events: list[CloudEvent] = []
+        rows: list[dict[str, Any]] = []
+        for item in pending:
+            if not isinstance(item.payload, item.event_type.payload):
+                raise TypeError(f"{item.event_type.type} expects {item.event_type.payload.__name__}")
+            cloud_event = CloudEvent(
+                source=self.source,
+                type=item.event_type.type,
+                time=now,
+                subject=item.subject or item.key,
+                correlationid=correlation_id,
+                partitionkey=item.key,
+                data=item.payload.model_dump(mode="json"),
+            )
+            events.append(cloud_event)
+            rows.append(
+                {
+                    "event_id": cloud_event.id,
+                    "topic": item.event_type.topic,
+                    "key": item.key,
+                    "event_type": cloud_event.type,
+                    "value": cloud_event.to_json().decode(),
+                    "correlation_id": correlation_id,
+                    "created_at": now,
+                }
+            )
+        if rows:
+            await session.execute(insert(self.table), rows)
+            self._wake_after_commit(session)
+        return events
+
+    def _wake_after_commit(self, session: AsyncSession) -> None:
+        sync_session = session.sync_session
+        if sync_session.info.get("outbox_wakeup_hooked"):
+            return
+        sync_session.info["outbox_wakeup_hooked"] = True
+
+        def _after_commit(_session: Any) -> None:
+            _session.info.pop("outbox_wakeup_hooked", None)
+            self.wakeup.set()
+
+        event.listen(sync_session, "after_commit", _after_commit, once=True)
+
+    async def pending_stats(self, session: AsyncSession) -> tuple[int, datetime | None]:
+        """How many rows are unpublished and when the oldest was written."""
+        row = (
+            await session.execute(
+                select(func.count(), func.min(self.table.c.created_at)).where(
+                    self.table.c.published_at.is_(None)
+                )
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+    async def mark_for_replay(self, session: AsyncSession, *, since: datetime, topic: str | None = None) -> int:
+        """Make rows written since `since` pending again, so the relay publishes them once more."""
+        stmt = update(self.table).where(self.table.c.created_at >= since).values(published_at=None)
+        if topic is not None:
+            stmt = stmt.where(self.table.c.topic == topic)
+        result = await session.execute(stmt)
+        self.wakeup.set()
+        return int(result.rowcount or 0)
+
+    async def purge_published(self, session: AsyncSession, *, before: datetime) -> int:
+        """Delete published rows older than `before` (kept until then for replay)."""
+        result = await session.execute(
+            delete(self.table).where(self.table.c.published_at.is_not(None), self.table.c.created_at < before)
+        )
+        return int(result.rowcount or 0)
+
+
+class Relay:
+    """Publishes pending outbox rows in id order, in batches, with acks=all; retries with backoff."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        maker: async_sessionmaker[AsyncSession],
+        settings: KafkaSettings,
+        *,
+        topics: Iterable[str],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.table = outbox.table
+        self.maker = maker
+        self.settings = settings
+        self.topics = with_dlqs(topics)
+        self.metrics = metrics
+        self.connected = False
+        self._producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._leader_conn: Any = None
+        self._last_check = 0.0
+        engine: AsyncEngine = maker.kw["bind"]
+        self._engine = engine
+        self._sqlite = is_sqlite(str(engine.url))
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.outbox.service}")
+
+    async def stop(self, flush_timeout_s: float = 10.0) -> None:
+        """Stop the loop after publishing what is pending (bounded by `flush_timeout_s`)."""
+        self._stopping = True
+        self.outbox.wakeup.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=flush_timeout_s)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+            self._task = None
+        await self._close_producer()
+        await self._release_leadership()
+
+    async def run(self) -> None:
+        """Loop until stopped: publish batches, sleep when idle, back off while the broker is down."""
+        backoff = self.settings.relay_backoff_initial_s
+        while True:
+            try:
+                if not await self._hold_leadership():
+                    await self._sleep(self.settings.relay_backoff_max_s / 6)
+                    continue
+                await self._producer_ready()
+                published = await self.publish_batch()
+                backoff = self.settings.relay_backoff_initial_s
+                if published == 0:
+                    if self._stopping:
+                        return
+                    await self._sleep(self.settings.relay_idle_interval_s)
+                    await self._check_broker()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker down, topic missing, database busy: retry them all
+                self.connected = False
+                log.warning("outbox relay error, retrying", error=repr(exc), retry_in_s=backoff)
+                await self._close_producer()
+                if self._stopping:
+                    return
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.settings.relay_backoff_max_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.outbox.wakeup.wait(), timeout=seconds)
+        self.outbox.wakeup.clear()
+
+    # -- publishing ----------------------------------------------------------------------------------
+
+    async def _producer_ready(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            await ensure_topics(self.settings, self.topics, client_id=f"{self.outbox.service}-relay")
+            producer = new_producer(self.settings, client_id=f"{self.outbox.service}-relay")
+            try:
+                await producer.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise
+            self._producer = producer
+            for topic in self.topics:
+                producer.client.add_topic(topic)
+            self.connected = True
+        return self._producer
+
+    async def _check_broker(self) -> None:
+        # While idle nothing would notice a lost broker (a restarted one has forgotten our topics):
+        # ask for metadata now and then, and reconnect (recreating topics) when that fails.
+        now = asyncio.get_running_loop().time()
+        if now - self._last_check < BROKER_CHECK_INTERVAL_S or self._producer is None:
+            return
+        self._last_check = now
+        if not await asyncio.wait_for(self._producer.client.force_metadata_update(), timeout=5):
+            raise ConnectionError("broker metadata unavailable")
+        if not set(self.topics) <= self._producer.client.cluster.topics():
+            raise ConnectionError("broker lost our topics")
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch of pending rows; returns how many were published."""
+        async with transaction(self.maker) as session:
+            rows = (
+                await session.execute(
+                    select(
+                        self.table.c.id, self.table.c.topic, self.table.c.key,
+                        self.table.c.value, self.table.c.correlation_id, self.table.c.event_type,
+                    )
+                    .where(self.table.c.published_at.is_(None))
+                    .order_by(self.table.c.id)
+                    .limit(self.settings.relay_batch_size)
+                )
+            ).all()
+            await self._record_pending(session, len(rows))
+        if not rows:
+            return 0
+        producer = await self._producer_ready()
+        futures = []
+        for row in rows:
+            headers = [
+                ("content-type", b"application/cloudevents+json; charset=UTF-8"),
+                ("ce_type", row.event_type.encode()),
+            ]
+            if row.correlation_id:
+                headers.append((CORRELATION_HEADER, row.correlation_id.encode()))
+            futures.append(
+                await producer.send(row.topic, value=row.value.encode(), key=row.key.encode(), headers=headers)
+            )
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        published, failed, first_error = self._sort_outcomes(rows, results)
+        now = utcnow()
+        async with transaction(self.maker) as session:
+            if published:
+                await session.execute(
+                    update(self.table).where(self.table.c.id.in_(published)).values(published_at=now)
+                )
+            if failed:
+                await session.execute(
+                    update(self.table)
+                    .where(self.table.c.id.in_(failed))
+                    .values(attempts=self.table.c.attempts + 1, last_error=repr(first_error)[:2000])
+                )
+        if self.metrics is not None:
+            for row in rows:
+                if row.id in published:
+                    self.metrics.events_published_total.labels(topic=row.topic).inc()
+        if first_error is not None:
+            raise first_error
+        return len(published)
+
+    @staticmethod
+    def _sort_outcomes(rows: Sequence[Any], results: Sequence[Any]) -> tuple[list[int], list[int], Exception | None]:
+        # A row counts as published only if no earlier row of its key failed in this batch: the
+        # failed one and everything after it on that key go again, in order (the inbox absorbs
+        # the duplicates), so a key's events never overtake each other.
+        published: list[int] = []
+        failed: list[int] = []
+        blocked_keys: set[tuple[str, str]] = set()
+        first_error: Exception | None = None
+        for row, result in zip(rows, results, strict=True):
+            key = (row.topic, row.key)
+            if isinstance(result, BaseException) or key in blocked_keys:
+                if isinstance(result, Exception) and first_error is None:
+                    first_error = result
+                blocked_keys.add(key)
+                failed.append(row.id)
+            else:
+                published.append(row.id)
+        return published, failed, first_error
+
+    async def _record_pending(self, session: AsyncSession, fetched: int) -> None:
+        if self.metrics is None:
+            return
+        count, oldest = await self.outbox.pending_stats(session)
+        self.metrics.outbox_pending.set(count)
+        lag = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+        self.metrics.outbox_publish_lag_seconds.set(max(lag, 0.0))
+
+    async def flush(self, timeout_s: float = 30.0) -> None:
+        """Publish until nothing is pending (used by tests and by shutdown)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            async with transaction(self.maker) as session:
+                count, _ = await self.outbox.pending_stats(session)
+            if count == 0:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{count} outbox rows still pending")
+            self.outbox.wakeup.set()
+            await asyncio.sleep(0.05)
+
+    # -- one relay per service on PostgreSQL ---------------------------------------------------------
+
+    async def _hold_leadership(self) -> bool:
+        # Several replicas of a service share one PostgreSQL database; if they all relayed, one
+        # key's events could leave out of order. A session advisory lock elects a single relay.
+        if self._sqlite:
+            return True
+        if self._leader_conn is not None:
+            return True
+        conn = await self._engine.connect()
+        lock_id = _advisory_lock_id(self.outbox.service)
+        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": lock_id})).scalar()
+        await conn.commit()
+        if got:
+            self._leader_conn = conn
+            return True
+        await conn.close()
+        return False
+
+    async def _release_leadership(self) -> None:
+        conn, self._leader_conn = self._leader_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.execute(
+                    text("SELECT pg_advisory_unlock(:id)"), {"id": _advisory_lock_id(self.outbox.service)}
+                )
+                await conn.commit()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+def _advisory_lock_id(service: str) -> int:
+    # A stable 63-bit number per service (Python's hash() is salted per process).
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"kaenkhun-relay:{service}".encode()).digest()[:8], "big") >> 1
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes even for timezone-aware columns; they were written in UTC.
+    from datetime import UTC
+
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

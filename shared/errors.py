@@ -1,0 +1,139 @@
+"""RFC 9457 problem details: domain exceptions mapped to application/problem+json in one place."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://kaenkhun.github.io/problems/"
+
+log = structlog.get_logger("kaenkhun.errors")
+
+
+class Problem(Exception):
+    """A domain error that becomes a problem+json response; subclasses fix status and type."""
+
+    status: int = 400
+    type_slug: str = "bad-request"
+    title: str | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: int | None = None,
+        type_slug: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or "")
+        if status is not None:
+            self.status = status
+        if type_slug is not None:
+            self.type_slug = type_slug
+        if title is not None:
+            self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.type_slug,
+            "title": self.title or HTTPStatus(self.status).phrase,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extensions)
+        return body
+
+
+class BadRequest(Problem):
+    status, type_slug = 400, "bad-request"
+
+
+class Unauthorized(Problem):
+    status, type_slug = 401, "unauthorized"
+
+
+class Forbidden(Problem):
+    status, type_slug = 403, "forbidden"
+
+
+class NotFound(Problem):
+    status, type_slug = 404, "not-found"
+
+
+class Conflict(Problem):
+    status, type_slug = 409, "conflict"
+
+
+class PreconditionFailed(Problem):
+    status, type_slug = 412, "precondition-failed"
+
+
+class Unprocessable(Problem):
+    status, type_slug = 422, "validation-error"
+
+
+class PreconditionRequired(Problem):
+    status, type_slug = 428, "precondition-required"
+
+
+class ServiceUnavailable(Problem):
+    status, type_slug = 503, "service-unavailable"
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    instance = str(request.url.path) if request is not None else None
+    return JSONResponse(
+        problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        errors.append({"field": ".".join(loc), "message": err.get("msg", ""), "code": err.get("type", "")})
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map every error (domain, HTTP, validation, unexpected) to problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized", 403: "forbidden"}.get(
+            exc.status_code, "http-error"
+        )
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        problem = Problem(detail, status=exc.status_code, type_slug=slug, headers=dict(exc.headers or {}))
+        return problem_response(problem, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(Unprocessable(detail or "The request is not valid.", errors=errors), request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=str(request.url.path))
+        problem = Problem("An unexpected error occurred; it has been logged.", status=500, type_slug="internal")
+        return problem_response(problem, request)

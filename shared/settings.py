@@ -1,0 +1,150 @@
+"""Settings: one class per service with its own env prefix, reading shared fragments (Kafka, auth)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_KEYS_DIR = Path(__file__).resolve().parent / "auth" / "dev_keys"
+
+# Development-only secrets. They are public (they are in this repository): production refuses them.
+DEV_CLIENT_SECRET = "dev-secret-change-me"
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the Kafka cluster and how the outbox relay and consumers behave."""
+
+    model_config = SettingsConfigDict(env_prefix="KAENKHUN_KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("bootstrap_servers", "KAENKHUN_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    # Apache Kafka supports the idempotent producer; the local Tansu broker does not.
+    # Correctness never depends on it (outbox + inbox do), it only trims duplicates on retry.
+    idempotent_producer: bool = False
+    topic_partitions: int = 6
+    topic_replication_factor: int = 1
+    relay_batch_size: int = 500
+    relay_idle_interval_s: float = 0.2
+    relay_backoff_initial_s: float = 0.5
+    relay_backoff_max_s: float = 30.0
+    consumer_max_attempts: int = 5
+    consumer_retry_backoff_s: float = 0.2
+    consumer_batch_size: int = 500
+    request_timeout_ms: int = 10_000
+
+
+class OAuthClient(BaseModel):
+    """A client allowed to use the client-credentials grant."""
+
+    secret: SecretStr
+    scopes: list[str]
+    areas: list[str] = Field(default_factory=lambda: ["*"])
+    # The partner agency (or other principal) this client acts for, if any.
+    subject: str | None = None
+
+
+def _dev_clients() -> dict[str, OAuthClient]:
+    secret = SecretStr(DEV_CLIENT_SECRET)
+    return {
+        "kaenkhun-admin": OAuthClient(secret=secret, scopes=["*"], areas=["*"]),
+        "khon-kaen-staff": OAuthClient(secret=secret, scopes=["*"], areas=["40"]),
+    }
+
+
+class AuthSettings(BaseSettings):
+    """Token verification (every service) and the built-in client-credentials issuer."""
+
+    model_config = SettingsConfigDict(env_prefix="KAENKHUN_AUTH_", extra="ignore")
+
+    issuer: str = "kaenkhun-dev"
+    audience: str = "kaenkhun"
+    algorithm: str = "RS256"
+    # Verification key: a PEM public key, or a JWKS URL (an external OIDC issuer in production).
+    public_key_pem: str | None = None
+    jwks_url: str | None = None
+    # Signing key for the built-in token endpoint; None disables the endpoint.
+    private_key_pem: SecretStr | None = None
+    token_ttl_s: int = 3600
+    leeway_s: int = 30
+    clients: dict[str, OAuthClient] = Field(default_factory=_dev_clients)
+
+    @model_validator(mode="after")
+    def _default_dev_keys(self) -> AuthSettings:
+        if self.public_key_pem is None and self.jwks_url is None:
+            self.public_key_pem = (DEV_KEYS_DIR / "public.pem").read_text()
+            if self.private_key_pem is None:
+                self.private_key_pem = SecretStr((DEV_KEYS_DIR / "private.pem").read_text())
+        return self
+
+    def uses_development_material(self) -> list[str]:
+        """Names of settings still holding the public development keys or secrets."""
+        problems: list[str] = []
+        dev_public = (DEV_KEYS_DIR / "public.pem").read_text().strip()
+        dev_private = (DEV_KEYS_DIR / "private.pem").read_text().strip()
+        if self.public_key_pem and self.public_key_pem.strip() == dev_public:
+            problems.append("KAENKHUN_AUTH_PUBLIC_KEY_PEM (development key)")
+        if self.private_key_pem and self.private_key_pem.get_secret_value().strip() == dev_private:
+            problems.append("KAENKHUN_AUTH_PRIVATE_KEY_PEM (development key)")
+        for name, client in self.clients.items():
+            if client.secret.get_secret_value() == DEV_CLIENT_SECRET:
+                problems.append(f"KAENKHUN_AUTH_CLIENTS[{name}] (development secret)")
+        return problems
+
+
+class ServiceSettings(BaseSettings):
+    """Base for each service's settings; subclasses set `service_name`, `default_port` and the env prefix."""
+
+    service_name: ClassVar[str] = "service"
+    default_port: ClassVar[int] = 8000
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    env: Environment = Field(default=Environment.development, validation_alias="KAENKHUN_ENV")
+    host: str = "127.0.0.1"
+    port: int = 0
+    database_url: str | None = None
+    data_dir: Path = Field(
+        default=REPO_ROOT / "var", validation_alias=AliasChoices("KAENKHUN_DATA_DIR", "data_dir")
+    )
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("KAENKHUN_LOG_LEVEL", "log_level"))
+    log_json: bool = Field(default=True, validation_alias=AliasChoices("KAENKHUN_LOG_JSON", "log_json"))
+    # Start the outbox relay and the consumers with the app (tests may switch them off).
+    run_bus: bool = True
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> ServiceSettings:
+        if self.port == 0:
+            self.port = self.default_port
+        if self.database_url is None:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
+        return self
+
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None
+        return self.database_url
+
+    def check_production(self) -> None:
+        """Refuse to run in production with development secrets or keys."""
+        if self.env is not Environment.production:
+            return
+        problems = self.auth.uses_development_material()
+        if problems:
+            raise RuntimeError(
+                "KAENKHUN_ENV=production refuses development secrets or keys: " + ", ".join(problems)
+            )
+

@@ -1,0 +1,111 @@
+"""A tiny producer service and consumer service built only from the shared bus, on real databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.bus import Consumer, Handlers, Outbox, Relay, inbox_table, outbox_table
+from shared.db import create_engine, new_metadata, sessionmaker, transaction
+from shared.events.catalogue import Catalogue, EventType
+from shared.events.envelope import CloudEvent
+from shared.settings import KafkaSettings
+
+
+class WidgetChanged(BaseModel):
+    """Test payload: the n-th change of one widget."""
+
+    widget_id: str
+    seq: int
+    label: str = "ขอนแก่น"
+
+
+@dataclass
+class Producer:
+    engine: AsyncEngine
+    maker: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    relay: Relay
+    state: Table
+
+    async def change(self, session: AsyncSession, event_type: EventType, widget_id: str, seq: int) -> None:
+        """A state change and its event, in the caller's transaction."""
+        await session.execute(insert(self.state).values(widget_id=widget_id, seq=seq))
+        await self.outbox.add(session, event_type, WidgetChanged(widget_id=widget_id, seq=seq), key=widget_id)
+
+
+@dataclass
+class Sink:
+    engine: AsyncEngine
+    maker: async_sessionmaker[AsyncSession]
+    consumer: Consumer
+    effects: Table
+    fail_keys: set[str] = field(default_factory=set)
+    calls: int = 0
+
+    async def effects_by_key(self) -> dict[str, list[int]]:
+        """Each widget's applied sequence numbers, in the order they took effect."""
+        async with transaction(self.maker) as session:
+            rows = (await session.execute(
+                select(self.effects.c.widget_id, self.effects.c.seq).order_by(self.effects.c.id)
+            )).all()
+        result: dict[str, list[int]] = defaultdict(list)
+        for widget_id, seq in rows:
+            result[widget_id].append(seq)
+        return result
+
+    async def effect_count(self) -> int:
+        async with transaction(self.maker) as session:
+            return int((await session.execute(select(func.count()).select_from(self.effects))).scalar_one())
+
+
+def new_event_type() -> EventType:
+    """An event type on a topic of its own, so tests sharing a broker do not see each other."""
+    topic = f"test.{uuid.uuid4().hex[:12]}.widget"
+    return EventType("widget.changed", 1, topic, "producer", "widget", WidgetChanged)
+
+
+async def make_producer(url: str, settings: KafkaSettings, event_type: EventType) -> Producer:
+    metadata = new_metadata()
+    state = Table("widget_change", metadata, Column("id", Integer, primary_key=True),
+                  Column("widget_id", String(40)), Column("seq", Integer))
+    outbox = Outbox("producer", outbox_table(metadata))
+    engine = create_engine(url)
+    await _create(engine, metadata)
+    maker = sessionmaker(engine)
+    relay = Relay(outbox, maker, settings, topics=[event_type.topic])
+    return Producer(engine, maker, outbox, relay, state)
+
+
+async def make_sink(url: str, settings: KafkaSettings, event_type: EventType, group: str | None = None) -> Sink:
+    metadata = new_metadata()
+    effects = Table("effect", metadata, Column("id", Integer, primary_key=True),
+                    Column("widget_id", String(40)), Column("seq", Integer))
+    inbox = inbox_table(metadata)
+    engine = create_engine(url)
+    await _create(engine, metadata)
+    maker = sessionmaker(engine)
+    handlers = Handlers(Catalogue())
+    sink = Sink(engine, maker, None, effects)  # type: ignore[arg-type]
+
+    @handlers.on(event_type)
+    async def apply(session: AsyncSession, event: CloudEvent, payload: BaseModel) -> None:
+        assert isinstance(payload, WidgetChanged)
+        sink.calls += 1
+        if payload.widget_id in sink.fail_keys:
+            raise RuntimeError(f"cannot apply {payload.widget_id}")
+        await session.execute(insert(effects).values(widget_id=payload.widget_id, seq=payload.seq))
+
+    sink.consumer = Consumer("sink", handlers, maker, inbox, settings, group_id=group or f"sink-{uuid.uuid4().hex[:8]}")
+    return sink
+
+
+async def _create(engine: AsyncEngine, metadata: MetaData) -> None:
+    # Test-only tables; services create theirs with Alembic migrations.
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)

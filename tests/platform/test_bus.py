@@ -1,0 +1,281 @@
+"""The event backbone against a real broker and real databases (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.broker import LocalBroker
+from shared.db import transaction
+from shared.events.catalogue import dlq_topic
+from shared.events.envelope import CloudEvent
+from tests.conftest import DatabaseFactory, kafka_settings
+from tests.platform.busfixtures import (
+    Producer,
+    Sink,
+    WidgetChanged,
+    make_producer,
+    make_sink,
+    new_event_type,
+)
+
+
+async def wait_for(check: Callable[[], Coroutine[Any, Any, bool]], timeout_s: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def close(*parts: Producer | Sink) -> None:
+    for part in parts:
+        if isinstance(part, Producer):
+            await part.relay.stop()
+        else:
+            await part.consumer.stop()
+        await part.engine.dispose()
+
+
+async def test_thousand_events_fifty_keys_once_each_in_order(
+    broker: LocalBroker, databases: DatabaseFactory
+) -> None:
+    settings = kafka_settings(broker.bootstrap_servers)
+    event_type = new_event_type()
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    producer.relay.start()
+    sink.consumer.start()
+    try:
+        # 1,000 state changes, each in its own transaction, interleaving 50 keys.
+        for seq in range(1, 21):
+            for key in range(50):
+                async with transaction(producer.maker) as session:
+                    await producer.change(session, event_type, f"w{key:02d}", seq)
+
+        async def all_applied() -> bool:
+            return await sink.effect_count() >= 1000
+
+        await wait_for(all_applied)
+        await asyncio.sleep(0.5)  # let any stray duplicate arrive before counting
+        effects = await sink.effects_by_key()
+        assert len(effects) == 50
+        for key, seqs in effects.items():
+            assert seqs == list(range(1, 21)), f"{key} applied {seqs}"
+        assert await sink.effect_count() == 1000
+    finally:
+        await close(producer, sink)
+
+
+async def test_same_message_delivered_twice_has_one_effect(
+    broker: LocalBroker, databases: DatabaseFactory
+) -> None:
+    settings = kafka_settings(broker.bootstrap_servers)
+    event_type = new_event_type()
+    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    event = CloudEvent(source="urn:test", type=event_type.type,
+                       data=WidgetChanged(widget_id="w1", seq=1).model_dump())
+    raw = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    sink.consumer.start()
+    await raw.start()
+    try:
+        await wait_for(lambda: _connected(sink))
+        for _ in range(2):
+            await raw.send_and_wait(event_type.topic, event.to_json(), key=b"w1")
+        # A third copy after it was applied, to be sure the inbox (not timing) drops it.
+        await wait_for(lambda: _effects_at_least(sink, 1))
+        await raw.send_and_wait(event_type.topic, event.to_json(), key=b"w1")
+        await asyncio.sleep(1.0)
+        assert await sink.effect_count() == 1
+        assert sink.calls == 1
+    finally:
+        await raw.stop()
+        await close(sink)
+
+
+async def test_broker_down_while_500_changes_are_written(own_broker: LocalBroker, databases: DatabaseFactory) -> None:
+    settings = kafka_settings(own_broker.bootstrap_servers)
+    event_type = new_event_type()
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    producer.relay.start()
+    sink.consumer.start()
+    try:
+        await wait_for(lambda: _connected(sink))
+        own_broker.stop()
+        for seq in range(1, 101):
+            for key in range(5):
+                async with transaction(producer.maker) as session:
+                    await producer.change(session, event_type, f"w{key}", seq)
+        async with transaction(producer.maker) as session:
+            pending, _ = await producer.outbox.pending_stats(session)
+        assert pending == 500, "nothing can be published while the broker is down"
+        # The restarted local broker is a new, empty cluster: topics and offsets are gone.
+        own_broker.start()
+        await wait_for(lambda: _effects_at_least(sink, 500), timeout_s=90)
+        await asyncio.sleep(1.0)
+        effects = await sink.effects_by_key()
+        assert await sink.effect_count() == 500
+        for seqs in effects.values():
+            assert seqs == list(range(1, 101))
+    finally:
+        await close(producer, sink)
+
+
+async def test_crash_after_db_commit_before_offset_commit(broker: LocalBroker, databases: DatabaseFactory) -> None:
+    settings = kafka_settings(broker.bootstrap_servers)
+    event_type = new_event_type()
+    group = f"crashy-{uuid.uuid4().hex[:8]}"
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    sink_url = await databases.new("sink")
+    sink = await make_sink(sink_url, settings, event_type, group=group)
+    crashed = asyncio.Event()
+
+    async def crash(_tp: TopicPartition, _offset: int) -> None:
+        crashed.set()
+        await asyncio.Event().wait()  # hang here until killed: the offset is never committed
+
+    sink.consumer.before_offset_commit = crash
+    producer.relay.start()
+    sink.consumer.start()
+    try:
+        async with transaction(producer.maker) as session:
+            for seq in range(1, 11):
+                await producer.change(session, event_type, "w1", seq)
+        await asyncio.wait_for(crashed.wait(), timeout=60)
+        applied_before_crash = await sink.effect_count()
+        assert applied_before_crash >= 1
+        await sink.consumer.kill()
+
+        # The same consumer group starts again on the same database and gets the records again.
+        restarted = await make_sink(sink_url, settings, event_type, group=group)
+        restarted.consumer.start()
+        await wait_for(lambda: _effects_at_least(restarted, 10))
+        await asyncio.sleep(1.0)
+        assert await restarted.effect_count() == 10
+        assert (await restarted.effects_by_key())["w1"] == list(range(1, 11))
+        assert restarted.calls == 10 - applied_before_crash, "redelivered events must not be applied again"
+        await close(restarted)
+    finally:
+        await close(producer, sink)
+
+
+async def test_failing_handler_dead_letters_and_moves_on(broker: LocalBroker, databases: DatabaseFactory) -> None:
+    settings = kafka_settings(broker.bootstrap_servers, topic_partitions=1)
+    event_type = new_event_type()
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    sink.fail_keys.add("poison")
+    producer.relay.start()
+    sink.consumer.start()
+    try:
+        async with transaction(producer.maker) as session:
+            await producer.change(session, event_type, "ok", 1)
+            await producer.change(session, event_type, "poison", 1)
+            await producer.change(session, event_type, "ok", 2)
+        await wait_for(lambda: _effects_at_least(sink, 2))
+        assert (await sink.effects_by_key()) == {"ok": [1, 2]}
+
+        dlq = AIOKafkaConsumer(dlq_topic(event_type.topic), bootstrap_servers=broker.bootstrap_servers,
+                               auto_offset_reset="earliest", group_id=None)
+        await dlq.start()
+        try:
+            batch = await dlq.getmany(timeout_ms=10_000)
+            records = [r for rs in batch.values() for r in rs]
+        finally:
+            await dlq.stop()
+        assert len(records) == 1
+        dead = records[0]
+        headers = dict(dead.headers)
+        assert dead.key == b"poison"
+        assert b"RuntimeError: cannot apply poison" in headers["dlq-error"]
+        assert headers["dlq-original-topic"] == event_type.topic.encode()
+        assert headers["dlq-attempts"] == str(settings.consumer_max_attempts).encode()
+        assert CloudEvent.from_json(dead.value).data["widget_id"] == "poison"
+    finally:
+        await close(producer, sink)
+
+
+async def test_malformed_message_is_dead_lettered_without_retries(broker: LocalBroker, databases: DatabaseFactory) -> None:
+    settings = kafka_settings(broker.bootstrap_servers, topic_partitions=1)
+    event_type = new_event_type()
+    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    raw = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    sink.consumer.start()
+    await raw.start()
+    try:
+        await wait_for(lambda: _connected(sink))
+        good = CloudEvent(source="urn:test", type=event_type.type, data={"widget_id": "w", "seq": 1})
+        await raw.send_and_wait(event_type.topic, b"{not json", key=b"w")
+        await raw.send_and_wait(event_type.topic, good.to_json(), key=b"w")
+        await wait_for(lambda: _effects_at_least(sink, 1))
+        assert await sink.effect_count() == 1
+        dlq = AIOKafkaConsumer(dlq_topic(event_type.topic), bootstrap_servers=broker.bootstrap_servers,
+                               auto_offset_reset="earliest", group_id=None)
+        await dlq.start()
+        try:
+            batch = await dlq.getmany(timeout_ms=10_000)
+            records = [r for rs in batch.values() for r in rs]
+        finally:
+            await dlq.stop()
+        assert [r.value for r in records] == [b"{not json"]
+        assert b"not a CloudEvent" in dict(records[0].headers)["dlq-error"]
+    finally:
+        await raw.stop()
+        await close(sink)
+
+
+async def test_replay_publishes_again_without_second_effect(broker: LocalBroker, databases: DatabaseFactory) -> None:
+    settings = kafka_settings(broker.bootstrap_servers)
+    event_type = new_event_type()
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    producer.relay.start()
+    sink.consumer.start()
+    try:
+        async with transaction(producer.maker) as session:
+            for seq in range(1, 6):
+                await producer.change(session, event_type, "w", seq)
+        await wait_for(lambda: _effects_at_least(sink, 5))
+        async with transaction(producer.maker) as session:
+            requeued = await producer.outbox.mark_for_replay(
+                session, since=CloudEvent(source="x", type="x").time.replace(year=2000)
+            )
+        assert requeued == 5
+        await producer.relay.flush()
+        fresh = await make_sink(await databases.new("fresh"), settings, event_type)
+        fresh.consumer.start()
+        # A new projection rebuilt from the replayed (and original) events sees each once.
+        await wait_for(lambda: _effects_at_least(fresh, 5))
+        await asyncio.sleep(1.0)
+        assert (await fresh.effects_by_key())["w"] == [1, 2, 3, 4, 5]
+        assert await sink.effect_count() == 5
+        await close(fresh)
+    finally:
+        await close(producer, sink)
+
+
+def test_a_failed_send_holds_back_later_events_of_its_key() -> None:
+    from types import SimpleNamespace
+
+    from shared.bus.outbox import Relay
+
+    rows = [SimpleNamespace(id=i, topic="t", key=k) for i, k in enumerate(["a", "b", "a", "a", "b"], start=1)]
+    boom = ConnectionError("lost")
+    published, failed, error = Relay._sort_outcomes(rows, [None, None, boom, None, None])
+    assert published == [1, 2, 5]
+    assert failed == [3, 4], "row 4 succeeded but must wait for row 3 of the same key"
+    assert error is boom
+
+
+async def _connected(sink: Sink) -> bool:
+    return sink.consumer.connected and bool(sink.consumer._consumer and sink.consumer._consumer.assignment())
+
+
+async def _effects_at_least(sink: Sink, n: int) -> bool:
+    return await sink.effect_count() >= n
