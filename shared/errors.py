@@ -134,6 +134,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=str(request.url.path))
-        problem = Problem("An unexpected error occurred; it has been logged.", status=500, type_slug="internal")
+        # This handler runs outside the middlewares, after the correlation id was unbound: bind it again
+        # so the log line and the response still carry it.
+        from shared.observability import CORRELATION_ID_HEADER, bind_correlation_id
+
+        correlation_id = getattr(request.state, "correlation_id", None)
+        with bind_correlation_id(correlation_id) as bound:
+            log.error("unhandled error", path=str(request.url.path), exc_info=exc)
+        problem = Problem("An unexpected error occurred; it has been logged.", status=500, type_slug="internal",
+                          headers={CORRELATION_ID_HEADER: bound}, correlation_id=bound)
         return problem_response(problem, request)

@@ -24,11 +24,11 @@ class Environment(StrEnum):
 class KafkaSettings(BaseSettings):
     """How to reach the Kafka cluster and how the outbox relay and consumers behave."""
 
-    model_config = SettingsConfigDict(env_prefix="KAENKHUN_KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KAENKHUN_KAFKA_", extra="ignore", populate_by_name=True)
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
-        validation_alias=AliasChoices("bootstrap_servers", "KAENKHUN_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        validation_alias=AliasChoices("KAENKHUN_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
     # Apache Kafka supports the idempotent producer; the local Tansu broker does not.
     # Correctness never depends on it (outbox + inbox do), it only trims duplicates on retry.
@@ -109,17 +109,18 @@ class ServiceSettings(BaseSettings):
     service_name: ClassVar[str] = "service"
     default_port: ClassVar[int] = 8000
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # populate_by_name: code and tests may pass field names; the environment uses the aliases.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     env: Environment = Field(default=Environment.development, validation_alias="KAENKHUN_ENV")
     host: str = "127.0.0.1"
     port: int = 0
     database_url: str | None = None
     data_dir: Path = Field(
-        default=REPO_ROOT / "var", validation_alias=AliasChoices("KAENKHUN_DATA_DIR", "data_dir")
+        default=REPO_ROOT / "var", validation_alias="KAENKHUN_DATA_DIR"
     )
-    log_level: str = Field(default="INFO", validation_alias=AliasChoices("KAENKHUN_LOG_LEVEL", "log_level"))
-    log_json: bool = Field(default=True, validation_alias=AliasChoices("KAENKHUN_LOG_JSON", "log_json"))
+    log_level: str = Field(default="INFO", validation_alias="KAENKHUN_LOG_LEVEL")
+    log_json: bool = Field(default=True, validation_alias="KAENKHUN_LOG_JSON")
     # Start the outbox relay and the consumers with the app (tests may switch them off).
     run_bus: bool = True
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -1,0 +1,33 @@
+# The README's commands. `make up` runs everything locally; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up test bench-bus venv lint asyncapi clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/kaenkhun up
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-bus: $(STAMP)
+	$(BIN)/python -m bench.bus $(BENCH_ARGS)
+
+asyncapi: $(STAMP)
+	$(BIN)/kaenkhun asyncapi --output docs/asyncapi.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared services tests bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,13 @@
+"""Settings of the reporting service (env prefix KAENKHUN_REPORTING_)."""
+
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class ReportingSettings(ServiceSettings):
+    service_name: ClassVar[str] = "reporting"
+    default_port: ClassVar[int] = 8004
+    model_config = SettingsConfigDict(env_prefix="KAENKHUN_REPORTING_", extra="ignore")

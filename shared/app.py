@@ -1,0 +1,202 @@
+"""The service app factory: one lifespan opening the engine, the relay and the consumer, closing them in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy import MetaData, Table, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import migrations
+from shared.auth import Principal, ServiceSecurity, install_auth, make_security
+from shared.bus import Consumer, Handlers, Outbox, Relay
+from shared.db import create_engine, sessionmaker, transaction
+from shared.errors import PROBLEM_JSON, install_problem_handlers
+from shared.events.catalogue import Catalogue
+from shared.observability import Metrics, configure_logging, install_observability
+from shared.settings import ServiceSettings
+
+log = structlog.get_logger("kaenkhun.app")
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service: its tables, events, handlers, routes and scopes."""
+
+    name: str
+    title: str
+    description: str
+    metadata: MetaData
+    outbox: Outbox
+    inbox: Table
+    migrations_dir: Path
+    catalogue: Catalogue
+    security: ServiceSecurity
+    handlers: Handlers | None = None
+    routers: Sequence[APIRouter] = ()
+    version: str = "0.1.0"
+
+    @property
+    def admin_scope(self) -> str:
+        return admin_scope(self.name)
+
+
+def admin_scope(service: str) -> str:
+    return f"{service}:admin"
+
+
+def service_security(service: str, scopes: dict[str, str]) -> ServiceSecurity:
+    """The one security scheme of a service: its scopes plus the admin scope of its event bus."""
+    admin = {admin_scope(service): f"Operate the {service} service's event bus (status, replay)"}
+    return make_security(admin | scopes)
+
+
+class ReplayRequest(BaseModel):
+    since: AwareDatetime
+    topic: str | None = None
+
+
+def get_session_dependency() -> Callable[[Request], AsyncIterator[AsyncSession]]:
+    """FastAPI dependency: one transaction per request, committed on success, rolled back on error."""
+
+    async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+        async with transaction(request.app.state.sessionmaker) as session:
+            yield session
+
+    return _session
+
+
+db_session = get_session_dependency()
+
+
+def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+    """Build a service's FastAPI app; nothing touches the database or broker until the lifespan starts."""
+    settings.check_production()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, json=settings.log_json, service=spec.name)
+        engine = create_engine(settings.db_url)
+        maker = sessionmaker(engine)
+        app.state.engine, app.state.sessionmaker = engine, maker
+        relay = Relay(spec.outbox, maker, settings.kafka, topics=spec.catalogue.topics(spec.name),
+                      metrics=app.state.metrics)
+        consumer = (
+            Consumer(spec.name, spec.handlers, maker, spec.inbox, settings.kafka, metrics=app.state.metrics)
+            if spec.handlers is not None
+            else None
+        )
+        app.state.relay, app.state.consumer = relay, consumer
+        if settings.run_bus:
+            relay.start()
+            if consumer is not None:
+                consumer.start()
+        log.info("service started", service=spec.name, port=settings.port)
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+            await relay.stop()
+            await engine.dispose()
+            log.info("service stopped", service=spec.name)
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version=spec.version,
+        lifespan=lifespan,
+        responses={"default": {"description": "Problem details (RFC 9457)",
+                               "content": {PROBLEM_JSON: {}}}},
+    )
+    app.state.settings = settings
+    app.state.spec = spec
+    app.state.migrations_current = False
+    install_problem_handlers(app)
+    install_observability(app, service=spec.name, metrics=Metrics())
+    install_auth(app, settings.auth)
+    app.include_router(_health_router(spec))
+    app.include_router(_bus_router(spec))
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _health_router(spec: ServiceSpec) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": spec.name}
+
+    @router.get("/readyz", summary="Ready: database reachable, migrations current, broker connected")
+    async def readyz(request: Request) -> JSONResponse:
+        state = request.app.state
+        checks: dict[str, str] = {}
+        try:
+            async with state.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+            checks["database"] = "ok"
+            if not state.migrations_current:
+                state.migrations_current = await migrations.is_current(state.engine, spec.migrations_dir)
+            checks["migrations"] = "ok" if state.migrations_current else "pending: run `kaenkhun migrate`"
+        except Exception as exc:  # readiness reports, it does not fail
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+            checks.setdefault("migrations", "unknown")
+        relay_ok = state.relay.connected
+        consumer_ok = state.consumer is None or state.consumer.connected
+        checks["broker"] = "ok" if relay_ok and consumer_ok else "not connected"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "service": spec.name,
+                             "checks": checks}, status_code=200 if ready else 503)
+
+    return router
+
+
+def _bus_router(spec: ServiceSpec) -> APIRouter:
+    router = APIRouter(prefix="/v1/bus", tags=["event bus"])
+    admin = spec.security.require(spec.admin_scope)
+
+    @router.get("", summary="Outbox, inbox and broker status of this service")
+    async def bus_status(
+        request: Request,
+        _principal: Principal = admin,
+        session: AsyncSession = Depends(db_session),
+    ) -> dict[str, Any]:
+        pending, oldest = await spec.outbox.pending_stats(session)
+        inbox = (await session.execute(
+            select(spec.inbox.c.outcome, func.count()).group_by(spec.inbox.c.outcome)
+        )).all()
+        state = request.app.state
+        return {
+            "service": spec.name,
+            "produces": spec.catalogue.topics(spec.name),
+            "consumes": state.consumer.topics if state.consumer is not None else [],
+            "outbox_pending": pending,
+            "oldest_pending_at": oldest.replace(tzinfo=oldest.tzinfo or UTC).isoformat() if oldest else None,
+            "inbox": {outcome: count for outcome, count in inbox},
+            "relay_connected": state.relay.connected,
+            "consumer_connected": state.consumer.connected if state.consumer is not None else None,
+        }
+
+    @router.post("/replay", summary="Publish again the outbox events written since a time")
+    async def replay(
+        body: ReplayRequest,
+        _principal: Principal = admin,
+        session: AsyncSession = Depends(db_session),
+    ) -> dict[str, Any]:
+        count = await spec.outbox.mark_for_replay(session, since=body.since.astimezone(UTC), topic=body.topic)
+        return {"service": spec.name, "requeued": count, "since": body.since.isoformat(),
+                "at": datetime.now(UTC).isoformat()}
+
+    return router

@@ -1,0 +1,250 @@
+"""`kaenkhun`: the launcher and operator commands (up, serve, migrate, topics, replay, asyncapi, token)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services import SERVICES, load, settings_class
+from shared.settings import REPO_ROOT, ServiceSettings
+
+app = typer.Typer(help="Kaenkhun: registry, assessment, assistance and reporting services.", no_args_is_help=True)
+
+
+def _settings(name: str) -> ServiceSettings:
+    settings: ServiceSettings = settings_class(name)()
+    return settings
+
+
+def _names(services: list[str] | None) -> list[str]:
+    names = services or list(SERVICES)
+    for name in names:
+        if name not in SERVICES:
+            raise typer.BadParameter(f"unknown service {name!r}; expected one of {', '.join(SERVICES)}")
+    return names
+
+
+@app.command()
+def migrate(services: Annotated[list[str] | None, typer.Argument(help="default: all")] = None) -> None:
+    """Apply each service's Alembic migrations to its database."""
+    from shared import migrations
+    from shared.db import create_engine
+
+    async def _run() -> None:
+        for name in _names(services):
+            settings = _settings(name)
+            engine = create_engine(settings.db_url)
+            try:
+                await migrations.upgrade(engine, load(name).SPEC.migrations_dir)
+            finally:
+                await engine.dispose()
+            typer.echo(f"{name}: migrated ({_redact(settings.db_url)})")
+
+    asyncio.run(_run())
+
+
+@app.command()
+def serve(service: str) -> None:
+    """Run one service with uvicorn (its settings come from the environment)."""
+    import uvicorn
+
+    (name,) = _names([service])
+    settings = _settings(name)
+    application = load(name).create_app(settings)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
+                timeout_graceful_shutdown=15, proxy_headers=True)
+
+
+@app.command()
+def topics() -> None:
+    """Create every catalogued topic and its dead-letter topic (idempotent)."""
+    from shared.bus import ensure_topics, with_dlqs
+
+    settings = _settings("registry").kafka
+    wanted = with_dlqs(_catalogue().topics())
+    asyncio.run(ensure_topics(settings, wanted, client_id="kaenkhun-cli"))
+    typer.echo(f"{len(wanted)} topics present on {settings.bootstrap_servers}")
+
+
+@app.command()
+def replay(
+    service: str,
+    since: Annotated[datetime, typer.Option(help="ISO time; outbox rows written since then are published again")],
+    topic: Annotated[str | None, typer.Option(help="only this topic")] = None,
+) -> None:
+    """Make a service's outbox publish again what it wrote since a time (rebuild consumers, refill a broker)."""
+    from shared.db import create_engine, sessionmaker, transaction
+
+    (name,) = _names([service])
+    since_utc = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+
+    async def _run() -> int:
+        engine = create_engine(_settings(name).db_url)
+        try:
+            async with transaction(sessionmaker(engine)) as session:
+                return await load(name).SPEC.outbox.mark_for_replay(session, since=since_utc, topic=topic)
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(_run())
+    typer.echo(f"{name}: {count} outbox events queued for publication again (since {since_utc.isoformat()})")
+
+
+@app.command()
+def asyncapi(output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
+    """Print (or write) the AsyncAPI document generated from the event catalogue."""
+    from shared.events.asyncapi import asyncapi_document
+
+    text = json.dumps(asyncapi_document(_catalogue()), ensure_ascii=False, indent=2)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {output}")
+
+
+@app.command()
+def token(
+    client: Annotated[str, typer.Option(help="client id (a configured client, or any name in development)")],
+    scope: Annotated[str, typer.Option(help='space-separated scopes, e.g. "registry:read registry:write"')] = "*",
+    area: Annotated[list[str] | None, typer.Option(help="DOPA area code the token may see; repeatable")] = None,
+    ttl: Annotated[int | None, typer.Option(help="lifetime in seconds")] = None,
+) -> None:
+    """Print a development token signed with the configured key."""
+    from shared.auth import issue_token
+
+    settings = _settings("registry")
+    if settings.env.value == "production":
+        raise typer.BadParameter("refusing to mint tokens with `kaenkhun token` in production; use /oauth/token")
+    try:
+        typer.echo(issue_token(settings.auth, client_id=client, scopes=scope.split(), areas=area or ["*"], ttl_s=ttl))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+def up(
+    services: Annotated[list[str] | None, typer.Argument(help="default: all four")] = None,
+    wait: Annotated[float, typer.Option(help="seconds to wait for every /readyz")] = 60.0,
+    broker_port: Annotated[int, typer.Option(envvar="KAENKHUN_BROKER_PORT", help="local broker port")] = 9092,
+) -> None:
+    """Start the local broker (unless KAFKA_BOOTSTRAP_SERVERS names one), migrate, run the services."""
+    names = _names(services)
+    data_dir = _settings(names[0]).data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broker = None
+    env = dict(os.environ)
+    if not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("KAENKHUN_KAFKA_BOOTSTRAP_SERVERS")):
+        from shared.broker import LocalBroker
+
+        broker = LocalBroker(port=broker_port, log_path=data_dir / "broker.log")
+        broker.start()
+        env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+        assert broker.process is not None
+        typer.echo(f"{'broker':<11} Tansu (Kafka API) on {broker.bootstrap_servers}, memory only  "
+                   f"pid {broker.process.pid}  log {broker.log_path}")
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        subprocess.run([sys.executable, "-m", "shared.cli", "migrate", *names], env=env, check=True, cwd=REPO_ROOT)
+        subprocess.run([sys.executable, "-m", "shared.cli", "topics"], env=env, check=True, cwd=REPO_ROOT)
+        for name in names:
+            log_path = data_dir / f"{name}.log"
+            children[name] = subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", "serve", name], env=env, cwd=REPO_ROOT,
+                stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+            )
+        urls = {name: f"http://{_settings(name).host}:{_settings(name).port}" for name in names}
+        deadline = time.monotonic() + wait
+        pending = set(names)
+        while pending and not stopping and time.monotonic() < deadline:
+            for name in list(pending):
+                if children[name].poll() is not None:
+                    raise typer.Exit(_fail(f"{name} exited; see {data_dir / (name + '.log')}"))
+                if _ready(urls[name]):
+                    pending.discard(name)
+            time.sleep(0.25)
+        if pending and not stopping:
+            raise typer.Exit(_fail(f"not ready after {wait:.0f}s: {', '.join(sorted(pending))}"))
+        if not stopping:
+            for name in names:
+                typer.echo(f"{name:<11} {urls[name]}  docs {urls[name]}/docs  pid {children[name].pid}  "
+                           f"log {data_dir / (name + '.log')}")
+            typer.echo("all services ready — Ctrl-C stops everything")
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    typer.echo(f"{name} exited with code {child.returncode}; stopping", err=True)
+                    stopping = True
+            time.sleep(0.25)
+    finally:
+        _terminate(children)
+        if broker is not None:
+            broker.stop()
+        typer.echo("stopped")
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=1) as response:  # noqa: S310 (loopback URL)
+            return bool(response.status == 200)
+    except Exception:
+        return False
+
+
+def _terminate(children: dict[str, subprocess.Popen[bytes]], timeout_s: float = 20.0) -> None:
+    # SIGTERM lets uvicorn run the lifespan shutdown: relays flush, consumers commit.
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for child in children.values():
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def _fail(message: str) -> int:
+    typer.echo(message, err=True)
+    return 1
+
+
+def _catalogue():  # type: ignore[no-untyped-def]
+    from shared.events.catalogue import Catalogue
+
+    return Catalogue().merged(load(name).SPEC.catalogue for name in SERVICES)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

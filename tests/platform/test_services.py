@@ -1,0 +1,159 @@
+"""Each service's minimal app: migrations, health, readiness, metrics, auth and problem+json, on a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from fastapi import FastAPI
+
+from services import SERVICES, load, settings_class
+from shared import migrations
+from shared.auth import issue_token
+from shared.broker import LocalBroker
+from shared.db import create_engine
+from shared.settings import ServiceSettings
+from tests.conftest import DatabaseFactory, kafka_settings
+
+
+def make_settings(name: str, url: str, bootstrap: str, **overrides: object) -> ServiceSettings:
+    values: dict[str, object] = {"database_url": url, "kafka": kafka_settings(bootstrap), "log_json": False}
+    values.update(overrides)
+    settings: ServiceSettings = settings_class(name).model_validate(values)
+    return settings
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan started, behind an in-process HTTP client."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def wait_ready(client: httpx.AsyncClient, timeout_s: float = 30) -> httpx.Response:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        response = await client.get("/readyz")
+        if response.status_code == 200 or asyncio.get_running_loop().time() > deadline:
+            return response
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_migrations_create_exactly_the_models(name: str, databases: DatabaseFactory) -> None:
+    engine = create_engine(await databases.new(name))
+    spec = load(name).SPEC
+    try:
+        assert not await migrations.is_current(engine, spec.migrations_dir)
+        await migrations.upgrade(engine, spec.migrations_dir)
+        await migrations.upgrade(engine, spec.migrations_dir)  # a second run changes nothing
+        assert await migrations.is_current(engine, spec.migrations_dir)
+
+        def _diff(connection):  # type: ignore[no-untyped-def]
+            return compare_metadata(MigrationContext.configure(connection), spec.metadata)
+
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(_diff)
+        assert diff == [], f"{name}: models and migrations disagree: {diff}"
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_service_is_ready_and_guarded(name: str, broker: LocalBroker, databases: DatabaseFactory) -> None:
+    url = await databases.new(name)
+    settings = make_settings(name, url, broker.bootstrap_servers)
+    app = load(name).create_app(settings)
+    async with running(app) as client:
+        # Not ready before migrations run.
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["migrations"].startswith("pending")
+        await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
+        response = await wait_ready(client)
+        assert response.status_code == 200, response.text
+        assert response.json()["checks"] == {"database": "ok", "migrations": "ok", "broker": "ok"}
+        assert (await client.get("/healthz")).json() == {"status": "ok", "service": name}
+
+        # The bus status needs a token with the service's admin scope.
+        response = await client.get("/v1/bus")
+        assert response.status_code == 401
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "Bearer" in response.headers["www-authenticate"]
+        weak = issue_token(settings.auth, client_id="t", scopes=["other:read"], areas=["40"])
+        response = await client.get("/v1/bus", headers={"Authorization": f"Bearer {weak}"})
+        assert response.status_code == 403
+        assert response.json()["status"] == 403
+        admin = issue_token(settings.auth, client_id="t", scopes=[f"{name}:admin"], areas=["*"])
+        response = await client.get("/v1/bus", headers={"Authorization": f"Bearer {admin}"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["outbox_pending"] == 0 and body["relay_connected"] is True
+
+        # Validation errors and unknown routes are problem+json too.
+        response = await client.post("/v1/bus/replay", json={"since": "yesterday"},
+                                     headers={"Authorization": f"Bearer {admin}"})
+        assert response.status_code == 422
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["errors"][0]["field"] == "body.since"
+        response = await client.get("/v1/nothing-here")
+        assert response.status_code == 404
+        assert response.json()["type"].endswith("/not-found")
+
+        # The client-credentials flow and the operation's scope are declared in OpenAPI.
+        openapi = (await client.get("/openapi.json")).json()
+        scheme = openapi["components"]["securitySchemes"]["OAuth2ClientCredentials"]
+        flow = scheme["flows"]["clientCredentials"]
+        assert flow["tokenUrl"] == "/oauth/token"
+        assert f"{name}:admin" in flow["scopes"]
+        assert openapi["paths"]["/v1/bus"]["get"]["security"] == [{"OAuth2ClientCredentials": [f"{name}:admin"]}]
+
+        # Prometheus metrics, including the bus gauges.
+        metrics = (await client.get("/metrics")).text
+        assert "http_requests_total" in metrics
+        assert "outbox_pending" in metrics
+
+
+async def test_token_endpoint_issues_tokens_the_services_accept(broker: LocalBroker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings("registry", f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", broker.bootstrap_servers)
+    app = load("registry").create_app(settings)
+    async with running(app) as client:
+        await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
+        response = await client.post("/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": "kaenkhun-admin",
+            "client_secret": "dev-secret-change-me", "scope": "registry:admin"})
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        assert response.json()["scope"] == "registry:admin"
+        response = await client.get("/v1/bus", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+
+
+def test_production_refuses_development_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings("registry", f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", "127.0.0.1:1",
+                             env="production")
+    with pytest.raises(RuntimeError, match="refuses development secrets or keys"):
+        load("registry").create_app(settings)
+
+
+async def test_unexpected_error_is_a_problem_without_stack_trace(broker: LocalBroker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings("registry", f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", broker.bootstrap_servers)
+    app = load("registry").create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise ZeroDivisionError("secret internals")
+
+    async with running(app) as client:
+        response = await client.get("/boom", headers={"X-Correlation-ID": "req-42"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["correlation_id"] == "req-42"
+    assert "secret internals" not in response.text and "Traceback" not in response.text
