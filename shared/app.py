@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -77,6 +77,7 @@ def get_session_dependency() -> Callable[[Request], AsyncIterator[AsyncSession]]
 
 
 db_session = get_session_dependency()
+SessionDep = Annotated[AsyncSession, Depends(db_session)]
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
@@ -170,8 +171,8 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
     @router.get("", summary="Outbox, inbox and broker status of this service")
     async def bus_status(
         request: Request,
+        session: SessionDep,
         _principal: Principal = admin,
-        session: AsyncSession = Depends(db_session),
     ) -> dict[str, Any]:
         pending, oldest = await spec.outbox.pending_stats(session)
         inbox = (await session.execute(
@@ -192,8 +193,8 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
     @router.post("/replay", summary="Publish again the outbox events written since a time")
     async def replay(
         body: ReplayRequest,
+        session: SessionDep,
         _principal: Principal = admin,
-        session: AsyncSession = Depends(db_session),
     ) -> dict[str, Any]:
         count = await spec.outbox.mark_for_replay(session, since=body.since.astimezone(UTC), topic=body.topic)
         return {"service": spec.name, "requeued": count, "since": body.since.isoformat(),

@@ -13,7 +13,8 @@ from shared.events.catalogue import Catalogue
 SPEC = ServiceSpec(
     name="assistance",
     title="Kaenkhun assistance",
-    description="Family grants, centre subsidies, budgets, the ministry's disbursement push, help from partner agencies.",
+    description="Family grants, centre subsidies, budgets, the ministry's disbursement push, "
+    "help from partner agencies.",
     metadata=metadata,
     outbox=outbox,
     inbox=inbox,

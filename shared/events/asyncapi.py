@@ -33,7 +33,9 @@ def asyncapi_document(catalogue: Catalogue, version: str = "0.1.0") -> dict[str,
             "headers": {
                 "type": "object",
                 "properties": {
-                    CORRELATION_HEADER: {"type": "string", "description": "Correlation id of the request that caused it"},
+                    CORRELATION_HEADER: {
+                        "type": "string", "description": "Correlation id of the request that caused it"
+                    },
                     "ce_type": {"type": "string", "const": event_type.type},
                 },
             },

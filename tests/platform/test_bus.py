@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.broker import LocalBroker
 from shared.db import transaction
-from shared.events.catalogue import dlq_topic
+from shared.events.catalogue import EventType, dlq_topic
 from shared.events.envelope import CloudEvent
+from shared.settings import KafkaSettings
 from tests.conftest import DatabaseFactory, kafka_settings
 from tests.platform.busfixtures import (
     Producer,
@@ -33,6 +34,35 @@ async def wait_for(check: Callable[[], Coroutine[Any, Any, bool]], timeout_s: fl
         await asyncio.sleep(0.1)
 
 
+@asynccontextmanager
+async def pipeline(
+    databases: DatabaseFactory, bootstrap: str, **overrides: Any
+) -> AsyncIterator[tuple[Producer, Sink, EventType, KafkaSettings]]:
+    """A producer (outbox + relay) and a sink (consumer + inbox) on fresh databases, both running."""
+    settings = kafka_settings(bootstrap, **overrides)
+    event_type = new_event_type()
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    producer.relay.start()
+    sink.consumer.start()
+    try:
+        yield producer, sink, event_type, settings
+    finally:
+        await close(producer, sink)
+
+
+async def read_dlq(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Everything on a topic's dead-letter topic."""
+    dlq = AIOKafkaConsumer(dlq_topic(topic), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                           group_id=None)
+    await dlq.start()
+    try:
+        batch = await dlq.getmany(timeout_ms=10_000)
+    finally:
+        await dlq.stop()
+    return [record for records in batch.values() for record in records]
+
+
 async def close(*parts: Producer | Sink) -> None:
     for part in parts:
         if isinstance(part, Producer):
@@ -45,13 +75,7 @@ async def close(*parts: Producer | Sink) -> None:
 async def test_thousand_events_fifty_keys_once_each_in_order(
     broker: LocalBroker, databases: DatabaseFactory
 ) -> None:
-    settings = kafka_settings(broker.bootstrap_servers)
-    event_type = new_event_type()
-    producer = await make_producer(await databases.new("producer"), settings, event_type)
-    sink = await make_sink(await databases.new("sink"), settings, event_type)
-    producer.relay.start()
-    sink.consumer.start()
-    try:
+    async with pipeline(databases, broker.bootstrap_servers) as (producer, sink, event_type, _):
         # 1,000 state changes, each in its own transaction, interleaving 50 keys.
         for seq in range(1, 21):
             for key in range(50):
@@ -68,8 +92,6 @@ async def test_thousand_events_fifty_keys_once_each_in_order(
         for key, seqs in effects.items():
             assert seqs == list(range(1, 21)), f"{key} applied {seqs}"
         assert await sink.effect_count() == 1000
-    finally:
-        await close(producer, sink)
 
 
 async def test_same_message_delivered_twice_has_one_effect(
@@ -166,14 +188,10 @@ async def test_crash_after_db_commit_before_offset_commit(broker: LocalBroker, d
 
 
 async def test_failing_handler_dead_letters_and_moves_on(broker: LocalBroker, databases: DatabaseFactory) -> None:
-    settings = kafka_settings(broker.bootstrap_servers, topic_partitions=1)
-    event_type = new_event_type()
-    producer = await make_producer(await databases.new("producer"), settings, event_type)
-    sink = await make_sink(await databases.new("sink"), settings, event_type)
-    sink.fail_keys.add("poison")
-    producer.relay.start()
-    sink.consumer.start()
-    try:
+    async with pipeline(databases, broker.bootstrap_servers, topic_partitions=1) as (
+        producer, sink, event_type, settings
+    ):
+        sink.fail_keys.add("poison")
         async with transaction(producer.maker) as session:
             await producer.change(session, event_type, "ok", 1)
             await producer.change(session, event_type, "poison", 1)
@@ -181,14 +199,7 @@ async def test_failing_handler_dead_letters_and_moves_on(broker: LocalBroker, da
         await wait_for(lambda: _effects_at_least(sink, 2))
         assert (await sink.effects_by_key()) == {"ok": [1, 2]}
 
-        dlq = AIOKafkaConsumer(dlq_topic(event_type.topic), bootstrap_servers=broker.bootstrap_servers,
-                               auto_offset_reset="earliest", group_id=None)
-        await dlq.start()
-        try:
-            batch = await dlq.getmany(timeout_ms=10_000)
-            records = [r for rs in batch.values() for r in rs]
-        finally:
-            await dlq.stop()
+        records = await read_dlq(broker.bootstrap_servers, event_type.topic)
         assert len(records) == 1
         dead = records[0]
         headers = dict(dead.headers)
@@ -197,11 +208,11 @@ async def test_failing_handler_dead_letters_and_moves_on(broker: LocalBroker, da
         assert headers["dlq-original-topic"] == event_type.topic.encode()
         assert headers["dlq-attempts"] == str(settings.consumer_max_attempts).encode()
         assert CloudEvent.from_json(dead.value).data["widget_id"] == "poison"
-    finally:
-        await close(producer, sink)
 
 
-async def test_malformed_message_is_dead_lettered_without_retries(broker: LocalBroker, databases: DatabaseFactory) -> None:
+async def test_malformed_message_is_dead_lettered_without_retries(
+    broker: LocalBroker, databases: DatabaseFactory
+) -> None:
     settings = kafka_settings(broker.bootstrap_servers, topic_partitions=1)
     event_type = new_event_type()
     sink = await make_sink(await databases.new("sink"), settings, event_type)
@@ -215,14 +226,7 @@ async def test_malformed_message_is_dead_lettered_without_retries(broker: LocalB
         await raw.send_and_wait(event_type.topic, good.to_json(), key=b"w")
         await wait_for(lambda: _effects_at_least(sink, 1))
         assert await sink.effect_count() == 1
-        dlq = AIOKafkaConsumer(dlq_topic(event_type.topic), bootstrap_servers=broker.bootstrap_servers,
-                               auto_offset_reset="earliest", group_id=None)
-        await dlq.start()
-        try:
-            batch = await dlq.getmany(timeout_ms=10_000)
-            records = [r for rs in batch.values() for r in rs]
-        finally:
-            await dlq.stop()
+        records = await read_dlq(broker.bootstrap_servers, event_type.topic)
         assert [r.value for r in records] == [b"{not json"]
         assert b"not a CloudEvent" in dict(records[0].headers)["dlq-error"]
     finally:
@@ -231,13 +235,7 @@ async def test_malformed_message_is_dead_lettered_without_retries(broker: LocalB
 
 
 async def test_replay_publishes_again_without_second_effect(broker: LocalBroker, databases: DatabaseFactory) -> None:
-    settings = kafka_settings(broker.bootstrap_servers)
-    event_type = new_event_type()
-    producer = await make_producer(await databases.new("producer"), settings, event_type)
-    sink = await make_sink(await databases.new("sink"), settings, event_type)
-    producer.relay.start()
-    sink.consumer.start()
-    try:
+    async with pipeline(databases, broker.bootstrap_servers) as (producer, sink, event_type, settings):
         async with transaction(producer.maker) as session:
             for seq in range(1, 6):
                 await producer.change(session, event_type, "w", seq)
@@ -256,8 +254,6 @@ async def test_replay_publishes_again_without_second_effect(broker: LocalBroker,
         assert (await fresh.effects_by_key())["w"] == [1, 2, 3, 4, 5]
         assert await sink.effect_count() == 5
         await close(fresh)
-    finally:
-        await close(producer, sink)
 
 
 def test_a_failed_send_holds_back_later_events_of_its_key() -> None:
@@ -279,3 +275,33 @@ async def _connected(sink: Sink) -> bool:
 
 async def _effects_at_least(sink: Sink, n: int) -> bool:
     return await sink.effect_count() >= n
+
+
+async def test_rebalance_to_a_second_member_loses_and_repeats_nothing(
+    broker: LocalBroker, databases: DatabaseFactory
+) -> None:
+    # Two members of one consumer group share one database (two replicas of a service).
+    settings = kafka_settings(broker.bootstrap_servers)
+    event_type = new_event_type()
+    group = f"pair-{uuid.uuid4().hex[:8]}"
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    sink_url = await databases.new("sink")
+    first = await make_sink(sink_url, settings, event_type, group=group)
+    second = await make_sink(sink_url, settings, event_type, group=group)
+    producer.relay.start()
+    first.consumer.start()
+    try:
+        for seq in range(1, 11):
+            async with transaction(producer.maker) as session:
+                for key in range(20):
+                    await producer.change(session, event_type, f"w{key:02d}", seq)
+            if seq == 4:
+                second.consumer.start()  # joins mid-stream: the group rebalances
+        await wait_for(lambda: _effects_at_least(first, 200), timeout_s=90)
+        await asyncio.sleep(1.0)
+        effects = await first.effects_by_key()
+        assert await first.effect_count() == 200
+        assert all(seqs == list(range(1, 11)) for seqs in effects.values()), effects
+        assert first.calls + second.calls >= 200
+    finally:
+        await close(producer, first, second)

@@ -157,3 +157,41 @@ async def test_unexpected_error_is_a_problem_without_stack_trace(broker: LocalBr
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["correlation_id"] == "req-42"
     assert "secret internals" not in response.text and "Traceback" not in response.text
+
+
+def test_cli_replay_requeues_outbox_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from shared.db import sessionmaker, transaction
+    from shared.settings import REPO_ROOT
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
+    env = dict(os.environ, KAENKHUN_REGISTRY_DATABASE_URL=url)
+    subprocess.run([sys.executable, "-m", "shared.cli", "migrate", "registry"], env=env, cwd=REPO_ROOT, check=True)
+    table = load("registry").SPEC.outbox.table
+
+    async def seed_and_count(seed: bool) -> int:
+        engine = create_engine(url)
+        try:
+            async with transaction(sessionmaker(engine)) as session:
+                if seed:
+                    old, new = datetime(2022, 1, 27, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+                    await session.execute(insert(table), [
+                        {"event_id": str(i), "topic": "t", "key": "k", "event_type": "x", "value": "{}",
+                         "created_at": created, "published_at": created}
+                        for i, created in enumerate([old, new, new])])
+                rows = await session.execute(select(table.c.event_id).where(table.c.published_at.is_(None)))
+                return len(rows.all())
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(seed_and_count(True)) == 0
+    result = subprocess.run([sys.executable, "-m", "shared.cli", "replay", "registry", "--since", "2026-01-01"],
+                            env=env, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
+    assert "2 outbox events queued" in result.stdout
+    assert asyncio.run(seed_and_count(False)) == 2
