@@ -28,6 +28,7 @@ asyncapi: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared services tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

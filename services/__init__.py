@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.settings import ServiceSettings
 
 SERVICES = ("registry", "assessment", "assistance", "reporting")
 
@@ -15,5 +19,8 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(f"services.{name}.app")
 
 
-def settings_class(name: str) -> type:
-    return importlib.import_module(f"services.{name}.settings").__dict__[f"{name.capitalize()}Settings"]
+def settings_class(name: str) -> type[ServiceSettings]:
+    """The settings class of a service by name."""
+    cls: type[ServiceSettings] = getattr(importlib.import_module(f"services.{name}.settings"),
+                                         f"{name.capitalize()}Settings")
+    return cls

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from services import SERVICES, load, settings_class
+from shared.events.catalogue import Catalogue
 from shared.settings import REPO_ROOT, ServiceSettings
 
 app = typer.Typer(help="Kaenkhun: registry, assessment, assistance and reporting services.", no_args_is_help=True)
@@ -84,6 +85,7 @@ def replay(
     topic: Annotated[str | None, typer.Option(help="only this topic")] = None,
 ) -> None:
     """Make a service's outbox publish again what it wrote since a time (rebuild consumers, refill a broker)."""
+    from shared.bus import Outbox
     from shared.db import create_engine, sessionmaker, transaction
 
     (name,) = _names([service])
@@ -93,7 +95,8 @@ def replay(
         engine = create_engine(_settings(name).db_url)
         try:
             async with transaction(sessionmaker(engine)) as session:
-                return await load(name).SPEC.outbox.mark_for_replay(session, since=since_utc, topic=topic)
+                outbox: Outbox = load(name).SPEC.outbox
+                return await outbox.mark_for_replay(session, since=since_utc, topic=topic)
         finally:
             await engine.dispose()
 
@@ -230,9 +233,7 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _catalogue():  # type: ignore[no-untyped-def]
-    from shared.events.catalogue import Catalogue
-
+def _catalogue() -> Catalogue:
     return Catalogue().merged(load(name).SPEC.catalogue for name in SERVICES)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
@@ -79,13 +82,30 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
 
+# SQLite has one writer at a time. When two of our own tasks race for it, the loser sleeps in
+# SQLite's busy handler (1, 2, 5 … 100 ms steps) long after the lock is free; queueing them on an
+# asyncio lock instead hands the database over at once. Other processes still meet the busy timeout.
+_sqlite_write_locks: WeakKeyDictionary[Any, asyncio.Lock] = WeakKeyDictionary()
+
+
+def _write_lock(maker: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+    engine = maker.kw.get("bind")
+    if engine is None or engine.dialect.name != "sqlite":
+        return None
+    lock = _sqlite_write_locks.get(engine.sync_engine)
+    if lock is None:
+        lock = _sqlite_write_locks[engine.sync_engine] = asyncio.Lock()
+    return lock
+
+
 @asynccontextmanager
 async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit on success, roll back on error. Service code only flushes."""
-    async with maker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with _write_lock(maker) or contextlib.nullcontext():
+        async with maker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise

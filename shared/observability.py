@@ -65,7 +65,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 
@@ -210,7 +210,7 @@ def _incoming_correlation_id(scope: Scope) -> str | None:
     for wanted in _INCOMING_ID_HEADERS:
         for name, raw in headers:
             if name.lower() == wanted:
-                candidate = raw.decode("latin-1")
+                candidate: str = bytes(raw).decode("latin-1")
                 if is_valid_correlation_id(candidate):
                     return candidate
     return None

@@ -349,5 +349,5 @@ class Consumer:
 def _correlation_id(record: ConsumerRecord[bytes, bytes]) -> str | None:
     for name, value in record.headers or ():
         if name == CORRELATION_HEADER and value:
-            return value.decode(errors="replace")
+            return bytes(value).decode(errors="replace")
     return None

@@ -129,14 +129,14 @@ class Outbox:
             stmt = stmt.where(self.table.c.topic == topic)
         result = await session.execute(stmt)
         self.wakeup.set()
-        return int(result.rowcount or 0)
+        return int(getattr(result, "rowcount", 0) or 0)  # CursorResult for UPDATE/DELETE
 
     async def purge_published(self, session: AsyncSession, *, before: datetime) -> int:
         """Delete published rows older than `before` (kept until then for replay)."""
         result = await session.execute(
             delete(self.table).where(self.table.c.published_at.is_not(None), self.table.c.created_at < before)
         )
-        return int(result.rowcount or 0)
+        return int(getattr(result, "rowcount", 0) or 0)  # CursorResult for UPDATE/DELETE
 
 
 class Relay:
@@ -163,6 +163,7 @@ class Relay:
         self._stopping = False
         self._leader_conn: Any = None
         self._last_check = 0.0
+        self._leader_checked = 0.0
         engine: AsyncEngine = maker.kw["bind"]
         self._engine = engine
         self._sqlite = is_sqlite(str(engine.url))
@@ -356,7 +357,18 @@ class Relay:
         if self._sqlite:
             return True
         if self._leader_conn is not None:
-            return True
+            now = asyncio.get_running_loop().time()
+            if now - self._leader_checked < BROKER_CHECK_INTERVAL_S:
+                return True
+            self._leader_checked = now
+            try:
+                # The lock lives as long as this connection; if it died, so did our leadership.
+                await self._leader_conn.execute(text("SELECT 1"))
+                await self._leader_conn.commit()
+                return True
+            except Exception:
+                await self._release_leadership()
+                raise
         conn = await self._engine.connect()
         lock_id = _advisory_lock_id(self.outbox.service)
         got = (await conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": lock_id})).scalar()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.broker import LocalBroker
@@ -305,3 +306,37 @@ async def test_rebalance_to_a_second_member_loses_and_repeats_nothing(
         assert first.calls + second.calls >= 200
     finally:
         await close(producer, first, second)
+
+
+async def test_one_relay_per_service_on_postgresql(broker: LocalBroker, databases: DatabaseFactory) -> None:
+    if databases.kind != "postgres":
+        pytest.skip("leader election applies to PostgreSQL; a SQLite file has one process")
+    settings = kafka_settings(broker.bootstrap_servers)
+    event_type = new_event_type()
+    url = await databases.new("producer")
+    first = await make_producer(url, settings, event_type)
+    second = await make_producer(url, settings, event_type)  # a replica on the same database
+    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    first.relay.start()
+    await wait_for(lambda: _is_leader(first))
+    second.relay.start()
+    sink.consumer.start()
+    try:
+        for seq in range(1, 51):
+            async with transaction(second.maker) as session:
+                await second.change(session, event_type, "w", seq)
+        await wait_for(lambda: _effects_at_least(sink, 50))
+        assert not await _is_leader(second), "the replica must not relay while the leader lives"
+        await first.relay.stop()  # the leader goes away: the replica takes over
+        for seq in range(51, 101):
+            async with transaction(second.maker) as session:
+                await second.change(session, event_type, "w", seq)
+        await wait_for(lambda: _effects_at_least(sink, 100))
+        assert await _is_leader(second)
+        assert (await sink.effects_by_key())["w"] == list(range(1, 101))
+    finally:
+        await close(first, second, sink)
+
+
+async def _is_leader(producer: Producer) -> bool:
+    return producer.relay._leader_conn is not None
