@@ -37,6 +37,8 @@ class KafkaSettings(BaseSettings):
     topic_replication_factor: int = 1
     relay_batch_size: int = 500
     relay_idle_interval_s: float = 0.2
+    # After a short batch, wait this long so the next one gathers more rows (fewer, larger transactions).
+    relay_linger_s: float = 0.02
     relay_backoff_initial_s: float = 0.5
     relay_backoff_max_s: float = 30.0
     consumer_max_attempts: int = 5

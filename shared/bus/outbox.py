@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import BaseModel
 from sqlalchemy import Table, delete, event, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
-from shared.db import is_sqlite, transaction
+from shared.db import is_sqlite, read_only, transaction
 from shared.events.catalogue import EventType
 from shared.events.envelope import CORRELATION_HEADER, CloudEvent, source_for, utcnow
 from shared.settings import KafkaSettings
@@ -111,7 +111,7 @@ class Outbox:
 
         event.listen(sync_session, "after_commit", _after_commit, once=True)
 
-    async def pending_stats(self, session: AsyncSession) -> tuple[int, datetime | None]:
+    async def pending_stats(self, session: AsyncSession | AsyncConnection) -> tuple[int, datetime | None]:
         """How many rows are unpublished and when the oldest was written."""
         row = (
             await session.execute(
@@ -205,6 +205,8 @@ class Relay:
                         return
                     await self._sleep(self.settings.relay_idle_interval_s)
                     await self._check_broker()
+                elif published < self.settings.relay_batch_size and not self._stopping:
+                    await asyncio.sleep(self.settings.relay_linger_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker down, topic missing, database busy: retry them all
@@ -259,9 +261,9 @@ class Relay:
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of pending rows; returns how many were published."""
-        async with transaction(self.maker) as session:
+        async with read_only(self._engine) as conn:
             rows = (
-                await session.execute(
+                await conn.execute(
                     select(
                         self.table.c.id, self.table.c.topic, self.table.c.key,
                         self.table.c.value, self.table.c.correlation_id, self.table.c.event_type,
@@ -271,7 +273,7 @@ class Relay:
                     .limit(self.settings.relay_batch_size)
                 )
             ).all()
-            await self._record_pending(session, len(rows))
+            await self._record_pending(conn)
         if not rows:
             return 0
         producer = await self._producer_ready()
@@ -328,10 +330,10 @@ class Relay:
                 published.append(row.id)
         return published, failed, first_error
 
-    async def _record_pending(self, session: AsyncSession, fetched: int) -> None:
+    async def _record_pending(self, conn: AsyncConnection) -> None:
         if self.metrics is None:
             return
-        count, oldest = await self.outbox.pending_stats(session)
+        count, oldest = await self.outbox.pending_stats(conn)
         self.metrics.outbox_pending.set(count)
         lag = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
         self.metrics.outbox_publish_lag_seconds.set(max(lag, 0.0))
@@ -340,8 +342,8 @@ class Relay:
         """Publish until nothing is pending (used by tests and by shutdown)."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
-            async with transaction(self.maker) as session:
-                count, _ = await self.outbox.pending_stats(session)
+            async with read_only(self._engine) as conn:
+                count, _ = await self.outbox.pending_stats(conn)
             if count == 0:
                 return
             if asyncio.get_running_loop().time() > deadline:
