@@ -1,0 +1,472 @@
+"""Event-bus benchmark: raw aiokafka versus outbox → relay → Kafka → consumer with inbox (prints, asserts no time)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from pydantic import BaseModel
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.broker import LocalBroker
+from shared.bus import (
+    Consumer,
+    Delivery,
+    Handlers,
+    Outbox,
+    PendingEvent,
+    Relay,
+    ensure_topics,
+    inbox_table,
+    new_producer,
+    outbox_table,
+)
+from shared.db import create_engine, new_metadata, sessionmaker, transaction
+from shared.events.catalogue import Catalogue, EventType
+from shared.events.envelope import CloudEvent, source_for, utcnow
+from shared.settings import KafkaSettings
+
+SERVICE = "bench-producer"
+HEADERS_CONTENT_TYPE = ("content-type", b"application/cloudevents+json; charset=UTF-8")
+
+
+class Changed(BaseModel):
+    """Benchmark payload: the seq-th change of one aggregate."""
+
+    key: str
+    seq: int
+    label: str = "ขอนแก่น"
+
+
+def event_type_on(topic: str) -> EventType:
+    """The benchmark's event type, on a topic of its own."""
+    return EventType("bench.changed", 1, topic, SERVICE, "item", Changed)
+
+
+def key_seq(i: int, keys: int) -> tuple[str, int]:
+    """The i-th event's key (round-robin over `keys`) and its sequence number within that key."""
+    return f"item-{i % keys:04d}", i // keys
+
+
+def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident set size so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def new_topic(label: str) -> str:
+    return f"bench.{uuid.uuid4().hex[:8]}.{label}"
+
+
+# -- baseline: raw aiokafka --------------------------------------------------------------------------
+
+
+@dataclass
+class RawResult:
+    """Timings of the raw aiokafka baseline."""
+
+    produce_s: float
+    consume_s: float
+    join_s: float
+    value_bytes: float
+
+    @property
+    def total_s(self) -> float:
+        return self.produce_s + self.consume_s
+
+    def rate(self, n: int) -> float:
+        return n / self.total_s
+
+
+async def raw_baseline(settings: KafkaSettings, n: int, keys: int) -> RawResult:
+    """Produce n prebuilt CloudEvent records like the relay does, then consume them like our Consumer."""
+    event_type = event_type_on(new_topic("raw"))
+    await ensure_topics(settings, [event_type.topic], client_id="bench-raw")
+    now = utcnow()
+    records = []
+    for i in range(n):
+        key, seq = key_seq(i, keys)
+        value = CloudEvent(
+            source=source_for(SERVICE), type=event_type.type, time=now, subject=key, partitionkey=key,
+            data=Changed(key=key, seq=seq).model_dump(mode="json"),
+        ).to_json()
+        records.append((key.encode(), value))
+    headers = [HEADERS_CONTENT_TYPE, ("ce_type", event_type.type.encode())]
+
+    producer = new_producer(settings, client_id="bench-raw")
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(event_type.topic, value=v, key=k, headers=headers) for k, v in records]
+        await asyncio.gather(*futures)
+        produce_s = time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        event_type.topic, bootstrap_servers=settings.bootstrap_servers, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+        client_id="bench-raw-consumer", enable_auto_commit=False, auto_offset_reset="earliest",
+        max_poll_records=settings.consumer_batch_size, request_timeout_ms=max(settings.request_timeout_ms, 40_000),
+    )
+    joining = time.perf_counter()
+    await consumer.start()  # returns once the group has assigned the partitions
+    try:
+        started = time.perf_counter()
+        received = 0
+        while received < n:
+            batch = await consumer.getmany(timeout_ms=200, max_records=settings.consumer_batch_size)
+            for tp, batch_records in batch.items():
+                received += len(batch_records)
+                await consumer.commit({tp: batch_records[-1].offset + 1})
+        consume_s = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+    value_bytes = sum(len(v) for _, v in records) / n
+    return RawResult(produce_s, consume_s, started - joining, value_bytes)
+
+
+# -- the outbox path -----------------------------------------------------------------------------------
+
+
+class TimedRelay(Relay):
+    """A Relay that notes when `target` rows have been published."""
+
+    def __init__(self, *args: Any, target: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.target, self.published, self.done_at = target, 0, 0.0
+
+    async def publish_batch(self) -> int:
+        published = await super().publish_batch()
+        self.published += published
+        if published and self.published >= self.target and not self.done_at:
+            self.done_at = time.perf_counter()
+        return published
+
+
+class TimedConsumer(Consumer):
+    """A Consumer that notes when `target` events are committed with their inbox rows."""
+
+    def __init__(self, *args: Any, target: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.target, self.applied, self.calls, self.done = target, 0, 0, asyncio.Event()
+        self.done_at = 0.0
+
+    async def process(self, deliveries: Sequence[Delivery]) -> int:
+        applied = await super().process(deliveries)
+        self.applied += applied
+        if self.applied >= self.target and not self.done.is_set():
+            self.done_at = time.perf_counter()
+            self.done.set()
+        return applied
+
+
+class Databases:
+    """Fresh databases of one kind: SQLite files in a temp dir, or throwaway PostgreSQL databases."""
+
+    def __init__(self, kind: str, tmp: Path, admin_url: str | None = None) -> None:
+        self.kind, self.tmp, self.admin_url = kind, tmp, admin_url
+        self.created: list[str] = []
+
+    def _admin_dsn(self) -> str:
+        return make_url(self.admin_url or "").set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def new(self, name: str) -> str:
+        """The URL of a new, empty database."""
+        if self.kind == "sqlite":
+            return f"sqlite+aiosqlite:///{self.tmp / f'{name}-{uuid.uuid4().hex[:8]}.db'}"
+        import asyncpg
+
+        database = f"kk_bench_{name}_{uuid.uuid4().hex[:10]}"
+        conn = await asyncpg.connect(self._admin_dsn())
+        try:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await conn.close()
+        self.created.append(database)
+        return make_url(self.admin_url or "").set(database=database, drivername="postgresql+asyncpg").render_as_string(
+            hide_password=False
+        )
+
+    async def drop_all(self) -> None:
+        """Drop the PostgreSQL databases made here."""
+        if not self.created:
+            return
+        import asyncpg
+
+        conn = await asyncpg.connect(self._admin_dsn())
+        try:
+            for database in self.created:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+        self.created.clear()
+
+
+async def create_tables(url: str, metadata: MetaData) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    """An engine on `url` with `metadata`'s tables created (services use Alembic; this is a benchmark)."""
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return engine, sessionmaker(engine)
+
+
+@dataclass
+class Pipeline:
+    """A producer service (state + outbox + relay) and a consumer service (effects + inbox) on two databases."""
+
+    event_type: EventType
+    producer_engine: AsyncEngine
+    producer: async_sessionmaker[AsyncSession]
+    state: Table
+    outbox: Outbox
+    relay: TimedRelay
+    sink_engine: AsyncEngine
+    sink: async_sessionmaker[AsyncSession]
+    effects: Table
+    consumer: TimedConsumer
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    async def build(cls, dbs: Databases, settings: KafkaSettings, label: str, n: int) -> Pipeline:
+        event_type = event_type_on(new_topic(label))
+        pmeta, smeta = new_metadata(), new_metadata()
+        state = Table("item_change", pmeta, Column("id", Integer, primary_key=True),
+                      Column("key", String(40), nullable=False), Column("seq", Integer, nullable=False))
+        outbox = Outbox(SERVICE, outbox_table(pmeta))
+        effects = Table("effect", smeta, Column("id", Integer, primary_key=True),
+                        Column("key", String(40), nullable=False), Column("seq", Integer, nullable=False))
+        inbox = inbox_table(smeta)
+        producer_engine, producer = await create_tables(await dbs.new("producer"), pmeta)
+        sink_engine, sink = await create_tables(await dbs.new("sink"), smeta)
+        relay = TimedRelay(outbox, producer, settings, topics=[event_type.topic], target=n)
+        handlers = Handlers(Catalogue())
+        consumer = TimedConsumer("bench-sink", handlers, sink, inbox, settings,
+                                 group_id=f"bench-sink-{uuid.uuid4().hex[:8]}", target=n)
+
+        @handlers.on(event_type)
+        async def apply(session: AsyncSession, _event: CloudEvent, payload: BaseModel) -> None:
+            assert isinstance(payload, Changed)
+            consumer.calls += 1
+            await session.execute(insert(effects).values(key=payload.key, seq=payload.seq))
+
+        consumer.topics = handlers.topics()  # registered after construction
+        return cls(event_type, producer_engine, producer, state, outbox, relay,
+                   sink_engine, sink, effects, consumer)
+
+    async def start(self, timeout_s: float = 60.0) -> None:
+        """Start relay and consumer; return once the producer is connected and the group has its partitions."""
+        self.consumer.start()
+        self.relay.start()
+        deadline = time.monotonic() + timeout_s
+        while not (self.relay.connected and self.consumer._consumer and self.consumer._consumer.assignment()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("relay or consumer not ready")
+            await asyncio.sleep(0.02)
+
+    async def write(self, n: int, keys: int, per_transaction: int, batched: bool = False) -> None:
+        """n state changes, each with its outbox row, `per_transaction` of them per transaction.
+
+        batched: one multi-row INSERT for the state and one Outbox.add_many per transaction (a bulk import).
+        """
+        for first in range(0, n, per_transaction):
+            async with transaction(self.producer) as session:
+                changes = [key_seq(i, keys) for i in range(first, min(first + per_transaction, n))]
+                if batched:
+                    await session.execute(insert(self.state), [{"key": k, "seq": q} for k, q in changes])
+                    await self.outbox.add_many(
+                        session, [PendingEvent(self.event_type, Changed(key=k, seq=q), k) for k, q in changes]
+                    )
+                    continue
+                for key, seq in changes:
+                    await session.execute(insert(self.state).values(key=key, seq=seq))
+                    await self.outbox.add(session, self.event_type, Changed(key=key, seq=seq), key=key)
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        await self.consumer.stop()
+
+    async def verify(self, n: int) -> dict[str, bool]:
+        """Correctness after the run: every event applied once, in key order, all published."""
+        inbox, effects, out = self.consumer.inbox, self.effects, self.outbox.table
+        async with transaction(self.sink) as session:
+            inbox_ids = list((await session.execute(select(inbox.c.event_id))).scalars())
+            rows = (await session.execute(select(effects.c.key, effects.c.seq).order_by(effects.c.id))).all()
+        async with transaction(self.producer) as session:
+            outbox_ids = set((await session.execute(select(out.c.event_id))).scalars())
+            pending = (await session.execute(
+                select(func.count()).select_from(out).where(out.c.published_at.is_(None))
+            )).scalar_one()
+        last: dict[str, int] = {}
+        in_order = True
+        for key, seq in rows:
+            in_order &= seq > last.get(key, -1)
+            last[key] = seq
+        self.checks = {
+            f"inbox rows == {n}": len(inbox_ids) == n,
+            "no duplicate inbox event ids": len(set(inbox_ids)) == len(inbox_ids),
+            "inbox ids == outbox ids": set(inbox_ids) == outbox_ids,
+            f"effect rows == {n}, no duplicate (key, seq)": len(rows) == n == len(set(rows)),
+            f"handler called {n} times": self.consumer.calls == n,
+            "each key applied in order": in_order,
+            "outbox fully published": pending == 0,
+        }
+        return self.checks
+
+    async def dispose(self) -> None:
+        await self.producer_engine.dispose()
+        await self.sink_engine.dispose()
+
+
+@dataclass
+class PathResult:
+    """Timings of one outbox-path run, all from the start of the write phase."""
+
+    label: str
+    write_s: float
+    published_s: float
+    end_to_end_s: float
+    checks: dict[str, bool]
+
+    def rate(self, n: int) -> float:
+        return n / self.end_to_end_s
+
+
+async def outbox_path(dbs: Databases, settings: KafkaSettings, n: int, keys: int, per_transaction: int,
+                      label: str, batched: bool = False) -> PathResult:
+    """Write n events into the outbox while relay and consumer run; time until the last is in the inbox."""
+    pipeline = await Pipeline.build(dbs, settings, label, n)
+    try:
+        await pipeline.start()
+        started = time.perf_counter()
+        await pipeline.write(n, keys, per_transaction, batched)
+        written = time.perf_counter()
+        await asyncio.wait_for(pipeline.consumer.done.wait(), timeout=max(120.0, n / 50))
+        await pipeline.stop()
+        checks = await pipeline.verify(n)
+        return PathResult(label, written - started, pipeline.relay.done_at - started,
+                          pipeline.consumer.done_at - started, checks)
+    finally:
+        await pipeline.stop()
+        await pipeline.dispose()
+
+
+# -- report --------------------------------------------------------------------------------------------
+
+DEFINITIONS = """\
+What is timed (wall clock, time.perf_counter):
+  raw produce   first send() to the last ack of N prebuilt records (new_producer: acks=all, linger 5 ms,
+                1 MiB batches), same keys, CloudEvent JSON values and headers as the relay sends.
+  raw consume   after the consumer group has joined: getmany(500) until N records are received,
+                committing each partition's offset after each batch (as our Consumer does); no decoding.
+  raw events/s  N / (raw produce + raw consume), the two phases run one after the other.
+  outbox write  N state changes, each an INSERT into a state table + Outbox.add, in transactions of 1 or
+                100 events, on the producer database; the Relay and the Consumer run concurrently.
+                "batched": 500 per transaction as one multi-row INSERT + Outbox.add_many (a bulk import).
+  published     from the start of writes until the Relay has marked the N-th row published.
+  end to end    from the start of writes until the transaction holding the N-th event's inbox row (and its
+                handler's one-row INSERT) has committed on the consumer database (decode, dedupe, apply).
+  events/s      N / end to end;  ratio = outbox-path events/s / raw events/s.
+  Relay and Consumer are connected (group joined) before the clock starts, as in a running service."""
+
+
+def print_raw(n: int, raw: RawResult) -> None:
+    print(f"\nraw aiokafka baseline ({n} records, {raw.value_bytes:.0f} B values)")
+    print(f"  produce      {raw.produce_s:8.2f} s  {n / raw.produce_s:9.0f} /s")
+    print(f"  consume      {raw.consume_s:8.2f} s  {n / raw.consume_s:9.0f} /s"
+          f"  (group join before it: {raw.join_s:.2f} s)")
+    print(f"  total        {raw.total_s:8.2f} s  {raw.rate(n):9.0f} events/s")
+    print(f"  peak RSS so far {peak_rss_mib():.0f} MiB")
+
+
+def print_path(n: int, raw: RawResult, result: PathResult) -> None:
+    print(f"\noutbox path: {result.label}")
+    print(f"  write phase  {result.write_s:8.2f} s  {n / result.write_s:9.0f} /s")
+    print(f"  published    {result.published_s:8.2f} s")
+    print(f"  end to end   {result.end_to_end_s:8.2f} s  {result.rate(n):9.0f} events/s")
+    goal = "   (goal on SQLite: >= 0.30)" if result.label.startswith("sqlite") else ""
+    print(f"  ratio        {result.rate(n) / raw.rate(n):8.3f}{goal}")
+    for name, ok in result.checks.items():
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}")
+    print(f"  peak RSS so far {peak_rss_mib():.0f} MiB")
+
+
+def print_summary(n: int, raw: RawResult, results: list[PathResult]) -> None:
+    print(f"\nsummary (N={n}; raw baseline {raw.rate(n):.0f} events/s)")
+    print(f"  {'path':42} {'write s':>8} {'e2e s':>8} {'events/s':>9} {'ratio':>6}  correct")
+    for r in results:
+        correct = "yes" if all(r.checks.values()) else "NO"
+        print(f"  {r.label:42} {r.write_s:8.2f} {r.end_to_end_s:8.2f} {r.rate(n):9.0f} "
+              f"{r.rate(n) / raw.rate(n):6.3f}  {correct}")
+
+
+# -- main ----------------------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace, bootstrap: str) -> bool:
+    """Baseline, then each database × transaction size; returns whether every correctness check passed."""
+    from shared.observability import configure_logging
+
+    configure_logging(level="WARNING", json=False)
+    settings = KafkaSettings.model_validate({"bootstrap_servers": bootstrap})
+    n, keys = args.events, args.keys
+    print(f"bus benchmark: N={n} events, {keys} keys, broker {bootstrap}, {settings.topic_partitions} partitions, "
+          f"relay batch {settings.relay_batch_size}, consumer batch {settings.consumer_batch_size}")
+    print(DEFINITIONS)
+    raw = await raw_baseline(settings, n, keys)
+    print_raw(n, raw)
+
+    kinds = ["sqlite"] + (["postgres"] if args.database == "postgres" else [])
+    results: list[PathResult] = []
+    with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-") as tmp:
+        for kind in kinds:
+            dbs = Databases(kind, Path(tmp), args.postgres_url)
+            try:
+                for per_transaction, batched in ((1, False), (100, False), (500, True)):
+                    label = f"{kind}, {per_transaction} event{'s' if per_transaction > 1 else ''}/transaction"
+                    label += ", batched" if batched else ""
+                    result = await outbox_path(dbs, settings, n, keys, per_transaction, label, batched)
+                    print_path(n, raw, result)
+                    results.append(result)
+            finally:
+                await dbs.drop_all()
+    print_summary(n, raw, results)
+    return all(all(r.checks.values()) for r in results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bus", description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000, help="events per run (default 20000)")
+    parser.add_argument("--keys", type=int, default=200, help="distinct message keys (default 200)")
+    parser.add_argument("--bootstrap", help="use this Kafka broker instead of starting a local Tansu one")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
+                        help="sqlite: the outbox path on SQLite only; postgres: on SQLite and then PostgreSQL")
+    parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"),
+                        help="admin URL for throwaway databases, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args(argv)
+    if args.database == "postgres" and not args.postgres_url:
+        parser.error("--database postgres needs --postgres-url (or KAENKHUN_TEST_POSTGRES_URL)")
+    if args.bootstrap:
+        ok = asyncio.run(run(args, args.bootstrap))
+    else:
+        with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-broker-") as tmp, \
+                LocalBroker(log_path=Path(tmp) / "tansu.log") as broker:
+            ok = asyncio.run(run(args, broker.bootstrap_servers))
+        print(f"  broker peak RSS {peak_rss_mib(resource.RUSAGE_CHILDREN):.0f} MiB")
+    print(f"\npeak RSS of this process {peak_rss_mib():.0f} MiB")
+    print("correctness: " + ("all checks passed" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
