@@ -17,7 +17,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.broker import LocalBroker
@@ -36,6 +35,7 @@ from shared.bus import (
 from shared.db import create_engine, new_metadata, sessionmaker, transaction
 from shared.events.catalogue import Catalogue, EventType
 from shared.events.envelope import CloudEvent, source_for, utcnow
+from shared.scratchdb import ScratchDatabases
 from shared.settings import KafkaSettings
 
 SERVICE = "bench-producer"
@@ -171,48 +171,6 @@ class TimedConsumer(Consumer):
         return applied
 
 
-class Databases:
-    """Fresh databases of one kind: SQLite files in a temp dir, or throwaway PostgreSQL databases."""
-
-    def __init__(self, kind: str, tmp: Path, admin_url: str | None = None) -> None:
-        self.kind, self.tmp, self.admin_url = kind, tmp, admin_url
-        self.created: list[str] = []
-
-    def _admin_dsn(self) -> str:
-        return make_url(self.admin_url or "").set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def new(self, name: str) -> str:
-        """The URL of a new, empty database."""
-        if self.kind == "sqlite":
-            return f"sqlite+aiosqlite:///{self.tmp / f'{name}-{uuid.uuid4().hex[:8]}.db'}"
-        import asyncpg
-
-        database = f"kk_bench_{name}_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(self._admin_dsn())
-        try:
-            await conn.execute(f'CREATE DATABASE "{database}"')
-        finally:
-            await conn.close()
-        self.created.append(database)
-        return make_url(self.admin_url or "").set(database=database, drivername="postgresql+asyncpg").render_as_string(
-            hide_password=False
-        )
-
-    async def drop_all(self) -> None:
-        """Drop the PostgreSQL databases made here."""
-        if not self.created:
-            return
-        import asyncpg
-
-        conn = await asyncpg.connect(self._admin_dsn())
-        try:
-            for database in self.created:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await conn.close()
-        self.created.clear()
-
-
 async def create_tables(url: str, metadata: MetaData) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
     """An engine on `url` with `metadata`'s tables created (services use Alembic; this is a benchmark)."""
     engine = create_engine(url)
@@ -238,7 +196,7 @@ class Pipeline:
     checks: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
-    async def build(cls, dbs: Databases, settings: KafkaSettings, label: str, n: int) -> Pipeline:
+    async def build(cls, dbs: ScratchDatabases, settings: KafkaSettings, label: str, n: int) -> Pipeline:
         event_type = event_type_on(new_topic(label))
         pmeta, smeta = new_metadata(), new_metadata()
         state = Table("item_change", pmeta, Column("id", Integer, primary_key=True),
@@ -342,7 +300,7 @@ class PathResult:
         return n / self.end_to_end_s
 
 
-async def outbox_path(dbs: Databases, settings: KafkaSettings, n: int, keys: int, per_transaction: int,
+async def outbox_path(dbs: ScratchDatabases, settings: KafkaSettings, n: int, keys: int, per_transaction: int,
                       label: str, batched: bool = False) -> PathResult:
     """Write n events into the outbox while relay and consumer run; time until the last is in the inbox."""
     pipeline = await Pipeline.build(dbs, settings, label, n)
@@ -430,7 +388,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> bool:
     results: list[PathResult] = []
     with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-") as tmp:
         for kind in kinds:
-            dbs = Databases(kind, Path(tmp), args.postgres_url)
+            dbs = ScratchDatabases(kind, Path(tmp), args.postgres_url, prefix="kk_bench")
             try:
                 for per_transaction, batched in ((1, False), (100, False), (500, True)):
                     label = f"{kind}, {per_transaction} event{'s' if per_transaction > 1 else ''}/transaction"

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import migrations
 from shared.auth import Principal, ServiceSecurity, install_auth, make_security
 from shared.bus import Consumer, Handlers, Outbox, Relay
-from shared.db import create_engine, sessionmaker, transaction
+from shared.db import as_utc, create_engine, sessionmaker, transaction
 from shared.errors import PROBLEM_JSON, install_problem_handlers
 from shared.events.catalogue import Catalogue
 from shared.observability import Metrics, configure_logging, install_observability
@@ -184,7 +184,7 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
             "produces": spec.catalogue.topics(spec.name),
             "consumes": state.consumer.topics if state.consumer is not None else [],
             "outbox_pending": pending,
-            "oldest_pending_at": oldest.replace(tzinfo=oldest.tzinfo or UTC).isoformat() if oldest else None,
+            "oldest_pending_at": as_utc(oldest).isoformat() if oldest else None,
             "inbox": {outcome: count for outcome, count in inbox},
             "relay_connected": state.relay.connected,
             "consumer_connected": state.consumer.connected if state.consumer is not None else None,

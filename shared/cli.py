@@ -144,7 +144,8 @@ def up(
 ) -> None:
     """Start the local broker (unless KAFKA_BOOTSTRAP_SERVERS names one), migrate, run the services."""
     names = _names(services)
-    data_dir = _settings(names[0]).data_dir
+    all_settings = {name: _settings(name) for name in names}
+    data_dir = all_settings[names[0]].data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = None
     env = dict(os.environ)
@@ -176,7 +177,7 @@ def up(
                 stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
                 start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
             )
-        urls = {name: f"http://{_settings(name).host}:{_settings(name).port}" for name in names}
+        urls = {name: f"http://{settings.host}:{settings.port}" for name, settings in all_settings.items()}
         deadline = time.monotonic() + wait
         pending = set(names)
         while pending and not stopping and time.monotonic() < deadline:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -44,6 +45,11 @@ def model_base(metadata: MetaData) -> type[SQLModel]:
         pass
 
     return Base
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp read back from the database, timezone-aware: SQLite returns UTC values without a zone."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def is_sqlite(url: str) -> bool:

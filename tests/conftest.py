@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from shared.broker import LocalBroker
+from shared.scratchdb import ScratchDatabases
 from shared.settings import KafkaSettings
 
 POSTGRES_URL_ENV = "KAENKHUN_TEST_POSTGRES_URL"
@@ -50,51 +49,11 @@ def postgres_admin_url() -> str | None:
     return os.environ.get(POSTGRES_URL_ENV) or None
 
 
-class DatabaseFactory:
-    """Makes fresh, empty databases of one kind (a SQLite file, or a new PostgreSQL database)."""
-
-    def __init__(self, kind: str, tmp_path: Path) -> None:
-        self.kind = kind
-        self.tmp_path = tmp_path
-        self.created: list[str] = []
-
-    async def new(self, name: str = "db") -> str:
-        if self.kind == "sqlite":
-            return f"sqlite+aiosqlite:///{self.tmp_path / (name + '-' + uuid.uuid4().hex[:8] + '.db')}"
-        import asyncpg
-
-        admin = _asyncpg_dsn(postgres_admin_url() or "")
-        database = f"kk_{name}_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'CREATE DATABASE "{database}"')
-        finally:
-            await conn.close()
-        self.created.append(database)
-        return str(make_url(postgres_admin_url() or "").set(database=database, drivername="postgresql+asyncpg"))
-
-    async def drop_all(self) -> None:
-        if self.kind != "postgres" or not self.created:
-            return
-        import asyncpg
-
-        conn = await asyncpg.connect(_asyncpg_dsn(postgres_admin_url() or ""))
-        try:
-            for database in self.created:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
-async def databases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DatabaseFactory]:
+async def databases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ScratchDatabases]:
     """Runs the test on SQLite and on PostgreSQL (the latter when KAENKHUN_TEST_POSTGRES_URL is set)."""
     if request.param == "postgres" and postgres_admin_url() is None:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV} (set by .ci/run)")
-    factory = DatabaseFactory(request.param, tmp_path)
+    factory = ScratchDatabases(request.param, tmp_path, postgres_admin_url())
     yield factory
     await factory.drop_all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from sqlalchemy import Table, delete, event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
-from shared.db import is_sqlite, read_only, transaction
+from shared.db import as_utc, is_sqlite, read_only, transaction
 from shared.events.catalogue import EventType
 from shared.events.envelope import CORRELATION_HEADER, CloudEvent, source_for, utcnow
 from shared.settings import KafkaSettings
@@ -335,7 +336,7 @@ class Relay:
             return
         count, oldest = await self.outbox.pending_stats(conn)
         self.metrics.outbox_pending.set(count)
-        lag = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+        lag = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
         self.metrics.outbox_publish_lag_seconds.set(max(lag, 0.0))
 
     async def flush(self, timeout_s: float = 30.0) -> None:
@@ -395,13 +396,5 @@ class Relay:
 
 def _advisory_lock_id(service: str) -> int:
     # A stable 63-bit number per service (Python's hash() is salted per process).
-    import hashlib
-
     return int.from_bytes(hashlib.sha256(f"kaenkhun-relay:{service}".encode()).digest()[:8], "big") >> 1
 
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes even for timezone-aware columns; they were written in UTC.
-    from datetime import UTC
-
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -15,8 +15,9 @@ from shared.broker import LocalBroker
 from shared.db import transaction
 from shared.events.catalogue import EventType, dlq_topic
 from shared.events.envelope import CloudEvent
+from shared.scratchdb import ScratchDatabases
 from shared.settings import KafkaSettings
-from tests.conftest import DatabaseFactory, kafka_settings
+from tests.conftest import kafka_settings
 from tests.platform.busfixtures import (
     Producer,
     Sink,
@@ -37,7 +38,7 @@ async def wait_for(check: Callable[[], Coroutine[Any, Any, bool]], timeout_s: fl
 
 @asynccontextmanager
 async def pipeline(
-    databases: DatabaseFactory, bootstrap: str, **overrides: Any
+    databases: ScratchDatabases, bootstrap: str, **overrides: Any
 ) -> AsyncIterator[tuple[Producer, Sink, EventType, KafkaSettings]]:
     """A producer (outbox + relay) and a sink (consumer + inbox) on fresh databases, both running."""
     settings = kafka_settings(bootstrap, **overrides)
@@ -74,7 +75,7 @@ async def close(*parts: Producer | Sink) -> None:
 
 
 async def test_thousand_events_fifty_keys_once_each_in_order(
-    broker: LocalBroker, databases: DatabaseFactory
+    broker: LocalBroker, databases: ScratchDatabases
 ) -> None:
     async with pipeline(databases, broker.bootstrap_servers) as (producer, sink, event_type, _):
         # 1,000 state changes, each in its own transaction, interleaving 50 keys.
@@ -96,7 +97,7 @@ async def test_thousand_events_fifty_keys_once_each_in_order(
 
 
 async def test_same_message_delivered_twice_has_one_effect(
-    broker: LocalBroker, databases: DatabaseFactory
+    broker: LocalBroker, databases: ScratchDatabases
 ) -> None:
     settings = kafka_settings(broker.bootstrap_servers)
     event_type = new_event_type()
@@ -121,7 +122,7 @@ async def test_same_message_delivered_twice_has_one_effect(
         await close(sink)
 
 
-async def test_broker_down_while_500_changes_are_written(own_broker: LocalBroker, databases: DatabaseFactory) -> None:
+async def test_broker_down_while_500_changes_are_written(own_broker: LocalBroker, databases: ScratchDatabases) -> None:
     settings = kafka_settings(own_broker.bootstrap_servers)
     event_type = new_event_type()
     producer = await make_producer(await databases.new("producer"), settings, event_type)
@@ -150,7 +151,7 @@ async def test_broker_down_while_500_changes_are_written(own_broker: LocalBroker
         await close(producer, sink)
 
 
-async def test_crash_after_db_commit_before_offset_commit(broker: LocalBroker, databases: DatabaseFactory) -> None:
+async def test_crash_after_db_commit_before_offset_commit(broker: LocalBroker, databases: ScratchDatabases) -> None:
     settings = kafka_settings(broker.bootstrap_servers)
     event_type = new_event_type()
     group = f"crashy-{uuid.uuid4().hex[:8]}"
@@ -188,7 +189,7 @@ async def test_crash_after_db_commit_before_offset_commit(broker: LocalBroker, d
         await close(producer, sink)
 
 
-async def test_failing_handler_dead_letters_and_moves_on(broker: LocalBroker, databases: DatabaseFactory) -> None:
+async def test_failing_handler_dead_letters_and_moves_on(broker: LocalBroker, databases: ScratchDatabases) -> None:
     async with pipeline(databases, broker.bootstrap_servers, topic_partitions=1) as (
         producer, sink, event_type, settings
     ):
@@ -212,7 +213,7 @@ async def test_failing_handler_dead_letters_and_moves_on(broker: LocalBroker, da
 
 
 async def test_malformed_message_is_dead_lettered_without_retries(
-    broker: LocalBroker, databases: DatabaseFactory
+    broker: LocalBroker, databases: ScratchDatabases
 ) -> None:
     settings = kafka_settings(broker.bootstrap_servers, topic_partitions=1)
     event_type = new_event_type()
@@ -235,7 +236,7 @@ async def test_malformed_message_is_dead_lettered_without_retries(
         await close(sink)
 
 
-async def test_replay_publishes_again_without_second_effect(broker: LocalBroker, databases: DatabaseFactory) -> None:
+async def test_replay_publishes_again_without_second_effect(broker: LocalBroker, databases: ScratchDatabases) -> None:
     async with pipeline(databases, broker.bootstrap_servers) as (producer, sink, event_type, settings):
         async with transaction(producer.maker) as session:
             for seq in range(1, 6):
@@ -279,7 +280,7 @@ async def _effects_at_least(sink: Sink, n: int) -> bool:
 
 
 async def test_rebalance_to_a_second_member_loses_and_repeats_nothing(
-    broker: LocalBroker, databases: DatabaseFactory
+    broker: LocalBroker, databases: ScratchDatabases
 ) -> None:
     # Two members of one consumer group share one database (two replicas of a service).
     settings = kafka_settings(broker.bootstrap_servers)
@@ -308,7 +309,7 @@ async def test_rebalance_to_a_second_member_loses_and_repeats_nothing(
         await close(producer, first, second)
 
 
-async def test_one_relay_per_service_on_postgresql(broker: LocalBroker, databases: DatabaseFactory) -> None:
+async def test_one_relay_per_service_on_postgresql(broker: LocalBroker, databases: ScratchDatabases) -> None:
     if databases.kind != "postgres":
         pytest.skip("leader election applies to PostgreSQL; a SQLite file has one process")
     settings = kafka_settings(broker.bootstrap_servers)

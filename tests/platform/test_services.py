@@ -17,8 +17,9 @@ from shared import migrations
 from shared.auth import issue_token
 from shared.broker import LocalBroker
 from shared.db import create_engine
+from shared.scratchdb import ScratchDatabases
 from shared.settings import ServiceSettings
-from tests.conftest import DatabaseFactory, kafka_settings
+from tests.conftest import kafka_settings
 
 
 def make_settings(name: str, url: str, bootstrap: str, **overrides: object) -> ServiceSettings:
@@ -47,7 +48,7 @@ async def wait_ready(client: httpx.AsyncClient, timeout_s: float = 30) -> httpx.
 
 
 @pytest.mark.parametrize("name", SERVICES)
-async def test_migrations_create_exactly_the_models(name: str, databases: DatabaseFactory) -> None:
+async def test_migrations_create_exactly_the_models(name: str, databases: ScratchDatabases) -> None:
     engine = create_engine(await databases.new(name))
     spec = load(name).SPEC
     try:
@@ -67,7 +68,7 @@ async def test_migrations_create_exactly_the_models(name: str, databases: Databa
 
 
 @pytest.mark.parametrize("name", SERVICES)
-async def test_service_is_ready_and_guarded(name: str, broker: LocalBroker, databases: DatabaseFactory) -> None:
+async def test_service_is_ready_and_guarded(name: str, broker: LocalBroker, databases: ScratchDatabases) -> None:
     url = await databases.new(name)
     settings = make_settings(name, url, broker.bootstrap_servers)
     app = load(name).create_app(settings)
