@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import aiosqlite
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -62,13 +64,43 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        path = database or ":memory:"
+        engine = create_async_engine(url, async_creator=lambda: _connect_inline(path), **kwargs)
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_async_engine(url, **kwargs)
+
+
+class _InlineSQLiteConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose SQLite calls run on the event-loop thread, not its worker thread.
+
+    A SQLite statement on a local file takes microseconds; handing it to aiosqlite's thread and
+    back costs about 100 µs per call here, and SQLAlchemy makes three calls per statement (cursor,
+    execute, close), so the hand-overs cost far more than the work (`make bench-bus` measured a 5x
+    gain per statement). Blocking the loop is safe because our own writers queue on an asyncio lock
+    (see `transaction`) before SQLite's busy handler could make them wait; only another process
+    holding the write lock (a CLI command) can stall the loop, for at most the busy timeout.
+    PostgreSQL (asyncpg) is truly asynchronous and unaffected.
+    """
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+
+async def _connect_inline(path: str) -> aiosqlite.Connection:
+    def connector() -> sqlite3.Connection:
+        # Opened on aiosqlite's thread, then used on the loop's: hence check_same_thread=False.
+        return sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+
+    return await _InlineSQLiteConnection(connector, 64)
+
+
+SQLITE_BUSY_TIMEOUT_S = 30
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -82,7 +114,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -35,7 +35,9 @@ class KafkaSettings(BaseSettings):
     idempotent_producer: bool = False
     topic_partitions: int = 6
     topic_replication_factor: int = 1
-    relay_batch_size: int = 500
+    relay_batch_size: int = 1000
+    # Batches sent ahead while the oldest waits for its acks.
+    relay_pipeline_depth: int = Field(default=4, ge=1)
     relay_idle_interval_s: float = 0.2
     # After a short batch, wait this long so the next one gathers more rows (fewer, larger transactions).
     relay_linger_s: float = 0.02
@@ -44,6 +46,8 @@ class KafkaSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_retry_backoff_s: float = 0.2
     consumer_batch_size: int = 500
+    # How long the broker may hold a fetch open waiting for new records (latency when a topic is quiet).
+    consumer_fetch_max_wait_ms: int = 100
     request_timeout_ms: int = 10_000
 
 
@@ -141,11 +145,15 @@ class ServiceSettings(BaseSettings):
         assert self.database_url is not None
         return self.database_url
 
+    def uses_development_material(self) -> list[str]:
+        """Settings still holding public development keys or secrets (services add their own)."""
+        return self.auth.uses_development_material()
+
     def check_production(self) -> None:
         """Refuse to run in production with development secrets or keys."""
         if self.env is not Environment.production:
             return
-        problems = self.auth.uses_development_material()
+        problems = self.uses_development_material()
         if problems:
             raise RuntimeError(
                 "KAENKHUN_ENV=production refuses development secrets or keys: " + ", ".join(problems)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
 from shared.db import transaction
 from shared.events.catalogue import Catalogue, EventType, dlq_topic
-from shared.events.envelope import CORRELATION_HEADER, CloudEvent, utcnow
+from shared.events.envelope import CloudEvent, utcnow
 from shared.settings import KafkaSettings
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kaenkhun.bus.consumer")
 
 Handler = Callable[[AsyncSession, CloudEvent, BaseModel], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[tuple[CloudEvent, BaseModel]]], Awaitable[None]]
 
 
 class PoisonMessage(Exception):
@@ -40,7 +41,7 @@ class Delivery:
     record: ConsumerRecord[bytes, bytes]
     event: CloudEvent | None
     payload: BaseModel | None
-    handler: Handler | None
+    handler: BatchHandler | None
     error: PoisonMessage | None = None
 
     @property
@@ -49,20 +50,35 @@ class Delivery:
 
 
 class Handlers:
-    """Event type → handler, for one consumer. Types the consumer has no handler for are skipped."""
+    """Event type → handler, for one consumer. Types the consumer has no handler for are skipped.
+
+    `on` registers a handler called once per event; `on_batch` one called with consecutive events of
+    its types together (in order, in the same transaction), so a projection can write them in one
+    statement. Either way each event takes effect once, with its inbox row.
+    """
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, BatchHandler] = {}
 
     def on(self, *event_types: EventType) -> Callable[[Handler], Handler]:
         def register(func: Handler) -> Handler:
-            for event_type in event_types:
-                self.catalogue.register(event_type)
-                self._handlers[event_type.type] = func
+            self._register(event_types, _one_at_a_time(func))
             return func
 
         return register
+
+    def on_batch(self, *event_types: EventType) -> Callable[[BatchHandler], BatchHandler]:
+        def register(func: BatchHandler) -> BatchHandler:
+            self._register(event_types, func)
+            return func
+
+        return register
+
+    def _register(self, event_types: Sequence[EventType], handler: BatchHandler) -> None:
+        for event_type in event_types:
+            self.catalogue.register(event_type)
+            self._handlers[event_type.type] = handler
 
     def topics(self) -> list[str]:
         return sorted({self.catalogue.types[t].topic for t in self._handlers})
@@ -165,6 +181,7 @@ class Consumer:
             # the inbox drop what was already handled.
             auto_offset_reset="earliest",
             max_poll_records=self.settings.consumer_batch_size,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             request_timeout_ms=max(self.settings.request_timeout_ms, 40_000),
         )
         try:
@@ -184,9 +201,8 @@ class Consumer:
             try:
                 consumer = self._consumer or await self._connect()
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
-                for tp, records in batch.items():
-                    await self._process_partition(consumer, tp, records)
                 if batch:
+                    await self._process_batch(consumer, batch)
                     await self._record_lag(consumer)
                 backoff = self.settings.relay_backoff_initial_s
             except asyncio.CancelledError:
@@ -199,13 +215,13 @@ class Consumer:
 
     # -- processing ----------------------------------------------------------------------------------
 
-    async def _process_partition(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
+    async def _process_batch(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
-        deliveries = [self.handlers.decode(r) for r in records]
-        # Fast path: the whole batch in one transaction. If any handler fails, nothing of the batch
-        # is kept and the records go one at a time, so the failing one is retried, dead-lettered if
-        # it keeps failing, and the rest of the partition still follows in order.
+        deliveries = [self.handlers.decode(r) for records in batch.values() for r in records]
+        # Fast path: everything polled, partition after partition, in one transaction. If any
+        # handler fails, nothing of it is kept and the records go one at a time, so the failing one
+        # is retried, dead-lettered if it keeps failing, and the rest still follow in order.
         if all(d.error is None for d in deliveries):
             try:
                 await self.process(deliveries)
@@ -216,43 +232,47 @@ class Consumer:
         else:
             for delivery in deliveries:
                 await self._process_one_with_retries(delivery)
-        next_offset = records[-1].offset + 1
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         if self.before_offset_commit is not None:
-            await self.before_offset_commit(tp, next_offset)
+            for tp, next_offset in offsets.items():
+                await self.before_offset_commit(tp, next_offset)
         try:
-            await consumer.commit({tp: next_offset})
+            await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
-            # The group rebalanced: another member now owns the partition and will redeliver from
+            # The group rebalanced: another member now owns a partition and will redeliver from
             # the last committed offset; the inbox makes that redelivery a no-op.
-            log.info("offset commit lost to a rebalance", consumer=self.name, tp=str(tp), error=repr(exc))
+            log.info("offset commit lost to a rebalance", consumer=self.name, error=repr(exc))
 
     async def process(self, deliveries: Sequence[Delivery]) -> int:
-        """Apply deliveries in one transaction with their inbox rows; duplicates are skipped."""
-        from shared.observability import bind_correlation_id
+        """Apply deliveries in one transaction with their inbox rows; duplicates are skipped.
 
-        applied = 0
+        Consecutive deliveries for the same handler go to it together, in order.
+        """
+        runs: list[tuple[BatchHandler, list[Delivery]]] = []
         outcomes: list[tuple[Delivery, str]] = []
         async with transaction(self.maker) as session:
             seen = await self._already_seen(session, [d.event_id for d in deliveries if d.event_id])
-            inbox_rows = []
             for delivery in deliveries:
-                event = delivery.event
-                if event is None or delivery.handler is None:
+                event, handler = delivery.event, delivery.handler
+                if event is None or handler is None:
                     continue
                 if event.id in seen:
                     outcomes.append((delivery, "duplicate"))
                     continue
                 seen.add(event.id)
-                assert delivery.payload is not None
-                with bind_correlation_id(_correlation_id(delivery.record) or event.correlationid):
-                    await delivery.handler(session, event, delivery.payload)
-                inbox_rows.append(self._inbox_row(delivery, "processed"))
-                outcomes.append((delivery, "processed"))
-                applied += 1
+                if runs and runs[-1][0] is handler:
+                    runs[-1][1].append(delivery)
+                else:
+                    runs.append((handler, [delivery]))
+            inbox_rows: list[dict[str, Any]] = []
+            for handler, run in runs:
+                await handler(session, [(d.event, d.payload) for d in run])  # type: ignore[misc]
+                inbox_rows.extend(self._inbox_row(d, "processed") for d in run)
+                outcomes.extend((d, "processed") for d in run)
             if inbox_rows:
                 await session.execute(insert(self.inbox), inbox_rows)
         self._count(outcomes)
-        return applied
+        return len(inbox_rows)
 
     async def _already_seen(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
         if not event_ids:
@@ -346,8 +366,13 @@ class Consumer:
                 )
 
 
-def _correlation_id(record: ConsumerRecord[bytes, bytes]) -> str | None:
-    for name, value in record.headers or ():
-        if name == CORRELATION_HEADER and value:
-            return bytes(value).decode(errors="replace")
-    return None
+def _one_at_a_time(func: Handler) -> BatchHandler:
+    async def handle(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
+        from shared.observability import bind_correlation_id
+
+        for event, payload in items:
+            with bind_correlation_id(event.correlationid):
+                await func(session, event, payload)
+
+    handle.__name__ = getattr(func, "__name__", "handle")
+    return handle

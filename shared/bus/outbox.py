@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
 from shared.db import as_utc, is_sqlite, read_only, transaction
 from shared.events.catalogue import EventType
-from shared.events.envelope import CORRELATION_HEADER, CloudEvent, source_for, utcnow
+from shared.events.envelope import CORRELATION_HEADER, encode_event, source_for, utcnow
 from shared.settings import KafkaSettings
 
 if TYPE_CHECKING:
@@ -59,22 +60,21 @@ class Outbox:
         *,
         key: str,
         subject: str | None = None,
-    ) -> CloudEvent:
-        """Record one event in the caller's transaction; the message key is the aggregate id."""
+    ) -> str:
+        """Record one event in the caller's transaction; the message key is the aggregate id. Returns its id."""
         return (await self.add_many(session, [PendingEvent(event_type, payload, key, subject)]))[0]
 
-    async def add_many(self, session: AsyncSession, pending: Sequence[PendingEvent]) -> list[CloudEvent]:
-        """Record several events, in order, in the caller's transaction."""
+    async def add_many(self, session: AsyncSession, pending: Sequence[PendingEvent]) -> list[str]:
+        """Record several events, in order, in the caller's transaction; returns their event ids."""
         from shared.observability import get_correlation_id
 
         correlation_id = get_correlation_id()
         now = utcnow()
-        events: list[CloudEvent] = []
         rows: list[dict[str, Any]] = []
         for item in pending:
             if not isinstance(item.payload, item.event_type.payload):
                 raise TypeError(f"{item.event_type.type} expects {item.event_type.payload.__name__}")
-            cloud_event = CloudEvent(
+            event_id, value = encode_event(
                 source=self.source,
                 type=item.event_type.type,
                 time=now,
@@ -83,14 +83,13 @@ class Outbox:
                 partitionkey=item.key,
                 data=item.payload.model_dump(mode="json"),
             )
-            events.append(cloud_event)
             rows.append(
                 {
-                    "event_id": cloud_event.id,
+                    "event_id": event_id,
                     "topic": item.event_type.topic,
                     "key": item.key,
-                    "event_type": cloud_event.type,
-                    "value": cloud_event.to_json().decode(),
+                    "event_type": item.event_type.type,
+                    "value": value.decode(),
                     "correlation_id": correlation_id,
                     "created_at": now,
                 }
@@ -98,7 +97,7 @@ class Outbox:
         if rows:
             await session.execute(insert(self.table), rows)
             self._wake_after_commit(session)
-        return events
+        return [row["event_id"] for row in rows]
 
     def _wake_after_commit(self, session: AsyncSession) -> None:
         sync_session = session.sync_session
@@ -160,6 +159,8 @@ class Relay:
         self.metrics = metrics
         self.connected = False
         self._producer: AIOKafkaProducer | None = None
+        # Batches sent and not yet settled, oldest first: (outbox rows, their send futures).
+        self._in_flight: deque[tuple[Sequence[Any], list[asyncio.Future[Any]]]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._leader_conn: Any = None
@@ -206,7 +207,7 @@ class Relay:
                         return
                     await self._sleep(self.settings.relay_idle_interval_s)
                     await self._check_broker()
-                elif published < self.settings.relay_batch_size and not self._stopping:
+                elif not self._in_flight and published < self.settings.relay_batch_size and not self._stopping:
                     await asyncio.sleep(self.settings.relay_linger_s)
             except asyncio.CancelledError:
                 raise
@@ -255,42 +256,29 @@ class Relay:
             raise ConnectionError("broker lost our topics")
 
     async def _close_producer(self) -> None:
+        self._in_flight.clear()  # their rows are still pending: sent again on reconnect
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):
                 await producer.stop()
 
     async def publish_batch(self) -> int:
-        """Publish up to one batch of pending rows; returns how many were published."""
-        async with read_only(self._engine) as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        self.table.c.id, self.table.c.topic, self.table.c.key,
-                        self.table.c.value, self.table.c.correlation_id, self.table.c.event_type,
-                    )
-                    .where(self.table.c.published_at.is_(None))
-                    .order_by(self.table.c.id)
-                    .limit(self.settings.relay_batch_size)
-                )
-            ).all()
-            await self._record_pending(conn)
-        if not rows:
+        """Settle the oldest batch in flight, keeping the pipeline full; returns how many rows it published.
+
+        Up to `relay_pipeline_depth` batches are sent ahead, in id order, before the oldest is awaited:
+        the producer keeps each partition's order, and the broker's round trip is paid once per
+        pipeline instead of once per batch. A row is marked published only after its ack.
+        """
+        await self._fill_pipeline()
+        if not self._in_flight:
             return 0
-        producer = await self._producer_ready()
-        futures = []
-        for row in rows:
-            headers = [
-                ("content-type", b"application/cloudevents+json; charset=UTF-8"),
-                ("ce_type", row.event_type.encode()),
-            ]
-            if row.correlation_id:
-                headers.append((CORRELATION_HEADER, row.correlation_id.encode()))
-            futures.append(
-                await producer.send(row.topic, value=row.value.encode(), key=row.key.encode(), headers=headers)
-            )
+        rows, futures = self._in_flight.popleft()
         results = await asyncio.gather(*futures, return_exceptions=True)
         published, failed, first_error = self._sort_outcomes(rows, results)
+        if first_error is not None:
+            # Later batches may hold later events of the failed keys: none of them counts as
+            # published; they all go again, in order, after the backoff (the inbox absorbs duplicates).
+            await self._abandon_pipeline()
         now = utcnow()
         async with transaction(self.maker) as session:
             if published:
@@ -304,12 +292,60 @@ class Relay:
                     .values(attempts=self.table.c.attempts + 1, last_error=repr(first_error)[:2000])
                 )
         if self.metrics is not None:
+            published_ids = set(published)
             for row in rows:
-                if row.id in published:
+                if row.id in published_ids:
                     self.metrics.events_published_total.labels(topic=row.topic).inc()
         if first_error is not None:
             raise first_error
         return len(published)
+
+    async def _fill_pipeline(self) -> None:
+        """Send pending rows after the last one in flight, batch by batch, until the pipeline is full."""
+        while len(self._in_flight) < self.settings.relay_pipeline_depth:
+            after = self._in_flight[-1][0][-1].id if self._in_flight else None
+            rows = await self._pending_rows(after)
+            if not rows:
+                return
+            producer = await self._producer_ready()
+            futures = []
+            for row in rows:
+                headers = [
+                    ("content-type", b"application/cloudevents+json; charset=UTF-8"),
+                    ("ce_type", row.event_type.encode()),
+                ]
+                if row.correlation_id:
+                    headers.append((CORRELATION_HEADER, row.correlation_id.encode()))
+                futures.append(
+                    await producer.send(row.topic, value=row.value.encode(), key=row.key.encode(), headers=headers)
+                )
+            self._in_flight.append((rows, futures))
+            if len(rows) < self.settings.relay_batch_size:
+                return
+
+    async def _pending_rows(self, after: int | None) -> Sequence[Any]:
+        query = (
+            select(
+                self.table.c.id, self.table.c.topic, self.table.c.key,
+                self.table.c.value, self.table.c.correlation_id, self.table.c.event_type,
+            )
+            .where(self.table.c.published_at.is_(None))
+            .order_by(self.table.c.id)
+            .limit(self.settings.relay_batch_size)
+        )
+        if after is not None:
+            query = query.where(self.table.c.id > after)
+        async with read_only(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+            if after is None:
+                await self._record_pending(conn)
+        return rows
+
+    async def _abandon_pipeline(self) -> None:
+        """Forget the batches in flight: their rows stay pending and are sent again."""
+        flights, self._in_flight = list(self._in_flight), deque()
+        for _rows, futures in flights:
+            await asyncio.gather(*futures, return_exceptions=True)
 
     @staticmethod
     def _sort_outcomes(rows: Sequence[Any], results: Sequence[Any]) -> tuple[list[int], list[int], Exception | None]:

@@ -45,5 +45,35 @@ class CloudEvent(BaseModel):
         return cls.model_validate_json(raw)
 
 
+def encode_event(
+    *,
+    source: str,
+    type: str,
+    time: datetime,
+    subject: str | None,
+    data: dict[str, Any],
+    correlationid: str | None = None,
+    partitionkey: str | None = None,
+) -> tuple[str, bytes]:
+    """A new event's id and its structured-mode JSON, byte for byte what `CloudEvent(...).to_json()` gives.
+
+    The outbox writes thousands of events per bulk import; building the JSON directly skips
+    validating fields it has just set itself (a test checks both paths agree).
+    """
+    event_id = str(uuid.uuid4())
+    envelope: dict[str, Any] = {
+        "specversion": "1.0", "id": event_id, "source": source, "type": type, "time": time,
+    }
+    if subject is not None:
+        envelope["subject"] = subject
+    envelope["datacontenttype"] = "application/json"
+    if correlationid is not None:
+        envelope["correlationid"] = correlationid
+    if partitionkey is not None:
+        envelope["partitionkey"] = partitionkey
+    envelope["data"] = data
+    return event_id, orjson.dumps(envelope, option=orjson.OPT_UTC_Z)
+
+
 def source_for(service: str) -> str:
     return f"{SOURCE_PREFIX}{service}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -47,6 +48,7 @@ class Sink:
     effects: Table
     fail_keys: set[str] = field(default_factory=set)
     calls: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
 
     async def effects_by_key(self) -> dict[str, list[int]]:
         """Each widget's applied sequence numbers, in the order they took effect."""
@@ -82,7 +84,10 @@ async def make_producer(url: str, settings: KafkaSettings, event_type: EventType
     return Producer(engine, maker, outbox, relay, state)
 
 
-async def make_sink(url: str, settings: KafkaSettings, event_type: EventType, group: str | None = None) -> Sink:
+async def make_sink(
+    url: str, settings: KafkaSettings, event_type: EventType, group: str | None = None, *, batch: bool = False
+) -> Sink:
+    """A consumer service applying each WidgetChanged as one effect row; `batch`: through Handlers.on_batch."""
     metadata = new_metadata()
     effects = Table("effect", metadata, Column("id", Integer, primary_key=True),
                     Column("widget_id", String(40)), Column("seq", Integer))
@@ -93,13 +98,24 @@ async def make_sink(url: str, settings: KafkaSettings, event_type: EventType, gr
     handlers = Handlers(Catalogue())
     sink = Sink(engine, maker, None, effects)  # type: ignore[arg-type]
 
-    @handlers.on(event_type)
+    async def apply_all(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
+        sink.calls += len(items)
+        sink.batch_sizes.append(len(items))
+        rows = []
+        for _event, payload in items:
+            assert isinstance(payload, WidgetChanged)
+            if payload.widget_id in sink.fail_keys:
+                raise RuntimeError(f"cannot apply {payload.widget_id}")
+            rows.append({"widget_id": payload.widget_id, "seq": payload.seq})
+        await session.execute(insert(effects), rows)
+
     async def apply(session: AsyncSession, event: CloudEvent, payload: BaseModel) -> None:
-        assert isinstance(payload, WidgetChanged)
-        sink.calls += 1
-        if payload.widget_id in sink.fail_keys:
-            raise RuntimeError(f"cannot apply {payload.widget_id}")
-        await session.execute(insert(effects).values(widget_id=payload.widget_id, seq=payload.seq))
+        await apply_all(session, [(event, payload)])
+
+    if batch:
+        handlers.on_batch(event_type)(apply_all)
+    else:
+        handlers.on(event_type)(apply)
 
     sink.consumer = Consumer("sink", handlers, maker, inbox, settings, group_id=group or f"sink-{uuid.uuid4().hex[:8]}")
     return sink

@@ -38,13 +38,13 @@ async def wait_for(check: Callable[[], Coroutine[Any, Any, bool]], timeout_s: fl
 
 @asynccontextmanager
 async def pipeline(
-    databases: ScratchDatabases, bootstrap: str, **overrides: Any
+    databases: ScratchDatabases, bootstrap: str, *, batch: bool = False, **overrides: Any
 ) -> AsyncIterator[tuple[Producer, Sink, EventType, KafkaSettings]]:
     """A producer (outbox + relay) and a sink (consumer + inbox) on fresh databases, both running."""
     settings = kafka_settings(bootstrap, **overrides)
     event_type = new_event_type()
     producer = await make_producer(await databases.new("producer"), settings, event_type)
-    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    sink = await make_sink(await databases.new("sink"), settings, event_type, batch=batch)
     producer.relay.start()
     sink.consumer.start()
     try:
@@ -94,6 +94,45 @@ async def test_thousand_events_fifty_keys_once_each_in_order(
         for key, seqs in effects.items():
             assert seqs == list(range(1, 21)), f"{key} applied {seqs}"
         assert await sink.effect_count() == 1000
+
+
+async def test_batch_handler_gets_events_together_once_each_in_order(
+    broker: LocalBroker, databases: ScratchDatabases
+) -> None:
+    async with pipeline(databases, broker.bootstrap_servers, batch=True) as (producer, sink, event_type, _):
+        # A bulk write: 1,000 changes over 50 keys in ten transactions.
+        for seq in range(1, 21, 2):
+            async with transaction(producer.maker) as session:
+                for s in (seq, seq + 1):
+                    for key in range(50):
+                        await producer.change(session, event_type, f"w{key:02d}", s)
+
+        await wait_for(lambda: _effects_at_least(sink, 1000))
+        await asyncio.sleep(0.5)
+        effects = await sink.effects_by_key()
+        assert all(seqs == list(range(1, 21)) for seqs in effects.values()), effects
+        assert await sink.effect_count() == 1000 == sink.calls
+        assert max(sink.batch_sizes) > 1, "events polled together must reach the handler together"
+        assert len(sink.batch_sizes) < 1000
+
+
+async def test_failing_batch_falls_back_to_one_by_one_and_dead_letters_only_the_culprit(
+    broker: LocalBroker, databases: ScratchDatabases
+) -> None:
+    async with pipeline(databases, broker.bootstrap_servers, batch=True, topic_partitions=1) as (
+        producer, sink, event_type, _
+    ):
+        sink.fail_keys.add("poison")
+        async with transaction(producer.maker) as session:
+            for seq in range(1, 4):
+                await producer.change(session, event_type, "ok", seq)
+            await producer.change(session, event_type, "poison", 1)
+            for seq in range(4, 7):
+                await producer.change(session, event_type, "ok", seq)
+        await wait_for(lambda: _effects_at_least(sink, 6))
+        assert (await sink.effects_by_key()) == {"ok": [1, 2, 3, 4, 5, 6]}
+        records = await read_dlq(broker.bootstrap_servers, event_type.topic)
+        assert [r.key for r in records] == [b"poison"]
 
 
 async def test_same_message_delivered_twice_has_one_effect(
@@ -269,6 +308,55 @@ def test_a_failed_send_holds_back_later_events_of_its_key() -> None:
     assert published == [1, 2, 5]
     assert failed == [3, 4], "row 4 succeeded but must wait for row 3 of the same key"
     assert error is boom
+
+
+class _Sends:
+    """A stand-in producer whose sends the test completes or fails by hand, in any order."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[Any]] = []
+        self.keys: list[bytes] = []
+
+    async def send(self, topic: str, *, value: bytes, key: bytes, headers: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        self.keys.append(key)
+        return future
+
+
+async def test_a_failure_in_the_pipeline_leaves_later_batches_pending(databases: ScratchDatabases) -> None:
+    """Batches sent ahead of a failed one are not marked published, even if acked: all go again."""
+    from sqlalchemy import select
+
+    settings = kafka_settings("127.0.0.1:1", relay_batch_size=2, relay_pipeline_depth=3)
+    event_type = new_event_type()
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    try:
+        async with transaction(producer.maker) as session:
+            for seq, key in enumerate(["a", "b", "a", "b", "a", "b", "c"], start=1):
+                await producer.change(session, event_type, key, seq)
+        sends = _Sends()
+        producer.relay._producer = sends  # type: ignore[assignment]
+        settle = asyncio.create_task(producer.relay.publish_batch())
+        await asyncio.sleep(0.1)
+        assert len(sends.futures) == 6, "three batches of two in flight before the first is awaited"
+        sends.futures[0].set_exception(ConnectionError("lost"))  # row 1 (key a) fails ...
+        for future in sends.futures[1:]:
+            future.set_result(None)  # ... everything after it is acked
+        with pytest.raises(ConnectionError):
+            await settle
+        table = producer.outbox.table
+        async with transaction(producer.maker) as session:
+            rows = (await session.execute(
+                select(table.c.id, table.c.published_at.is_not(None), table.c.attempts).order_by(table.c.id)
+            )).all()
+        assert [(r[0], bool(r[1]), r[2]) for r in rows] == [
+            (1, False, 1), (2, True, 0), (3, False, 0), (4, False, 0), (5, False, 0), (6, False, 0), (7, False, 0)
+        ]
+        assert not producer.relay._in_flight
+    finally:
+        producer.relay._producer = None
+        await producer.engine.dispose()
 
 
 async def _connected(sink: Sink) -> bool:

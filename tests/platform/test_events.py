@@ -67,3 +67,18 @@ def test_cli_prints_the_asyncapi_document() -> None:
     document = json.loads(result.stdout)
     assert document["asyncapi"] == "3.0.0"
     assert document["info"]["title"] == "Kaenkhun events"
+
+
+def test_outbox_encoding_is_byte_for_byte_the_envelope_model() -> None:
+    from shared.events.envelope import encode_event, utcnow
+
+    now = utcnow()
+    for optional in ({}, {"correlationid": "c-1", "partitionkey": "h1"}):
+        event_id, raw = encode_event(source="urn:kaenkhun:registry", type="th.kaenkhun.x.v1", time=now,
+                                     subject="h1" if optional else None,
+                                     data={"name_th": "นางสาว สมหญิง ใจดี", "n": 1}, **optional)
+        model = CloudEvent(id=event_id, source="urn:kaenkhun:registry", type="th.kaenkhun.x.v1", time=now,
+                           subject="h1" if optional else None, data={"name_th": "นางสาว สมหญิง ใจดี", "n": 1},
+                           **optional)
+        assert raw == model.to_json()
+        assert CloudEvent.from_json(raw) == model
