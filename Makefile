@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test bench-bus venv lint asyncapi clean
+.PHONY: up test bench-bus bench-registry venv lint asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 bench-bus: $(STAMP)
 	$(BIN)/python -m bench.bus $(BENCH_ARGS)
+
+bench-registry: $(STAMP)
+	$(BIN)/python -m bench.registry $(BENCH_ARGS)
 
 asyncapi: $(STAMP)
 	$(BIN)/kaenkhun asyncapi --output docs/asyncapi.json

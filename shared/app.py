@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,8 @@ class ServiceSpec:
     security: ServiceSecurity
     handlers: Handlers | None = None
     routers: Sequence[APIRouter] = ()
+    # Background work of the service (e.g. bulk imports): entered after the bus starts, left before it stops.
+    extensions: Sequence[Callable[[FastAPI], AbstractAsyncContextManager[None]]] = ()
     version: str = "0.1.0"
 
     @property
@@ -104,7 +106,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 consumer.start()
         log.info("service started", service=spec.name, port=settings.port)
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for extension in spec.extensions:
+                    await stack.enter_async_context(extension(app))
+                yield
         finally:
             if consumer is not None:
                 await consumer.stop()

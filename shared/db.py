@@ -22,8 +22,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
 
 # Set before any table so constraint names are stable across SQLite and PostgreSQL migrations.
 NAMING_CONVENTION = {
@@ -38,15 +36,6 @@ NAMING_CONVENTION = {
 def new_metadata() -> MetaData:
     """A MetaData with the house naming convention; each service owns one."""
     return MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def model_base(metadata: MetaData) -> type[SQLModel]:
-    """A SQLModel base class whose tables go into `metadata` (not the global SQLModel.metadata)."""
-
-    class Base(SQLModel, registry=registry(metadata=metadata)):
-        pass
-
-    return Base
 
 
 def as_utc(value: datetime) -> datetime:

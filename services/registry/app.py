@@ -4,11 +4,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.registry import areas, audit, imports, teams
+from services.registry.households.router import router as households
 from services.registry.models import inbox, metadata, outbox
 from services.registry.security import security
 from services.registry.settings import RegistrySettings
 from shared.app import ServiceSpec, create_service_app
-from shared.events.catalogue import Catalogue
+from shared.events.registry import REGISTRY_EVENTS
+from shared.pii import CitizenIdProtector
 
 SPEC = ServiceSpec(
     name="registry",
@@ -18,11 +21,16 @@ SPEC = ServiceSpec(
     outbox=outbox,
     inbox=inbox,
     migrations_dir=Path(__file__).parent / "migrations",
-    catalogue=Catalogue(),
+    catalogue=REGISTRY_EVENTS,
     security=security,
+    routers=(areas.router, households, teams.router, imports.router, audit.router),
+    extensions=(imports.importer_extension,),
 )
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     """Build the registry app from its settings (read from the environment when not given)."""
-    return create_service_app(SPEC, settings or RegistrySettings())
+    settings = settings or RegistrySettings()
+    app = create_service_app(SPEC, settings)
+    app.state.protector = CitizenIdProtector(settings.pii)
+    return app

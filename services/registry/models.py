@@ -1,9 +1,150 @@
 """Tables of the registry service: its own metadata, with the outbox and inbox of the event bus."""
 
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Column, DateTime, Index, text
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
 from shared.bus import Outbox, inbox_table, outbox_table
-from shared.db import model_base, new_metadata
+from shared.db import new_metadata
 
 metadata = new_metadata()
-Base = model_base(metadata)
+
+
+class Base(SQLModel, registry=registry(metadata=metadata)):
+    """SQLModel base of the registry service's tables: they go into its own metadata."""
+
+
 outbox = Outbox("registry", outbox_table(metadata))
 inbox = inbox_table(metadata)
+
+
+def _at(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class Household(Base, table=True):
+    """A household on the register; `version` guards concurrent edits (ETag / If-Match)."""
+
+    __tablename__ = "household"
+
+    id: str = Field(primary_key=True, max_length=36)
+    province_code: str = Field(max_length=2, index=True)
+    district_code: str = Field(max_length=4, index=True)
+    subdistrict_code: str = Field(max_length=6, index=True)
+    village_no: int
+    village_code: str = Field(max_length=8, index=True)
+    house_no: str = Field(max_length=40)
+    lat: float | None = None
+    lon: float | None = None
+    source_tpmap: bool = False
+    source_exclusion_error: bool = False
+    source_vulnerable: bool = False
+    source_other: bool = False
+    welfare_card: bool = False
+    status: str = Field(default="open", max_length=10, index=True)
+    closed_reason: str | None = Field(default=None, max_length=200)
+    closed_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    team_id: str | None = Field(default=None, max_length=36, index=True)
+    buddy_official: str | None = Field(default=None, max_length=200)
+    import_id: str | None = Field(default=None, max_length=36)
+    version: int = 1
+    created_at: datetime = Field(sa_column=_at())
+    updated_at: datetime = Field(sa_column=_at())
+
+
+class Member(Base, table=True):
+    """A person in a household. `active` while in an open household: one active row per citizen ID."""
+
+    __tablename__ = "member"
+    __table_args__ = (
+        # A citizen ID belongs to at most one open household: enforced by the database, race-free.
+        Index("uq_member_active_citizen", "citizen_id_hash", unique=True,
+              sqlite_where=text("active"), postgresql_where=text("active")),
+        Index("ix_member_name_birth", "first_name", "last_name", "birth_date"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    household_id: str = Field(foreign_key="household.id", max_length=36, index=True)
+    position: int
+    citizen_id_enc: str = Field(max_length=120)
+    citizen_id_hash: str = Field(max_length=64, index=True)
+    title: str = Field(max_length=60)
+    first_name: str = Field(max_length=120)
+    last_name: str = Field(max_length=120)
+    sex: str = Field(max_length=6)
+    birth_date: date
+    relation: str = Field(max_length=10)
+    disability: bool = False
+    active: bool = True
+    removed_reason: str | None = Field(default=None, max_length=20)
+    removed_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    transferred_to: str | None = Field(default=None, max_length=36)
+    created_at: datetime = Field(sa_column=_at())
+
+
+class Team(Base, table=True):
+    """A field operations team of a district (ทีมปฏิบัติการ) and the sub-districts it covers."""
+
+    __tablename__ = "team"
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(max_length=200)
+    province_code: str = Field(max_length=2, index=True)
+    district_code: str = Field(max_length=4, index=True)
+    subdistrict_codes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    members: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=_at())
+
+
+class AuditEntry(Base, table=True):
+    """One read of personal data: who, when, which household, and the purpose they declared."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_at())
+    client_id: str = Field(max_length=200, index=True)
+    action: str = Field(max_length=40)
+    household_id: str | None = Field(default=None, max_length=36, index=True)
+    purpose: str | None = Field(default=None, max_length=500)
+    correlation_id: str | None = Field(default=None, max_length=128)
+
+
+class ImportJob(Base, table=True):
+    """One bulk import of a CSV file: its state and counts (the file itself waits under the data dir)."""
+
+    __tablename__ = "import_job"
+
+    id: str = Field(primary_key=True, max_length=36)
+    status: str = Field(max_length=10, index=True)  # queued, running, done, failed
+    filename: str = Field(max_length=255)
+    sha256: str = Field(max_length=64, index=True)
+    size_bytes: int
+    client_id: str = Field(max_length=200)
+    areas: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    rows: int = 0
+    households_created: int = 0
+    persons_created: int = 0
+    households_unchanged: int = 0
+    rows_rejected: int = 0
+    errors_kept: int = 0
+    failure: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(sa_column=_at())
+    started_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+
+
+class ImportRowError(Base, table=True):
+    """Why one row (1-based, the header is row 1) of an import was rejected."""
+
+    __tablename__ = "import_row_error"
+
+    id: int | None = Field(default=None, primary_key=True)
+    import_id: str = Field(foreign_key="import_job.id", max_length=36, index=True)
+    row: int
+    column: str | None = Field(default=None, max_length=40)
+    message: str = Field(max_length=500)

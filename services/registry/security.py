@@ -2,4 +2,25 @@
 
 from shared.app import service_security
 
-security = service_security("registry", {})
+READ = "registry:read"
+WRITE = "registry:write"
+LOOKUP = "registry:lookup"
+PII_READ = "pii:read"
+AUDIT_READ = "audit:read"
+
+security = service_security(
+    "registry",
+    {
+        READ: "Read households, members (IDs masked), areas and teams in the token's areas",
+        WRITE: "Register and change households, members, teams and assignments; run bulk imports",
+        LOOKUP: "Find the household of a citizen ID",
+        PII_READ: "See citizen IDs unmasked (every such read is written to the audit log)",
+        AUDIT_READ: "Read the personal-data audit log",
+    },
+)
+
+# Dependencies for the routes (module-level, so FastAPI sees one object per requirement).
+can_read = security.require(READ)
+can_write = security.require(WRITE)
+can_lookup = security.require(LOOKUP)
+can_audit = security.require(AUDIT_READ)

@@ -1,9 +1,11 @@
-"""Settings of the registry service (env prefix KAENKHUN_REGISTRY_)."""
+"""Settings of the registry service (env prefix KAENKHUN_REGISTRY_; citizen-ID keys KAENKHUN_PII_)."""
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.pii import PiiSettings
 from shared.settings import ServiceSettings
 
 
@@ -11,3 +13,14 @@ class RegistrySettings(ServiceSettings):
     service_name: ClassVar[str] = "registry"
     default_port: ClassVar[int] = 8001
     model_config = SettingsConfigDict(env_prefix="KAENKHUN_REGISTRY_", extra="ignore")
+
+    pii: PiiSettings = Field(default_factory=PiiSettings)
+    page_size_default: int = 50
+    page_size_max: int = 500
+    # Bulk import: households per transaction, and at most this many row errors kept per import.
+    import_chunk_households: int = 500
+    import_max_errors: int = 10_000
+    import_max_bytes: int = 512 * 1024 * 1024
+
+    def uses_development_material(self) -> list[str]:
+        return super().uses_development_material() + self.pii.uses_development_material()

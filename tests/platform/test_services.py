@@ -3,48 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from fastapi import FastAPI
 
-from services import SERVICES, load, settings_class
+from services import SERVICES, load
 from shared import migrations
 from shared.auth import issue_token
 from shared.broker import LocalBroker
 from shared.db import create_engine
 from shared.scratchdb import ScratchDatabases
-from shared.settings import ServiceSettings
-from tests.conftest import kafka_settings
-
-
-def make_settings(name: str, url: str, bootstrap: str, **overrides: object) -> ServiceSettings:
-    values: dict[str, object] = {"database_url": url, "kafka": kafka_settings(bootstrap), "log_json": False}
-    values.update(overrides)
-    settings: ServiceSettings = settings_class(name).model_validate(values)
-    return settings
-
-
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan started, behind an in-process HTTP client."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
-
-
-async def wait_ready(client: httpx.AsyncClient, timeout_s: float = 30) -> httpx.Response:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        response = await client.get("/readyz")
-        if response.status_code == 200 or asyncio.get_running_loop().time() > deadline:
-            return response
-        await asyncio.sleep(0.2)
+from tests.apps import make_settings, running, wait_ready
 
 
 @pytest.mark.parametrize("name", SERVICES)

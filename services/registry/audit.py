@@ -1,0 +1,61 @@
+"""The personal-data audit log: every unmasked read and every citizen-ID lookup, for auditors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel
+from sqlmodel import col, select
+
+from services.registry.models import AuditEntry
+from services.registry.security import can_audit
+from shared.app import SessionDep
+from shared.auth import Principal
+from shared.db import as_utc
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    client_id: str
+    action: str
+    household_id: str | None
+    purpose: str | None
+    correlation_id: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next_before_id: int | None
+
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+@router.get("", summary="Reads of personal data, newest first")
+async def list_audit(
+    session: SessionDep,
+    household_id: Annotated[str | None, Query(max_length=36)] = None,
+    client_id: Annotated[str | None, Query(max_length=200)] = None,
+    since: AwareDatetime | None = None,
+    before_id: Annotated[int | None, Query(ge=1, description="page: entries older than this id")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    _principal: Principal = can_audit,
+) -> AuditPage:
+    query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit + 1)
+    if household_id is not None:
+        query = query.where(col(AuditEntry.household_id) == household_id)
+    if client_id is not None:
+        query = query.where(col(AuditEntry.client_id) == client_id)
+    if since is not None:
+        query = query.where(col(AuditEntry.at) >= since)
+    if before_id is not None:
+        query = query.where(col(AuditEntry.id) < before_id)
+    rows = list((await session.execute(query)).scalars())
+    more = len(rows) > limit
+    items = [AuditOut(id=r.id or 0, at=as_utc(r.at), client_id=r.client_id, action=r.action,
+                      household_id=r.household_id, purpose=r.purpose, correlation_id=r.correlation_id)
+             for r in rows[:limit]]
+    return AuditPage(items=items, next_before_id=items[-1].id if more else None)

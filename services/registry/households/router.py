@@ -1,0 +1,262 @@
+"""HTTP routes for households and members: thin, the rules live in `service`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from services.registry.households import service
+from services.registry.households.schemas import (
+    Assignment,
+    DuplicatePage,
+    DuplicatePerson,
+    HouseholdClose,
+    HouseholdCreate,
+    HouseholdOut,
+    HouseholdPage,
+    HouseholdPatch,
+    Lookup,
+    MemberIn,
+    MemberRemove,
+    MemberTransfer,
+    ProbableDuplicate,
+)
+from services.registry.households.service import Caller, HouseholdFilter, HouseholdRecord
+from services.registry.security import PII_READ, can_lookup, can_read, can_write
+from shared.app import SessionDep
+from shared.auth import Principal
+from shared.errors import BadRequest, NotFound, problem_response
+from shared.etag import etag
+from shared.events.registry import Source
+from shared.pii import CitizenIdProtector, mask_citizen_id
+
+router = APIRouter(prefix="/v1", tags=["households"])
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+IfMatch = Annotated[str | None, Header(description="ETag from your last read (required for changes)")]
+Purpose = Annotated[
+    str | None,
+    Header(alias="X-Purpose", max_length=1500,
+           description="why you read personal data, written to the audit log with every unmasked read; "
+                       "UTF-8, percent-encoded when not ASCII (e.g. Thai text)"),
+]
+
+
+def _caller(principal: Principal, purpose: str | None) -> Caller:
+    return Caller(principal, unquote(purpose, errors="replace")[:500] if purpose else None)
+
+_CHANGE_RESPONSES: dict[int | str, dict[str, str]] = {
+    404: {"description": "No such household in your areas"},
+    409: {"description": "Closed household, or a citizen ID already in another open household"},
+    412: {"description": "If-Match does not name the current version"},
+    428: {"description": "If-Match missing"},
+}
+
+
+def _protector(request: Request) -> CitizenIdProtector:
+    protector: CitizenIdProtector = request.app.state.protector
+    return protector
+
+
+def _reply(request: Request, session: SessionDep, record: HouseholdRecord, caller: Caller, *,
+           status_code: int = 200, action: str = "pii_read") -> JSONResponse:
+    body = service.present(session, record, caller=caller, protector=_protector(request), action=action)
+    headers = {"ETag": etag(record.household.version)}
+    if status_code == 201:
+        headers["Location"] = f"/v1/households/{record.household.id}"
+    return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+def _encode_cursor(last_id: str | None) -> str | None:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=") if last_id else None
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        standard = (cursor + "=" * (-len(cursor) % 4)).replace("-", "+").replace("_", "/")
+        last_id = base64.b64decode(standard, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        last_id = ""
+    if not _ID.fullmatch(last_id):
+        raise BadRequest("The cursor is not one this API gave out.", type_slug="bad-cursor")
+    return last_id
+
+
+@router.post("/households", status_code=201, response_model=HouseholdOut, summary="Register a household",
+             responses={201: {"headers": {"ETag": {"description": "version"}, "Location": {"description": "URL"}}},
+                        409: {"description": "A citizen ID already belongs to an open household"}})
+async def register_household(
+    body: HouseholdCreate, request: Request, session: SessionDep, purpose: Purpose = None,
+    principal: Principal = can_write,
+) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    record = await service.register(session, caller=caller, body=body, protector=_protector(request))
+    return _reply(request, session, record, caller, status_code=201)
+
+
+@router.get("/households", response_model=HouseholdPage, summary="List households in your areas")
+async def list_households(
+    request: Request,
+    session: SessionDep,
+    province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+    district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+    subdistrict: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+    village_no: Annotated[int | None, Query(ge=1, le=99)] = None,
+    source: Source | None = None,
+    welfare_card: bool | None = None,
+    team: Annotated[str | None, Query(max_length=36)] = None,
+    status: Annotated[str | None, Query(pattern="^(open|closed|any)$")] = "open",
+    q: Annotated[str | None, Query(min_length=1, max_length=100, description="part of a member's name")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    purpose: Purpose = None,
+    principal: Principal = can_read,
+) -> JSONResponse:
+    settings = request.app.state.settings
+    size = min(limit or settings.page_size_default, settings.page_size_max)
+    caller = _caller(principal, purpose)
+    filters = HouseholdFilter(province=province, district=district, subdistrict=subdistrict, village_no=village_no,
+                              source=source, welfare_card=welfare_card, team=team,
+                              status=None if status == "any" else status, q=q)
+    records, last = await service.list_page(session, caller=caller, filters=filters, after=_decode_cursor(cursor),
+                                            limit=size)
+    items = [service.present(session, r, caller=caller, protector=_protector(request), action="pii_read")
+             for r in records]
+    page = HouseholdPage(items=items, next_cursor=_encode_cursor(last))
+    return JSONResponse(page.model_dump(mode="json"))
+
+
+@router.get("/households/{household_id}", response_model=HouseholdOut, summary="A household and its members",
+            responses={404: {"description": "No such household in your areas"}})
+async def get_household(
+    household_id: str, request: Request, session: SessionDep, purpose: Purpose = None,
+    principal: Principal = can_read,
+) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    return _reply(request, session, await service.load(session, caller=caller, household_id=household_id), caller)
+
+
+@router.patch("/households/{household_id}", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
+              summary="Change address, sources or welfare card (merge patch; If-Match required)")
+async def patch_household(
+    household_id: str, body: HouseholdPatch, request: Request, session: SessionDep, if_match: IfMatch = None,
+    purpose: Purpose = None, principal: Principal = can_write,
+) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    record = await service.change(session, caller=caller, household_id=household_id, body=body, if_match=if_match)
+    return _reply(request, session, record, caller)
+
+
+@router.post("/households/{household_id}/members", status_code=201, response_model=HouseholdOut,
+             responses=_CHANGE_RESPONSES, summary="Add a member (If-Match required)")
+async def add_member(
+    household_id: str, body: MemberIn, request: Request, session: SessionDep, if_match: IfMatch = None,
+    purpose: Purpose = None, principal: Principal = can_write,
+) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    record, _member = await service.add_member(session, caller=caller, household_id=household_id, body=body,
+                                               if_match=if_match, protector=_protector(request))
+    return _reply(request, session, record, caller, status_code=201)
+
+
+@router.post("/households/{household_id}/members/{member_id}:remove", response_model=HouseholdOut,
+             responses=_CHANGE_RESPONSES, summary="Remove a member: deceased, moved out, or a data error")
+async def remove_member(
+    household_id: str, member_id: str, body: MemberRemove, request: Request, session: SessionDep,
+    if_match: IfMatch = None, purpose: Purpose = None, principal: Principal = can_write,
+) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    record = await service.remove_member(session, caller=caller, household_id=household_id, member_id=member_id,
+                                         reason=body.reason, new_head_member_id=body.new_head_member_id,
+                                         if_match=if_match)
+    return _reply(request, session, record, caller)
+
+
+@router.post("/households/{household_id}/members/{member_id}:transfer", response_model=HouseholdOut,
+             responses=_CHANGE_RESPONSES, summary="Move a member to another open household")
+async def transfer_member(
+    household_id: str, member_id: str, body: MemberTransfer, request: Request, session: SessionDep,
+    if_match: IfMatch = None, purpose: Purpose = None, principal: Principal = can_write,
+) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    source, _target = await service.transfer_member(
+        session, caller=caller, household_id=household_id, member_id=member_id,
+        to_household_id=body.to_household_id, relation=body.relation,
+        new_head_member_id=body.new_head_member_id, if_match=if_match,
+    )
+    return _reply(request, session, source, caller)
+
+
+@router.post("/households/{household_id}:close", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
+             summary="Close a household (its people may then join another)")
+async def close_household(
+    household_id: str, body: HouseholdClose, request: Request, session: SessionDep, if_match: IfMatch = None,
+    purpose: Purpose = None, principal: Principal = can_write,
+) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    record = await service.close(session, caller=caller, household_id=household_id, reason=body.reason,
+                                 if_match=if_match)
+    return _reply(request, session, record, caller)
+
+
+@router.put("/households/{household_id}/assignment", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
+            summary="Assign the field team and buddy official who follow the household (If-Match optional)")
+async def assign_household(
+    household_id: str, body: Assignment, request: Request, session: SessionDep, if_match: IfMatch = None,
+    purpose: Purpose = None, principal: Principal = can_write,
+) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    record = await service.assign(session, caller=caller, household_id=household_id, team_id=body.team_id,
+                                  buddy_official=body.buddy_official, if_match=if_match)
+    return _reply(request, session, record, caller)
+
+
+@router.post("/households:lookup", response_model=HouseholdOut, summary="The open household of a citizen ID",
+             responses={404: {"description": "No open household in your areas has this citizen ID"}})
+async def lookup_household(
+    body: Lookup, request: Request, session: SessionDep, purpose: Purpose = None,
+    principal: Principal = can_lookup,
+) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    try:
+        record = await service.lookup(session, caller=caller, citizen_id=body.citizen_id,
+                                      protector=_protector(request))
+    except NotFound as exc:
+        return problem_response(exc, request)  # returned, not raised: the audit row of the lookup is kept
+    return _reply(request, session, record, caller)
+
+
+@router.get("/duplicates", response_model=DuplicatePage, summary="Probable duplicate people",
+            description="Current members of open households in your areas who share first name, last name and "
+                        "birth date but not citizen ID — usually one person registered twice with a typo.")
+async def list_duplicates(
+    request: Request, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    purpose: Purpose = None, principal: Principal = can_read,
+) -> DuplicatePage:
+    caller = _caller(principal, purpose)
+    protector = _protector(request)
+    unmasked = principal.has_scope(PII_READ)
+    groups = await service.probable_duplicates(session, caller=caller, limit=limit)
+    if unmasked:
+        for household_id in sorted({m.household_id for group in groups for m in group}):
+            service.audit(session, caller=caller, action="pii_read", household_id=household_id)
+    items = []
+    for group in groups:
+        people = []
+        for m in group:
+            digits = protector.decrypt(m.citizen_id_enc)
+            people.append(DuplicatePerson(household_id=m.household_id, member_id=m.id,
+                                          citizen_id=digits if unmasked else mask_citizen_id(digits)))
+        items.append(ProbableDuplicate(first_name=group[0].first_name, last_name=group[0].last_name,
+                                       birth_date=group[0].birth_date, people=people))
+    return DuplicatePage(items=items)
+

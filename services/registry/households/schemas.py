@@ -1,0 +1,213 @@
+"""Request and response bodies of the household API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.events.registry import Relation, RemovalReason, Sex, Source
+from shared.pii import InvalidCitizenId, validate_citizen_id
+
+
+def _citizen_id(value: str) -> str:
+    try:
+        return validate_citizen_id(value)
+    except InvalidCitizenId as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _no_control_characters(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("control characters (such as NUL or line breaks) are not allowed")
+    return value
+
+
+CitizenId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=20),
+    AfterValidator(_citizen_id),
+]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_control_characters)]
+Name = Annotated[Text, StringConstraints(max_length=120)]
+SubdistrictCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+HouseNo = Annotated[Text, StringConstraints(max_length=40)]
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class Address(BaseModel):
+    """Where the household lives: sub-district, village number (หมู่ที่), house number."""
+
+    model_config = _STRICT
+
+    subdistrict_code: SubdistrictCode = Field(examples=["400101"])
+    village_no: int = Field(ge=1, le=99, examples=[3])
+    house_no: HouseNo = Field(examples=["12/3"])
+    lat: float | None = Field(default=None, ge=5.0, le=21.0, description="WGS 84 latitude (Thailand)")
+    lon: float | None = Field(default=None, ge=97.0, le=106.0, description="WGS 84 longitude (Thailand)")
+
+
+class MemberIn(BaseModel):
+    """A person to register in a household."""
+
+    model_config = _STRICT
+
+    citizen_id: CitizenId = Field(description="13-digit Thai citizen ID; dashes allowed", examples=["1101700203451"])
+    title: Annotated[Text, StringConstraints(max_length=60)] = Field(examples=["นาง"])
+    first_name: Name = Field(examples=["สมหญิง"])
+    last_name: Name = Field(examples=["ใจดี"])
+    sex: Sex
+    birth_date: date
+    relation: Relation
+    disability: bool = False
+
+    @model_validator(mode="after")
+    def _born_in_the_past(self) -> MemberIn:
+        if self.birth_date > date.today():
+            raise ValueError("birth_date is in the future")
+        if self.birth_date.year < 1880:
+            raise ValueError("birth_date is before 1880")
+        return self
+
+
+def _one_head(members: list[MemberIn]) -> list[MemberIn]:
+    heads = sum(1 for m in members if m.relation is Relation.head)
+    if heads != 1:
+        raise ValueError(f"a household has exactly one head (relation 'head'); this one has {heads}")
+    ids = [m.citizen_id for m in members]
+    if len(set(ids)) != len(ids):
+        raise ValueError("the same citizen ID appears twice in the household")
+    return members
+
+
+class HouseholdCreate(BaseModel):
+    model_config = _STRICT
+
+    address: Address
+    sources: list[Source] = Field(min_length=1, description="why the household is on the register")
+    welfare_card: bool = Field(description="registered for the state welfare card (บัตรสวัสดิการแห่งรัฐ)")
+    members: Annotated[list[MemberIn], AfterValidator(_one_head)] = Field(min_length=1, max_length=60)
+
+
+class AddressPatch(BaseModel):
+    model_config = _STRICT
+
+    subdistrict_code: SubdistrictCode | None = None
+    village_no: int | None = Field(default=None, ge=1, le=99)
+    house_no: HouseNo | None = None
+    lat: float | None = Field(default=None, ge=5.0, le=21.0)
+    lon: float | None = Field(default=None, ge=97.0, le=106.0)
+
+
+class HouseholdPatch(BaseModel):
+    """Fields to change (JSON merge patch: absent fields stay as they are)."""
+
+    model_config = _STRICT
+
+    address: AddressPatch | None = None
+    sources: list[Source] | None = Field(default=None, min_length=1)
+    welfare_card: bool | None = None
+
+
+class MemberRemove(BaseModel):
+    model_config = _STRICT
+
+    reason: RemovalReason
+    new_head_member_id: str | None = Field(
+        default=None, description="when the head leaves and others stay: the member who becomes head"
+    )
+
+
+class MemberTransfer(BaseModel):
+    model_config = _STRICT
+
+    to_household_id: str
+    relation: Relation = Field(description="the person's relation to the head of the receiving household")
+    new_head_member_id: str | None = None
+
+
+class HouseholdClose(BaseModel):
+    model_config = _STRICT
+
+    reason: Annotated[Text, StringConstraints(max_length=200)] = Field(examples=["ย้ายออกนอกพื้นที่"])
+
+
+class Lookup(BaseModel):
+    model_config = _STRICT
+
+    citizen_id: CitizenId
+
+
+class Assignment(BaseModel):
+    model_config = _STRICT
+
+    team_id: str
+    buddy_official: Annotated[Text, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="the civil servant (ข้าราชการคู่เสี่ยว) who follows the household",
+        examples=["นายสมชาย ดีมาก"],
+    )
+
+
+class MemberOut(BaseModel):
+    id: str
+    citizen_id: str = Field(description="masked (1-2345-xxxxx-xx-3) unless the caller has scope pii:read")
+    citizen_id_masked: bool
+    title: str
+    first_name: str
+    last_name: str
+    sex: Sex
+    birth_date: date
+    relation: Relation
+    disability: bool
+
+
+class AddressOut(BaseModel):
+    province_code: str
+    district_code: str
+    subdistrict_code: str
+    village_no: int
+    village_code: str
+    house_no: str
+    lat: float | None
+    lon: float | None
+
+
+class HouseholdOut(BaseModel):
+    id: str
+    version: int
+    status: str
+    closed_reason: str | None
+    address: AddressOut
+    sources: list[Source]
+    welfare_card: bool
+    team_id: str | None
+    buddy_official: str | None
+    members: list[MemberOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class HouseholdPage(BaseModel):
+    items: list[HouseholdOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+
+
+class DuplicatePerson(BaseModel):
+    household_id: str
+    member_id: str
+    citizen_id: str
+
+
+class ProbableDuplicate(BaseModel):
+    """People with the same name and birth date but different citizen IDs: likely one person mistyped."""
+
+    first_name: str
+    last_name: str
+    birth_date: date
+    people: list[DuplicatePerson]
+
+
+class DuplicatePage(BaseModel):
+    items: list[ProbableDuplicate]

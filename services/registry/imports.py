@@ -1,0 +1,564 @@
+"""Bulk import of households from a CSV file (one row per person), in the background, in flat memory.
+
+The upload is written to `<data dir>/imports/<id>.csv` and answered with 202 at once; a task reads it as a
+stream, a household at a time (its rows are consecutive), validates each row with the same rules as the
+API, and writes `import_chunk_households` households per transaction: households, members (citizen IDs
+encrypted and hashed) and one `household.registered` event each. Rejected rows are stored with their row
+number, column and reason. A household whose people are all already in one open household is counted as
+unchanged, so importing the same file again creates nothing. Jobs left unfinished by a crash resume at
+start-up (from the beginning: what was already written is then simply unchanged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import csv
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import IO, Annotated, Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from services.registry import areas
+from services.registry.households.schemas import Address, HouseholdCreate, MemberIn
+from services.registry.households.service import SOURCE_COLUMNS, facts
+from services.registry.models import Household, ImportJob, ImportRowError, Member, outbox
+from services.registry.security import can_write
+from shared.app import SessionDep
+from shared.auth import Principal
+from shared.bus import PendingEvent
+from shared.db import as_utc, transaction
+from shared.errors import BadRequest, NotFound, Problem
+from shared.events.envelope import utcnow
+from shared.events.registry import HOUSEHOLD_REGISTERED, Source
+from shared.ids import new_id
+from shared.pii import CitizenIdProtector
+
+log = structlog.get_logger("kaenkhun.registry.imports")
+
+HOUSEHOLD_COLUMNS = ("household_key", "subdistrict_code", "village_no", "house_no", "lat", "lon", "sources",
+                     "welfare_card")
+MEMBER_COLUMNS = ("citizen_id", "title", "first_name", "last_name", "sex", "birth_date", "relation", "disability")
+COLUMNS = HOUSEHOLD_COLUMNS + MEMBER_COLUMNS
+_TRUE, _FALSE = {"true", "1", "yes", "y", "ใช่"}, {"false", "0", "no", "n", "ไม่ใช่", ""}
+
+
+class ImportProblem(Problem):
+    status, type_slug = 413, "payload-too-large"
+
+
+# -- reading the file ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RowError:
+    row: int
+    column: str | None
+    message: str
+
+
+@dataclass
+class Group:
+    """The consecutive rows of one household key, validated."""
+
+    key: str
+    first_row: int
+    address: Address | None = None
+    sources: list[Source] = field(default_factory=list)
+    welfare_card: bool = False
+    members: list[tuple[int, MemberIn]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    rows: int = 0
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _errors(row: int, exc: ValidationError, prefix: str = "") -> list[RowError]:
+    found = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        column = loc[-1] if loc else None
+        found.append(RowError(row, column if column in COLUMNS else None, error["msg"].removeprefix("Value error, ")))
+    return found
+
+
+def _household_fields(row_no: int, row: dict[str, str]) -> tuple[Address | None, list[Source], bool,
+                                                                  list[RowError]]:
+    errors: list[RowError] = []
+    address = None
+    try:
+        village = row["village_no"].strip()
+        address = Address.model_validate({
+            "subdistrict_code": row["subdistrict_code"].strip(),
+            "village_no": int(village) if village.isdigit() else village,
+            "house_no": row["house_no"],
+            "lat": row["lat"].strip() or None, "lon": row["lon"].strip() or None,
+        })
+        if areas.find(address.subdistrict_code) is None:
+            errors.append(RowError(row_no, "subdistrict_code", f"unknown sub-district {address.subdistrict_code}"))
+    except ValidationError as exc:
+        errors += _errors(row_no, exc)
+    sources: list[Source] = []
+    for part in (p.strip() for p in row["sources"].split(";") if p.strip()):
+        try:
+            sources.append(Source(part))
+        except ValueError:
+            errors.append(RowError(row_no, "sources", f"unknown source {part!r}; use {', '.join(Source)}"))
+    if not sources and not any(e.column == "sources" for e in errors):
+        errors.append(RowError(row_no, "sources", "at least one source (e.g. tpmap;vulnerable)"))
+    try:
+        welfare_card = _flag(row["welfare_card"])
+    except ValueError as exc:
+        errors.append(RowError(row_no, "welfare_card", str(exc)))
+        welfare_card = False
+    return address, sources, welfare_card, errors
+
+
+def _member(row_no: int, row: dict[str, str]) -> tuple[MemberIn | None, list[RowError]]:
+    try:
+        disability = _flag(row["disability"])
+    except ValueError as exc:
+        return None, [RowError(row_no, "disability", str(exc))]
+    try:
+        return MemberIn.model_validate({
+            "citizen_id": row["citizen_id"].strip(), "title": row["title"], "first_name": row["first_name"],
+            "last_name": row["last_name"], "sex": row["sex"].strip(), "birth_date": row["birth_date"].strip(),
+            "relation": row["relation"].strip(), "disability": disability,
+        }), []
+    except ValidationError as exc:
+        return None, _errors(row_no, exc)
+
+
+def read_groups(stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Group]:
+    """Households from a CSV byte stream, one at a time (UTF-8, with or without BOM)."""
+    text = codecs.getreader("utf-8-sig")(stream)
+    reader = csv.reader(text)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        header_errors.append(RowError(1, None, "the file is empty"))
+        return
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        header_errors.append(RowError(1, None, f"missing columns: {', '.join(missing)}"))
+        return
+    index = {name: header.index(name) for name in COLUMNS}
+    group: Group | None = None
+    for row_no, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            bad = Group(key=f"\0row{row_no}", first_row=row_no, rows=1)
+            bad.errors.append(RowError(row_no, None, f"{len(cells)} cells, the header has {len(header)}"))
+            if group is not None:
+                yield group
+                group = None
+            yield bad
+            continue
+        row = {name: cells[i] for name, i in index.items()}
+        key = row["household_key"].strip()
+        if group is None or key != group.key:
+            if group is not None:
+                yield group
+            group = Group(key=key, first_row=row_no)
+            if not key:
+                group.errors.append(RowError(row_no, "household_key", "empty"))
+            group.address, group.sources, group.welfare_card, errors = _household_fields(row_no, row)
+            group.errors += errors
+        else:
+            differs = [c for c in HOUSEHOLD_COLUMNS[1:] if row[c].strip() and row[c].strip() != _first(group, c)]
+            group.errors += [RowError(row_no, c, "differs from the household's first row") for c in differs]
+        group.rows += 1
+        member, errors = _member(row_no, row)
+        group.errors += errors
+        if member is not None:
+            group.members.append((row_no, member))
+    if group is not None:
+        yield group
+
+
+def _first(group: Group, column: str) -> str:
+    a = group.address
+    values = {
+        "subdistrict_code": a.subdistrict_code if a else "", "village_no": str(a.village_no) if a else "",
+        "house_no": a.house_no if a else "", "lat": "" if a is None or a.lat is None else str(a.lat),
+        "lon": "" if a is None or a.lon is None else str(a.lon), "sources": ";".join(group.sources),
+        "welfare_card": "true" if group.welfare_card else "false",
+    }
+    value = values[column]
+    return value
+
+
+def _household_rules(group: Group) -> None:
+    """The whole-household rules of the API (exactly one head, no ID twice), as row errors."""
+    if group.errors or group.address is None:
+        return
+    try:
+        HouseholdCreate.model_validate({
+            "address": group.address, "sources": group.sources, "welfare_card": group.welfare_card,
+            "members": [m for _, m in group.members]})
+    except ValidationError as exc:
+        group.errors += [RowError(group.first_row, None, f"household {group.key}: {e.message}")
+                         for e in _errors(group.first_row, exc)]
+
+
+# -- writing ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    rows: int = 0
+    households_created: int = 0
+    persons_created: int = 0
+    households_unchanged: int = 0
+    rows_rejected: int = 0
+
+
+class Importer:
+    """Runs import jobs of one registry app as background tasks."""
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession], protector: CitizenIdProtector, directory: Path,
+                 *, chunk_households: int, max_errors: int) -> None:
+        self.maker = maker
+        self.protector = protector
+        self.directory = directory
+        self.chunk_households = chunk_households
+        self.max_errors = max_errors
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def path(self, job_id: str) -> Path:
+        return self.directory / f"{job_id}.csv"
+
+    def start(self, job_id: str) -> None:
+        if job_id not in self._tasks:
+            task = asyncio.create_task(self.run(job_id), name=f"import-{job_id}")
+            self._tasks[job_id] = task
+            task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+
+    async def wait(self, job_id: str) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def resume(self) -> None:
+        async with transaction(self.maker) as session:
+            pending = (await session.execute(
+                select(col(ImportJob.id)).where(col(ImportJob.status).in_(["queued", "running"]))
+            )).scalars().all()
+        for job_id in pending:
+            if self.path(job_id).exists():
+                self.start(job_id)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def run(self, job_id: str) -> None:
+        try:
+            await self._run(job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the job fails, the service goes on; what was written before stays
+            if isinstance(exc, UnicodeDecodeError):
+                failure = "the file is not UTF-8 text (save it as CSV UTF-8)"
+            elif isinstance(exc, csv.Error):
+                failure = f"malformed CSV: {exc}"
+            else:
+                failure = f"{type(exc).__name__}: {exc}"
+                log.error("import failed", import_id=job_id, error=repr(exc))
+            async with transaction(self.maker) as session:
+                await session.execute(update(ImportJob).where(col(ImportJob.id) == job_id).values(
+                    status="failed", failure=failure[:2000], finished_at=utcnow()))
+
+    async def _run(self, job_id: str) -> None:
+        async with transaction(self.maker) as session:
+            job = await session.get(ImportJob, job_id)
+            if job is None:
+                return
+            importer = Principal(client_id=job.client_id, areas=frozenset(job.areas))
+            await session.execute(delete(ImportRowError).where(col(ImportRowError.import_id) == job_id))
+            job.status, job.started_at = "running", utcnow()
+        counts, errors_kept = Counts(), 0
+        header_errors: list[RowError] = []
+        chunk: list[Group] = []
+        with self.path(job_id).open("rb") as stream:
+            groups = read_groups(stream, header_errors)
+            while True:
+                # Parsing is CPU work on the loop: a chunk at a time, then the loop gets its turn.
+                chunk = [g for _, g in zip(range(self.chunk_households), groups, strict=False)]
+                if not chunk:
+                    break
+                errors_kept = await self._write_chunk(job_id, chunk, importer, counts, errors_kept)
+                await asyncio.sleep(0)
+        async with transaction(self.maker) as session:
+            if header_errors:
+                session.add_all(ImportRowError(import_id=job_id, row=e.row, column=e.column, message=e.message)
+                                for e in header_errors)
+            failed = bool(header_errors)
+            await session.execute(update(ImportJob).where(col(ImportJob.id) == job_id).values(
+                status="failed" if failed else "done", finished_at=utcnow(),
+                failure="the file's header is not the documented one" if failed else None,
+                errors_kept=errors_kept + len(header_errors), **counts.__dict__))
+        with contextlib.suppress(OSError):
+            self.path(job_id).unlink()
+        log.info("import finished", import_id=job_id, **counts.__dict__)
+
+    async def _write_chunk(self, job_id: str, chunk: list[Group], importer: Principal, counts: Counts,
+                           errors_kept: int) -> int:
+        for group in chunk:
+            _household_rules(group)
+            counts.rows += group.rows
+        try:
+            async with transaction(self.maker) as session:
+                errors = await self._apply(session, chunk, importer, counts_delta := Counts())
+                errors_kept = await self._keep_errors(session, job_id, errors, errors_kept)
+                await self._progress(session, job_id, counts, counts_delta, errors_kept)
+        except IntegrityError:
+            # Someone registered one of these people at the same moment: go a household at a time.
+            for group in chunk:
+                try:
+                    async with transaction(self.maker) as session:
+                        errors = await self._apply(session, [group], importer, counts_delta := Counts())
+                        errors_kept = await self._keep_errors(session, job_id, errors, errors_kept)
+                        await self._progress(session, job_id, counts, counts_delta, errors_kept)
+                except IntegrityError:
+                    rejected = [RowError(r, "citizen_id", "registered elsewhere while this file was imported")
+                                for r, _ in group.members]
+                    async with transaction(self.maker) as session:
+                        errors_kept = await self._keep_errors(session, job_id, rejected, errors_kept)
+                        delta = Counts(rows_rejected=group.rows)
+                        await self._progress(session, job_id, counts, delta, errors_kept)
+        return errors_kept
+
+    @staticmethod
+    async def _progress(session: AsyncSession, job_id: str, counts: Counts, delta: Counts, errors_kept: int) -> None:
+        for name, value in delta.__dict__.items():
+            if name != "rows":
+                setattr(counts, name, getattr(counts, name) + value)
+        await session.execute(update(ImportJob).where(col(ImportJob.id) == job_id).values(
+            errors_kept=errors_kept, **counts.__dict__))
+
+    async def _keep_errors(self, session: AsyncSession, job_id: str, errors: list[RowError], kept: int) -> int:
+        room = max(self.max_errors - kept, 0)
+        if errors and room:
+            await session.execute(insert(ImportRowError), [
+                {"import_id": job_id, "row": e.row, "column": e.column, "message": e.message[:500]}
+                for e in errors[:room]])
+        return kept + min(len(errors), room)
+
+    async def _apply(self, session: AsyncSession, chunk: list[Group], importer: Principal, counts: Counts,
+                     ) -> list[RowError]:
+        """Write the chunk's valid new households; report the rest. One statement per table."""
+        errors: list[RowError] = []
+        hashes: dict[int, str] = {}
+        for group in chunk:
+            for row_no, member in group.members:
+                hashes[row_no] = self.protector.hash(member.citizen_id)
+        holders: dict[str, str] = {}
+        if hashes:
+            found = await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
+                col(Member.citizen_id_hash).in_(set(hashes.values())), col(Member.active).is_(True)))
+            holders = {hash_: household_id for hash_, household_id in found.all()}
+        now = utcnow()
+        households: list[dict[str, Any]] = []
+        members: list[dict[str, Any]] = []
+        events: list[PendingEvent] = []
+        for group in chunk:
+            if group.errors or group.address is None:
+                errors += group.errors
+                if group.rows > 1 or not group.errors:
+                    errors.append(RowError(group.first_row, "household_key", f"household {group.key!r} not "
+                                           f"imported: its {group.rows} rows go in together once all are valid"))
+                counts.rows_rejected += group.rows
+                continue
+            address = group.address
+            code = areas.village_code(address.subdistrict_code, address.village_no)
+            if not importer.can_see(code):
+                errors.append(RowError(group.first_row, "subdistrict_code",
+                                       f"area {code} is outside the importing client's areas"))
+                counts.rows_rejected += group.rows
+                continue
+            owners = {holders.get(hashes[row_no]) for row_no, _ in group.members}
+            if owners != {None}:
+                if len(owners) == 1:  # everyone already in the same open household: imported before
+                    counts.households_unchanged += 1
+                    continue
+                errors += [RowError(row_no, "citizen_id", f"already in open household {holders[hashes[row_no]]}")
+                           for row_no, _ in group.members if hashes[row_no] in holders]
+                counts.rows_rejected += group.rows
+                continue
+            household_id = new_id()
+            row = {"id": household_id, "province_code": code[:2], "district_code": code[:4],
+                   "subdistrict_code": address.subdistrict_code, "village_no": address.village_no,
+                   "village_code": code, "house_no": address.house_no, "lat": address.lat, "lon": address.lon,
+                   "welfare_card": group.welfare_card, "status": "open", "version": 1, "created_at": now,
+                   "updated_at": now, "closed_reason": None, "closed_at": None, "team_id": None,
+                   "buddy_official": None, "import_id": None}
+            row.update({column: source in group.sources for source, column in SOURCE_COLUMNS.items()})
+            households.append(row)
+            people = [{
+                "id": new_id(), "household_id": household_id, "position": position,
+                "citizen_id_enc": self.protector.encrypt(m.citizen_id), "citizen_id_hash": hashes[row_no],
+                "title": m.title, "first_name": m.first_name, "last_name": m.last_name, "sex": m.sex.value,
+                "birth_date": m.birth_date, "relation": m.relation.value, "disability": m.disability,
+                "active": True, "removed_reason": None, "removed_at": None, "transferred_to": None,
+                "created_at": now,
+            } for position, (row_no, m) in enumerate(group.members, start=1)]
+            members += people
+            snapshot = facts(SimpleNamespace(**row), [SimpleNamespace(**p) for p in people])
+            events.append(PendingEvent(HOUSEHOLD_REGISTERED, HOUSEHOLD_REGISTERED.payload.model_validate(snapshot),
+                                       household_id))
+            counts.households_created += 1
+            counts.persons_created += len(people)
+        if households:
+            await session.execute(insert(Household), households)
+            await session.execute(insert(Member), members)
+            await outbox.add_many(session, events)
+        return errors
+
+
+@contextlib.asynccontextmanager
+async def importer_extension(app: FastAPI) -> AsyncIterator[None]:
+    """The registry's background importer: resumes unfinished jobs at start, stops with the app."""
+    settings = app.state.settings
+    directory = settings.data_dir / "imports"
+    directory.mkdir(parents=True, exist_ok=True)
+    importer = Importer(app.state.sessionmaker, app.state.protector, directory,
+                        chunk_households=settings.import_chunk_households, max_errors=settings.import_max_errors)
+    app.state.importer = importer
+    resuming = asyncio.create_task(_resume_when_migrated(importer), name="import-resume")
+    try:
+        yield
+    finally:
+        resuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await resuming
+        await importer.stop()
+
+
+async def _resume_when_migrated(importer: Importer, retry_s: float = 2.0) -> None:
+    # The app may start before `kaenkhun migrate` has created the import tables: try until it can.
+    while True:
+        try:
+            await importer.resume()
+            return
+        except Exception as exc:
+            log.info("imports not resumed yet", error=type(exc).__name__, retry_in_s=retry_s)
+            await asyncio.sleep(retry_s)
+
+
+# -- HTTP ------------------------------------------------------------------------------------------------
+
+
+class ImportErrorOut(BaseModel):
+    row: int
+    column: str | None
+    message: str
+
+
+class ImportOut(BaseModel):
+    id: str
+    status: str
+    filename: str
+    sha256: str
+    size_bytes: int
+    rows: int
+    households_created: int
+    persons_created: int
+    households_unchanged: int
+    rows_rejected: int
+    failure: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    errors: list[ImportErrorOut]
+    errors_total: int
+    errors_next_after_row: int | None
+
+
+router = APIRouter(prefix="/v1/imports", tags=["bulk import"])
+
+
+@router.post("", status_code=202, summary="Import households from a CSV file (one row per person)",
+             responses={202: {"description": "Accepted; poll the Location"}, 413: {"description": "Too large"}})
+async def create_import(file: UploadFile, request: Request, session: SessionDep,
+                        principal: Principal = can_write) -> JSONResponse:
+    settings = request.app.state.settings
+    importer: Importer = request.app.state.importer
+    job_id = new_id()
+    path = importer.path(job_id)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with path.open("wb") as out:
+            while chunk := await file.read(1 << 20):
+                size += len(chunk)
+                if size > settings.import_max_bytes:
+                    raise ImportProblem(f"The file is larger than {settings.import_max_bytes} bytes; split it.")
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise BadRequest("The file is empty.", type_slug="empty-file")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    job = ImportJob(id=job_id, status="queued", filename=(file.filename or "upload.csv")[:255],
+                    sha256=digest.hexdigest(), size_bytes=size, client_id=principal.client_id,
+                    areas=sorted(principal.areas), created_at=utcnow())
+    session.add(job)
+    await session.commit()  # the job row must exist before its task looks for it
+    importer.start(job_id)
+    body = {"id": job_id, "status": "queued", "location": f"/v1/imports/{job_id}"}
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/imports/{job_id}"})
+
+
+@router.get("/{import_id}", summary="Status, counts and rejected rows of an import")
+async def get_import(
+    import_id: str, session: SessionDep,
+    errors_after_row: Annotated[int, Query(ge=0, description="page through errors: rows after this one")] = 0,
+    errors_limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    principal: Principal = can_write,
+) -> ImportOut:
+    job = await session.get(ImportJob, import_id)
+    if job is None or not (principal.sees_all_areas or job.client_id == principal.client_id):
+        raise NotFound(f"There is no import {import_id} of yours.")
+    errors = list((await session.execute(
+        select(ImportRowError).where(col(ImportRowError.import_id) == import_id,
+                                     col(ImportRowError.row) > errors_after_row)
+        .order_by(col(ImportRowError.row), col(ImportRowError.id)).limit(errors_limit + 1)
+    )).scalars())
+    more = len(errors) > errors_limit
+    errors = errors[:errors_limit]
+
+    def at(value: datetime | None) -> datetime | None:
+        return as_utc(value).astimezone(UTC) if value is not None else None
+
+    return ImportOut(
+        id=job.id, status=job.status, filename=job.filename, sha256=job.sha256, size_bytes=job.size_bytes,
+        rows=job.rows, households_created=job.households_created, persons_created=job.persons_created,
+        households_unchanged=job.households_unchanged, rows_rejected=job.rows_rejected, failure=job.failure,
+        created_at=as_utc(job.created_at), started_at=at(job.started_at), finished_at=at(job.finished_at),
+        errors=[ImportErrorOut(row=e.row, column=e.column, message=e.message) for e in errors],
+        errors_total=job.errors_kept, errors_next_after_row=errors[-1].row if more else None,
+    )

@@ -1,0 +1,107 @@
+"""Field operations teams (ทีมปฏิบัติการ): a district's team, the sub-districts it covers, and its people."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlmodel import col, select
+
+from services.registry import areas
+from services.registry.households.schemas import Text
+from services.registry.models import Team
+from services.registry.security import can_read, can_write
+from shared.app import SessionDep
+from shared.auth import Principal, area_clause
+from shared.db import as_utc
+from shared.errors import NotFound, Unprocessable
+from shared.events.envelope import utcnow
+from shared.ids import new_id
+
+Short = Annotated[Text, StringConstraints(max_length=200)]
+
+
+class TeamMember(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Short = Field(examples=["นางสาวมาลี ใจงาม"])
+    position: Short = Field(examples=["พัฒนาการอำเภอ"])
+    agency: Short = Field(examples=["สำนักงานพัฒนาชุมชนอำเภอเมืองขอนแก่น"])
+
+
+class TeamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Short = Field(examples=["ทีมปฏิบัติการตำบลในเมือง"])
+    district_code: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] = Field(examples=["4001"])
+    subdistrict_codes: list[Annotated[str, StringConstraints(pattern=r"^\d{6}$")]] = Field(
+        min_length=1, max_length=50, examples=[["400101"]])
+    members: list[TeamMember] = Field(default_factory=list, max_length=100)
+
+
+class TeamOut(BaseModel):
+    id: str
+    name: str
+    province_code: str
+    district_code: str
+    subdistrict_codes: list[str]
+    members: list[TeamMember]
+    created_at: datetime
+
+
+def _out(team: Team) -> TeamOut:
+    return TeamOut(id=team.id, name=team.name, province_code=team.province_code, district_code=team.district_code,
+                   subdistrict_codes=team.subdistrict_codes,
+                   members=[TeamMember.model_validate(m) for m in team.members], created_at=as_utc(team.created_at))
+
+
+router = APIRouter(prefix="/v1/teams", tags=["field teams"])
+
+
+@router.post("", status_code=201, response_model=TeamOut, summary="Create a field team of a district")
+async def create_team(body: TeamCreate, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+    district = areas.find(body.district_code)
+    if district is None:
+        raise Unprocessable(f"There is no district {body.district_code}.",
+                            errors=[{"field": "district_code", "message": "unknown district code"}])
+    if not principal.can_see(body.district_code):
+        raise NotFound(f"District {body.district_code} is not in your areas.")
+    wrong = [c for c in body.subdistrict_codes if c[:4] != body.district_code or areas.find(c) is None]
+    if wrong:
+        raise Unprocessable(f"Not sub-districts of district {body.district_code}: {', '.join(wrong)}.",
+                            errors=[{"field": "subdistrict_codes", "message": f"not in the district: {c}"}
+                                    for c in wrong])
+    team = Team(id=new_id(), name=body.name, province_code=body.district_code[:2], district_code=body.district_code,
+                subdistrict_codes=sorted(set(body.subdistrict_codes)),
+                members=[m.model_dump() for m in body.members], created_at=utcnow())
+    session.add(team)
+    await session.flush()
+    return JSONResponse(_out(team).model_dump(mode="json"), status_code=201,
+                        headers={"Location": f"/v1/teams/{team.id}"})
+
+
+@router.get("", summary="Teams in your areas")
+async def list_teams(
+    session: SessionDep,
+    district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+    province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+    principal: Principal = can_read,
+) -> list[TeamOut]:
+    query = select(Team).where(area_clause(principal, Team.district_code)).order_by(col(Team.district_code),
+                                                                                   col(Team.name))
+    if district is not None:
+        query = query.where(col(Team.district_code) == district)
+    if province is not None:
+        query = query.where(col(Team.province_code) == province)
+    return [_out(t) for t in (await session.execute(query)).scalars()]
+
+
+@router.get("/{team_id}", summary="One team", responses={404: {"description": "No such team in your areas"}})
+async def get_team(team_id: str, session: SessionDep, principal: Principal = can_read) -> TeamOut:
+    team = await session.get(Team, team_id)
+    if team is None or not principal.can_see(team.district_code):
+        raise NotFound(f"There is no team {team_id} in your areas.")
+    return _out(team)

@@ -1,0 +1,134 @@
+"""Thai citizen IDs as personal data: validation, encryption at rest, a keyed hash for lookup, masking.
+
+The keyed hash (HMAC-SHA256) is the blind index the registry searches by, and the pseudonym the
+registry publishes on the bus so that assistance can match the ministry's payments to households
+without ever seeing a raw ID. Keys come from settings; the development defaults are public and
+refused in production (`PiiSettings.uses_development_material`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Public development keys (base64 of 32 bytes): fine on a laptop, refused with KAENKHUN_ENV=production.
+DEV_ENCRYPTION_KEY = base64.b64encode(hashlib.sha256(b"kaenkhun development citizen-id key").digest()).decode()
+DEV_HASH_KEY = base64.b64encode(hashlib.sha256(b"kaenkhun development citizen-id hash key").digest()).decode()
+
+_AAD = b"kaenkhun:citizen_id"
+
+
+class InvalidCitizenId(ValueError):
+    """Not a Thai citizen ID; the message says why (length, characters or check digit)."""
+
+
+def validate_citizen_id(value: str) -> str:
+    """The 13 digits of a Thai citizen ID (dashes and spaces allowed in input), or InvalidCitizenId."""
+    digits = value.replace("-", "").replace(" ", "")
+    if not digits.isascii() or not digits.isdigit():
+        raise InvalidCitizenId("a citizen ID has only digits (dashes and spaces are ignored)")
+    if len(digits) != 13:
+        raise InvalidCitizenId(f"a citizen ID has 13 digits, not {len(digits)}")
+    check = (11 - sum(int(d) * (13 - i) for i, d in enumerate(digits[:12])) % 11) % 10
+    if check != int(digits[12]):
+        raise InvalidCitizenId("the check digit does not match: mistyped citizen ID")
+    return digits
+
+
+def mask_citizen_id(digits: str) -> str:
+    """`1-2345-xxxxx-xx-3`: the first five digits and the last, as printed on masked documents."""
+    return f"{digits[0]}-{digits[1:5]}-xxxxx-xx-{digits[12]}"
+
+
+def format_citizen_id(digits: str) -> str:
+    """`1-2345-67890-12-3`, the way the ID card prints it."""
+    return f"{digits[0]}-{digits[1:5]}-{digits[5:10]}-{digits[10:12]}-{digits[12]}"
+
+
+def _key_bytes(value: str, name: str) -> bytes:
+    try:
+        key = base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be base64") from exc
+    if len(key) != 32:
+        raise ValueError(f"{name} must be 32 bytes (base64 of 32 random bytes), got {len(key)}")
+    return key
+
+
+class PiiSettings(BaseSettings):
+    """Keys protecting citizen IDs (env prefix KAENKHUN_PII_).
+
+    `encryption_keys` maps a key id to a base64 AES-256 key; new values are encrypted with
+    `active_key_id`, old ones stay readable with theirs, so keys rotate without downtime.
+    `hash_key` keys the citizen-ID hash shared by registry and assistance.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KAENKHUN_PII_", extra="ignore")
+
+    encryption_keys: dict[str, SecretStr] = Field(default_factory=lambda: {"dev": SecretStr(DEV_ENCRYPTION_KEY)})
+    active_key_id: str = "dev"
+    hash_key: SecretStr = SecretStr(DEV_HASH_KEY)
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_keys(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, key in keys.items():
+            if not key_id.isalnum():
+                raise ValueError(f"key id {key_id!r} must be letters and digits")
+            _key_bytes(key.get_secret_value(), f"KAENKHUN_PII_ENCRYPTION_KEYS[{key_id}]")
+        return keys
+
+    @model_validator(mode="after")
+    def _check_active(self) -> PiiSettings:
+        if self.active_key_id not in self.encryption_keys:
+            raise ValueError(f"KAENKHUN_PII_ACTIVE_KEY_ID {self.active_key_id!r} is not a key id of "
+                             "KAENKHUN_PII_ENCRYPTION_KEYS")
+        _key_bytes(self.hash_key.get_secret_value(), "KAENKHUN_PII_HASH_KEY")
+        return self
+
+    def uses_development_material(self) -> list[str]:
+        problems = [
+            f"KAENKHUN_PII_ENCRYPTION_KEYS[{key_id}] (development key)"
+            for key_id, key in self.encryption_keys.items()
+            if key.get_secret_value() == DEV_ENCRYPTION_KEY
+        ]
+        if self.hash_key.get_secret_value() == DEV_HASH_KEY:
+            problems.append("KAENKHUN_PII_HASH_KEY (development key)")
+        return problems
+
+
+class CitizenIdProtector:
+    """Encrypts, decrypts and hashes citizen IDs with the configured keys."""
+
+    def __init__(self, settings: PiiSettings) -> None:
+        self._ciphers = {
+            key_id: AESGCM(_key_bytes(key.get_secret_value(), key_id))
+            for key_id, key in settings.encryption_keys.items()
+        }
+        self._active = settings.active_key_id
+        self._hash_key = _key_bytes(settings.hash_key.get_secret_value(), "hash_key")
+
+    def hash(self, digits: str) -> str:
+        """The keyed hash of a validated ID: the blind index and the pseudonym on the bus (64 hex)."""
+        return hmac.new(self._hash_key, digits.encode(), hashlib.sha256).hexdigest()
+
+    def encrypt(self, digits: str) -> str:
+        """`<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>` with AES-256-GCM and a fresh 96-bit nonce."""
+        nonce = os.urandom(12)
+        sealed = self._ciphers[self._active].encrypt(nonce, digits.encode(), _AAD)
+        return f"{self._active}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def decrypt(self, stored: str) -> str:
+        key_id, _, body = stored.partition(":")
+        raw = base64.urlsafe_b64decode(body)
+        return self._ciphers[key_id].decrypt(raw[:12], raw[12:], _AAD).decode()
+
+    def needs_rotation(self, stored: str) -> bool:
+        """True if `stored` was encrypted with a key other than the active one."""
+        return not stored.startswith(self._active + ":")

@@ -1,0 +1,47 @@
+"""Running a service app in-process for tests: settings, lifespan, an HTTP client, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services import settings_class
+from shared.auth import issue_token
+from shared.settings import AuthSettings, ServiceSettings
+from tests.conftest import kafka_settings
+
+
+def make_settings(name: str, url: str, bootstrap: str, **overrides: object) -> ServiceSettings:
+    values: dict[str, object] = {"database_url": url, "kafka": kafka_settings(bootstrap), "log_json": False}
+    values.update(overrides)
+    settings: ServiceSettings = settings_class(name).model_validate(values)
+    return settings
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan started, behind an in-process HTTP client."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def wait_ready(client: httpx.AsyncClient, timeout_s: float = 30) -> httpx.Response:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        response = await client.get("/readyz")
+        if response.status_code == 200 or asyncio.get_running_loop().time() > deadline:
+            return response
+        await asyncio.sleep(0.2)
+
+
+def bearer(auth: AuthSettings, *scopes: str, areas: tuple[str, ...] = ("*",), client_id: str = "test-client",
+           ) -> dict[str, str]:
+    """An Authorization header with a development token for these scopes and areas."""
+    token = issue_token(auth, client_id=client_id, scopes=list(scopes), areas=list(areas))
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,112 @@
+"""Bulk import over HTTP: mixed good and bad rows, re-import creates nothing, bad files fail clearly."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from typing import Any
+
+from services.registry.imports import COLUMNS
+from tests.registry.support import ALL, Registry, citizen_id, problem
+
+HEAD = {"title": "นาย", "first_name": "ประเสริฐ", "last_name": "ศรีสุข", "sex": "male", "birth_date": "1965-03-01",
+        "relation": "head", "disability": "false"}
+
+
+def row(key: str, cid: str, **overrides: Any) -> dict[str, Any]:
+    values = {"household_key": key, "subdistrict_code": "400101", "village_no": "5", "house_no": "7/1", "lat": "",
+              "lon": "", "sources": "tpmap;vulnerable", "welfare_card": "true", "citizen_id": cid} | HEAD
+    return values | overrides
+
+
+def csv_bytes(rows: list[dict[str, Any]], *, bom: bool = True, columns: tuple[str, ...] = COLUMNS) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return ("\ufeff" if bom else "").encode() + out.getvalue().encode()
+
+
+async def run_import(registry: Registry, content: bytes, headers: dict[str, str] | None = None,
+                     ) -> dict[str, Any]:
+    response = await registry.client.post("/v1/imports", files={"file": ("ครัวเรือน.csv", content, "text/csv")},
+                                          headers=headers or registry.admin)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    assert response.headers["location"] == f"/v1/imports/{job_id}"
+    await registry.app.state.importer.wait(job_id)
+    status = await registry.client.get(f"/v1/imports/{job_id}", headers=headers or registry.admin)
+    assert status.status_code == 200, status.text
+    body: dict[str, Any] = status.json()
+    return body
+
+
+async def test_import_keeps_good_households_and_reports_bad_rows(registry: Registry) -> None:
+    rng = random.Random(5)
+    ids = [citizen_id(rng) for _ in range(12)]
+    bad_check = ids[5][:-1] + str((int(ids[5][-1]) + 1) % 10)
+    rows = [
+        row("H1", ids[0]), row("H1", ids[1], relation="spouse", first_name="บุญเรือน", sex="female"),
+        row("H2", ids[2], subdistrict_code="400102", village_no="2"),
+        row("H3", ids[3]), row("H3", ids[4], relation="head"),                       # two heads: rejected
+        row("H4", bad_check),                                                          # check digit: rejected
+        row("H5", ids[6], subdistrict_code="409999"),                                  # unknown sub-district
+        row("H6", ids[7], birth_date="2565-13-01"),                                    # bad date
+        row("H7", ids[8], relation="child", first_name="ด.ช. ภูมิ"), row("H7", ids[9]),  # head second: fine
+        row("H8", ids[10], welfare_card="maybe"),
+    ]
+    job = await run_import(registry, csv_bytes(rows))
+    assert job["status"] == "done", job
+    assert (job["rows"], job["households_created"], job["persons_created"], job["rows_rejected"]) == (11, 3, 5, 6)
+    problems = {(e["row"], e["column"]) for e in job["errors"]}
+    assert (7, "citizen_id") in problems                  # H4 is on row 7 (header is row 1)
+    assert (8, "subdistrict_code") in problems
+    assert (9, "birth_date") in problems
+    assert (12, "welfare_card") in problems
+    assert any(e["row"] == 5 and "exactly one head" in e["message"] for e in job["errors"])
+    listed = (await registry.client.get("/v1/households", params={"q": "ภูมิ"}, headers=registry.admin)).json()
+    [h7] = listed["items"]
+    assert [m["first_name"] for m in h7["members"]] == ["ด.ช. ภูมิ", "ประเสริฐ"]
+    assert h7["sources"] == ["tpmap", "vulnerable"]
+    assert [t for t, _k, _d in await registry.events()] == ["household.registered"] * 3
+
+    again = await run_import(registry, csv_bytes(rows))
+    assert (again["households_created"], again["persons_created"], again["households_unchanged"]) == (0, 0, 3)
+    assert [t for t, _k, _d in await registry.events()] == ["household.registered"] * 3
+
+
+async def test_an_imported_person_already_elsewhere_is_rejected(registry: Registry) -> None:
+    cid = registry.cid()
+    await registry.register()  # unrelated
+    existing = (await registry.register(
+        {"address": {"subdistrict_code": "400101", "village_no": 1, "house_no": "1"}, "sources": ["tpmap"],
+         "welfare_card": False, "members": [{"citizen_id": cid, "title": "นาง", "first_name": "ก", "last_name": "ข",
+                                             "sex": "female", "birth_date": "1980-01-01", "relation": "head"}]})).json()
+    job = await run_import(registry, csv_bytes([row("N1", registry.cid()), row("N1", cid, relation="spouse")]))
+    assert job["households_created"] == 0 and job["rows_rejected"] == 2
+    assert any(existing["id"] in e["message"] for e in job["errors"])
+
+
+async def test_rows_outside_the_importers_areas_are_rejected(registry: Registry) -> None:
+    mueang = registry.as_(*ALL, areas=("4001",), client_id="mueang")
+    job = await run_import(registry, csv_bytes([row("A", registry.cid()),
+                                                row("B", registry.cid(), subdistrict_code="400201")]), mueang)
+    assert (job["households_created"], job["rows_rejected"]) == (1, 1)
+    assert "outside" in job["errors"][0]["message"]
+    other = registry.as_(*ALL, areas=("4002",), client_id="someone-else")
+    problem(await registry.client.get(f"/v1/imports/{job['id']}", headers=other), 404)
+
+
+async def test_bad_files_fail_clearly(registry: Registry) -> None:
+    wrong_header = await run_import(registry, csv_bytes([row("A", registry.cid())], columns=COLUMNS[:-1]))
+    assert wrong_header["status"] == "failed"
+    assert "missing columns: disability" in wrong_header["errors"][0]["message"]
+    not_utf8 = await run_import(registry, csv_bytes([row("A", registry.cid())], bom=False).decode().encode("tis-620"))
+    assert not_utf8["status"] == "failed" and "UTF-8" in not_utf8["failure"]
+    short = csv_bytes([row("A", registry.cid())], bom=False) + b"A,400101\r\n"
+    job = await run_import(registry, short)
+    assert job["households_created"] == 1 and job["errors"][0]["row"] == 3
+    response = await registry.client.post("/v1/imports", files={"file": ("e.csv", b"", "text/csv")},
+                                          headers=registry.admin)
+    problem(response, 400)
