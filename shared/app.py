@@ -145,7 +145,9 @@ def _health_router(spec: ServiceSpec) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": spec.name}
 
-    @router.get("/readyz", summary="Ready: database reachable, migrations current, broker connected")
+    @router.get("/readyz", summary="Ready: database reachable, migrations current, broker connected",
+                responses={200: {"description": "Ready"},
+                           503: {"description": "Not ready: see `checks`", "content": {"application/json": {}}}})
     async def readyz(request: Request) -> JSONResponse:
         state = request.app.state
         checks: dict[str, str] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import operator
 import os
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -22,6 +23,7 @@ DEV_ENCRYPTION_KEY = base64.b64encode(hashlib.sha256(b"kaenkhun development citi
 DEV_HASH_KEY = base64.b64encode(hashlib.sha256(b"kaenkhun development citizen-id hash key").digest()).decode()
 
 _AAD = b"kaenkhun:citizen_id"
+_WEIGHTS = range(13, 1, -1)
 
 
 class InvalidCitizenId(ValueError):
@@ -35,7 +37,7 @@ def validate_citizen_id(value: str) -> str:
         raise InvalidCitizenId("a citizen ID has only digits (dashes and spaces are ignored)")
     if len(digits) != 13:
         raise InvalidCitizenId(f"a citizen ID has 13 digits, not {len(digits)}")
-    check = (11 - sum(int(d) * (13 - i) for i, d in enumerate(digits[:12])) % 11) % 10
+    check = (11 - sum(map(operator.mul, map(int, digits[:12]), _WEIGHTS)) % 11) % 10
     if check != int(digits[12]):
         raise InvalidCitizenId("the check digit does not match: mistyped citizen ID")
     return digits

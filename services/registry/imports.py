@@ -12,10 +12,10 @@ start-up (from the beginning: what was already written is then simply unchanged)
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import csv
 import hashlib
+import io
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,14 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from services.registry import areas
-from services.registry.households.schemas import Address, HouseholdCreate, MemberIn
+from services.registry.households.schemas import Address, MemberIn, one_head_and_distinct_ids
 from services.registry.households.service import SOURCE_COLUMNS, facts
-from services.registry.models import Household, ImportJob, ImportRowError, Member, outbox
+from services.registry.models import ImportJob, ImportRowError, Member, metadata, outbox
 from services.registry.security import can_write
 from shared.app import SessionDep
 from shared.auth import Principal
 from shared.bus import PendingEvent
-from shared.db import as_utc, transaction
+from shared.db import as_utc, bulk_insert, transaction
 from shared.errors import BadRequest, NotFound, Problem
 from shared.events.envelope import utcnow
 from shared.events.registry import HOUSEHOLD_REGISTERED, Source
@@ -151,7 +151,7 @@ def _member(row_no: int, row: dict[str, str]) -> tuple[MemberIn | None, list[Row
 
 def read_groups(stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Group]:
     """Households from a CSV byte stream, one at a time (UTF-8, with or without BOM)."""
-    text = codecs.getreader("utf-8-sig")(stream)
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     try:
         header = [h.strip() for h in next(reader)]
@@ -164,6 +164,7 @@ def read_groups(stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Gr
         return
     index = {name: header.index(name) for name in COLUMNS}
     group: Group | None = None
+    first: dict[str, str] = {}
     for row_no, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue
@@ -185,8 +186,9 @@ def read_groups(stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Gr
                 group.errors.append(RowError(row_no, "household_key", "empty"))
             group.address, group.sources, group.welfare_card, errors = _household_fields(row_no, row)
             group.errors += errors
+            first = {c: row[c].strip() for c in HOUSEHOLD_COLUMNS[1:]}
         else:
-            differs = [c for c in HOUSEHOLD_COLUMNS[1:] if row[c].strip() and row[c].strip() != _first(group, c)]
+            differs = [c for c in HOUSEHOLD_COLUMNS[1:] if (v := row[c].strip()) and v != first[c]]
             group.errors += [RowError(row_no, c, "differs from the household's first row") for c in differs]
         group.rows += 1
         member, errors = _member(row_no, row)
@@ -197,32 +199,67 @@ def read_groups(stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Gr
         yield group
 
 
-def _first(group: Group, column: str) -> str:
-    a = group.address
-    values = {
-        "subdistrict_code": a.subdistrict_code if a else "", "village_no": str(a.village_no) if a else "",
-        "house_no": a.house_no if a else "", "lat": "" if a is None or a.lat is None else str(a.lat),
-        "lon": "" if a is None or a.lon is None else str(a.lon), "sources": ";".join(group.sources),
-        "welfare_card": "true" if group.welfare_card else "false",
-    }
-    value = values[column]
-    return value
-
-
 def _household_rules(group: Group) -> None:
     """The whole-household rules of the API (exactly one head, no ID twice), as row errors."""
     if group.errors or group.address is None:
         return
     try:
-        HouseholdCreate.model_validate({
-            "address": group.address, "sources": group.sources, "welfare_card": group.welfare_card,
-            "members": [m for _, m in group.members]})
-    except ValidationError as exc:
-        group.errors += [RowError(group.first_row, None, f"household {group.key}: {e.message}")
-                         for e in _errors(group.first_row, exc)]
+        one_head_and_distinct_ids([m for _, m in group.members])
+    except ValueError as exc:
+        group.errors.append(RowError(group.first_row, None, f"household {group.key}: {exc}"))
 
 
 # -- writing ---------------------------------------------------------------------------------------------
+
+HOUSEHOLD_TABLE = metadata.tables["household"]
+MEMBER_TABLE = metadata.tables["member"]
+
+
+@dataclass
+class Prepared:
+    """A household ready to write (rows, event, citizen-ID hashes), or the reasons it cannot be."""
+
+    group: Group
+    errors: list[RowError] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    household: dict[str, Any] = field(default_factory=dict)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    event: PendingEvent | None = None
+
+
+def prepare(group: Group, importer: Principal, protector: CitizenIdProtector, now: datetime) -> Prepared:
+    """Everything about a household that does not need the database (pure CPU: runs in a thread)."""
+    _household_rules(group)
+    if group.errors or group.address is None:
+        errors = list(group.errors)
+        if group.rows > 1 or not errors:
+            errors.append(RowError(group.first_row, "household_key", f"household {group.key!r} not imported: its "
+                                   f"{group.rows} rows go in together once all are valid"))
+        return Prepared(group, errors)
+    address = group.address
+    code = areas.village_code(address.subdistrict_code, address.village_no)
+    if not importer.can_see(code):
+        return Prepared(group, [RowError(group.first_row, "subdistrict_code",
+                                         f"area {code} is outside the importing client's areas")])
+    household_id = new_id()
+    household = {"id": household_id, "province_code": code[:2], "district_code": code[:4],
+                 "subdistrict_code": address.subdistrict_code, "village_no": address.village_no, "village_code": code,
+                 "house_no": address.house_no, "lat": address.lat, "lon": address.lon,
+                 "welfare_card": group.welfare_card, "status": "open", "version": 1, "created_at": now,
+                 "updated_at": now, "closed_reason": None, "closed_at": None, "team_id": None,
+                 "buddy_official": None, "import_id": None}
+    household.update({column: source in group.sources for source, column in SOURCE_COLUMNS.items()})
+    hashes = [protector.hash(m.citizen_id) for _, m in group.members]
+    members = [{
+        "id": new_id(), "household_id": household_id, "position": position,
+        "citizen_id_enc": protector.encrypt(m.citizen_id), "citizen_id_hash": hashes[position - 1],
+        "title": m.title, "first_name": m.first_name, "last_name": m.last_name, "sex": m.sex.value,
+        "birth_date": m.birth_date, "relation": m.relation.value, "disability": m.disability, "active": True,
+        "removed_reason": None, "removed_at": None, "transferred_to": None, "created_at": now,
+    } for position, (_, m) in enumerate(group.members, start=1)]
+    snapshot = facts(SimpleNamespace(**household), [SimpleNamespace(**m) for m in members])
+    event = PendingEvent(HOUSEHOLD_REGISTERED, HOUSEHOLD_REGISTERED.payload.model_validate(snapshot), household_id)
+    return Prepared(group, [], hashes, household, members, event)
 
 
 @dataclass
@@ -302,16 +339,25 @@ class Importer:
             job.status, job.started_at = "running", utcnow()
         counts, errors_kept = Counts(), 0
         header_errors: list[RowError] = []
-        chunk: list[Group] = []
         with self.path(job_id).open("rb") as stream:
             groups = read_groups(stream, header_errors)
-            while True:
-                # Parsing is CPU work on the loop: a chunk at a time, then the loop gets its turn.
+
+            def next_chunk() -> list[Prepared]:
                 chunk = [g for _, g in zip(range(self.chunk_households), groups, strict=False)]
-                if not chunk:
-                    break
-                errors_kept = await self._write_chunk(job_id, chunk, importer, counts, errors_kept)
-                await asyncio.sleep(0)
+                now = utcnow()
+                return [prepare(g, importer, self.protector, now) for g in chunk]
+
+            # Parse, validate, encrypt and hash the next chunk in a thread while this one is written:
+            # the database (its own process on PostgreSQL) works while we parse.
+            parsing = asyncio.ensure_future(asyncio.to_thread(next_chunk))
+            try:
+                while chunk := await parsing:
+                    parsing = asyncio.ensure_future(asyncio.to_thread(next_chunk))
+                    errors_kept = await self._write_chunk(job_id, chunk, counts, errors_kept)
+            finally:
+                # On failure, let the thread finish with the file before it is closed.
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(parsing)
         async with transaction(self.maker) as session:
             if header_errors:
                 session.add_all(ImportRowError(import_id=job_id, row=e.row, column=e.column, message=e.message)
@@ -325,30 +371,27 @@ class Importer:
             self.path(job_id).unlink()
         log.info("import finished", import_id=job_id, **counts.__dict__)
 
-    async def _write_chunk(self, job_id: str, chunk: list[Group], importer: Principal, counts: Counts,
-                           errors_kept: int) -> int:
-        for group in chunk:
-            _household_rules(group)
-            counts.rows += group.rows
+    async def _write_chunk(self, job_id: str, chunk: list[Prepared], counts: Counts, errors_kept: int) -> int:
+        counts.rows += sum(p.group.rows for p in chunk)
         try:
             async with transaction(self.maker) as session:
-                errors = await self._apply(session, chunk, importer, counts_delta := Counts())
+                errors = await self._apply(session, chunk, counts_delta := Counts())
                 errors_kept = await self._keep_errors(session, job_id, errors, errors_kept)
                 await self._progress(session, job_id, counts, counts_delta, errors_kept)
         except IntegrityError:
             # Someone registered one of these people at the same moment: go a household at a time.
-            for group in chunk:
+            for prepared in chunk:
                 try:
                     async with transaction(self.maker) as session:
-                        errors = await self._apply(session, [group], importer, counts_delta := Counts())
+                        errors = await self._apply(session, [prepared], counts_delta := Counts())
                         errors_kept = await self._keep_errors(session, job_id, errors, errors_kept)
                         await self._progress(session, job_id, counts, counts_delta, errors_kept)
                 except IntegrityError:
                     rejected = [RowError(r, "citizen_id", "registered elsewhere while this file was imported")
-                                for r, _ in group.members]
+                                for r, _ in prepared.group.members]
                     async with transaction(self.maker) as session:
                         errors_kept = await self._keep_errors(session, job_id, rejected, errors_kept)
-                        delta = Counts(rows_rejected=group.rows)
+                        delta = Counts(rows_rejected=prepared.group.rows)
                         await self._progress(session, job_id, counts, delta, errors_kept)
         return errors_kept
 
@@ -368,73 +411,41 @@ class Importer:
                 for e in errors[:room]])
         return kept + min(len(errors), room)
 
-    async def _apply(self, session: AsyncSession, chunk: list[Group], importer: Principal, counts: Counts,
-                     ) -> list[RowError]:
-        """Write the chunk's valid new households; report the rest. One statement per table."""
+    @staticmethod
+    async def _apply(session: AsyncSession, chunk: list[Prepared], counts: Counts) -> list[RowError]:
+        """Write the chunk's new households; report the rest. One statement per table."""
         errors: list[RowError] = []
-        hashes: dict[int, str] = {}
-        for group in chunk:
-            for row_no, member in group.members:
-                hashes[row_no] = self.protector.hash(member.citizen_id)
+        wanted = {h for p in chunk for h in p.hashes}
         holders: dict[str, str] = {}
-        if hashes:
+        if wanted:
             found = await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
-                col(Member.citizen_id_hash).in_(set(hashes.values())), col(Member.active).is_(True)))
+                col(Member.citizen_id_hash).in_(wanted), col(Member.active).is_(True)))
             holders = {hash_: household_id for hash_, household_id in found.all()}
-        now = utcnow()
         households: list[dict[str, Any]] = []
         members: list[dict[str, Any]] = []
         events: list[PendingEvent] = []
-        for group in chunk:
-            if group.errors or group.address is None:
-                errors += group.errors
-                if group.rows > 1 or not group.errors:
-                    errors.append(RowError(group.first_row, "household_key", f"household {group.key!r} not "
-                                           f"imported: its {group.rows} rows go in together once all are valid"))
-                counts.rows_rejected += group.rows
+        for p in chunk:
+            if p.errors or p.event is None:
+                errors += p.errors
+                counts.rows_rejected += p.group.rows
                 continue
-            address = group.address
-            code = areas.village_code(address.subdistrict_code, address.village_no)
-            if not importer.can_see(code):
-                errors.append(RowError(group.first_row, "subdistrict_code",
-                                       f"area {code} is outside the importing client's areas"))
-                counts.rows_rejected += group.rows
-                continue
-            owners = {holders.get(hashes[row_no]) for row_no, _ in group.members}
+            owners = {holders.get(h) for h in p.hashes}
             if owners != {None}:
                 if len(owners) == 1:  # everyone already in the same open household: imported before
                     counts.households_unchanged += 1
                     continue
-                errors += [RowError(row_no, "citizen_id", f"already in open household {holders[hashes[row_no]]}")
-                           for row_no, _ in group.members if hashes[row_no] in holders]
-                counts.rows_rejected += group.rows
+                errors += [RowError(row_no, "citizen_id", f"already in open household {holders[h]}")
+                           for (row_no, _), h in zip(p.group.members, p.hashes, strict=True) if h in holders]
+                counts.rows_rejected += p.group.rows
                 continue
-            household_id = new_id()
-            row = {"id": household_id, "province_code": code[:2], "district_code": code[:4],
-                   "subdistrict_code": address.subdistrict_code, "village_no": address.village_no,
-                   "village_code": code, "house_no": address.house_no, "lat": address.lat, "lon": address.lon,
-                   "welfare_card": group.welfare_card, "status": "open", "version": 1, "created_at": now,
-                   "updated_at": now, "closed_reason": None, "closed_at": None, "team_id": None,
-                   "buddy_official": None, "import_id": None}
-            row.update({column: source in group.sources for source, column in SOURCE_COLUMNS.items()})
-            households.append(row)
-            people = [{
-                "id": new_id(), "household_id": household_id, "position": position,
-                "citizen_id_enc": self.protector.encrypt(m.citizen_id), "citizen_id_hash": hashes[row_no],
-                "title": m.title, "first_name": m.first_name, "last_name": m.last_name, "sex": m.sex.value,
-                "birth_date": m.birth_date, "relation": m.relation.value, "disability": m.disability,
-                "active": True, "removed_reason": None, "removed_at": None, "transferred_to": None,
-                "created_at": now,
-            } for position, (row_no, m) in enumerate(group.members, start=1)]
-            members += people
-            snapshot = facts(SimpleNamespace(**row), [SimpleNamespace(**p) for p in people])
-            events.append(PendingEvent(HOUSEHOLD_REGISTERED, HOUSEHOLD_REGISTERED.payload.model_validate(snapshot),
-                                       household_id))
+            households.append(p.household)
+            members += p.members
+            events.append(p.event)
             counts.households_created += 1
-            counts.persons_created += len(people)
+            counts.persons_created += len(p.members)
         if households:
-            await session.execute(insert(Household), households)
-            await session.execute(insert(Member), members)
+            await bulk_insert(session, HOUSEHOLD_TABLE, households)
+            await bulk_insert(session, MEMBER_TABLE, members)
             await outbox.add_many(session, events)
         return errors
 

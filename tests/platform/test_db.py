@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+import pytest
+from sqlalchemy import Boolean, Column, Date, DateTime, Integer, Numeric, String, Table, event, insert, select, text
 
-from shared.db import create_engine, read_only, sessionmaker, transaction
+from shared.db import as_utc, bulk_insert, create_engine, new_metadata, read_only, sessionmaker, transaction
+from shared.scratchdb import ScratchDatabases
 
 
 async def test_sqlite_statements_run_on_the_event_loop_thread_in_wal_mode(tmp_path: Path) -> None:
@@ -27,5 +31,38 @@ async def test_sqlite_statements_run_on_the_event_loop_thread_in_wal_mode(tmp_pa
             read_on = (await conn.execute(text("SELECT thread_id()"))).scalar_one()
         assert ran_on == read_on == threading.get_ident()
         assert mode == "wal"
+    finally:
+        await engine.dispose()
+
+
+async def test_bulk_insert_stores_what_the_orm_would_and_rolls_back_with_the_transaction(
+    databases: ScratchDatabases,
+) -> None:
+    metadata = new_metadata()
+    table = Table("t", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)),
+                  Column("born", Date), Column("at", DateTime(timezone=True)), Column("flag", Boolean),
+                  Column("amount", Numeric(14, 2)))
+    engine = create_engine(await databases.new("bulk"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        maker = sessionmaker(engine)
+        at = datetime(2026, 11, 29, 4, 5, 6, 789, tzinfo=UTC)
+        rows = [{"id": i, "name": "ขอนแก่น", "born": date(1970, 5, 1), "at": at, "flag": i % 2 == 0,
+                 "amount": Decimal("3000.00")} for i in range(1, 4)]
+        async with transaction(maker) as session:
+            await bulk_insert(session, table, rows)
+        with pytest.raises(RuntimeError):
+            async with transaction(maker) as session:
+                await bulk_insert(session, table, [rows[0] | {"id": 99}])
+                raise RuntimeError("roll back")
+        async with transaction(maker) as session:
+            await session.execute(insert(table).values(id=4, name="ขอนแก่น", born=date(1970, 5, 1), at=at,
+                                                       flag=False, amount=Decimal("3000.00")))
+            stored = (await session.execute(select(table).order_by(table.c.id))).all()
+        assert [r.id for r in stored] == [1, 2, 3, 4]  # 99 rolled back
+        assert {(r.name, r.born, as_utc(r.at), r.amount) for r in stored} == {
+            ("ขอนแก่น", date(1970, 5, 1), at, Decimal("3000.00"))}
+        assert [r.flag for r in stored] == [False, True, False, False]
     finally:
         await engine.dispose()

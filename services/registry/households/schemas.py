@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated
 
@@ -18,8 +19,11 @@ def _citizen_id(value: str) -> str:
         raise ValueError(str(exc)) from exc
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _no_control_characters(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise ValueError("control characters (such as NUL or line breaks) are not allowed")
     return value
 
@@ -72,7 +76,8 @@ class MemberIn(BaseModel):
         return self
 
 
-def _one_head(members: list[MemberIn]) -> list[MemberIn]:
+def one_head_and_distinct_ids(members: list[MemberIn]) -> list[MemberIn]:
+    """A household's members: exactly one head, no citizen ID twice (ValueError otherwise)."""
     heads = sum(1 for m in members if m.relation is Relation.head)
     if heads != 1:
         raise ValueError(f"a household has exactly one head (relation 'head'); this one has {heads}")
@@ -88,7 +93,7 @@ class HouseholdCreate(BaseModel):
     address: Address
     sources: list[Source] = Field(min_length=1, description="why the household is on the register")
     welfare_card: bool = Field(description="registered for the state welfare card (บัตรสวัสดิการแห่งรัฐ)")
-    members: Annotated[list[MemberIn], AfterValidator(_one_head)] = Field(min_length=1, max_length=60)
+    members: Annotated[list[MemberIn], AfterValidator(one_head_and_distinct_ids)] = Field(min_length=1, max_length=60)
 
 
 class AddressPatch(BaseModel):
