@@ -40,7 +40,8 @@ async def list_audit(
     household_id: Annotated[str | None, Query(max_length=36)] = None,
     client_id: Annotated[str | None, Query(max_length=200)] = None,
     since: AwareDatetime | None = None,
-    before_id: Annotated[int | None, Query(ge=1, description="page: entries older than this id")] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+                                           description="page: entries older than this id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     _principal: Principal = can_audit,
 ) -> AuditPage:

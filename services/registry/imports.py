@@ -269,6 +269,13 @@ class Counts:
     persons_created: int = 0
     households_unchanged: int = 0
     rows_rejected: int = 0
+    errors_kept: int = 0
+
+    def add(self, delta: Counts) -> None:
+        """Add a committed chunk's counts (errors_kept is reserved up front, see `_keep_errors`)."""
+        for name, value in delta.__dict__.items():
+            if name != "errors_kept":
+                setattr(self, name, getattr(self, name) + value)
 
 
 class Importer:
@@ -337,7 +344,11 @@ class Importer:
             importer = Principal(client_id=job.client_id, areas=frozenset(job.areas))
             await session.execute(delete(ImportRowError).where(col(ImportRowError.import_id) == job_id))
             job.status, job.started_at = "running", utcnow()
-        counts, errors_kept = Counts(), 0
+        counts = Counts()
+        # On PostgreSQL two chunks are written at once on two connections: while one commits, the next
+        # is already being copied in. SQLite has one writer, so there it is one at a time.
+        writers = asyncio.Semaphore(1 if self.maker.kw["bind"].dialect.name == "sqlite" else 2)
+        writing: set[asyncio.Task[None]] = set()
         header_errors: list[RowError] = []
         with self.path(job_id).open("rb") as stream:
             groups = read_groups(stream, header_errors)
@@ -347,17 +358,32 @@ class Importer:
                 now = utcnow()
                 return [prepare(g, importer, self.protector, now) for g in chunk]
 
+            async def write(chunk: list[Prepared]) -> None:
+                try:
+                    await self._write_chunk(job_id, chunk, counts)
+                finally:
+                    writers.release()
+
             # Parse, validate, encrypt and hash the next chunk in a thread while this one is written:
             # the database (its own process on PostgreSQL) works while we parse.
             parsing = asyncio.ensure_future(asyncio.to_thread(next_chunk))
             try:
                 while chunk := await parsing:
                     parsing = asyncio.ensure_future(asyncio.to_thread(next_chunk))
-                    errors_kept = await self._write_chunk(job_id, chunk, counts, errors_kept)
+                    await writers.acquire()
+                    for done in [t for t in writing if t.done()]:
+                        writing.discard(done)
+                        done.result()  # a failed chunk fails the job
+                    writing.add(asyncio.create_task(write(chunk)))
+                await asyncio.gather(*writing)
             finally:
+                for task in writing:
+                    task.cancel()
                 # On failure, let the thread finish with the file before it is closed.
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(parsing)
+                with contextlib.suppress(BaseException):
+                    await asyncio.gather(*writing, return_exceptions=True)
         async with transaction(self.maker) as session:
             if header_errors:
                 session.add_all(ImportRowError(import_id=job_id, row=e.row, column=e.column, message=e.message)
@@ -366,50 +392,54 @@ class Importer:
             await session.execute(update(ImportJob).where(col(ImportJob.id) == job_id).values(
                 status="failed" if failed else "done", finished_at=utcnow(),
                 failure="the file's header is not the documented one" if failed else None,
-                errors_kept=errors_kept + len(header_errors), **counts.__dict__))
+                **(counts.__dict__ | {"errors_kept": counts.errors_kept + len(header_errors)})))
         with contextlib.suppress(OSError):
             self.path(job_id).unlink()
         log.info("import finished", import_id=job_id, **counts.__dict__)
 
-    async def _write_chunk(self, job_id: str, chunk: list[Prepared], counts: Counts, errors_kept: int) -> int:
+    async def _write_chunk(self, job_id: str, chunk: list[Prepared], counts: Counts) -> None:
         counts.rows += sum(p.group.rows for p in chunk)
+        delta = Counts()
         try:
             async with transaction(self.maker) as session:
-                errors = await self._apply(session, chunk, counts_delta := Counts())
-                errors_kept = await self._keep_errors(session, job_id, errors, errors_kept)
-                await self._progress(session, job_id, counts, counts_delta, errors_kept)
+                errors = await self._apply(session, chunk, delta)
+                await self._keep_errors(session, job_id, errors, counts, delta)
+                await self._progress(session, job_id, counts, delta)
         except IntegrityError:
+            counts.errors_kept -= delta.errors_kept
             # Someone registered one of these people at the same moment: go a household at a time.
             for prepared in chunk:
+                delta = Counts()
                 try:
                     async with transaction(self.maker) as session:
-                        errors = await self._apply(session, [prepared], counts_delta := Counts())
-                        errors_kept = await self._keep_errors(session, job_id, errors, errors_kept)
-                        await self._progress(session, job_id, counts, counts_delta, errors_kept)
+                        errors = await self._apply(session, [prepared], delta)
+                        await self._keep_errors(session, job_id, errors, counts, delta)
+                        await self._progress(session, job_id, counts, delta)
                 except IntegrityError:
+                    counts.errors_kept -= delta.errors_kept
                     rejected = [RowError(r, "citizen_id", "registered elsewhere while this file was imported")
                                 for r, _ in prepared.group.members]
                     async with transaction(self.maker) as session:
-                        errors_kept = await self._keep_errors(session, job_id, rejected, errors_kept)
                         delta = Counts(rows_rejected=prepared.group.rows)
-                        await self._progress(session, job_id, counts, delta, errors_kept)
-        return errors_kept
+                        await self._keep_errors(session, job_id, rejected, counts, delta)
+                        await self._progress(session, job_id, counts, delta)
 
     @staticmethod
-    async def _progress(session: AsyncSession, job_id: str, counts: Counts, delta: Counts, errors_kept: int) -> None:
-        for name, value in delta.__dict__.items():
-            if name != "rows":
-                setattr(counts, name, getattr(counts, name) + value)
-        await session.execute(update(ImportJob).where(col(ImportJob.id) == job_id).values(
-            errors_kept=errors_kept, **counts.__dict__))
+    async def _progress(session: AsyncSession, job_id: str, counts: Counts, delta: Counts) -> None:
+        """Count the chunk in, and store the totals in its transaction (the last commit's are the truth)."""
+        counts.add(delta)
+        await session.execute(update(ImportJob).where(col(ImportJob.id) == job_id).values(**counts.__dict__))
 
-    async def _keep_errors(self, session: AsyncSession, job_id: str, errors: list[RowError], kept: int) -> int:
-        room = max(self.max_errors - kept, 0)
-        if errors and room:
+    async def _keep_errors(self, session: AsyncSession, job_id: str, errors: list[RowError], counts: Counts,
+                           delta: Counts) -> None:
+        # Room is reserved before the await, so concurrent chunks never keep more than the limit; a
+        # chunk that rolls back gives its reservation back (see `_write_chunk`).
+        kept = errors[:max(self.max_errors - counts.errors_kept, 0)]
+        counts.errors_kept += len(kept)
+        delta.errors_kept += len(kept)
+        if kept:
             await session.execute(insert(ImportRowError), [
-                {"import_id": job_id, "row": e.row, "column": e.column, "message": e.message[:500]}
-                for e in errors[:room]])
-        return kept + min(len(errors), room)
+                {"import_id": job_id, "row": e.row, "column": e.column, "message": e.message[:500]} for e in kept])
 
     @staticmethod
     async def _apply(session: AsyncSession, chunk: list[Prepared], counts: Counts) -> list[RowError]:
@@ -547,7 +577,8 @@ async def create_import(file: UploadFile, request: Request, session: SessionDep,
 @router.get("/{import_id}", summary="Status, counts and rejected rows of an import")
 async def get_import(
     import_id: str, session: SessionDep,
-    errors_after_row: Annotated[int, Query(ge=0, description="page through errors: rows after this one")] = 0,
+    errors_after_row: Annotated[int, Query(ge=0, le=2**31 - 1,
+                                           description="page through errors: rows after this one")] = 0,
     errors_limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     principal: Principal = can_write,
 ) -> ImportOut:
