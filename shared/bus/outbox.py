@@ -17,7 +17,7 @@ from sqlalchemy import Table, delete, event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
-from shared.db import as_utc, is_sqlite, read_only, transaction
+from shared.db import as_utc, bulk_insert, is_sqlite, read_only, transaction
 from shared.events.catalogue import EventType
 from shared.events.envelope import CORRELATION_HEADER, encode_event, source_for, utcnow
 from shared.settings import KafkaSettings
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kaenkhun.bus.outbox")
 
 BROKER_CHECK_INTERVAL_S = 2.0
+# From this many events in one call, the outbox rows go in through the driver's bulk path: rendering a
+# multi-row INSERT costs SQLAlchemy ~35 µs per row on PostgreSQL (measured with bench.registry).
+BULK_ROWS = 50
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,11 @@ class Outbox:
                     "created_at": now,
                 }
             )
-        if rows:
+        if len(rows) >= BULK_ROWS:
+            await bulk_insert(session, self.table, rows)  # a bulk import: COPY / executemany
+        elif rows:
             await session.execute(insert(self.table), rows)
+        if rows:
             self._wake_after_commit(session)
         return [row["event_id"] for row in rows]
 

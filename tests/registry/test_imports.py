@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import random
+from pathlib import Path
 from typing import Any
 
 from services.registry.imports import COLUMNS
 from tests.registry.support import ALL, Registry, citizen_id, problem
 
+SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "samples" / "households.csv"
 HEAD = {"title": "นาย", "first_name": "ประเสริฐ", "last_name": "ศรีสุข", "sex": "male", "birth_date": "1965-03-01",
         "relation": "head", "disability": "false"}
 
@@ -110,3 +112,12 @@ async def test_bad_files_fail_clearly(registry: Registry) -> None:
     response = await registry.client.post("/v1/imports", files={"file": ("e.csv", b"", "text/csv")},
                                           headers=registry.admin)
     problem(response, 400)
+
+
+async def test_the_readme_sample_file_imports_cleanly(registry: Registry) -> None:
+    job = await run_import(registry, SAMPLE.read_bytes())  # noqa: ASYNC240 - a small test file
+    assert (job["status"], job["households_created"], job["persons_created"], job["errors"]) == ("done", 3, 6, [])
+    listed = (await registry.client.get("/v1/households", params={"q": "ณัฐณิชา"}, headers=registry.admin)).json()
+    [home] = listed["items"]
+    assert home["address"]["lat"] == 16.4419 and home["sources"] == ["tpmap"]
+    assert [m["relation"] for m in home["members"]] == ["head", "spouse", "child"]
