@@ -93,6 +93,10 @@ async def test_patch_needs_the_current_etag(registry: Registry) -> None:
     moved = await registry.client.patch(url, json={"address": {"subdistrict_code": "400201", "village_no": 1}},
                                         headers=registry.admin | {"If-Match": '"v2"'})
     assert moved.json()["address"]["village_code"] == "40020101" and moved.json()["address"]["district_code"] == "4002"
+    # Sending what is already there changes nothing: same version, no event.
+    same = await registry.client.patch(url, json={"welfare_card": False, "address": {"village_no": 1}},
+                                       headers=registry.admin | {"If-Match": '"v3"'})
+    assert same.status_code == 200 and same.headers["etag"] == '"v3"'
     events = [(t, d.get("changed")) for t, _k, d in await registry.events()]
     assert events == [("household.registered", None),
                       ("household.updated", ["address.house_no", "welfare_card"]),

@@ -334,19 +334,29 @@ async def register(session: AsyncSession, *, caller: Caller, body: HouseholdCrea
 
 async def claim(session: AsyncSession, *, caller: Caller, household_id: str, if_match: str | None,
                 required: bool = True) -> HouseholdRecord:
-    """Load an open household for a change and take its next version, if If-Match names the current one.
+    """Load an open household for a change and take its next version, if If-Match names the current one."""
+    record = await _open_for_change(session, caller=caller, household_id=household_id, if_match=if_match,
+                                    required=required)
+    await _take_next_version(session, record.household)
+    return record
 
-    The conditional UPDATE is the real check: two writers that both read version n cannot both move it
-    to n + 1 (on PostgreSQL the second waits for the first's row lock, then matches nothing → 412).
-    """
+
+async def _open_for_change(session: AsyncSession, *, caller: Caller, household_id: str, if_match: str | None,
+                           required: bool = True) -> HouseholdRecord:
     record = await load(session, caller=caller, household_id=household_id)
-    household = record.household
-    check_if_match(if_match, household.version, required=required)
-    if household.status != "open":
+    check_if_match(if_match, record.household.version, required=required)
+    if record.household.status != "open":
         raise Conflict(f"Household {household_id} is closed and can no longer change.", type_slug="household-closed")
+    return record
+
+
+async def _take_next_version(session: AsyncSession, household: Household) -> None:
+    """Move the version on by one. The conditional UPDATE is the real check: two writers that both read
+    version n cannot both move it to n + 1 (on PostgreSQL the second waits for the first's row lock, then
+    matches nothing → 412)."""
     now, current = utcnow(), household.version
     result = await session.execute(
-        update(Household).where(col(Household.id) == household_id, col(Household.version) == current)
+        update(Household).where(col(Household.id) == household.id, col(Household.version) == current)
         .values(version=current + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -354,13 +364,15 @@ async def claim(session: AsyncSession, *, caller: Caller, household_id: str, if_
         raise PreconditionFailed("Someone else changed this household at the same moment: read it again and retry.")
     set_committed_value(household, "version", current + 1)
     set_committed_value(household, "updated_at", now)
-    return record
 
 
 async def change(session: AsyncSession, *, caller: Caller, household_id: str, body: HouseholdPatch,
                  if_match: str | None) -> HouseholdRecord:
-    """Apply a merge patch to address, sources and welfare card; `household.updated` names what changed."""
-    record = await claim(session, caller=caller, household_id=household_id, if_match=if_match)
+    """Apply a merge patch to address, sources and welfare card; `household.updated` names what changed.
+
+    A patch that changes nothing keeps the version and publishes nothing (sync jobs resend unchanged data).
+    """
+    record = await _open_for_change(session, caller=caller, household_id=household_id, if_match=if_match)
     household = record.household
     changed: list[str] = []
     if body.address is not None:
@@ -386,6 +398,9 @@ async def change(session: AsyncSession, *, caller: Caller, household_id: str, bo
     if body.welfare_card is not None and body.welfare_card != household.welfare_card:
         household.welfare_card = body.welfare_card
         changed.append("welfare_card")
+    if not changed:
+        return record
+    await _take_next_version(session, household)
     await _flush(session)
     await publish(session, HOUSEHOLD_UPDATED, record, changed=changed)
     return record
