@@ -187,7 +187,7 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mappin
               for value, process in zip((row[c] for c in columns), processors, strict=True))
         for row in rows
     ]
-    placeholders = ", ".join("?" for _ in columns)
-    sql = f'INSERT INTO "{table.name}" ({", ".join(f"{c}" for c in columns)}) VALUES ({placeholders})'
-    cursor = await raw.driver_connection.executemany(sql, records)  # type: ignore[union-attr]
+    sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" for _ in columns)})'
+    assert driver is not None
+    cursor = await driver.executemany(sql, records)
     await cursor.close()
