@@ -93,7 +93,7 @@ def _flag(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _errors(row: int, exc: ValidationError, prefix: str = "") -> list[RowError]:
+def _errors(row: int, exc: ValidationError) -> list[RowError]:
     found = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]

@@ -15,7 +15,6 @@ from services.registry.households import service
 from services.registry.households.schemas import (
     Assignment,
     DuplicatePage,
-    DuplicatePerson,
     HouseholdClose,
     HouseholdCreate,
     HouseholdOut,
@@ -25,16 +24,15 @@ from services.registry.households.schemas import (
     MemberIn,
     MemberRemove,
     MemberTransfer,
-    ProbableDuplicate,
 )
 from services.registry.households.service import Caller, HouseholdFilter, HouseholdRecord
-from services.registry.security import PII_READ, can_lookup, can_read, can_write
+from services.registry.security import can_lookup, can_read, can_write
 from shared.app import SessionDep
 from shared.auth import Principal
 from shared.errors import BadRequest, NotFound, problem_response
 from shared.etag import etag
 from shared.events.registry import Source
-from shared.pii import CitizenIdProtector, mask_citizen_id
+from shared.pii import CitizenIdProtector
 
 router = APIRouter(prefix="/v1", tags=["households"])
 
@@ -51,6 +49,7 @@ Purpose = Annotated[
 
 def _caller(principal: Principal, purpose: str | None) -> Caller:
     return Caller(principal, unquote(purpose, errors="replace")[:500] if purpose else None)
+
 
 _CHANGE_RESPONSES: dict[int | str, dict[str, str]] = {
     404: {"description": "No such household in your areas"},
@@ -243,20 +242,7 @@ async def list_duplicates(
     purpose: Purpose = None, principal: Principal = can_read,
 ) -> DuplicatePage:
     caller = _caller(principal, purpose)
-    protector = _protector(request)
-    unmasked = principal.has_scope(PII_READ)
     groups = await service.probable_duplicates(session, caller=caller, limit=limit)
-    if unmasked:
-        for household_id in sorted({m.household_id for group in groups for m in group}):
-            service.audit(session, caller=caller, action="pii_read", household_id=household_id)
-    items = []
-    for group in groups:
-        people = []
-        for m in group:
-            digits = protector.decrypt(m.citizen_id_enc)
-            people.append(DuplicatePerson(household_id=m.household_id, member_id=m.id,
-                                          citizen_id=digits if unmasked else mask_citizen_id(digits)))
-        items.append(ProbableDuplicate(first_name=group[0].first_name, last_name=group[0].last_name,
-                                       birth_date=group[0].birth_date, people=people))
+    items = service.present_duplicates(session, groups, caller=caller, protector=_protector(request))
     return DuplicatePage(items=items)
 

@@ -17,11 +17,13 @@ from sqlmodel import col
 from services.registry import areas
 from services.registry.households.schemas import (
     AddressOut,
+    DuplicatePerson,
     HouseholdCreate,
     HouseholdOut,
     HouseholdPatch,
     MemberIn,
     MemberOut,
+    ProbableDuplicate,
 )
 from services.registry.models import AuditEntry, Household, Member, Team, outbox
 from services.registry.security import PII_READ
@@ -113,9 +115,8 @@ def present(
         audit(session, caller=caller, action=action, household_id=household.id)
     members = []
     for m in record.members:
-        digits = protector.decrypt(m.citizen_id_enc)
         members.append(MemberOut(
-            id=m.id, citizen_id=digits if unmasked else mask_citizen_id(digits), citizen_id_masked=not unmasked,
+            id=m.id, citizen_id=_shown(m, unmasked, protector), citizen_id_masked=not unmasked,
             title=m.title, first_name=m.first_name, last_name=m.last_name, sex=Sex(m.sex),
             birth_date=m.birth_date, relation=Relation(m.relation), disability=m.disability,
         ))
@@ -131,6 +132,28 @@ def present(
         buddy_official=household.buddy_official, members=members,
         created_at=as_utc(household.created_at), updated_at=as_utc(household.updated_at),
     )
+
+
+def _shown(member: Member, unmasked: bool, protector: CitizenIdProtector) -> str:
+    digits = protector.decrypt(member.citizen_id_enc)
+    return digits if unmasked else mask_citizen_id(digits)
+
+
+def present_duplicates(session: AsyncSession, groups: list[list[Member]], *, caller: Caller,
+                       protector: CitizenIdProtector) -> list[ProbableDuplicate]:
+    """Duplicate groups as the caller may see them: masked, or unmasked and audited per household."""
+    unmasked = caller.principal.has_scope(PII_READ)
+    if unmasked:
+        for household_id in sorted({m.household_id for group in groups for m in group}):
+            audit(session, caller=caller, action="pii_read", household_id=household_id)
+    return [
+        ProbableDuplicate(
+            first_name=group[0].first_name, last_name=group[0].last_name, birth_date=group[0].birth_date,
+            people=[DuplicatePerson(household_id=m.household_id, member_id=m.id,
+                                    citizen_id=_shown(m, unmasked, protector)) for m in group],
+        )
+        for group in groups
+    ]
 
 
 def audit(session: AsyncSession, *, caller: Caller, action: str, household_id: str | None) -> None:
