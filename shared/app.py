@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -82,6 +83,23 @@ db_session = get_session_dependency()
 SessionDep = Annotated[AsyncSession, Depends(db_session)]
 
 
+_heap_settled = False
+
+
+def settle_heap() -> None:
+    """Hide what start-up left alive (modules, schemas, routes) from the garbage collector.
+
+    It lives as long as the process anyway, and without this every full collection walks all of it again:
+    freezing it made a 100,000-person bulk import 26-39 % faster (bench/registry.py). Call once, when the
+    service is ready; later calls (more apps in one process, as in tests) do nothing.
+    """
+    global _heap_settled
+    if not _heap_settled:
+        _heap_settled = True
+        gc.collect()
+        gc.freeze()
+
+
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     """Build a service's FastAPI app; nothing touches the database or broker until the lifespan starts."""
     settings.check_production()
@@ -109,6 +127,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             async with AsyncExitStack() as stack:
                 for extension in spec.extensions:
                     await stack.enter_async_context(extension(app))
+                settle_heap()
                 yield
         finally:
             if consumer is not None:

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -171,22 +172,26 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mappin
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     dialect = connection.dialect
+    row_tuple = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     if dialect.name == "postgresql":
         assert driver is not None
         # SQLAlchemy opens the driver's transaction at its first statement: make sure that has happened,
         # so the COPY belongs to the session's transaction (and rolls back with it).
         await connection.execute(text("SELECT 1"))
         await driver.copy_records_to_table(
-            table.name, records=[tuple(row[c] for c in columns) for row in rows], columns=columns,
-            schema_name=table.schema,
+            table.name, records=list(map(row_tuple, rows)), columns=columns, schema_name=table.schema,
         )
         return
-    processors = [table.c[c].type.bind_processor(dialect) for c in columns]
-    records = [
-        tuple(value if process is None or value is None else process(value)
-              for value, process in zip((row[c] for c in columns), processors, strict=True))
-        for row in rows
-    ]
+    records: list[Sequence[Any]] = list(map(row_tuple, rows))
+    converted = [(i, process) for i, c in enumerate(columns)
+                 if (process := table.c[c].type.bind_processor(dialect)) is not None]
+    if converted:
+        for n, record in enumerate(records):
+            values = list(record)
+            for i, process in converted:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+            records[n] = values
     sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" for _ in columns)})'
     assert driver is not None
     cursor = await driver.executemany(sql, records)
