@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test bench-bus bench-registry venv lint asyncapi clean
+.PHONY: up test bench-bus bench-registry bench-assessment venv lint asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ bench-bus: $(STAMP)
 
 bench-registry: $(STAMP)
 	$(BIN)/python -m bench.registry $(BENCH_ARGS)
+
+bench-assessment: $(STAMP)
+	$(BIN)/python -m bench.assessment $(BENCH_ARGS)
 
 asyncapi: $(STAMP)
 	$(BIN)/kaenkhun asyncapi --output docs/asyncapi.json

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from services import settings_class
 from shared.auth import issue_token
+from shared.bus import Outbox
+from shared.db import transaction
 from shared.settings import AuthSettings, ServiceSettings
 from tests.conftest import kafka_settings
 
@@ -45,3 +50,12 @@ def bearer(auth: AuthSettings, *scopes: str, areas: tuple[str, ...] = ("*",), cl
     """An Authorization header with a development token for these scopes and areas."""
     token = issue_token(auth, client_id=client_id, scopes=list(scopes), areas=list(areas))
     return {"Authorization": f"Bearer {token}"}
+
+
+async def outbox_events(app: FastAPI, outbox: Outbox) -> list[tuple[str, str, dict[str, Any]]]:
+    """(short type, key, data) of every row of a service's outbox, in order."""
+    async with transaction(app.state.sessionmaker) as session:
+        rows = (await session.execute(
+            select(outbox.table.c.event_type, outbox.table.c.key, outbox.table.c.value)
+            .order_by(outbox.table.c.id))).all()
+    return [(t.removeprefix("th.kaenkhun.").rsplit(".v", 1)[0], k, json.loads(v)["data"]) for t, k, v in rows]

@@ -4,11 +4,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.assessment import assessments, figures, sets
 from services.assessment.models import inbox, metadata, outbox
+from services.assessment.projection import handlers
 from services.assessment.security import security
 from services.assessment.settings import AssessmentSettings
 from shared.app import ServiceSpec, create_service_app
-from shared.events.catalogue import Catalogue
+from shared.events.assessment import ASSESSMENT_EVENTS
 
 SPEC = ServiceSpec(
     name="assessment",
@@ -18,11 +20,17 @@ SPEC = ServiceSpec(
     outbox=outbox,
     inbox=inbox,
     migrations_dir=Path(__file__).parent / "migrations",
-    catalogue=Catalogue(),
+    catalogue=ASSESSMENT_EVENTS,
     security=security,
+    handlers=handlers,
+    routers=(sets.router, assessments.router, figures.router),
+    extensions=(sets.sets_extension,),
 )
 
 
 def create_app(settings: AssessmentSettings | None = None) -> FastAPI:
     """Build the assessment app from its settings (read from the environment when not given)."""
-    return create_service_app(SPEC, settings or AssessmentSettings())
+    settings = settings or AssessmentSettings()
+    app = create_service_app(SPEC, settings)
+    app.state.sets = sets.Sets()
+    return app

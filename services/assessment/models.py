@@ -1,7 +1,13 @@
 """Tables of the assessment service: its own metadata, with the outbox and inbox of the event bus."""
 
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from shared.bus import Outbox, inbox_table, outbox_table
 from shared.db import new_metadata
@@ -15,3 +21,83 @@ class Base(SQLModel, registry=registry(metadata=metadata)):
 
 outbox = Outbox("assessment", outbox_table(metadata))
 inbox = inbox_table(metadata)
+
+
+def _at(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+def _json() -> Column:  # type: ignore[type-arg]
+    return Column(JSON, nullable=False)
+
+
+class IndicatorSetVersion(Base, table=True):
+    """One version of an indicator set, loaded from its data file; assessments point at the version they used."""
+
+    __tablename__ = "indicator_set"
+
+    id: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    name_th: str = Field(max_length=300)
+    name_en: str = Field(max_length=300)
+    definition: dict[str, Any] = Field(sa_column=_json())
+    sha256: str = Field(max_length=64)
+    loaded_at: datetime = Field(sa_column=_at())
+
+
+class KnownHousehold(Base, table=True):
+    """What the registry has told this service about a household (its events' latest snapshot)."""
+
+    __tablename__ = "household"
+
+    id: str = Field(primary_key=True, max_length=36)
+    version: int
+    status: str = Field(max_length=10)
+    province_code: str = Field(max_length=2)
+    district_code: str = Field(max_length=4)
+    subdistrict_code: str = Field(max_length=6)
+    village_code: str = Field(max_length=8, index=True)
+    welfare_card: bool
+    sources: list[str] = Field(sa_column=_json())
+    members: list[dict[str, Any]] = Field(sa_column=_json())
+    updated_at: datetime = Field(sa_column=_at())
+
+
+class Assessment(Base, table=True):
+    """One revision of a household's assessment for a survey year; the `current` one counts."""
+
+    __tablename__ = "assessment"
+    __table_args__ = (
+        UniqueConstraint("household_id", "survey_year", "revision"),
+        # One counting revision per household and year, enforced by the database.
+        Index("uq_assessment_current", "household_id", "survey_year", unique=True,
+              sqlite_where=text("current"), postgresql_where=text("current")),
+        Index("ix_assessment_year_area", "survey_year", "current", "village_code"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    household_id: str = Field(max_length=36, index=True)
+    survey_year: int
+    revision: int
+    current: bool = True
+    indicator_set_id: str = Field(max_length=64)
+    indicator_set_version: int
+    surveyed_on: date
+    answers: dict[str, bool] = Field(sa_column=_json())
+    measurements: dict[str, str] = Field(sa_column=_json())  # decimal text, exactly as given
+    indicators: list[dict[str, Any]] = Field(sa_column=_json())  # code, dimension, status, reason, weight
+    dimensions: dict[str, bool | None] = Field(sa_column=_json())
+    score_num: int
+    score_den: int
+    poor: bool
+    severity: str = Field(max_length=10)
+    target_poor: bool
+    welfare_card: bool
+    member_count: int
+    province_code: str = Field(max_length=2)
+    district_code: str = Field(max_length=4)
+    subdistrict_code: str = Field(max_length=6)
+    village_code: str = Field(max_length=8)
+    household_version: int
+    recorded_at: datetime = Field(sa_column=_at())
+    recorded_by: str = Field(max_length=200)

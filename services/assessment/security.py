@@ -2,4 +2,16 @@
 
 from shared.app import service_security
 
-security = service_security("assessment", {})
+READ = "assessment:read"
+WRITE = "assessment:write"
+
+security = service_security(
+    "assessment",
+    {
+        READ: "Read indicator sets, assessments and MPI figures in the token's areas",
+        WRITE: "Record assessments (one household or a CSV file) in the token's areas",
+    },
+)
+
+can_read = security.require(READ)
+can_write = security.require(WRITE)

@@ -1,9 +1,12 @@
 """Settings of the assessment service (env prefix KAENKHUN_ASSESSMENT_)."""
 
+from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.assessment.indicators import SETS_DIR
 from shared.settings import ServiceSettings
 
 
@@ -11,3 +14,8 @@ class AssessmentSettings(ServiceSettings):
     service_name: ClassVar[str] = "assessment"
     default_port: ClassVar[int] = 8002
     model_config = SettingsConfigDict(env_prefix="KAENKHUN_ASSESSMENT_", extra="ignore")
+
+    # Folder of indicator set files (*.toml): a new set or version is a new file, no code change.
+    indicator_sets_dir: Path = SETS_DIR
+    # Retry-After of the 409 for a household the registry has not announced yet.
+    unknown_household_retry_after_s: int = Field(default=5, ge=1)

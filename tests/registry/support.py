@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
 from services.registry.models import outbox
-from shared.db import transaction
 from shared.settings import AuthSettings
-from tests.apps import bearer
+from tests.apps import bearer, outbox_events
 
 ALL = ("registry:read", "registry:write", "registry:lookup", "pii:read", "audit:read")
 
@@ -63,11 +60,7 @@ class Registry:
 
     async def events(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(type, key, data) of every outbox row, in order."""
-        async with transaction(self.app.state.sessionmaker) as session:
-            rows = (await session.execute(
-                select(outbox.table.c.event_type, outbox.table.c.key, outbox.table.c.value)
-                .order_by(outbox.table.c.id))).all()
-        return [(t.removeprefix("th.kaenkhun.").rsplit(".v", 1)[0], k, json.loads(v)["data"]) for t, k, v in rows]
+        return await outbox_events(self.app, outbox)
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

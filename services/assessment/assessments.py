@@ -1,0 +1,330 @@
+"""Assessments: record one (scored against its indicator set), read them back, explained.
+
+A household has one counting assessment per survey year; a correction is a new revision (the old one is
+kept, no longer current). Every recorded revision publishes `assessment.recorded` and
+`household.poverty_status_changed` (against the latest result of the previous survey year).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.assessment.indicators import AnswerError, IndicatorSet, Result, score
+from services.assessment.models import Assessment, KnownHousehold, outbox
+from services.assessment.projection import persons
+from services.assessment.security import can_read, can_write
+from services.assessment.sets import Sets
+from shared.app import SessionDep
+from shared.auth import Principal
+from shared.bus import PendingEvent
+from shared.db import as_utc
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.etag import etag
+from shared.events.assessment import (
+    ASSESSMENT_RECORDED,
+    POVERTY_STATUS_CHANGED,
+    AssessmentRecorded,
+    IndicatorOutcome,
+    PovertyChange,
+    PovertyStatusChanged,
+)
+from shared.events.envelope import utcnow
+from shared.ids import new_id
+
+ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+# -- schemas ---------------------------------------------------------------------------------------------
+
+
+class AssessmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    indicator_set: str = Field(max_length=64, examples=["tpmap-2560"])
+    indicator_set_version: int | None = Field(None, ge=1, le=2**31 - 1, description="default: the latest")
+    survey_year: int = Field(ge=2500, le=2700, description="Buddhist Era year of the survey round", examples=[2565])
+    surveyed_on: date
+    answers: dict[Annotated[str, Field(pattern=CODE_PATTERN)], bool] = Field(
+        default_factory=dict, description="indicator code → true (meets) / false (fails)",
+        examples=[{"safe_food": True, "housing": False}])
+    measurements: dict[Annotated[str, Field(pattern=CODE_PATTERN)],
+                       Annotated[Decimal, Field(max_digits=14, decimal_places=3, allow_inf_nan=False)]] = Field(
+        default_factory=dict, description="figures that decide threshold indicators",
+        examples=[{"income_per_person_year": "36500", "drinking_water_lpd": "6"}])
+
+
+class IndicatorOut(BaseModel):
+    code: str
+    dimension: str
+    label_th: str
+    label_en: str
+    status: str = Field(description="pass, fail or not_applicable")
+    reason: str
+    weight: str = Field(description="exact fraction; 0 when not applicable")
+
+
+class AreaCodes(BaseModel):
+    province_code: str
+    district_code: str
+    subdistrict_code: str
+    village_code: str
+
+
+class AssessmentOut(BaseModel):
+    id: str
+    household_id: str
+    survey_year: int
+    revision: int
+    current: bool
+    indicator_set: str
+    indicator_set_version: int
+    surveyed_on: date
+    answers: dict[str, bool]
+    measurements: dict[str, str]
+    indicators: list[IndicatorOut]
+    dimensions: dict[str, bool | None] = Field(description="dimension → deprived; null when none of it applies")
+    deprived_dimensions: list[str]
+    score: str = Field(description="deprivation score c, an exact fraction", examples=["5/12"])
+    score_value: float
+    poverty_cutoff: str
+    poor: bool
+    severity: str = Field(description="none (c < 1/5), vulnerable, poor (c ≥ k), severe (c ≥ 1/2)")
+    target_poor: bool
+    welfare_card: bool
+    member_count: int
+    area: AreaCodes
+    recorded_at: datetime
+    recorded_by: str
+
+
+# -- rules -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    assessment: Assessment
+    created: bool
+
+
+def _field_errors(exc: AnswerError) -> Unprocessable:
+    errors = [{"field": f"body.{field}", "message": message, "code": "assessment"} for field, message in exc.errors]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return Unprocessable(detail, errors=errors)
+
+
+def _dimensions(indicator_set: IndicatorSet, result: Result) -> dict[str, bool | None]:
+    return {d.code: (d.code in result.deprived_dimensions) if d.code in result.applicable_dimensions else None
+            for d in indicator_set.dimensions}
+
+
+async def known_household(session: AsyncSession, principal: Principal, household_id: str,
+                          retry_after_s: int) -> KnownHousehold:
+    """The household as the registry announced it; 409 + Retry-After if not yet, 404 outside the caller's areas."""
+    household = await session.get(KnownHousehold, household_id)
+    if household is None:
+        raise Conflict(f"Household {household_id} has not reached the assessment service from the registry yet; "
+                       "if it was just registered, retry shortly.", type_slug="household-not-yet-known",
+                       headers={"Retry-After": str(retry_after_s)})
+    if not principal.can_see(household.village_code):
+        raise NotFound(f"There is no household {household_id} in your areas.")
+    return household
+
+
+async def record(session: AsyncSession, *, sets: Sets, principal: Principal, household_id: str,
+                 body: AssessmentIn, retry_after_s: int) -> Recorded:
+    """Score and store an assessment (or a new revision); publish its events. Idempotent for a repeat."""
+    household = await known_household(session, principal, household_id, retry_after_s)
+    if household.status != "open":
+        raise Conflict(f"Household {household_id} is closed; it cannot be assessed.", type_slug="household-closed")
+    indicator_set = sets.get(body.indicator_set, body.indicator_set_version)
+    if indicator_set is None:
+        raise Unprocessable(f"There is no indicator set {body.indicator_set}"
+                            + (f" version {body.indicator_set_version}" if body.indicator_set_version else ""),
+                            errors=[{"field": "body.indicator_set", "message": "unknown indicator set",
+                                     "code": "assessment"}])
+    be_year = body.surveyed_on.year + 543
+    if abs(be_year - body.survey_year) > 1:
+        raise Unprocessable("surveyed_on is not near the survey year", errors=[{
+            "field": "body.surveyed_on", "code": "assessment",
+            "message": f"{body.surveyed_on.isoformat()} is B.E. {be_year}, not near survey year {body.survey_year}"}])
+    if body.surveyed_on > utcnow().date():
+        raise Unprocessable("surveyed_on is in the future", errors=[{
+            "field": "body.surveyed_on", "code": "assessment", "message": "must not be in the future"}])
+    try:
+        result = score(indicator_set, members=persons(household), welfare_card=household.welfare_card,
+                       surveyed_on=body.surveyed_on, answers=body.answers, measurements=body.measurements)
+    except AnswerError as exc:
+        raise _field_errors(exc) from None
+
+    measurements = {name: str(value) for name, value in body.measurements.items()}
+    current = (await session.execute(select(Assessment).where(
+        col(Assessment.household_id) == household_id, col(Assessment.survey_year) == body.survey_year,
+        col(Assessment.current).is_(True)))).scalar_one_or_none()
+    if current is not None and (
+        current.indicator_set_id, current.indicator_set_version, current.surveyed_on, current.answers,
+        current.measurements, current.household_version,
+    ) == (indicator_set.id, indicator_set.version, body.surveyed_on, body.answers, measurements, household.version):
+        return Recorded(current, created=False)  # the same assessment again (e.g. a retried request)
+    previous = (await session.execute(select(Assessment).where(
+        col(Assessment.household_id) == household_id, col(Assessment.survey_year) < body.survey_year,
+        col(Assessment.current).is_(True)).order_by(col(Assessment.survey_year).desc()).limit(1)
+    )).scalar_one_or_none()
+
+    if current is not None:
+        # Free the "current" slot first: the partial unique index allows one current row per household-year.
+        await session.execute(update(Assessment).where(col(Assessment.id) == current.id).values(current=False))
+    assessment = Assessment(
+        id=new_id(), household_id=household_id, survey_year=body.survey_year,
+        revision=current.revision + 1 if current is not None else 1, current=True,
+        indicator_set_id=indicator_set.id, indicator_set_version=indicator_set.version,
+        surveyed_on=body.surveyed_on, answers=dict(body.answers), measurements=measurements,
+        indicators=[{"code": r.code, "dimension": r.dimension, "status": r.status, "reason": r.reason,
+                     "weight": str(r.weight)} for r in result.indicators],
+        dimensions=_dimensions(indicator_set, result), score_num=result.score.numerator,
+        score_den=result.score.denominator, poor=result.poor, severity=result.severity,
+        target_poor=result.target_poor, welfare_card=household.welfare_card, member_count=result.member_count,
+        province_code=household.province_code, district_code=household.district_code,
+        subdistrict_code=household.subdistrict_code, village_code=household.village_code,
+        household_version=household.version, recorded_at=utcnow(), recorded_by=principal.client_id,
+    )
+    session.add(assessment)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"Another assessment of household {household_id} for {body.survey_year} was recorded at "
+                       "the same moment; read it and send yours again if it still applies.",
+                       type_slug="concurrent-revision") from None
+    await outbox.add_many(session, events(assessment, previous))
+    return Recorded(assessment, created=True)
+
+
+def events(assessment: Assessment, previous: Assessment | None) -> list[PendingEvent]:
+    """`assessment.recorded` and `household.poverty_status_changed` for a newly stored revision."""
+    recorded = AssessmentRecorded(
+        assessment_id=assessment.id, household_id=assessment.household_id, survey_year=assessment.survey_year,
+        revision=assessment.revision, surveyed_on=assessment.surveyed_on,
+        indicator_set=assessment.indicator_set_id, indicator_set_version=assessment.indicator_set_version,
+        province_code=assessment.province_code, district_code=assessment.district_code,
+        subdistrict_code=assessment.subdistrict_code, village_code=assessment.village_code,
+        dimensions=assessment.dimensions,
+        indicators={i["code"]: IndicatorOutcome(status=i["status"], weight=i["weight"]) for i in assessment.indicators},
+        score=str(_score(assessment)), score_value=round(float(_score(assessment)), 6), poor=assessment.poor,
+        severity=assessment.severity, target_poor=assessment.target_poor, welfare_card=assessment.welfare_card,
+        member_count=assessment.member_count,
+    )
+    now_deprived = {d for d, deprived in assessment.dimensions.items() if deprived}
+    before_deprived = {d for d, deprived in previous.dimensions.items() if deprived} if previous else set()
+    if previous is None:
+        change = PovertyChange.first_assessment
+    elif previous.target_poor == assessment.target_poor:
+        change = PovertyChange.unchanged
+    else:
+        change = PovertyChange.entered if assessment.target_poor else PovertyChange.exited
+    status = PovertyStatusChanged(
+        household_id=assessment.household_id, assessment_id=assessment.id, survey_year=assessment.survey_year,
+        revision=assessment.revision, previous_assessment_id=previous.id if previous else None,
+        previous_survey_year=previous.survey_year if previous else None, change=change,
+        target_poor_before=previous.target_poor if previous else None, target_poor_now=assessment.target_poor,
+        poor_before=previous.poor if previous else None, poor_now=assessment.poor,
+        dimensions_entered=sorted(now_deprived - before_deprived),
+        dimensions_exited=sorted(before_deprived - now_deprived) if previous else [],
+        village_code=assessment.village_code,
+    )
+    return [PendingEvent(ASSESSMENT_RECORDED, recorded, assessment.household_id),
+            PendingEvent(POVERTY_STATUS_CHANGED, status, assessment.household_id)]
+
+
+def _score(assessment: Assessment) -> Fraction:
+    return Fraction(assessment.score_num, assessment.score_den)
+
+
+def present(assessment: Assessment, indicator_set: IndicatorSet | None) -> AssessmentOut:
+    labels = {i.code: i for i in indicator_set.indicators} if indicator_set else {}
+    c = _score(assessment)
+    return AssessmentOut(
+        id=assessment.id, household_id=assessment.household_id, survey_year=assessment.survey_year,
+        revision=assessment.revision, current=assessment.current, indicator_set=assessment.indicator_set_id,
+        indicator_set_version=assessment.indicator_set_version, surveyed_on=assessment.surveyed_on,
+        answers=assessment.answers, measurements=assessment.measurements,
+        indicators=[IndicatorOut(
+            code=i["code"], dimension=i["dimension"], status=i["status"], reason=i["reason"], weight=i["weight"],
+            label_th=labels[i["code"]].label_th if i["code"] in labels else "",
+            label_en=labels[i["code"]].label_en if i["code"] in labels else "",
+        ) for i in assessment.indicators],
+        dimensions=assessment.dimensions,
+        deprived_dimensions=[d for d, deprived in assessment.dimensions.items() if deprived],
+        score=str(c), score_value=round(float(c), 6),
+        poverty_cutoff=indicator_set.poverty_cutoff if indicator_set else "",
+        poor=assessment.poor, severity=assessment.severity, target_poor=assessment.target_poor,
+        welfare_card=assessment.welfare_card, member_count=assessment.member_count,
+        area=AreaCodes(province_code=assessment.province_code, district_code=assessment.district_code,
+                       subdistrict_code=assessment.subdistrict_code, village_code=assessment.village_code),
+        recorded_at=as_utc(assessment.recorded_at), recorded_by=assessment.recorded_by,
+    )
+
+
+# -- HTTP ------------------------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/v1/households/{household_id}/assessments", tags=["assessments"])
+HouseholdId = Annotated[str, Path(pattern=ID_PATTERN, description="the registry's household id")]
+
+
+def _set_of(request: Request, assessment: Assessment) -> IndicatorSet | None:
+    sets: Sets = request.app.state.sets
+    return sets.get(assessment.indicator_set_id, assessment.indicator_set_version)
+
+
+@router.post("", status_code=201, summary="Record a household's assessment (a repeat for the same year is a "
+             "new revision)", responses={
+                 200: {"description": "The same assessment was already recorded: nothing new"},
+                 404: {"description": "No such household in your areas"},
+                 409: {"description": "Household not yet known (retry after Retry-After), closed, or a "
+                                      "concurrent revision"},
+                 422: {"description": "Unknown indicator, an answer that does not apply, an answer that "
+                                      "contradicts its measurement, a missing answer"}})
+async def create_assessment(household_id: HouseholdId, body: AssessmentIn, request: Request, response: Response,
+                            session: SessionDep, principal: Principal = can_write) -> AssessmentOut:
+    settings = request.app.state.settings
+    recorded = await record(session, sets=request.app.state.sets, principal=principal, household_id=household_id,
+                            body=body, retry_after_s=settings.unknown_household_retry_after_s)
+    a = recorded.assessment
+    response.status_code = 201 if recorded.created else 200
+    response.headers["Location"] = f"/v1/households/{household_id}/assessments/{a.id}"
+    response.headers["ETag"] = etag(a.revision)
+    return present(a, _set_of(request, a))
+
+
+@router.get("", summary="A household's assessments, newest survey year and revision first (history kept)",
+            responses={404: {"description": "No such household in your areas"},
+                       409: {"description": "Household not yet known to this service"}})
+async def list_assessments(household_id: HouseholdId, request: Request, session: SessionDep,
+                           principal: Principal = can_read) -> list[AssessmentOut]:
+    await known_household(session, principal, household_id,
+                          request.app.state.settings.unknown_household_retry_after_s)
+    rows = (await session.execute(select(Assessment).where(col(Assessment.household_id) == household_id).order_by(
+        col(Assessment.survey_year).desc(), col(Assessment.revision).desc()))).scalars().all()
+    return [present(a, _set_of(request, a)) for a in rows]
+
+
+@router.get("/{assessment_id}", summary="One assessment, explained indicator by indicator",
+            responses={404: {"description": "No such assessment of this household in your areas"}})
+async def get_assessment(household_id: HouseholdId, assessment_id: Annotated[str, Path(pattern=ID_PATTERN)],
+                         request: Request, response: Response, session: SessionDep,
+                         principal: Principal = can_read) -> AssessmentOut:
+    a = await session.get(Assessment, assessment_id)
+    if a is None or a.household_id != household_id or not principal.can_see(a.village_code):
+        raise NotFound(f"There is no assessment {assessment_id} of household {household_id} in your areas.")
+    response.headers["ETag"] = etag(a.revision)
+    return present(a, _set_of(request, a))
+

@@ -1,0 +1,115 @@
+"""GET /v1/mpi: the Alkire–Foster MPI (H, A, M0) of an area by sub-area, with each indicator's contribution."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlmodel import col
+
+from services.assessment.models import Assessment
+from services.assessment.mpi import Summary, Unit
+from services.assessment.security import can_read
+from services.assessment.sets import Sets
+from shared.app import SessionDep
+from shared.areas import AREA_CODE_PATTERN, find
+from shared.auth import Principal
+from shared.auth.principal import area_clause
+from shared.errors import NotFound, Unprocessable
+
+LEVELS = {"province": 2, "district": 4, "subdistrict": 6, "village": 8}
+
+
+class MpiRow(BaseModel):
+    area_code: str
+    area_name_th: str
+    area_name_en: str
+    households: int
+    persons: int = Field(description="n: persons in assessed households")
+    poor_households: int
+    poor_persons: int = Field(description="q: persons in households with c ≥ k")
+    target_poor_households: int
+    target_poor_persons: int
+    headcount: float = Field(description="H = q / n")
+    intensity: float = Field(description="A: average score of the poor")
+    mpi: float = Field(description="M0 = H × A")
+    mpi_exact: str = Field(description="M0 as an exact fraction")
+    indicator_contributions: dict[str, float] = Field(
+        description="indicator → its part of M0 (censored weighted headcount); they add up to M0")
+
+
+class MpiReport(BaseModel):
+    survey_year: int
+    indicator_set: str
+    poverty_cutoff: str
+    area: str
+    level: str
+    rows: list[MpiRow]
+    total: MpiRow
+
+
+router = APIRouter(prefix="/v1/mpi", tags=["poverty figures"])
+
+
+def _row(code: str, summary: Summary, target: tuple[int, int]) -> MpiRow:
+    area = find(code)
+    return MpiRow(
+        area_code=code, area_name_th=area.name_th if area else "", area_name_en=area.name_en if area else "",
+        households=summary.households, persons=summary.persons, poor_households=summary.poor_households,
+        poor_persons=summary.poor_persons, target_poor_households=target[0], target_poor_persons=target[1],
+        headcount=round(float(summary.headcount), 6), intensity=round(float(summary.intensity), 6),
+        mpi=round(float(summary.m0), 6), mpi_exact=str(summary.m0),
+        indicator_contributions={k: round(float(v), 6) for k, v in summary.indicator_contributions().items()},
+    )
+
+
+@router.get("", summary="Multidimensional poverty (Alkire–Foster) of an area, by sub-area, from the current "
+            "assessments of a survey year", responses={404: {"description": "No such area or indicator set"}})
+async def mpi_report(
+    request: Request, session: SessionDep,
+    area: Annotated[str, Query(pattern=AREA_CODE_PATTERN, description="DOPA code, e.g. 40")],
+    survey_year: Annotated[int, Query(ge=2500, le=2700)],
+    level: Annotated[Literal["province", "district", "subdistrict", "village"] | None,
+                     Query(description="one row per area of this level (default: one below `area`)")] = None,
+    indicator_set: Annotated[str, Query(max_length=64)] = "tpmap-2560",
+    principal: Principal = can_read,
+) -> MpiReport:
+    sets: Sets = request.app.state.sets
+    definition = sets.get(indicator_set)
+    if definition is None:
+        raise NotFound(f"There is no indicator set {indicator_set}.")
+    if find(area) is None:
+        raise NotFound(f"There is no area with code {area}.")
+    depth = LEVELS[level] if level else min(len(area) + 2, 8)
+    if depth < len(area):
+        raise Unprocessable(f"level {level} is above area {area}", errors=[
+            {"field": "query.level", "message": "must be the area's level or below", "code": "level"}])
+    rows = await session.execute(
+        select(col(Assessment.village_code), col(Assessment.member_count), col(Assessment.score_num),
+               col(Assessment.score_den), col(Assessment.poor), col(Assessment.target_poor),
+               col(Assessment.indicators))
+        .where(col(Assessment.survey_year) == survey_year, col(Assessment.current).is_(True),
+               col(Assessment.indicator_set_id) == indicator_set,
+               col(Assessment.village_code).startswith(area, autoescape=True),
+               area_clause(principal, col(Assessment.village_code))))
+    parts: dict[str, Summary] = {}
+    targets: dict[str, tuple[int, int]] = {}
+    for village, members, num, den, poor, target_poor, indicators in rows:
+        key = village[:depth]
+        deprivations = {i["code"]: Fraction(i["weight"]) for i in indicators if i["status"] == "fail"}
+        parts.setdefault(key, Summary()).add(Unit(members, Fraction(num, den), poor, deprivations))
+        households, persons = targets.get(key, (0, 0))
+        targets[key] = (households + target_poor, persons + members * target_poor)
+    total = Summary()
+    for part in parts.values():
+        total.merge(part)
+    total_target = (sum(t[0] for t in targets.values()), sum(t[1] for t in targets.values()))
+    return MpiReport(
+        survey_year=survey_year, indicator_set=indicator_set, poverty_cutoff=definition.poverty_cutoff, area=area,
+        level=next(name for name, n in LEVELS.items() if n == depth),
+        rows=[_row(code, parts[code], targets[code]) for code in sorted(parts)],
+        total=_row(area, total, total_target),
+    )

@@ -1,0 +1,64 @@
+"""The assessment service's own view of households, kept from the registry's events.
+
+Each registry event carries the household as it stands after the change, with its version: a batch is
+folded to the newest snapshot per household and written only over an older one, so redelivery and
+reordering change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.assessment.indicators import Person
+from services.assessment.models import KnownHousehold
+from shared.bus import Handlers
+from shared.events.catalogue import Catalogue
+from shared.events.envelope import CloudEvent, utcnow
+from shared.events.registry import REGISTRY_EVENTS, HouseholdFacts
+
+handlers = Handlers(Catalogue())
+
+
+@handlers.on_batch(*REGISTRY_EVENTS.types.values())
+async def household_changed(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
+    """Upsert the newest snapshot of each household in the batch (older ones are ignored)."""
+    newest: dict[str, HouseholdFacts] = {}
+    for _, payload in items:
+        assert isinstance(payload, HouseholdFacts)
+        held = newest.get(payload.household_id)
+        if held is None or payload.version > held.version:
+            newest[payload.household_id] = payload
+    existing = {
+        h.id: h for h in (await session.execute(
+            select(KnownHousehold).where(col(KnownHousehold.id).in_(list(newest))))).scalars()
+    }
+    now = utcnow()
+    for household_id, facts in newest.items():
+        row = existing.get(household_id)
+        if row is not None and row.version >= facts.version:
+            continue
+        values = {
+            "version": facts.version, "status": facts.status, "province_code": facts.province_code,
+            "district_code": facts.district_code, "subdistrict_code": facts.subdistrict_code,
+            "village_code": facts.village_code, "welfare_card": facts.welfare_card,
+            "sources": [s.value for s in facts.sources],
+            "members": [{"member_id": m.member_id, "birth_date": m.birth_date.isoformat(),
+                         "disability": m.disability} for m in facts.members],
+            "updated_at": now,
+        }
+        if row is None:
+            session.add(KnownHousehold.model_validate({"id": household_id, **values}))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+    await session.flush()
+
+
+def persons(household: KnownHousehold) -> list[Person]:
+    """The household's current members, as scoring needs them."""
+    return [Person(date.fromisoformat(m["birth_date"]), bool(m["disability"])) for m in household.members]

@@ -1,0 +1,146 @@
+"""Indicator sets in the database: loaded from their files at start-up, versioned, served over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Query, Request
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import select
+
+from services.assessment.indicators import IndicatorSet, load_files
+from services.assessment.models import IndicatorSetVersion
+from services.assessment.security import can_read
+from shared.auth import Principal
+from shared.db import transaction
+from shared.errors import NotFound, ServiceUnavailable
+from shared.events.envelope import utcnow
+
+log = structlog.get_logger("kaenkhun.assessment.sets")
+
+
+class SetChanged(RuntimeError):
+    """A set file differs from the same id and version already in the database."""
+
+
+class Sets:
+    """Every version of every indicator set the database holds, parsed once."""
+
+    def __init__(self) -> None:
+        self.loaded = False
+        self._versions: dict[tuple[str, int], IndicatorSet] = {}
+
+    def get(self, set_id: str, version: int | None = None) -> IndicatorSet | None:
+        """A given version, or the latest one."""
+        if not self.loaded:
+            raise ServiceUnavailable("The indicator sets are not loaded yet; try again shortly.",
+                                     headers={"Retry-After": "2"})
+        if version is not None:
+            return self._versions.get((set_id, version))
+        versions = [v for (i, v) in self._versions if i == set_id]
+        return self._versions[(set_id, max(versions))] if versions else None
+
+    def all(self) -> list[IndicatorSet]:
+        self.get("")  # raises while not loaded
+        return [self._versions[key] for key in sorted(self._versions)]
+
+    async def sync(self, maker: async_sessionmaker[AsyncSession], directory: Path) -> None:
+        """Store each file's set version if new (a changed file must raise its version), then load all."""
+        files = await asyncio.to_thread(load_files, directory)
+        async with transaction(maker) as session:
+            for file in files:
+                d = file.definition
+                row = await session.get(IndicatorSetVersion, (d.id, d.version))
+                if row is None:
+                    session.add(IndicatorSetVersion(id=d.id, version=d.version, name_th=d.name_th, name_en=d.name_en,
+                                                    definition=d.model_dump(mode="json"), sha256=file.sha256,
+                                                    loaded_at=utcnow()))
+                    log.info("indicator set loaded", indicator_set=d.id, version=d.version)
+                elif row.sha256 != file.sha256:
+                    raise SetChanged(f"indicator set {d.id} version {d.version} differs from the one stored; "
+                                     "a changed set needs a new version number")
+            rows = (await session.execute(select(IndicatorSetVersion))).scalars().all()
+        self._versions = {(r.id, r.version): IndicatorSet.model_validate(r.definition) for r in rows}
+        self.loaded = True
+
+
+@contextlib.asynccontextmanager
+async def sets_extension(app: FastAPI) -> AsyncIterator[None]:
+    """Load the indicator sets once the database is migrated (retrying until it is)."""
+    sets: Sets = app.state.sets
+
+    async def load() -> None:
+        while True:
+            try:
+                await sets.sync(app.state.sessionmaker, app.state.settings.indicator_sets_dir)
+                return
+            except SetChanged as exc:
+                log.error("indicator sets not loaded", error=str(exc))
+                return
+            except Exception as exc:
+                log.info("indicator sets not loaded yet", error=type(exc).__name__, retry_in_s=2)
+                await asyncio.sleep(2)
+
+    task = asyncio.create_task(load(), name="indicator-sets")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class SetSummary(BaseModel):
+    id: str
+    version: int
+    latest: bool
+    name_th: str
+    name_en: str
+    dimensions: int
+    indicators: int
+
+
+class SetDetail(IndicatorSet):
+    latest: bool
+
+
+router = APIRouter(prefix="/v1/indicator-sets", tags=["indicator sets"])
+
+
+def _sets(request: Request) -> Sets:
+    sets: Sets = request.app.state.sets
+    return sets
+
+
+@router.get("", summary="Every version of every indicator set")
+async def list_sets(request: Request, _principal: Principal = can_read) -> list[SetSummary]:
+    sets = _sets(request)
+    out = []
+    for s in sets.all():
+        latest = sets.get(s.id)
+        out.append(SetSummary(id=s.id, version=s.version, latest=latest is not None and latest.version == s.version,
+                              name_th=s.name_th, name_en=s.name_en, dimensions=len(s.dimensions),
+                              indicators=len(s.indicators)))
+    return out
+
+
+@router.get("/{set_id}", summary="An indicator set: dimensions, indicators, applicability, thresholds, cutoffs",
+            responses={404: {"description": "No such set or version"}})
+async def get_set(
+    set_id: str, request: Request,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="default: the latest")] = None,
+    _principal: Principal = can_read,
+) -> SetDetail:
+    sets = _sets(request)
+    found = sets.get(set_id, version)
+    if found is None:
+        raise NotFound(f"There is no indicator set {set_id}" + (f" version {version}." if version else "."))
+    latest = sets.get(set_id)
+    data: dict[str, Any] = found.model_dump()
+    return SetDetail(**data, latest=latest is not None and latest.version == found.version)
