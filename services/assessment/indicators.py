@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -140,13 +141,17 @@ class IndicatorSet(BaseModel):
     def severe(self) -> Fraction:
         return _fraction(self.severe_cutoff)
 
-    @property
+    @cached_property
     def measurements(self) -> dict[str, Indicator]:
         """Measurement name → the indicator it decides."""
         return {i.measurement.name: i for i in self.indicators if i.measurement is not None}
 
+    @cached_property
+    def by_code(self) -> dict[str, Indicator]:
+        return {i.code: i for i in self.indicators}
+
     def indicator(self, code: str) -> Indicator | None:
-        return next((i for i in self.indicators if i.code == code), None)
+        return self.by_code.get(code)
 
 
 @dataclass(frozen=True)
@@ -283,11 +288,15 @@ def score(indicator_set: IndicatorSet, *, members: Sequence[Person], welfare_car
     if errors:
         raise AnswerError(errors)
 
-    applicable_dimensions = [d.code for d in indicator_set.dimensions
-                             if any(i.dimension == d.code and i.code in decided for i in indicator_set.indicators)]
-    per_dimension = {d: sum(1 for i in indicator_set.indicators if i.dimension == d and i.code in decided)
-                     for d in applicable_dimensions}
+    decided_per_dimension: dict[str, int] = {}
+    for indicator in indicator_set.indicators:
+        if indicator.code in decided:
+            decided_per_dimension[indicator.dimension] = decided_per_dimension.get(indicator.dimension, 0) + 1
+    applicable_dimensions = [d.code for d in indicator_set.dimensions if d.code in decided_per_dimension]
+    weights = {d: Fraction(1, len(applicable_dimensions) * n) for d, n in decided_per_dimension.items()}
     results = []
+    deprived: set[str] = set()
+    c = Fraction(0)
     for indicator in indicator_set.indicators:
         if indicator.code not in decided:
             assert indicator.applies_to is not None
@@ -296,11 +305,13 @@ def score(indicator_set: IndicatorSet, *, members: Sequence[Person], welfare_car
                 f"no {indicator.applies_to.members.describe()} on {surveyed_on.isoformat()}", Fraction(0)))
             continue
         meets, reason = decided[indicator.code]
-        weight = Fraction(1, len(applicable_dimensions) * per_dimension[indicator.dimension])
+        weight = weights[indicator.dimension]
+        if not meets:
+            c += weight
+            deprived.add(indicator.dimension)
         results.append(IndicatorResult(indicator.code, indicator.dimension, "pass" if meets else "fail", reason,
                                        weight))
-    c = sum((r.weight for r in results if r.deprived), Fraction(0))
-    deprived_dimensions = [d for d in applicable_dimensions if any(r.deprived and r.dimension == d for r in results)]
+    deprived_dimensions = [d for d in applicable_dimensions if d in deprived]
     poor = c >= indicator_set.k
     severity: Severity = ("severe" if c >= indicator_set.severe else "poor" if poor
                           else "vulnerable" if c >= indicator_set.vulnerable else "none")
