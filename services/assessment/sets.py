@@ -36,18 +36,21 @@ class Sets:
         self.loaded = False
         self._versions: dict[tuple[str, int], IndicatorSet] = {}
 
-    def get(self, set_id: str, version: int | None = None) -> IndicatorSet | None:
-        """A given version, or the latest one."""
+    def _require_loaded(self) -> None:
         if not self.loaded:
             raise ServiceUnavailable("The indicator sets are not loaded yet; try again shortly.",
                                      headers={"Retry-After": "2"})
+
+    def get(self, set_id: str, version: int | None = None) -> IndicatorSet | None:
+        """A given version, or the latest one."""
+        self._require_loaded()
         if version is not None:
             return self._versions.get((set_id, version))
         versions = [v for (i, v) in self._versions if i == set_id]
         return self._versions[(set_id, max(versions))] if versions else None
 
     def all(self) -> list[IndicatorSet]:
-        self.get("")  # raises while not loaded
+        self._require_loaded()
         return [self._versions[key] for key in sorted(self._versions)]
 
     async def sync(self, maker: async_sessionmaker[AsyncSession], directory: Path) -> None:
