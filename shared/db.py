@@ -14,7 +14,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import aiosqlite
-from sqlalchemy import MetaData, Table, event, text
+from sqlalchemy import Column, DateTime, MetaData, Table, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -32,6 +32,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def timestamp_column(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    """A timezone-aware `*_at` column (SQLModel fields pass it as `sa_column`)."""
+    return Column(DateTime(timezone=True), nullable=nullable)
 
 
 def new_metadata() -> MetaData:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.bus import Outbox, inbox_table, outbox_table
-from shared.db import new_metadata
+from shared.db import new_metadata, timestamp_column
 
 metadata = new_metadata()
 
@@ -21,10 +21,6 @@ class Base(SQLModel, registry=registry(metadata=metadata)):
 
 outbox = Outbox("assessment", outbox_table(metadata))
 inbox = inbox_table(metadata)
-
-
-def _at(nullable: bool = False) -> Column:  # type: ignore[type-arg]
-    return Column(DateTime(timezone=True), nullable=nullable)
 
 
 def _json() -> Column:  # type: ignore[type-arg]
@@ -42,7 +38,7 @@ class IndicatorSetVersion(Base, table=True):
     name_en: str = Field(max_length=300)
     definition: dict[str, Any] = Field(sa_column=_json())
     sha256: str = Field(max_length=64)
-    loaded_at: datetime = Field(sa_column=_at())
+    loaded_at: datetime = Field(sa_column=timestamp_column())
 
 
 class KnownHousehold(Base, table=True):
@@ -60,7 +56,7 @@ class KnownHousehold(Base, table=True):
     welfare_card: bool
     sources: list[str] = Field(sa_column=_json())
     members: list[dict[str, Any]] = Field(sa_column=_json())
-    updated_at: datetime = Field(sa_column=_at())
+    updated_at: datetime = Field(sa_column=timestamp_column())
 
 
 class Assessment(Base, table=True):
@@ -99,5 +95,5 @@ class Assessment(Base, table=True):
     subdistrict_code: str = Field(max_length=6)
     village_code: str = Field(max_length=8)
     household_version: int
-    recorded_at: datetime = Field(sa_column=_at())
+    recorded_at: datetime = Field(sa_column=timestamp_column())
     recorded_by: str = Field(max_length=200)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, DateTime, Index, text
+from sqlalchemy import JSON, Column, Index, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.bus import Outbox, inbox_table, outbox_table
-from shared.db import new_metadata
+from shared.db import new_metadata, timestamp_column
 
 metadata = new_metadata()
 
@@ -20,10 +20,6 @@ class Base(SQLModel, registry=registry(metadata=metadata)):
 
 outbox = Outbox("registry", outbox_table(metadata))
 inbox = inbox_table(metadata)
-
-
-def _at(nullable: bool = False) -> Column:  # type: ignore[type-arg]
-    return Column(DateTime(timezone=True), nullable=nullable)
 
 
 class Household(Base, table=True):
@@ -47,13 +43,13 @@ class Household(Base, table=True):
     welfare_card: bool = False
     status: str = Field(default="open", max_length=10, index=True)
     closed_reason: str | None = Field(default=None, max_length=200)
-    closed_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     team_id: str | None = Field(default=None, max_length=36, index=True)
     buddy_official: str | None = Field(default=None, max_length=200)
     import_id: str | None = Field(default=None, max_length=36)
     version: int = 1
-    created_at: datetime = Field(sa_column=_at())
-    updated_at: datetime = Field(sa_column=_at())
+    created_at: datetime = Field(sa_column=timestamp_column())
+    updated_at: datetime = Field(sa_column=timestamp_column())
 
 
 class Member(Base, table=True):
@@ -81,9 +77,9 @@ class Member(Base, table=True):
     disability: bool = False
     active: bool = True
     removed_reason: str | None = Field(default=None, max_length=20)
-    removed_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    removed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     transferred_to: str | None = Field(default=None, max_length=36)
-    created_at: datetime = Field(sa_column=_at())
+    created_at: datetime = Field(sa_column=timestamp_column())
 
 
 class Team(Base, table=True):
@@ -97,7 +93,7 @@ class Team(Base, table=True):
     district_code: str = Field(max_length=4, index=True)
     subdistrict_codes: list[str] = Field(sa_column=Column(JSON, nullable=False))
     members: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(sa_column=_at())
+    created_at: datetime = Field(sa_column=timestamp_column())
 
 
 class AuditEntry(Base, table=True):
@@ -106,7 +102,7 @@ class AuditEntry(Base, table=True):
     __tablename__ = "audit_log"
 
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(sa_column=_at())
+    at: datetime = Field(sa_column=timestamp_column())
     client_id: str = Field(max_length=200, index=True)
     action: str = Field(max_length=40)
     household_id: str | None = Field(default=None, max_length=36, index=True)
@@ -133,9 +129,9 @@ class ImportJob(Base, table=True):
     rows_rejected: int = 0
     errors_kept: int = 0
     failure: str | None = Field(default=None, max_length=2000)
-    created_at: datetime = Field(sa_column=_at())
-    started_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
-    finished_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    created_at: datetime = Field(sa_column=timestamp_column())
+    started_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
 class ImportRowError(Base, table=True):
