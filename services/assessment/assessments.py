@@ -211,6 +211,7 @@ async def record(session: AsyncSession, *, sets: Sets, principal: Principal, hou
 
 def events(assessment: Assessment, previous: Assessment | None) -> list[PendingEvent]:
     """`assessment.recorded` and `household.poverty_status_changed` for a newly stored revision."""
+    c = _score(assessment)
     recorded = AssessmentRecorded(
         assessment_id=assessment.id, household_id=assessment.household_id, survey_year=assessment.survey_year,
         revision=assessment.revision, surveyed_on=assessment.surveyed_on,
@@ -219,7 +220,7 @@ def events(assessment: Assessment, previous: Assessment | None) -> list[PendingE
         subdistrict_code=assessment.subdistrict_code, village_code=assessment.village_code,
         dimensions=assessment.dimensions,
         indicators={i["code"]: IndicatorOutcome(status=i["status"], weight=i["weight"]) for i in assessment.indicators},
-        score=str(_score(assessment)), score_value=round(float(_score(assessment)), 6), poor=assessment.poor,
+        score=str(c), score_value=round(float(c), 6), poor=assessment.poor,
         severity=assessment.severity, target_poor=assessment.target_poor, welfare_card=assessment.welfare_card,
         member_count=assessment.member_count,
     )
