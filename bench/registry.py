@@ -95,7 +95,7 @@ async def run_import(engine: AsyncEngine, path: Path, size: int, settings: Regis
     """The registry's real Importer on a file already in its directory; returns seconds and the job's counts."""
     maker = sessionmaker(engine)
     importer = Importer(maker, CitizenIdProtector(settings.pii), path.parent,
-                        chunk_households=settings.import_chunk_households, max_errors=settings.import_max_errors)
+                        chunk=settings.import_chunk_households, max_errors=settings.import_max_errors)
     job_id = path.stem
     async with transaction(maker) as session:
         session.add(ImportJob(id=job_id, status="queued", filename=path.name, sha256="-",

@@ -178,26 +178,23 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mappin
     driver = raw.driver_connection
     dialect = connection.dialect
     row_tuple = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-    if dialect.name == "postgresql":
-        assert driver is not None
-        # SQLAlchemy opens the driver's transaction at its first statement: make sure that has happened,
-        # so the COPY belongs to the session's transaction (and rolls back with it).
-        await connection.execute(text("SELECT 1"))
-        await driver.copy_records_to_table(
-            table.name, records=list(map(row_tuple, rows)), columns=columns, schema_name=table.schema,
-        )
-        return
     records: list[Sequence[Any]] = list(map(row_tuple, rows))
     converted = [(i, process) for i, c in enumerate(columns)
                  if (process := table.c[c].type.bind_processor(dialect)) is not None]
-    if converted:
+    if converted:  # e.g. JSON columns: serialised as SQLAlchemy would
         for n, record in enumerate(records):
             values = list(record)
             for i, process in converted:
                 if values[i] is not None:
                     values[i] = process(values[i])
             records[n] = values
-    sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" for _ in columns)})'
     assert driver is not None
+    if dialect.name == "postgresql":
+        # SQLAlchemy opens the driver's transaction at its first statement: make sure that has happened,
+        # so the COPY belongs to the session's transaction (and rolls back with it).
+        await connection.execute(text("SELECT 1"))
+        await driver.copy_records_to_table(table.name, records=records, columns=columns, schema_name=table.schema)
+        return
+    sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" for _ in columns)})'
     cursor = await driver.executemany(sql, records)
     await cursor.close()

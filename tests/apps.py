@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -59,3 +61,26 @@ async def outbox_events(app: FastAPI, outbox: Outbox) -> list[tuple[str, str, di
             select(outbox.table.c.event_type, outbox.table.c.key, outbox.table.c.value)
             .order_by(outbox.table.c.id))).all()
     return [(t.removeprefix("th.kaenkhun.").rsplit(".v", 1)[0], k, json.loads(v)["data"]) for t, k, v in rows]
+
+
+def csv_bytes(rows: list[dict[str, Any]], columns: Sequence[str], *, bom: bool = True) -> bytes:
+    """A CSV file as a spreadsheet saves it (CRLF, UTF-8 with a BOM unless told otherwise)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return ("\ufeff" if bom else "").encode() + out.getvalue().encode()
+
+
+async def run_import(app: FastAPI, client: httpx.AsyncClient, url: str, content: bytes, headers: dict[str, str],
+                     ) -> dict[str, Any]:
+    """Upload a CSV file to a service's import endpoint, wait for its job, return the job's status body."""
+    response = await client.post(url, files={"file": ("ไฟล์.csv", content, "text/csv")}, headers=headers)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    assert response.headers["location"] == f"{url}/{job_id}"
+    await app.state.imports.wait(job_id)
+    status = await client.get(f"{url}/{job_id}", headers=headers)
+    assert status.status_code == 200, status.text
+    body: dict[str, Any] = status.json()
+    return body

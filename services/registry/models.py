@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.bus import Outbox, inbox_table, outbox_table
 from shared.db import new_metadata, timestamp_column
+from shared.imports import ImportJobColumns, ImportRowErrorColumns
 
 metadata = new_metadata()
 
@@ -110,37 +111,16 @@ class AuditEntry(Base, table=True):
     correlation_id: str | None = Field(default=None, max_length=128)
 
 
-class ImportJob(Base, table=True):
-    """One bulk import of a CSV file: its state and counts (the file itself waits under the data dir)."""
+class ImportJob(ImportJobColumns, Base, table=True):
+    """One bulk import of a CSV file of households; the columns
+    every service's import job has are in `shared.imports`."""
 
     __tablename__ = "import_job"
 
-    id: str = Field(primary_key=True, max_length=36)
-    status: str = Field(max_length=10, index=True)  # queued, running, done, failed
-    filename: str = Field(max_length=255)
-    sha256: str = Field(max_length=64, index=True)
-    size_bytes: int
-    client_id: str = Field(max_length=200)
-    areas: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    rows: int = 0
     households_created: int = 0
     persons_created: int = 0
     households_unchanged: int = 0
-    rows_rejected: int = 0
-    errors_kept: int = 0
-    failure: str | None = Field(default=None, max_length=2000)
-    created_at: datetime = Field(sa_column=timestamp_column())
-    started_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
-    finished_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
-class ImportRowError(Base, table=True):
-    """Why one row (1-based, the header is row 1) of an import was rejected."""
-
+class ImportRowError(ImportRowErrorColumns, Base, table=True):
     __tablename__ = "import_row_error"
-
-    id: int | None = Field(default=None, primary_key=True)
-    import_id: str = Field(foreign_key="import_job.id", max_length=36, index=True)
-    row: int
-    column: str | None = Field(default=None, max_length=40)
-    message: str = Field(max_length=500)

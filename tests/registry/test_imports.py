@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 from pathlib import Path
 from typing import Any
 
 from services.registry.imports import COLUMNS
+from tests import apps
 from tests.registry.support import ALL, Registry, citizen_id, problem
 
 SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "samples" / "households.csv"
@@ -23,25 +22,12 @@ def row(key: str, cid: str, **overrides: Any) -> dict[str, Any]:
 
 
 def csv_bytes(rows: list[dict[str, Any]], *, bom: bool = True, columns: tuple[str, ...] = COLUMNS) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return ("\ufeff" if bom else "").encode() + out.getvalue().encode()
+    return apps.csv_bytes(rows, columns, bom=bom)
 
 
 async def run_import(registry: Registry, content: bytes, headers: dict[str, str] | None = None,
                      ) -> dict[str, Any]:
-    response = await registry.client.post("/v1/imports", files={"file": ("ครัวเรือน.csv", content, "text/csv")},
-                                          headers=headers or registry.admin)
-    assert response.status_code == 202, response.text
-    job_id = response.json()["id"]
-    assert response.headers["location"] == f"/v1/imports/{job_id}"
-    await registry.app.state.importer.wait(job_id)
-    status = await registry.client.get(f"/v1/imports/{job_id}", headers=headers or registry.admin)
-    assert status.status_code == 200, status.text
-    body: dict[str, Any] = status.json()
-    return body
+    return await apps.run_import(registry.app, registry.client, "/v1/imports", content, headers or registry.admin)
 
 
 async def test_import_keeps_good_households_and_reports_bad_rows(registry: Registry) -> None:
