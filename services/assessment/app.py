@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.assessment import assessments, figures, sets
+from services.assessment import assessments, figures, imports, sets
 from services.assessment.models import inbox, metadata, outbox
 from services.assessment.projection import handlers
 from services.assessment.security import security
@@ -23,8 +23,8 @@ SPEC = ServiceSpec(
     catalogue=ASSESSMENT_EVENTS,
     security=security,
     handlers=handlers,
-    routers=(sets.router, assessments.router, figures.router),
-    extensions=(sets.sets_extension,),
+    routers=(sets.router, assessments.router, imports.router, figures.router),
+    extensions=(sets.sets_extension, imports.importer_extension),
 )
 
 

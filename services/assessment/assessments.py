@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Annotated
+from types import SimpleNamespace
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -108,6 +109,10 @@ class AssessmentOut(BaseModel):
     recorded_by: str
 
 
+# An assessment as stored: the ORM row, or (in a bulk import) its column values as attributes.
+Stored = Assessment | SimpleNamespace
+
+
 # -- rules -----------------------------------------------------------------------------------------------
 
 
@@ -141,12 +146,10 @@ async def known_household(session: AsyncSession, principal: Principal, household
     return household
 
 
-async def record(session: AsyncSession, *, sets: Sets, principal: Principal, household_id: str,
-                 body: AssessmentIn, retry_after_s: int) -> Recorded:
-    """Score and store an assessment (or a new revision); publish its events. Idempotent for a repeat."""
-    household = await known_household(session, principal, household_id, retry_after_s)
+def check(sets: Sets, household: KnownHousehold, body: AssessmentIn) -> tuple[IndicatorSet, Result]:
+    """Every rule an assessment must meet before it is stored, and its score; raises the Problem if not."""
     if household.status != "open":
-        raise Conflict(f"Household {household_id} is closed; it cannot be assessed.", type_slug="household-closed")
+        raise Conflict(f"Household {household.id} is closed; it cannot be assessed.", type_slug="household-closed")
     indicator_set = sets.get(body.indicator_set, body.indicator_set_version)
     if indicator_set is None:
         raise Unprocessable(f"There is no indicator set {body.indicator_set}"
@@ -162,20 +165,57 @@ async def record(session: AsyncSession, *, sets: Sets, principal: Principal, hou
         raise Unprocessable("surveyed_on is in the future", errors=[{
             "field": "body.surveyed_on", "code": "assessment", "message": "must not be in the future"}])
     try:
-        result = score(indicator_set, members=persons(household), welfare_card=household.welfare_card,
-                       surveyed_on=body.surveyed_on, answers=body.answers, measurements=body.measurements)
+        return indicator_set, score(indicator_set, members=persons(household), welfare_card=household.welfare_card,
+                                    surveyed_on=body.surveyed_on, answers=body.answers,
+                                    measurements=body.measurements)
     except AnswerError as exc:
         raise _field_errors(exc) from None
 
-    measurements = {name: str(value) for name, value in body.measurements.items()}
+
+def is_repeat(current: Stored | None, household: KnownHousehold, indicator_set: IndicatorSet,
+              body: AssessmentIn) -> bool:
+    """True if `current` is this very assessment again (e.g. a retried request, a file imported twice)."""
+    return current is not None and (
+        current.indicator_set_id, current.indicator_set_version, current.surveyed_on, current.answers,
+        current.measurements, current.household_version,
+    ) == (indicator_set.id, indicator_set.version, body.surveyed_on, body.answers, _measurements(body),
+          household.version)
+
+
+def _measurements(body: AssessmentIn) -> dict[str, str]:
+    return {name: str(value) for name, value in body.measurements.items()}
+
+
+def new_revision(household: KnownHousehold, body: AssessmentIn, indicator_set: IndicatorSet, result: Result,
+                 current: Stored | None, recorded_by: str) -> dict[str, Any]:
+    """The row of the assessment to store: revision 1, or the one after `current` (which the caller stops
+    counting). A plain row, so that a bulk import can insert thousands at once."""
+    return dict(
+        id=new_id(), household_id=household.id, survey_year=body.survey_year,
+        revision=current.revision + 1 if current is not None else 1, current=True,
+        indicator_set_id=indicator_set.id, indicator_set_version=indicator_set.version,
+        surveyed_on=body.surveyed_on, answers=dict(body.answers), measurements=_measurements(body),
+        indicators=[{"code": r.code, "dimension": r.dimension, "status": r.status, "reason": r.reason,
+                     "weight": str(r.weight)} for r in result.indicators],
+        dimensions=_dimensions(indicator_set, result), score_num=result.score.numerator,
+        score_den=result.score.denominator, poor=result.poor, severity=result.severity,
+        target_poor=result.target_poor, welfare_card=household.welfare_card, member_count=result.member_count,
+        province_code=household.province_code, district_code=household.district_code,
+        subdistrict_code=household.subdistrict_code, village_code=household.village_code,
+        household_version=household.version, recorded_at=utcnow(), recorded_by=recorded_by,
+    )
+
+
+async def record(session: AsyncSession, *, sets: Sets, principal: Principal, household_id: str,
+                 body: AssessmentIn, retry_after_s: int) -> Recorded:
+    """Score and store an assessment (or a new revision); publish its events. Idempotent for a repeat."""
+    household = await known_household(session, principal, household_id, retry_after_s)
+    indicator_set, result = check(sets, household, body)
     current = (await session.execute(select(Assessment).where(
         col(Assessment.household_id) == household_id, col(Assessment.survey_year) == body.survey_year,
         col(Assessment.current).is_(True)))).scalar_one_or_none()
-    if current is not None and (
-        current.indicator_set_id, current.indicator_set_version, current.surveyed_on, current.answers,
-        current.measurements, current.household_version,
-    ) == (indicator_set.id, indicator_set.version, body.surveyed_on, body.answers, measurements, household.version):
-        return Recorded(current, created=False)  # the same assessment again (e.g. a retried request)
+    if current is not None and is_repeat(current, household, indicator_set, body):
+        return Recorded(current, created=False)
     previous = (await session.execute(select(Assessment).where(
         col(Assessment.household_id) == household_id, col(Assessment.survey_year) < body.survey_year,
         col(Assessment.current).is_(True)).order_by(col(Assessment.survey_year).desc()).limit(1)
@@ -184,20 +224,7 @@ async def record(session: AsyncSession, *, sets: Sets, principal: Principal, hou
     if current is not None:
         # Free the "current" slot first: the partial unique index allows one current row per household-year.
         await session.execute(update(Assessment).where(col(Assessment.id) == current.id).values(current=False))
-    assessment = Assessment(
-        id=new_id(), household_id=household_id, survey_year=body.survey_year,
-        revision=current.revision + 1 if current is not None else 1, current=True,
-        indicator_set_id=indicator_set.id, indicator_set_version=indicator_set.version,
-        surveyed_on=body.surveyed_on, answers=dict(body.answers), measurements=measurements,
-        indicators=[{"code": r.code, "dimension": r.dimension, "status": r.status, "reason": r.reason,
-                     "weight": str(r.weight)} for r in result.indicators],
-        dimensions=_dimensions(indicator_set, result), score_num=result.score.numerator,
-        score_den=result.score.denominator, poor=result.poor, severity=result.severity,
-        target_poor=result.target_poor, welfare_card=household.welfare_card, member_count=result.member_count,
-        province_code=household.province_code, district_code=household.district_code,
-        subdistrict_code=household.subdistrict_code, village_code=household.village_code,
-        household_version=household.version, recorded_at=utcnow(), recorded_by=principal.client_id,
-    )
+    assessment = Assessment(**new_revision(household, body, indicator_set, result, current, principal.client_id))
     session.add(assessment)
     try:
         await session.flush()
@@ -209,7 +236,7 @@ async def record(session: AsyncSession, *, sets: Sets, principal: Principal, hou
     return Recorded(assessment, created=True)
 
 
-def events(assessment: Assessment, previous: Assessment | None) -> list[PendingEvent]:
+def events(assessment: Stored, previous: Stored | None) -> list[PendingEvent]:
     """`assessment.recorded` and `household.poverty_status_changed` for a newly stored revision."""
     c = _score(assessment)
     recorded = AssessmentRecorded(
@@ -246,7 +273,7 @@ def events(assessment: Assessment, previous: Assessment | None) -> list[PendingE
             PendingEvent(POVERTY_STATUS_CHANGED, status, assessment.household_id)]
 
 
-def _score(assessment: Assessment) -> Fraction:
+def _score(assessment: Stored) -> Fraction:
     return Fraction(assessment.score_num, assessment.score_den)
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.bus import Outbox, inbox_table, outbox_table
 from shared.db import new_metadata, timestamp_column
+from shared.imports import ImportJobColumns, ImportRowErrorColumns
 
 metadata = new_metadata()
 
@@ -97,3 +98,17 @@ class Assessment(Base, table=True):
     household_version: int
     recorded_at: datetime = Field(sa_column=timestamp_column())
     recorded_by: str = Field(max_length=200)
+
+
+class ImportJob(ImportJobColumns, Base, table=True):
+    """One bulk import of a CSV file of assessments; the columns
+    every service's import job has are in `shared.imports`."""
+
+    __tablename__ = "import_job"
+
+    assessments_created: int = 0
+    assessments_unchanged: int = 0
+
+
+class ImportRowError(ImportRowErrorColumns, Base, table=True):
+    __tablename__ = "import_row_error"

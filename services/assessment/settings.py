@@ -19,3 +19,7 @@ class AssessmentSettings(ServiceSettings):
     indicator_sets_dir: Path = SETS_DIR
     # Retry-After of the 409 for a household the registry has not announced yet.
     unknown_household_retry_after_s: int = Field(default=5, ge=1)
+    # Bulk import: rows per transaction, at most this many row errors kept per import, largest file.
+    import_chunk_rows: int = Field(default=500, ge=1)
+    import_max_errors: int = Field(default=10_000, ge=0)
+    import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)

@@ -1,0 +1,245 @@
+"""Bulk import of assessments from a CSV file: one row per household and survey year.
+
+Columns: `household_id`, `indicator_set`, `survey_year`, `surveyed_on` (and optionally
+`indicator_set_version`), then one column per indicator code (true/false, 1/0, ใช่/ไม่ใช่; empty = not
+answered, as for an indicator that does not apply or is decided by a measurement) and one per measurement
+(a number; empty = not measured). Every row goes through the same rules as
+`POST /v1/households/{id}/assessments` (`assessments.check`), and the same revision logic: a row identical
+to the household's counting assessment of that year is unchanged (importing the same file twice creates
+nothing), a different one is a new revision. The shared machinery (`shared.imports`) stores the upload,
+runs the job in the background and keeps the rejected rows with their column and reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import IO, Any
+
+from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.assessment.assessments import (
+    ID_PATTERN,
+    AssessmentIn,
+    Stored,
+    check,
+    events,
+    is_repeat,
+    new_revision,
+)
+from services.assessment.models import Assessment, ImportJob, ImportRowError, KnownHousehold, metadata, outbox
+from services.assessment.security import can_write
+from services.assessment.sets import Sets
+from shared import imports
+from shared.auth import Principal
+from shared.bus import PendingEvent
+from shared.db import bulk_insert
+from shared.errors import Problem
+from shared.imports import RowError, csv_rows, parse_flag
+
+FIXED_COLUMNS = ("household_id", "indicator_set", "indicator_set_version", "survey_year", "surveyed_on")
+REQUIRED_COLUMNS = ("household_id", "indicator_set", "survey_year", "surveyed_on")
+ASSESSMENT_TABLE = metadata.tables["assessment"]
+
+
+@dataclass
+class Row:
+    """One row of the file, parsed (no database yet), or why it cannot be."""
+
+    row: int
+    household_id: str
+    body: AssessmentIn | None
+    errors: list[RowError] = field(default_factory=list)
+    rows: int = 1
+
+
+@dataclass
+class Counts(imports.Counts):
+    assessments_created: int = 0
+    assessments_unchanged: int = 0
+
+
+def _column(location: str) -> str | None:
+    """The file's column for a field path such as `body.answers.housing` or `survey_year`."""
+    parts = location.split(".")
+    parts = parts[1:] if parts[0] == "body" else parts
+    if parts and parts[0] in ("answers", "measurements") and len(parts) > 1:
+        return parts[1]
+    return parts[0] if parts and parts[0] in FIXED_COLUMNS else None
+
+
+class AssessmentImporter(imports.ImportJobs[Row, Counts]):
+    """The assessment service's import jobs."""
+
+    job_model, error_model, counts_type = ImportJob, ImportRowError, Counts
+
+    def __init__(self, maker: Any, sets: Sets, directory: Any, *, chunk: int, max_errors: int) -> None:
+        super().__init__(maker, directory, chunk=chunk, max_errors=max_errors)
+        self.sets = sets
+
+    def check_ready(self) -> None:
+        self.sets.all()  # 503 until the indicator sets are loaded: the file's columns need them
+
+    async def resume(self) -> None:
+        if not self.sets.loaded:  # retried by `resume_when_migrated`
+            raise RuntimeError("the indicator sets are not loaded yet")
+        await super().resume()
+
+    # -- reading (in a thread) -------------------------------------------------------------------------------
+
+    def _known_columns(self) -> tuple[set[str], set[str]]:
+        """Indicator codes and measurement names of every loaded set."""
+        sets = self.sets.all()
+        return ({i.code for s in sets for i in s.indicators}, {m for s in sets for m in s.measurements})
+
+    def _check_header(self, header: list[str]) -> list[str]:
+        codes, measurements = self._known_columns()
+        problems = []
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            problems.append(f"missing columns: {', '.join(missing)}")
+        unknown = [c for c in header if c not in FIXED_COLUMNS and c not in codes and c not in measurements]
+        if unknown:
+            problems.append(f"unknown columns (not an indicator or measurement of any set): {', '.join(unknown)}")
+        if len(set(header)) != len(header):
+            problems.append("a column appears twice")
+        return problems
+
+    def _parse(self, row_no: int, row: dict[str, str], codes: set[str]) -> Row:
+        household_id = row["household_id"].strip()
+        errors: list[RowError] = []
+        answers: dict[str, bool] = {}
+        measurements: dict[str, str] = {}
+        for name, cell in row.items():
+            value = cell.strip()
+            if name in FIXED_COLUMNS or not value:
+                continue
+            if name in codes:
+                try:
+                    answers[name] = parse_flag(value)
+                except ValueError as exc:
+                    errors.append(RowError(row_no, name, str(exc)))
+            else:
+                measurements[name] = value
+        try:
+            body = AssessmentIn.model_validate({
+                "indicator_set": row["indicator_set"].strip(),
+                "indicator_set_version": row.get("indicator_set_version", "").strip() or None,
+                "survey_year": row["survey_year"].strip(), "surveyed_on": row["surveyed_on"].strip(),
+                "answers": answers, "measurements": measurements})
+        except ValidationError as exc:
+            errors += [RowError(row_no, _column(".".join(str(p) for p in e["loc"])),
+                                e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+            body = None
+        if not re.fullmatch(ID_PATTERN, household_id):
+            errors.insert(0, RowError(row_no, "household_id", "not a household id of the registry"))
+        return Row(row_no, household_id, None if errors else body, errors)
+
+    def prepare(self, stream: IO[bytes], importer: Principal, header_errors: list[RowError]
+                ) -> Generator[list[Row], None, None]:
+        codes, _ = self._known_columns()
+
+        def parsed() -> Iterator[Row]:
+            for row_no, row in csv_rows(stream, header_errors, self._check_header):
+                yield (Row(row_no, "", None, [row]) if isinstance(row, RowError)
+                       else self._parse(row_no, row, codes))
+
+        rows = parsed()
+        while chunk := list(itertools.islice(rows, self.chunk)):
+            yield chunk
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def conflict_errors(self, item: Row) -> list[RowError]:
+        return [RowError(item.row, "household_id", "this household's assessment was recorded at the same moment "
+                                                   "by someone else; import the file again")]
+
+    async def apply(self, session: AsyncSession, chunk: list[Row], counts: Counts, importer: Principal
+                    ) -> list[RowError]:
+        """Score and store the chunk's new assessments and revisions; report the rest."""
+        wanted = {r.household_id for r in chunk if r.body is not None}
+        households = {h.id: h for h in (await session.execute(
+            select(KnownHousehold).where(col(KnownHousehold.id).in_(wanted)))).scalars()} if wanted else {}
+        # Each household's counting assessment per survey year, kept up to date as the chunk goes on.
+        counting: dict[str, dict[int, Stored]] = {}
+        if wanted:
+            for a in (await session.execute(select(Assessment).where(
+                    col(Assessment.household_id).in_(wanted), col(Assessment.current).is_(True)))).scalars():
+                counting.setdefault(a.household_id, {})[a.survey_year] = a
+        errors: list[RowError] = []
+        superseded: list[str] = []
+        created: list[dict[str, Any]] = []
+        pending: list[PendingEvent] = []
+        for item in chunk:
+            if item.body is None:
+                errors += item.errors
+                counts.rows_rejected += 1
+                continue
+            household = households.get(item.household_id)
+            if household is None or not importer.can_see(household.village_code):
+                message = ("the registry's household has not reached the assessment service yet; import the file "
+                           "again shortly" if household is None else "there is no such household in your areas")
+                errors.append(RowError(item.row, "household_id", message))
+                counts.rows_rejected += 1
+                continue
+            try:
+                indicator_set, result = check(self.sets, household, item.body)
+            except Problem as problem:
+                found = problem.extensions.get("errors") or [{"field": "", "message": problem.detail or ""}]
+                errors += [RowError(item.row, _column(e["field"]), e["message"]) for e in found]
+                counts.rows_rejected += 1
+                continue
+            years = counting.setdefault(household.id, {})
+            current = years.get(item.body.survey_year)
+            if is_repeat(current, household, indicator_set, item.body):
+                counts.assessments_unchanged += 1
+                continue
+            if isinstance(current, Assessment):  # stored before; one written earlier in this chunk is below
+                superseded.append(current.id)
+            earlier = [y for y in years if y < item.body.survey_year]
+            previous = years[max(earlier)] if earlier else None
+            row = new_revision(household, item.body, indicator_set, result, current, importer.client_id)
+            created.append(row)
+            years[item.body.survey_year] = assessment = SimpleNamespace(**row)
+            pending += events(assessment, previous)
+            counts.assessments_created += 1
+        for row in created:  # a row that a later one of this chunk revised no longer counts
+            row["current"] = counting[row["household_id"]][row["survey_year"]].id == row["id"]
+        if superseded:
+            # Free the "current" slots first: the partial unique index allows one per household-year.
+            await session.execute(update(Assessment).where(col(Assessment.id).in_(superseded)).values(current=False))
+        if created:
+            await bulk_insert(session, ASSESSMENT_TABLE, created)
+            await outbox.add_many(session, pending)
+        return errors
+
+
+@contextlib.asynccontextmanager
+async def importer_extension(app: FastAPI) -> AsyncIterator[None]:
+    """The assessment service's background importer: resumes unfinished jobs at start, stops with the app."""
+    settings = app.state.settings
+    jobs = AssessmentImporter(app.state.sessionmaker, app.state.sets,
+                              settings.data_dir / "imports" / settings.service_name,
+                              chunk=settings.import_chunk_rows, max_errors=settings.import_max_errors)
+    async with imports.running_jobs(app, jobs):
+        yield
+
+
+# -- HTTP ------------------------------------------------------------------------------------------------
+
+
+class ImportOut(imports.ImportOut):
+    assessments_created: int
+    assessments_unchanged: int
+
+
+router = imports.import_router("/v1/assessment-imports", ImportOut, can_write,
+                                summary="Import assessments from a CSV file (one row per household and year)")
