@@ -33,7 +33,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, delete, insert, select, update
+from sqlalchemy import JSON, DateTime, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
@@ -172,6 +172,12 @@ class ImportJobs(ABC, Generic[ItemT, CountsT]):
     job_model: ClassVar[Any]    # table with id, status, client_id, areas, started_at, finished_at, failure + counts
     error_model: ClassVar[Any]  # table with import_id, row, column, message
     counts_type: ClassVar[type[Counts]]
+    # Tables the job looks rows up in by lists of keys while it (or a burst of events just before it)
+    # grows them. PostgreSQL plans those lookups from statistics that autovacuum refreshes too late for a
+    # bulk load: a table it still believes nearly empty gets a sequential scan per chunk, and the job slows
+    # down as it goes (measured: 43 of 76 s for 60,000 assessments). So on PostgreSQL the job runs ANALYZE
+    # on them after 1, 2, 4, 8 … chunks, as autovacuum's scale factor would.
+    analyze: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, maker: async_sessionmaker[AsyncSession], directory: Path, *, chunk: int,
                  max_errors: int) -> None:
@@ -265,6 +271,7 @@ class ImportJobs(ABC, Generic[ItemT, CountsT]):
         writers = asyncio.Semaphore(1 if self.maker.kw["bind"].dialect.name == "sqlite" else 2)
         writing: set[asyncio.Task[None]] = set()
         header_errors: list[RowError] = []
+        chunks_written = 0
         with self.path(job_id).open("rb") as stream:
             chunks = self.prepare(stream, importer, header_errors)
 
@@ -284,6 +291,9 @@ class ImportJobs(ABC, Generic[ItemT, CountsT]):
                     for done in [t for t in writing if t.done()]:
                         writing.discard(done)
                         done.result()  # a failed chunk fails the job
+                    chunks_written += 1
+                    if chunks_written & (chunks_written - 1) == 0:  # after 1, 2, 4, 8 … chunks
+                        await self._analyze()
                     writing.add(asyncio.create_task(write(chunk)))
                 await asyncio.gather(*writing)
             finally:
@@ -306,6 +316,15 @@ class ImportJobs(ABC, Generic[ItemT, CountsT]):
         with contextlib.suppress(OSError):
             self.path(job_id).unlink()
         log.info("import finished", import_id=job_id, **counts.values())
+
+    async def _analyze(self) -> None:
+        engine = self.maker.kw["bind"]
+        if engine.dialect.name != "postgresql" or not self.analyze:
+            return
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for table in self.analyze:
+                await conn.execute(text(f'ANALYZE "{table}"'))
 
     async def _write_chunk(self, job_id: str, chunk: list[ItemT], counts: CountsT, importer: Principal
                            ) -> None:

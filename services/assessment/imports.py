@@ -80,6 +80,7 @@ class AssessmentImporter(imports.ImportJobs[Row, Counts]):
     """The assessment service's import jobs."""
 
     job_model, error_model, counts_type = ImportJob, ImportRowError, Counts
+    analyze = ("assessment",)
 
     def __init__(self, maker: Any, sets: Sets, directory: Any, *, chunk: int, max_errors: int) -> None:
         super().__init__(maker, directory, chunk=chunk, max_errors=max_errors)

@@ -227,6 +227,7 @@ class Importer(imports.ImportJobs[Prepared, Counts]):
     """The registry's import jobs: households with their members."""
 
     job_model, error_model, counts_type = ImportJob, ImportRowError, Counts
+    analyze = ("member",)
 
     def __init__(self, maker: Any, protector: CitizenIdProtector, directory: Any, *, chunk: int,
                  max_errors: int) -> None:
