@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 import aiosqlite
 from sqlalchemy import Column, DateTime, MetaData, Table, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -47,6 +47,11 @@ def new_metadata() -> MetaData:
 def as_utc(value: datetime) -> datetime:
     """A timestamp read back from the database, timezone-aware: SQLite returns UTC values without a zone."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (a conditional UPDATE's way of saying whether it applied)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def is_sqlite(url: str) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy import Table, delete, event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
-from shared.db import as_utc, bulk_insert, is_sqlite, read_only, transaction
+from shared.db import as_utc, bulk_insert, is_sqlite, read_only, rowcount, transaction
 from shared.events.catalogue import EventType
 from shared.events.envelope import CORRELATION_HEADER, encode_event, source_for, utcnow
 from shared.settings import KafkaSettings
@@ -135,14 +135,14 @@ class Outbox:
             stmt = stmt.where(self.table.c.topic == topic)
         result = await session.execute(stmt)
         self.wakeup.set()
-        return int(getattr(result, "rowcount", 0) or 0)  # CursorResult for UPDATE/DELETE
+        return rowcount(result)
 
     async def purge_published(self, session: AsyncSession, *, before: datetime) -> int:
         """Delete published rows older than `before` (kept until then for replay)."""
         result = await session.execute(
             delete(self.table).where(self.table.c.published_at.is_not(None), self.table.c.created_at < before)
         )
-        return int(getattr(result, "rowcount", 0) or 0)  # CursorResult for UPDATE/DELETE
+        return rowcount(result)
 
 
 class Relay:

@@ -28,7 +28,7 @@ from services.registry.households.schemas import (
 from services.registry.models import AuditEntry, Household, Member, Team, outbox
 from services.registry.security import PII_READ
 from shared.auth import Principal, area_clause
-from shared.db import as_utc
+from shared.db import as_utc, rowcount
 from shared.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from shared.etag import check_if_match
 from shared.events.catalogue import EventType
@@ -383,7 +383,7 @@ async def _take_next_version(session: AsyncSession, household: Household) -> Non
         .values(version=current + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    if getattr(result, "rowcount", 0) != 1:  # a CursorResult for UPDATE
+    if rowcount(result) != 1:
         raise PreconditionFailed("Someone else changed this household at the same moment: read it again and retry.")
     set_committed_value(household, "version", current + 1)
     set_committed_value(household, "updated_at", now)
