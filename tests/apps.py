@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -18,6 +19,8 @@ from services import settings_class
 from shared.auth import issue_token
 from shared.bus import Outbox
 from shared.db import transaction
+from shared.events.catalogue import EventType
+from shared.events.envelope import CloudEvent, source_for
 from shared.settings import AuthSettings, ServiceSettings
 from tests.conftest import kafka_settings
 
@@ -84,3 +87,16 @@ async def run_import(app: FastAPI, client: httpx.AsyncClient, url: str, content:
     assert status.status_code == 200, status.text
     body: dict[str, Any] = status.json()
     return body
+
+
+async def deliver(app: FastAPI, event_type: EventType, data: dict[str, Any], *, event_id: str | None = None,
+                  offset: int = 0) -> int:
+    """Deliver one event (keyed by its household) through a service's real consumer path, inbox included."""
+    event = CloudEvent(source=source_for(event_type.producer), type=event_type.type, subject=data["household_id"],
+                       data=data, **({"id": event_id} if event_id else {}))
+    record = ConsumerRecord(topic=event_type.topic, partition=0, offset=offset, timestamp=0, timestamp_type=0,
+                            key=data["household_id"].encode(), value=event.to_json(), checksum=None,
+                            serialized_key_size=36, serialized_value_size=0, headers=[])
+    consumer = app.state.consumer
+    processed: int = await consumer.process([consumer.handlers.decode(record)])
+    return processed

@@ -19,7 +19,7 @@ from services.assessment.models import KnownHousehold
 from shared.bus import Handlers
 from shared.events.catalogue import Catalogue
 from shared.events.envelope import CloudEvent, utcnow
-from shared.events.registry import REGISTRY_EVENTS, HouseholdFacts
+from shared.events.registry import REGISTRY_EVENTS, newest_snapshots
 
 handlers = Handlers(Catalogue())
 
@@ -27,12 +27,7 @@ handlers = Handlers(Catalogue())
 @handlers.on_batch(*REGISTRY_EVENTS.types.values())
 async def household_changed(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
     """Upsert the newest snapshot of each household in the batch (older ones are ignored)."""
-    newest: dict[str, HouseholdFacts] = {}
-    for _, payload in items:
-        assert isinstance(payload, HouseholdFacts)
-        held = newest.get(payload.household_id)
-        if held is None or payload.version > held.version:
-            newest[payload.household_id] = payload
+    newest = newest_snapshots(payload for _, payload in items)
     existing = {
         h.id: h for h in (await session.execute(
             select(KnownHousehold).where(col(KnownHousehold.id).in_(list(newest))))).scalars()

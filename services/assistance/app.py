@@ -4,11 +4,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.assistance import budgets, disbursements
 from services.assistance.models import inbox, metadata, outbox
+from services.assistance.projection import handlers
 from services.assistance.security import security
 from services.assistance.settings import AssistanceSettings
 from shared.app import ServiceSpec, create_service_app
-from shared.events.catalogue import Catalogue
+from shared.events.assistance import ASSISTANCE_EVENTS
+from shared.pii import CitizenIdProtector
 
 SPEC = ServiceSpec(
     name="assistance",
@@ -19,11 +22,16 @@ SPEC = ServiceSpec(
     outbox=outbox,
     inbox=inbox,
     migrations_dir=Path(__file__).parent / "migrations",
-    catalogue=Catalogue(),
+    catalogue=ASSISTANCE_EVENTS,
     security=security,
+    handlers=handlers,
+    routers=(budgets.router, disbursements.router),
 )
 
 
 def create_app(settings: AssistanceSettings | None = None) -> FastAPI:
     """Build the assistance app from its settings (read from the environment when not given)."""
-    return create_service_app(SPEC, settings or AssistanceSettings())
+    settings = settings or AssistanceSettings()
+    app = create_service_app(SPEC, settings)
+    app.state.protector = CitizenIdProtector(settings.pii)
+    return app

@@ -1,10 +1,18 @@
 """Tables of the assistance service: its own metadata, with the outbox and inbox of the event bus."""
 
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from shared.bus import Outbox, inbox_table, outbox_table
-from shared.db import new_metadata
+from shared.db import new_metadata, timestamp_column
+from shared.money import money_column
 
 metadata = new_metadata()
 
@@ -15,3 +23,122 @@ class Base(SQLModel, registry=registry(metadata=metadata)):
 
 outbox = Outbox("assistance", outbox_table(metadata))
 inbox = inbox_table(metadata)
+
+
+def _money(default: Decimal | None = None) -> Any:
+    return Field(default=default, sa_type=money_column(), nullable=False)
+
+
+class KnownHousehold(Base, table=True):
+    """What the registry and the assessment service have said about a household (their events)."""
+
+    __tablename__ = "household"
+
+    id: str = Field(primary_key=True, max_length=36)
+    version: int = 0  # the registry's version of the snapshot below; 0 = only an assessment seen so far
+    status: str = Field(default="unknown", max_length=10)
+    province_code: str = Field(default="", max_length=2)
+    district_code: str = Field(default="", max_length=4)
+    subdistrict_code: str = Field(default="", max_length=6)
+    village_code: str = Field(default="", max_length=8, index=True)
+    sources: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Target poor in the household's latest assessment (newest survey year, newest revision).
+    target_poor: bool | None = None
+    assessed_year: int | None = None
+    assessed_revision: int | None = None
+    updated_at: datetime = Field(sa_column=timestamp_column())
+
+
+class MemberHash(Base, table=True):
+    """The keyed hash of each current member's citizen ID: how a payment by citizen ID finds its household."""
+
+    __tablename__ = "member_hash"
+
+    citizen_id_hash: str = Field(primary_key=True, max_length=64)
+    household_id: str = Field(primary_key=True, max_length=36, index=True)
+
+
+class Budget(Base, table=True):
+    """Money allocated to a programme for a fiscal year in an area; disbursements draw it down."""
+
+    __tablename__ = "budget"
+    __table_args__ = (UniqueConstraint("programme", "fiscal_year", "area_code"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    programme: str = Field(max_length=40)
+    fiscal_year: int
+    area_code: str = Field(max_length=8)
+    amount: Decimal = _money()
+    disbursed: Decimal = _money(Decimal("0.00"))
+    reversed: Decimal = _money(Decimal("0.00"))
+    version: int = 1
+    updated_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Allowance(Base, table=True):
+    """Payments a household has received from a programme in a fiscal year (the yearly cap counts these)."""
+
+    __tablename__ = "allowance"
+
+    household_id: str = Field(primary_key=True, max_length=36)
+    programme: str = Field(primary_key=True, max_length=40)
+    fiscal_year: int = Field(primary_key=True)
+    payments: int = 0
+
+
+class IdempotencyRecord(Base, table=True):
+    """One Idempotency-Key of a push: the request's hash while it runs, its response once done."""
+
+    __tablename__ = "idempotency"
+
+    scope: str = Field(primary_key=True, max_length=40)
+    key: str = Field(primary_key=True, max_length=255)
+    request_sha256: str = Field(max_length=64)
+    status: str = Field(max_length=10)  # processing, done
+    locked_at: datetime = Field(sa_column=timestamp_column())
+    response_status: int | None = None
+    response_body: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(sa_column=timestamp_column())
+
+
+class DisbursementBatch(Base, table=True):
+    """A batch of payments the ministry pushed."""
+
+    __tablename__ = "disbursement_batch"
+
+    id: str = Field(primary_key=True, max_length=36)
+    batch_ref: str = Field(max_length=100, unique=True)
+    programme: str = Field(max_length=40)
+    fiscal_year: int
+    paid_on: date
+    webhook_id: str = Field(max_length=255)
+    idempotency_key: str = Field(max_length=255)
+    items: int
+    accepted: int
+    rejected: int
+    accepted_amount: Decimal = _money()
+    created_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Disbursement(Base, table=True):
+    """One item of a batch: a payment accepted (drawn from a budget) or rejected with a reason code."""
+
+    __tablename__ = "disbursement"
+    __table_args__ = (UniqueConstraint("batch_id", "item_ref"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    batch_id: str = Field(foreign_key="disbursement_batch.id", max_length=36, index=True)
+    item_ref: str = Field(max_length=100)
+    programme: str = Field(max_length=40)
+    fiscal_year: int
+    paid_on: date
+    household_id: str | None = Field(default=None, max_length=36, index=True)
+    village_code: str | None = Field(default=None, max_length=8)
+    budget_id: str | None = Field(default=None, max_length=36)
+    amount: Decimal = _money()
+    status: str = Field(max_length=10)  # accepted, rejected, reversed
+    reason: str | None = Field(default=None, max_length=40)
+    note: str | None = Field(default=None, max_length=500)
+    reversed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    reversal_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(sa_column=timestamp_column())

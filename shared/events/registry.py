@@ -7,6 +7,7 @@ no raw citizen ID: members are identified by id and by the keyed citizen-ID hash
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
 
@@ -135,3 +136,14 @@ HOUSEHOLD_CLOSED = REGISTRY_EVENTS.define(
     "household.closed", topic=TOPIC, producer="registry", aggregate="household", payload=HouseholdClosed)
 HOUSEHOLD_ASSIGNED = REGISTRY_EVENTS.define(
     "household.assigned", topic=TOPIC, producer="registry", aggregate="household", payload=HouseholdAssigned)
+
+
+def newest_snapshots(payloads: Iterable[BaseModel]) -> dict[str, HouseholdFacts]:
+    """Fold a batch of registry events to each household's newest snapshot (highest version)."""
+    newest: dict[str, HouseholdFacts] = {}
+    for payload in payloads:
+        assert isinstance(payload, HouseholdFacts)
+        held = newest.get(payload.household_id)
+        if held is None or payload.version > held.version:
+            newest[payload.household_id] = payload
+    return newest

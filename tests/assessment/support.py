@@ -7,15 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aiokafka.structs import ConsumerRecord
 
 from services.assessment.models import outbox
 from shared.events.catalogue import EventType
-from shared.events.envelope import CloudEvent, source_for
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.settings import AuthSettings
-from tests.apps import bearer, outbox_events
+from tests.apps import bearer, deliver, outbox_events
 
 ALL = ("assessment:read", "assessment:write")
 SURVEYED = "2022-01-15"  # B.E. 2565
@@ -64,14 +62,7 @@ class Assessment:
     async def announce(self, data: dict[str, Any], event_type: EventType = HOUSEHOLD_REGISTERED,
                        event_id: str | None = None, offset: int = 0) -> int:
         """Deliver one registry event through the service's real consumer path (inbox included)."""
-        event = CloudEvent(source=source_for("registry"), type=event_type.type, subject=data["household_id"],
-                           data=data, **({"id": event_id} if event_id else {}))
-        record = ConsumerRecord(topic=event_type.topic, partition=0, offset=offset, timestamp=0, timestamp_type=0,
-                                key=data["household_id"].encode(), value=event.to_json(), checksum=None,
-                                serialized_key_size=36, serialized_value_size=0, headers=[])
-        consumer = self.app.state.consumer
-        processed: int = await consumer.process([consumer.handlers.decode(record)])
-        return processed
+        return await deliver(self.app, event_type, data, event_id=event_id, offset=offset)
 
     async def household(self, *members: dict[str, Any], **kwargs: Any) -> str:
         household_id = new_id()

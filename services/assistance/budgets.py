@@ -1,0 +1,197 @@
+"""Programmes and budgets: money allocated per programme, Thai fiscal year and area, drawn down by payments.
+
+A budget never goes below zero, whatever the concurrency: drawing from it is one conditional UPDATE
+(`… SET disbursed = disbursed + x WHERE id = … AND amount - disbursed + reversed >= x`), which PostgreSQL
+re-checks on the locked row and SQLite runs under its single write lock. A payment draws from the most
+specific budget whose area contains the household's village (a district's before its province's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.assistance.models import Budget, outbox
+from services.assistance.security import can_read, can_write
+from services.assistance.settings import AssistanceSettings
+from shared import areas
+from shared.app import SessionDep
+from shared.auth import Principal
+from shared.bus import PendingEvent
+from shared.db import rowcount
+from shared.errors import Conflict, Forbidden, NotFound
+from shared.events.assistance import BUDGET_SET, BudgetSet
+from shared.events.envelope import utcnow
+from shared.events.registry import Source
+from shared.ids import new_id
+from shared.money import ZERO, Amount, FiscalYear
+
+FAMILY_GRANT = "family_grant"
+CENTRE_SUBSIDY = "centre_subsidy"
+
+
+@dataclass(frozen=True)
+class Programme:
+    code: str
+    name_th: str
+    name_en: str
+    pays: str  # household or centre
+    max_amount: Decimal | None = None
+    yearly_cap: int | None = None
+    eligible_sources: tuple[Source, ...] = field(default_factory=tuple)
+
+
+def programmes(settings: AssistanceSettings) -> dict[str, Programme]:
+    """The programmes, with the amounts and rules the settings give them."""
+    return {p.code: p for p in (
+        Programme(FAMILY_GRANT, "เงินสงเคราะห์ครอบครัว", "Family assistance grant", "household",
+                  settings.family_grant_amount, settings.family_grant_yearly_cap,
+                  tuple(settings.family_grant_eligible_sources)),
+        Programme(CENTRE_SUBSIDY, "เงินอุดหนุนศูนย์พัฒนาครอบครัวในชุมชน (ศพค.)",
+                  "Subsidy to community family development centres", "centre"),
+    )}
+
+
+def programme_of(request: Request, code: str) -> Programme:
+    found = programmes(request.app.state.settings).get(code)
+    if found is None:
+        raise NotFound(f"There is no programme {code!r}; see GET /v1/programmes.")
+    return found
+
+
+# -- drawing down ----------------------------------------------------------------------------------------
+
+
+async def budget_for(session: AsyncSession, programme: str, fiscal_year: int, village_code: str) -> Budget | None:
+    """The most specific budget whose area contains the village (village, sub-district, district, province)."""
+    prefixes = [village_code[:n] for n in (8, 6, 4, 2) if len(village_code) >= n]
+    found = (await session.execute(select(Budget).where(
+        col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year,
+        col(Budget.area_code).in_(prefixes)))).scalars().all()
+    return max(found, key=lambda b: len(b.area_code), default=None)
+
+
+async def draw(session: AsyncSession, budget_id: str, amount: Decimal) -> bool:
+    """Take `amount` from the budget if it has that much left; atomic under concurrency."""
+    result = await session.execute(
+        update(Budget).where(col(Budget.id) == budget_id,
+                             col(Budget.amount) - col(Budget.disbursed) + col(Budget.reversed) >= amount)
+        .values(disbursed=col(Budget.disbursed) + amount, version=col(Budget.version) + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    return rowcount(result) == 1
+
+
+async def give_back(session: AsyncSession, budget_id: str, amount: Decimal) -> None:
+    """Return a reversed payment's amount to its budget."""
+    await session.execute(
+        update(Budget).where(col(Budget.id) == budget_id)
+        .values(reversed=col(Budget.reversed) + amount, version=col(Budget.version) + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+
+
+# -- HTTP ------------------------------------------------------------------------------------------------
+
+
+class ProgrammeOut(BaseModel):
+    code: str
+    name_th: str
+    name_en: str
+    pays: str
+    max_amount: Amount | None
+    yearly_cap: int | None
+    eligible: str
+
+
+class BudgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: Amount
+
+
+class BudgetOut(BaseModel):
+    id: str
+    programme: str
+    fiscal_year: int
+    area_code: str
+    area_name_th: str
+    allocated: Amount
+    disbursed: Amount
+    reversed: Amount
+    remaining: Amount
+
+
+def present(budget: Budget) -> BudgetOut:
+    area = areas.find(budget.area_code)
+    return BudgetOut(id=budget.id, programme=budget.programme, fiscal_year=budget.fiscal_year,
+                     area_code=budget.area_code, area_name_th=area.name_th if area else "",
+                     allocated=budget.amount, disbursed=budget.disbursed, reversed=budget.reversed,
+                     remaining=budget.amount - budget.disbursed + budget.reversed)
+
+
+router = APIRouter(tags=["programmes and budgets"])
+AreaCode = Annotated[str, Path(pattern=areas.AREA_CODE_PATTERN, description="province, district, sub-district or "
+                                                                            "village code")]
+
+
+@router.get("/v1/programmes", summary="The programmes and their rules")
+async def list_programmes(request: Request, principal: Principal = can_read) -> list[ProgrammeOut]:
+    return [ProgrammeOut(
+        code=p.code, name_th=p.name_th, name_en=p.name_en, pays=p.pays, max_amount=p.max_amount,
+        yearly_cap=p.yearly_cap,
+        eligible=("target poor in their latest assessment, or registered as " + " or ".join(p.eligible_sources)
+                  if p.pays == "household" else "registered centres"),
+    ) for p in programmes(request.app.state.settings).values()]
+
+
+@router.put("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="Allocate (or change) a budget",
+            responses={409: {"description": "Below what is already disbursed"}})
+async def put_budget(programme: str, fiscal_year: FiscalYear, area_code: AreaCode, body: BudgetIn,
+                     request: Request, session: SessionDep, principal: Principal = can_write) -> BudgetOut:
+    programme_of(request, programme)
+    if areas.find(area_code) is None:
+        raise NotFound(f"There is no area {area_code}.")
+    if not principal.can_see(area_code):
+        raise Forbidden(f"Area {area_code} is outside your areas.")
+    budget = (await session.execute(select(Budget).where(
+        col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year,
+        col(Budget.area_code) == area_code))).scalar_one_or_none()
+    if budget is None:
+        budget = Budget(id=new_id(), programme=programme, fiscal_year=fiscal_year, area_code=area_code,
+                        amount=body.amount, disbursed=ZERO, reversed=ZERO, updated_at=utcnow())
+        session.add(budget)
+        await session.flush()
+    else:
+        # Conditional, like a payment: never below what is disbursed, even if one lands meanwhile.
+        changed = await session.execute(
+            update(Budget).where(col(Budget.id) == budget.id,
+                                 col(Budget.disbursed) - col(Budget.reversed) <= body.amount)
+            .values(amount=body.amount, version=col(Budget.version) + 1, updated_at=utcnow())
+            .execution_options(synchronize_session=False))
+        await session.refresh(budget)
+        if rowcount(changed) != 1:
+            raise Conflict(f"{budget.disbursed - budget.reversed:.2f} baht of this budget is already disbursed; "
+                           "it cannot be set lower.", type_slug="budget-below-disbursed")
+    await outbox.add_many(session, [PendingEvent(BUDGET_SET, BudgetSet(
+        budget_id=budget.id, programme=programme, fiscal_year=fiscal_year, area_code=area_code,
+        amount=f"{budget.amount:.2f}", disbursed=f"{budget.disbursed:.2f}", reversed=f"{budget.reversed:.2f}"),
+        budget.id)])
+    return present(budget)
+
+
+@router.get("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="A budget: allocated, disbursed, "
+            "reversed, remaining")
+async def get_budget(programme: str, fiscal_year: FiscalYear, area_code: AreaCode, request: Request,
+                     session: SessionDep, principal: Principal = can_read) -> BudgetOut:
+    programme_of(request, programme)
+    budget = (await session.execute(select(Budget).where(
+        col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year,
+        col(Budget.area_code) == area_code))).scalar_one_or_none()
+    if budget is None or not principal.can_see(area_code):
+        raise NotFound(f"There is no {programme} budget for FY {fiscal_year} in area {area_code}.")
+    return present(budget)

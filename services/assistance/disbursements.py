@@ -1,0 +1,350 @@
+"""Family grants pushed by the ministry, item by item: matched, checked, accepted or rejected; reversals.
+
+Each item of a batch is matched to a household (by household id, or by citizen ID through the keyed hash
+the registry publishes), then checked in order: the household is open, the amount is within the
+programme's maximum, the household is eligible (target poor in its latest assessment, or registered from
+an eligible source), it has not reached the programme's yearly cap, and a budget for its area has the
+money left. The first failed check is the item's reason code; a rejected item does not stop the others.
+Cap and budget are each one conditional UPDATE, so no race can exceed them.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import insert, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.assistance.budgets import FAMILY_GRANT, budget_for, draw, give_back, programmes
+from services.assistance.models import Allowance, Disbursement, DisbursementBatch, KnownHousehold, MemberHash, outbox
+from services.assistance.pushes import Push, handle_push
+from services.assistance.security import can_read, can_write
+from services.assistance.settings import AssistanceSettings
+from shared.app import SessionDep
+from shared.auth import Principal
+from shared.bus import PendingEvent
+from shared.db import rowcount
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.events.assistance import (
+    DISBURSEMENT_RECORDED,
+    DISBURSEMENT_REVERSED,
+    DisbursementRecorded,
+    DisbursementReversed,
+)
+from shared.events.envelope import utcnow
+from shared.ids import new_id
+from shared.money import ZERO, Amount, FiscalYear, Money, fiscal_year
+from shared.pii import CitizenIdProtector, validate_citizen_id
+
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"
+ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class Reason(StrEnum):
+    invalid_citizen_id = "invalid_citizen_id"
+    unknown_household = "unknown_household"
+    household_closed = "household_closed"
+    amount_above_maximum = "amount_above_maximum"
+    not_eligible = "not_eligible"
+    yearly_cap_reached = "yearly_cap_reached"
+    no_budget = "no_budget"
+    budget_exhausted = "budget_exhausted"
+
+
+REASONS = {
+    Reason.invalid_citizen_id: "the citizen ID is not 13 digits with a valid check digit",
+    Reason.unknown_household: "no household of the registry matches (not registered, or not yet announced)",
+    Reason.household_closed: "the household is closed",
+    Reason.amount_above_maximum: "the amount is above the programme's maximum per payment",
+    Reason.not_eligible: "not target poor in the latest assessment, nor registered from an eligible source",
+    Reason.yearly_cap_reached: "the household already has the programme's payments for this fiscal year",
+    Reason.no_budget: "no budget of the programme for this fiscal year covers the household's area",
+    Reason.budget_exhausted: "the budget for the household's area has not enough left",
+}
+
+
+# -- schemas ---------------------------------------------------------------------------------------------
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item_ref: str = Field(pattern=REF_PATTERN, description="the ministry's id of the payment, unique in the batch")
+    citizen_id: str | None = Field(None, max_length=20, description="13 digits (dashes allowed)")
+    household_id: str | None = Field(None, pattern=ID_PATTERN)
+    amount: Money
+    note: str | None = Field(None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_way_to_the_household(self) -> ItemIn:
+        if (self.citizen_id is None) == (self.household_id is None):
+            raise ValueError("give either citizen_id or household_id")
+        return self
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_ref: str = Field(pattern=REF_PATTERN)
+    programme: str = Field(examples=[FAMILY_GRANT])
+    fiscal_year: FiscalYear
+    paid_on: date
+    items: list[ItemIn] = Field(min_length=1)
+
+
+class ItemOut(BaseModel):
+    item_ref: str
+    status: str = Field(description="accepted, rejected or reversed")
+    reason: str | None = Field(description="why it was rejected (a code)")
+    reason_text: str | None
+    disbursement_id: str
+    household_id: str | None
+    amount: Money
+
+
+class Totals(BaseModel):
+    items: int
+    accepted: int
+    rejected: int
+    reversed: int
+    accepted_amount: Amount = Field(description="baht accepted and not reversed")
+    rejected_amount: Amount
+
+
+class BatchOut(BaseModel):
+    batch_ref: str
+    programme: str
+    fiscal_year: int
+    paid_on: date
+    items: list[ItemOut]
+    totals: Totals
+
+
+# -- rules -----------------------------------------------------------------------------------------------
+
+
+def _eligible(household: KnownHousehold, sources: tuple[str, ...]) -> bool:
+    return bool(household.target_poor) or any(s in sources for s in household.sources)
+
+
+async def _take_allowance(session: AsyncSession, household_id: str, programme: str, year: int, cap: int) -> bool:
+    """Count one more payment for the household this year if under the cap; atomic under concurrency."""
+    dialect = (await session.connection()).dialect.name
+    new = (pg_insert if dialect == "postgresql" else sqlite_insert)(Allowance)
+    await session.execute(new.values(household_id=household_id, programme=programme, fiscal_year=year, payments=0)
+                          .on_conflict_do_nothing())
+    taken = await session.execute(
+        update(Allowance).where(col(Allowance.household_id) == household_id, col(Allowance.programme) == programme,
+                                col(Allowance.fiscal_year) == year, col(Allowance.payments) < cap)
+        .values(payments=col(Allowance.payments) + 1).execution_options(synchronize_session=False))
+    return rowcount(taken) == 1
+
+
+async def _give_allowance_back(session: AsyncSession, household_id: str, programme: str, year: int) -> None:
+    await session.execute(
+        update(Allowance).where(col(Allowance.household_id) == household_id, col(Allowance.programme) == programme,
+                                col(Allowance.fiscal_year) == year)
+        .values(payments=col(Allowance.payments) - 1).execution_options(synchronize_session=False))
+
+
+async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, protector: CitizenIdProtector,
+                       push: Push) -> tuple[int, BatchOut]:
+    """Record a pushed batch of family grants, every item accepted or rejected with its reason."""
+    body: BatchIn = push.body
+    programme = programmes(settings).get(body.programme)
+    if programme is None or programme.pays != "household":
+        raise Unprocessable(f"Programme {body.programme!r} does not pay households; use {FAMILY_GRANT} "
+                            "(centre subsidies go to POST /v1/centre-subsidies).",
+                            errors=[{"field": "body.programme", "message": "not a household programme",
+                                     "code": "programme"}])
+    if fiscal_year(body.paid_on) != body.fiscal_year:
+        raise Unprocessable(f"paid_on {body.paid_on.isoformat()} is in fiscal year {fiscal_year(body.paid_on)}, "
+                            f"not {body.fiscal_year}", errors=[{"field": "body.paid_on", "code": "fiscal_year",
+                                                                 "message": "not in the batch's fiscal year"}])
+    if len(body.items) > settings.batch_max_items:
+        raise Unprocessable(f"A batch holds at most {settings.batch_max_items} items; split it.",
+                            errors=[{"field": "body.items", "code": "too_long", "message": "too many items"}])
+    refs = [i.item_ref for i in body.items]
+    if len(set(refs)) != len(refs):
+        twice = sorted({r for r in refs if refs.count(r) > 1})[:10]
+        raise Unprocessable(f"item_ref must be unique in a batch: {', '.join(twice)} appear more than once",
+                            errors=[{"field": "body.items", "code": "duplicate_item_ref",
+                                     "message": f"repeated: {', '.join(twice)}"}])
+    if (await session.execute(select(DisbursementBatch.id).where(
+            col(DisbursementBatch.batch_ref) == body.batch_ref))).first() is not None:
+        raise Conflict(f"Batch {body.batch_ref} was already recorded under another Idempotency-Key; send a retry "
+                       "with the first key, or give a new batch a new batch_ref.", type_slug="batch-exists")
+
+    # Match every item to a household in two queries.
+    hashes: dict[int, str | None] = {}
+    for n, item in enumerate(body.items):
+        if item.citizen_id is not None:
+            try:
+                hashes[n] = protector.hash(validate_citizen_id(item.citizen_id))
+            except ValueError:
+                hashes[n] = None
+    by_hash: dict[str, str] = {}
+    wanted_hashes = {h for h in hashes.values() if h}
+    if wanted_hashes:
+        rows = await session.execute(select(MemberHash.citizen_id_hash, MemberHash.household_id).where(
+            col(MemberHash.citizen_id_hash).in_(wanted_hashes)))
+        by_hash = {h: household_id for h, household_id in rows.all()}
+    household_ids = {i.household_id for i in body.items if i.household_id} | set(by_hash.values())
+    households = {h.id: h for h in (await session.execute(select(KnownHousehold).where(
+        col(KnownHousehold.id).in_(household_ids)))).scalars()} if household_ids else {}
+
+    batch = DisbursementBatch(id=new_id(), batch_ref=body.batch_ref, programme=body.programme,
+                              fiscal_year=body.fiscal_year, paid_on=body.paid_on, webhook_id=push.webhook_id,
+                              idempotency_key=push.key, items=len(body.items), accepted=0, rejected=0,
+                              accepted_amount=ZERO, created_at=utcnow())
+    session.add(batch)
+    await session.flush()
+    now = utcnow()
+    rows_out: list[dict[str, Any]] = []
+    events: list[PendingEvent] = []
+    for n, item in enumerate(body.items):
+        reason: Reason | None = None
+        household_id = item.household_id if item.citizen_id is None else by_hash.get(hashes[n] or "")
+        household = households.get(household_id or "")
+        budget_id: str | None = None
+        budget_area = ""
+        if item.citizen_id is not None and hashes[n] is None:
+            reason = Reason.invalid_citizen_id
+        elif household is None or household.version == 0:
+            reason = Reason.unknown_household
+        elif household.status != "open":
+            reason = Reason.household_closed
+        elif programme.max_amount is not None and item.amount > programme.max_amount:
+            reason = Reason.amount_above_maximum
+        elif not _eligible(household, programme.eligible_sources):
+            reason = Reason.not_eligible
+        elif not await _take_allowance(session, household.id, programme.code, body.fiscal_year,
+                                       programme.yearly_cap or 1):
+            reason = Reason.yearly_cap_reached
+        else:
+            budget = await budget_for(session, programme.code, body.fiscal_year, household.village_code)
+            if budget is None or not await draw(session, budget.id, item.amount):
+                await _give_allowance_back(session, household.id, programme.code, body.fiscal_year)
+                reason = Reason.no_budget if budget is None else Reason.budget_exhausted
+            else:
+                budget_id, budget_area = budget.id, budget.area_code
+        row: dict[str, Any] = {
+               "id": new_id(), "batch_id": batch.id, "item_ref": item.item_ref, "programme": body.programme,
+               "fiscal_year": body.fiscal_year, "paid_on": body.paid_on,
+               "household_id": household.id if household is not None and household.version else None,
+               "village_code": household.village_code if household is not None and household.version else None,
+               "budget_id": budget_id, "amount": item.amount, "status": "rejected" if reason else "accepted",
+               "reason": reason.value if reason else None, "note": item.note, "reversed_at": None,
+               "reversal_reason": None, "created_at": now}
+        rows_out.append(row)
+        if reason is None:
+            assert household is not None and budget_id is not None
+            batch.accepted += 1
+            batch.accepted_amount += item.amount
+            events.append(PendingEvent(DISBURSEMENT_RECORDED, DisbursementRecorded(
+                disbursement_id=row["id"], household_id=household.id, batch_ref=body.batch_ref,
+                item_ref=item.item_ref, programme=body.programme, fiscal_year=body.fiscal_year,
+                paid_on=body.paid_on, amount=f"{item.amount:.2f}", budget_id=budget_id, budget_area_code=budget_area,
+                province_code=household.province_code, district_code=household.district_code,
+                subdistrict_code=household.subdistrict_code, village_code=household.village_code), household.id))
+        else:
+            batch.rejected += 1
+    await session.execute(insert(Disbursement), rows_out)
+    await outbox.add_many(session, events)
+    return 201, _batch_out(batch, [Disbursement.model_validate(r) for r in rows_out])
+
+
+def _batch_out(batch: DisbursementBatch, items: list[Disbursement]) -> BatchOut:
+    return BatchOut(
+        batch_ref=batch.batch_ref, programme=batch.programme, fiscal_year=batch.fiscal_year, paid_on=batch.paid_on,
+        items=[ItemOut(item_ref=d.item_ref, status=d.status, reason=d.reason,
+                       reason_text=REASONS[Reason(d.reason)] if d.reason else None, disbursement_id=d.id,
+                       household_id=d.household_id, amount=d.amount) for d in items],
+        totals=Totals(
+            items=len(items), accepted=sum(d.status == "accepted" for d in items),
+            rejected=sum(d.status == "rejected" for d in items), reversed=sum(d.status == "reversed" for d in items),
+            accepted_amount=sum((d.amount for d in items if d.status == "accepted"), ZERO),
+            rejected_amount=sum((d.amount for d in items if d.status == "rejected"), ZERO)))
+
+
+async def reverse(session: AsyncSession, *, principal: Principal, disbursement_id: str, reason: str) -> Disbursement:
+    """Reverse an accepted payment: its money goes back to the budget, the household's yearly count down."""
+    payment = await session.get(Disbursement, disbursement_id)
+    if payment is None or not principal.can_see(payment.village_code or ""):
+        raise NotFound(f"There is no payment {disbursement_id} in your areas.")
+    done = await session.execute(
+        update(Disbursement).where(col(Disbursement.id) == disbursement_id, col(Disbursement.status) == "accepted")
+        .values(status="reversed", reversed_at=utcnow(), reversal_reason=reason)
+        .execution_options(synchronize_session=False))
+    if rowcount(done) != 1:
+        raise Conflict(f"Payment {disbursement_id} is {payment.status}; only an accepted payment can be reversed.",
+                       type_slug="not-reversible")
+    await session.refresh(payment)
+    assert payment.household_id is not None and payment.budget_id is not None
+    await give_back(session, payment.budget_id, payment.amount)
+    await _give_allowance_back(session, payment.household_id, payment.programme, payment.fiscal_year)
+    await outbox.add_many(session, [PendingEvent(DISBURSEMENT_REVERSED, DisbursementReversed(
+        disbursement_id=payment.id, household_id=payment.household_id, programme=payment.programme,
+        fiscal_year=payment.fiscal_year, amount=f"{payment.amount:.2f}", budget_id=payment.budget_id,
+        reason=reason, village_code=payment.village_code or ""), payment.household_id)])
+    return payment
+
+
+# -- HTTP ------------------------------------------------------------------------------------------------
+
+
+router = APIRouter(tags=["disbursements"])
+PUSH_HEADERS = {
+    "Idempotency-Key": "required; the same key on every retry of the same push",
+    "webhook-id, webhook-timestamp, webhook-signature": "Standard Webhooks signature with the ministry's secret",
+}
+
+
+@router.post("/v1/disbursement-batches", status_code=201, response_model=BatchOut,
+             summary="The ministry pushes a batch of family grants (signed, idempotent)",
+             description="Headers: " + "; ".join(f"`{k}`: {v}" for k, v in PUSH_HEADERS.items()),
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": BatchIn.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
+             responses={400: {"description": "No Idempotency-Key"}, 401: {"description": "Bad or stale signature"},
+                        409: {"description": "The same key is still being processed, or the batch_ref exists"},
+                        422: {"description": "Invalid body, or the same key with a different body"}})
+async def push_batch(request: Request) -> Any:
+    settings = request.app.state.settings
+
+    async def run(session: AsyncSession, push: Push) -> tuple[int, BaseModel]:
+        return await record_batch(session, settings=settings, protector=request.app.state.protector, push=push)
+
+    return await handle_push(request, "disbursement-batch", BatchIn, run)
+
+
+@router.get("/v1/disbursement-batches/{batch_ref}", summary="A batch and each item's state now")
+async def get_batch(batch_ref: Annotated[str, Path(pattern=REF_PATTERN)], session: SessionDep,
+                    principal: Principal = can_read) -> BatchOut:
+    batch = (await session.execute(select(DisbursementBatch).where(
+        col(DisbursementBatch.batch_ref) == batch_ref))).scalar_one_or_none()
+    if batch is None:
+        raise NotFound(f"There is no batch {batch_ref}.")
+    items = (await session.execute(select(Disbursement).where(col(Disbursement.batch_id) == batch.id)
+                                   .order_by(col(Disbursement.item_ref)))).scalars().all()
+    visible = [d for d in items if principal.sees_all_areas or principal.can_see(d.village_code or "")]
+    return _batch_out(batch, visible)
+
+
+class ReversalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/v1/disbursements/{disbursement_id}/reversal", summary="Reverse an accepted payment",
+             responses={404: {"description": "No such payment in your areas"},
+                        409: {"description": "Not an accepted payment (rejected, or already reversed)"}})
+async def reverse_payment(disbursement_id: Annotated[str, Path(pattern=ID_PATTERN)], body: ReversalIn,
+                          session: SessionDep, principal: Principal = can_write) -> ItemOut:
+    payment = await reverse(session, principal=principal, disbursement_id=disbursement_id, reason=body.reason)
+    return ItemOut(item_ref=payment.item_ref, status=payment.status, reason=None, reason_text=None,
+                   disbursement_id=payment.id, household_id=payment.household_id, amount=payment.amount)

@@ -1,0 +1,115 @@
+"""Pushes from the ministry's grant system: Standard Webhooks signatures and Idempotency-Key semantics.
+
+The ministry retries on timeouts, so the same push arrives twice. Following the IETF Idempotency-Key draft:
+the first request with a key claims it (its own short transaction) and runs; its response is stored with
+its effects, in one transaction. The same key again with the same body gets the stored response (and
+`Idempotent-Replayed: true`), with no second effect; with a different body, 422; while the first still
+runs, 409 with Retry-After. A claim whose process died is taken over after `idempotency_lock_s`. A
+missing key is 400; a missing, stale (over 5 minutes) or wrong signature is 401, checked first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.assistance.models import IdempotencyRecord
+from shared import webhooks
+from shared.db import as_utc, transaction
+from shared.errors import BadRequest, Conflict, Problem, Unprocessable
+from shared.events.envelope import utcnow
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+MAX_KEY = 255
+
+
+class Push:
+    """A verified push: who sent it (webhook-id), its Idempotency-Key and its parsed body."""
+
+    def __init__(self, webhook_id: str, key: str, body: Any) -> None:
+        self.webhook_id, self.key, self.body = webhook_id, key, body
+
+
+async def handle_push(request: Request, scope: str, model: type[BodyT],
+                      run: Callable[[AsyncSession, Push], Awaitable[tuple[int, BaseModel]]]) -> JSONResponse:
+    """Verify, claim the key, run `run` once, and answer (or replay) its response."""
+    settings = request.app.state.settings
+    raw = await request.body()
+    webhook_id = webhooks.verify([s.get_secret_value() for s in settings.ministry_webhook_secrets],
+                                 request.headers, raw, tolerance_s=settings.webhook_tolerance_s)
+    key = request.headers.get("idempotency-key", "").strip()
+    if not key:
+        raise BadRequest("An Idempotency-Key header is required: send the same key when you retry.",
+                         type_slug="idempotency-key-missing")
+    if len(key) > MAX_KEY:
+        raise BadRequest(f"Idempotency-Key is longer than {MAX_KEY} characters.", type_slug="idempotency-key-invalid")
+    try:
+        body = model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(["body", *(str(p) for p in e["loc"])]), "message": e["msg"],
+                   "code": e["type"]} for e in exc.errors(include_url=False, include_context=False)]
+        raise Unprocessable("The body does not match the schema.", errors=errors[:100]) from None
+    digest = hashlib.sha256(raw).hexdigest()
+    maker = request.app.state.sessionmaker
+    replay = await _claim(maker, scope, key, digest, settings.idempotency_lock_s)
+    if replay is not None:
+        return JSONResponse(replay.response_body, status_code=replay.response_status or 200,
+                            headers={"Idempotent-Replayed": "true"},
+                            media_type="application/problem+json" if (replay.response_status or 200) >= 400
+                            else None)
+    try:
+        async with transaction(maker) as session:
+            try:
+                status, response = await run(session, Push(webhook_id, key, body))
+                content: dict[str, Any] = json.loads(response.model_dump_json())
+            except Problem as problem:  # a refusal is the answer to this key too
+                if problem.status >= 500:
+                    raise
+                status, content = problem.status, problem.body(str(request.url.path))
+            record = await session.get(IdempotencyRecord, (scope, key))
+            assert record is not None
+            record.status, record.response_status, record.response_body = "done", status, content
+    except BaseException:
+        async with transaction(maker) as session:  # release the key: a retry may run it again
+            record = await session.get(IdempotencyRecord, (scope, key))
+            if record is not None and record.status == "processing":
+                await session.delete(record)
+        raise
+    return JSONResponse(content, status_code=status,
+                        media_type="application/problem+json" if status >= 400 else None)
+
+
+async def _claim(maker: Any, scope: str, key: str, digest: str, lock_s: int) -> IdempotencyRecord | None:
+    """Claim the key for this request (None), or return the finished record to replay; raises 409/422."""
+    for _ in range(2):  # a concurrent first claim makes our insert fail once: then we see its row
+        try:
+            async with transaction(maker) as session:
+                record = await session.get(IdempotencyRecord, (scope, key))
+                now = utcnow()
+                if record is None:
+                    session.add(IdempotencyRecord(scope=scope, key=key, request_sha256=digest, status="processing",
+                                                  locked_at=now, created_at=now))
+                    return None
+                if record.request_sha256 != digest:
+                    raise Unprocessable("This Idempotency-Key was used for a different request; use a new key "
+                                        "for a new request.", type_slug="idempotency-key-reused")
+                if record.status == "done":
+                    return record
+                if as_utc(record.locked_at) + timedelta(seconds=lock_s) < now:
+                    record.locked_at = now  # the first attempt died: this one takes over
+                    return None
+                raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
+                               type_slug="idempotency-key-in-use", headers={"Retry-After": "2"})
+        except IntegrityError:
+            continue
+    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
+                   type_slug="idempotency-key-in-use", headers={"Retry-After": "2"})

@@ -1,0 +1,72 @@
+"""Events the assistance service publishes.
+
+Topic `assistance.household` (key = household id): `disbursement.recorded`, `disbursement.reversed`.
+Topic `assistance.budget` (key = budget id): `budget.set`. Amounts are decimal strings with 2 places.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+from shared.events.catalogue import Catalogue
+
+HOUSEHOLD_TOPIC = "assistance.household"
+BUDGET_TOPIC = "assistance.budget"
+
+
+class DisbursementRecorded(BaseModel):
+    """A payment to a household was accepted: it counts against the budget and the household's yearly cap."""
+
+    disbursement_id: str
+    household_id: str
+    batch_ref: str
+    item_ref: str
+    programme: str
+    fiscal_year: int = Field(description="Thai fiscal year, B.E.")
+    paid_on: date
+    amount: str = Field(description="baht, 2 decimals", examples=["3000.00"])
+    budget_id: str
+    budget_area_code: str
+    province_code: str
+    district_code: str
+    subdistrict_code: str
+    village_code: str
+
+
+class DisbursementReversed(BaseModel):
+    """An accepted payment was reversed: its amount went back to the budget."""
+
+    disbursement_id: str
+    household_id: str
+    programme: str
+    fiscal_year: int
+    amount: str
+    budget_id: str
+    reason: str
+    village_code: str
+
+
+class BudgetSet(BaseModel):
+    """A budget was allocated or changed."""
+
+    budget_id: str
+    programme: str
+    fiscal_year: int
+    area_code: str
+    amount: str
+    disbursed: str
+    reversed: str
+
+
+ASSISTANCE_EVENTS = Catalogue()
+
+DISBURSEMENT_RECORDED = ASSISTANCE_EVENTS.define(
+    "disbursement.recorded", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household",
+    payload=DisbursementRecorded)
+DISBURSEMENT_REVERSED = ASSISTANCE_EVENTS.define(
+    "disbursement.reversed", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household",
+    payload=DisbursementReversed)
+BUDGET_SET = ASSISTANCE_EVENTS.define(
+    "budget.set", topic=BUDGET_TOPIC, producer="assistance", aggregate="budget", payload=BudgetSet)

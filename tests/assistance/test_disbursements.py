@@ -1,0 +1,191 @@
+"""The ministry's push of family grants: matching, eligibility, yearly cap, budgets under a race, idempotency,
+signatures, reversal, and the kick-off of the source document end to end (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.assistance.models import IdempotencyRecord
+from shared.db import transaction
+from shared.events.envelope import utcnow
+from shared.ids import new_id
+from tests.assistance.support import Assistance, item
+from tests.registry.support import problem
+
+pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
+
+
+async def test_the_kick_off_360_families_once_even_when_pushed_twice(assistance: Assistance) -> None:
+    assert (await assistance.budget("1080000.00")).status_code == 200
+    families = [await assistance.household(village=f"400{101 + n % 3:03d}0{1 + n % 5}") for n in range(360)]
+    body = assistance.batch([item(f"KK-{n:04d}", cid=cid) for n, (_, cid) in enumerate(families)],
+                            batch_ref="MSDHS-KK-2565-0001")
+    first = await assistance.push(body, key="kk-kickoff-2565")
+    assert first.status_code == 201, first.text
+    totals = first.json()["totals"]
+    assert totals == {"items": 360, "accepted": 360, "rejected": 0, "reversed": 0,
+                      "accepted_amount": "1080000.00", "rejected_amount": "0.00"}
+    assert await assistance.remaining() == Decimal("0.00")
+
+    again = await assistance.push(body, key="kk-kickoff-2565")  # the ministry's retry: new signature, same key
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert await assistance.remaining() == Decimal("0.00")
+    recorded = [d for t, _k, d in await assistance.events() if t == "disbursement.recorded"]
+    assert len(recorded) == 360 and sum(Decimal(d["amount"]) for d in recorded) == Decimal("1080000.00")
+    state = (await assistance.client.get("/v1/disbursement-batches/MSDHS-KK-2565-0001",
+                                         headers=assistance.admin)).json()
+    assert state["totals"]["accepted_amount"] == "1080000.00"
+
+
+async def test_each_item_is_checked_and_a_rejected_one_does_not_block_the_rest(assistance: Assistance) -> None:
+    await assistance.budget("100000.00", area="4001")
+    poor, poor_cid = await assistance.household()
+    vulnerable, _ = await assistance.household(sources=("vulnerable",), target_poor=None)
+    not_poor, _ = await assistance.household(target_poor=False)
+    closed, _ = await assistance.household(status="closed")
+    other_province, _ = await assistance.household(village="41010101")
+    twice, _ = await assistance.household()
+    body = assistance.batch([
+        item("A", cid=poor_cid),
+        item("B", household_id=vulnerable),
+        item("C", cid="1234567890123"),                    # bad check digit
+        item("D", household_id=new_id()),                  # never announced
+        item("E", household_id=not_poor),
+        item("F", household_id=closed),
+        item("G", household_id=other_province),            # no budget covers province 41
+        item("H", household_id=twice, amount="3500.00"),   # above the programme's 3,000
+        item("I", household_id=twice),
+        item("J", household_id=twice),                     # a second payment this fiscal year
+    ])
+    response = await assistance.push(body)
+    assert response.status_code == 201, response.text
+    outcome = {i["item_ref"]: (i["status"], i["reason"]) for i in response.json()["items"]}
+    assert outcome == {
+        "A": ("accepted", None), "B": ("accepted", None), "C": ("rejected", "invalid_citizen_id"),
+        "D": ("rejected", "unknown_household"), "E": ("rejected", "not_eligible"),
+        "F": ("rejected", "household_closed"), "G": ("rejected", "no_budget"),
+        "H": ("rejected", "amount_above_maximum"), "I": ("accepted", None), "J": ("rejected", "yearly_cap_reached")}
+    assert response.json()["items"][0]["household_id"] == poor
+    assert response.json()["totals"]["accepted_amount"] == "9000.00"
+    assert await assistance.remaining("4001") == Decimal("91000.00")
+
+
+async def test_eligibility_follows_the_assessment_events(assistance: Assistance) -> None:
+    await assistance.budget("30000.00")
+    household_id, _ = await assistance.household(target_poor=None)
+    first = await assistance.push(assistance.batch([item("1", household_id=household_id)]), key="k1")
+    assert first.json()["items"][0]["reason"] == "not_eligible"
+    await assistance.assess(household_id, True, revision=1)
+    await assistance.assess(household_id, False, survey_year=2564)  # an older year arriving late changes nothing
+    second = await assistance.push(assistance.batch([item("1", household_id=household_id)]), key="k2")
+    assert second.json()["items"][0]["status"] == "accepted"
+    await assistance.assess(household_id, False, revision=2)       # corrected: no longer target poor
+    third = await assistance.push(assistance.batch([item("1", household_id=household_id)], fiscal_year=2566,
+                                                   paid_on="2022-11-01"), key="k3")
+    assert third.json()["items"][0]["reason"] == "not_eligible"
+
+
+async def test_fifty_concurrent_pushes_race_for_the_last_3000_baht(assistance: Assistance) -> None:
+    await assistance.budget("3000.00", area="4001")
+    households = [await assistance.household() for _ in range(50)]
+    responses = await asyncio.gather(*(
+        assistance.push(assistance.batch([item("1", household_id=h)]), key=f"race-{n}")
+        for n, (h, _) in enumerate(households)))
+    assert [r.status_code for r in responses] == [201] * 50
+    outcomes = [r.json()["items"][0]["status"] for r in responses]
+    assert outcomes.count("accepted") == 1 and outcomes.count("rejected") == 49
+    assert {r.json()["items"][0]["reason"] for r in responses} == {None, "budget_exhausted"}
+    assert await assistance.remaining("4001") == Decimal("0.00")
+
+
+async def test_the_idempotency_key_matrix(assistance: Assistance) -> None:
+    await assistance.budget("30000.00")
+    household_id, _ = await assistance.household()
+    body = assistance.batch([item("1", household_id=household_id)])
+    problem(await assistance.push(body, key=None), 400)
+    first = await assistance.push(body, key="same")
+    assert first.status_code == 201
+    changed = dict(body, paid_on="2022-01-28")
+    assert problem(await assistance.push(changed, key="same"), 422)["type"].endswith("idempotency-key-reused")
+    another_key = await assistance.push(body, key="another")  # same batch_ref under a new key
+    assert problem(another_key, 409)["type"].endswith("batch-exists")
+    assert problem(await assistance.push(body, key="another"), 409) == problem(another_key, 409)  # replayed
+
+    # A first request still running: 409 with Retry-After. One whose process died long ago is taken over.
+    in_flight = assistance.batch([item("1", household_id=household_id)])
+    raw = json.dumps(in_flight, ensure_ascii=False).encode()
+    import hashlib
+
+    async with transaction(assistance.app.state.sessionmaker) as session:
+        session.add(IdempotencyRecord(scope="disbursement-batch", key="running", status="processing",
+                                      request_sha256=hashlib.sha256(raw).hexdigest(), locked_at=utcnow(),
+                                      created_at=utcnow()))
+        session.add(IdempotencyRecord(scope="disbursement-batch", key="died", status="processing",
+                                      request_sha256=hashlib.sha256(raw).hexdigest(),
+                                      locked_at=utcnow() - timedelta(hours=1), created_at=utcnow()))
+    busy = await assistance.push(raw, key="running")
+    assert problem(busy, 409)["type"].endswith("idempotency-key-in-use") and busy.headers["retry-after"] == "2"
+    taken_over = await assistance.push(raw, key="died")
+    assert taken_over.status_code == 201 and taken_over.json()["items"][0]["reason"] == "yearly_cap_reached"
+
+
+async def test_signatures(assistance: Assistance) -> None:
+    await assistance.budget("30000.00")
+    household_id, _ = await assistance.household()
+    body = assistance.batch([item("1", household_id=household_id)])
+    assert problem(await assistance.push(body, tamper=True), 401)["type"].endswith("invalid-signature")
+    wrong = "whsec_" + "d3Jvbmcgc2VjcmV0IG9mIHNvbWVvbmUgZWxzZQ=="
+    problem(await assistance.push(body, secrets=[wrong]), 401)
+    problem(await assistance.push(body, timestamp=int(time.time()) - 6 * 60), 401)
+    problem(await assistance.client.post("/v1/disbursement-batches", json=body,
+                                         headers={"Idempotency-Key": "x"}), 401)
+    # During a rotation the ministry signs with the new secret and the old one: either matching is enough.
+    current = assistance.settings.ministry_webhook_secrets[0].get_secret_value()
+    ok = await assistance.push(body, secrets=[wrong, current], key="rotated")
+    assert ok.status_code == 201, ok.text
+
+
+async def test_money_is_exact_and_bad_amounts_are_refused(assistance: Assistance) -> None:
+    household_id, _ = await assistance.household()
+    for amount in ("0", "-3000", "3000.001", "NaN"):
+        response = await assistance.push(assistance.batch([item("1", household_id=household_id, amount=amount)]),
+                                         key=f"bad-{amount}")
+        assert problem(response, 422)["errors"][0]["field"].startswith("body.items.0.amount"), amount
+    for amount in ("0.001", "-1", "1e20"):
+        problem(await assistance.budget(amount), 422)
+    problem(await assistance.push(assistance.batch([item("1", household_id=household_id)], paid_on="2022-10-01"),
+                                  key="fy"), 422)  # FY 2566, not 2565
+
+
+async def test_a_reversal_returns_the_money_and_the_yearly_payment(assistance: Assistance) -> None:
+    await assistance.budget("3000.00")
+    household_id, _ = await assistance.household()
+    paid = (await assistance.push(assistance.batch([item("1", household_id=household_id)]), key="p1")).json()
+    payment_id = paid["items"][0]["disbursement_id"]
+    assert await assistance.remaining() == Decimal("0.00")
+    reversed_ = await assistance.client.post(f"/v1/disbursements/{payment_id}/reversal",
+                                             json={"reason": "จ่ายซ้ำซ้อน"}, headers=assistance.admin)
+    assert reversed_.status_code == 200 and reversed_.json()["status"] == "reversed"
+    assert await assistance.remaining() == Decimal("3000.00")
+    problem(await assistance.client.post(f"/v1/disbursements/{payment_id}/reversal", json={"reason": "again"},
+                                         headers=assistance.admin), 409)
+    again = await assistance.push(assistance.batch([item("1", household_id=household_id)]), key="p2")
+    assert again.json()["items"][0]["status"] == "accepted"  # the reversed payment no longer counts
+    budget = (await assistance.client.get("/v1/budgets/family_grant/2565/40", headers=assistance.admin)).json()
+    assert (budget["allocated"], budget["disbursed"], budget["reversed"], budget["remaining"]) == (
+        "3000.00", "6000.00", "3000.00", "0.00")
+    reversal = [d for t, _k, d in await assistance.events() if t == "disbursement.reversed"]
+    assert [(d["disbursement_id"], d["amount"], d["reason"]) for d in reversal] == [
+        (payment_id, "3000.00", "จ่ายซ้ำซ้อน")]
+    problem(await assistance.client.put("/v1/budgets/family_grant/2565/40", json={"amount": "2999.99"},
+                                        headers=assistance.admin), 409)  # 3,000 is disbursed
+    outside = assistance.as_("assistance:read", "assistance:write", areas=("4101",))
+    problem(await assistance.client.post(f"/v1/disbursements/{payment_id}/reversal", json={"reason": "x"},
+                                         headers=outside), 404)
