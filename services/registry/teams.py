@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import col, select
 
 from services.registry import areas
-from services.registry.households.schemas import Text
 from services.registry.models import Team
 from services.registry.security import can_read, can_write
 from shared.app import SessionDep
@@ -20,6 +19,7 @@ from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
 from shared.events.envelope import utcnow
 from shared.ids import new_id
+from shared.text import Text
 
 Short = Annotated[Text, StringConstraints(max_length=200)]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated
 
@@ -10,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from shared.events.registry import Relation, RemovalReason, Sex, Source
 from shared.pii import InvalidCitizenId, validate_citizen_id
+from shared.text import Text
 
 
 def _citizen_id(value: str) -> str:
@@ -19,21 +19,11 @@ def _citizen_id(value: str) -> str:
         raise ValueError(str(exc)) from exc
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _no_control_characters(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("control characters (such as NUL or line breaks) are not allowed")
-    return value
-
-
 CitizenId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=20),
     AfterValidator(_citizen_id),
 ]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_control_characters)]
 Name = Annotated[Text, StringConstraints(max_length=120)]
 SubdistrictCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 HouseNo = Annotated[Text, StringConstraints(max_length=40)]
