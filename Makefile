@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test bench-bus bench-registry bench-assessment venv lint asyncapi clean
+.PHONY: up test bench-bus bench-registry bench-assessment bench-assistance venv lint asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench-registry: $(STAMP)
 
 bench-assessment: $(STAMP)
 	$(BIN)/python -m bench.assessment $(BENCH_ARGS)
+
+bench-assistance: $(STAMP)
+	$(BIN)/python -m bench.assistance $(BENCH_ARGS)
 
 asyncapi: $(STAMP)
 	$(BIN)/kaenkhun asyncapi --output docs/asyncapi.json

@@ -1,8 +1,9 @@
 """Programmes and budgets: money allocated per programme, Thai fiscal year and area, drawn down by payments.
 
-A budget never goes below zero, whatever the concurrency: drawing from it is one conditional UPDATE
-(`… SET disbursed = disbursed + x WHERE id = … AND amount - disbursed + reversed >= x`), which PostgreSQL
-re-checks on the locked row and SQLite runs under its single write lock. A payment draws from the most
+A budget never goes below zero, whatever the concurrency. A batch of payments first locks the budgets of
+its programme and year (`SELECT … FOR UPDATE` on PostgreSQL, in id order; SQLite has one writer at a time),
+so it reads what is really left, decides every item in memory and writes each budget back once; a
+concurrent batch waits for the lock and then sees the money this one took. A payment draws from the most
 specific budget whose area contains the household's village (a district's before its province's).
 """
 
@@ -69,23 +70,43 @@ def programme_of(request: Request, code: str) -> Programme:
 # -- drawing down ----------------------------------------------------------------------------------------
 
 
-async def budget_for(session: AsyncSession, programme: str, fiscal_year: int, village_code: str) -> Budget | None:
-    """The most specific budget whose area contains the village (village, sub-district, district, province)."""
-    prefixes = [village_code[:n] for n in (8, 6, 4, 2) if len(village_code) >= n]
-    found = (await session.execute(select(Budget).where(
-        col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year,
-        col(Budget.area_code).in_(prefixes)))).scalars().all()
-    return max(found, key=lambda b: len(b.area_code), default=None)
+class Ledger:
+    """The budgets of a programme and fiscal year, locked for the caller's transaction, drawn in memory."""
 
+    def __init__(self, budgets: list[Budget]) -> None:
+        self._by_area = {b.area_code: b for b in budgets}
+        self._left = {b.id: b.amount - b.disbursed + b.reversed for b in budgets}
+        self._taken: dict[str, Decimal] = {}
 
-async def draw(session: AsyncSession, budget_id: str, amount: Decimal) -> bool:
-    """Take `amount` from the budget if it has that much left; atomic under concurrency."""
-    result = await session.execute(
-        update(Budget).where(col(Budget.id) == budget_id,
-                             col(Budget.amount) - col(Budget.disbursed) + col(Budget.reversed) >= amount)
-        .values(disbursed=col(Budget.disbursed) + amount, version=col(Budget.version) + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False))
-    return rowcount(result) == 1
+    @classmethod
+    async def lock(cls, session: AsyncSession, programme: str, fiscal_year: int) -> Ledger:
+        found = await session.execute(select(Budget).where(
+            col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year)
+            .order_by(col(Budget.id)).with_for_update().execution_options(populate_existing=True))
+        return cls(list(found.scalars()))
+
+    def budget_for(self, area_code: str) -> Budget | None:
+        """The most specific budget whose area contains `area_code` (village, sub-district, district, province)."""
+        for n in (8, 6, 4, 2):
+            if len(area_code) >= n and (budget := self._by_area.get(area_code[:n])) is not None:
+                return budget
+        return None
+
+    def draw(self, budget: Budget, amount: Decimal) -> bool:
+        """Take `amount` if the budget has that much left."""
+        if self._left[budget.id] < amount:
+            return False
+        self._left[budget.id] -= amount
+        self._taken[budget.id] = self._taken.get(budget.id, ZERO) + amount
+        return True
+
+    async def write(self, session: AsyncSession) -> None:
+        """Write what was taken back to the (still locked) budgets."""
+        for budget_id, amount in self._taken.items():
+            await session.execute(
+                update(Budget).where(col(Budget.id) == budget_id)
+                .values(disbursed=col(Budget.disbursed) + amount, version=col(Budget.version) + 1,
+                        updated_at=utcnow()).execution_options(synchronize_session=False))
 
 
 async def give_back(session: AsyncSession, budget_id: str, amount: Decimal) -> None:

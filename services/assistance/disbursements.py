@@ -10,27 +10,29 @@ Cap and budget are each one conditional UPDATE, so no race can exceed them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.assistance.budgets import FAMILY_GRANT, budget_for, draw, give_back, programmes
+from services.assistance.budgets import FAMILY_GRANT, Ledger, give_back, programmes
 from services.assistance.models import Allowance, Disbursement, DisbursementBatch, KnownHousehold, MemberHash, outbox
-from services.assistance.pushes import Push, handle_push
+from services.assistance.pushes import Push, handle_push, push_route
 from services.assistance.security import can_read, can_write
 from services.assistance.settings import AssistanceSettings
 from shared.app import SessionDep
 from shared.auth import Principal
 from shared.bus import PendingEvent
-from shared.db import rowcount
+from shared.db import bulk_insert, rowcount
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.assistance import (
     DISBURSEMENT_RECORDED,
@@ -43,6 +45,7 @@ from shared.ids import new_id
 from shared.money import ZERO, Amount, FiscalYear, Money, fiscal_year
 from shared.pii import CitizenIdProtector, validate_citizen_id
 
+DISBURSEMENT_TABLE = Disbursement.__table__  # type: ignore[attr-defined]
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"
 ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
@@ -56,6 +59,8 @@ class Reason(StrEnum):
     yearly_cap_reached = "yearly_cap_reached"
     no_budget = "no_budget"
     budget_exhausted = "budget_exhausted"
+    unknown_centre = "unknown_centre"
+    centre_not_eligible = "centre_not_eligible"
 
 
 REASONS = {
@@ -65,8 +70,10 @@ REASONS = {
     Reason.amount_above_maximum: "the amount is above the programme's maximum per payment",
     Reason.not_eligible: "not target poor in the latest assessment, nor registered from an eligible source",
     Reason.yearly_cap_reached: "the household already has the programme's payments for this fiscal year",
-    Reason.no_budget: "no budget of the programme for this fiscal year covers the household's area",
-    Reason.budget_exhausted: "the budget for the household's area has not enough left",
+    Reason.no_budget: "no budget of the programme for this fiscal year covers the household's or centre's area",
+    Reason.budget_exhausted: "the budget for the household's or centre's area has not enough left",
+    Reason.unknown_centre: "no registered centre has this id",
+    Reason.centre_not_eligible: "the programme subsidises community family development centres only",
 }
 
 
@@ -104,6 +111,7 @@ class ItemOut(BaseModel):
     reason_text: str | None
     disbursement_id: str
     household_id: str | None
+    centre_id: str | None = None
     amount: Money
 
 
@@ -128,21 +136,83 @@ class BatchOut(BaseModel):
 # -- rules -----------------------------------------------------------------------------------------------
 
 
+async def check_batch(session: AsyncSession, settings: AssistanceSettings, batch_ref: str, year: int, paid_on: date,
+                      refs: list[str]) -> None:
+    """What every pushed batch must be: paid in its fiscal year, not too long, item refs unique, new."""
+    if fiscal_year(paid_on) != year:
+        raise Unprocessable(f"paid_on {paid_on.isoformat()} is in fiscal year {fiscal_year(paid_on)}, not {year}",
+                            errors=[{"field": "body.paid_on", "code": "fiscal_year",
+                                     "message": "not in the batch's fiscal year"}])
+    if len(refs) > settings.batch_max_items:
+        raise Unprocessable(f"A batch holds at most {settings.batch_max_items} items; split it.",
+                            errors=[{"field": "body.items", "code": "too_long", "message": "too many items"}])
+    if len(set(refs)) != len(refs):
+        twice = sorted({r for r in refs if refs.count(r) > 1})[:10]
+        raise Unprocessable(f"item_ref must be unique in a batch: {', '.join(twice)} appear more than once",
+                            errors=[{"field": "body.items", "code": "duplicate_item_ref",
+                                     "message": f"repeated: {', '.join(twice)}"}])
+    if (await session.execute(select(DisbursementBatch.id).where(
+            col(DisbursementBatch.batch_ref) == batch_ref))).first() is not None:
+        raise Conflict(f"Batch {batch_ref} was already recorded under another Idempotency-Key; send a retry "
+                       "with the first key, or give a new batch a new batch_ref.", type_slug="batch-exists")
+
+
+def new_batch(push: Push, batch_ref: str, programme: str, year: int, paid_on: date, items: int
+              ) -> DisbursementBatch:
+    return DisbursementBatch(id=new_id(), batch_ref=batch_ref, programme=programme, fiscal_year=year,
+                             paid_on=paid_on, webhook_id=push.webhook_id, idempotency_key=push.key, items=items,
+                             accepted=0, rejected=0, accepted_amount=ZERO, created_at=utcnow())
+
+
 def _eligible(household: KnownHousehold, sources: tuple[str, ...]) -> bool:
     return bool(household.target_poor) or any(s in sources for s in household.sources)
 
 
-async def _take_allowance(session: AsyncSession, household_id: str, programme: str, year: int, cap: int) -> bool:
-    """Count one more payment for the household this year if under the cap; atomic under concurrency."""
-    dialect = (await session.connection()).dialect.name
-    new = (pg_insert if dialect == "postgresql" else sqlite_insert)(Allowance)
-    await session.execute(new.values(household_id=household_id, programme=programme, fiscal_year=year, payments=0)
-                          .on_conflict_do_nothing())
-    taken = await session.execute(
-        update(Allowance).where(col(Allowance.household_id) == household_id, col(Allowance.programme) == programme,
-                                col(Allowance.fiscal_year) == year, col(Allowance.payments) < cap)
-        .values(payments=col(Allowance.payments) + 1).execution_options(synchronize_session=False))
-    return rowcount(taken) == 1
+class Allowances:
+    """Each household's payments from a programme in a fiscal year, locked for the caller's transaction (after
+    the budgets, in household order, so batches never deadlock) and counted in memory."""
+
+    def __init__(self, programme: str, fiscal_year: int, payments: dict[str, int]) -> None:
+        self.programme, self.fiscal_year = programme, fiscal_year
+        self._payments = payments
+        self._taken: dict[str, int] = {}
+
+    @classmethod
+    async def lock(cls, session: AsyncSession, household_ids: set[str], programme: str, fiscal_year: int
+                   ) -> Allowances:
+        if not household_ids:
+            return cls(programme, fiscal_year, {})
+        dialect = (await session.connection()).dialect.name
+        new = (pg_insert if dialect == "postgresql" else sqlite_insert)(Allowance).on_conflict_do_nothing()
+        await session.execute(new, [{"household_id": h, "programme": programme, "fiscal_year": fiscal_year,
+                                     "payments": 0} for h in sorted(household_ids)])
+        found = await session.execute(
+            select(Allowance.household_id, Allowance.payments).where(
+                col(Allowance.programme) == programme, col(Allowance.fiscal_year) == fiscal_year,
+                col(Allowance.household_id).in_(household_ids))
+            .order_by(col(Allowance.household_id)).with_for_update())
+        return cls(programme, fiscal_year, {h: int(n) for h, n in found.all()})
+
+    def take(self, household_id: str, cap: int) -> bool:
+        """Count one more payment if the household is under the cap."""
+        if self._payments[household_id] >= cap:
+            return False
+        self._payments[household_id] += 1
+        self._taken[household_id] = self._taken.get(household_id, 0) + 1
+        return True
+
+    def give_back(self, household_id: str) -> None:
+        self._payments[household_id] -= 1
+        self._taken[household_id] -= 1
+
+    async def write(self, session: AsyncSession) -> None:
+        table = Allowance.__table__  # type: ignore[attr-defined]
+        taken = [{"h": h, "k": k} for h, k in self._taken.items() if k]
+        if taken:
+            await session.execute(
+                update(table).where(table.c.household_id == bindparam("h"), table.c.programme == self.programme,
+                                    table.c.fiscal_year == self.fiscal_year)
+                .values(payments=table.c.payments + bindparam("k")), taken)
 
 
 async def _give_allowance_back(session: AsyncSession, household_id: str, programme: str, year: int) -> None:
@@ -162,23 +232,8 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
                             "(centre subsidies go to POST /v1/centre-subsidies).",
                             errors=[{"field": "body.programme", "message": "not a household programme",
                                      "code": "programme"}])
-    if fiscal_year(body.paid_on) != body.fiscal_year:
-        raise Unprocessable(f"paid_on {body.paid_on.isoformat()} is in fiscal year {fiscal_year(body.paid_on)}, "
-                            f"not {body.fiscal_year}", errors=[{"field": "body.paid_on", "code": "fiscal_year",
-                                                                 "message": "not in the batch's fiscal year"}])
-    if len(body.items) > settings.batch_max_items:
-        raise Unprocessable(f"A batch holds at most {settings.batch_max_items} items; split it.",
-                            errors=[{"field": "body.items", "code": "too_long", "message": "too many items"}])
-    refs = [i.item_ref for i in body.items]
-    if len(set(refs)) != len(refs):
-        twice = sorted({r for r in refs if refs.count(r) > 1})[:10]
-        raise Unprocessable(f"item_ref must be unique in a batch: {', '.join(twice)} appear more than once",
-                            errors=[{"field": "body.items", "code": "duplicate_item_ref",
-                                     "message": f"repeated: {', '.join(twice)}"}])
-    if (await session.execute(select(DisbursementBatch.id).where(
-            col(DisbursementBatch.batch_ref) == body.batch_ref))).first() is not None:
-        raise Conflict(f"Batch {body.batch_ref} was already recorded under another Idempotency-Key; send a retry "
-                       "with the first key, or give a new batch a new batch_ref.", type_slug="batch-exists")
+    await check_batch(session, settings, body.batch_ref, body.fiscal_year, body.paid_on,
+                      [i.item_ref for i in body.items])
 
     # Match every item to a household in two queries.
     hashes: dict[int, str | None] = {}
@@ -198,12 +253,9 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
     households = {h.id: h for h in (await session.execute(select(KnownHousehold).where(
         col(KnownHousehold.id).in_(household_ids)))).scalars()} if household_ids else {}
 
-    batch = DisbursementBatch(id=new_id(), batch_ref=body.batch_ref, programme=body.programme,
-                              fiscal_year=body.fiscal_year, paid_on=body.paid_on, webhook_id=push.webhook_id,
-                              idempotency_key=push.key, items=len(body.items), accepted=0, rejected=0,
-                              accepted_amount=ZERO, created_at=utcnow())
-    session.add(batch)
-    await session.flush()
+    ledger = await Ledger.lock(session, programme.code, body.fiscal_year)
+    allowances = await Allowances.lock(session, set(households), programme.code, body.fiscal_year)
+    batch = new_batch(push, body.batch_ref, body.programme, body.fiscal_year, body.paid_on, len(body.items))
     now = utcnow()
     rows_out: list[dict[str, Any]] = []
     events: list[PendingEvent] = []
@@ -223,19 +275,18 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
             reason = Reason.amount_above_maximum
         elif not _eligible(household, programme.eligible_sources):
             reason = Reason.not_eligible
-        elif not await _take_allowance(session, household.id, programme.code, body.fiscal_year,
-                                       programme.yearly_cap or 1):
+        elif not allowances.take(household.id, programme.yearly_cap or 1):
             reason = Reason.yearly_cap_reached
         else:
-            budget = await budget_for(session, programme.code, body.fiscal_year, household.village_code)
-            if budget is None or not await draw(session, budget.id, item.amount):
-                await _give_allowance_back(session, household.id, programme.code, body.fiscal_year)
+            budget = ledger.budget_for(household.village_code)
+            if budget is None or not ledger.draw(budget, item.amount):
+                allowances.give_back(household.id)
                 reason = Reason.no_budget if budget is None else Reason.budget_exhausted
             else:
                 budget_id, budget_area = budget.id, budget.area_code
         row: dict[str, Any] = {
                "id": new_id(), "batch_id": batch.id, "item_ref": item.item_ref, "programme": body.programme,
-               "fiscal_year": body.fiscal_year, "paid_on": body.paid_on,
+               "fiscal_year": body.fiscal_year, "paid_on": body.paid_on, "centre_id": None,
                "household_id": household.id if household is not None and household.version else None,
                "village_code": household.village_code if household is not None and household.version else None,
                "budget_id": budget_id, "amount": item.amount, "status": "rejected" if reason else "accepted",
@@ -254,17 +305,22 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
                 subdistrict_code=household.subdistrict_code, village_code=household.village_code), household.id))
         else:
             batch.rejected += 1
-    await session.execute(insert(Disbursement), rows_out)
+    await ledger.write(session)
+    await allowances.write(session)
+    session.add(batch)
+    await session.flush()
+    await bulk_insert(session, DISBURSEMENT_TABLE, rows_out)
     await outbox.add_many(session, events)
-    return 201, _batch_out(batch, [Disbursement.model_validate(r) for r in rows_out])
+    return 201, batch_out(batch, [SimpleNamespace(**r) for r in rows_out])
 
 
-def _batch_out(batch: DisbursementBatch, items: list[Disbursement]) -> BatchOut:
+def batch_out(batch: DisbursementBatch, items: Sequence[Disbursement | SimpleNamespace]) -> BatchOut:
+    """The batch and its items (stored rows, or the rows just written)."""
     return BatchOut(
         batch_ref=batch.batch_ref, programme=batch.programme, fiscal_year=batch.fiscal_year, paid_on=batch.paid_on,
         items=[ItemOut(item_ref=d.item_ref, status=d.status, reason=d.reason,
                        reason_text=REASONS[Reason(d.reason)] if d.reason else None, disbursement_id=d.id,
-                       household_id=d.household_id, amount=d.amount) for d in items],
+                       household_id=d.household_id, centre_id=d.centre_id, amount=d.amount) for d in items],
         totals=Totals(
             items=len(items), accepted=sum(d.status == "accepted" for d in items),
             rejected=sum(d.status == "rejected" for d in items), reversed=sum(d.status == "reversed" for d in items),
@@ -299,20 +355,10 @@ async def reverse(session: AsyncSession, *, principal: Principal, disbursement_i
 
 
 router = APIRouter(tags=["disbursements"])
-PUSH_HEADERS = {
-    "Idempotency-Key": "required; the same key on every retry of the same push",
-    "webhook-id, webhook-timestamp, webhook-signature": "Standard Webhooks signature with the ministry's secret",
-}
 
 
-@router.post("/v1/disbursement-batches", status_code=201, response_model=BatchOut,
-             summary="The ministry pushes a batch of family grants (signed, idempotent)",
-             description="Headers: " + "; ".join(f"`{k}`: {v}" for k, v in PUSH_HEADERS.items()),
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": BatchIn.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
-             responses={400: {"description": "No Idempotency-Key"}, 401: {"description": "Bad or stale signature"},
-                        409: {"description": "The same key is still being processed, or the batch_ref exists"},
-                        422: {"description": "Invalid body, or the same key with a different body"}})
+@router.post("/v1/disbursement-batches",
+             **push_route(BatchIn, BatchOut, "The ministry pushes a batch of family grants (signed, idempotent)"))
 async def push_batch(request: Request) -> Any:
     settings = request.app.state.settings
 
@@ -332,7 +378,7 @@ async def get_batch(batch_ref: Annotated[str, Path(pattern=REF_PATTERN)], sessio
     items = (await session.execute(select(Disbursement).where(col(Disbursement.batch_id) == batch.id)
                                    .order_by(col(Disbursement.item_ref)))).scalars().all()
     visible = [d for d in items if principal.sees_all_areas or principal.can_see(d.village_code or "")]
-    return _batch_out(batch, visible)
+    return batch_out(batch, visible)
 
 
 class ReversalIn(BaseModel):

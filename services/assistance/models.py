@@ -133,7 +133,8 @@ class Disbursement(Base, table=True):
     fiscal_year: int
     paid_on: date
     household_id: str | None = Field(default=None, max_length=36, index=True)
-    village_code: str | None = Field(default=None, max_length=8)
+    centre_id: str | None = Field(default=None, max_length=36, index=True)
+    village_code: str | None = Field(default=None, max_length=8)  # the household's village, the centre's tambon
     budget_id: str | None = Field(default=None, max_length=36)
     amount: Decimal = _money()
     status: str = Field(max_length=10)  # accepted, rejected, reversed
@@ -141,4 +142,20 @@ class Disbursement(Base, table=True):
     note: str | None = Field(default=None, max_length=500)
     reversed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     reversal_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Centre(Base, table=True):
+    """A centre that receives subsidies: a sub-district social assistance centre or a community family
+    development centre (ศพค.)."""
+
+    __tablename__ = "centre"
+
+    id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=40)
+    name: str = Field(max_length=300)
+    local_government: str = Field(max_length=300)
+    province_code: str = Field(max_length=2)
+    district_code: str = Field(max_length=4)
+    subdistrict_code: str = Field(max_length=6, index=True)
     created_at: datetime = Field(sa_column=timestamp_column())

@@ -113,3 +113,38 @@ async def _claim(maker: Any, scope: str, key: str, digest: str, lock_s: int) -> 
             continue
     raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
                    type_slug="idempotency-key-in-use", headers={"Retry-After": "2"})
+
+
+def push_route(body: type[BaseModel], response: type[BaseModel], summary: str) -> dict[str, Any]:
+    """The route options of a pushed endpoint: its request schema (the route reads the raw body itself, to
+    check the signature over its exact bytes), its response and its refusals."""
+    return {
+        "status_code": 201, "response_model": response, "summary": summary,
+        "description": "Headers: `Idempotency-Key` (required; the same key on every retry of the same push) and "
+                       "`webhook-id`, `webhook-timestamp`, `webhook-signature` (Standard Webhooks, the ministry's "
+                       "secret).",
+        "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {
+            "schema": _inlined(body.model_json_schema())}}}},
+        "responses": {400: {"description": "No Idempotency-Key"}, 401: {"description": "Bad or stale signature"},
+                      409: {"description": "The same key is still being processed, or the batch_ref exists"},
+                      422: {"description": "Invalid body, or the same key with a different body"}},
+    }
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its nested models written in place (its `$defs` mean nothing inside an
+    OpenAPI document, whose `#` is the document's root)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

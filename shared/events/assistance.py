@@ -1,6 +1,7 @@
 """Events the assistance service publishes.
 
 Topic `assistance.household` (key = household id): `disbursement.recorded`, `disbursement.reversed`.
+Topic `assistance.centre` (key = centre id): `centre_subsidy.recorded`.
 Topic `assistance.budget` (key = budget id): `budget.set`. Amounts are decimal strings with 2 places.
 """
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field
 from shared.events.catalogue import Catalogue
 
 HOUSEHOLD_TOPIC = "assistance.household"
+CENTRE_TOPIC = "assistance.centre"
 BUDGET_TOPIC = "assistance.budget"
 
 
@@ -48,6 +50,25 @@ class DisbursementReversed(BaseModel):
     village_code: str
 
 
+class CentreSubsidyRecorded(BaseModel):
+    """A subsidy to a centre was accepted: it counts against the budget of the centre's area."""
+
+    disbursement_id: str
+    centre_id: str
+    centre_kind: str
+    batch_ref: str
+    item_ref: str
+    programme: str
+    fiscal_year: int
+    paid_on: date
+    amount: str
+    budget_id: str
+    budget_area_code: str
+    province_code: str
+    district_code: str
+    subdistrict_code: str
+
+
 class BudgetSet(BaseModel):
     """A budget was allocated or changed."""
 
@@ -68,5 +89,8 @@ DISBURSEMENT_RECORDED = ASSISTANCE_EVENTS.define(
 DISBURSEMENT_REVERSED = ASSISTANCE_EVENTS.define(
     "disbursement.reversed", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household",
     payload=DisbursementReversed)
+CENTRE_SUBSIDY_RECORDED = ASSISTANCE_EVENTS.define(
+    "centre_subsidy.recorded", topic=CENTRE_TOPIC, producer="assistance", aggregate="centre",
+    payload=CentreSubsidyRecorded)
 BUDGET_SET = ASSISTANCE_EVENTS.define(
     "budget.set", topic=BUDGET_TOPIC, producer="assistance", aggregate="budget", payload=BudgetSet)

@@ -89,7 +89,7 @@ class Assistance:
         headers = webhooks.signed_headers(signing, f"msg_{new_id()}", raw, timestamp)
         if key is not None:
             headers["Idempotency-Key"] = key
-        sent = raw.replace(b"3000.00", b"3900.00") if tamper else raw
+        sent = raw.replace(b"0.00", b"1.00", 1) if tamper else raw  # one amount changed after signing
         return await self.client.post(url, content=sent, headers=headers | {"Content-Type": "application/json"})
 
     async def remaining(self, area: str = "40") -> Decimal:

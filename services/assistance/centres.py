@@ -1,0 +1,282 @@
+"""Centres and their subsidies, and the reconciliation of every budget with its payments.
+
+The ministry pushes subsidies to community family development centres (ศพค.) with the same signature and
+Idempotency-Key semantics as family grants; each item names a registered centre and draws from the most
+specific `centre_subsidy` budget whose area contains the centre's sub-district.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.assistance.budgets import CENTRE_SUBSIDY, Ledger
+from services.assistance.disbursements import (
+    DISBURSEMENT_TABLE,
+    ID_PATTERN,
+    REF_PATTERN,
+    BatchOut,
+    Reason,
+    batch_out,
+    check_batch,
+    new_batch,
+)
+from services.assistance.models import Budget, Centre, Disbursement, outbox
+from services.assistance.pushes import Push, handle_push, push_route
+from services.assistance.security import can_read, can_write
+from services.assistance.settings import AssistanceSettings
+from shared import areas
+from shared.app import SessionDep
+from shared.auth import Principal, area_clause
+from shared.bus import PendingEvent
+from shared.db import as_utc, bulk_insert
+from shared.errors import Forbidden, NotFound, Unprocessable
+from shared.events.assistance import CENTRE_SUBSIDY_RECORDED, CentreSubsidyRecorded
+from shared.events.envelope import utcnow
+from shared.ids import new_id
+from shared.money import ZERO, Amount, FiscalYear, Money
+from shared.text import Text
+
+
+class CentreKind(StrEnum):
+    tambon_social_assistance_centre = "tambon_social_assistance_centre"    # ศูนย์ช่วยเหลือสังคมตำบล
+    family_development_centre = "family_development_centre"                # ศูนย์พัฒนาครอบครัวในชุมชน (ศพค.)
+
+
+SUBSIDISED = {CentreKind.family_development_centre.value}
+
+
+class CentreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: CentreKind
+    name: Annotated[Text, StringConstraints(max_length=300)] = Field(examples=["ศูนย์พัฒนาครอบครัวในชุมชนตำบลในเมือง"])
+    subdistrict_code: Annotated[str, StringConstraints(pattern=r"^\d{6}$")] = Field(examples=["400101"])
+    local_government: Annotated[Text, StringConstraints(max_length=300)] = Field(examples=["เทศบาลนครขอนแก่น"])
+
+
+class CentreOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    subdistrict_code: str
+    subdistrict_name_th: str
+    district_code: str
+    province_code: str
+    local_government: str
+    created_at: datetime
+
+
+def present(centre: Centre) -> CentreOut:
+    area = areas.find(centre.subdistrict_code)
+    return CentreOut(id=centre.id, kind=centre.kind, name=centre.name, subdistrict_code=centre.subdistrict_code,
+                     subdistrict_name_th=area.name_th if area else "", district_code=centre.district_code,
+                     province_code=centre.province_code, local_government=centre.local_government,
+                     created_at=as_utc(centre.created_at))
+
+
+class SubsidyItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item_ref: str = Field(pattern=REF_PATTERN)
+    centre_id: str = Field(pattern=ID_PATTERN)
+    amount: Money
+    note: str | None = Field(None, max_length=500)
+
+
+class SubsidyBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_ref: str = Field(pattern=REF_PATTERN)
+    fiscal_year: FiscalYear
+    paid_on: date
+    items: list[SubsidyItemIn] = Field(min_length=1)
+
+
+async def record_subsidies(session: AsyncSession, *, settings: AssistanceSettings, push: Push) -> tuple[int, BatchOut]:
+    """Record a pushed batch of centre subsidies, every item accepted or rejected with its reason."""
+    body: SubsidyBatchIn = push.body
+    await check_batch(session, settings, body.batch_ref, body.fiscal_year, body.paid_on,
+                      [i.item_ref for i in body.items])
+    wanted = {i.centre_id for i in body.items}
+    centres = {c.id: c for c in (await session.execute(
+        select(Centre).where(col(Centre.id).in_(wanted)))).scalars()}
+    ledger = await Ledger.lock(session, CENTRE_SUBSIDY, body.fiscal_year)
+    batch = new_batch(push, body.batch_ref, CENTRE_SUBSIDY, body.fiscal_year, body.paid_on, len(body.items))
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    events: list[PendingEvent] = []
+    for item in body.items:
+        centre = centres.get(item.centre_id)
+        reason: Reason | None = None
+        budget: Budget | None = None
+        if centre is None:
+            reason = Reason.unknown_centre
+        elif centre.kind not in SUBSIDISED:
+            reason = Reason.centre_not_eligible
+        else:
+            budget = ledger.budget_for(centre.subdistrict_code)
+            if budget is None:
+                reason = Reason.no_budget
+            elif not ledger.draw(budget, item.amount):
+                reason = Reason.budget_exhausted
+        row: dict[str, Any] = {
+               "id": new_id(), "batch_id": batch.id, "item_ref": item.item_ref, "programme": CENTRE_SUBSIDY,
+               "fiscal_year": body.fiscal_year, "paid_on": body.paid_on, "household_id": None,
+               "centre_id": centre.id if centre else None, "village_code": centre.subdistrict_code if centre else None,
+               "budget_id": budget.id if budget and not reason else None, "amount": item.amount,
+               "status": "rejected" if reason else "accepted", "reason": reason.value if reason else None,
+               "note": item.note, "reversed_at": None, "reversal_reason": None, "created_at": now}
+        rows.append(row)
+        if reason is None:
+            assert centre is not None and budget is not None
+            batch.accepted += 1
+            batch.accepted_amount += item.amount
+            events.append(PendingEvent(CENTRE_SUBSIDY_RECORDED, CentreSubsidyRecorded(
+                disbursement_id=row["id"], centre_id=centre.id, centre_kind=centre.kind, batch_ref=body.batch_ref,
+                item_ref=item.item_ref, programme=CENTRE_SUBSIDY, fiscal_year=body.fiscal_year,
+                paid_on=body.paid_on, amount=f"{item.amount:.2f}", budget_id=budget.id,
+                budget_area_code=budget.area_code, province_code=centre.province_code,
+                district_code=centre.district_code, subdistrict_code=centre.subdistrict_code), centre.id))
+        else:
+            batch.rejected += 1
+    await ledger.write(session)
+    session.add(batch)
+    await session.flush()
+    await bulk_insert(session, DISBURSEMENT_TABLE, rows)
+    await outbox.add_many(session, events)
+    return 201, batch_out(batch, [SimpleNamespace(**r) for r in rows])
+
+
+# -- reconciliation --------------------------------------------------------------------------------------
+
+
+class ReconciliationRow(BaseModel):
+    programme: str
+    area_code: str
+    area_name_th: str
+    allocated: Amount
+    disbursed: Amount = Field(description="the budget's running total of payments drawn from it")
+    reversed: Amount
+    remaining: Amount
+    payments: int = Field(description="accepted payments now standing (not reversed)")
+    paid_amount: Amount = Field(description="sum of those payments")
+    reversed_payments: int
+    reversed_amount: Amount
+    balanced: bool = Field(description="disbursed = paid + reversed amounts, reversed = reversed amounts, "
+                                       "remaining = allocated - paid")
+
+
+class Reconciliation(BaseModel):
+    fiscal_year: int
+    area: str
+    budgets: list[ReconciliationRow]
+    totals: dict[str, ReconciliationRow] = Field(description="per programme, over the budgets listed")
+
+
+def _row(programme: str, area_code: str, allocated: Decimal, disbursed: Decimal, reversed_: Decimal,
+         sums: dict[str, tuple[int, Decimal]]) -> ReconciliationRow:
+    payments, paid = sums.get("accepted", (0, ZERO))
+    undone, undone_amount = sums.get("reversed", (0, ZERO))
+    remaining = allocated - disbursed + reversed_
+    area = areas.find(area_code) if area_code != "*" else None
+    return ReconciliationRow(
+        programme=programme, area_code=area_code, area_name_th=area.name_th if area else "", allocated=allocated,
+        disbursed=disbursed, reversed=reversed_, remaining=remaining, payments=payments, paid_amount=paid,
+        reversed_payments=undone, reversed_amount=undone_amount,
+        balanced=(disbursed == paid + undone_amount and reversed_ == undone_amount and remaining == allocated - paid))
+
+
+# -- HTTP ------------------------------------------------------------------------------------------------
+
+
+router = APIRouter(tags=["centres and reconciliation"])
+
+
+@router.post("/v1/centres", status_code=201, summary="Register a centre",
+             responses={403: {"description": "Outside your areas"}, 422: {"description": "Unknown sub-district"}})
+async def create_centre(body: CentreIn, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+    area = areas.find(body.subdistrict_code)
+    if area is None:
+        raise Unprocessable(f"There is no sub-district {body.subdistrict_code}.", errors=[{
+            "field": "body.subdistrict_code", "message": "unknown sub-district", "code": "area"}])
+    if not principal.can_see(body.subdistrict_code):
+        raise Forbidden(f"Sub-district {body.subdistrict_code} is outside your areas.")
+    centre = Centre(id=new_id(), kind=body.kind.value, name=body.name, local_government=body.local_government,
+                    province_code=body.subdistrict_code[:2], district_code=body.subdistrict_code[:4],
+                    subdistrict_code=body.subdistrict_code, created_at=utcnow())
+    session.add(centre)
+    await session.flush()
+    return JSONResponse(present(centre).model_dump(mode="json"), status_code=201,
+                        headers={"Location": f"/v1/centres/{centre.id}"})
+
+
+@router.get("/v1/centres", summary="Centres in an area (yours by default), by sub-district and name")
+async def list_centres(session: SessionDep, area: Annotated[str | None, Query(pattern=r"^(\d{2}|\d{4}|\d{6})$")] = None,
+                       kind: CentreKind | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+                       principal: Principal = can_read) -> list[CentreOut]:
+    query = select(Centre).where(area_clause(principal, col(Centre.subdistrict_code)))
+    if area is not None:
+        query = query.where(col(Centre.subdistrict_code).startswith(area))
+    if kind is not None:
+        query = query.where(col(Centre.kind) == kind.value)
+    found = await session.execute(query.order_by(col(Centre.subdistrict_code), col(Centre.name), col(Centre.id))
+                                  .limit(limit))
+    return [present(c) for c in found.scalars()]
+
+
+@router.get("/v1/centres/{centre_id}", summary="One centre")
+async def get_centre(centre_id: str, session: SessionDep, principal: Principal = can_read) -> CentreOut:
+    centre = await session.get(Centre, centre_id)
+    if centre is None or not principal.can_see(centre.subdistrict_code):
+        raise NotFound(f"There is no centre {centre_id} in your areas.")
+    return present(centre)
+
+
+@router.post("/v1/centre-subsidies", **push_route(
+    SubsidyBatchIn, BatchOut, "The ministry pushes a batch of subsidies to centres (signed, idempotent)"))
+async def push_subsidies(request: Request) -> Any:
+    settings = request.app.state.settings
+
+    async def run(session: AsyncSession, push: Push) -> tuple[int, BaseModel]:
+        return await record_subsidies(session, settings=settings, push=push)
+
+    return await handle_push(request, "centre-subsidy", SubsidyBatchIn, run)
+
+
+@router.get("/v1/reconciliation", summary="Every budget of a fiscal year in an area beside the sum of its payments")
+async def reconciliation(fiscal_year: Annotated[int, Query(ge=2500, le=2700)], session: SessionDep,
+                         area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
+                         principal: Principal = can_read) -> Reconciliation:
+    if area is not None and not principal.can_see(area):
+        raise NotFound(f"Area {area} is outside your areas.")
+    query = select(Budget).where(col(Budget.fiscal_year) == fiscal_year,
+                                 area_clause(principal, col(Budget.area_code)))
+    if area is not None:
+        query = query.where(col(Budget.area_code).startswith(area))
+    budgets = list((await session.execute(query.order_by(col(Budget.programme), col(Budget.area_code)))).scalars())
+    sums: dict[str, dict[str, tuple[int, Decimal]]] = {}
+    if budgets:
+        found = await session.execute(
+            select(Disbursement.budget_id, Disbursement.status, func.count(), func.sum(Disbursement.amount))
+            .where(col(Disbursement.budget_id).in_([b.id for b in budgets]))
+            .group_by(col(Disbursement.budget_id), col(Disbursement.status)))
+        for budget_id, status, count, amount in found.all():
+            sums.setdefault(budget_id, {})[status] = (int(count), Decimal(amount).quantize(Decimal("0.01")))
+    rows = [_row(b.programme, b.area_code, b.amount, b.disbursed, b.reversed, sums.get(b.id, {})) for b in budgets]
+    totals: dict[str, ReconciliationRow] = {}
+    for programme in sorted({r.programme for r in rows}):
+        mine = [r for r in rows if r.programme == programme]
+        totals[programme] = _row(
+            programme, area or "*", sum((r.allocated for r in mine), ZERO), sum((r.disbursed for r in mine), ZERO),
+            sum((r.reversed for r in mine), ZERO), {
+                "accepted": (sum(r.payments for r in mine), sum((r.paid_amount for r in mine), ZERO)),
+                "reversed": (sum(r.reversed_payments for r in mine), sum((r.reversed_amount for r in mine), ZERO))})
+    return Reconciliation(fiscal_year=fiscal_year, area=area or "*", budgets=rows, totals=totals)
