@@ -4,6 +4,7 @@ signatures, reversal, and the kick-off of the source document end to end (SQLite
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from datetime import timedelta
@@ -11,10 +12,13 @@ from decimal import Decimal
 
 import pytest
 
-from services.assistance.models import IdempotencyRecord
+from services.assistance.models import IdempotencyRecord, KnownHousehold, MemberHash
 from shared.db import transaction
 from shared.events.envelope import utcnow
+from shared.events.registry import HOUSEHOLD_CLOSED, HOUSEHOLD_REGISTERED
 from shared.ids import new_id
+from shared.pii import CitizenIdProtector
+from tests.apps import deliver
 from tests.assistance.support import Assistance, item
 from tests.registry.support import problem
 
@@ -121,8 +125,6 @@ async def test_the_idempotency_key_matrix(assistance: Assistance) -> None:
     # A first request still running: 409 with Retry-After. One whose process died long ago is taken over.
     in_flight = assistance.batch([item("1", household_id=household_id)])
     raw = json.dumps(in_flight, ensure_ascii=False).encode()
-    import hashlib
-
     async with transaction(assistance.app.state.sessionmaker) as session:
         session.add(IdempotencyRecord(scope="disbursement-batch", key="running", status="processing",
                                       request_sha256=hashlib.sha256(raw).hexdigest(), locked_at=utcnow(),
@@ -189,3 +191,27 @@ async def test_a_reversal_returns_the_money_and_the_yearly_payment(assistance: A
     outside = assistance.as_("assistance:read", "assistance:write", areas=("4101",))
     problem(await assistance.client.post(f"/v1/disbursements/{payment_id}/reversal", json={"reason": "x"},
                                          headers=outside), 404)
+
+
+async def test_redelivered_and_late_events_change_nothing(assistance: Assistance) -> None:
+
+    household_id, cid = await assistance.household(target_poor=True)
+    registered = {"household_id": household_id, "version": 1, "status": "open", "province_code": "40",
+                  "district_code": "4001", "subdistrict_code": "400101", "village_no": 3, "village_code": "40010103",
+                  "sources": ["tpmap"], "welfare_card": True, "team_id": None, "members": []}
+    event_id = new_id()
+    closed = registered | {"version": 2, "status": "closed", "reason": "ย้ายออกนอกพื้นที่"}
+    assert await deliver(assistance.app, HOUSEHOLD_CLOSED, closed, event_id=event_id) == 1
+    assert await deliver(assistance.app, HOUSEHOLD_CLOSED, closed, event_id=event_id) == 0  # the inbox drops it
+    assert await deliver(assistance.app, HOUSEHOLD_REGISTERED, registered) == 1  # older version, arriving late
+    await assistance.assess(household_id, False, survey_year=2564)               # an older survey year, late
+    async with transaction(assistance.app.state.sessionmaker) as session:
+        row = await session.get(KnownHousehold, household_id)
+        assert row is not None and (row.version, row.status, row.target_poor, row.assessed_year) == (
+            2, "closed", True, 2565)
+        protector = CitizenIdProtector(assistance.settings.pii)
+        assert await session.get(MemberHash, (protector.hash(cid), household_id)) is None
+    await assistance.budget("3000.00")
+    outcome = (await assistance.push(assistance.batch([item("1", cid=cid)]), key="late")).json()["items"][0]
+    assert outcome["reason"] == "unknown_household"  # closed: its members' hashes no longer match
+
