@@ -27,11 +27,10 @@ from services.assessment.indicators import Person, applies, load_files, score
 from shared import migrations
 from shared.auth import issue_token
 from shared.bus.consumer import Consumer
-from shared.events.envelope import CloudEvent, source_for
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.scratchdb import ScratchDatabases
-from tests.apps import make_settings, running
+from tests.apps import consumer_record, make_settings, running
 
 ON = date(2022, 1, 15)
 TPMAP = next(f.definition for f in load_files() if f.definition.id == "tpmap-2560")
@@ -57,16 +56,13 @@ def bench_scoring(n: int) -> float:
 
 def announcement(household_id: str, members: list[Person]) -> ConsumerRecord[bytes, bytes]:
     """The registry's `household.registered` for a household, as the consumer receives it."""
-    data = {"household_id": household_id, "version": 1, "status": "open", "province_code": "40",
-            "district_code": "4001", "subdistrict_code": "400101", "village_no": 1,
-            "village_code": "40010101", "sources": ["tpmap"], "welfare_card": True,
-            "members": [{"member_id": new_id(), "citizen_id_hash": "0" * 64, "sex": "male",
-                         "birth_date": m.birth_date.isoformat(), "relation": "head",
-                         "disability": m.disability} for m in members]}
-    event = CloudEvent(source=source_for("registry"), type=HOUSEHOLD_REGISTERED.type, data=data)
-    return ConsumerRecord(topic="registry.household", partition=0, offset=0, timestamp=0, timestamp_type=0,
-                          key=None, value=event.to_json(), checksum=None, serialized_key_size=0,
-                          serialized_value_size=0, headers=[])
+    return consumer_record(HOUSEHOLD_REGISTERED, {
+        "household_id": household_id, "version": 1, "status": "open", "province_code": "40",
+        "district_code": "4001", "subdistrict_code": "400101", "village_no": 1, "village_code": "40010101",
+        "sources": ["tpmap"], "welfare_card": True,
+        "members": [{"member_id": new_id(), "citizen_id_hash": "0" * 64, "sex": "male",
+                     "birth_date": m.birth_date.isoformat(), "relation": "head", "disability": m.disability}
+                    for m in members]})
 
 
 @asynccontextmanager

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka.structs import ConsumerRecord
 
 from services import load
 from services.assistance.models import metadata
@@ -29,22 +28,13 @@ from shared.auth import issue_token
 from shared.bus.consumer import Consumer
 from shared.db import bulk_insert, transaction
 from shared.events.assessment import ASSESSMENT_RECORDED
-from shared.events.catalogue import EventType
-from shared.events.envelope import CloudEvent, source_for, utcnow
+from shared.events.envelope import utcnow
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector
 from shared.scratchdb import ScratchDatabases
-from tests.apps import make_settings, running
-from tests.assistance.support import citizen_id
-
-
-def record(event_type: EventType, data: dict[str, Any]) -> ConsumerRecord[bytes, bytes]:
-    event = CloudEvent(source=source_for(event_type.producer), type=event_type.type, subject=data["household_id"],
-                       data=data)
-    return ConsumerRecord(topic=event_type.topic, partition=0, offset=0, timestamp=0, timestamp_type=0,
-                          key=data["household_id"].encode(), value=event.to_json(), checksum=None,
-                          serialized_key_size=36, serialized_value_size=0, headers=[])
+from tests.apps import consumer_record, make_settings, running
+from tests.registry.support import citizen_id
 
 
 @asynccontextmanager
@@ -71,12 +61,12 @@ async def announce(app: Any, n: int, rng: random.Random) -> list[str]:
             village = f"4001{1 + k % 20:02d}0{1 + k % 9}"
             area = {"province_code": "40", "district_code": "4001", "subdistrict_code": village[:6],
                     "village_code": village}
-            records.append(record(HOUSEHOLD_REGISTERED, {
+            records.append(consumer_record(HOUSEHOLD_REGISTERED, {
                 "household_id": household_id, "version": 1, "status": "open", "village_no": int(village[6:]),
                 "sources": ["tpmap"], "welfare_card": True, "team_id": None, **area,
                 "members": [{"member_id": new_id(), "citizen_id_hash": protector.hash(cid), "sex": "female",
                              "birth_date": "1970-05-01", "relation": "head", "disability": False}]}))
-            records.append(record(ASSESSMENT_RECORDED, {
+            records.append(consumer_record(ASSESSMENT_RECORDED, {
                 "assessment_id": new_id(), "household_id": household_id, "survey_year": 2565, "revision": 1,
                 "surveyed_on": "2022-01-15", "indicator_set": "tpmap-2560", "indicator_set_version": 1,
                 **area, "dimensions": {"income": True}, "indicators": {}, "score": "1/4", "score_value": 0.25,

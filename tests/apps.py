@@ -89,14 +89,20 @@ async def run_import(app: FastAPI, client: httpx.AsyncClient, url: str, content:
     return body
 
 
+def consumer_record(event_type: EventType, data: dict[str, Any], *, event_id: str | None = None,
+                    offset: int = 0) -> ConsumerRecord[bytes, bytes]:
+    """An event about a household as a service's consumer receives it from Kafka."""
+    event = CloudEvent(source=source_for(event_type.producer), type=event_type.type, subject=data["household_id"],
+                       data=data, **({"id": event_id} if event_id else {}))
+    return ConsumerRecord(topic=event_type.topic, partition=0, offset=offset, timestamp=0, timestamp_type=0,
+                          key=data["household_id"].encode(), value=event.to_json(), checksum=None,
+                          serialized_key_size=36, serialized_value_size=0, headers=[])
+
+
 async def deliver(app: FastAPI, event_type: EventType, data: dict[str, Any], *, event_id: str | None = None,
                   offset: int = 0) -> int:
     """Deliver one event (keyed by its household) through a service's real consumer path, inbox included."""
-    event = CloudEvent(source=source_for(event_type.producer), type=event_type.type, subject=data["household_id"],
-                       data=data, **({"id": event_id} if event_id else {}))
-    record = ConsumerRecord(topic=event_type.topic, partition=0, offset=offset, timestamp=0, timestamp_type=0,
-                            key=data["household_id"].encode(), value=event.to_json(), checksum=None,
-                            serialized_key_size=36, serialized_value_size=0, headers=[])
     consumer = app.state.consumer
+    record = consumer_record(event_type, data, event_id=event_id, offset=offset)
     processed: int = await consumer.process([consumer.handlers.decode(record)])
     return processed

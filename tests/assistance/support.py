@@ -18,15 +18,10 @@ from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector
 from tests.apps import bearer, deliver, outbox_events
+from tests.registry.support import citizen_id
 
 ALL = ("assistance:read", "assistance:write")
 PAID_ON = "2022-01-27"  # the kick-off in Khon Kaen, FY 2565
-
-
-def citizen_id(rng: random.Random) -> str:
-    digits = [rng.randint(1, 8)] + [rng.randint(0, 9) for _ in range(11)]
-    check = (11 - sum(d * (13 - i) for i, d in enumerate(digits)) % 11) % 10
-    return "".join(map(str, digits)) + str(check)
 
 
 @dataclass
