@@ -159,3 +159,21 @@ class Centre(Base, table=True):
     district_code: str = Field(max_length=4)
     subdistrict_code: str = Field(max_length=6, index=True)
     created_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Visit(Base, table=True):
+    """A field visit to a household: what the team found in each dimension and where the household stands."""
+
+    __tablename__ = "visit"
+
+    id: str = Field(primary_key=True, max_length=36)
+    household_id: str = Field(max_length=36, index=True)
+    village_code: str = Field(max_length=8, index=True)
+    visited_on: date
+    team_id: str | None = Field(default=None, max_length=36)
+    buddy_official: str | None = Field(default=None, max_length=200)
+    stage: str = Field(max_length=12)  # survive, sufficient, sustainable
+    notes: str | None = Field(default=None, max_length=4000)
+    problems: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(sa_column=timestamp_column())

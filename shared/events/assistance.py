@@ -1,6 +1,7 @@
 """Events the assistance service publishes.
 
-Topic `assistance.household` (key = household id): `disbursement.recorded`, `disbursement.reversed`.
+Topic `assistance.household` (key = household id): `disbursement.recorded`, `disbursement.reversed`,
+`visit.recorded`.
 Topic `assistance.centre` (key = centre id): `centre_subsidy.recorded`.
 Topic `assistance.budget` (key = budget id): `budget.set`. Amounts are decimal strings with 2 places.
 """
@@ -69,6 +70,23 @@ class CentreSubsidyRecorded(BaseModel):
     subdistrict_code: str
 
 
+class VisitProblem(BaseModel):
+    dimension: str
+    indicator_code: str | None = None
+
+
+class VisitRecorded(BaseModel):
+    """A team visited a household (the problems' descriptions stay in the service: they may be sensitive)."""
+
+    visit_id: str
+    household_id: str
+    village_code: str
+    visited_on: date
+    stage: str = Field(description="survive, sufficient or sustainable (อยู่รอด / พอเพียง / ยั่งยืน)")
+    team_id: str | None
+    problems: list[VisitProblem]
+
+
 class BudgetSet(BaseModel):
     """A budget was allocated or changed."""
 
@@ -89,6 +107,8 @@ DISBURSEMENT_RECORDED = ASSISTANCE_EVENTS.define(
 DISBURSEMENT_REVERSED = ASSISTANCE_EVENTS.define(
     "disbursement.reversed", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household",
     payload=DisbursementReversed)
+VISIT_RECORDED = ASSISTANCE_EVENTS.define(
+    "visit.recorded", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household", payload=VisitRecorded)
 CENTRE_SUBSIDY_RECORDED = ASSISTANCE_EVENTS.define(
     "centre_subsidy.recorded", topic=CENTRE_TOPIC, producer="assistance", aggregate="centre",
     payload=CentreSubsidyRecorded)
