@@ -11,12 +11,12 @@ missing key is 400; a missing, stale (over 5 minutes) or wrong signature is 401,
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.assistance.models import IdempotencyRecord
 from shared import webhooks
 from shared.db import as_utc, transaction
-from shared.errors import BadRequest, Conflict, Problem, Unprocessable
+from shared.errors import PROBLEM_JSON, BadRequest, Conflict, Problem, Unprocessable
 from shared.events.envelope import utcnow
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
@@ -54,23 +54,18 @@ async def handle_push(request: Request, scope: str, model: type[BodyT],
         raise BadRequest(f"Idempotency-Key is longer than {MAX_KEY} characters.", type_slug="idempotency-key-invalid")
     try:
         body = model.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = [{"field": ".".join(["body", *(str(p) for p in e["loc"])]), "message": e["msg"],
-                   "code": e["type"]} for e in exc.errors(include_url=False, include_context=False)]
-        raise Unprocessable("The body does not match the schema.", errors=errors[:100]) from None
+    except ValidationError as exc:  # reported as FastAPI reports a body it parsed itself (at most 100 errors)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()[:100]]) from None
     digest = hashlib.sha256(raw).hexdigest()
     maker = request.app.state.sessionmaker
     replay = await _claim(maker, scope, key, digest, settings.idempotency_lock_s)
     if replay is not None:
-        return JSONResponse(replay.response_body, status_code=replay.response_status or 200,
-                            headers={"Idempotent-Replayed": "true"},
-                            media_type="application/problem+json" if (replay.response_status or 200) >= 400
-                            else None)
+        return _answer(replay.response_status or 200, replay.response_body or {}, replayed=True)
     try:
         async with transaction(maker) as session:
             try:
                 status, response = await run(session, Push(webhook_id, key, body))
-                content: dict[str, Any] = json.loads(response.model_dump_json())
+                content: dict[str, Any] = response.model_dump(mode="json")
             except Problem as problem:  # a refusal is the answer to this key too
                 if problem.status >= 500:
                     raise
@@ -84,8 +79,13 @@ async def handle_push(request: Request, scope: str, model: type[BodyT],
             if record is not None and record.status == "processing":
                 await session.delete(record)
         raise
-    return JSONResponse(content, status_code=status,
-                        media_type="application/problem+json" if status >= 400 else None)
+    return _answer(status, content)
+
+
+def _answer(status: int, content: dict[str, Any], *, replayed: bool = False) -> JSONResponse:
+    """The response to a push, first time or replayed (a stored refusal stays problem+json)."""
+    return JSONResponse(content, status_code=status, media_type=PROBLEM_JSON if status >= 400 else None,
+                        headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
 async def _claim(maker: Any, scope: str, key: str, digest: str, lock_s: int) -> IdempotencyRecord | None:
