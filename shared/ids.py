@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 import time
+
+from shared.errors import BadRequest
 
 
 def new_id() -> str:
@@ -13,3 +18,27 @@ def new_id() -> str:
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# What new_id() gives, as a pattern for path and body fields (lower-case hex, hyphenated).
+ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_ID = re.compile(ID_PATTERN)
+
+
+def encode_cursor(last_id: str | None) -> str | None:
+    """The opaque `cursor` for the page after the row `last_id` (None: there is no next page)."""
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=") if last_id else None
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    """The row id a cursor from encode_cursor stands for; 400 (bad-cursor) for anything else."""
+    if cursor is None:
+        return None
+    try:
+        standard = (cursor + "=" * (-len(cursor) % 4)).replace("-", "+").replace("_", "/")
+        last_id = base64.b64decode(standard, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        last_id = ""
+    if not _ID.fullmatch(last_id):
+        raise BadRequest("The cursor is not one this API gave out.", type_slug="bad-cursor")
+    return last_id

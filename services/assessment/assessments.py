@@ -41,9 +41,8 @@ from shared.events.assessment import (
     PovertyStatusChanged,
 )
 from shared.events.envelope import utcnow
-from shared.ids import new_id
+from shared.ids import ID_PATTERN, new_id
 
-ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 

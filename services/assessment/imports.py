@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assessment.assessments import (
-    ID_PATTERN,
     AssessmentIn,
     Stored,
     check,
@@ -43,6 +42,7 @@ from shared.auth import Principal
 from shared.bus import PendingEvent
 from shared.db import bulk_insert
 from shared.errors import Problem
+from shared.ids import ID_PATTERN
 from shared.imports import RowError, csv_rows, parse_flag
 
 FIXED_COLUMNS = ("household_id", "indicator_set", "indicator_set_version", "survey_year", "surveyed_on")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.assistance import budgets, centres, disbursements, logbook
+from services.assistance import budgets, centres, disbursements, logbook, partners, referrals, timeline
 from services.assistance.models import inbox, metadata, outbox
 from services.assistance.projection import handlers
 from services.assistance.security import security
@@ -25,7 +25,8 @@ SPEC = ServiceSpec(
     catalogue=ASSISTANCE_EVENTS,
     security=security,
     handlers=handlers,
-    routers=(budgets.router, disbursements.router, centres.router, logbook.router),
+    routers=(budgets.router, disbursements.router, centres.router, logbook.router, partners.router, referrals.router,
+             timeline.router),
 )
 
 

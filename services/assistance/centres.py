@@ -23,7 +23,6 @@ from sqlmodel import col, select
 from services.assistance.budgets import CENTRE_SUBSIDY, Ledger
 from services.assistance.disbursements import (
     DISBURSEMENT_TABLE,
-    ID_PATTERN,
     REF_PATTERN,
     BatchOut,
     Reason,
@@ -43,7 +42,7 @@ from shared.db import as_utc, bulk_insert
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.events.assistance import CENTRE_SUBSIDY_RECORDED, CentreSubsidyRecorded
 from shared.events.envelope import utcnow
-from shared.ids import new_id
+from shared.ids import ID_PATTERN, new_id
 from shared.money import ZERO, Amount, FiscalYear, Money
 from shared.text import Text
 

@@ -41,13 +41,12 @@ from shared.events.assistance import (
     DisbursementReversed,
 )
 from shared.events.envelope import utcnow
-from shared.ids import new_id
+from shared.ids import ID_PATTERN, new_id
 from shared.money import ZERO, Amount, FiscalYear, Money, fiscal_year
 from shared.pii import CitizenIdProtector, validate_citizen_id
 
 DISBURSEMENT_TABLE = Disbursement.__table__  # type: ignore[attr-defined]
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"
-ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 class Reason(StrEnum):

@@ -1,5 +1,5 @@
 """The field logbook: visits to households (what the team found, dimension by dimension, and the household's
-stage). Plans, referrals and partners' help come next (issue 6)."""
+stage). Plans, referrals and partners' help are in `referrals`, the household's whole story in `timeline`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import col, select
 
-from services.assistance.disbursements import ID_PATTERN
 from services.assistance.models import KnownHousehold, Visit, outbox
 from services.assistance.security import can_read, can_write
-from shared import areas
+from shared import areas, clock
 from shared.app import SessionDep
 from shared.auth import Principal, area_clause
 from shared.bus import PendingEvent
@@ -23,8 +22,8 @@ from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
 from shared.events.assistance import VISIT_RECORDED, VisitProblem, VisitRecorded
 from shared.events.envelope import utcnow
-from shared.ids import new_id
-from shared.text import Text
+from shared.ids import ID_PATTERN, new_id
+from shared.text import Notes, Text
 
 
 class Dimension(StrEnum):
@@ -53,7 +52,7 @@ class VisitIn(BaseModel):
     visited_on: date
     team_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)] | None = None
     buddy_official: Annotated[Text, StringConstraints(max_length=200)] | None = None
-    notes: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    notes: Annotated[Notes, StringConstraints(max_length=4000)] | None = None
     problems: list[ProblemIn] = Field(default_factory=list, max_length=50)
     stage: Stage
 
@@ -83,7 +82,7 @@ router = APIRouter(tags=["logbook"])
 HouseholdId = Annotated[str, Path(pattern=ID_PATTERN, description="the registry's household id")]
 
 
-async def _household(session: SessionDep, principal: Principal, household_id: str) -> KnownHousehold:
+async def household_in_reach(session: SessionDep, principal: Principal, household_id: str) -> KnownHousehold:
     household = await session.get(KnownHousehold, household_id)
     if household is None or household.version == 0 or not principal.can_see(household.village_code):
         raise NotFound(f"There is no household {household_id} in your areas (or the registry's event has not "
@@ -96,8 +95,8 @@ async def _household(session: SessionDep, principal: Principal, household_id: st
                         422: {"description": "A visit date in the future, an unknown dimension or stage"}})
 async def record_visit(household_id: HouseholdId, body: VisitIn, session: SessionDep,
                        principal: Principal = can_write) -> JSONResponse:
-    household = await _household(session, principal, household_id)
-    if body.visited_on > utcnow().date():
+    household = await household_in_reach(session, principal, household_id)
+    if body.visited_on > clock.today():
         raise Unprocessable("visited_on is in the future", errors=[{
             "field": "body.visited_on", "message": "must not be in the future", "code": "date"}])
     visit = Visit(id=new_id(), household_id=household.id, village_code=household.village_code,
@@ -119,7 +118,7 @@ async def record_visit(household_id: HouseholdId, body: VisitIn, session: Sessio
 @router.get("/v1/households/{household_id}/visits", summary="A household's visits, newest first")
 async def household_visits(household_id: HouseholdId, session: SessionDep,
                            principal: Principal = can_read) -> list[VisitOut]:
-    await _household(session, principal, household_id)
+    await household_in_reach(session, principal, household_id)
     found = await session.execute(select(Visit).where(col(Visit.household_id) == household_id)
                                   .order_by(col(Visit.visited_on).desc(), col(Visit.recorded_at).desc()))
     return [present(v) for v in found.scalars()]

@@ -177,3 +177,85 @@ class Visit(Base, table=True):
     problems: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     recorded_by: str = Field(max_length=200)
     recorded_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Partner(Base, table=True):
+    """A partner agency from one of the seven sectors that households are referred to."""
+
+    __tablename__ = "partner"
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(max_length=300)
+    sector: str = Field(max_length=20)
+    areas: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The OAuth client (token `sub`) that acts for this partner: it sees only the partner's referrals.
+    client_id: str | None = Field(default=None, max_length=200, unique=True)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Referral(Base, table=True):
+    """An action of a household's development plan, referred to a partner: open → in_progress → done, or
+    cancelled."""
+
+    __tablename__ = "referral"
+
+    id: str = Field(primary_key=True, max_length=36)
+    household_id: str = Field(max_length=36, index=True)
+    village_code: str = Field(max_length=8, index=True)
+    dimension: str = Field(max_length=12)
+    action: str = Field(max_length=2000)
+    partner_id: str = Field(foreign_key="partner.id", max_length=36, index=True)
+    due_on: date
+    status: str = Field(max_length=12, index=True)
+    outcome: str | None = Field(default=None, max_length=4000)
+    version: int = 1
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=timestamp_column())
+    updated_at: datetime = Field(sa_column=timestamp_column())
+
+
+class ReferralChange(Base, table=True):
+    """Each step of a referral (its creation and every status change): who, when, and what they wrote."""
+
+    __tablename__ = "referral_change"
+
+    id: str = Field(primary_key=True, max_length=36)
+    referral_id: str = Field(foreign_key="referral.id", max_length=36, index=True)
+    household_id: str = Field(max_length=36, index=True)
+    status_before: str | None = Field(default=None, max_length=12)
+    status: str = Field(max_length=12)
+    note: str | None = Field(default=None, max_length=4000)
+    changed_by: str = Field(max_length=200)
+    changed_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Help(Base, table=True):
+    """Help a household received under a referral: its kind, its value in baht if it has one, and when."""
+
+    __tablename__ = "help"
+
+    id: str = Field(primary_key=True, max_length=36)
+    referral_id: str = Field(foreign_key="referral.id", max_length=36, index=True)
+    household_id: str = Field(max_length=36, index=True)
+    partner_id: str = Field(max_length=36)
+    kind: str = Field(max_length=12)
+    value: Decimal | None = Field(default=None, sa_type=money_column(), nullable=True)
+    given_on: date
+    notes: str | None = Field(default=None, max_length=4000)
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(sa_column=timestamp_column())
+
+
+class HistoryEntry(Base, table=True):
+    """An event another service published about a household, kept for the household's timeline."""
+
+    __tablename__ = "household_history"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    household_id: str = Field(max_length=36, index=True)
+    type: str = Field(max_length=60)
+    source: str = Field(max_length=20)
+    occurred_at: datetime = Field(sa_column=timestamp_column())
+    happened_on: date | None = None  # the date it happened in the field, when the event says (surveyed_on)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

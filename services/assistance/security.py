@@ -1,19 +1,24 @@
 """The assistance service's OAuth 2.0 scopes: one security scheme shared by all its routes.
 
-The ministry's pushes are not authenticated by a token but by their Standard Webhooks signature."""
+The ministry's pushes are not authenticated by a token but by their Standard Webhooks signature. A partner
+agency's client holds `assistance:partner` and is tied to its partner record by its client id: it sees and
+moves on only the referrals addressed to that partner."""
 
 from shared.app import service_security
 
 READ = "assistance:read"
 WRITE = "assistance:write"
+PARTNER = "assistance:partner"
 
 security = service_security(
     "assistance",
     {
         READ: "Read programmes, budgets, batches and payments in the token's areas",
-        WRITE: "Set budgets and reverse payments in the token's areas",
+        WRITE: "Set budgets, reverse payments, record visits and refer households in the token's areas",
+        PARTNER: "Act for the partner agency tied to this client: its referrals, their outcomes and the help given",
     },
 )
 
 can_read = security.require(READ)
 can_write = security.require(WRITE)
+signed_in = security.require()  # the route itself decides between staff and partner scopes

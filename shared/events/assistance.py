@@ -1,7 +1,8 @@
 """Events the assistance service publishes.
 
 Topic `assistance.household` (key = household id): `disbursement.recorded`, `disbursement.reversed`,
-`visit.recorded`.
+`visit.recorded`, `referral.created`, `referral.updated`, `help.recorded`. Free text written in the field
+(problems, actions, notes) stays in the service: it may be sensitive.
 Topic `assistance.centre` (key = centre id): `centre_subsidy.recorded`.
 Topic `assistance.budget` (key = budget id): `budget.set`. Amounts are decimal strings with 2 places.
 """
@@ -87,6 +88,40 @@ class VisitRecorded(BaseModel):
     problems: list[VisitProblem]
 
 
+class ReferralFacts(BaseModel):
+    """Which referral, of which household, in which dimension, to which partner."""
+
+    referral_id: str
+    household_id: str
+    village_code: str
+    dimension: str
+    partner_id: str
+    partner_sector: str = Field(description="government, private, academic, religious, media, civil_society, people")
+
+
+class ReferralCreated(ReferralFacts):
+    """An action of a household's development plan was referred to a partner agency."""
+
+    due_on: date
+    status: str = Field(description="open, in_progress, done or cancelled")
+    version: int
+
+
+class ReferralUpdated(ReferralCreated):
+    """A referral moved on: open → in_progress → done, or cancelled."""
+
+    status_before: str
+
+
+class HelpRecorded(ReferralFacts):
+    """A partner agency (or the team) recorded help given to a household under a referral."""
+
+    help_id: str
+    kind: str = Field(description="cash, in_kind, service, job, training, housing or health")
+    value: str | None = Field(description="baht, 2 decimals, when the help has a money value", examples=["1500.00"])
+    given_on: date
+
+
 class BudgetSet(BaseModel):
     """A budget was allocated or changed."""
 
@@ -109,6 +144,14 @@ DISBURSEMENT_REVERSED = ASSISTANCE_EVENTS.define(
     payload=DisbursementReversed)
 VISIT_RECORDED = ASSISTANCE_EVENTS.define(
     "visit.recorded", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household", payload=VisitRecorded)
+REFERRAL_CREATED = ASSISTANCE_EVENTS.define(
+    "referral.created", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household",
+    payload=ReferralCreated)
+REFERRAL_UPDATED = ASSISTANCE_EVENTS.define(
+    "referral.updated", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household",
+    payload=ReferralUpdated)
+HELP_RECORDED = ASSISTANCE_EVENTS.define(
+    "help.recorded", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household", payload=HelpRecorded)
 CENTRE_SUBSIDY_RECORDED = ASSISTANCE_EVENTS.define(
     "centre_subsidy.recorded", topic=CENTRE_TOPIC, producer="assistance", aggregate="centre",
     payload=CentreSubsidyRecorded)

@@ -31,8 +31,8 @@ class Assistance:
     app: Any
     rng: random.Random
 
-    def as_(self, *scopes: str, areas: tuple[str, ...] = ("*",)) -> dict[str, str]:
-        return bearer(self.settings.auth, *scopes, areas=areas)
+    def as_(self, *scopes: str, areas: tuple[str, ...] = ("*",), client_id: str = "test-client") -> dict[str, str]:
+        return bearer(self.settings.auth, *scopes, areas=areas, client_id=client_id)
 
     @property
     def admin(self) -> dict[str, str]:

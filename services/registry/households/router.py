@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -29,14 +26,14 @@ from services.registry.households.service import Caller, HouseholdFilter, Househ
 from services.registry.security import can_lookup, can_read, can_write
 from shared.app import SessionDep
 from shared.auth import Principal
-from shared.errors import BadRequest, NotFound, problem_response
+from shared.errors import NotFound, problem_response
 from shared.etag import etag
 from shared.events.registry import Source
+from shared.ids import decode_cursor, encode_cursor
 from shared.pii import CitizenIdProtector
 
 router = APIRouter(prefix="/v1", tags=["households"])
 
-_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 IfMatch = Annotated[str | None, Header(description="ETag from your last read (required for changes)")]
 Purpose = Annotated[
@@ -71,23 +68,6 @@ def _reply(request: Request, session: SessionDep, record: HouseholdRecord, calle
     if status_code == 201:
         headers["Location"] = f"/v1/households/{record.household.id}"
     return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
-
-
-def _encode_cursor(last_id: str | None) -> str | None:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=") if last_id else None
-
-
-def _decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        standard = (cursor + "=" * (-len(cursor) % 4)).replace("-", "+").replace("_", "/")
-        last_id = base64.b64decode(standard, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        last_id = ""
-    if not _ID.fullmatch(last_id):
-        raise BadRequest("The cursor is not one this API gave out.", type_slug="bad-cursor")
-    return last_id
 
 
 @router.post("/households", status_code=201, response_model=HouseholdOut, summary="Register a household",
@@ -126,11 +106,11 @@ async def list_households(
     filters = HouseholdFilter(province=province, district=district, subdistrict=subdistrict, village_no=village_no,
                               source=source, welfare_card=welfare_card, team=team,
                               status=None if status == "any" else status, q=q)
-    records, last = await service.list_page(session, caller=caller, filters=filters, after=_decode_cursor(cursor),
+    records, last = await service.list_page(session, caller=caller, filters=filters, after=decode_cursor(cursor),
                                             limit=size)
     items = [service.present(session, r, caller=caller, protector=_protector(request), action="pii_read")
              for r in records]
-    page = HouseholdPage(items=items, next_cursor=_encode_cursor(last))
+    page = HouseholdPage(items=items, next_cursor=encode_cursor(last))
     return JSONResponse(page.model_dump(mode="json"))
 
 

@@ -1,0 +1,218 @@
+"""Partners, referrals and help: the seven sectors, partner isolation, the status machine, overdue referrals,
+the events (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from shared import clock
+from shared.ids import new_id
+from tests.assistance.support import Assistance
+from tests.registry.support import problem
+
+pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
+
+HOSPITAL = "โรงพยาบาลขอนแก่น"
+ROOF = "ซ่อมแซมหลังคาบ้านที่รั่ว"
+PARTNER = "assistance:partner"
+
+
+async def partner(assistance: Assistance, name: str = HOSPITAL, *, sector: str = "government",
+                  areas: list[str] | None = None, client_id: str | None = None) -> dict[str, Any]:
+    created = await assistance.client.post("/v1/partners", json={
+        "name": name, "sector": sector, "areas": areas or ["40"], "client_id": client_id}, headers=assistance.admin)
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    return body
+
+
+async def refer(assistance: Assistance, household_id: str, partner_id: str, *, due_on: date | None = None,
+                dimension: str = "living", headers: dict[str, str] | None = None) -> dict[str, Any]:
+    created = await assistance.client.post(f"/v1/households/{household_id}/referrals", json={
+        "dimension": dimension, "action": ROOF, "partner_id": partner_id,
+        "due_on": (due_on or clock.today() + timedelta(days=30)).isoformat()}, headers=headers or assistance.admin)
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == f"/v1/referrals/{created.json()['id']}"
+    body: dict[str, Any] = created.json()
+    return body
+
+
+async def test_partners_of_the_seven_sectors(assistance: Assistance) -> None:
+    hospital = await partner(assistance, client_id="kk-hospital")
+    assert hospital["name"] == HOSPITAL and hospital["sector"] == "government" and hospital["areas"] == ["40"]
+    await partner(assistance, "วัดหนองแวง", sector="religious", areas=["4001"])
+    await partner(assistance, "มหาวิทยาลัยขอนแก่น", sector="academic", areas=["400101", "4002"])
+    listed = (await assistance.client.get("/v1/partners", params={"area": "40020101"},
+                                          headers=assistance.admin)).json()
+    assert [p["name"] for p in listed] == ["มหาวิทยาลัยขอนแก่น", HOSPITAL]
+    religious = (await assistance.client.get("/v1/partners", params={"sector": "religious"},
+                                             headers=assistance.admin)).json()
+    assert [p["name"] for p in religious] == ["วัดหนองแวง"]
+    got = await assistance.client.get(f"/v1/partners/{hospital['id']}", headers=assistance.admin)
+    assert got.json() == hospital
+
+    url = "/v1/partners"
+    body = {"name": "บริษัท ก", "sector": "private", "areas": ["40"]}
+    problem(await assistance.client.post(url, json=body | {"client_id": "kk-hospital"}, headers=assistance.admin), 409)
+    problem(await assistance.client.post(url, json=body | {"sector": "foreign"}, headers=assistance.admin), 422)
+    problem(await assistance.client.post(url, json=body | {"areas": ["99"]}, headers=assistance.admin), 422)
+    problem(await assistance.client.post(url, json=body | {"areas": []}, headers=assistance.admin), 422)
+    problem(await assistance.client.post(url, json=body | {"name": "a\x00b"}, headers=assistance.admin), 422)
+    mueang = assistance.as_("assistance:read", "assistance:write", areas=("4001",))
+    problem(await assistance.client.post(url, json=body, headers=mueang), 403)
+    problem(await assistance.client.get(f"/v1/partners/{new_id()}", headers=assistance.admin), 404)
+
+
+async def test_a_partner_sees_and_moves_only_its_own_referrals(assistance: Assistance) -> None:
+    household_id, _ = await assistance.household()
+    other_household, _ = await assistance.household(village="40020101")
+    hospital = await partner(assistance, client_id="kk-hospital")
+    temple = await partner(assistance, "วัดหนองแวง", sector="religious", client_id="wat-nong-waeng")
+    mine = await refer(assistance, household_id, hospital["id"], dimension="health")
+    theirs = await refer(assistance, other_household, temple["id"])
+    as_hospital = assistance.as_(PARTNER, client_id="kk-hospital")
+
+    listed = (await assistance.client.get("/v1/referrals", params={"status": "open"}, headers=as_hospital)).json()
+    assert [r["id"] for r in listed["items"]] == [mine["id"]] and listed["next_cursor"] is None
+    assert listed["items"][0]["partner"] == {"id": hospital["id"], "name": HOSPITAL, "sector": "government"}
+    assert listed["items"][0]["action"] == ROOF
+    # Asking for another partner's referrals does not widen what a partner sees.
+    widened = await assistance.client.get("/v1/referrals", params={"partner_id": temple["id"]}, headers=as_hospital)
+    assert widened.json()["items"] == []
+    problem(await assistance.client.get(f"/v1/referrals/{theirs['id']}", headers=as_hospital), 404)
+    problem(await assistance.client.patch(f"/v1/referrals/{theirs['id']}", json={"status": "in_progress"},
+                                          headers=as_hospital), 404)
+    problem(await assistance.client.post(f"/v1/referrals/{theirs['id']}/help", json={
+        "kind": "health", "given_on": "2022-03-01"}, headers=as_hospital), 404)
+    # A partner's client is not staff: no households, visits or plans, and it cannot refer.
+    problem(await assistance.client.get(f"/v1/households/{household_id}/timeline", headers=as_hospital), 403)
+    problem(await assistance.client.get(f"/v1/households/{household_id}/referrals", headers=as_hospital), 403)
+    problem(await assistance.client.post(f"/v1/households/{household_id}/referrals", json={
+        "dimension": "health", "action": "x", "partner_id": hospital["id"], "due_on": "2030-01-01"},
+        headers=as_hospital), 403)
+    # A partner scope without a partner tied to the client, or no scope at all.
+    problem(await assistance.client.get("/v1/referrals", headers=assistance.as_(PARTNER, client_id="nobody")), 403)
+    problem(await assistance.client.get("/v1/referrals", headers=assistance.as_("registry:read")), 403)
+
+    staff = (await assistance.client.get("/v1/referrals", headers=assistance.admin)).json()
+    assert {r["id"] for r in staff["items"]} == {mine["id"], theirs["id"]}
+    mueang = assistance.as_("assistance:read", areas=("4001",))
+    assert [r["id"] for r in (await assistance.client.get("/v1/referrals", headers=mueang)).json()["items"]] == [
+        mine["id"]]
+    problem(await assistance.client.get(f"/v1/referrals/{theirs['id']}", headers=mueang), 404)
+    plan = (await assistance.client.get(f"/v1/households/{household_id}/referrals", headers=assistance.admin)).json()
+    assert [r["id"] for r in plan] == [mine["id"]]
+
+    moved = await assistance.client.patch(f"/v1/referrals/{mine['id']}", json={"status": "in_progress"},
+                                          headers=as_hospital)
+    assert moved.status_code == 200, moved.text
+    helped = await assistance.client.post(f"/v1/referrals/{mine['id']}/help", json={
+        "kind": "health", "value": "1500.50", "given_on": "2022-03-01", "notes": "ตรวจสุขภาพและรับยา"},
+        headers=as_hospital)
+    assert helped.status_code == 201, helped.text
+    assert helped.json()["value"] == "1500.50" and helped.json()["recorded_by"] == "kk-hospital"
+    detail = (await assistance.client.get(f"/v1/referrals/{mine['id']}", headers=as_hospital)).json()
+    assert [h["notes"] for h in detail["help"]] == ["ตรวจสุขภาพและรับยา"]
+    assert [(c["status_before"], c["status"], c["changed_by"]) for c in detail["changes"]] == [
+        (None, "open", "test-client"), ("open", "in_progress", "kk-hospital")]
+
+
+async def test_the_status_machine(assistance: Assistance) -> None:
+    household_id, _ = await assistance.household()
+    hospital = await partner(assistance)
+    referral = await refer(assistance, household_id, hospital["id"])
+    url = f"/v1/referrals/{referral['id']}"
+
+    async def move(status: str, **headers: str) -> Any:
+        return await assistance.client.patch(url, json={"status": status, "note": f"→ {status}"},
+                                             headers=assistance.admin | headers)
+
+    conflict = problem(await move("done"), 409)
+    assert conflict["status_now"] == "open"
+    problem(await move("open"), 409)
+    problem(await move("finished"), 422)
+    problem(await move("in_progress", **{"If-Match": '"v7"'}), 412)
+    started = await move("in_progress", **{"If-Match": '"v1"'})
+    assert started.status_code == 200 and started.headers["etag"] == '"v2"'
+    problem(await move("in_progress"), 409)
+    done = await move("done")
+    assert done.json()["status"] == "done" and done.json()["outcome"] == "→ done" and done.json()["version"] == 3
+    for status in ("open", "in_progress", "cancelled", "done"):
+        problem(await move(status), 409)
+    # Help may still be recorded after the fact; not under a cancelled referral.
+    assert (await assistance.client.post(f"{url}/help", json={"kind": "service", "given_on": "2022-04-01"},
+                                         headers=assistance.admin)).status_code == 201
+
+    cancelled = await refer(assistance, household_id, hospital["id"])
+    assert (await assistance.client.patch(f"/v1/referrals/{cancelled['id']}", json={"status": "cancelled"},
+                                          headers=assistance.admin)).status_code == 200
+    problem(await assistance.client.post(f"/v1/referrals/{cancelled['id']}/help", json={
+        "kind": "cash", "value": "500.00", "given_on": "2022-04-01"}, headers=assistance.admin), 409)
+    for bad in ({"kind": "cash", "value": "0.00", "given_on": "2022-04-01"},
+                {"kind": "cash", "value": "10.001", "given_on": "2022-04-01"},
+                {"kind": "luck", "given_on": "2022-04-01"},
+                {"kind": "job", "given_on": (clock.today() + timedelta(days=1)).isoformat()}):
+        problem(await assistance.client.post(f"{url}/help", json=bad, headers=assistance.admin), 422)
+
+    published = [(t, d["status_before"] if t == "referral.updated" else None, d["status"])
+                 for t, _, d in await assistance.events() if t.startswith("referral.")]
+    assert published == [("referral.created", None, "open"), ("referral.updated", "open", "in_progress"),
+                         ("referral.updated", "in_progress", "done"), ("referral.created", None, "open"),
+                         ("referral.updated", "open", "cancelled")]
+    helped = [d for t, _, d in await assistance.events() if t == "help.recorded"]
+    assert [(h["kind"], h["value"], h["partner_sector"]) for h in helped] == [("service", None, "government")]
+    assert ROOF not in str(await assistance.events())  # the action's text stays in the service
+
+
+async def test_referrals_that_cannot_be_made(assistance: Assistance) -> None:
+    household_id, _ = await assistance.household()
+    closed, _ = await assistance.household(status="closed")
+    far = await partner(assistance, "เทศบาลเมืองชุมแพ", areas=["4005"])
+    hospital = await partner(assistance)
+    body = {"dimension": "living", "action": ROOF, "due_on": "2030-01-01"}
+    url = f"/v1/households/{household_id}/referrals"
+    problem(await assistance.client.post(url, json=body | {"partner_id": far["id"]}, headers=assistance.admin), 422)
+    problem(await assistance.client.post(url, json=body | {"partner_id": new_id()}, headers=assistance.admin), 422)
+    problem(await assistance.client.post(url, json=body | {"partner_id": hospital["id"], "dimension": "luck"},
+                                         headers=assistance.admin), 422)
+    problem(await assistance.client.post(f"/v1/households/{closed}/referrals", json=body | {
+        "partner_id": hospital["id"]}, headers=assistance.admin), 409)
+    problem(await assistance.client.post(f"/v1/households/{new_id()}/referrals", json=body | {
+        "partner_id": hospital["id"]}, headers=assistance.admin), 404)
+    problem(await assistance.client.post(url, json=body | {"partner_id": hospital["id"]},
+                                         headers=assistance.as_("assistance:read")), 403)
+    problem(await assistance.client.get("/v1/referrals", params={"cursor": "bm90LWFuLWlk"},
+                                        headers=assistance.admin), 400)
+
+
+async def test_overdue_referrals_are_listed(assistance: Assistance) -> None:
+    household_id, _ = await assistance.household()
+    hospital = await partner(assistance, client_id="kk-hospital")
+    today = clock.today()
+    late = await refer(assistance, household_id, hospital["id"], due_on=today - timedelta(days=3))
+    started_late = await refer(assistance, household_id, hospital["id"], due_on=today - timedelta(days=1))
+    finished_late = await refer(assistance, household_id, hospital["id"], due_on=today - timedelta(days=10))
+    on_time = await refer(assistance, household_id, hospital["id"], due_on=today)
+    for referral, steps in ((started_late, ("in_progress",)), (finished_late, ("in_progress", "done"))):
+        for status in steps:
+            assert (await assistance.client.patch(f"/v1/referrals/{referral['id']}", json={"status": status},
+                                                  headers=assistance.admin)).status_code == 200
+    assert late["overdue"] is True and on_time["overdue"] is False
+
+    as_hospital = assistance.as_(PARTNER, client_id="kk-hospital")
+    overdue = (await assistance.client.get("/v1/referrals", params={"overdue": "true"}, headers=as_hospital)).json()
+    assert [r["id"] for r in overdue["items"]] == [late["id"], started_late["id"]]
+    assert all(r["overdue"] for r in overdue["items"])
+    not_overdue = (await assistance.client.get("/v1/referrals", params={"overdue": "false"},
+                                               headers=assistance.admin)).json()
+    assert [r["id"] for r in not_overdue["items"]] == [finished_late["id"], on_time["id"]]
+
+    first = (await assistance.client.get("/v1/referrals", params={"limit": 3}, headers=assistance.admin)).json()
+    rest = (await assistance.client.get("/v1/referrals", params={"cursor": first["next_cursor"]},
+                                        headers=assistance.admin)).json()
+    assert [r["id"] for r in first["items"] + rest["items"]] == [
+        late["id"], started_late["id"], finished_late["id"], on_time["id"]]
+    assert rest["next_cursor"] is None
