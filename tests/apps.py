@@ -90,19 +90,20 @@ async def run_import(app: FastAPI, client: httpx.AsyncClient, url: str, content:
 
 
 def consumer_record(event_type: EventType, data: dict[str, Any], *, event_id: str | None = None,
-                    offset: int = 0) -> ConsumerRecord[bytes, bytes]:
-    """An event about a household as a service's consumer receives it from Kafka."""
-    event = CloudEvent(source=source_for(event_type.producer), type=event_type.type, subject=data["household_id"],
+                    offset: int = 0, key: str | None = None) -> ConsumerRecord[bytes, bytes]:
+    """An event as a service's consumer receives it from Kafka, keyed by its household unless `key` says."""
+    key = key or data["household_id"]
+    event = CloudEvent(source=source_for(event_type.producer), type=event_type.type, subject=key,
                        data=data, **({"id": event_id} if event_id else {}))
     return ConsumerRecord(topic=event_type.topic, partition=0, offset=offset, timestamp=0, timestamp_type=0,
-                          key=data["household_id"].encode(), value=event.to_json(), checksum=None,
+                          key=key.encode(), value=event.to_json(), checksum=None,
                           serialized_key_size=36, serialized_value_size=0, headers=[])
 
 
 async def deliver(app: FastAPI, event_type: EventType, data: dict[str, Any], *, event_id: str | None = None,
-                  offset: int = 0) -> int:
+                  offset: int = 0, key: str | None = None) -> int:
     """Deliver one event (keyed by its household) through a service's real consumer path, inbox included."""
     consumer = app.state.consumer
-    record = consumer_record(event_type, data, event_id=event_id, offset=offset)
+    record = consumer_record(event_type, data, event_id=event_id, offset=offset, key=key)
     processed: int = await consumer.process([consumer.handlers.decode(record)])
     return processed

@@ -4,7 +4,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.reporting import reports
 from services.reporting.models import inbox, metadata, outbox
+from services.reporting.projection import handlers
 from services.reporting.security import security
 from services.reporting.settings import ReportingSettings
 from shared.app import ServiceSpec, create_service_app
@@ -20,6 +22,8 @@ SPEC = ServiceSpec(
     migrations_dir=Path(__file__).parent / "migrations",
     catalogue=Catalogue(),
     security=security,
+    handlers=handlers,
+    routers=(reports.router,),
 )
 
 

@@ -1,10 +1,24 @@
-"""Tables of the reporting service: its own metadata, with the outbox and inbox of the event bus."""
+"""Tables of the reporting service: read models built only from events, and the outbox and inbox of its bus.
 
+Household-level rows (`rpt_*`) hold the newest fact each event stream says about one thing; area rows
+(`rpt_village`, `rpt_area_year`) are recomputed from them for every village a batch of events touched, so
+a report adds up a few thousand village rows instead of scanning every household. Exact fractions (the
+Alkire–Foster censored scores) are stored as text ("7/12"); money as NUMERIC(14,2).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from shared.bus import Outbox, inbox_table, outbox_table
-from shared.db import new_metadata
+from shared.db import new_metadata, timestamp_column
+from shared.money import money_column
 
 metadata = new_metadata()
 
@@ -15,3 +29,157 @@ class Base(SQLModel, registry=registry(metadata=metadata)):
 
 outbox = Outbox("reporting", outbox_table(metadata))
 inbox = inbox_table(metadata)
+
+DIMENSIONS = ("health", "living", "education", "income", "access")
+
+
+def _money(nullable: bool = False) -> Any:
+    return Field(default=None if nullable else Decimal("0.00"), sa_type=money_column(), nullable=nullable)
+
+
+class Household(Base, table=True):
+    """The newest snapshot the registry published of a household (highest version wins)."""
+
+    __tablename__ = "rpt_household"
+
+    id: str = Field(primary_key=True, max_length=36)
+    version: int
+    status: str = Field(max_length=10)
+    village_code: str = Field(max_length=8, index=True)
+    members: int
+    welfare_card: bool
+
+
+class Assessment(Base, table=True):
+    """A household's current assessment of a survey year (newest revision wins), and how its target-poor
+    status changed against the previous survey year."""
+
+    __tablename__ = "rpt_assessment"
+    __table_args__ = (Index("ix_rpt_assessment_year_village", "survey_year", "village_code"),)
+
+    household_id: str = Field(primary_key=True, max_length=36)
+    survey_year: int = Field(primary_key=True)
+    revision: int
+    village_code: str = Field(max_length=8)
+    surveyed_on: date
+    indicator_set: str = Field(max_length=64)
+    persons: int
+    score: str = Field(max_length=40)  # c, an exact fraction
+    poor: bool
+    target_poor: bool
+    deprived: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # indicator code -> its weight w_j, for the failed indicators (exact fractions as text)
+    failed: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    change: str | None = Field(default=None, max_length=20)  # entered, exited, unchanged, first_assessment
+    change_revision: int | None = None
+    recorded_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Village(Base, table=True):
+    """Open households and their members in a village, now."""
+
+    __tablename__ = "rpt_village"
+
+    village_code: str = Field(primary_key=True, max_length=8)
+    households: int
+    persons: int
+
+
+class AreaYear(Base, table=True):
+    """The assessments of a survey year in a village, summed: what the poverty report adds up."""
+
+    __tablename__ = "rpt_area_year"
+
+    survey_year: int = Field(primary_key=True)
+    village_code: str = Field(primary_key=True, max_length=8)
+    assessed_households: int
+    assessed_persons: int
+    poor_households: int
+    poor_persons: int
+    target_poor_households: int
+    target_poor_persons: int
+    deprived_health: int
+    deprived_living: int
+    deprived_education: int
+    deprived_income: int
+    deprived_access: int
+    entered: int
+    exited: int
+    censored_score: str = Field(max_length=80)  # Σ persons × c(k), exact
+    censored_by_indicator: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Payment(Base, table=True):
+    """A payment the assistance service accepted: a family grant to a household or a subsidy to a centre."""
+
+    __tablename__ = "rpt_payment"
+    __table_args__ = (Index("ix_rpt_payment_year_area", "fiscal_year", "area_code"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    programme: str = Field(max_length=40)
+    household_id: str | None = Field(default=None, max_length=36, index=True)
+    centre_id: str | None = Field(default=None, max_length=36)
+    area_code: str = Field(max_length=8)  # the household's village, the centre's sub-district
+    fiscal_year: int
+    paid_on: date
+    amount: Decimal = _money()
+    reversed: bool = False
+    recorded_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Budget(Base, table=True):
+    """A budget as last set (newest event wins)."""
+
+    __tablename__ = "rpt_budget"
+
+    id: str = Field(primary_key=True, max_length=36)
+    programme: str = Field(max_length=40)
+    fiscal_year: int
+    area_code: str = Field(max_length=8)
+    amount: Decimal = _money()
+    disbursed: Decimal = _money()
+    reversed: Decimal = _money()
+    set_at: datetime = Field(sa_column=timestamp_column())
+
+
+class Help(Base, table=True):
+    """Help a partner agency gave a household under a referral."""
+
+    __tablename__ = "rpt_help"
+
+    id: str = Field(primary_key=True, max_length=36)
+    household_id: str = Field(max_length=36, index=True)
+    village_code: str = Field(max_length=8)
+    partner_sector: str = Field(max_length=20)
+    kind: str = Field(max_length=12)
+    value: Decimal | None = _money(nullable=True)
+    given_on: date
+
+
+class Referral(Base, table=True):
+    """A referral's newest state (highest version wins)."""
+
+    __tablename__ = "rpt_referral"
+
+    id: str = Field(primary_key=True, max_length=36)
+    household_id: str = Field(max_length=36)
+    village_code: str = Field(max_length=8)
+    dimension: str = Field(max_length=12)
+    partner_sector: str = Field(max_length=20)
+    status: str = Field(max_length=12)
+    due_on: date
+    version: int
+    created_on: date
+
+
+class Feed(Base, table=True):
+    """Per topic: the newest event time applied and how many events were, for `as_of` and freshness."""
+
+    __tablename__ = "rpt_feed"
+
+    topic: str = Field(primary_key=True, max_length=100)
+    newest_event_at: datetime = Field(sa_column=timestamp_column())
+    events: int = 0
+
+
+READ_MODELS = (Household, Assessment, Village, AreaYear, Payment, Budget, Help, Referral, Feed)

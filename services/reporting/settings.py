@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -11,3 +12,6 @@ class ReportingSettings(ServiceSettings):
     service_name: ClassVar[str] = "reporting"
     default_port: ClassVar[int] = 8004
     model_config = SettingsConfigDict(env_prefix="KAENKHUN_REPORTING_", extra="ignore")
+
+    # Counts from 1 to this are suppressed for callers without reporting:detail (0 turns suppression off).
+    small_count_max: int = Field(default=4, ge=0)

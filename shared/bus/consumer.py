@@ -127,6 +127,7 @@ class Consumer:
         self._dlq_producer: Any = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._lag: dict[tuple[str, int], int] = {}
         # Hook for tests that simulate a crash between the database commit and the offset commit.
         self.before_offset_commit: Callable[[TopicPartition, int], Awaitable[None]] | None = None
 
@@ -353,17 +354,23 @@ class Consumer:
             self.metrics.events_consumed_total.labels(topic=delivery.record.topic, outcome=outcome).inc()
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
-        if self.metrics is None:
-            return
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
             with contextlib.suppress(IllegalStateError):
                 position = await consumer.position(tp)
-                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    max(highwater - position, 0)
-                )
+                self._lag[(tp.topic, tp.partition)] = max(highwater - position, 0)
+                if self.metrics is not None:
+                    self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                        self._lag[(tp.topic, tp.partition)])
+
+    def lag_by_topic(self) -> dict[str, int]:
+        """Records not yet consumed, per topic, as of the last batch (partitions this consumer holds)."""
+        totals: dict[str, int] = {}
+        for (topic, _), lag in self._lag.items():
+            totals[topic] = totals.get(topic, 0) + lag
+        return totals
 
 
 def _one_at_a_time(func: Handler) -> BatchHandler:

@@ -1,0 +1,346 @@
+"""The reporting read models, kept from every service's events.
+
+Each stream folds to the newest fact about one thing: a household's highest registry version, an
+assessment's highest revision per survey year, a referral's highest version, a budget's newest setting;
+payments and help are written once, keyed by their ids. An older or repeated fact changes nothing, so
+redelivery, reordering across topics and a full replay give the same figures.
+
+The area rows are maintained by difference: when a household's row changes, its old contribution leaves
+its old village's sums and its new one joins the new village's, in the same transaction. The sums are
+exact (integers, and fractions as text), so they always equal a recount from the household rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import delete, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.reporting.models import (
+    DIMENSIONS,
+    AreaYear,
+    Assessment,
+    Budget,
+    Feed,
+    Help,
+    Household,
+    Payment,
+    Referral,
+    Village,
+)
+from shared import clock
+from shared.bus import Handlers
+from shared.db import as_utc
+from shared.events.assessment import (
+    ASSESSMENT_RECORDED,
+    POVERTY_STATUS_CHANGED,
+    AssessmentRecorded,
+    PovertyStatusChanged,
+)
+from shared.events.assistance import (
+    BUDGET_SET,
+    CENTRE_SUBSIDY_RECORDED,
+    DISBURSEMENT_RECORDED,
+    DISBURSEMENT_REVERSED,
+    HELP_RECORDED,
+    REFERRAL_CREATED,
+    REFERRAL_UPDATED,
+    BudgetSet,
+    CentreSubsidyRecorded,
+    DisbursementRecorded,
+    DisbursementReversed,
+    HelpRecorded,
+    ReferralCreated,
+)
+from shared.events.catalogue import Catalogue
+from shared.events.envelope import CloudEvent
+from shared.events.registry import REGISTRY_EVENTS, newest_snapshots
+
+handlers = Handlers(Catalogue())
+Items = Sequence[tuple[CloudEvent, BaseModel]]
+
+YEAR_COUNTS = ("assessed_households", "assessed_persons", "poor_households", "poor_persons",
+               "target_poor_households", "target_poor_persons", *(f"deprived_{d}" for d in DIMENSIONS),
+               "entered", "exited")
+
+
+async def _feed(session: AsyncSession, items: Items) -> None:
+    """Note the newest event time and the count per topic (`as_of`, freshness)."""
+    newest: dict[str, tuple[datetime, int]] = {}
+    for event, _ in items:
+        topic = handlers.catalogue.types[event.type].topic
+        held = newest.get(topic)
+        newest[topic] = (max(held[0], event.time) if held else event.time, (held[1] if held else 0) + 1)
+    for topic, (time, count) in newest.items():
+        row = await session.get(Feed, topic)
+        if row is None:
+            session.add(Feed(topic=topic, newest_event_at=time, events=count))
+        else:
+            row.events += count
+            if time > as_utc(row.newest_event_at):
+                row.newest_event_at = time
+
+
+# -- registry: households and the villages' sums ---------------------------------------------------
+
+
+def _village_part(household: Household | None) -> tuple[str, int, int] | None:
+    if household is None or household.status != "open":
+        return None
+    return household.village_code, 1, household.members
+
+
+async def _add_to_villages(session: AsyncSession, deltas: dict[str, list[int]]) -> None:
+    if not deltas:
+        return
+    rows = {v.village_code: v for v in (await session.execute(
+        select(Village).where(col(Village.village_code).in_(list(deltas))))).scalars()}
+    for code, (households, persons) in deltas.items():
+        row = rows.get(code)
+        if row is None:
+            row = Village(village_code=code, households=0, persons=0)
+            session.add(row)
+        row.households += households
+        row.persons += persons
+
+
+@handlers.on_batch(*REGISTRY_EVENTS.types.values())
+async def household_changed(session: AsyncSession, items: Items) -> None:
+    await _feed(session, items)
+    newest = newest_snapshots(payload for _, payload in items)
+    existing = {h.id: h for h in (await session.execute(
+        select(Household).where(col(Household.id).in_(list(newest))))).scalars()}
+    deltas: dict[str, list[int]] = {}
+    for household_id, facts in newest.items():
+        row = existing.get(household_id)
+        if row is not None and row.version >= facts.version:
+            continue
+        before = _village_part(row)
+        if row is None:
+            row = Household(id=household_id, version=facts.version, status=facts.status,
+                            village_code=facts.village_code, members=len(facts.members),
+                            welfare_card=facts.welfare_card)
+            session.add(row)
+        else:
+            row.version, row.status, row.village_code = facts.version, facts.status, facts.village_code
+            row.members, row.welfare_card = len(facts.members), facts.welfare_card
+        for part, sign in ((before, -1), (_village_part(row), 1)):
+            if part is not None:
+                delta = deltas.setdefault(part[0], [0, 0])
+                delta[0] += sign * part[1]
+                delta[1] += sign * part[2]
+    await _add_to_villages(session, deltas)
+    await session.flush()
+
+
+# -- assessment: current assessments and the (survey year, village) sums -------------------------------
+
+
+class YearSums:
+    """Deltas of the (survey year, village) sums a batch makes."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[int, str], dict[str, int]] = {}
+        self.scores: dict[tuple[int, str], Fraction] = {}
+        self.indicators: dict[tuple[int, str], dict[str, Fraction]] = {}
+
+    def add(self, row: Assessment | None, sign: int) -> None:
+        if row is None:
+            return
+        key = (row.survey_year, row.village_code)
+        counts = self.counts.setdefault(key, dict.fromkeys(YEAR_COUNTS, 0))
+        for name, value in (("assessed_households", 1), ("assessed_persons", row.persons),
+                            ("poor_households", row.poor), ("poor_persons", row.persons * row.poor),
+                            ("target_poor_households", row.target_poor),
+                            ("target_poor_persons", row.persons * row.target_poor),
+                            ("entered", row.change == "entered"), ("exited", row.change == "exited"),
+                            *((f"deprived_{d}", d in row.deprived) for d in DIMENSIONS)):
+            counts[name] += sign * int(value)
+        if row.poor:  # censoring: only the poor's scores count towards M0
+            self.scores[key] = self.scores.get(key, Fraction(0)) + sign * row.persons * Fraction(row.score)
+            by_indicator = self.indicators.setdefault(key, {})
+            for code, weight in row.failed.items():
+                by_indicator[code] = by_indicator.get(code, Fraction(0)) + sign * row.persons * Fraction(weight)
+
+    async def write(self, session: AsyncSession) -> None:
+        if not self.counts:
+            return
+        keys = list(self.counts)
+        rows = {(r.survey_year, r.village_code): r for r in (await session.execute(
+            select(AreaYear).where(tuple_(col(AreaYear.survey_year), col(AreaYear.village_code)).in_(keys))
+        )).scalars()}
+        emptied = []
+        for key, counts in self.counts.items():
+            row = rows.get(key)
+            if row is None:
+                row = AreaYear(survey_year=key[0], village_code=key[1], censored_score="0",
+                               censored_by_indicator={}, **dict.fromkeys(YEAR_COUNTS, 0))
+                session.add(row)
+            for name, count in counts.items():
+                setattr(row, name, getattr(row, name) + count)
+            row.censored_score = str(Fraction(row.censored_score) + self.scores.get(key, Fraction(0)))
+            merged = {code: Fraction(value) for code, value in row.censored_by_indicator.items()}
+            for code, part in self.indicators.get(key, {}).items():
+                merged[code] = merged.get(code, Fraction(0)) + part
+            row.censored_by_indicator = {code: str(value) for code, value in sorted(merged.items()) if value}
+            if row.assessed_households == 0:
+                emptied.append(key)
+        await session.flush()
+        if emptied:
+            await session.execute(delete(AreaYear).where(
+                tuple_(col(AreaYear.survey_year), col(AreaYear.village_code)).in_(emptied)))
+
+
+async def _assessments(session: AsyncSession, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Assessment]:
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    found = await session.execute(select(Assessment).where(
+        tuple_(col(Assessment.household_id), col(Assessment.survey_year)).in_(wanted)))
+    return {(a.household_id, a.survey_year): a for a in found.scalars()}
+
+
+def _snapshot(row: Assessment) -> Assessment:
+    return Assessment.model_validate(row.model_dump())
+
+
+@handlers.on_batch(ASSESSMENT_RECORDED)
+async def assessment_recorded(session: AsyncSession, items: Items) -> None:
+    await _feed(session, items)
+    latest: dict[tuple[str, int], tuple[CloudEvent, AssessmentRecorded]] = {}
+    for event, payload in items:
+        assert isinstance(payload, AssessmentRecorded)
+        key = (payload.household_id, payload.survey_year)
+        if key not in latest or payload.revision > latest[key][1].revision:
+            latest[key] = (event, payload)
+    existing = await _assessments(session, latest)
+    sums = YearSums()
+    for key, (event, recorded) in latest.items():
+        row = existing.get(key)
+        if row is not None and row.revision >= recorded.revision:
+            continue
+        sums.add(_snapshot(row) if row is not None else None, -1)
+        fields: dict[str, Any] = {
+            "revision": recorded.revision, "village_code": recorded.village_code,
+            "surveyed_on": recorded.surveyed_on, "indicator_set": recorded.indicator_set,
+            "persons": recorded.member_count, "score": recorded.score, "poor": recorded.poor,
+            "target_poor": recorded.target_poor,
+            "deprived": sorted(d for d, deprived in recorded.dimensions.items() if deprived),
+            "failed": {code: o.weight for code, o in sorted(recorded.indicators.items()) if o.status == "fail"},
+            "recorded_at": event.time}
+        if row is None:
+            row = Assessment(household_id=key[0], survey_year=key[1], **fields)
+            session.add(row)
+        else:
+            for name, value in fields.items():
+                setattr(row, name, value)
+        sums.add(row, 1)
+    await sums.write(session)
+    await session.flush()
+
+
+@handlers.on_batch(POVERTY_STATUS_CHANGED)
+async def poverty_status_changed(session: AsyncSession, items: Items) -> None:
+    await _feed(session, items)
+    latest: dict[tuple[str, int], PovertyStatusChanged] = {}
+    for _, payload in items:
+        assert isinstance(payload, PovertyStatusChanged)
+        key = (payload.household_id, payload.survey_year)
+        if key not in latest or payload.revision > latest[key].revision:
+            latest[key] = payload
+    existing = await _assessments(session, latest)
+    sums = YearSums()
+    for key, changed in latest.items():
+        row = existing.get(key)
+        # The assessment comes first on the same partition; a status older than the row's is stale.
+        if row is None or changed.revision < row.revision or (row.change_revision or 0) >= changed.revision:
+            continue
+        sums.add(_snapshot(row), -1)
+        row.change, row.change_revision = changed.change.value, changed.revision
+        sums.add(row, 1)
+    await sums.write(session)
+    await session.flush()
+
+
+# -- assistance: payments, budgets, referrals, help --------------------------------------------------
+
+
+async def _new_only(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows whose id is not there yet (a payment or help is recorded once)."""
+    if not rows:
+        return
+    ids = [r["id"] for r in rows]
+    known = set((await session.execute(select(model.id).where(model.id.in_(ids)))).scalars())
+    fresh = {r["id"]: r for r in rows if r["id"] not in known}
+    for row in fresh.values():
+        session.add(model(**row))
+    await session.flush()
+
+
+@handlers.on_batch(DISBURSEMENT_RECORDED, CENTRE_SUBSIDY_RECORDED, DISBURSEMENT_REVERSED)
+async def payment(session: AsyncSession, items: Items) -> None:
+    await _feed(session, items)
+    rows: list[dict[str, Any]] = []
+    for event, paid in items:
+        if isinstance(paid, DisbursementRecorded):
+            rows.append({"id": paid.disbursement_id, "programme": paid.programme, "household_id": paid.household_id,
+                         "area_code": paid.village_code, "fiscal_year": paid.fiscal_year, "paid_on": paid.paid_on,
+                         "amount": Decimal(paid.amount), "recorded_at": event.time})
+        elif isinstance(paid, CentreSubsidyRecorded):
+            rows.append({"id": paid.disbursement_id, "programme": paid.programme, "centre_id": paid.centre_id,
+                         "area_code": paid.subdistrict_code, "fiscal_year": paid.fiscal_year, "paid_on": paid.paid_on,
+                         "amount": Decimal(paid.amount), "recorded_at": event.time})
+    await _new_only(session, Payment, rows)
+    reversed_ids = [p.disbursement_id for _, p in items if isinstance(p, DisbursementReversed)]
+    if reversed_ids:
+        await session.execute(update(Payment).where(col(Payment.id).in_(reversed_ids)).values(reversed=True))
+
+
+@handlers.on_batch(BUDGET_SET)
+async def budget_set(session: AsyncSession, items: Items) -> None:
+    await _feed(session, items)
+    for event, payload in items:
+        assert isinstance(payload, BudgetSet)
+        row = await session.get(Budget, payload.budget_id)
+        if row is None:
+            row = Budget(id=payload.budget_id, programme=payload.programme, fiscal_year=payload.fiscal_year,
+                         area_code=payload.area_code, set_at=event.time)
+            session.add(row)
+        elif as_utc(row.set_at) > event.time:
+            continue
+        row.amount, row.disbursed = Decimal(payload.amount), Decimal(payload.disbursed)
+        row.reversed = Decimal(payload.reversed)
+        row.set_at = event.time
+    await session.flush()
+
+
+@handlers.on_batch(REFERRAL_CREATED, REFERRAL_UPDATED, HELP_RECORDED)
+async def logbook(session: AsyncSession, items: Items) -> None:
+    await _feed(session, items)
+    helped: list[dict[str, Any]] = []
+    for event, payload in items:
+        if isinstance(payload, HelpRecorded):
+            helped.append({"id": payload.help_id, "household_id": payload.household_id,
+                           "village_code": payload.village_code, "partner_sector": payload.partner_sector,
+                           "kind": payload.kind, "given_on": payload.given_on,
+                           "value": None if payload.value is None else Decimal(payload.value)})
+            continue
+        assert isinstance(payload, ReferralCreated)
+        row = await session.get(Referral, payload.referral_id)
+        if row is None:
+            session.add(Referral(id=payload.referral_id, household_id=payload.household_id,
+                                 village_code=payload.village_code, dimension=payload.dimension,
+                                 partner_sector=payload.partner_sector, status=payload.status,
+                                 due_on=payload.due_on, version=payload.version,
+                                 created_on=clock.thai_date(event.time)))
+        elif row.version < payload.version:
+            row.status, row.version = payload.status, payload.version
+        await session.flush()
+    await _new_only(session, Help, helped)

@@ -1,0 +1,480 @@
+"""The reports: poverty by area, the MPI's decomposition, assistance by area, monthly progress, freshness.
+
+Every figure comes from the read models (`projection`); every report is a `tables.Table`, so it is
+suppressed and exported one way (JSON, CSV, Parquet) and carries `as_of`, the newest event it reflects.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from fractions import Fraction
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.reporting.models import DIMENSIONS, AreaYear, Assessment, Budget, Feed, Help, Payment, Village
+from services.reporting.security import DETAIL, can_read
+from services.reporting.settings import ReportingSettings
+from services.reporting.tables import Column, Format, Table, choose_format, respond
+from shared import areas
+from shared.app import SessionDep
+from shared.areas import AREA_CODE_PATTERN
+from shared.auth import Principal, area_clause, ensure_area
+from shared.db import as_utc
+from shared.errors import NotFound, Unprocessable
+from shared.money import ZERO, FiscalYear, fiscal_year_bounds
+
+LEVELS = {"province": 2, "district": 4, "subdistrict": 6, "village": 8}
+Level = Literal["province", "district", "subdistrict", "village"]
+FAMILY_PAYMENTS = "family_grant"  # programmes paid to households; centre subsidies are paid to centres
+CENTRE_SUBSIDY = "centre_subsidy"
+
+AreaParam = Annotated[str, Query(pattern=AREA_CODE_PATTERN, description="DOPA code, e.g. 40")]
+LevelParam = Annotated[Level | None, Query(description="one row per area of this level (default: one below)")]
+SurveyYear = Annotated[int, Query(ge=2500, le=2700, description="B.E., e.g. 2565")]
+FormatParam = Annotated[Format | None, Query(alias="format", description="json (default), csv or parquet; "
+                                                                         "or ask by Accept")]
+
+AREA_COLUMNS = (Column("area_code", "str", "DOPA code"), Column("area_name_th", "str", "Thai name"),
+                Column("area_name_en", "str", "English name"))
+
+
+def _count(name: str, description: str) -> Column:
+    return Column(name, "int", description, count=True)
+
+
+POVERTY_COLUMNS = (
+    *AREA_COLUMNS,
+    _count("households", "open households registered now"),
+    _count("persons", "their members"),
+    _count("assessed_households", "households with an assessment in the survey year"),
+    _count("assessed_persons", "n: persons in assessed households"),
+    _count("target_poor_households", "TPMAP target poor: deprived in a dimension (and a welfare card)"),
+    _count("target_poor_persons", "persons in target-poor households"),
+    _count("poor_households", "Alkire–Foster poor: deprivation score c ≥ k"),
+    _count("poor_persons", "q: persons in poor households"),
+    *(_count(d, f"households deprived in {d}") for d in DIMENSIONS),
+    Column("H", "float", "headcount ratio q / n", follows=("poor_persons", "assessed_persons")),
+    Column("A", "float", "intensity: average score of the poor", follows=("poor_persons",)),
+    Column("MPI", "float", "M0 = H × A", follows=("poor_persons", "assessed_persons")),
+    _count("exited", "households target poor in their previous survey year and not in this one"),
+    _count("entered", "households not target poor in their previous survey year and target poor in this one"),
+)
+
+
+def _area_names(code: str) -> dict[str, str]:
+    if len(code) == 8:
+        subdistrict = areas.find(code[:6])
+        if subdistrict is None:
+            return {"area_code": code, "area_name_th": "", "area_name_en": ""}
+        number = int(code[6:])
+        return {"area_code": code, "area_name_th": f"{subdistrict.name_th} หมู่ที่ {number}",
+                "area_name_en": f"{subdistrict.name_en} Moo {number}"}
+    found = areas.find(code)
+    return {"area_code": code, "area_name_th": found.name_th if found else "",
+            "area_name_en": found.name_en if found else ""}
+
+
+def _official(code: str, depth: int) -> list[str]:
+    """The official areas `depth` digits long inside `code` (villages come from the data)."""
+    if depth >= 8:
+        return []
+    found = areas.find(code)
+    level = [found] if found else []
+    while level and len(level[0].code) < depth:
+        level = [child for a in level for child in areas.children(a)]
+    return [a.code for a in level]
+
+
+def _visible(principal: Principal, code: str) -> bool:
+    """True if the caller may see some of the area: it lies inside a claim, or a claim lies inside it."""
+    return principal.can_see(code) or any(claim.startswith(code) for claim in principal.areas)
+
+
+def _depth(area: str, level: Level | None) -> int:
+    if areas.find(area) is None:
+        raise NotFound(f"There is no area with code {area}.")
+    depth = LEVELS[level] if level else min(len(area) + 2, 8)
+    if depth < len(area):
+        raise Unprocessable(f"level {level} is above area {area}", errors=[
+            {"field": "query.level", "message": "must be the area's level or below", "code": "level"}])
+    return depth
+
+
+def _level_name(depth: int) -> str:
+    return next(name for name, n in LEVELS.items() if n == depth)
+
+
+async def as_of(session: AsyncSession) -> datetime | None:
+    newest = (await session.execute(select(func.max(col(Feed.newest_event_at))))).scalar_one_or_none()
+    return as_utc(newest) if newest is not None else None
+
+
+def _finish(request: Request, principal: Principal, table: Table, fmt: Format | None) -> Response:
+    settings: ReportingSettings = request.app.state.settings
+    if not principal.has_scope(DETAIL):
+        table.suppress(settings.small_count_max)
+    return respond(table, choose_format(request, fmt))
+
+
+def _ratio(value: Fraction) -> float:
+    return round(float(value), 6)
+
+
+class _Sums:
+    """Sums of the area rows of one report row: counts, and the censored score as an exact fraction."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.censored = Fraction(0)
+        self.by_indicator: dict[str, Fraction] = {}
+
+    def add(self, counts: dict[str, int], censored: Fraction = Fraction(0),
+            by_indicator: dict[str, str] | None = None) -> None:
+        for name, value in counts.items():
+            self.counts[name] = self.counts.get(name, 0) + value
+        self.censored += censored
+        for code, weight in (by_indicator or {}).items():
+            self.by_indicator[code] = self.by_indicator.get(code, Fraction(0)) + Fraction(weight)
+
+    def merge(self, other: _Sums) -> None:
+        self.add(other.counts, other.censored, {k: str(v) for k, v in other.by_indicator.items()})
+
+    def poverty_row(self, code: str) -> dict[str, Any]:
+        c = self.counts
+        n, q = c.get("assessed_persons", 0), c.get("poor_persons", 0)
+        row: dict[str, Any] = _area_names(code) | {name: c.get(name, 0) for name in (
+            "households", "persons", "assessed_households", "assessed_persons", "target_poor_households",
+            "target_poor_persons", "poor_households", "poor_persons", "exited", "entered")}
+        row |= {d: c.get(f"deprived_{d}", 0) for d in DIMENSIONS}
+        row |= {"H": _ratio(Fraction(q, n)) if n else 0.0, "A": _ratio(self.censored / q) if q else 0.0,
+                "MPI": _ratio(self.censored / n) if n else 0.0}
+        return row
+
+
+_YEAR_COUNTS = ("assessed_households", "assessed_persons", "poor_households", "poor_persons",
+                "target_poor_households", "target_poor_persons", "entered", "exited",
+                *(f"deprived_{d}" for d in DIMENSIONS))
+
+
+async def _poverty_sums(session: AsyncSession, principal: Principal, area: str, depth: int,
+                        survey_year: int, *, indicators: bool = False) -> dict[str, _Sums]:
+    parts: dict[str, _Sums] = {code: _Sums() for code in _official(area, depth) if _visible(principal, code)}
+    year_columns = [col(getattr(AreaYear, name)) for name in _YEAR_COUNTS]
+    selected = [col(AreaYear.village_code), *year_columns, col(AreaYear.censored_score)]
+    if indicators:
+        selected.append(col(AreaYear.censored_by_indicator))
+    found = await session.execute(select(*selected).where(
+        col(AreaYear.survey_year) == survey_year, col(AreaYear.village_code).startswith(area, autoescape=True),
+        area_clause(principal, col(AreaYear.village_code))))
+    for row in found:
+        counts = dict(zip(_YEAR_COUNTS, row[1:len(_YEAR_COUNTS) + 1], strict=True))
+        parts.setdefault(row[0][:depth], _Sums()).add(
+            counts, Fraction(row[len(_YEAR_COUNTS) + 1]), row[-1] if indicators else None)
+    registered = await session.execute(
+        select(col(Village.village_code), col(Village.households), col(Village.persons)).where(
+            col(Village.village_code).startswith(area, autoescape=True),
+            area_clause(principal, col(Village.village_code))))
+    for village, households, persons in registered:
+        parts.setdefault(village[:depth], _Sums()).add({"households": households, "persons": persons})
+    return parts
+
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
+                                                      "description": "JSON by default; CSV or Parquet on request"}}
+
+
+@router.get("/poverty", summary="Households, target poor, deprivation by dimension, H, A, MPI and exits, by area",
+            responses=FORMATS)
+async def poverty(request: Request, session: SessionDep, area: AreaParam, survey_year: SurveyYear,
+                  level: LevelParam = None, fmt: FormatParam = None, principal: Principal = can_read) -> Response:
+    depth = _depth(area, level)
+    ensure_area_or_child(principal, area)
+    parts = await _poverty_sums(session, principal, area, depth, survey_year)
+    total = _Sums()
+    for part in parts.values():
+        total.merge(part)
+    table = Table("poverty", POVERTY_COLUMNS, [parts[code].poverty_row(code) for code in sorted(parts)],
+                  total.poverty_row(area), await as_of(session),
+                  {"area": area, "level": _level_name(depth), "survey_year": survey_year})
+    return _finish(request, principal, table, fmt)
+
+
+def ensure_area_or_child(principal: Principal, area: str) -> None:
+    """A caller may ask for its own area or a wider one (rows and totals then hold only what it may see)."""
+    if not _visible(principal, area):
+        ensure_area(principal, area)
+
+
+DECOMPOSITION_COLUMNS = (
+    Column("part", "str", "area or indicator"),
+    Column("code", "str", "DOPA code or indicator code"),
+    Column("name_th", "str", "Thai name (areas)"),
+    Column("name_en", "str", "English name (areas)"),
+    _count("assessed_persons", "n of the area"),
+    _count("poor_persons", "q of the area"),
+    Column("M0", "float", "the area's own MPI", follows=("poor_persons", "assessed_persons")),
+    Column("contribution", "float", "its part of the whole's M0 (parts add up to M0)",
+           follows=("poor_persons", "assessed_persons")),
+    Column("share", "float", "contribution ÷ M0", follows=("poor_persons", "assessed_persons")),
+)
+
+
+@router.get("/mpi-decomposition", summary="Each indicator's and each area's contribution to M0", responses=FORMATS)
+async def mpi_decomposition(request: Request, session: SessionDep, area: AreaParam, survey_year: SurveyYear,
+                            level: LevelParam = None, fmt: FormatParam = None,
+                            principal: Principal = can_read) -> Response:
+    depth = _depth(area, level)
+    ensure_area_or_child(principal, area)
+    parts = await _poverty_sums(session, principal, area, depth, survey_year, indicators=True)
+    whole = _Sums()
+    for part in parts.values():
+        whole.merge(part)
+    n = whole.counts.get("assessed_persons", 0)
+    m0 = whole.censored / n if n else Fraction(0)
+
+    def shares(contribution: Fraction) -> dict[str, Any]:
+        return {"contribution": _ratio(contribution), "share": _ratio(contribution / m0) if m0 else 0.0}
+
+    rows: list[dict[str, Any]] = []
+    for code in sorted(parts):
+        part = parts[code]
+        names = _area_names(code)
+        pn = part.counts.get("assessed_persons", 0)
+        rows.append({"part": "area", "code": code, "name_th": names["area_name_th"],
+                     "name_en": names["area_name_en"], "assessed_persons": pn,
+                     "poor_persons": part.counts.get("poor_persons", 0),
+                     "M0": _ratio(part.censored / pn) if pn else 0.0} | shares(part.censored / n if n else Fraction(0)))
+    for code, value in sorted(whole.by_indicator.items()):
+        rows.append({"part": "indicator", "code": code, "name_th": None, "name_en": None, "assessed_persons": None,
+                     "poor_persons": None, "M0": None} | shares(value / n if n else Fraction(0)))
+    names = _area_names(area)
+    total = {"part": "total", "code": area, "name_th": names["area_name_th"], "name_en": names["area_name_en"],
+             "assessed_persons": n, "poor_persons": whole.counts.get("poor_persons", 0), "M0": _ratio(m0),
+             "contribution": _ratio(m0), "share": 1.0 if m0 else 0.0}
+    table = Table("mpi-decomposition", DECOMPOSITION_COLUMNS, rows, total, await as_of(session),
+                  {"area": area, "level": _level_name(depth), "survey_year": survey_year, "M0_exact": str(m0)})
+    return _finish(request, principal, table, fmt)
+
+
+ASSISTANCE_COLUMNS = (
+    *AREA_COLUMNS,
+    _count("families_granted", "households paid a family grant in the fiscal year (standing payments)"),
+    Column("grant_amount", "money", "baht of those grants", follows=("families_granted",)),
+    _count("grants_reversed", "grant payments reversed"),
+    _count("centres_subsidised", "family development centres paid a subsidy"),
+    Column("subsidy_amount", "money", "baht of those subsidies", follows=("centres_subsidised",)),
+    Column("budget_allocated", "money", "budgets of the fiscal year set for this area or areas inside it"),
+    Column("budget_used", "money", "disbursed minus reversed, of those budgets"),
+    _count("target_poor_households", "target poor in the survey year (default: the fiscal year's B.E. year)"),
+    _count("target_poor_helped", "of them, households paid a grant or helped by a partner in the fiscal year"),
+    Column("coverage", "float", "target_poor_helped ÷ target_poor_households",
+           follows=("target_poor_helped", "target_poor_households")),
+)
+
+
+@router.get("/assistance", summary="Grants, subsidies, budgets and coverage of the target poor, by area",
+            responses=FORMATS)
+async def assistance(request: Request, session: SessionDep, area: AreaParam,
+                     fiscal_year: Annotated[FiscalYear, Query()], level: LevelParam = None,
+                     survey_year: Annotated[int | None, Query(ge=2500, le=2700)] = None,
+                     fmt: FormatParam = None, principal: Principal = can_read) -> Response:
+    depth = _depth(area, level)
+    ensure_area_or_child(principal, area)
+    rows = {code: _assistance_row(code) for code in _official(area, depth) if _visible(principal, code)}
+    total = _assistance_row(area)
+    families: dict[str, set[str]] = {}
+    centres: dict[str, set[str]] = {}
+    helped: set[str] = set()
+    paid = await session.execute(select(Payment).where(
+        col(Payment.fiscal_year) == fiscal_year, col(Payment.area_code).startswith(area, autoescape=True),
+        area_clause(principal, col(Payment.area_code))))
+    for p in paid.scalars():
+        for row in _rows_for(rows, total, p.area_code, depth):
+            code = row["area_code"]
+            if p.programme == CENTRE_SUBSIDY:
+                if not p.reversed:
+                    centres.setdefault(code, set()).add(p.centre_id or "")
+                    row["subsidy_amount"] += p.amount
+            elif p.reversed:
+                row["grants_reversed"] += 1
+            else:
+                families.setdefault(code, set()).add(p.household_id or "")
+                row["grant_amount"] += p.amount
+        if p.household_id and not p.reversed:
+            helped.add(p.household_id)
+    start, end = fiscal_year_bounds(fiscal_year)
+    given = await session.execute(select(col(Help.household_id)).where(
+        col(Help.given_on) >= start, col(Help.given_on) <= end,
+        col(Help.village_code).startswith(area, autoescape=True), area_clause(principal, col(Help.village_code))))
+    helped.update(given.scalars())
+    budgets = await session.execute(select(Budget).where(
+        col(Budget.fiscal_year) == fiscal_year, col(Budget.area_code).startswith(area, autoescape=True),
+        area_clause(principal, col(Budget.area_code))))
+    for b in budgets.scalars():
+        for row in _rows_for(rows, total, b.area_code, depth):
+            row["budget_allocated"] += b.amount
+            row["budget_used"] += b.disbursed - b.reversed
+    targets = await session.execute(select(col(Assessment.household_id), col(Assessment.village_code)).where(
+        col(Assessment.survey_year) == (survey_year or fiscal_year), col(Assessment.target_poor).is_(True),
+        col(Assessment.village_code).startswith(area, autoescape=True),
+        area_clause(principal, col(Assessment.village_code))))
+    for household_id, village in targets:
+        for row in _rows_for(rows, total, village, depth):
+            row["target_poor_households"] += 1
+            row["target_poor_helped"] += household_id in helped
+    for code, row in [*rows.items(), (area, total)]:
+        row["families_granted"] = len(families.get(code, ()))
+        row["centres_subsidised"] = len(centres.get(code, ()))
+        row["coverage"] = (_ratio(Fraction(row["target_poor_helped"], row["target_poor_households"]))
+                           if row["target_poor_households"] else 0.0)
+    table = Table("assistance", ASSISTANCE_COLUMNS, [rows[c] for c in sorted(rows)], total, await as_of(session),
+                  {"area": area, "level": _level_name(depth), "fiscal_year": fiscal_year,
+                   "survey_year": survey_year or fiscal_year})
+    return _finish(request, principal, table, fmt)
+
+
+def _rows_for(rows: dict[str, dict[str, Any]], total: dict[str, Any], code: str, depth: int,
+              ) -> list[dict[str, Any]]:
+    """The report rows a fact at `code` counts in: its area's row (if it lies that deep) and the total."""
+    if len(code) < depth:  # a budget set for a wider area than the rows: only the total has it
+        return [total]
+    key = code[:depth]
+    if key not in rows:
+        rows[key] = _assistance_row(key)
+    return [rows[key], total]
+
+
+def _assistance_row(code: str) -> dict[str, Any]:
+    return _area_names(code) | {"families_granted": 0, "grant_amount": ZERO, "grants_reversed": 0,
+                                "centres_subsidised": 0, "subsidy_amount": ZERO, "budget_allocated": ZERO,
+                                "budget_used": ZERO, "target_poor_households": 0, "target_poor_helped": 0}
+
+
+PROGRESS_COLUMNS = (
+    Column("month", "str", "YYYY-MM (C.E.)"),
+    _count("assessed_households", "households surveyed in the month"),
+    _count("target_poor_households", "of them, target poor"),
+    _count("exited", "of them, out of target poverty since their previous survey year"),
+    _count("entered", "of them, newly target poor"),
+    _count("families_granted", "households paid a family grant in the month"),
+    Column("grant_amount", "money", "baht of those grants", follows=("families_granted",)),
+    _count("centres_subsidised", "centres paid a subsidy in the month"),
+    Column("subsidy_amount", "money", "baht of those subsidies", follows=("centres_subsidised",)),
+    _count("households_helped", "households helped by partner agencies in the month"),
+    Column("help_value", "money", "baht value of that help, where it has one", follows=("households_helped",)),
+)
+Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM (C.E.)")]
+
+
+def _months(first: str, last: str) -> list[str]:
+    year, month = int(first[:4]), int(first[5:])
+    out: list[str] = []
+    while f"{year:04d}-{month:02d}" <= last and len(out) <= 120:
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+@router.get("/progress", summary="Month by month: surveys, exits, grants, subsidies and partners' help",
+            responses=FORMATS)
+async def progress(request: Request, session: SessionDep, area: AreaParam,
+                   from_: Annotated[str, Query(alias="from", pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                                               description="first month, YYYY-MM (C.E.)")],
+                   to: Month, fmt: FormatParam = None, principal: Principal = can_read) -> Response:
+    if areas.find(area) is None:
+        raise NotFound(f"There is no area with code {area}.")
+    ensure_area_or_child(principal, area)
+    months = _months(from_, to)
+    if not months or len(months) > 120:
+        raise Unprocessable("from must not be after to, and at most 120 months apart", errors=[
+            {"field": "query.from", "message": "from ≤ to, at most 120 months", "code": "range"}])
+    first, last = date(int(from_[:4]), int(from_[5:]), 1), _month_end(to)
+    rows = {m: _progress_row(m) for m in months}
+    total = _progress_row(None)
+    sets: dict[tuple[str, str | None], set[str]] = {}
+
+    def count(month: str, name: str, value: Any = 1, member: str | None = None) -> None:
+        for key, row in ((month, rows[month]), (None, total)):
+            if member is not None:
+                sets.setdefault((name, key), set()).add(member)
+                row[name] = len(sets[(name, key)])
+            else:
+                row[name] += value
+
+    surveyed = await session.execute(select(
+        col(Assessment.surveyed_on), col(Assessment.target_poor), col(Assessment.change)).where(
+        col(Assessment.surveyed_on) >= first, col(Assessment.surveyed_on) <= last,
+        col(Assessment.village_code).startswith(area, autoescape=True),
+        area_clause(principal, col(Assessment.village_code))))
+    for on, target_poor, change in surveyed:
+        month = on.isoformat()[:7]
+        count(month, "assessed_households")
+        count(month, "target_poor_households", int(target_poor))
+        count(month, "exited", int(change == "exited"))
+        count(month, "entered", int(change == "entered"))
+    paid = await session.execute(select(Payment).where(
+        col(Payment.paid_on) >= first, col(Payment.paid_on) <= last, col(Payment.reversed).is_(False),
+        col(Payment.area_code).startswith(area, autoescape=True), area_clause(principal, col(Payment.area_code))))
+    for p in paid.scalars():
+        month = p.paid_on.isoformat()[:7]
+        if p.programme == CENTRE_SUBSIDY:
+            count(month, "centres_subsidised", member=p.centre_id)
+            count(month, "subsidy_amount", p.amount)
+        else:
+            count(month, "families_granted", member=p.household_id)
+            count(month, "grant_amount", p.amount)
+    given = await session.execute(select(col(Help.given_on), col(Help.household_id), col(Help.value)).where(
+        col(Help.given_on) >= first, col(Help.given_on) <= last,
+        col(Help.village_code).startswith(area, autoescape=True), area_clause(principal, col(Help.village_code))))
+    for on, household_id, value in given:
+        month = on.isoformat()[:7]
+        count(month, "households_helped", member=household_id)
+        count(month, "help_value", value or ZERO)
+    table = Table("progress", PROGRESS_COLUMNS, [rows[m] for m in months], total, await as_of(session),
+                  {"area": area, "from": from_, "to": to})
+    return _finish(request, principal, table, fmt)
+
+
+def _month_end(month: str) -> date:
+    year, number = int(month[:4]), int(month[5:])
+    following = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
+    return date.fromordinal(following.toordinal() - 1)
+
+
+def _progress_row(month: str | None) -> dict[str, Any]:
+    return {"month": month or "total", "assessed_households": 0, "target_poor_households": 0, "exited": 0,
+            "entered": 0, "families_granted": 0, "grant_amount": ZERO, "centres_subsidised": 0,
+            "subsidy_amount": ZERO, "households_helped": 0, "help_value": ZERO}
+
+
+class TopicFreshness(BaseModel):
+    topic: str
+    newest_event_at: datetime | None
+    events_applied: int
+    lag: int | None
+
+
+class Freshness(BaseModel):
+    as_of: datetime | None
+    consumer_connected: bool
+    topics: list[TopicFreshness]
+
+
+@router.get("/freshness", summary="How fresh the read models are: newest event and consumer lag per topic")
+async def freshness(request: Request, session: SessionDep, principal: Principal = can_read) -> Freshness:
+    consumer = request.app.state.consumer
+    feeds = {f.topic: f for f in (await session.execute(select(Feed))).scalars()}
+    lags: dict[str, int] = consumer.lag_by_topic() if consumer is not None else {}
+    topics = sorted(set(consumer.topics if consumer is not None else []) | set(feeds))
+    return Freshness(as_of=await as_of(session), consumer_connected=bool(consumer and consumer.connected),
+                     topics=[TopicFreshness(topic=t, newest_event_at=as_utc(feeds[t].newest_event_at) if t in feeds
+                                            else None, events_applied=feeds[t].events if t in feeds else 0,
+                                            lag=lags.get(t)) for t in topics])
+
