@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test bench-bus bench-registry bench-assessment bench-assistance venv lint asyncapi clean
+.PHONY: up test bench-bus bench-registry bench-assessment bench-assistance bench-reporting venv lint asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench-assessment: $(STAMP)
 
 bench-assistance: $(STAMP)
 	$(BIN)/python -m bench.assistance $(BENCH_ARGS)
+
+bench-reporting: $(STAMP)
+	$(BIN)/python -m bench.reporting $(BENCH_ARGS)
 
 asyncapi: $(STAMP)
 	$(BIN)/kaenkhun asyncapi --output docs/asyncapi.json

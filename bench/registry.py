@@ -24,6 +24,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench import wait_healthy
 from services.registry.imports import COLUMNS, Importer
 from services.registry.models import Household, ImportJob, Member
 from services.registry.settings import RegistrySettings
@@ -284,13 +285,7 @@ async def post_households(folder: Path, requests: int, concurrency: int) -> tupl
                                                             "birth_date", "relation")})
         bodies = bodies[:requests]
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            for _ in range(200):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_healthy(client)
             queue = iter(bodies)
             statuses: list[int] = []
             latencies: list[float] = []

@@ -1,4 +1,5 @@
-"""`kaenkhun`: the launcher and operator commands (up, serve, migrate, topics, replay, asyncapi, token)."""
+"""`kaenkhun`: the launcher and operator commands (up, serve, migrate, topics, replay, rebuild, bi-role, asyncapi,
+token)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,56 @@ def replay(
 
     count = asyncio.run(_run())
     typer.echo(f"{name}: {count} outbox events queued for publication again (since {since_utc.isoformat()})")
+
+
+@app.command()
+def rebuild(
+    service: Annotated[str, typer.Argument(help="the read-model service: reporting")],
+) -> None:
+    """Empty the reporting read models and make every producer publish all its events again."""
+    from services.reporting import admin
+    from shared.db import create_engine
+
+    if service != "reporting":
+        raise typer.BadParameter("only the reporting service's read models can be rebuilt")
+
+    async def _run() -> None:
+        engine = create_engine(_settings("reporting").db_url)
+        try:
+            await admin.empty_read_models(engine)
+        finally:
+            await engine.dispose()
+        typer.echo("reporting: read models and inbox emptied")
+        for producer in admin.PRODUCERS:
+            engine = create_engine(_settings(producer).db_url)
+            try:
+                count = await admin.replay_everything(engine, load(producer).SPEC.outbox)
+            finally:
+                await engine.dispose()
+            typer.echo(f"{producer}: {count} outbox events queued for publication again")
+        typer.echo("the reporting service applies them as they arrive: watch GET /v1/reports/freshness")
+
+    asyncio.run(_run())
+
+
+@app.command("bi-role")
+def bi_role(
+    role: Annotated[str, typer.Argument(help="PostgreSQL role name, e.g. kaenkhun_bi")],
+    password: Annotated[str | None, typer.Option(envvar="KAENKHUN_BI_PASSWORD", help="login password")] = None,
+) -> None:
+    """Create (or update) a PostgreSQL login role that can read the reporting BI views and nothing else."""
+    from services.reporting import admin
+    from shared.db import create_engine
+
+    async def _run() -> None:
+        engine = create_engine(_settings("reporting").db_url)
+        try:
+            await admin.grant_bi_role(engine, role, password)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_run())
+    typer.echo(f"{role}: may read {', '.join(admin.BI_VIEWS)}")
 
 
 @app.command()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.reporting import reports
+from services.reporting import reports, web
 from services.reporting.models import inbox, metadata, outbox
 from services.reporting.projection import handlers
 from services.reporting.security import security
@@ -23,7 +23,7 @@ SPEC = ServiceSpec(
     catalogue=Catalogue(),
     security=security,
     handlers=handlers,
-    routers=(reports.router,),
+    routers=(reports.router, web.router),
 )
 
 

@@ -106,6 +106,7 @@ class AreaYear(Base, table=True):
     entered: int
     exited: int
     censored_score: str = Field(max_length=80)  # Σ persons × c(k), exact
+    censored_score_value: float = 0.0  # the same as a number, for BI tools that sum it across villages
     censored_by_indicator: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
@@ -119,6 +120,7 @@ class Payment(Base, table=True):
     programme: str = Field(max_length=40)
     household_id: str | None = Field(default=None, max_length=36, index=True)
     centre_id: str | None = Field(default=None, max_length=36)
+    budget_id: str | None = Field(default=None, max_length=36)
     area_code: str = Field(max_length=8)  # the household's village, the centre's sub-district
     fiscal_year: int
     paid_on: date
@@ -128,7 +130,7 @@ class Payment(Base, table=True):
 
 
 class Budget(Base, table=True):
-    """A budget as last set (newest event wins)."""
+    """A budget as last set (newest event wins); what it paid out is summed from the payments drawn on it."""
 
     __tablename__ = "rpt_budget"
 
@@ -137,6 +139,7 @@ class Budget(Base, table=True):
     fiscal_year: int
     area_code: str = Field(max_length=8)
     amount: Decimal = _money()
+    # As published when the budget was last set; what is paid since is summed from `rpt_payment`.
     disbursed: Decimal = _money()
     reversed: Decimal = _money()
     set_at: datetime = Field(sa_column=timestamp_column())

@@ -64,6 +64,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.registry import REGISTRY_EVENTS, newest_snapshots
 
 handlers = Handlers(Catalogue())
+PAYMENT_EVENTS = (DisbursementRecorded, DisbursementReversed, CentreSubsidyRecorded)
 Items = Sequence[tuple[CloudEvent, BaseModel]]
 
 YEAR_COUNTS = ("assessed_households", "assessed_persons", "poor_households", "poor_persons",
@@ -185,7 +186,8 @@ class YearSums:
                 session.add(row)
             for name, count in counts.items():
                 setattr(row, name, getattr(row, name) + count)
-            row.censored_score = str(Fraction(row.censored_score) + self.scores.get(key, Fraction(0)))
+            score = Fraction(row.censored_score) + self.scores.get(key, Fraction(0))
+            row.censored_score, row.censored_score_value = str(score), float(score)
             merged = {code: Fraction(value) for code, value in row.censored_by_indicator.items()}
             for code, part in self.indicators.get(key, {}).items():
                 merged[code] = merged.get(code, Fraction(0)) + part
@@ -211,60 +213,61 @@ def _snapshot(row: Assessment) -> Assessment:
     return Assessment.model_validate(row.model_dump())
 
 
-@handlers.on_batch(ASSESSMENT_RECORDED)
-async def assessment_recorded(session: AsyncSession, items: Items) -> None:
+@handlers.on_batch(ASSESSMENT_RECORDED, POVERTY_STATUS_CHANGED)
+async def assessment_events(session: AsyncSession, items: Items) -> None:
+    """Current assessments (newest revision per survey year) and their change against the previous year.
+
+    One handler for both types: the assessment service publishes them alternately, household by household,
+    so a batch of its topic is taken as a whole."""
     await _feed(session, items)
-    latest: dict[tuple[str, int], tuple[CloudEvent, AssessmentRecorded]] = {}
+    recorded: dict[tuple[str, int], tuple[CloudEvent, AssessmentRecorded]] = {}
+    changes: dict[tuple[str, int], PovertyStatusChanged] = {}
     for event, payload in items:
-        assert isinstance(payload, AssessmentRecorded)
-        key = (payload.household_id, payload.survey_year)
-        if key not in latest or payload.revision > latest[key][1].revision:
-            latest[key] = (event, payload)
-    existing = await _assessments(session, latest)
+        if isinstance(payload, AssessmentRecorded):
+            key = (payload.household_id, payload.survey_year)
+            if key not in recorded or payload.revision > recorded[key][1].revision:
+                recorded[key] = (event, payload)
+        else:
+            assert isinstance(payload, PovertyStatusChanged)
+            key = (payload.household_id, payload.survey_year)
+            if key not in changes or payload.revision > changes[key].revision:
+                changes[key] = payload
+    existing = await _assessments(session, set(recorded) | set(changes))
     sums = YearSums()
-    for key, (event, recorded) in latest.items():
+    touched: set[tuple[str, int]] = set()
+
+    def touch(key: tuple[str, int], row: Assessment) -> None:
+        if key not in touched:  # the row's contribution before this batch leaves the sums once
+            touched.add(key)
+            sums.add(_snapshot(row), -1)
+
+    for key, (event, new) in recorded.items():
         row = existing.get(key)
-        if row is not None and row.revision >= recorded.revision:
+        if row is not None and row.revision >= new.revision:
             continue
-        sums.add(_snapshot(row) if row is not None else None, -1)
         fields: dict[str, Any] = {
-            "revision": recorded.revision, "village_code": recorded.village_code,
-            "surveyed_on": recorded.surveyed_on, "indicator_set": recorded.indicator_set,
-            "persons": recorded.member_count, "score": recorded.score, "poor": recorded.poor,
-            "target_poor": recorded.target_poor,
-            "deprived": sorted(d for d, deprived in recorded.dimensions.items() if deprived),
-            "failed": {code: o.weight for code, o in sorted(recorded.indicators.items()) if o.status == "fail"},
+            "revision": new.revision, "village_code": new.village_code, "surveyed_on": new.surveyed_on,
+            "indicator_set": new.indicator_set, "persons": new.member_count, "score": new.score, "poor": new.poor,
+            "target_poor": new.target_poor, "deprived": sorted(d for d, deprived in new.dimensions.items() if deprived),
+            "failed": {code: o.weight for code, o in sorted(new.indicators.items()) if o.status == "fail"},
             "recorded_at": event.time}
         if row is None:
-            row = Assessment(household_id=key[0], survey_year=key[1], **fields)
+            row = existing[key] = Assessment(household_id=key[0], survey_year=key[1], **fields)
             session.add(row)
+            touched.add(key)
         else:
+            touch(key, row)
             for name, value in fields.items():
                 setattr(row, name, value)
-        sums.add(row, 1)
-    await sums.write(session)
-    await session.flush()
-
-
-@handlers.on_batch(POVERTY_STATUS_CHANGED)
-async def poverty_status_changed(session: AsyncSession, items: Items) -> None:
-    await _feed(session, items)
-    latest: dict[tuple[str, int], PovertyStatusChanged] = {}
-    for _, payload in items:
-        assert isinstance(payload, PovertyStatusChanged)
-        key = (payload.household_id, payload.survey_year)
-        if key not in latest or payload.revision > latest[key].revision:
-            latest[key] = payload
-    existing = await _assessments(session, latest)
-    sums = YearSums()
-    for key, changed in latest.items():
+    for key, changed in changes.items():
         row = existing.get(key)
         # The assessment comes first on the same partition; a status older than the row's is stale.
         if row is None or changed.revision < row.revision or (row.change_revision or 0) >= changed.revision:
             continue
-        sums.add(_snapshot(row), -1)
+        touch(key, row)
         row.change, row.change_revision = changed.change.value, changed.revision
-        sums.add(row, 1)
+    for key in touched:
+        sums.add(existing[key], 1)
     await sums.write(session)
     await session.flush()
 
@@ -282,25 +285,6 @@ async def _new_only(session: AsyncSession, model: Any, rows: list[dict[str, Any]
     for row in fresh.values():
         session.add(model(**row))
     await session.flush()
-
-
-@handlers.on_batch(DISBURSEMENT_RECORDED, CENTRE_SUBSIDY_RECORDED, DISBURSEMENT_REVERSED)
-async def payment(session: AsyncSession, items: Items) -> None:
-    await _feed(session, items)
-    rows: list[dict[str, Any]] = []
-    for event, paid in items:
-        if isinstance(paid, DisbursementRecorded):
-            rows.append({"id": paid.disbursement_id, "programme": paid.programme, "household_id": paid.household_id,
-                         "area_code": paid.village_code, "fiscal_year": paid.fiscal_year, "paid_on": paid.paid_on,
-                         "amount": Decimal(paid.amount), "recorded_at": event.time})
-        elif isinstance(paid, CentreSubsidyRecorded):
-            rows.append({"id": paid.disbursement_id, "programme": paid.programme, "centre_id": paid.centre_id,
-                         "area_code": paid.subdistrict_code, "fiscal_year": paid.fiscal_year, "paid_on": paid.paid_on,
-                         "amount": Decimal(paid.amount), "recorded_at": event.time})
-    await _new_only(session, Payment, rows)
-    reversed_ids = [p.disbursement_id for _, p in items if isinstance(p, DisbursementReversed)]
-    if reversed_ids:
-        await session.execute(update(Payment).where(col(Payment.id).in_(reversed_ids)).values(reversed=True))
 
 
 @handlers.on_batch(BUDGET_SET)
@@ -321,9 +305,26 @@ async def budget_set(session: AsyncSession, items: Items) -> None:
     await session.flush()
 
 
-@handlers.on_batch(REFERRAL_CREATED, REFERRAL_UPDATED, HELP_RECORDED)
-async def logbook(session: AsyncSession, items: Items) -> None:
-    await _feed(session, items)
+async def _payments(session: AsyncSession, items: Items) -> None:
+    rows: list[dict[str, Any]] = []
+    for event, paid in items:
+        if isinstance(paid, DisbursementRecorded):
+            rows.append({"id": paid.disbursement_id, "programme": paid.programme, "household_id": paid.household_id,
+                         "area_code": paid.village_code, "budget_id": paid.budget_id, "fiscal_year": paid.fiscal_year,
+                         "paid_on": paid.paid_on,
+                         "amount": Decimal(paid.amount), "recorded_at": event.time})
+        elif isinstance(paid, CentreSubsidyRecorded):
+            rows.append({"id": paid.disbursement_id, "programme": paid.programme, "centre_id": paid.centre_id,
+                         "area_code": paid.subdistrict_code, "budget_id": paid.budget_id,
+                         "fiscal_year": paid.fiscal_year, "paid_on": paid.paid_on,
+                         "amount": Decimal(paid.amount), "recorded_at": event.time})
+    await _new_only(session, Payment, rows)
+    reversed_ids = [p.disbursement_id for _, p in items if isinstance(p, DisbursementReversed)]
+    if reversed_ids:
+        await session.execute(update(Payment).where(col(Payment.id).in_(reversed_ids)).values(reversed=True))
+
+
+async def _logbook(session: AsyncSession, items: Items) -> None:
     helped: list[dict[str, Any]] = []
     for event, payload in items:
         if isinstance(payload, HelpRecorded):
@@ -344,3 +345,13 @@ async def logbook(session: AsyncSession, items: Items) -> None:
             row.status, row.version = payload.status, payload.version
         await session.flush()
     await _new_only(session, Help, helped)
+
+
+@handlers.on_batch(DISBURSEMENT_RECORDED, DISBURSEMENT_REVERSED, CENTRE_SUBSIDY_RECORDED, REFERRAL_CREATED,
+                   REFERRAL_UPDATED, HELP_RECORDED)
+async def assistance_events(session: AsyncSession, items: Items) -> None:
+    """Payments, reversals, referrals and help: one handler, so a batch of the topic is taken as a whole (a
+    reversal or a referral's update always comes after what it changes, and is applied after it here)."""
+    await _feed(session, items)
+    await _payments(session, [i for i in items if isinstance(i[1], PAYMENT_EVENTS)])
+    await _logbook(session, [i for i in items if not isinstance(i[1], PAYMENT_EVENTS)])

@@ -7,15 +7,16 @@ suppressed and exported one way (JSON, CSV, Parquet) and carries `as_of`, the ne
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
 from services.reporting.models import DIMENSIONS, AreaYear, Assessment, Budget, Feed, Help, Payment, Village
 from services.reporting.security import DETAIL, can_read
@@ -122,7 +123,7 @@ def _finish(request: Request, principal: Principal, table: Table, fmt: Format | 
     return respond(table, choose_format(request, fmt))
 
 
-def _ratio(value: Fraction) -> float:
+def _ratio(value: Fraction | float) -> float:
     return round(float(value), 6)
 
 
@@ -131,10 +132,10 @@ class _Sums:
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
-        self.censored = Fraction(0)
+        self.censored: Fraction | float = Fraction(0)
         self.by_indicator: dict[str, Fraction] = {}
 
-    def add(self, counts: dict[str, int], censored: Fraction = Fraction(0),
+    def add(self, counts: dict[str, int], censored: Fraction | float = Fraction(0),
             by_indicator: dict[str, str] | None = None) -> None:
         for name, value in counts.items():
             self.counts[name] = self.counts.get(name, 0) + value
@@ -164,24 +165,34 @@ _YEAR_COUNTS = ("assessed_households", "assessed_persons", "poor_households", "p
 
 async def _poverty_sums(session: AsyncSession, principal: Principal, area: str, depth: int,
                         survey_year: int, *, indicators: bool = False) -> dict[str, _Sums]:
+    """The (survey year, village) sums and the registered households, added up per area `depth` digits long.
+
+    The database adds up the counts and the censored scores as numbers (H, A and MPI are shown to 6 places);
+    with `indicators` the exact fractions are added up here instead, village by village."""
     parts: dict[str, _Sums] = {code: _Sums() for code in _official(area, depth) if _visible(principal, code)}
-    year_columns = [col(getattr(AreaYear, name)) for name in _YEAR_COUNTS]
-    selected = [col(AreaYear.village_code), *year_columns, col(AreaYear.censored_score)]
+    where = (col(AreaYear.survey_year) == survey_year, col(AreaYear.village_code).startswith(area, autoescape=True),
+             area_clause(principal, col(AreaYear.village_code)))
+    counted = [col(getattr(AreaYear, name)) for name in _YEAR_COUNTS]
     if indicators:
-        selected.append(col(AreaYear.censored_by_indicator))
-    found = await session.execute(select(*selected).where(
-        col(AreaYear.survey_year) == survey_year, col(AreaYear.village_code).startswith(area, autoescape=True),
-        area_clause(principal, col(AreaYear.village_code))))
-    for row in found:
-        counts = dict(zip(_YEAR_COUNTS, row[1:len(_YEAR_COUNTS) + 1], strict=True))
-        parts.setdefault(row[0][:depth], _Sums()).add(
-            counts, Fraction(row[len(_YEAR_COUNTS) + 1]), row[-1] if indicators else None)
+        found = await session.execute(select(col(AreaYear.village_code), *counted, col(AreaYear.censored_score),
+                                             col(AreaYear.censored_by_indicator)).where(*where))
+        for village, *counts, censored, by_indicator in found:
+            parts.setdefault(village[:depth], _Sums()).add(
+                dict(zip(_YEAR_COUNTS, counts, strict=True)), Fraction(censored), by_indicator)
+    else:
+        code = func.substr(col(AreaYear.village_code), 1, depth)
+        found = await session.execute(select(code, *(func.sum(c) for c in counted),
+                                             func.sum(col(AreaYear.censored_score_value))).where(*where).group_by(code))
+        for key, *counts, censored in found:
+            parts.setdefault(key, _Sums()).add(dict(zip(_YEAR_COUNTS, map(int, counts), strict=True)),
+                                               float(censored or 0))
+    village = func.substr(col(Village.village_code), 1, depth)
     registered = await session.execute(
-        select(col(Village.village_code), col(Village.households), col(Village.persons)).where(
+        select(village, func.sum(col(Village.households)), func.sum(col(Village.persons))).where(
             col(Village.village_code).startswith(area, autoescape=True),
-            area_clause(principal, col(Village.village_code))))
-    for village, households, persons in registered:
-        parts.setdefault(village[:depth], _Sums()).add({"households": households, "persons": persons})
+            area_clause(principal, col(Village.village_code))).group_by(village))
+    for key, households, persons in registered:
+        parts.setdefault(key, _Sums()).add({"households": int(households), "persons": int(persons)})
     return parts
 
 
@@ -239,7 +250,7 @@ async def mpi_decomposition(request: Request, session: SessionDep, area: AreaPar
     n = whole.counts.get("assessed_persons", 0)
     m0 = whole.censored / n if n else Fraction(0)
 
-    def shares(contribution: Fraction) -> dict[str, Any]:
+    def shares(contribution: Fraction | float) -> dict[str, Any]:
         return {"contribution": _ratio(contribution), "share": _ratio(contribution / m0) if m0 else 0.0}
 
     rows: list[dict[str, Any]] = []
@@ -271,7 +282,7 @@ ASSISTANCE_COLUMNS = (
     _count("centres_subsidised", "family development centres paid a subsidy"),
     Column("subsidy_amount", "money", "baht of those subsidies", follows=("centres_subsidised",)),
     Column("budget_allocated", "money", "budgets of the fiscal year set for this area or areas inside it"),
-    Column("budget_used", "money", "disbursed minus reversed, of those budgets"),
+    Column("budget_used", "money", "standing payments drawn on those budgets"),
     _count("target_poor_households", "target poor in the survey year (default: the fiscal year's B.E. year)"),
     _count("target_poor_helped", "of them, households paid a grant or helped by a partner in the fiscal year"),
     Column("coverage", "float", "target_poor_helped ÷ target_poor_households",
@@ -292,6 +303,7 @@ async def assistance(request: Request, session: SessionDep, area: AreaParam,
     families: dict[str, set[str]] = {}
     centres: dict[str, set[str]] = {}
     helped: set[str] = set()
+    drawn: dict[str, Decimal] = {}
     paid = await session.execute(select(Payment).where(
         col(Payment.fiscal_year) == fiscal_year, col(Payment.area_code).startswith(area, autoescape=True),
         area_clause(principal, col(Payment.area_code))))
@@ -307,8 +319,11 @@ async def assistance(request: Request, session: SessionDep, area: AreaParam,
             else:
                 families.setdefault(code, set()).add(p.household_id or "")
                 row["grant_amount"] += p.amount
-        if p.household_id and not p.reversed:
-            helped.add(p.household_id)
+        if not p.reversed:
+            if p.household_id:
+                helped.add(p.household_id)
+            if p.budget_id:
+                drawn[p.budget_id] = drawn.get(p.budget_id, ZERO) + p.amount
     start, end = fiscal_year_bounds(fiscal_year)
     given = await session.execute(select(col(Help.household_id)).where(
         col(Help.given_on) >= start, col(Help.given_on) <= end,
@@ -320,7 +335,7 @@ async def assistance(request: Request, session: SessionDep, area: AreaParam,
     for b in budgets.scalars():
         for row in _rows_for(rows, total, b.area_code, depth):
             row["budget_allocated"] += b.amount
-            row["budget_used"] += b.disbursed - b.reversed
+            row["budget_used"] += drawn.get(b.id, ZERO)
     targets = await session.execute(select(col(Assessment.household_id), col(Assessment.village_code)).where(
         col(Assessment.survey_year) == (survey_year or fiscal_year), col(Assessment.target_poor).is_(True),
         col(Assessment.village_code).startswith(area, autoescape=True),
@@ -452,6 +467,20 @@ def _progress_row(month: str | None) -> dict[str, Any]:
     return {"month": month or "total", "assessed_households": 0, "target_poor_households": 0, "exited": 0,
             "entered": 0, "families_granted": 0, "grant_amount": ZERO, "centres_subsidised": 0,
             "subsidy_amount": ZERO, "households_helped": 0, "help_value": ZERO}
+
+
+class Years(BaseModel):
+    survey_years: list[int]
+    fiscal_years: list[int]
+
+
+@router.get("/years", summary="The survey years and fiscal years the read models hold, oldest first")
+async def years(session: SessionDep, principal: Principal = can_read) -> Years:
+    surveyed = await session.execute(select(col(AreaYear.survey_year)).distinct().order_by(col(AreaYear.survey_year)))
+    paid = await session.execute(select(col(Payment.fiscal_year)).distinct())
+    budgeted = await session.execute(select(col(Budget.fiscal_year)).distinct())
+    return Years(survey_years=list(surveyed.scalars()),
+                 fiscal_years=sorted(set(paid.scalars()) | set(budgeted.scalars())))
 
 
 class TopicFreshness(BaseModel):

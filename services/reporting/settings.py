@@ -5,7 +5,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import Environment, ServiceSettings
 
 
 class ReportingSettings(ServiceSettings):
@@ -15,3 +15,11 @@ class ReportingSettings(ServiceSettings):
 
     # Counts from 1 to this are suppressed for callers without reporting:detail (0 turns suppression off).
     small_count_max: int = Field(default=4, ge=0)
+    # Areas whose suppressed reports anyone may read without a token (the dashboard as a publication).
+    # None: every area in development, none in production.
+    public_areas: list[str] | None = None
+
+    def public(self) -> list[str]:
+        if self.public_areas is not None:
+            return self.public_areas
+        return ["*"] if self.env is Environment.development else []

@@ -113,7 +113,7 @@ async def test_corrections_moves_redelivery_and_exits(reporting: Reporting) -> N
 
 async def test_assistance_and_progress(reporting: Reporting) -> None:
     ids = await four_households(reporting)
-    await reporting.budget("40", "1080000.00", "6000.00", "3000.00")
+    await reporting.budget("40", "1080000.00", "6000.00", "3000.00", budget_id="b")
     await reporting.budget("4001", "30000.00")
     await reporting.paid(ids["h1"], A)
     reversed_id = await reporting.paid(ids["h4"], C)

@@ -1,0 +1,223 @@
+"""Reporting benchmark: how fast the read models take events in, and GET /v1/reports/poverty at district
+level with N persons loaded (p50/p95 over loopback HTTP to `kaenkhun serve reporting`), beside a DuckDB
+scan of the same raw household rows, in the same run.
+
+    .venv/bin/python -m bench.reporting [--persons 1000000] [--requests 200] [--postgres-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import geothai
+import httpx
+import pyarrow as pa
+
+from bench import wait_healthy
+from services import load
+from services.reporting.settings import ReportingSettings
+from shared import migrations
+from shared.auth import issue_token
+from shared.broker import free_port
+from shared.events.assessment import ASSESSMENT_RECORDED, POVERTY_STATUS_CHANGED
+from shared.events.registry import HOUSEHOLD_REGISTERED
+from shared.ids import new_id
+from shared.scratchdb import ScratchDatabases
+from tests.apps import consumer_record, make_settings
+
+DIMENSIONS = ("health", "living", "education", "income", "access")
+INDICATORS = {"health": ("safe_food", "medicine_use", "exercise"), "living": ("housing", "drinking_water"),
+              "education": ("literacy",), "income": ("working_age_income", "income_per_person"),
+              "access": ("elderly_care",)}
+BATCH = 500
+
+
+def households(persons: int, seed: int = 2565) -> Iterator[dict[str, Any]]:
+    """Households of 1–5 persons (2.85 on average) in Khon Kaen's villages, with a TPMAP-like assessment."""
+    rng = random.Random(seed)
+    subdistricts = [s.code for d in geothai.districts("40") for s in geothai.subdistricts(d.code)]
+    left = persons
+    while left > 0:
+        size = min(left, rng.choices((1, 2, 3, 4, 5), (15, 25, 30, 20, 10))[0])
+        left -= size
+        village = f"{rng.choice(subdistricts)}{rng.randint(1, 12):02d}"
+        failed: dict[str, str] = {}
+        deprived = []
+        for dimension, codes in INDICATORS.items():
+            misses = [c for c in codes if rng.random() < 0.12]
+            if misses:
+                deprived.append(dimension)
+                for code in misses:
+                    failed[code] = f"1/{5 * len(codes)}"
+        score = sum((Fraction(w) for w in failed.values()), Fraction(0))
+        yield {"id": new_id(), "village": village, "persons": size, "failed": failed, "deprived": deprived,
+               "score": score, "poor": score >= Fraction(1, 3),
+               "target_poor": bool(deprived)}
+
+
+def events(h: dict[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+    village = h["village"]
+    areas = {"province_code": village[:2], "district_code": village[:4], "subdistrict_code": village[:6],
+             "village_code": village}
+    return [
+        (HOUSEHOLD_REGISTERED, {"household_id": h["id"], "version": 1, "status": "open", "village_no": int(village[6:]),
+                                "sources": ["tpmap"], "welfare_card": True, "team_id": None, **areas,
+                                "members": [{"member_id": new_id(), "citizen_id_hash": "0" * 64, "sex": "female",
+                                             "birth_date": "1970-01-01", "relation": "head" if i == 0 else "child",
+                                             "disability": False} for i in range(h["persons"])]}),
+        (ASSESSMENT_RECORDED, {"assessment_id": new_id(), "household_id": h["id"], "survey_year": 2565,
+                               "revision": 1, "surveyed_on": "2022-01-15", "indicator_set": "tpmap-2560",
+                               "indicator_set_version": 1, **areas,
+                               "dimensions": {d: d in h["deprived"] for d in DIMENSIONS},
+                               "indicators": {c: {"status": "fail", "weight": w} for c, w in h["failed"].items()},
+                               "score": str(h["score"]), "score_value": float(h["score"]), "poor": h["poor"],
+                               "severity": "poor" if h["poor"] else "none", "target_poor": h["target_poor"],
+                               "welfare_card": True, "member_count": h["persons"]}),
+        (POVERTY_STATUS_CHANGED, {"household_id": h["id"], "assessment_id": new_id(), "survey_year": 2565,
+                                  "revision": 1, "previous_assessment_id": None, "previous_survey_year": None,
+                                  "change": "first_assessment", "target_poor_before": None,
+                                  "target_poor_now": h["target_poor"], "poor_before": None, "poor_now": h["poor"],
+                                  "dimensions_entered": [], "dimensions_exited": [], "village_code": village}),
+    ]
+
+
+async def ingest(url: str, persons: int) -> tuple[int, float, list[dict[str, Any]]]:
+    """Feed every household's events through the reporting consumer's real path (inbox included), in batches
+    as Kafka would hand them over; returns (events, seconds, the raw household rows for the baseline)."""
+    settings = make_settings("reporting", url, "127.0.0.1:1", run_bus=False, log_json=False)
+    app = load("reporting").create_app(settings)
+    raw: list[dict[str, Any]] = []
+    count, elapsed = 0, 0.0
+    async with app.router.lifespan_context(app):
+        await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
+        consumer = app.state.consumer
+        pending: list[Any] = []
+
+        async def flush() -> None:
+            nonlocal elapsed
+            # As Kafka hands a poll over: the records of each partition together, in order.
+            pending.sort(key=lambda r: r.topic)
+            started = time.perf_counter()
+            await consumer.process([consumer.handlers.decode(r) for r in pending])
+            elapsed += time.perf_counter() - started
+            pending.clear()
+
+        for h in households(persons):
+            raw.append({"village_code": h["village"], "persons": h["persons"], "poor": h["poor"],
+                        "target_poor": h["target_poor"], "score": float(h["score"]),
+                        **{d: d in h["deprived"] for d in DIMENSIONS}})
+            for event_type, data in events(h):
+                count += 1
+                pending.append(consumer_record(event_type, data, offset=count))
+            if len(pending) >= BATCH:
+                await flush()
+        if pending:
+            await flush()
+    return count, elapsed, raw
+
+
+async def serve_and_query(url: str, requests: int) -> list[float]:
+    port = free_port()
+    env = os.environ | {"KAENKHUN_REPORTING_DATABASE_URL": url, "KAENKHUN_REPORTING_PORT": str(port),
+                        "KAENKHUN_REPORTING_RUN_BUS": "false", "KAENKHUN_LOG_LEVEL": "WARNING"}
+    kaenkhun = Path(sys.executable).parent / "kaenkhun"
+    server = await asyncio.create_subprocess_exec(kaenkhun, "serve", "reporting", env=env,
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    token = issue_token(ReportingSettings().auth, client_id="bench", scopes=["reporting:read", "reporting:detail"],
+                        areas=["*"])
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            await wait_healthy(client)
+            params = {"area": "40", "level": "district", "survey_year": 2565}
+            latencies = []
+            for i in range(requests + 10):
+                started = time.perf_counter()
+                response = await client.get("/v1/reports/poverty", params=params)
+                took = time.perf_counter() - started
+                assert response.status_code == 200, response.text
+                if i >= 10:  # the first requests warm caches
+                    latencies.append(took)
+            return latencies
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+def duckdb_scan(raw: list[dict[str, Any]], runs: int) -> tuple[list[float], int]:
+    table = pa.Table.from_pylist(raw)
+    con = duckdb.connect()
+    con.register("households", table)
+    query = """
+        SELECT substr(village_code, 1, 4) AS district, count(*) AS households, sum(persons) AS persons,
+               sum(CASE WHEN target_poor THEN 1 ELSE 0 END) AS target_poor_households,
+               sum(CASE WHEN target_poor THEN persons ELSE 0 END) AS target_poor_persons,
+               sum(CASE WHEN poor THEN persons ELSE 0 END) AS poor_persons,
+               sum(CASE WHEN poor THEN persons * score ELSE 0 END) AS censored,
+               sum(health::INT), sum(living::INT), sum(education::INT), sum(income::INT), sum(access::INT)
+        FROM households GROUP BY 1 ORDER BY 1"""
+    timings, rows = [], 0
+    for i in range(runs + 10):
+        started = time.perf_counter()
+        rows = len(con.execute(query).fetchall())
+        if i >= 10:
+            timings.append(time.perf_counter() - started)
+    return timings, rows
+
+
+def quantiles(values: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(values, n=100)
+    return cuts[49] * 1000, cuts[94] * 1000
+
+
+async def run(persons: int, requests: int, postgres_url: str | None) -> None:
+    print(f"reporting benchmark: {persons:,} persons (Khon Kaen's 199 sub-districts × 12 villages), three events per "
+          "household (registered, assessed, poverty status) through the consumer's real path; then "
+          f"GET /v1/reports/poverty?area=40&level=district, {requests} requests, one client, loopback HTTP to "
+          "`kaenkhun serve reporting`, beside DuckDB scanning the same raw household rows in this process")
+    with tempfile.TemporaryDirectory() as folder:
+        kinds = [("sqlite", None)] + ([("postgres", postgres_url)] if postgres_url else [])
+        for kind, admin_url in kinds:
+            dbs = ScratchDatabases(kind, Path(folder), admin_url)
+            url = await dbs.new("reporting")
+            try:
+                count, seconds, raw = await ingest(url, persons)
+                print(f"  {kind:9} ingest {count:,} events in {seconds:.1f} s: {count / seconds:,.0f} events/s "
+                      f"({len(raw):,} households)")
+                latencies = await serve_and_query(url, requests)
+                scans, districts = duckdb_scan(raw, requests)
+                p50, p95 = quantiles(latencies)
+                d50, d95 = quantiles(scans)
+                print(f"  {kind:9} poverty report, {districts} districts: p50 {p50:.1f} ms, p95 {p95:.1f} ms   "
+                      f"DuckDB scan p50 {d50:.1f} ms, p95 {d95:.1f} ms   p95 ratio {p95 / d95:.2f}")
+            finally:
+                await dbs.drop_all()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    from shared.observability import configure_logging
+
+    configure_logging(level="WARNING", json=False)
+    asyncio.run(run(args.persons, args.requests, args.postgres_url))
+
+
+if __name__ == "__main__":
+    main()
