@@ -156,11 +156,15 @@ def _village_name(village_code: str) -> str:
     return f"{subdistrict.name_th} หมู่ที่ {int(village_code[6:])}" if subdistrict else village_code
 
 
+def partner_ref(partner: Partner) -> PartnerRef:
+    return PartnerRef(id=partner.id, name=partner.name, sector=Sector(partner.sector))
+
+
 def present(referral: Referral, partner: Partner, today: date) -> ReferralOut:
     return ReferralOut(
         id=referral.id, household_id=referral.household_id, village_code=referral.village_code,
         village_name_th=_village_name(referral.village_code), dimension=Dimension(referral.dimension),
-        action=referral.action, partner=PartnerRef(id=partner.id, name=partner.name, sector=Sector(partner.sector)),
+        action=referral.action, partner=partner_ref(partner),
         due_on=referral.due_on, status=Status(referral.status),
         overdue=referral.status in UNDER_WAY and referral.due_on < today, outcome=referral.outcome,
         version=referral.version, created_by=referral.created_by, created_at=as_utc(referral.created_at),

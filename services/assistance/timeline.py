@@ -17,6 +17,7 @@ from sqlmodel import col, select
 
 from services.assistance.logbook import HouseholdId, household_in_reach
 from services.assistance.models import Disbursement, Help, HistoryEntry, Partner, Referral, ReferralChange, Visit
+from services.assistance.referrals import partner_ref
 from services.assistance.security import can_read
 from shared.app import SessionDep
 from shared.auth import Principal
@@ -37,10 +38,6 @@ class Timeline(BaseModel):
     village_code: str
     target_poor: bool | None = Field(description="in the household's latest assessment")
     entries: list[TimelineEntry]
-
-
-def _partner(partner: Partner) -> dict[str, str]:
-    return {"id": partner.id, "name": partner.name, "sector": partner.sector}
 
 
 def _entry(at: datetime, on: date | None, type_: str, id_: str, details: dict[str, Any],
@@ -86,7 +83,7 @@ async def timeline(household_id: HouseholdId, session: SessionDep, principal: Pr
                                   .where(col(ReferralChange.household_id) == household_id))
     entries += [_entry(c.changed_at, None, "referral.created" if c.status_before is None else "referral.updated",
                        c.id, {"referral_id": r.id, "dimension": r.dimension, "action": r.action,
-                              "partner": _partner(p), "due_on": r.due_on.isoformat(),
+                              "partner": partner_ref(p).model_dump(mode="json"), "due_on": r.due_on.isoformat(),
                               "status_before": c.status_before, "status": c.status, "note": c.note,
                               "by": c.changed_by})
                 for c, r, p in steps.all()]
@@ -96,9 +93,10 @@ async def timeline(household_id: HouseholdId, session: SessionDep, principal: Pr
                                   .join(Partner, col(Partner.id) == col(Help.partner_id))
                                   .where(col(Help.household_id) == household_id))
     entries += [_entry(h.recorded_at, h.given_on, "help.recorded", h.id, {
-        "help_id": h.id, "referral_id": h.referral_id, "dimension": r.dimension, "partner": _partner(p),
-        "kind": h.kind, "value": None if h.value is None else f"{h.value:.2f}", "notes": h.notes,
-        "by": h.recorded_by}) for h, r, p in given.all()]
+        "help_id": h.id, "referral_id": h.referral_id, "dimension": r.dimension,
+        "partner": partner_ref(p).model_dump(mode="json"), "kind": h.kind,
+        "value": None if h.value is None else f"{h.value:.2f}", "notes": h.notes, "by": h.recorded_by})
+        for h, r, p in given.all()]
 
     entries.sort(key=lambda e: (e.at, _AFTER_ITS_CAUSE.get(e.type, 0), e.id))
     return Timeline(household_id=household.id, village_code=household.village_code,

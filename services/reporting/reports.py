@@ -6,6 +6,7 @@ suppressed and exported one way (JSON, CSV, Parquet) and carries `as_of`, the ne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -136,7 +137,7 @@ class _Sums:
         self.by_indicator: dict[str, Fraction] = {}
 
     def add(self, counts: dict[str, int], censored: Fraction | float = Fraction(0),
-            by_indicator: dict[str, str] | None = None) -> None:
+            by_indicator: Mapping[str, str | Fraction] | None = None) -> None:
         for name, value in counts.items():
             self.counts[name] = self.counts.get(name, 0) + value
         self.censored += censored
@@ -144,7 +145,7 @@ class _Sums:
             self.by_indicator[code] = self.by_indicator.get(code, Fraction(0)) + Fraction(weight)
 
     def merge(self, other: _Sums) -> None:
-        self.add(other.counts, other.censored, {k: str(v) for k, v in other.by_indicator.items()})
+        self.add(other.counts, other.censored, other.by_indicator)
 
     def poverty_row(self, code: str) -> dict[str, Any]:
         c = self.counts
