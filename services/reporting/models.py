@@ -31,6 +31,10 @@ outbox = Outbox("reporting", outbox_table(metadata))
 inbox = inbox_table(metadata)
 
 DIMENSIONS = ("health", "living", "education", "income", "access")
+# The count columns of `rpt_area_year` (AreaYear), which the projection keeps and the reports add up.
+YEAR_COUNTS = ("assessed_households", "assessed_persons", "poor_households", "poor_persons",
+               "target_poor_households", "target_poor_persons", *(f"deprived_{d}" for d in DIMENSIONS),
+               "entered", "exited")
 
 
 def _money(nullable: bool = False) -> Any:

@@ -25,6 +25,7 @@ from sqlmodel import col, select
 
 from services.reporting.models import (
     DIMENSIONS,
+    YEAR_COUNTS,
     AreaYear,
     Assessment,
     Budget,
@@ -66,10 +67,6 @@ from shared.events.registry import REGISTRY_EVENTS, newest_snapshots
 handlers = Handlers(Catalogue())
 PAYMENT_EVENTS = (DisbursementRecorded, DisbursementReversed, CentreSubsidyRecorded)
 Items = Sequence[tuple[CloudEvent, BaseModel]]
-
-YEAR_COUNTS = ("assessed_households", "assessed_persons", "poor_households", "poor_persons",
-               "target_poor_households", "target_poor_persons", *(f"deprived_{d}" for d in DIMENSIONS),
-               "entered", "exited")
 
 
 async def _feed(session: AsyncSession, items: Items) -> None:

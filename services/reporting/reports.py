@@ -19,7 +19,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from services.reporting.models import DIMENSIONS, AreaYear, Assessment, Budget, Feed, Help, Payment, Village
+from services.reporting.models import (
+    DIMENSIONS,
+    YEAR_COUNTS,
+    AreaYear,
+    Assessment,
+    Budget,
+    Feed,
+    Help,
+    Payment,
+    Village,
+)
 from services.reporting.security import DETAIL, can_read
 from services.reporting.settings import ReportingSettings
 from services.reporting.tables import Column, Format, Table, choose_format, respond
@@ -159,10 +169,6 @@ class _Sums:
         return row
 
 
-_YEAR_COUNTS = ("assessed_households", "assessed_persons", "poor_households", "poor_persons",
-                "target_poor_households", "target_poor_persons", "entered", "exited",
-                *(f"deprived_{d}" for d in DIMENSIONS))
-
 
 async def _poverty_sums(session: AsyncSession, principal: Principal, area: str, depth: int,
                         survey_year: int, *, indicators: bool = False) -> dict[str, _Sums]:
@@ -173,19 +179,19 @@ async def _poverty_sums(session: AsyncSession, principal: Principal, area: str, 
     parts: dict[str, _Sums] = {code: _Sums() for code in _official(area, depth) if _visible(principal, code)}
     where = (col(AreaYear.survey_year) == survey_year, col(AreaYear.village_code).startswith(area, autoescape=True),
              area_clause(principal, col(AreaYear.village_code)))
-    counted = [col(getattr(AreaYear, name)) for name in _YEAR_COUNTS]
+    counted = [col(getattr(AreaYear, name)) for name in YEAR_COUNTS]
     if indicators:
         found = await session.execute(select(col(AreaYear.village_code), *counted, col(AreaYear.censored_score),
                                              col(AreaYear.censored_by_indicator)).where(*where))
         for village, *counts, censored, by_indicator in found:
             parts.setdefault(village[:depth], _Sums()).add(
-                dict(zip(_YEAR_COUNTS, counts, strict=True)), Fraction(censored), by_indicator)
+                dict(zip(YEAR_COUNTS, counts, strict=True)), Fraction(censored), by_indicator)
     else:
         code = func.substr(col(AreaYear.village_code), 1, depth)
         found = await session.execute(select(code, *(func.sum(c) for c in counted),
                                              func.sum(col(AreaYear.censored_score_value))).where(*where).group_by(code))
         for key, *counts, censored in found:
-            parts.setdefault(key, _Sums()).add(dict(zip(_YEAR_COUNTS, map(int, counts), strict=True)),
+            parts.setdefault(key, _Sums()).add(dict(zip(YEAR_COUNTS, map(int, counts), strict=True)),
                                                float(censored or 0))
     village = func.substr(col(Village.village_code), 1, depth)
     registered = await session.execute(
