@@ -19,12 +19,12 @@ from services.assessment.models import KnownHousehold
 from shared.bus import Handlers
 from shared.events.catalogue import Catalogue
 from shared.events.envelope import CloudEvent, utcnow
-from shared.events.registry import REGISTRY_EVENTS, newest_snapshots
+from shared.events.registry import HOUSEHOLD_EVENTS, newest_snapshots
 
 handlers = Handlers(Catalogue())
 
 
-@handlers.on_batch(*REGISTRY_EVENTS.types.values())
+@handlers.on_batch(*HOUSEHOLD_EVENTS)
 async def household_changed(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
     """Upsert the newest snapshot of each household in the batch (older ones are ignored)."""
     newest = newest_snapshots(payload for _, payload in items)

@@ -40,7 +40,12 @@ from shared.auth import Principal, area_clause
 from shared.bus import PendingEvent
 from shared.db import as_utc, bulk_insert
 from shared.errors import Forbidden, NotFound, Unprocessable
-from shared.events.assistance import CENTRE_SUBSIDY_RECORDED, CentreSubsidyRecorded
+from shared.events.assistance import (
+    CENTRE_REGISTERED,
+    CENTRE_SUBSIDY_RECORDED,
+    CentreRegistered,
+    CentreSubsidyRecorded,
+)
 from shared.events.envelope import utcnow
 from shared.ids import ID_PATTERN, new_id
 from shared.money import ZERO, Amount, FiscalYear, Money
@@ -213,6 +218,9 @@ async def create_centre(body: CentreIn, session: SessionDep, principal: Principa
                     subdistrict_code=body.subdistrict_code, created_at=utcnow())
     session.add(centre)
     await session.flush()
+    await outbox.add(session, CENTRE_REGISTERED, CentreRegistered(
+        centre_id=centre.id, kind=centre.kind, province_code=centre.province_code,
+        district_code=centre.district_code, subdistrict_code=centre.subdistrict_code), key=centre.id)
     return JSONResponse(present(centre).model_dump(mode="json"), status_code=201,
                         headers={"Location": f"/v1/centres/{centre.id}"})
 

@@ -28,7 +28,7 @@ from shared.events.assessment import (
 )
 from shared.events.catalogue import Catalogue
 from shared.events.envelope import CloudEvent, utcnow
-from shared.events.registry import REGISTRY_EVENTS, HouseholdFacts, newest_snapshots
+from shared.events.registry import HOUSEHOLD_EVENTS, HouseholdFacts, newest_snapshots
 
 handlers = Handlers(Catalogue())
 
@@ -70,7 +70,7 @@ async def _rows(session: AsyncSession, ids: Sequence[str]) -> dict[str, KnownHou
     return {h.id: h for h in found.scalars()}
 
 
-@handlers.on_batch(*REGISTRY_EVENTS.types.values())
+@handlers.on_batch(*HOUSEHOLD_EVENTS)
 async def household_changed(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
     """Keep the newest snapshot of each household and its members' citizen-ID hashes."""
     await _keep_history(session, items)

@@ -1,4 +1,6 @@
-"""Field operations teams (ทีมปฏิบัติการ): a district's team, the sub-districts it covers, and its people."""
+"""Field operations teams (ทีมปฏิบัติการ): a district's team, the sub-districts it covers, and its people.
+
+Creating a team publishes `team.created` (no names: the reporting service counts teams by area)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import col, select
 
 from services.registry import areas
-from services.registry.models import Team
+from services.registry.models import Team, outbox
 from services.registry.security import can_read, can_write
 from shared.app import SessionDep
 from shared.auth import Principal, area_clause
 from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
 from shared.events.envelope import utcnow
+from shared.events.registry import TEAM_CREATED, TeamCreated
 from shared.ids import new_id
 from shared.text import Text
 
@@ -79,6 +82,9 @@ async def create_team(body: TeamCreate, session: SessionDep, principal: Principa
                 members=[m.model_dump() for m in body.members], created_at=utcnow())
     session.add(team)
     await session.flush()
+    await outbox.add(session, TEAM_CREATED, TeamCreated(
+        team_id=team.id, province_code=team.province_code, district_code=team.district_code,
+        subdistrict_codes=team.subdistrict_codes, member_count=len(team.members)), key=team.id)
     return JSONResponse(_out(team).model_dump(mode="json"), status_code=201,
                         headers={"Location": f"/v1/teams/{team.id}"})
 

@@ -179,6 +179,27 @@ class Referral(Base, table=True):
     created_on: date
 
 
+class Team(Base, table=True):
+    """A field operations team: the district it belongs to and the sub-districts it covers."""
+
+    __tablename__ = "rpt_team"
+
+    id: str = Field(primary_key=True, max_length=36)
+    district_code: str = Field(max_length=4, index=True)
+    subdistrict_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    members: int
+
+
+class Centre(Base, table=True):
+    """A sub-district social assistance centre or a family development centre, counted by sub-district."""
+
+    __tablename__ = "rpt_centre"
+
+    id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=40)
+    subdistrict_code: str = Field(max_length=6, index=True)
+
+
 class Feed(Base, table=True):
     """Per topic: the newest event time applied and how many events were, for `as_of` and freshness."""
 
@@ -189,4 +210,4 @@ class Feed(Base, table=True):
     events: int = 0
 
 
-READ_MODELS = (Household, Assessment, Village, AreaYear, Payment, Budget, Help, Referral, Feed)
+READ_MODELS = (Household, Assessment, Village, AreaYear, Payment, Budget, Help, Referral, Team, Centre, Feed)

@@ -29,11 +29,13 @@ from services.reporting.models import (
     AreaYear,
     Assessment,
     Budget,
+    Centre,
     Feed,
     Help,
     Household,
     Payment,
     Referral,
+    Team,
     Village,
 )
 from shared import clock
@@ -47,6 +49,7 @@ from shared.events.assessment import (
 )
 from shared.events.assistance import (
     BUDGET_SET,
+    CENTRE_REGISTERED,
     CENTRE_SUBSIDY_RECORDED,
     DISBURSEMENT_RECORDED,
     DISBURSEMENT_REVERSED,
@@ -54,6 +57,7 @@ from shared.events.assistance import (
     REFERRAL_CREATED,
     REFERRAL_UPDATED,
     BudgetSet,
+    CentreRegistered,
     CentreSubsidyRecorded,
     DisbursementRecorded,
     DisbursementReversed,
@@ -62,7 +66,7 @@ from shared.events.assistance import (
 )
 from shared.events.catalogue import Catalogue
 from shared.events.envelope import CloudEvent
-from shared.events.registry import REGISTRY_EVENTS, newest_snapshots
+from shared.events.registry import HOUSEHOLD_EVENTS, TEAM_CREATED, TeamCreated, newest_snapshots
 
 handlers = Handlers(Catalogue())
 PAYMENT_EVENTS = (DisbursementRecorded, DisbursementReversed, CentreSubsidyRecorded)
@@ -109,7 +113,7 @@ async def _add_to_villages(session: AsyncSession, deltas: dict[str, list[int]]) 
         row.persons += persons
 
 
-@handlers.on_batch(*REGISTRY_EVENTS.types.values())
+@handlers.on_batch(*HOUSEHOLD_EVENTS)
 async def household_changed(session: AsyncSession, items: Items) -> None:
     await _feed(session, items)
     newest = newest_snapshots(payload for _, payload in items)
@@ -269,7 +273,18 @@ async def assessment_events(session: AsyncSession, items: Items) -> None:
     await session.flush()
 
 
-# -- assistance: payments, budgets, referrals, help --------------------------------------------------
+@handlers.on_batch(TEAM_CREATED)
+async def team_created(session: AsyncSession, items: Items) -> None:
+    await _feed(session, items)
+    rows = []
+    for _, team in items:
+        assert isinstance(team, TeamCreated)
+        rows.append({"id": team.team_id, "district_code": team.district_code,
+                     "subdistrict_codes": team.subdistrict_codes, "members": team.member_count})
+    await _new_only(session, Team, rows)
+
+
+# -- assistance: payments, budgets, referrals, help, centres -----------------------------------------
 
 
 async def _new_only(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
@@ -300,6 +315,16 @@ async def budget_set(session: AsyncSession, items: Items) -> None:
         row.reversed = Decimal(payload.reversed)
         row.set_at = event.time
     await session.flush()
+
+
+@handlers.on_batch(CENTRE_REGISTERED)
+async def centre_registered(session: AsyncSession, items: Items) -> None:
+    await _feed(session, items)
+    rows = []
+    for _, centre in items:
+        assert isinstance(centre, CentreRegistered)
+        rows.append({"id": centre.centre_id, "kind": centre.kind, "subdistrict_code": centre.subdistrict_code})
+    await _new_only(session, Centre, rows)
 
 
 async def _payments(session: AsyncSession, items: Items) -> None:

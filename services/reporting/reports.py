@@ -1,4 +1,5 @@
-"""The reports: poverty by area, the MPI's decomposition, assistance by area, monthly progress, freshness.
+"""The reports: poverty by area, the MPI's decomposition, assistance by area, monthly progress, the field
+network (areas, teams, centres), freshness.
 
 Every figure comes from the read models (`projection`); every report is a `tables.Table`, so it is
 suppressed and exported one way (JSON, CSV, Parquet) and carries `as_of`, the newest event it reflects.
@@ -25,9 +26,11 @@ from services.reporting.models import (
     AreaYear,
     Assessment,
     Budget,
+    Centre,
     Feed,
     Help,
     Payment,
+    Team,
     Village,
 )
 from services.reporting.security import DETAIL, can_read
@@ -474,6 +477,65 @@ def _progress_row(month: str | None) -> dict[str, Any]:
     return {"month": month or "total", "assessed_households": 0, "target_poor_households": 0, "exited": 0,
             "entered": 0, "families_granted": 0, "grant_amount": ZERO, "centres_subsidised": 0,
             "subsidy_amount": ZERO, "households_helped": 0, "help_value": ZERO}
+
+
+NETWORK_COLUMNS = (
+    *AREA_COLUMNS,
+    Column("districts", "int", "official districts (อำเภอ) in the area"),
+    Column("subdistricts", "int", "official sub-districts (ตำบล) in the area"),
+    Column("teams", "int", "field operations teams (ทีมปฏิบัติการ) of its districts"),
+    Column("team_members", "int", "people in those teams"),
+    Column("social_assistance_centres", "int", "sub-district social assistance centres (ศูนย์ช่วยเหลือสังคมตำบล)"),
+    Column("family_development_centres", "int", "community family development centres (ศพค.)"),
+)
+CENTRE_KINDS = {"tambon_social_assistance_centre": "social_assistance_centres",
+                "family_development_centre": "family_development_centres"}
+
+
+@router.get("/field-network", summary="Districts, sub-districts, field teams and centres, by area",
+            responses=FORMATS)
+async def field_network(request: Request, session: SessionDep, area: AreaParam, level: LevelParam = None,
+                        fmt: FormatParam = None, principal: Principal = can_read) -> Response:
+    depth = _depth(area, level or ("subdistrict" if len(area) >= 6 else None))
+    if depth > 6:
+        raise Unprocessable("teams and centres are counted by district and sub-district, not by village", errors=[
+            {"field": "query.level", "message": "province, district or subdistrict", "code": "level"}])
+    ensure_area_or_child(principal, area)
+    rows = {code: _network_row(code) for code in _official(area, depth) if _visible(principal, code)}
+    total = _network_row(area)
+    districts: set[str] = set()
+    for code, row in rows.items():
+        inside = _official(code, 4) if len(code) <= 4 else [code[:4]]
+        row["districts"] = len(inside) if len(code) <= 4 else 0
+        row["subdistricts"] = len(_official(code, 6))
+        districts.update(inside)
+        total["subdistricts"] += row["subdistricts"]
+    total["districts"] = len(districts)
+    teams = await session.execute(select(Team).where(col(Team.district_code).startswith(area[:4], autoescape=True),
+                                                     area_clause(principal, col(Team.district_code))))
+    for team in teams.scalars():
+        if len(area) == 6 and area not in team.subdistrict_codes:
+            continue
+        # A team belongs to a district and covers some of its sub-districts: it counts once in each row.
+        counted = ([rows[c] for c in team.subdistrict_codes if c in rows] if depth == 6
+                   else _rows_for(rows, total, team.district_code, depth)[:-1])
+        for row in [*counted, total]:
+            row["teams"] += 1
+            row["team_members"] += team.members
+    centres = await session.execute(select(Centre).where(
+        col(Centre.subdistrict_code).startswith(area, autoescape=True),
+        area_clause(principal, col(Centre.subdistrict_code))))
+    for centre in centres.scalars():
+        for row in _rows_for(rows, total, centre.subdistrict_code, depth):
+            row[CENTRE_KINDS.get(centre.kind, "social_assistance_centres")] += 1
+    table = Table("field_network", NETWORK_COLUMNS, [rows[c] for c in sorted(rows)], total, await as_of(session),
+                  {"area": area, "level": _level_name(depth)})
+    return _finish(request, principal, table, fmt)
+
+
+def _network_row(code: str) -> dict[str, Any]:
+    return _area_names(code) | {"districts": 0, "subdistricts": 0, "teams": 0, "team_members": 0,
+                                "social_assistance_centres": 0, "family_development_centres": 0}
 
 
 class Years(BaseModel):

@@ -3,7 +3,7 @@
 Topic `assistance.household` (key = household id): `disbursement.recorded`, `disbursement.reversed`,
 `visit.recorded`, `referral.created`, `referral.updated`, `help.recorded`. Free text written in the field
 (problems, actions, notes) stays in the service: it may be sensitive.
-Topic `assistance.centre` (key = centre id): `centre_subsidy.recorded`.
+Topic `assistance.centre` (key = centre id): `centre.registered`, `centre_subsidy.recorded`.
 Topic `assistance.budget` (key = budget id): `budget.set`. Amounts are decimal strings with 2 places.
 """
 
@@ -122,6 +122,16 @@ class HelpRecorded(ReferralFacts):
     given_on: date
 
 
+class CentreRegistered(BaseModel):
+    """A sub-district social assistance centre or a community family development centre (ศพค.) was registered."""
+
+    centre_id: str
+    kind: str = Field(description="tambon_social_assistance_centre or family_development_centre")
+    province_code: str
+    district_code: str
+    subdistrict_code: str
+
+
 class BudgetSet(BaseModel):
     """A budget was allocated or changed."""
 
@@ -152,6 +162,8 @@ REFERRAL_UPDATED = ASSISTANCE_EVENTS.define(
     payload=ReferralUpdated)
 HELP_RECORDED = ASSISTANCE_EVENTS.define(
     "help.recorded", topic=HOUSEHOLD_TOPIC, producer="assistance", aggregate="household", payload=HelpRecorded)
+CENTRE_REGISTERED = ASSISTANCE_EVENTS.define(
+    "centre.registered", topic=CENTRE_TOPIC, producer="assistance", aggregate="centre", payload=CentreRegistered)
 CENTRE_SUBSIDY_RECORDED = ASSISTANCE_EVENTS.define(
     "centre_subsidy.recorded", topic=CENTRE_TOPIC, producer="assistance", aggregate="centre",
     payload=CentreSubsidyRecorded)

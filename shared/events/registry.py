@@ -1,6 +1,7 @@
-"""Events the registry publishes about households (topic `registry.household`, key = household id).
+"""Events the registry publishes: about households (topic `registry.household`, key = household id) and
+field teams (topic `registry.team`, key = team id).
 
-Every event carries the household's facts after the change (a snapshot), so a consumer can keep
+Every household event carries the household's facts after the change (a snapshot), so a consumer can keep
 its projection by upserting, and `version` lets it ignore a stale one. No names, no address line,
 no raw citizen ID: members are identified by id and by the keyed citizen-ID hash (see shared.pii).
 """
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 from shared.events.catalogue import Catalogue
 
 TOPIC = "registry.household"
+TEAM_TOPIC = "registry.team"
 
 
 class Source(StrEnum):
@@ -118,6 +120,16 @@ class HouseholdAssigned(HouseholdFacts):
     buddy_official: str | None = None
 
 
+class TeamCreated(BaseModel):
+    """A field operations team (ทีมปฏิบัติการ) was set up in a district. Its people's names stay in the registry."""
+
+    team_id: str
+    province_code: str
+    district_code: str
+    subdistrict_codes: list[str] = Field(description="the sub-districts it covers")
+    member_count: int
+
+
 REGISTRY_EVENTS = Catalogue()
 
 
@@ -136,6 +148,10 @@ HOUSEHOLD_CLOSED = REGISTRY_EVENTS.define(
     "household.closed", topic=TOPIC, producer="registry", aggregate="household", payload=HouseholdClosed)
 HOUSEHOLD_ASSIGNED = REGISTRY_EVENTS.define(
     "household.assigned", topic=TOPIC, producer="registry", aggregate="household", payload=HouseholdAssigned)
+# What consumers that keep households subscribe to (every event above carries the household's snapshot).
+HOUSEHOLD_EVENTS = tuple(t for t in REGISTRY_EVENTS.types.values() if t.topic == TOPIC)
+TEAM_CREATED = REGISTRY_EVENTS.define(
+    "team.created", topic=TEAM_TOPIC, producer="registry", aggregate="team", payload=TeamCreated)
 
 
 def newest_snapshots(payloads: Iterable[BaseModel]) -> dict[str, HouseholdFacts]:

@@ -35,6 +35,9 @@ def subsidies(items: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
 async def test_centres_are_registered_with_thai_names_and_listed_by_area(assistance: Assistance) -> None:
     made = await centre(assistance)
     assert made["name"] == "ศูนย์พัฒนาครอบครัวในชุมชนตำบลในเมือง" and made["subdistrict_name_th"] == "ในเมือง"
+    assert (await assistance.events())[-1] == ("centre.registered", made["id"], {
+        "centre_id": made["id"], "kind": "family_development_centre", "province_code": "40",
+        "district_code": "4001", "subdistrict_code": "400101"})
     await centre(assistance, kind="tambon_social_assistance_centre", subdistrict="400201", name="ศูนย์ช่วยเหลือสังคมตำบล")
     listed = (await assistance.client.get("/v1/centres", params={"area": "4001"}, headers=assistance.admin)).json()
     assert [c["id"] for c in listed] == [made["id"]]

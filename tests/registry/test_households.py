@@ -274,6 +274,9 @@ async def test_teams_and_assignment(registry: Registry) -> None:
         "members": [{"name": "นางมาลี ใจงาม", "position": "พัฒนากร", "agency": "พช.อำเภอเมืองขอนแก่น"}]})
     assert team.status_code == 201, team.text
     team_id = team.json()["id"]
+    assert (await registry.events())[-1] == ("team.created", team_id, {
+        "team_id": team_id, "province_code": "40", "district_code": "4001",
+        "subdistrict_codes": ["400101", "400102"], "member_count": 1})  # no names leave the registry
     problem(await registry.client.post("/v1/teams", headers=registry.admin, json={
         "name": "x", "district_code": "4001", "subdistrict_codes": ["400201"]}), 422)
     home = (await registry.register()).json()

@@ -11,12 +11,13 @@ from services.reporting.settings import ReportingSettings
 from shared.events.assessment import ASSESSMENT_RECORDED, POVERTY_STATUS_CHANGED
 from shared.events.assistance import (
     BUDGET_SET,
+    CENTRE_REGISTERED,
     CENTRE_SUBSIDY_RECORDED,
     DISBURSEMENT_RECORDED,
     DISBURSEMENT_REVERSED,
     HELP_RECORDED,
 )
-from shared.events.registry import HOUSEHOLD_REGISTERED
+from shared.events.registry import HOUSEHOLD_REGISTERED, TEAM_CREATED
 from shared.ids import new_id
 from tests.apps import bearer, deliver
 
@@ -123,6 +124,19 @@ class Reporting:
             "help_id": new_id(), "referral_id": new_id(), "household_id": household_id, "village_code": village,
             "dimension": "health", "partner_id": new_id(), "partner_sector": "government", "kind": "health",
             "value": value, "given_on": given_on})
+
+    async def team(self, district: str, subdistricts: list[str], members: int = 3) -> str:
+        team_id = new_id()
+        await self.send(TEAM_CREATED, {"team_id": team_id, "province_code": district[:2], "district_code": district,
+                                       "subdistrict_codes": subdistricts, "member_count": members}, key=team_id)
+        return team_id
+
+    async def centre(self, subdistrict: str, kind: str = "tambon_social_assistance_centre") -> str:
+        centre_id = new_id()
+        await self.send(CENTRE_REGISTERED, {"centre_id": centre_id, "kind": kind, "province_code": subdistrict[:2],
+                                            "district_code": subdistrict[:4], "subdistrict_code": subdistrict},
+                        key=centre_id)
+        return centre_id
 
     async def report(self, path: str, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
         response = await self.client.get(f"/v1/reports/{path}", params=params, headers=headers or self.detail)
