@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test bench-bus bench-registry bench-assessment bench-assistance bench-reporting venv lint asyncapi clean
+.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting venv lint asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,20 @@ venv: $(STAMP)
 up: $(STAMP)
 	$(BIN)/kaenkhun up
 
+demo: $(STAMP)
+	$(BIN)/kaenkhun demo $(DEMO_ARGS)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -u -m bench.suite $(BENCH_ARGS)
+
+bench-http: $(STAMP)
+	$(BIN)/python -m bench.http $(BENCH_ARGS)
+
+bench-system: $(STAMP)
+	$(BIN)/python -u -m bench.system $(BENCH_ARGS)
 
 bench-bus: $(STAMP)
 	$(BIN)/python -m bench.bus $(BENCH_ARGS)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import migrations
 from shared.auth import Principal, ServiceSecurity, install_auth, make_security
 from shared.bus import Consumer, Handlers, Outbox, Relay
-from shared.db import as_utc, create_engine, sessionmaker, transaction
+from shared.db import as_utc, create_engine, read_only, sessionmaker, transaction
 from shared.errors import PROBLEM_JSON, install_problem_handlers
 from shared.events.catalogue import Catalogue
 from shared.observability import Metrics, configure_logging, install_observability
@@ -171,7 +171,7 @@ def _health_router(spec: ServiceSpec) -> APIRouter:
         state = request.app.state
         checks: dict[str, str] = {}
         try:
-            async with state.engine.connect() as conn:
+            async with read_only(state.engine) as conn:  # no write lock: SQLite's would block the loop
                 await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
             checks["database"] = "ok"
             if not state.migrations_current:

@@ -1,5 +1,5 @@
 """`kaenkhun`: the launcher and operator commands (up, serve, migrate, topics, replay, rebuild, bi-role, asyncapi,
-token)."""
+token, demo)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -185,6 +186,56 @@ def token(
         typer.echo(issue_token(settings.auth, client_id=client, scopes=scope.split(), areas=area or ["*"], ttl_s=ttl))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+def demo(
+    scale: Annotated[int, typer.Option(min=1, max=1000, help="multiply the households (3,569 target at 1)")] = 1,
+    seed: Annotated[int, typer.Option(help="the random seed: the same seed gives the same people")] = 2565,
+    client_id: Annotated[str, typer.Option(envvar="KAENKHUN_DEMO_CLIENT_ID")] = "khon-kaen-staff",
+    client_secret: Annotated[str | None, typer.Option(envvar="KAENKHUN_DEMO_CLIENT_SECRET",
+                                                      help="default: the development secret")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(envvar="KAENKHUN_DEMO_WEBHOOK_SECRET",
+                                                       help="the ministry's signing secret (default: development)")
+                              ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for events to reach a service")] = 600.0,
+) -> None:
+    """Load a synthetic Khon Kaen through the services' HTTP APIs and check the source document's figures."""
+    from services.assistance.settings import DEV_WEBHOOK_SECRET
+    from shared import demo as loader_module
+    from shared.settings import DEV_CLIENT_SECRET
+
+    def url(name: str) -> str:
+        settings = _settings(name)
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104 (a comparison)
+        return f"http://{host}:{settings.port}"
+
+    endpoints = loader_module.Endpoints(*(url(name) for name in SERVICES))
+
+    async def _run() -> tuple[dict[str, object], float]:
+        loader = loader_module.Loader(
+            endpoints, client_id=client_id, client_secret=client_secret or DEV_CLIENT_SECRET,
+            webhook_secret=webhook_secret or DEV_WEBHOOK_SECRET,
+            scenario=loader_module.Scenario(seed=seed, scale=scale), say=typer.echo, timeout_s=timeout)
+        try:
+            _, figures, seconds = await loader_module.run(loader)
+        finally:
+            await loader.close()
+        return figures, seconds
+
+    try:
+        figures, seconds = asyncio.run(_run())
+    except loader_module.DemoError as exc:
+        raise typer.Exit(_fail(f"demo failed: {exc}")) from None
+    typer.echo(f"\nloaded in {seconds:.1f} s; the reporting service now shows (Khon Kaen, B.E. 2565):")
+    for name, value in figures.items():
+        shown = f"{value:,}" if isinstance(value, int) else f"{Decimal(str(value)):,.2f} baht"
+        typer.echo(f"  {name:<27} {shown:>19}")
+    typer.echo("\nlook at:")
+    for link in loader_module.report_urls(endpoints.reporting):
+        typer.echo(f"  {link}")
+    typer.echo("  (reports need a token: kaenkhun token --client khon-kaen-staff --scope 'reporting:read "
+               "reporting:detail')")
 
 
 @app.command()

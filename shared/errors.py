@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -110,6 +111,18 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+# PostgreSQL: serialization failure, deadlock, lock not available (lock_timeout).
+_BUSY_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+def _busy(exc: DBAPIError) -> bool:
+    """A lock that was not granted in time (SQLite's busy timeout, PostgreSQL's lock and serialization errors)."""
+    if "database is locked" in str(exc.orig):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in _BUSY_SQLSTATES
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map every error (domain, HTTP, validation, unexpected) to problem+json."""
 
@@ -131,6 +144,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = _validation_errors(exc)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem_response(Unprocessable(detail or "The request is not valid.", errors=errors), request)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if _busy(exc):  # a transient contention, not a fault: the client retries, as with any 503
+            log.warning("database busy", path=str(request.url.path), error=str(exc.orig)[:200])
+            return problem_response(ServiceUnavailable("The database is busy; retry shortly.", type_slug="busy",
+                                                       headers={"Retry-After": "1"}), request)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine
+from shared.db import create_engine, read_only
 
 
 def alembic_config(migrations_dir: Path, url: str) -> Config:
@@ -42,7 +42,7 @@ async def is_current(engine: AsyncEngine, migrations_dir: Path) -> bool:
     def _current(connection: Connection) -> set[str]:
         return set(MigrationContext.configure(connection).get_current_heads())
 
-    async with engine.connect() as conn:
+    async with read_only(engine) as conn:
         current = await conn.run_sync(_current)
     return current == heads
 

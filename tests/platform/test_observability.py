@@ -15,6 +15,7 @@ import structlog
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.errors import install_problem_handlers
 from shared.observability import (
     Metrics,
     bind_correlation_id,
@@ -390,3 +391,23 @@ async def test_two_metrics_instances_do_not_collide() -> None:
     households = {"method": "GET", "route": "/v1/households/{household_id}", "status": "200"}
     assert sample_value(text_one, "http_requests_total", households) == 1
     assert sample_value(text_two, "http_requests_total", households) is None
+
+
+async def test_a_busy_database_answers_503_with_retry_after_not_500() -> None:
+    """SQLite's busy timeout or PostgreSQL's lock/serialization errors are contention: the client retries."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    app = make_app()
+    install_problem_handlers(app)
+
+    @app.get("/locked")
+    async def locked() -> None:
+        raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+
+    async with client_for(app) as client:
+        response = await client.get("/locked")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"].endswith("/busy")

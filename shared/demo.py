@@ -1,0 +1,620 @@
+"""`kaenkhun demo`: a synthetic Khon Kaen (province 40) loaded through the public HTTP APIs, as real clients do.
+
+What it loads reproduces the source document's figures for B.E. 2565 (DOMAIN.md), times `scale` where they are
+people:
+- the official 26 districts and 199 sub-districts (the registry's area hierarchy, read over HTTP);
+- 211 field teams (`POST /v1/teams`): one per sub-district, and one more in each of the 12 largest districts;
+- 224 sub-district social assistance centres (one per local government) and 78 family development centres
+  (`POST /v1/centres`);
+- households with Thai names, valid citizen IDs, ages and sexes (`POST /v1/imports`, CSV files of 1,000):
+  3,569 target households with 9,090 persons (1,952 of three persons, 1,617 of two), and 1,431 more households
+  that are not target poor (deprived in nothing, or deprived but without a welfare card);
+- their assessments on TPMAP's 17 indicators (`POST /v1/assessment-imports`), answered for exactly the
+  indicators that apply to the household's members on the survey date (read from `GET /v1/indicator-sets`);
+- budgets (`PUT /v1/budgets/...`), then the ministry's pushes, signed as Standard Webhooks: one batch of
+  360 families × 3,000 baht = 1,080,000 baht (`POST /v1/disbursement-batches`, by the head's citizen ID) and
+  78 × 10,000 = 780,000 baht of centre subsidies (`POST /v1/centre-subsidies`).
+
+Everything comes from one seeded random generator, so the same seed and scale give the same people. Running
+it again against the same system changes nothing: teams and centres that exist are kept, imports of the same
+rows are unchanged, budgets are set to the same amounts and pushes repeat their Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from services.assessment.indicators import IndicatorSet, Person, applies
+from shared import webhooks
+
+PROVINCE = "40"
+SURVEY_YEAR = 2565
+FISCAL_YEAR = 2565
+SURVEYED_ON = date(2022, 1, 15)
+GRANTS_PAID_ON = date(2022, 1, 27)  # the kick-off in Khon Kaen
+SUBSIDIES_PAID_ON = date(2022, 2, 10)
+INDICATOR_SET = "tpmap-2560"
+
+# The source document's figures (per scale for people).
+TARGET_HOUSEHOLDS_BY_SIZE = {3: 1952, 2: 1617}  # 3,569 households, 9,090 persons
+NOT_TARGET_HOUSEHOLDS = 1431  # 900 deprived in nothing, 531 deprived without a welfare card
+NOT_DEPRIVED = 900
+TEAMS = 211
+SOCIAL_ASSISTANCE_CENTRES = 224
+FAMILY_DEVELOPMENT_CENTRES = 78
+GRANT_FAMILIES = 360
+GRANT = Decimal("3000.00")
+SUBSIDY = Decimal("10000.00")  # per centre: not published; 78 × 10,000 = 780,000 baht is
+IMPORT_FILE_HOUSEHOLDS = 1000
+
+MEASURED = {"drinking_water": "drinking_water_lpd", "use_water": "use_water_lpd",
+            "household_income": "income_per_person_year"}
+
+MALE = ("สมชาย", "สมศักดิ์", "บุญมี", "ประเสริฐ", "สุริยา", "วิชัย", "ทองดี", "คำพอง", "บุญเลิศ", "สมบัติ", "อนันต์",
+        "ณรงค์", "เกียรติศักดิ์", "จักรพันธ์", "ธนากร", "ภูมิพัฒน์", "วีระ", "สุทธิพงษ์", "คำแสน", "ศรีสุข")
+FEMALE = ("สมหญิง", "บุญเรือน", "คำปุ่น", "มาลี", "สุนีย์", "จันทร์เพ็ญ", "ทองใบ", "วันเพ็ญ", "ประภา", "สายสุนีย์",
+          "อรุณี", "พิมพ์ใจ", "กาญจนา", "ศิริพร", "นภาพร", "ปราณี", "ละมัย", "บัวผัน", "คำมี", "ดวงใจ")
+SURNAMES = ("ใจดี", "ศรีสุข", "บุญมา", "แก้วมณี", "พลเยี่ยม", "ชัยวงศ์", "ศรีบุญเรือง", "คำภูแสน", "โคตรพัฒน์",
+            "ภูผาลา", "แสนสุข", "จันทร์หอม", "ทองคำ", "สีหาราช", "พรมวงศ์", "ดวงจันทร์", "บุตรดี", "อินทร์แปลง",
+            "ผาสุข", "วงศ์ภักดี", "นามวงศ์", "ศรีวิเศษ", "ไชยสงคราม", "ปัททุม", "เหล่าคนค้า")
+POSITIONS = (("นายอำเภอ", "ที่ว่าการอำเภอ"), ("พัฒนาการอำเภอ", "สำนักงานพัฒนาชุมชนอำเภอ"),
+             ("พัฒนากร", "สำนักงานพัฒนาชุมชนอำเภอ"), ("ผู้อำนวยการโรงพยาบาลส่งเสริมสุขภาพตำบล", "รพ.สต."),
+             ("ปลัดองค์การบริหารส่วนตำบล", "องค์การบริหารส่วนตำบล"), ("กำนัน", "ตำบล"),
+             ("นักพัฒนาสังคม", "สำนักงานพัฒนาสังคมและความมั่นคงของมนุษย์จังหวัดขอนแก่น"))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What the demo loads: seed and scale decide every person."""
+
+    seed: int = 2565
+    scale: int = 1
+
+    @property
+    def target_households(self) -> int:
+        return sum(TARGET_HOUSEHOLDS_BY_SIZE.values()) * self.scale
+
+    @property
+    def target_persons(self) -> int:
+        return sum(size * n for size, n in TARGET_HOUSEHOLDS_BY_SIZE.items()) * self.scale
+
+    @property
+    def households(self) -> int:
+        return self.target_households + NOT_TARGET_HOUSEHOLDS * self.scale
+
+
+@dataclass
+class Member:
+    citizen_id: str
+    title: str
+    first_name: str
+    last_name: str
+    sex: str
+    birth_date: date
+    relation: str
+    disability: bool = False
+
+
+@dataclass
+class Home:
+    key: str
+    subdistrict: str
+    village_no: int
+    house_no: str
+    sources: list[str]
+    welfare_card: bool
+    members: list[Member]
+    fails: set[str] = field(default_factory=set)
+    household_id: str | None = None
+
+    @property
+    def village_code(self) -> str:
+        return f"{self.subdistrict}{self.village_no:02d}"
+
+    @property
+    def target(self) -> bool:
+        return bool(self.fails) and self.welfare_card
+
+
+@dataclass(frozen=True)
+class Area:
+    code: str
+    name_th: str
+
+
+@dataclass
+class Geography:
+    districts: list[Area]
+    subdistricts: dict[str, list[Area]]  # by district code
+
+    def all_subdistricts(self) -> list[Area]:
+        return [s for d in self.districts for s in self.subdistricts[d.code]]
+
+
+# -- the people ------------------------------------------------------------------------------------------
+
+
+class People:
+    """Thai persons with valid, distinct citizen IDs, drawn from one random generator."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.ids: set[str] = set()
+
+    def citizen_id(self, born: date) -> str:
+        # First digit: 3 for people registered before 1984, 1 for those born later with a birth certificate.
+        first = "3" if born.year < 1984 else "1"
+        while True:
+            body = first + "40" + "".join(str(self.rng.randrange(10)) for _ in range(9))
+            check = (11 - sum(int(d) * (13 - i) for i, d in enumerate(body)) % 11) % 10
+            cid = body + str(check)
+            if cid not in self.ids:
+                self.ids.add(cid)
+                return cid
+
+    def born(self, age_from: int, age_to: int) -> date:
+        age = self.rng.randint(age_from, age_to)
+        return date(SURVEYED_ON.year - age - 1, self.rng.randint(1, 12), self.rng.randint(1, 28))
+
+    def person(self, relation: str, sex: str, born: date, surname: str) -> Member:
+        child = (SURVEYED_ON - born).days < 15 * 365
+        names = MALE if sex == "male" else FEMALE
+        title = (("เด็กชาย" if sex == "male" else "เด็กหญิง") if child
+                 else "นาย" if sex == "male" else "นาง" if relation in ("spouse", "head", "parent") else "นางสาว")
+        return Member(self.citizen_id(born), title, self.rng.choice(names), surname, sex, born, relation,
+                      disability=self.rng.random() < 0.03)
+
+    def household(self, size: int) -> list[Member]:
+        rng = self.rng
+        surname = rng.choice(SURNAMES)
+        head_sex = rng.choice(("male", "female"))
+        other = "female" if head_sex == "male" else "male"
+        shape = rng.random()
+        if size == 1:
+            return [self.person("head", head_sex, self.born(25, 85), surname)]
+        if size == 2 and shape < 0.45:  # an elderly couple
+            return [self.person("head", head_sex, self.born(60, 84), surname),
+                    self.person("spouse", other, self.born(58, 82), surname)]
+        if size == 2 and shape < 0.75:  # a grandparent raising a grandchild while the parents work in the city
+            return [self.person("head", head_sex, self.born(55, 78), surname),
+                    self.person("relative", rng.choice(("male", "female")), self.born(2, 16), surname)]
+        members = [self.person("head", head_sex, self.born(24, 58), surname),
+                   self.person("spouse", other, self.born(22, 58), surname)]
+        while len(members) < size:
+            if len(members) == 2 and rng.random() < 0.3:
+                members.append(self.person("parent", rng.choice(("male", "female")), self.born(62, 88), surname))
+            else:
+                members.append(self.person("child", rng.choice(("male", "female")), self.born(0, 20), surname))
+        return members[:size]
+
+
+def population(scenario: Scenario, geography: Geography, indicator_set: IndicatorSet) -> list[Home]:
+    """Every household the demo registers, in a fixed order: target households first."""
+    rng = random.Random(scenario.seed)
+    people = People(rng)
+    subdistricts = geography.all_subdistricts()
+    villages = {s.code: rng.randint(8, 20) for s in subdistricts}
+    houses: dict[str, int] = {}
+    sizes = [size for size, n in TARGET_HOUSEHOLDS_BY_SIZE.items() for _ in range(n * scenario.scale)]
+    kinds = ["target"] * len(sizes) + ["not_deprived"] * (NOT_DEPRIVED * scenario.scale) + \
+        ["no_welfare_card"] * ((NOT_TARGET_HOUSEHOLDS - NOT_DEPRIVED) * scenario.scale)
+    sizes += [rng.choice((1, 2, 3, 4, 4, 5)) for _ in range(len(kinds) - len(sizes))]
+    homes = []
+    for n, (kind, size) in enumerate(zip(kinds, sizes, strict=True)):
+        subdistrict = rng.choice(subdistricts).code
+        village_no = rng.randint(1, villages[subdistrict])
+        village = f"{subdistrict}{village_no:02d}"
+        houses[village] = houses.get(village, 0) + 1
+        members = people.household(size)
+        sources = (["tpmap"] if rng.random() < 0.8 else [rng.choice(("exclusion_error", "vulnerable"))]
+                   if kind == "target" else ["tpmap"] if rng.random() < 0.6 else ["other"])
+        home = Home(f"KK{n + 1:07d}", subdistrict, village_no, f"{houses[village]}/{rng.randint(1, 9)}", sources,
+                    welfare_card=kind != "no_welfare_card", members=members)
+        if kind != "not_deprived":
+            applicable = [i.code for i in indicator_set.indicators
+                          if applies(i, [Person(m.birth_date, m.disability) for m in members], SURVEYED_ON)]
+            home.fails = set(rng.sample(applicable, rng.choice((1, 1, 2, 2, 3))))
+        homes.append(home)
+    return homes
+
+
+def household_rows(homes: Iterable[Home]) -> list[dict[str, Any]]:
+    """The registry's import CSV: one row per person."""
+    return [{"household_key": h.key, "subdistrict_code": h.subdistrict, "village_no": h.village_no,
+             "house_no": h.house_no, "lat": "", "lon": "", "sources": ";".join(h.sources),
+             "welfare_card": "true" if h.welfare_card else "false", "citizen_id": m.citizen_id, "title": m.title,
+             "first_name": m.first_name, "last_name": m.last_name, "sex": m.sex,
+             "birth_date": m.birth_date.isoformat(), "relation": m.relation,
+             "disability": "true" if m.disability else "false"} for h in homes for m in h.members]
+
+
+def assessment_row(home: Home, indicator_set: IndicatorSet, rng: random.Random) -> dict[str, Any]:
+    """A surveyor's answers: every indicator that applies, failed where the household is deprived."""
+    assert home.household_id is not None
+    persons = [Person(m.birth_date, m.disability) for m in home.members]
+    row: dict[str, Any] = {"household_id": home.household_id, "indicator_set": indicator_set.id,
+                           "survey_year": SURVEY_YEAR, "surveyed_on": SURVEYED_ON.isoformat()}
+    for indicator in indicator_set.indicators:
+        if not applies(indicator, persons, SURVEYED_ON):
+            continue
+        fails = indicator.code in home.fails
+        if indicator.measurement is not None:  # below the threshold (at most 95% of it) or at least it
+            percent = rng.randint(30, 95) if fails else rng.randint(100, 250)
+            row[indicator.measurement.name] = str(int(indicator.measurement.at_least * percent / 100))
+        else:
+            row[indicator.code] = "false" if fails else "true"
+    return row
+
+
+def csv_file(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return ("\ufeff" + out.getvalue()).encode()
+
+
+# -- talking to the services -----------------------------------------------------------------------------
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Endpoints:
+    registry: str
+    assessment: str
+    assistance: str
+    reporting: str
+
+
+class Loader:
+    """One run of the demo against running services."""
+
+    def __init__(self, endpoints: Endpoints, *, client_id: str, client_secret: str, webhook_secret: str,
+                 scenario: Scenario, say: Say = print, timeout_s: float = 600.0) -> None:
+        self.endpoints = endpoints
+        self.client_id, self.client_secret = client_id, client_secret
+        self.webhook_secret = webhook_secret
+        self.scenario = scenario
+        self.say = say
+        self.timeout_s = timeout_s
+        self.http = httpx.AsyncClient(timeout=120.0)
+        self.in_flight = asyncio.Semaphore(8)  # a polite client: at most 8 requests at once
+        self.headers: dict[str, str] = {}
+
+    def rng(self, purpose: str) -> random.Random:
+        """A generator of its own for each part, so a part skipped on a second run changes no other."""
+        return random.Random(f"{self.scenario.seed}:{purpose}")
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    # HTTP helpers: every answer is checked; a problem+json body is shown as it came.
+    async def call(self, method: str, url: str, *, expect: Sequence[int] = (200, 201), **kwargs: Any) -> Any:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        for attempt in range(60):
+            try:
+                async with self.in_flight:
+                    response = await self.http.request(method, url, headers=headers, **kwargs)
+            except httpx.TransportError as exc:  # a service restarting: try again, as any client would
+                if attempt == 59:
+                    raise DemoError(f"{method} {url}: {exc!r}") from exc
+                await asyncio.sleep(1)
+                continue
+            retry_after = response.headers.get("retry-after")
+            busy = response.status_code in (429, 503) or response.status_code == 409 and retry_after is not None
+            if busy:
+                await asyncio.sleep(float(retry_after or 1))
+                continue
+            if response.status_code not in expect:
+                raise DemoError(f"{method} {url} answered {response.status_code}: {response.text[:2000]}")
+            return response.json() if response.content else None
+        raise DemoError(f"{method} {url}: still busy after 60 attempts")
+
+    async def sign_in(self) -> None:
+        token = await self.call("POST", f"{self.endpoints.registry}/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret})
+        self.headers = {"Authorization": f"Bearer {token['access_token']}"}
+
+    async def geography(self) -> Geography:
+        province = await self.call("GET", f"{self.endpoints.registry}/v1/areas/{PROVINCE}")
+        districts = [Area(d["code"], d["name_th"]) for d in province["children"]]
+        found = await asyncio.gather(*(self.call("GET", f"{self.endpoints.registry}/v1/areas/{d.code}")
+                                       for d in districts))
+        return Geography(districts, {d.code: [Area(s["code"], s["name_th"]) for s in f["children"]]
+                                     for d, f in zip(districts, found, strict=True)})
+
+    async def indicator_set(self) -> IndicatorSet:
+        body = await self.call("GET", f"{self.endpoints.assessment}/v1/indicator-sets/{INDICATOR_SET}")
+        body.pop("latest", None)  # SetDetail = the set as defined + whether it is the newest version
+        return IndicatorSet.model_validate(body)
+
+    # -- teams, centres, budgets --------------------------------------------------------------------------
+
+    async def teams(self, geography: Geography) -> None:
+        url = f"{self.endpoints.registry}/v1/teams"
+        existing = await self.call("GET", url, params={"province": PROVINCE})
+        if existing:
+            self.say(f"teams       {len(existing):,} already there: kept")
+            return
+        bodies = []
+        for district in geography.districts:
+            for subdistrict in geography.subdistricts[district.code]:
+                bodies.append((district, f"ทีมปฏิบัติการตำบล{subdistrict.name_th}", [subdistrict.code]))
+        largest = sorted(geography.districts, key=lambda d: -len(geography.subdistricts[d.code]))
+        for district in largest[:TEAMS - len(bodies)]:
+            bodies.append((district, f"ทีมปฏิบัติการเทศบาล อำเภอ{district.name_th}",
+                           [s.code for s in geography.subdistricts[district.code]][:3]))
+        rng = self.rng("teams")
+        for n, (district, name, covered) in enumerate(bodies, 1):
+            members = [{"name": f"{rng.choice(('นาย', 'นาง', 'นางสาว'))}{rng.choice(MALE + FEMALE)} "
+                                f"{rng.choice(SURNAMES)}",
+                        "position": position, "agency": f"{agency}{district.name_th}" if agency.endswith(
+                            ("อำเภอ", "ตำบล")) else agency}
+                       for position, agency in rng.sample(POSITIONS, rng.randint(3, 5))]
+            await self.call("POST", url, json={"name": name, "district_code": district.code,
+                                               "subdistrict_codes": covered, "members": members})
+            if n % 50 == 0 or n == len(bodies):
+                self.say(f"teams       {n:,} / {len(bodies):,}")
+
+    async def centres(self, geography: Geography) -> list[str]:
+        """Register the centres (unless there); the ids of the family development centres, in order."""
+        url = f"{self.endpoints.assistance}/v1/centres"
+        kind_fdc = "family_development_centre"
+        existing = await self.call("GET", url, params={"area": PROVINCE, "kind": kind_fdc, "limit": 1000})
+        if existing:
+            self.say("centres     already there: kept")
+            return [c["id"] for c in sorted(existing, key=lambda c: (c["subdistrict_code"], c["name"]))]
+        subdistricts = geography.all_subdistricts()
+        rng = self.rng("centres")
+        bodies = [{"kind": "tambon_social_assistance_centre", "name": f"ศูนย์ช่วยเหลือสังคมตำบล{s.name_th}",
+                   "subdistrict_code": s.code, "local_government": f"องค์การบริหารส่วนตำบล{s.name_th}"}
+                  for s in subdistricts]
+        # A sub-district with a town municipality as well as a tambon administration has a centre for each.
+        for s in rng.sample(subdistricts, SOCIAL_ASSISTANCE_CENTRES - len(bodies)):
+            bodies.append({"kind": "tambon_social_assistance_centre", "name": f"ศูนย์ช่วยเหลือสังคมเทศบาลตำบล{s.name_th}",
+                           "subdistrict_code": s.code, "local_government": f"เทศบาลตำบล{s.name_th}"})
+        fdcs = sorted(rng.sample(subdistricts, FAMILY_DEVELOPMENT_CENTRES), key=lambda s: s.code)
+        bodies += [{"kind": kind_fdc, "name": f"ศูนย์พัฒนาครอบครัวในชุมชนตำบล{s.name_th}", "subdistrict_code": s.code,
+                    "local_government": f"องค์การบริหารส่วนตำบล{s.name_th}"} for s in fdcs]
+        ids = []
+        for n, body in enumerate(bodies, 1):
+            made = await self.call("POST", url, json=body)
+            if body["kind"] == kind_fdc:
+                ids.append(made["id"])
+            if n % 50 == 0 or n == len(bodies):
+                self.say(f"centres     {n:,} / {len(bodies):,}")
+        return ids
+
+    async def budgets(self, *, grants: Decimal, subsidies: Decimal) -> None:
+        for programme, amount in (("family_grant", grants), ("centre_subsidy", subsidies)):
+            await self.call("PUT", f"{self.endpoints.assistance}/v1/budgets/{programme}/{FISCAL_YEAR}/{PROVINCE}",
+                            json={"amount": f"{amount:.2f}"})
+        self.say(f"budgets     family grants {grants:,.2f} baht, centre subsidies {subsidies:,.2f} baht (FY "
+                 f"{FISCAL_YEAR})")
+
+    # -- households and assessments -----------------------------------------------------------------------
+
+    async def _import(self, url: str, content: bytes, name: str) -> dict[str, Any]:
+        job = await self.call("POST", url, files={"file": (name, content, "text/csv")}, expect=(202,))
+        while True:
+            status: dict[str, Any] = await self.call("GET", f"{url}/{job['id']}", params={"errors_limit": 5000})
+            if status["status"] in ("done", "failed"):
+                if status["status"] == "failed":
+                    raise DemoError(f"import {name} failed: {status['failure']}")
+                return status
+            await asyncio.sleep(0.2)
+
+    async def households(self, homes: list[Home]) -> None:
+        url = f"{self.endpoints.registry}/v1/imports"
+        columns = list(household_rows(homes[:1])[0])
+        done = 0
+        for start in range(0, len(homes), IMPORT_FILE_HOUSEHOLDS):
+            chunk = homes[start:start + IMPORT_FILE_HOUSEHOLDS]
+            name = f"ครัวเรือน-{start // IMPORT_FILE_HOUSEHOLDS:03d}.csv"
+            status = await self._import(url, csv_file(household_rows(chunk), columns), name)
+            if status["rows_rejected"]:
+                raise DemoError(f"the registry rejected rows: {json.dumps(status['errors'][:5], ensure_ascii=False)}")
+            done += len(chunk)
+            self.say(f"households  {done:,} / {len(homes):,}  ({status['households_created']:,} new, "
+                     f"{status['households_unchanged']:,} unchanged in this file)")
+        await self._find_ids(homes)
+
+    async def _find_ids(self, homes: list[Home]) -> None:
+        """Each household's id, from the registry's list (a house number is unique in its village here)."""
+        by_address = {(h.village_code, h.house_no): h for h in homes}
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"province": PROVINCE, "limit": 500} | ({"cursor": cursor} if cursor else {})
+            page = await self.call("GET", f"{self.endpoints.registry}/v1/households", params=params)
+            for item in page["items"]:
+                home = by_address.get((item["address"]["village_code"], item["address"]["house_no"]))
+                if home is not None:
+                    home.household_id = item["id"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        missing = [h.key for h in homes if h.household_id is None]
+        if missing:
+            raise DemoError(f"{len(missing)} households not found in the registry's list, e.g. {missing[:3]}")
+
+    async def assessments(self, homes: list[Home], indicator_set: IndicatorSet) -> None:
+        url = f"{self.endpoints.assessment}/v1/assessment-imports"
+        rng = self.rng("assessments")
+        rows = [assessment_row(h, indicator_set, rng) for h in homes]
+        columns = ["household_id", "indicator_set", "survey_year", "surveyed_on",
+                   *(i.measurement.name if i.measurement else i.code for i in indicator_set.indicators)]
+        done = 0
+        for start in range(0, len(rows), IMPORT_FILE_HOUSEHOLDS):
+            chunk = rows[start:start + IMPORT_FILE_HOUSEHOLDS]
+            deadline = time.monotonic() + self.timeout_s
+            while True:
+                status = await self._import(url, csv_file(chunk, columns), f"แบบสำรวจ-{start // 1000:03d}.csv")
+                waiting = [e for e in status["errors"] if "not reached the assessment service" in e["message"]]
+                if len(waiting) < status["rows_rejected"]:
+                    raise DemoError(f"assessments rejected: {json.dumps(status['errors'][:5], ensure_ascii=False)}")
+                if not waiting:
+                    break
+                if time.monotonic() > deadline:
+                    raise DemoError(f"{len(waiting)} households never reached the assessment service")
+                self.say(f"assessments waiting for {len(waiting):,} households to reach the assessment service")
+                await asyncio.sleep(1)
+            done += len(chunk)
+            self.say(f"assessments {done:,} / {len(rows):,}  ({status['assessments_created']:,} new, "
+                     f"{status['assessments_unchanged']:,} unchanged in this file)")
+
+    # -- the ministry's pushes ----------------------------------------------------------------------------
+
+    async def push(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST as the ministry's grant system does: signed, with an Idempotency-Key (the batch reference)."""
+        raw = json.dumps(body, ensure_ascii=False).encode()
+        headers = webhooks.signed_headers([self.webhook_secret], f"msg_{body['batch_ref']}", raw)
+        headers |= {"Idempotency-Key": body["batch_ref"], "Content-Type": "application/json"}
+        answer: dict[str, Any] = await self.call("POST", f"{self.endpoints.assistance}{path}", content=raw,
+                                                 headers=headers)
+        return answer
+
+    async def wait_target_poor(self, homes: Sequence[Home]) -> None:
+        """Until the assistance service has each household's assessment (it pays only the target poor)."""
+        deadline = time.monotonic() + self.timeout_s
+        pending = list(homes)
+        while pending:
+            answers = await asyncio.gather(*(self.call(
+                "GET", f"{self.endpoints.assistance}/v1/households/{h.household_id}/timeline", expect=(200, 404))
+                for h in pending))
+            pending = [h for h, a in zip(pending, answers, strict=True) if not (a and a.get("target_poor"))]
+            if pending:
+                if time.monotonic() > deadline:
+                    raise DemoError(f"{len(pending)} assessments never reached the assistance service")
+                self.say(f"grants      waiting for {len(pending):,} assessments to reach the assistance service")
+                await asyncio.sleep(1)
+
+    async def grants(self, homes: Sequence[Home], batch_no: int) -> dict[str, Any]:
+        await self.wait_target_poor(homes)
+        body = {"batch_ref": f"MSDHS-KK-{FISCAL_YEAR}-{batch_no:03d}", "programme": "family_grant",
+                "fiscal_year": FISCAL_YEAR, "paid_on": GRANTS_PAID_ON.isoformat(),
+                "items": [{"item_ref": f"{batch_no:03d}-{n:05d}", "citizen_id": h.members[0].citizen_id,
+                           "amount": f"{GRANT:.2f}"} for n, h in enumerate(homes, 1)]}
+        batch = await self.push("/v1/disbursement-batches", body)
+        totals = _all_accepted(batch)
+        self.say(f"grants      batch {body['batch_ref']}: {totals['accepted']} families × {GRANT:,.2f} = "
+                 f"{Decimal(totals['accepted_amount']):,.2f} baht")
+        return batch
+
+    async def subsidies(self, centre_ids: Sequence[str]) -> dict[str, Any]:
+        body = {"batch_ref": f"MSDHS-KK-FDC-{FISCAL_YEAR}-001", "fiscal_year": FISCAL_YEAR,
+                "paid_on": SUBSIDIES_PAID_ON.isoformat(),
+                "items": [{"item_ref": f"FDC-{n:03d}", "centre_id": c, "amount": f"{SUBSIDY:.2f}"}
+                          for n, c in enumerate(centre_ids, 1)]}
+        batch = await self.push("/v1/centre-subsidies", body)
+        totals = _all_accepted(batch)
+        self.say(f"subsidies   {totals['accepted']} family development centres: "
+                 f"{Decimal(totals['accepted_amount']):,.2f} baht")
+        return batch
+
+    # -- reporting ----------------------------------------------------------------------------------------
+
+    async def figures(self) -> dict[str, Any]:
+        """The headline figures as the reporting service gives them now."""
+        base = f"{self.endpoints.reporting}/v1/reports"
+        poverty, assistance, network = await asyncio.gather(
+            self.call("GET", f"{base}/poverty", params={"area": PROVINCE, "survey_year": SURVEY_YEAR}),
+            self.call("GET", f"{base}/assistance", params={"area": PROVINCE, "fiscal_year": FISCAL_YEAR}),
+            self.call("GET", f"{base}/field-network", params={"area": PROVINCE}))
+        p, a, n = poverty["total"], assistance["total"], network["total"]
+        return {"districts": n["districts"], "subdistricts": n["subdistricts"], "teams": n["teams"],
+                "social_assistance_centres": n["social_assistance_centres"],
+                "family_development_centres": n["family_development_centres"],
+                "households": p["households"], "target_poor_households": p["target_poor_households"],
+                "target_poor_persons": p["target_poor_persons"], "families_granted": a["families_granted"],
+                "grant_amount": a["grant_amount"], "centres_subsidised": a["centres_subsidised"],
+                "subsidy_amount": a["subsidy_amount"]}
+
+    async def wait_for(self, wanted: dict[str, Any], what: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+                       ) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            got = await (what or self.figures)()
+            differ = {k: (got.get(k), v) for k, v in wanted.items() if got.get(k) != v}
+            if not differ:
+                return got
+            if time.monotonic() > deadline:
+                raise DemoError(f"reporting never showed the expected figures: {differ} (got, wanted)")
+            self.say("reporting   catching up: " + ", ".join(f"{k} {g}/{w}" for k, (g, w) in differ.items()))
+            await asyncio.sleep(1)
+
+
+def _all_accepted(batch: dict[str, Any]) -> dict[str, Any]:
+    totals: dict[str, Any] = batch["totals"]
+    if totals["rejected"]:
+        refused = [i for i in batch["items"] if i["status"] == "rejected"]
+        raise DemoError(f"batch {batch['batch_ref']}: {totals['rejected']} items rejected, e.g. "
+                        f"{json.dumps(refused[:3], ensure_ascii=False)}")
+    return totals
+
+
+def expected(scenario: Scenario, *, grant_batches: int = 1) -> dict[str, Any]:
+    """The figures the reporting service must show once the demo has loaded."""
+    return {"districts": 26, "subdistricts": 199, "teams": TEAMS,
+            "social_assistance_centres": SOCIAL_ASSISTANCE_CENTRES,
+            "family_development_centres": FAMILY_DEVELOPMENT_CENTRES, "households": scenario.households,
+            "target_poor_households": scenario.target_households, "target_poor_persons": scenario.target_persons,
+            "families_granted": GRANT_FAMILIES * grant_batches,
+            "grant_amount": f"{GRANT * GRANT_FAMILIES * grant_batches:.2f}",
+            "centres_subsidised": FAMILY_DEVELOPMENT_CENTRES,
+            "subsidy_amount": f"{SUBSIDY * FAMILY_DEVELOPMENT_CENTRES:.2f}"}
+
+
+def grant_families(homes: Sequence[Home], batch_no: int) -> list[Home]:
+    """The families of the ministry's batch `batch_no` (1, 2, ...): target households, 360 at a time."""
+    targets = [h for h in homes if h.target]
+    chosen = targets[(batch_no - 1) * GRANT_FAMILIES: batch_no * GRANT_FAMILIES]
+    if len(chosen) < GRANT_FAMILIES:
+        raise DemoError(f"not enough target households for grant batch {batch_no}")
+    return chosen
+
+
+async def run(loader: Loader) -> tuple[list[Home], dict[str, Any], float]:
+    """Load everything, wait until reporting shows it; (households, figures, seconds)."""
+    started = time.monotonic()
+    say, scenario = loader.say, loader.scenario
+    await loader.sign_in()
+    geography = await loader.geography()
+    indicator_set = await loader.indicator_set()
+    say(f"Khon Kaen   {len(geography.districts)} districts, {len(geography.all_subdistricts())} sub-districts; "
+        f"seed {scenario.seed}, scale {scenario.scale}: {scenario.households:,} households")
+    homes = population(scenario, geography, indicator_set)
+    await loader.teams(geography)
+    centre_ids = await loader.centres(geography)
+    await loader.budgets(grants=GRANT * GRANT_FAMILIES, subsidies=SUBSIDY * FAMILY_DEVELOPMENT_CENTRES)
+    await loader.households(homes)
+    await loader.assessments(homes, indicator_set)
+    await loader.grants(grant_families(homes, 1), 1)
+    await loader.subsidies(centre_ids)
+    figures = await loader.wait_for(expected(scenario))
+    return homes, figures, time.monotonic() - started
+
+
+def report_urls(reporting: str) -> list[str]:
+    return [f"{reporting}/dashboard",
+            f"{reporting}/v1/reports/poverty?area={PROVINCE}&survey_year={SURVEY_YEAR}&level=district",
+            f"{reporting}/v1/reports/assistance?area={PROVINCE}&fiscal_year={FISCAL_YEAR}",
+            f"{reporting}/v1/reports/field-network?area={PROVINCE}",
+            f"{reporting}/v1/reports/poverty?area={PROVINCE}&survey_year={SURVEY_YEAR}&format=csv"]

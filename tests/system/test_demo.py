@@ -1,0 +1,155 @@
+"""The whole system as `make up` runs it: the broker and the four services as processes, on SQLite.
+
+`kaenkhun demo` loads Khon Kaen through the HTTP APIs and the ministry's pushes; the reporting service must
+then show the source document's figures, and its read models must equal the source services' own records,
+household by household and satang by satang. Then a second batch of grants is pushed in parts while the
+assistance service (receiving the pushes) and the reporting service (consuming the events) are killed with
+SIGKILL and restarted: nothing may be lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services import SERVICES
+from services.assistance.settings import DEV_WEBHOOK_SECRET
+from shared import demo
+from shared.settings import DEV_CLIENT_SECRET, REPO_ROOT
+from shared.system import System
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    running = System(tmp_path_factory.mktemp("system"))
+    try:
+        running.start_all()
+        yield running
+    finally:
+        running.stop()
+
+
+def loader(system: System) -> demo.Loader:
+    return demo.Loader(demo.Endpoints(*(system.url(n) for n in SERVICES)), client_id="khon-kaen-staff",
+                       client_secret=DEV_CLIENT_SECRET, webhook_secret=DEV_WEBHOOK_SECRET,
+                       scenario=demo.Scenario(), say=lambda _: None, timeout_s=180)
+
+
+def money(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+async def check_reporting_equals_sources(system: System, load: demo.Loader) -> dict[str, Any]:
+    """Every figure and every row of reporting against the registry's, assessment's and assistance's records."""
+    open_households = system.rows("registry", "SELECT h.id, h.village_code, count(m.id) FROM household h "
+                                              "JOIN member m ON m.household_id = h.id AND m.removed_at IS NULL "
+                                              "WHERE h.status = 'open' GROUP BY h.id, h.village_code")
+    targets = system.rows("assessment", "SELECT household_id, village_code, member_count FROM assessment "
+                                        "WHERE current AND survey_year = 2565 AND target_poor")
+    paid = system.rows("assistance", "SELECT id, programme, coalesce(household_id, centre_id), amount "
+                                     "FROM disbursement WHERE status = 'accepted' AND fiscal_year = 2565")
+    # Reporting's read models hold the same households, target poor and payments: not one more, not one less.
+    assert sorted(system.rows("reporting", "SELECT id, village_code, members FROM rpt_household "
+                                           "WHERE status = 'open'")) == sorted(open_households)
+    assert sorted(system.rows("reporting", "SELECT household_id, village_code, persons FROM rpt_assessment "
+                                           "WHERE survey_year = 2565 AND target_poor")) == sorted(targets)
+    in_reporting = system.rows("reporting", "SELECT id, programme, coalesce(household_id, centre_id), amount "
+                                            "FROM rpt_payment WHERE NOT reversed AND fiscal_year = 2565")
+    assert sorted((i, p, r, money(a)) for i, p, r, a in in_reporting) == sorted(
+        (i, p, r, money(a)) for i, p, r, a in paid)
+    # And the reports, by district, add them up to the same figures.
+    poverty = await load.call("GET", f"{load.endpoints.reporting}/v1/reports/poverty",
+                              params={"area": "40", "level": "district", "survey_year": 2565})
+    by_district = {r["area_code"]: r for r in poverty["rows"]}
+    households = Counter(v[:4] for _, v, _ in open_households)
+    target_households = Counter(v[:4] for _, v, _ in targets)
+    target_persons: Counter[str] = Counter()
+    for _, village, persons in targets:
+        target_persons[village[:4]] += persons
+    for code, row in by_district.items():
+        assert (row["households"], row["target_poor_households"], row["target_poor_persons"]) == (
+            households[code], target_households[code], target_persons[code]), code
+    assistance = await load.call("GET", f"{load.endpoints.reporting}/v1/reports/assistance",
+                                 params={"area": "40", "fiscal_year": 2565})
+    grants = [(r, money(a)) for _, p, r, a in paid if p == "family_grant"]
+    subsidies = [money(a) for _, p, _, a in paid if p == "centre_subsidy"]
+    assert (assistance["total"]["families_granted"], money(assistance["total"]["grant_amount"])) == (
+        len({r for r, _ in grants}), sum((a for _, a in grants), Decimal(0)))
+    assert money(assistance["total"]["subsidy_amount"]) == sum(subsidies, Decimal(0))
+    return await load.figures()
+
+
+def test_demo_loads_khon_kaen_and_survives_kills_mid_batch(system: System) -> None:
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "shared.cli", "demo", "--timeout", "180"], env=system.env,
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    print(f"demo loaded in {time.monotonic() - started:.1f} s")
+    shown = dict(line.split(maxsplit=1) for line in run.stdout.splitlines() if line.startswith("  ") and
+                 not line.startswith("  http"))
+    assert {name: shown.get(name) for name in ("districts", "teams", "social_assistance_centres",
+                                                "target_poor_households", "target_poor_persons", "families_granted",
+                                                "grant_amount", "subsidy_amount")} == {
+        "districts": "26", "teams": "211", "social_assistance_centres": "224", "target_poor_households": "3,569",
+        "target_poor_persons": "9,090", "families_granted": "360", "grant_amount": "1,080,000.00 baht",
+        "subsidy_amount": "780,000.00 baht"}, run.stdout
+    assert f"{system.url('reporting')}/dashboard" in run.stdout
+
+    async def scenario() -> None:
+        load = loader(system)
+        try:
+            await load.sign_in()
+            scenario = demo.Scenario()
+            assert await check_reporting_equals_sources(system, load) == demo.expected(scenario)
+
+            # The second batch: 360 more families, pushed in six parts, while services are killed.
+            homes = demo.population(scenario, await load.geography(), await load.indicator_set())
+            await load._find_ids(homes)
+            await load.budgets(grants=demo.GRANT * demo.GRANT_FAMILIES * 2,
+                               subsidies=demo.SUBSIDY * demo.FAMILY_DEVELOPMENT_CENTRES)
+            families = demo.grant_families(homes, 2)
+            await load.wait_target_poor(families)
+            parts = [families[n:n + 60] for n in range(0, len(families), 60)]
+            pushed: list[int] = []
+
+            async def push_all() -> None:
+                for n, part in enumerate(parts, 2):
+                    await load.grants(part, n)
+                    pushed.append(n)
+
+            pushing = asyncio.create_task(push_all())
+
+            async def parts_pushed(count: int) -> None:
+                while len(pushed) < count:
+                    if pushing.done():
+                        await pushing  # raises what went wrong
+                    await asyncio.sleep(0.01)
+
+            await parts_pushed(2)
+            await asyncio.sleep(0.03)  # the third part is on its way
+            system.kill("assistance")
+            await asyncio.to_thread(system.start, "assistance")
+            await parts_pushed(4)
+            system.kill("reporting")  # while it applies the first parts' events
+            await asyncio.to_thread(system.start, "reporting")
+            await pushing
+            wanted = demo.expected(scenario, grant_batches=2)
+            await load.wait_for(wanted)
+            assert await check_reporting_equals_sources(system, load) == wanted
+            batches = system.rows("assistance", "SELECT count(*), sum(accepted) FROM disbursement_batch "
+                                                "WHERE programme = 'family_grant'")
+            assert batches == [(7, 720)]  # the first batch and six parts: each recorded once
+        finally:
+            await load.close()
+
+    asyncio.run(scenario())
