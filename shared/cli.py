@@ -1,5 +1,5 @@
 """`kaenkhun`: the launcher and operator commands (up, serve, migrate, topics, replay, rebuild, bi-role, asyncapi,
-token, demo)."""
+token, demo, check-consistency)."""
 
 from __future__ import annotations
 
@@ -236,6 +236,41 @@ def demo(
         typer.echo(f"  {link}")
     typer.echo("  (reports need a token: kaenkhun token --client khon-kaen-staff --scope 'reporting:read "
                "reporting:detail')")
+
+
+@app.command("check-consistency")
+def check_consistency(
+    settle: Annotated[bool, typer.Option("--settle", help="first wait until every outbox is drained and no inbox "
+                                                         "grows for 3 s")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the findings as JSON")] = False,
+) -> None:
+    """Check the services against each other: no event lost or from nowhere, order per key, reporting equal
+    to the sources, no budget below zero, no family paid beyond its cap. Exit code 1 if any check fails."""
+    from dataclasses import asdict
+
+    from shared import consistency
+    from shared.db import create_engine
+
+    async def _run() -> list[consistency.Finding]:
+        engines = {name: create_engine(_settings(name).db_url) for name in SERVICES}
+        try:
+            if settle:
+                await consistency.settle(engines)
+            return await consistency.check(engines)
+        finally:
+            for engine in engines.values():
+                await engine.dispose()
+
+    findings = asyncio.run(_run())
+    if as_json:
+        typer.echo(json.dumps([asdict(f) for f in findings], ensure_ascii=False, indent=2))
+    else:
+        for finding in findings:
+            typer.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {finding.check}: {finding.summary}")
+            for example in finding.examples:
+                typer.echo(f"        {example}")
+    if not all(f.ok for f in findings):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -109,6 +109,9 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
     await reporting.paid(ids["h1"], A)
     await reporting.paid(ids["h4"], C)
     await reporting.subsidised("400101", "780000.00")
+    await reporting.team("4001", ["400101"])
+    await reporting.centre("400101")
+    await reporting.centre("400201")
     poverty = await reporting.report("poverty", area="40", level="district", survey_year=2565)
     money = await reporting.report("assistance", area="40", level="district", fiscal_year=2565)
     token = reporting.detail["Authorization"].removeprefix("Bearer ")
@@ -123,6 +126,7 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
     assert float(page.figures["MPI"]) == total["MPI"] == 0.25
     assert page.figures["money_paid"] == "786000.00"
     assert float(page.figures["coverage"]) == money["total"]["coverage"]
+    assert (page.figures["teams"], page.figures["social_assistance_centres"]) == ("1", "2")
     assert {d: page.bars[d] for d in ("health", "living", "education", "income", "access")} == {
         d: str(total[d]) for d in ("health", "living", "education", "income", "access")}
     assert page.rows["4001"][0] == "เมืองขอนแก่น" and page.rows["4001"][1] == "3"
@@ -136,6 +140,7 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
     drilled.feed(await chromium(f"{base}/dashboard?area=4001#token={token}", "--dump-dom"))
     assert set(drilled.rows) - {"total"} == {code for code in drilled.rows if code.startswith("4001")} - {"total"}
     assert drilled.figures["households"] == "3"
+    assert (drilled.figures["teams"], drilled.figures["social_assistance_centres"]) == ("1", "1")
 
     SCREENSHOTS.mkdir(exist_ok=True)
     shot = SCREENSHOTS / "dashboard.png"

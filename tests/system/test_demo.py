@@ -10,19 +10,23 @@ SIGKILL and restarted: nothing may be lost or counted twice.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services import SERVICES
 from services.assistance.settings import DEV_WEBHOOK_SECRET
-from shared import demo
+from shared import consistency, demo
+from shared.db import create_engine
 from shared.settings import DEV_CLIENT_SECRET, REPO_ROOT
 from shared.system import System
 
@@ -151,5 +155,40 @@ def test_demo_loads_khon_kaen_and_survives_kills_mid_batch(system: System) -> No
             assert batches == [(7, 720)]  # the first batch and six parts: each recorded once
         finally:
             await load.close()
+        await checker_finds_nothing_then_what_was_broken(system)
 
     asyncio.run(scenario())
+
+
+async def checker_finds_nothing_then_what_was_broken(system: System) -> None:
+    """`kaenkhun check-consistency` on the system after the kills: every check passes. Then, on a copy of the
+    reporting database with an event's effects undone by hand, the checks that should fail do."""
+    async def findings(reporting_db: Path) -> dict[str, consistency.Finding]:
+        files = {name: system.data_dir / f"{name}.db" for name in SERVICES} | {"reporting": reporting_db}
+        engines = {name: create_engine(f"sqlite+aiosqlite:///{path}") for name, path in files.items()}
+        try:
+            await consistency.settle(engines, quiet_s=1)
+            return {f.check: f for f in await consistency.check(engines)}
+        finally:
+            for engine in engines.values():
+                await engine.dispose()
+
+    found = await findings(system.data_dir / "reporting.db")
+    assert [f"{f.check}: {f.summary} {f.examples}" for f in found.values() if not f.ok] == []
+    assert len(found) == 3 * 4 + 4 + 2  # delivery, origin, dead letters, order × 3 consumers; reporting; money
+    assert "identical" in found["reporting = assistance: payments, amounts, reversals"].summary
+
+    broken = system.data_dir / "reporting-broken.db"
+    shutil.copy(system.data_dir / "reporting.db", broken)
+    with sqlite3.connect(broken) as db:
+        paid = db.execute("SELECT id FROM rpt_payment WHERE programme = 'family_grant' LIMIT 1").fetchone()[0]
+        db.execute("DELETE FROM rpt_payment WHERE id = ?", (paid,))
+        db.execute("DELETE FROM inbox WHERE event_id IN (SELECT event_id FROM inbox WHERE topic = 'registry.team' "
+                   "LIMIT 1)")
+        db.execute("UPDATE rpt_area_year SET target_poor_households = target_poor_households + 1 "
+                   "WHERE village_code = (SELECT min(village_code) FROM rpt_area_year)")
+    found = await findings(broken)
+    failed = {check: f.examples for check, f in found.items() if not f.ok}
+    assert set(failed) == {"reporting = assistance: payments, amounts, reversals", "reporting: no event lost",
+                           "reporting: village sums = recount of households"}, failed
+    assert paid in failed["reporting = assistance: payments, amounts, reversals"][0]

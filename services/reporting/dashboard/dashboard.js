@@ -11,7 +11,8 @@ const TEXT = {
     paid: "เงินที่จ่ายแล้ว (บาท)", coverage: "ความครอบคลุมของความช่วยเหลือ", area: "พื้นที่", persons: "คน",
     targetPersons: "คนเป้าหมาย", exited: "พ้นความยากจน", grants: "เงินสงเคราะห์ครอบครัว",
     subsidies: "เงินอุดหนุน ศพค.", assessed: "ครัวเรือนที่สำรวจ", total: "รวม", loading: "กำลังโหลด…",
-    failed: "โหลดข้อมูลไม่สำเร็จ", noData: "ยังไม่มีข้อมูล",
+    failed: "โหลดข้อมูลไม่สำเร็จ", noData: "ยังไม่มีข้อมูล", teams: "ทีมปฏิบัติการ",
+    centres: "ศูนย์ช่วยเหลือสังคมตำบล",
     dims: { health: "สุขภาพ", living: "ความเป็นอยู่", education: "การศึกษา", income: "รายได้",
             access: "การเข้าถึงบริการรัฐ" },
   },
@@ -24,7 +25,8 @@ const TEXT = {
     paid: "Money paid (baht)", coverage: "Coverage of the target poor", area: "Area", persons: "Persons",
     targetPersons: "Target-poor persons", exited: "Exited poverty", grants: "Family grants",
     subsidies: "Centre subsidies", assessed: "Households surveyed", total: "Total", loading: "Loading…",
-    failed: "Could not load the figures", noData: "No data yet",
+    failed: "Could not load the figures", noData: "No data yet", teams: "Field teams",
+    centres: "Social assistance centres",
     dims: { health: "Health", living: "Living conditions", education: "Education", income: "Income",
             access: "Access to public services" },
   },
@@ -139,10 +141,11 @@ async function render() {
     }
     $("year").value = String(state.year);
     const level = LEVEL_BELOW[state.area.length] || "village";
-    const [poverty, money, progress] = await Promise.all([
+    const [poverty, money, progress, network] = await Promise.all([
       api("poverty", { area: state.area, level, survey_year: state.year }),
       api("assistance", { area: state.area, level, fiscal_year: state.year }),
       api("progress", { area: state.area, ...fiscalMonths(state.year) }),
+      api("field-network", { area: state.area.slice(0, 6) }),  // teams and centres: down to a sub-district
     ]);
     if (!state.path.length || state.path[state.path.length - 1].code !== state.area) {
       state.path.push({ code: state.area, name: areaName(poverty.total) });
@@ -157,7 +160,10 @@ async function render() {
       figure("target_poor_households", t("targetPoor"), total.target_poor_households, number(total.target_poor_households)),
       figure("MPI", t("mpi"), total.MPI, total.MPI === null ? "—" : number(total.MPI, 3)),
       figure("money_paid", t("paid"), paidAmount, paidAmount === null ? "—" : number(paidAmount, 2)),
-      figure("coverage", t("coverage"), paid.coverage, percent(paid.coverage)));
+      figure("coverage", t("coverage"), paid.coverage, percent(paid.coverage)),
+      figure("teams", t("teams"), network.total.teams, number(network.total.teams)),
+      figure("social_assistance_centres", t("centres"), network.total.social_assistance_centres,
+             number(network.total.social_assistance_centres)));
     bars($("dimensions"), DIMENSIONS.map((d) => ({ key: d, label: TEXT[state.lang].dims[d], value: total[d] })));
     const table = $("areas");
     table.tHead.replaceChildren(el("tr", {}, ...[t("area"), t("households"), t("persons"), t("assessed"),

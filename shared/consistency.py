@@ -1,0 +1,263 @@
+"""The history checker (`kaenkhun check-consistency`): what every service wrote, compared across services.
+
+It reads the four services' databases (never the broker, whose log may be gone) and checks:
+- delivery: every event a producer published on a topic a consumer subscribes to is in that consumer's
+  inbox (none lost), the inbox holds no event no producer wrote, and none was dead-lettered;
+- order: for each key (a household, a centre, a budget, a team), a consumer took the producer's events in
+  the order the producer wrote them;
+- reporting equals the sources: every open household with its village and persons, every counting
+  assessment's target-poor status and persons, every payment with its amount and reversal, and the
+  village sums the reports add up against a recount of the household rows;
+- money: no budget pays out more than it holds, and no household is paid more often than its programme's
+  yearly cap allows.
+A check that fails lists its first examples. Events still in an outbox (not yet published) or published
+but not yet consumed are reported as in flight, not as lost: run it on a quiet system, or with `--settle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services import SERVICES, load
+from shared.db import read_only
+
+EXAMPLES = 5
+
+
+@dataclass
+class Finding:
+    check: str
+    ok: bool
+    summary: str
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outboxed:
+    producer: str
+    id: int
+    event_id: str
+    topic: str
+    key: str
+    event_type: str
+    published: bool
+
+
+async def _rows(engine: AsyncEngine, query: Any) -> Sequence[Any]:
+    async with read_only(engine) as conn:
+        return (await conn.execute(query)).all()
+
+
+def _table(service: str, name: str) -> Table:
+    table: Table = load(service).SPEC.metadata.tables[name]
+    return table
+
+
+def _finding(check: str, problems: list[str], ok_summary: str, bad_summary: str) -> Finding:
+    if problems:
+        return Finding(check, False, bad_summary.format(n=len(problems)), problems[:EXAMPLES])
+    return Finding(check, True, ok_summary)
+
+
+# -- delivery and order --------------------------------------------------------------------------------
+
+
+async def _outboxes(engines: Mapping[str, AsyncEngine]) -> dict[str, Outboxed]:
+    found: dict[str, Outboxed] = {}
+    for producer, engine in engines.items():
+        t = load(producer).SPEC.outbox.table
+        for row in await _rows(engine, select(t.c.id, t.c.event_id, t.c.topic, t.c.key, t.c.event_type,
+                                              t.c.published_at)):
+            found[row.event_id] = Outboxed(producer, row.id, row.event_id, row.topic, row.key, row.event_type,
+                                           row.published_at is not None)
+    return found
+
+
+async def delivery(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
+    outboxed = await _outboxes(engines)
+    findings = []
+    for consumer, engine in engines.items():
+        handlers = load(consumer).SPEC.handlers
+        if handlers is None:
+            continue
+        topics = set(handlers.topics())
+        inbox = load(consumer).SPEC.inbox
+        taken = await _rows(engine, select(inbox.c.event_id, inbox.c.topic, inbox.c.outcome, inbox.c.processed_at,
+                                           inbox.c.partition, inbox.c.offset))
+        seen = {row.event_id for row in taken}
+        wanted = [e for e in outboxed.values() if e.topic in topics]
+        lost = [f"{e.producer} {e.event_type} {e.event_id} (key {e.key})" for e in wanted
+                if e.published and e.event_id not in seen]
+        pending = sum(1 for e in wanted if not e.published)
+        phantom = [f"{row.event_id} on {row.topic}" for row in taken if row.event_id not in outboxed]
+        dead = [f"{row.event_id} on {row.topic}" for row in taken if row.outcome == "dead_lettered"]
+        in_flight = f"; {pending:,} still in an outbox, not yet published" if pending else ""
+        findings.append(_finding(f"{consumer}: no event lost", lost,
+                                 f"all {len(wanted) - pending:,} published events of {len(topics)} topics are in "
+                                 f"its inbox{in_flight}",
+                                 "{n:,} published events are not in its inbox" + in_flight))
+        findings.append(_finding(f"{consumer}: no event from nowhere", phantom,
+                                 f"every one of its {len(taken):,} inbox events was written by a producer",
+                                 "{n:,} inbox events are in no producer's outbox"))
+        findings.append(_finding(f"{consumer}: none dead-lettered", dead, "no event was dead-lettered",
+                                 "{n:,} events were dead-lettered (see the topic's .dlq)"))
+        findings.append(_order(consumer, taken, outboxed))
+    return findings
+
+
+def _order(consumer: str, taken: Iterable[Any], outboxed: Mapping[str, Outboxed]) -> Finding:
+    """Per key, the producer's write order (outbox id) must be the order the consumer took the events in."""
+    by_key: dict[tuple[str, str], list[tuple[Any, int, int, int]]] = defaultdict(list)
+    for row in taken:
+        event = outboxed.get(row.event_id)
+        if event is not None:
+            by_key[(event.producer, event.key)].append((row.processed_at, row.partition, row.offset, event.id))
+    problems = []
+    for (producer, key), events in by_key.items():
+        ids = [outbox_id for *_, outbox_id in sorted(events)]
+        if ids != sorted(ids):
+            problems.append(f"{producer} key {key}: outbox order {sorted(ids)}, taken as {ids}")
+    return _finding(f"{consumer}: order kept per key", problems,
+                    f"{len(by_key):,} keys, each taken in the order written",
+                    "{n:,} keys were taken out of order")
+
+
+# -- reporting against the sources ------------------------------------------------------------------------
+
+
+async def reporting(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
+    if not all(name in engines for name in SERVICES):
+        return []
+    household, member = _table("registry", "household"), _table("registry", "member")
+    people: Counter[str] = Counter(r.household_id for r in await _rows(engines["registry"], select(
+        member.c.household_id).where(member.c.active.is_(True))))
+    registered = {(r.id, r.village_code, people[r.id]) for r in await _rows(engines["registry"], select(
+        household.c.id, household.c.village_code).where(household.c.status == "open"))}
+    rpt_household = _table("reporting", "rpt_household")
+    reported = {(r.id, r.village_code, r.members) for r in await _rows(engines["reporting"], select(
+        rpt_household.c.id, rpt_household.c.village_code, rpt_household.c.members).where(
+        rpt_household.c.status == "open"))}
+
+    assessment, rpt_assessment = _table("assessment", "assessment"), _table("reporting", "rpt_assessment")
+    assessed = {(r.household_id, r.survey_year, r.village_code, r.target_poor, r.member_count)
+                for r in await _rows(engines["assessment"], select(
+                    assessment.c.household_id, assessment.c.survey_year, assessment.c.village_code,
+                    assessment.c.target_poor, assessment.c.member_count).where(assessment.c.current.is_(True)))}
+    assessed_reported = {(r.household_id, r.survey_year, r.village_code, r.target_poor, r.persons)
+                         for r in await _rows(engines["reporting"], select(
+                             rpt_assessment.c.household_id, rpt_assessment.c.survey_year, rpt_assessment.c.village_code,
+                             rpt_assessment.c.target_poor, rpt_assessment.c.persons))}
+
+    disbursement, rpt_payment = _table("assistance", "disbursement"), _table("reporting", "rpt_payment")
+    paid = {(r.id, r.programme, _money(r.amount), r.status == "reversed") for r in await _rows(
+        engines["assistance"], select(disbursement.c.id, disbursement.c.programme, disbursement.c.amount,
+                                      disbursement.c.status).where(disbursement.c.status != "rejected"))}
+    paid_reported = {(r.id, r.programme, _money(r.amount), bool(r.reversed)) for r in await _rows(
+        engines["reporting"], select(rpt_payment.c.id, rpt_payment.c.programme, rpt_payment.c.amount,
+                                     rpt_payment.c.reversed))}
+    return [
+        _same("reporting = registry: open households, villages, persons", registered, reported),
+        _same("reporting = assessment: counting assessments, target poor, persons", assessed, assessed_reported),
+        _same("reporting = assistance: payments, amounts, reversals", paid, paid_reported),
+        await _village_sums(engines["reporting"]),
+    ]
+
+
+def _same(check: str, source: set[tuple[Any, ...]], reported: set[tuple[Any, ...]]) -> Finding:
+    missing = [f"missing in reporting: {row}" for row in sorted(source - reported, key=str)]
+    extra = [f"only in reporting: {row}" for row in sorted(reported - source, key=str)]
+    return _finding(check, missing + extra, f"{len(source):,} rows, identical",
+                    "{n:,} rows differ" + f" (source {len(source):,}, reporting {len(reported):,})")
+
+
+async def _village_sums(engine: AsyncEngine) -> Finding:
+    """The (survey year, village) sums, kept by difference as assessments come and change, equal the same sums
+    taken afresh from the household rows."""
+    from services.reporting.models import YEAR_COUNTS, Assessment
+    from services.reporting.projection import YearSums
+
+    rows, sums = _table("reporting", "rpt_assessment"), _table("reporting", "rpt_area_year")
+    afresh = YearSums()
+    for row in await _rows(engine, select(rows)):
+        afresh.add(cast(Assessment, row), +1)
+    recount = {key: (counts, afresh.scores.get(key, Fraction(0))) for key, counts in afresh.counts.items()}
+    kept = {(r.survey_year, r.village_code): ({name: getattr(r, name) for name in YEAR_COUNTS},
+                                              Fraction(r.censored_score))
+            for r in await _rows(engine, select(sums))}
+    problems = [f"{key}: kept {kept.get(key)}, recount {value}" for key, value in recount.items()
+                if kept.get(key) != value]
+    problems += [f"{key}: kept {value} for no assessment" for key, value in kept.items() if key not in recount]
+    return _finding("reporting: village sums = recount of households", problems,
+                    f"{len(recount):,} (survey year, village) sums equal their recount",
+                    "{n:,} village sums differ from their recount")
+
+
+# -- money ------------------------------------------------------------------------------------------------
+
+
+async def money(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
+    if "assistance" not in engines:
+        return []
+    from services.assistance.settings import AssistanceSettings
+
+    engine = engines["assistance"]
+    budget, disbursement = _table("assistance", "budget"), _table("assistance", "disbursement")
+    drawn: dict[str, Decimal] = defaultdict(Decimal)
+    counts: Counter[tuple[str, str, int]] = Counter()
+    for r in await _rows(engine, select(disbursement.c.budget_id, disbursement.c.amount, disbursement.c.household_id,
+                                        disbursement.c.programme, disbursement.c.fiscal_year).where(
+            disbursement.c.status == "accepted")):
+        if r.budget_id:
+            drawn[r.budget_id] += _money(r.amount)
+        if r.household_id:
+            counts[(r.household_id, r.programme, r.fiscal_year)] += 1
+    over = []
+    for b in await _rows(engine, select(budget.c.id, budget.c.programme, budget.c.fiscal_year, budget.c.area_code,
+                                        budget.c.amount)):
+        if drawn[b.id] > _money(b.amount):
+            over.append(f"{b.programme} {b.fiscal_year} {b.area_code}: holds {_money(b.amount)}, "
+                        f"pays {drawn[b.id]}")
+    cap = AssistanceSettings().family_grant_yearly_cap
+    twice = [f"household {h} paid {n} times by {p} in FY {y} (cap {cap})" for (h, p, y), n in counts.items()
+             if p == "family_grant" and cap is not None and n > cap]
+    return [_finding("assistance: no budget below zero", over, "every budget holds what it paid out",
+                     "{n:,} budgets paid out more than they hold"),
+            _finding("assistance: no family paid beyond its yearly cap", twice,
+                     f"{len(counts):,} household-programme-years, none above the cap",
+                     "{n:,} households were paid beyond the cap")]
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+async def check(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
+    return [*await delivery(engines), *await reporting(engines), *await money(engines)]
+
+
+async def settle(engines: Mapping[str, AsyncEngine], *, quiet_s: float = 3.0, timeout_s: float = 300.0) -> None:
+    """Wait until no outbox has anything unpublished and no inbox has grown for `quiet_s` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline, last, still_since = loop.time() + timeout_s, None, loop.time()
+    while loop.time() < deadline:
+        state = []
+        for name, engine in engines.items():
+            spec = load(name).SPEC
+            pending = await _rows(engine, select(spec.outbox.table.c.id).where(
+                spec.outbox.table.c.published_at.is_(None)).limit(1))
+            taken = await _rows(engine, select(spec.inbox.c.event_id))
+            state.append((bool(pending), len(taken)))
+        if state != last or any(p for p, _ in state):
+            last, still_since = state, loop.time()
+        elif loop.time() - still_since >= quiet_s:
+            return
+        await asyncio.sleep(0.5)
