@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -115,12 +115,27 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 _BUSY_SQLSTATES = {"40001", "40P01", "55P03"}
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+
+
 def _busy(exc: DBAPIError) -> bool:
     """A lock that was not granted in time (SQLite's busy timeout, PostgreSQL's lock and serialization errors)."""
-    if "database is locked" in str(exc.orig):
-        return True
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return code in _BUSY_SQLSTATES
+    return "database is locked" in str(exc.orig) or _sqlstate(exc) in _BUSY_SQLSTATES
+
+
+def _unreachable(exc: DBAPIError) -> bool:
+    """The database went away (restart, network): OperationalError / InterfaceError, a dropped connection, or
+    PostgreSQL's connection exceptions (SQLSTATE 08…) and shutdowns (57P01–57P03, e.g. "shutting down")."""
+    return (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+            or isinstance(exc.orig, OSError) or _sqlstate(exc).startswith(("08", "57P")))
+
+
+def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unreachable", path=str(request.url.path), error=repr(exc)[:200])
+    return problem_response(ServiceUnavailable("The database is unreachable; retry shortly.",
+                                               type_slug="database-unavailable", headers={"Retry-After": "2"}),
+                            request)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -151,7 +166,14 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.warning("database busy", path=str(request.url.path), error=str(exc.orig)[:200])
             return problem_response(ServiceUnavailable("The database is busy; retry shortly.", type_slug="busy",
                                                        headers={"Retry-After": "1"}), request)
+        if _unreachable(exc):
+            return _database_down(request, exc)
         return await _unexpected(request, exc)
+
+    @app.exception_handler(ConnectionError)
+    async def _connection_error(request: Request, exc: ConnectionError) -> JSONResponse:
+        # asyncpg raises ConnectionRefusedError / ConnectionResetError unwrapped while PostgreSQL restarts.
+        return _database_down(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -19,9 +19,11 @@ from shared.settings import REPO_ROOT
 
 
 class System:
-    """A local broker and the four services (SQLite files in `data_dir`), each service its own process."""
+    """A local broker and the four services, each its own process; SQLite files in `data_dir` unless
+    `database_urls` names a database for a service."""
 
-    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, cpus: str | None = None) -> None:
+    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, cpus: str | None = None,
+                 database_urls: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.ports = {name: free_port() for name in SERVICES}
         self.broker = LocalBroker(port=free_port(), log_path=data_dir / "broker.log")
@@ -33,6 +35,10 @@ class System:
         for name, port in self.ports.items():
             self.env[f"KAENKHUN_{name.upper()}_PORT"] = str(port)
             self.env.pop(f"KAENKHUN_{name.upper()}_DATABASE_URL", None)
+        for name, url in (database_urls or {}).items():
+            self.env[f"KAENKHUN_{name.upper()}_DATABASE_URL"] = url
+        self.database_urls = {name: (database_urls or {}).get(name, f"sqlite+aiosqlite:///{data_dir / name}.db")
+                              for name in SERVICES}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"

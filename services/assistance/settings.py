@@ -25,7 +25,7 @@ class AssistanceSettings(ServiceSettings):
                                                       min_length=1)
     webhook_tolerance_s: int = Field(default=300, ge=1)
     # A push still marked in progress after this long (its process died) may be taken over by a retry.
-    idempotency_lock_s: int = Field(default=600, ge=1)
+    idempotency_lock_s: int = Field(default=60, ge=1)
     batch_max_items: int = Field(default=10_000, ge=1)
     # The family grant: the most one payment may be, payments per household per fiscal year, and who is
     # eligible besides the target poor of their latest assessment.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.events.catalogue import dlq_topic
@@ -35,6 +35,32 @@ def with_dlqs(topics: Iterable[str]) -> list[str]:
     for topic in topics:
         result += [topic, dlq_topic(topic)]
     return result
+
+
+class Offsets:
+    """A client that asks the broker for partitions' end offsets (a consumer in no group)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    @classmethod
+    async def open(cls, settings: KafkaSettings, client_id: str = "kaenkhun") -> Offsets:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id=f"{client_id}-offsets",
+                                    group_id=None, request_timeout_ms=settings.request_timeout_ms)
+        await consumer.start()
+        return cls(consumer)
+
+    async def end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Each (topic, partition)'s end offset now; a partition the broker does not have counts as 0."""
+        wanted = list(partitions)
+        existing = await self._consumer.topics()  # fresh metadata: a restarted broker may have none of them
+        known = [TopicPartition(t, p) for t, p in wanted
+                 if t in existing and p in (self._consumer.partitions_for_topic(t) or set())]
+        found = await self._consumer.end_offsets(known) if known else {}
+        return {(t, p): found.get(TopicPartition(t, p), 0) for t, p in wanted}
+
+    async def close(self) -> None:
+        await self._consumer.stop()
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], client_id: str = "kaenkhun") -> None:

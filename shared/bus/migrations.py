@@ -50,3 +50,17 @@ def drop_bus_tables_v1() -> None:
     op.drop_index("ix_outbox_created_at", table_name="outbox")
     op.drop_index("ix_outbox_pending", table_name="outbox")
     op.drop_table("outbox")
+
+
+def create_outbox_position_v1() -> None:
+    op.create_table(
+        "outbox_position",
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("batch_base", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("topic", "partition", name=op.f("pk_outbox_position")),
+    )
+
+
+def drop_outbox_position_v1() -> None:
+    op.drop_table("outbox_position")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,11 +13,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
-from sqlalchemy import Table, delete, event, func, insert, select, text, update
+from sqlalchemy import Table, delete, event, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
+from shared.bus.kafka import Offsets, ensure_topics, new_producer, with_dlqs
+from shared.bus.tables import outbox_position_table
 from shared.db import as_utc, bulk_insert, is_sqlite, read_only, rowcount, transaction
 from shared.events.catalogue import EventType
 from shared.events.envelope import CORRELATION_HEADER, encode_event, source_for, utcnow
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kaenkhun.bus.outbox")
 
 BROKER_CHECK_INTERVAL_S = 2.0
+# How old the last comparison of the broker's end offsets with ours may be when a new run of sends starts.
+VERIFY_INTERVAL_S = 0.5
 # From this many events in one call, the outbox rows go in through the driver's bulk path: rendering a
 # multi-row INSERT costs SQLAlchemy ~35 µs per row on PostgreSQL (measured with bench.registry).
 BULK_ROWS = 50
@@ -51,6 +56,7 @@ class Outbox:
     def __init__(self, service: str, table: Table) -> None:
         self.service = service
         self.table = table
+        self.positions = outbox_position_table(table.metadata)
         self.source = source_for(service)
         # Set after a transaction that wrote outbox rows commits, so the relay wakes at once.
         self.wakeup = asyncio.Event()
@@ -172,6 +178,8 @@ class Relay:
         self._leader_conn: Any = None
         self._last_check = 0.0
         self._leader_checked = 0.0
+        self._offsets: Offsets | None = None  # asks the broker for end offsets (see _verify_log)
+        self._verified_at = -math.inf  # when the broker's end offsets were last compared with ours
         engine: AsyncEngine = maker.kw["bind"]
         self._engine = engine
         self._sqlite = is_sqlite(str(engine.url))
@@ -246,8 +254,42 @@ class Relay:
             self._producer = producer
             for topic in self.topics:
                 producer.client.add_topic(topic)
+            self._verified_at = -math.inf
             self.connected = True
         return self._producer
+
+    async def _verify_log(self) -> None:
+        """Before sending, when the pipeline is empty and the last check is over VERIFY_INTERVAL_S old (always
+        after a pause or a reconnection; at most twice a second under steady writes). If a partition's end
+        offset is not above the first offset of the newest batch the broker acknowledged to us there, the
+        broker has lost its log (a restarted Tansu is a new, empty cluster; a topic was deleted and
+        recreated), and what we published may never have reached our consumers. A restart between this
+        check and the next sends loses nothing either (the next check finds it), but may deliver a key's
+        newer events before the older ones published again; projections keep the highest version."""
+        async with read_only(self._engine) as conn:
+            rows = (await conn.execute(select(self.outbox.positions))).all()
+        acked = {(r.topic, r.partition): r.batch_base for r in rows}
+        if not acked:
+            return
+        if self._offsets is None:
+            self._offsets = await Offsets.open(self.settings, client_id=f"{self.outbox.service}-relay")
+        now = await self._offsets.end_offsets(list(acked))
+        lost = [f"{t}[{p}] end {now[(t, p)]} <= {base}" for (t, p), base in sorted(acked.items())
+                if now[(t, p)] <= base]
+        if lost:
+            await self._publish_everything_again(lost)
+        self._verified_at = asyncio.get_running_loop().time()
+
+    async def _publish_everything_again(self, lost: list[str]) -> None:
+        """Make every retained row pending again: the relay publishes them once more, in id order, and each
+        consumer's inbox takes every event once. Apache Kafka keeps its log, and this never runs there."""
+        async with transaction(self.maker) as session:
+            count = rowcount(await session.execute(
+                update(self.table).where(self.table.c.published_at.is_not(None)).values(published_at=None)))
+            await session.execute(delete(self.outbox.positions))
+        log.warning("the broker lost its log: publishing the outbox again", service=self.outbox.service,
+                    partitions=lost[:10], events=count)
+        self.outbox.wakeup.set()
 
     async def _check_broker(self) -> None:
         # While idle nothing would notice a lost broker (a restarted one has forgotten our topics):
@@ -263,6 +305,10 @@ class Relay:
 
     async def _close_producer(self) -> None:
         self._in_flight.clear()  # their rows are still pending: sent again on reconnect
+        offsets, self._offsets = self._offsets, None
+        if offsets is not None:
+            with contextlib.suppress(Exception):
+                await offsets.close()
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):
@@ -281,6 +327,11 @@ class Relay:
         rows, futures = self._in_flight.popleft()
         results = await asyncio.gather(*futures, return_exceptions=True)
         published, failed, first_error = self._sort_outcomes(rows, results)
+        bases: dict[tuple[str, int], int] = {}
+        for result in results:
+            if isinstance(result, RecordMetadata):
+                tp = (result.topic, result.partition)
+                bases[tp] = min(bases.get(tp, result.offset), result.offset)
         if first_error is not None:
             # Later batches may hold later events of the failed keys: none of them counts as
             # published; they all go again, in order, after the backoff (the inbox absorbs duplicates).
@@ -291,6 +342,7 @@ class Relay:
                 await session.execute(
                     update(self.table).where(self.table.c.id.in_(published)).values(published_at=now)
                 )
+            await self._advance_positions(session, bases)
             if failed:
                 await session.execute(
                     update(self.table)
@@ -306,6 +358,22 @@ class Relay:
             raise first_error
         return len(published)
 
+    async def _advance_positions(self, session: AsyncSession, bases: dict[tuple[str, int], int]) -> None:
+        """Note, per partition, the first offset of this batch (never going back). Not the last: Tansu reports
+        a partition's end offset as its newest record batch's base offset + 1, so only "the end offset is
+        not above the base of what we sent last" tells a lost log on both brokers."""
+        if not bases:
+            return
+        t = self.outbox.positions
+        held = {(r.topic, r.partition): r.batch_base for r in (await session.execute(
+            select(t).where(tuple_(t.c.topic, t.c.partition).in_(list(bases))))).all()}
+        for (topic, partition), base in bases.items():
+            if (topic, partition) not in held:
+                await session.execute(insert(t).values(topic=topic, partition=partition, batch_base=base))
+            elif held[(topic, partition)] < base:
+                await session.execute(update(t).where(t.c.topic == topic, t.c.partition == partition)
+                                      .values(batch_base=base))
+
     async def _fill_pipeline(self) -> None:
         """Send pending rows after the last one in flight, batch by batch, until the pipeline is full."""
         while len(self._in_flight) < self.settings.relay_pipeline_depth:
@@ -314,6 +382,11 @@ class Relay:
             if not rows:
                 return
             producer = await self._producer_ready()
+            if not self._in_flight and asyncio.get_running_loop().time() - self._verified_at > VERIFY_INTERVAL_S:
+                await self._verify_log()
+                rows = await self._pending_rows(None)  # what is pending may have grown
+                if not rows:
+                    return
             futures = []
             for row in rows:
                 headers = [

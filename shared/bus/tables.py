@@ -60,3 +60,18 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("outcome", String(20), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False),
     )
+
+
+def outbox_position_table(metadata: MetaData) -> Table:
+    """Per partition of the topics a service publishes: the first offset of the newest batch the broker
+    acknowledged there. A broker whose end offset is not above it has lost its log (a restarted Tansu, a
+    recreated topic): see `Relay._verify_log`."""
+    if "outbox_position" in metadata.tables:
+        return metadata.tables["outbox_position"]
+    return Table(
+        "outbox_position",
+        metadata,
+        Column("topic", String(200), primary_key=True),
+        Column("partition", Integer, primary_key=True),
+        Column("batch_base", BigInteger, nullable=False),
+    )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from sqlalchemy import func, select
 
 from shared.broker import LocalBroker
 from shared.db import transaction
@@ -186,6 +187,40 @@ async def test_broker_down_while_500_changes_are_written(own_broker: LocalBroker
         assert await sink.effect_count() == 500
         for seqs in effects.values():
             assert seqs == list(range(1, 101))
+    finally:
+        await close(producer, sink)
+
+
+async def test_a_broker_that_lost_its_log_gets_the_outbox_again(own_broker: LocalBroker,
+                                                                databases: ScratchDatabases) -> None:
+    """Published, never consumed, then the broker restarts empty (Tansu keeps nothing): the relay notices
+    that the end offsets went back, publishes its outbox again, and the consumer applies each event once."""
+    settings = kafka_settings(own_broker.bootstrap_servers)
+    event_type = new_event_type()
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    sink = await make_sink(await databases.new("sink"), settings, event_type)
+    producer.relay.start()
+    try:
+        for seq in range(1, 41):
+            for key in range(5):
+                async with transaction(producer.maker) as session:
+                    await producer.change(session, event_type, f"w{key}", seq)
+        await producer.relay.flush()
+        async with transaction(producer.maker) as session:
+            noted = (await session.execute(select(func.count()).select_from(producer.outbox.positions))).scalar()
+        assert 1 <= noted <= 5  # the partitions the five keys went to: the broker's acks are noted there
+        own_broker.stop()
+        own_broker.start()  # a new, empty cluster: the 200 events are gone with it
+        sink.consumer.start()
+        for seq in range(41, 51):
+            for key in range(5):
+                async with transaction(producer.maker) as session:
+                    await producer.change(session, event_type, f"w{key}", seq)
+        await wait_for(lambda: _effects_at_least(sink, 250), timeout_s=90)
+        await asyncio.sleep(1.0)
+        assert await sink.effect_count() == 250
+        for seqs in (await sink.effects_by_key()).values():
+            assert seqs == list(range(1, 51))
     finally:
         await close(producer, sink)
 
