@@ -24,6 +24,7 @@ from shared.bus import Consumer, Handlers, Outbox, Relay
 from shared.db import as_utc, create_engine, read_only, sessionmaker, transaction
 from shared.errors import PROBLEM_JSON, install_problem_handlers
 from shared.events.catalogue import Catalogue
+from shared.guards import install_guards
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.settings import ServiceSettings
 
@@ -148,6 +149,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.state.spec = spec
     app.state.migrations_current = False
     install_problem_handlers(app)
+    install_guards(app, settings.limits)
     install_observability(app, service=spec.name, metrics=Metrics())
     install_auth(app, settings.auth)
     app.include_router(_health_router(spec))

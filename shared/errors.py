@@ -92,6 +92,18 @@ class PreconditionRequired(Problem):
     status, type_slug = 428, "precondition-required"
 
 
+class PayloadTooLarge(Problem):
+    status, type_slug = 413, "payload-too-large"
+
+
+class UnsupportedMediaType(Problem):
+    status, type_slug = 415, "unsupported-media-type"
+
+
+class TooManyRequests(Problem):
+    status, type_slug = 429, "too-many-requests"
+
+
 class ServiceUnavailable(Problem):
     status, type_slug = 503, "service-unavailable"
 

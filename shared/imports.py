@@ -41,7 +41,7 @@ from sqlmodel import Field, SQLModel
 from shared.app import SessionDep
 from shared.auth import Principal
 from shared.db import as_utc, transaction
-from shared.errors import BadRequest, NotFound, Problem
+from shared.errors import BadRequest, NotFound, PayloadTooLarge
 from shared.events.envelope import utcnow
 from shared.ids import new_id
 
@@ -79,10 +79,6 @@ class ImportRowErrorColumns(SQLModel):
     row: int
     column: str | None = Field(default=None, max_length=64)
     message: str = Field(max_length=500)
-
-
-class ImportTooLarge(Problem):
-    status, type_slug = 413, "payload-too-large"
 
 
 @dataclass
@@ -407,7 +403,7 @@ async def accept_upload(session: AsyncSession, jobs: ImportJobs[Any, Any], file:
             while chunk := await file.read(1 << 20):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise ImportTooLarge(f"The file is larger than {max_bytes} bytes; split it.")
+                    raise PayloadTooLarge(f"The file is larger than {max_bytes} bytes; split it.")
                 digest.update(chunk)
                 out.write(chunk)
         if size == 0:

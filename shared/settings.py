@@ -111,6 +111,17 @@ class AuthSettings(BaseSettings):
         return problems
 
 
+class LimitSettings(BaseSettings):
+    """Limits every service applies to each request (env prefix KAENKHUN_LIMITS_; see shared.guards)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAENKHUN_LIMITS_", extra="ignore")
+
+    rate_per_s: float = Field(default=50.0, ge=0, description="requests per second per caller; 0: no limit")
+    burst: int = Field(default=200, ge=1, description="requests a caller may make at once")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest JSON or form body")
+    max_callers: int = Field(default=100_000, ge=100, description="buckets kept; the idlest are dropped")
+
+
 class ServiceSettings(BaseSettings):
     """Base for each service's settings; subclasses set `service_name`, `default_port` and the env prefix."""
 
@@ -133,6 +144,7 @@ class ServiceSettings(BaseSettings):
     run_bus: bool = True
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @model_validator(mode="after")
     def _defaults(self) -> ServiceSettings:

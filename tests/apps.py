@@ -26,7 +26,9 @@ from tests.conftest import kafka_settings
 
 
 def make_settings(name: str, url: str, bootstrap: str, **overrides: object) -> ServiceSettings:
-    values: dict[str, object] = {"database_url": url, "kafka": kafka_settings(bootstrap), "log_json": False}
+    # The rate limit is off: a test makes many requests as one client; tests/platform/test_guards.py tests it.
+    values: dict[str, object] = {"database_url": url, "kafka": kafka_settings(bootstrap), "log_json": False,
+                                 "limits": {"rate_per_s": 0}}
     values.update(overrides)
     settings: ServiceSettings = settings_class(name).model_validate(values)
     return settings

@@ -12,6 +12,7 @@ from shared.auth.principal import Principal
 from shared.auth.token_endpoint import TOKEN_URL, token_router
 from shared.auth.tokens import TokenVerifier, invalid_token
 from shared.errors import Forbidden, Unauthorized
+from shared.guards import limit_address, limit_client
 from shared.settings import AuthSettings
 
 SCHEME_NAME = "OAuth2ClientCredentials"
@@ -60,7 +61,13 @@ class ServiceSecurity:
             authorization: Annotated[str | None, Depends(scheme)],
         ) -> Principal:
             """The verified caller, holding every scope that this operation's Security() entries ask for."""
-            who = await _verifier(request).verify_async(_bearer_token(authorization))
+            try:
+                who = await _verifier(request).verify_async(_bearer_token(authorization))
+            except Unauthorized:
+                if authorization:  # guessed and forged tokens count against the address (no token: already)
+                    limit_address(request)
+                raise
+            limit_client(request, who.client_id)
             missing = who.missing_scopes(security_scopes.scopes)
             if missing:
                 needed = " ".join(security_scopes.scopes)

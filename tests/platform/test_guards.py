@@ -1,0 +1,120 @@
+"""Request guards on a real service (the registry, in-process): 413 for bodies over the limit (declared or
+chunked), 415 for bodies of a type the API does not take, 429 with Retry-After per verified client and per
+address for requests without a valid token; health and metrics are never limited."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from services import load
+from shared import migrations
+from shared.broker import LocalBroker
+from shared.guards import GuardMiddleware, RateLimiter
+from shared.scratchdb import ScratchDatabases
+from shared.settings import LimitSettings
+from tests.apps import bearer, make_settings, running
+from tests.registry.support import citizen_id, household, person, problem
+
+SQLITE = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+async def guarded(databases: ScratchDatabases, broker: LocalBroker) -> AsyncIterator[tuple[httpx.AsyncClient, dict]]:
+    settings = make_settings("registry", await databases.new("registry"), broker.bootstrap_servers, run_bus=False,
+                             limits={"rate_per_s": 1, "burst": 3, "max_body_bytes": 4096})
+    app = load("registry").create_app(settings)
+    async with running(app) as client:
+        await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
+        yield client, {"a": bearer(settings.auth, "registry:read", "registry:write", client_id="agency-a"),
+                       "b": bearer(settings.auth, "registry:read", client_id="agency-b")}
+
+
+@SQLITE
+async def test_bodies_over_the_limit_or_of_the_wrong_type_are_refused(
+        guarded: tuple[httpx.AsyncClient, dict]) -> None:
+    client, tokens = guarded
+    rng = random.Random(1)
+    big = household(*(person(citizen_id(rng), "head" if i == 0 else "child", first_name="ก" * 100)
+                      for i in range(20)))
+    body = problem(await client.post("/v1/households", json=big, headers=tokens["a"]), 413)
+    assert "4,096" in body["detail"]
+
+    wrong = problem(await client.post("/v1/households", content=b"subdistrict_code=400101",
+                                      headers=tokens["a"] | {"Content-Type": "text/plain"}), 415)
+    assert "application/json" in wrong["accepted"]
+    problem(await client.post("/v1/households", content=b"<household/>",
+                              headers=tokens["a"] | {"Content-Type": "application/xml"}), 415)
+    malformed = problem(await client.post("/v1/households", content=b'{"address": ',
+                                          headers=tokens["a"] | {"Content-Type": "application/json"}), 422)
+    assert malformed["errors"]
+
+
+@SQLITE
+async def test_each_client_has_its_own_rate_and_health_is_never_limited(
+        guarded: tuple[httpx.AsyncClient, dict]) -> None:
+    client, tokens = guarded
+    statuses = [(await client.get("/v1/households", headers=tokens["b"])).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]  # the burst
+    refused = await client.get("/v1/households", headers=tokens["b"])
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "client agency-b" in refused.json()["detail"]
+    assert (await client.get("/v1/households", headers=tokens["a"])).status_code == 200  # another client
+    health = [(await client.get(path)).status_code for path in ("/healthz", "/readyz") * 5]
+    assert set(health) <= {200, 503} and 429 not in health
+
+
+@SQLITE
+async def test_requests_without_a_valid_token_are_limited_by_address(
+        guarded: tuple[httpx.AsyncClient, dict]) -> None:
+    client, _ = guarded
+    forged = {"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}
+    statuses = [(await client.get("/v1/households", headers=forged)).status_code for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    assert (await client.get("/v1/households", headers=forged)).status_code == 429
+    assert (await client.get("/v1/households")).status_code == 429  # the same address, no token at all
+
+
+def test_the_bucket_refills_at_the_rate_and_forgets_the_idlest_callers() -> None:
+    now = [0.0]
+    limiter = RateLimiter(LimitSettings(rate_per_s=2, burst=2, max_callers=100), clock=lambda: now[0])
+    assert [limiter.wait_s("a") for _ in range(3)] == [0.0, 0.0, 0.5]
+    now[0] += 0.5
+    assert limiter.wait_s("a") == 0.0
+    for n in range(150):
+        limiter.wait_s(f"caller {n}")
+    assert len(limiter._buckets) == 100
+    assert LimitSettings(rate_per_s=0).rate_per_s == 0 and RateLimiter(LimitSettings(rate_per_s=0)).wait_s("x") == 0
+
+
+async def test_a_chunked_body_is_read_up_to_the_limit_and_no_further() -> None:
+    """No Content-Length: the guard reads the chunks, refuses at the first byte over the limit, and the app
+    is never called; a body within the limit reaches the app whole."""
+    seen: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((await receive())["body"])
+
+    guard = GuardMiddleware(app, LimitSettings(max_body_bytes=1024), RateLimiter(LimitSettings(rate_per_s=0)))
+    scope = {"type": "http", "path": "/v1/households", "method": "POST", "client": ("192.0.2.1", 5000),
+             "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")]}
+    for parts, status in (([b"a" * 600] * 5, 413), ([b"a" * 500, b"b" * 500], None)):
+        chunks = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
+        sent: list[dict[str, Any]] = []
+
+        async def receive(chunks: list[dict[str, Any]] = chunks) -> dict[str, Any]:
+            return chunks.pop(0)
+
+        async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
+            sent.append(message)
+
+        await guard(scope, receive, send)
+        if status:
+            assert sent[0]["status"] == 413 and len(chunks) == 3 and not seen  # two chunks read, three never
+        else:
+            assert seen == [b"a" * 500 + b"b" * 500]
