@@ -35,7 +35,7 @@ from shared.broker import free_port
 from shared.db import create_engine, is_sqlite, sessionmaker, transaction
 from shared.events.envelope import utcnow
 from shared.ids import new_id
-from shared.pii import CitizenIdProtector, PiiSettings
+from shared.pii import CitizenIdProtector, PiiSettings, check_digit
 from shared.scratchdb import ScratchDatabases
 
 FIRST = ["สมชาย", "สมหญิง", "ประเสริฐ", "บุญมี", "มาลี", "ทองใบ", "สุภาพ", "วันเพ็ญ", "อำนวย", "จันทร์เพ็ญ",
@@ -47,7 +47,7 @@ SUBDISTRICTS = ["400101", "400102", "400103", "400201", "400301", "401601", "402
 
 def citizen_id(rng: random.Random) -> str:
     body = str(rng.randrange(1, 9)) + "".join(str(rng.randrange(10)) for _ in range(11))
-    return body + str((11 - sum(int(d) * (13 - i) for i, d in enumerate(body)) % 11) % 10)
+    return body + check_digit(body)
 
 
 def people(persons: int, seed: int = 2565) -> Iterator[dict[str, str]]:

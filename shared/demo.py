@@ -38,6 +38,7 @@ import httpx
 
 from services.assessment.indicators import IndicatorSet, Person, applies
 from shared import webhooks
+from shared.pii import check_digit
 
 PROVINCE = "40"
 SURVEY_YEAR = 2565
@@ -158,8 +159,7 @@ class People:
         first = "3" if born.year < 1984 else "1"
         while True:
             body = first + "40" + "".join(str(self.rng.randrange(10)) for _ in range(9))
-            check = (11 - sum(int(d) * (13 - i) for i, d in enumerate(body)) % 11) % 10
-            cid = body + str(check)
+            cid = body + check_digit(body)
             if cid not in self.ids:
                 self.ids.add(cid)
                 return cid

@@ -30,6 +30,11 @@ class InvalidCitizenId(ValueError):
     """Not a Thai citizen ID; the message says why (length, characters or check digit)."""
 
 
+def check_digit(first_twelve: str) -> str:
+    """The 13th digit of a Thai citizen ID: (11 − Σ d_k·(14−k) mod 11) mod 10 over its first twelve digits."""
+    return str((11 - sum(map(operator.mul, map(int, first_twelve), _WEIGHTS)) % 11) % 10)
+
+
 def validate_citizen_id(value: str) -> str:
     """The 13 digits of a Thai citizen ID (dashes and spaces allowed in input), or InvalidCitizenId."""
     digits = value.replace("-", "").replace(" ", "")
@@ -37,8 +42,7 @@ def validate_citizen_id(value: str) -> str:
         raise InvalidCitizenId("a citizen ID has only digits (dashes and spaces are ignored)")
     if len(digits) != 13:
         raise InvalidCitizenId(f"a citizen ID has 13 digits, not {len(digits)}")
-    check = (11 - sum(map(operator.mul, map(int, digits[:12]), _WEIGHTS)) % 11) % 10
-    if check != int(digits[12]):
+    if check_digit(digits[:12]) != digits[12]:
         raise InvalidCitizenId("the check digit does not match: mistyped citizen ID")
     return digits
 

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from services.registry.models import outbox
+from shared.pii import check_digit
 from shared.settings import AuthSettings
 from tests.apps import bearer, outbox_events
 
@@ -18,8 +19,7 @@ ALL = ("registry:read", "registry:write", "registry:lookup", "pii:read", "audit:
 def citizen_id(rng: random.Random, first: str = "1") -> str:
     """A random valid Thai citizen ID (check digit per the Interior Ministry's rule)."""
     body = first + "".join(str(rng.randrange(10)) for _ in range(11))
-    check = (11 - sum(int(d) * (13 - i) for i, d in enumerate(body)) % 11) % 10
-    return body + str(check)
+    return body + check_digit(body)
 
 
 def person(cid: str, relation: str = "head", **overrides: Any) -> dict[str, Any]:
