@@ -48,7 +48,7 @@ class MemberIn(BaseModel):
 
     model_config = _STRICT
 
-    citizen_id: CitizenId = Field(description="13-digit Thai citizen ID; dashes allowed", examples=["1101700203451"])
+    citizen_id: CitizenId = Field(description="13-digit Thai citizen ID; dashes allowed", examples=["1101700203450"])
     title: Annotated[Text, StringConstraints(max_length=60)] = Field(examples=["นาง"])
     first_name: Name = Field(examples=["สมหญิง"])
     last_name: Name = Field(examples=["ใจดี"])
