@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy import MetaData, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,6 +66,7 @@ def service_security(service: str, scopes: dict[str, str]) -> ServiceSecurity:
 
 
 class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     since: AwareDatetime
     topic: str | None = None
 
@@ -149,7 +150,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.state.spec = spec
     app.state.migrations_current = False
     install_problem_handlers(app)
-    install_guards(app, settings.limits)
+    install_guards(app, settings.limits, upload_bytes=getattr(settings, "import_max_bytes", None))
     install_observability(app, service=spec.name, metrics=Metrics())
     install_auth(app, settings.auth)
     app.include_router(_health_router(spec))

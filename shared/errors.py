@@ -100,6 +100,10 @@ class UnsupportedMediaType(Problem):
     status, type_slug = 415, "unsupported-media-type"
 
 
+class RequestHeaderFieldsTooLarge(Problem):
+    status, type_slug = 431, "request-header-fields-too-large"
+
+
 class TooManyRequests(Problem):
     status, type_slug = 429, "too-many-requests"
 
@@ -159,7 +163,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized", 403: "forbidden"}.get(
+        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized", 403: "forbidden",
+                 413: "payload-too-large"}.get(
             exc.status_code, "http-error"
         )
         detail = exc.detail if isinstance(exc.detail, str) else None

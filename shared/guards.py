@@ -2,7 +2,13 @@
 
 - A body larger than `max_body_bytes` is refused with 413, whether it declares its length or is chunked
   (it is read up to the limit, never further). Multipart uploads (the CSV imports) stream to disk under
-  the import's own, larger limit.
+  the import's own, larger limit (`upload_bytes`), counted here as they arrive: an endless upload stops at it.
+- No text this system takes may hold NUL (U+0000) or half of a UTF-16 surrogate pair: PostgreSQL cannot
+  store the one, UTF-8 cannot encode the other, and no person types either. A JSON body holding one is
+  refused with 422 naming the field, a URL with 400, before any route sees it, whatever field it is in. (Other control
+  characters are refused field by field, see shared.text; CSV files are checked row by row by the import.)
+- Headers (with the request line) over `max_header_bytes` are refused with 431, whatever the HTTP server
+  in front let through.
 - A body of a type the API does not take (JSON, JSON merge patch, multipart uploads, the token endpoint's
   form) is refused with 415.
 - Each caller has a token bucket: `rate_per_s` requests a second on average, `burst` at once. A verified
@@ -15,14 +21,24 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 
-from shared.errors import PROBLEM_JSON, PayloadTooLarge, Problem, TooManyRequests, UnsupportedMediaType
+from shared.errors import (
+    PROBLEM_JSON,
+    BadRequest,
+    PayloadTooLarge,
+    Problem,
+    RequestHeaderFieldsTooLarge,
+    TooManyRequests,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from shared.settings import LimitSettings
 
 Scope = MutableMapping[str, Any]
@@ -33,6 +49,65 @@ Send = Callable[[Message], Awaitable[None]]
 UNLIMITED_PATHS = ("/healthz", "/readyz", "/metrics")
 BODY_TYPES = ("application/json", "application/merge-patch+json", "multipart/form-data",
               "application/x-www-form-urlencoded")
+# Sent with a 413 for a body not read to its end: the server closes the connection instead of reading (and
+# throwing away) the rest of an endless upload to keep the connection alive.
+CLOSE = {"Connection": "close"}
+# Room for the multipart framing (boundaries, part headers) around an upload of the largest size allowed.
+MULTIPART_OVERHEAD = 64 * 1024
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+UNSTORABLE_MESSAGE = "holds a NUL character (U+0000) or half of a surrogate pair, which no field accepts"
+
+
+def _unstorable_at(value: Any) -> str | None:
+    """Where (`members.0.first_name`) a string in the decoded JSON `value`, keys included, holds NUL or a
+    lone surrogate; None if none does."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return path
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                stack.extend(((where, key), (where, inner)))
+        elif isinstance(item, list):
+            stack.extend((f"{path}.{n}" if path else str(n), inner) for n, inner in enumerate(item))
+    return None
+
+
+def check_json_text(body: bytes) -> None:
+    """Raise 422 (naming the field, as a validation error does) if the JSON `body` would decode to text
+    holding NUL or a lone surrogate. Only a body with an escape (`\\u`) can: a raw NUL byte is not valid
+    JSON and a raw surrogate is not valid UTF-8."""
+    if b"\\u" not in body:
+        return
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return  # not JSON: the route's own parsing answers 422
+    path = _unstorable_at(value)
+    if path is not None:
+        field = f"body.{path}" if path else "body"
+        raise Unprocessable(f"{field}: {UNSTORABLE_MESSAGE}.", type_slug="unstorable-text",
+                            errors=[{"field": field, "message": UNSTORABLE_MESSAGE, "code": "unstorable_text"}])
+
+
+def check_url_text(text: bytes, where: str) -> None:
+    """Raise 400 if a URL's path or query holds NUL (raw or %00)."""
+    if b"\x00" in text or b"%00" in text:
+        raise BadRequest(f"The {where} {UNSTORABLE_MESSAGE}.", type_slug="unstorable-text")
+
+
+class UploadTooLarge(HTTPException):
+    """Raised from `receive` while a multipart upload streams in: an HTTPException, because FastAPI turns
+    anything else raised while it parses a form into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The upload is larger than {limit:,} bytes, the most accepted; split the file.",
+                         headers=CLOSE)
 
 
 class RateLimiter:
@@ -74,10 +149,12 @@ def client_address(scope: Scope) -> str:
     return f"address {client[0]}" if client else "address unknown"
 
 
-def install_guards(app: FastAPI, settings: LimitSettings) -> None:
-    """Put the guards in front of `app` (inside the observability middleware, which then logs what they refuse)."""
+def install_guards(app: FastAPI, settings: LimitSettings, *, upload_bytes: int | None = None) -> None:
+    """Put the guards in front of `app` (inside the observability middleware, which then logs what they refuse);
+    `upload_bytes` is the largest file the app takes in a multipart upload (default: `max_body_bytes`)."""
     app.state.rate_limiter = RateLimiter(settings)
-    app.add_middleware(GuardMiddleware, settings=settings, limiter=app.state.rate_limiter)
+    app.add_middleware(GuardMiddleware, settings=settings, limiter=app.state.rate_limiter,
+                       upload_bytes=upload_bytes or settings.max_body_bytes)
 
 
 def limit_client(request: Request, client_id: str) -> None:
@@ -95,11 +172,12 @@ def limit_address(request: Request) -> None:
 
 
 class GuardMiddleware:
-    """ASGI middleware: 413, 415, and the address limit for requests without a token."""
+    """ASGI middleware: 400 for unstorable text, 413, 415, and the address limit for requests without a token."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], settings: LimitSettings,
-                 limiter: RateLimiter) -> None:
+                 limiter: RateLimiter, upload_bytes: int) -> None:
         self.app, self.settings, self.limiter = app, settings, limiter
+        self.upload_limit = upload_bytes + MULTIPART_OVERHEAD
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
@@ -107,13 +185,24 @@ class GuardMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
+            self._check_header_size(scope)
             if "authorization" not in headers:
                 self.limiter.check(client_address(scope))
+            check_url_text(scope.get("raw_path") or scope["path"].encode(), "URL")
+            check_url_text(scope["query_string"], "query")
             receive = await self._body(scope, headers, receive)
         except Problem as problem:
             await _answer(scope, send, problem)
             return
         await self.app(scope, receive, send)
+
+    def _check_header_size(self, scope: Scope) -> None:
+        size = len(scope.get("raw_path") or b"") + len(scope["query_string"]) + sum(
+            len(k) + len(v) + 4 for k, v in scope["headers"])
+        if size > self.settings.max_header_bytes:
+            raise RequestHeaderFieldsTooLarge(
+                f"The request's headers are {size:,} bytes; at most {self.settings.max_header_bytes:,} are accepted.",
+                headers=CLOSE)
 
     async def _body(self, scope: Scope, headers: dict[str, str], receive: Receive) -> Receive:
         """Check the body's type and size; returns a `receive` that hands the app the body read here."""
@@ -127,10 +216,11 @@ class GuardMiddleware:
                                        "application/json (or multipart/form-data for a file upload).",
                                        accepted=list(BODY_TYPES))
         if media == "multipart/form-data":
-            return receive  # streamed to disk by the import, under its own limit
+            return self._upload(length, receive)
         limit = self.settings.max_body_bytes
         if length is not None and length.strip().isdigit() and int(length) > limit:
-            raise PayloadTooLarge(f"The body is {int(length):,} bytes; at most {limit:,} are accepted.")
+            raise PayloadTooLarge(f"The body is {int(length):,} bytes; at most {limit:,} are accepted.",
+                                  headers=CLOSE)
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -139,10 +229,32 @@ class GuardMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"The body is larger than {limit:,} bytes, the most accepted.")
+                raise PayloadTooLarge(f"The body is larger than {limit:,} bytes, the most accepted.", headers=CLOSE)
             chunks.append(chunk)
             more = message.get("more_body", False)
-        return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+        body = b"".join(chunks)
+        if media != "application/x-www-form-urlencoded":  # a form is only the token endpoint's, which stores
+            check_json_text(body)                        # nothing and answers in OAuth's own error format
+        return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+
+    def _upload(self, length: str | None, receive: Receive) -> Receive:
+        """Pass a multipart body through as it streams (the import writes the file to disk), refusing it
+        once it grows past the upload limit: at once if it says so, else when the byte past it arrives."""
+        limit = self.upload_limit
+        if length is not None and length.strip().isdigit() and int(length) > limit:
+            raise PayloadTooLarge(f"The upload is {int(length):,} bytes; at most {limit:,} are accepted.",
+                                  headers=CLOSE)
+        size = 0
+
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise UploadTooLarge(limit)
+            return message
+
+        return counted
 
 
 def _replay(messages: list[Message], then: Receive) -> Receive:

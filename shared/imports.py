@@ -21,6 +21,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -102,7 +103,8 @@ def csv_rows(stream: IO[bytes], header_errors: list[RowError], check_header: Cal
              ) -> Iterator[tuple[int, dict[str, str] | RowError]]:
     """The rows of a CSV byte stream (UTF-8, with or without BOM) as (row number, {column: cell}).
 
-    Blank rows are skipped; a row whose cell count differs from the header's comes as a RowError. If
+    Blank rows are skipped; a row the csv module cannot read (a cell over its 128 KiB limit) or whose cell
+    count differs from the header's comes as a RowError, and the rows after it are read on. If
     `check_header` finds problems with the header they go to `header_errors` and no row is read.
     """
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
@@ -116,7 +118,16 @@ def csv_rows(stream: IO[bytes], header_errors: list[RowError], check_header: Cal
     if problems:
         header_errors += [RowError(1, None, problem) for problem in problems]
         return
-    for row_no, cells in enumerate(reader, start=2):
+    row_no = 1
+    while True:
+        row_no += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a cell over the csv module's limit: this row only, the reader goes on
+            yield row_no, RowError(row_no, None, f"malformed CSV row: {exc}")
+            continue
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):
@@ -392,6 +403,17 @@ async def running_jobs(app: FastAPI, jobs: ImportJobs[Any, Any]) -> AsyncIterato
 # -- HTTP ------------------------------------------------------------------------------------------------
 
 
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def upload_name(given: str | None) -> str:
+    """What a job keeps of an upload's file name: a label only (the file is stored under the job's id), so
+    the last path component, without control characters, at most 255 characters; `upload.csv` if nothing
+    is left. `../../etc/passwd` is kept as `passwd`, `C:\\data\\บ้าน.csv` as `บ้าน.csv`."""
+    name = _NOT_IN_NAMES.sub("", given or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name[:255] if name not in ("", ".", "..") else "upload.csv"
+
+
 async def accept_upload(session: AsyncSession, jobs: ImportJobs[Any, Any], file: UploadFile, principal: Principal,
                         *, max_bytes: int, location: str) -> JSONResponse:
     """Store an uploaded file as a queued job and start it: 202 with the job's Location (`location` + id)."""
@@ -411,7 +433,7 @@ async def accept_upload(session: AsyncSession, jobs: ImportJobs[Any, Any], file:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    session.add(jobs.job_model(id=job_id, status="queued", filename=(file.filename or "upload.csv")[:255],
+    session.add(jobs.job_model(id=job_id, status="queued", filename=upload_name(file.filename),
                                sha256=digest.hexdigest(), size_bytes=size, client_id=principal.client_id,
                                areas=sorted(principal.areas), created_at=utcnow()))
     await session.commit()  # the job row must exist before its task looks for it

@@ -119,6 +119,7 @@ class LimitSettings(BaseSettings):
     rate_per_s: float = Field(default=50.0, ge=0, description="requests per second per caller; 0: no limit")
     burst: int = Field(default=200, ge=1, description="requests a caller may make at once")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest JSON or form body")
+    max_header_bytes: int = Field(default=16_384, ge=1024, description="largest request line and headers together")
     max_callers: int = Field(default=100_000, ge=100, description="buckets kept; the idlest are dropped")
 
 

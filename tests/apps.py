@@ -11,12 +11,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import uvicorn
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from services import settings_class
 from shared.auth import issue_token
+from shared.broker import free_port
 from shared.bus import Outbox
 from shared.db import transaction
 from shared.events.catalogue import EventType
@@ -41,6 +43,24 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """The app under uvicorn on a free loopback port, in this event loop, lifespan on: real HTTP. Its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(600):  # uvicorn sets `started` and offers no event to wait on
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def wait_ready(client: httpx.AsyncClient, timeout_s: float = 30) -> httpx.Response:

@@ -100,8 +100,10 @@ async def test_a_chunked_body_is_read_up_to_the_limit_and_no_further() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append((await receive())["body"])
 
-    guard = GuardMiddleware(app, LimitSettings(max_body_bytes=1024), RateLimiter(LimitSettings(rate_per_s=0)))
+    guard = GuardMiddleware(app, LimitSettings(max_body_bytes=1024), RateLimiter(LimitSettings(rate_per_s=0)),
+                            upload_bytes=1024)
     scope = {"type": "http", "path": "/v1/households", "method": "POST", "client": ("192.0.2.1", 5000),
+             "query_string": b"",
              "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")]}
     for parts, status in (([b"a" * 600] * 5, 413), ([b"a" * 500, b"b" * 500], None)):
         chunks = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]

@@ -13,13 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from services import load
 from shared import migrations
-from shared.broker import LocalBroker, free_port
+from shared.broker import LocalBroker
 from shared.scratchdb import ScratchDatabases
-from tests.apps import make_settings
+from tests.apps import make_settings, serving
 from tests.reporting.support import Reporting
 from tests.reporting.test_reports import A, C, four_households
 
@@ -88,19 +87,10 @@ async def served(databases: ScratchDatabases, broker: LocalBroker) -> AsyncItera
     settings = make_settings("reporting", await databases.new("reporting"), broker.bootstrap_servers,
                              run_bus=False)
     app = load("reporting").create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(600):  # uvicorn sets `started` and offers no event to wait on
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base) as client:
-        yield base, Reporting(client, settings, app)
-    server.should_exit = True
-    await task
+    async with serving(app) as base:
+        await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
+        async with httpx.AsyncClient(base_url=base) as client:
+            yield base, Reporting(client, settings, app)
 
 
 async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Reporting]) -> None:
