@@ -136,6 +136,42 @@ def rebuild(
     asyncio.run(_run())
 
 
+@app.command()
+def rekey(
+    check: Annotated[bool, typer.Option("--check", help="count what older keys made, change nothing")] = False,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="households per transaction")] = 200,
+) -> None:
+    """Re-encrypt and re-hash the registry's citizen IDs with the current keys (after a rotation, SECURITY.md).
+
+    Runs beside the live services; households whose hashes change publish `household.updated`. With --check,
+    exits 1 while any member is still under an older key."""
+    from services.registry.rekey import rekey as run_rekey
+    from services.registry.settings import RegistrySettings
+    from shared.db import create_engine, sessionmaker
+    from shared.pii import CitizenIdProtector
+
+    settings = _settings("registry")
+    assert isinstance(settings, RegistrySettings)
+
+    async def _run() -> int:
+        engine = create_engine(settings.db_url)
+        try:
+            counts = await run_rekey(sessionmaker(engine), CitizenIdProtector(settings.pii), batch=batch,
+                                     write=not check)
+        finally:
+            await engine.dispose()
+        if check:
+            typer.echo(f"registry: {counts.members:,} members; {counts.reencrypted:,} under an older encryption "
+                       f"key, {counts.rehashed:,} hashed with an older hash key")
+        else:
+            typer.echo(f"registry: {counts.members:,} members; re-encrypted {counts.reencrypted:,}, re-hashed "
+                       f"{counts.rehashed:,}; {counts.households_published:,} households published")
+        return counts.stale if check else 0
+
+    if asyncio.run(_run()):
+        raise typer.Exit(1)
+
+
 @app.command("bi-role")
 def bi_role(
     role: Annotated[str, typer.Argument(help="PostgreSQL role name, e.g. kaenkhun_bi")],

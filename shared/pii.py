@@ -72,7 +72,9 @@ class PiiSettings(BaseSettings):
 
     `encryption_keys` maps a key id to a base64 AES-256 key; new values are encrypted with
     `active_key_id`, old ones stay readable with theirs, so keys rotate without downtime.
-    `hash_key` keys the citizen-ID hash shared by registry and assistance.
+    `hash_key` keys the citizen-ID hash shared by registry and assistance; during a rotation the keys it
+    replaces stay in `previous_hash_keys`, and lookups try them too until `kaenkhun rekey` has re-hashed
+    every member (SECURITY.md, "Rotating keys without downtime").
     """
 
     model_config = SettingsConfigDict(env_prefix="KAENKHUN_PII_", extra="ignore")
@@ -80,6 +82,7 @@ class PiiSettings(BaseSettings):
     encryption_keys: dict[str, SecretStr] = Field(default_factory=lambda: {"dev": SecretStr(DEV_ENCRYPTION_KEY)})
     active_key_id: str = "dev"
     hash_key: SecretStr = SecretStr(DEV_HASH_KEY)
+    previous_hash_keys: list[SecretStr] = Field(default_factory=list)
 
     @field_validator("encryption_keys")
     @classmethod
@@ -96,6 +99,8 @@ class PiiSettings(BaseSettings):
             raise ValueError(f"KAENKHUN_PII_ACTIVE_KEY_ID {self.active_key_id!r} is not a key id of "
                              "KAENKHUN_PII_ENCRYPTION_KEYS")
         _key_bytes(self.hash_key.get_secret_value(), "KAENKHUN_PII_HASH_KEY")
+        for n, key in enumerate(self.previous_hash_keys):
+            _key_bytes(key.get_secret_value(), f"KAENKHUN_PII_PREVIOUS_HASH_KEYS[{n}]")
         return self
 
     def uses_development_material(self) -> list[str]:
@@ -106,6 +111,8 @@ class PiiSettings(BaseSettings):
         ]
         if self.hash_key.get_secret_value() == DEV_HASH_KEY:
             problems.append("KAENKHUN_PII_HASH_KEY (development key)")
+        if any(key.get_secret_value() == DEV_HASH_KEY for key in self.previous_hash_keys):
+            problems.append("KAENKHUN_PII_PREVIOUS_HASH_KEYS (development key)")
         return problems
 
 
@@ -118,11 +125,18 @@ class CitizenIdProtector:
             for key_id, key in settings.encryption_keys.items()
         }
         self._active = settings.active_key_id
-        self._hash_key = _key_bytes(settings.hash_key.get_secret_value(), "hash_key")
+        self._hash_keys = [_key_bytes(key.get_secret_value(), "hash_key")
+                           for key in (settings.hash_key, *settings.previous_hash_keys)]
 
     def hash(self, digits: str) -> str:
-        """The keyed hash of a validated ID: the blind index and the pseudonym on the bus (64 hex)."""
-        return hmac.new(self._hash_key, digits.encode(), hashlib.sha256).hexdigest()
+        """The keyed hash of a validated ID under the current key: the blind index and the pseudonym on the
+        bus (64 hex). What is stored or published."""
+        return hmac.new(self._hash_keys[0], digits.encode(), hashlib.sha256).hexdigest()
+
+    def hashes(self, digits: str) -> tuple[str, ...]:
+        """The hash under the current key, then under each previous one: what a lookup must try while a
+        rotation is under way (a member not re-hashed yet, an event published before it)."""
+        return tuple(hmac.new(key, digits.encode(), hashlib.sha256).hexdigest() for key in self._hash_keys)
 
     def encrypt(self, digits: str) -> str:
         """`<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>` with AES-256-GCM and a fresh 96-bit nonce."""

@@ -235,15 +235,15 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
                       [i.item_ref for i in body.items])
 
     # Match every item to a household in two queries.
-    hashes: dict[int, str | None] = {}
+    hashes: dict[int, tuple[str, ...] | None] = {}  # under the current hash key, then any previous one
     for n, item in enumerate(body.items):
         if item.citizen_id is not None:
             try:
-                hashes[n] = protector.hash(validate_citizen_id(item.citizen_id))
+                hashes[n] = protector.hashes(validate_citizen_id(item.citizen_id))
             except ValueError:
                 hashes[n] = None
     by_hash: dict[str, str] = {}
-    wanted_hashes = {h for h in hashes.values() if h}
+    wanted_hashes = {h for candidates in hashes.values() if candidates for h in candidates}
     if wanted_hashes:
         rows = await session.execute(select(MemberHash.citizen_id_hash, MemberHash.household_id).where(
             col(MemberHash.citizen_id_hash).in_(wanted_hashes)))
@@ -260,7 +260,8 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
     events: list[PendingEvent] = []
     for n, item in enumerate(body.items):
         reason: Reason | None = None
-        household_id = item.household_id if item.citizen_id is None else by_hash.get(hashes[n] or "")
+        household_id = item.household_id if item.citizen_id is None else next(
+            (by_hash[h] for h in hashes[n] or () if h in by_hash), None)
         household = households.get(household_id or "")
         budget_id: str | None = None
         budget_area = ""

@@ -171,10 +171,11 @@ class Prepared:
 
     group: Group
     errors: list[RowError] = field(default_factory=list)
-    hashes: list[str] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)  # each member's, under the current key: stored
     household: dict[str, Any] = field(default_factory=dict)
     members: list[dict[str, Any]] = field(default_factory=list)
     event: PendingEvent | None = None
+    lookups: list[tuple[str, ...]] = field(default_factory=list)  # each member's under every key: searched
 
     @property
     def rows(self) -> int:
@@ -213,7 +214,8 @@ def prepare(group: Group, importer: Principal, protector: CitizenIdProtector, no
     } for position, (_, m) in enumerate(group.members, start=1)]
     snapshot = facts(SimpleNamespace(**household), [SimpleNamespace(**m) for m in members])
     event = PendingEvent(HOUSEHOLD_REGISTERED, HOUSEHOLD_REGISTERED.payload.model_validate(snapshot), household_id)
-    return Prepared(group, [], hashes, household, members, event)
+    lookups = [protector.hashes(m.citizen_id) for _, m in group.members]
+    return Prepared(group, [], hashes, household, members, event, lookups)
 
 
 @dataclass
@@ -249,7 +251,7 @@ class Importer(imports.ImportJobs[Prepared, Counts]):
                     ) -> list[RowError]:
         """Write the chunk's new households (their areas were checked in `prepare`); report the rest."""
         errors: list[RowError] = []
-        wanted = {h for p in chunk for h in p.hashes}
+        wanted = {h for p in chunk for candidates in p.lookups for h in candidates}
         holders: dict[str, str] = {}
         if wanted:
             found = await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
@@ -263,13 +265,14 @@ class Importer(imports.ImportJobs[Prepared, Counts]):
                 errors += p.errors
                 counts.rows_rejected += p.rows
                 continue
-            owners = {holders.get(h) for h in p.hashes}
+            held = [next((holders[h] for h in candidates if h in holders), None) for candidates in p.lookups]
+            owners = set(held)
             if owners != {None}:
                 if len(owners) == 1:  # everyone already in the same open household: imported before
                     counts.households_unchanged += 1
                     continue
-                errors += [RowError(row_no, "citizen_id", f"already in open household {holders[h]}")
-                           for (row_no, _), h in zip(p.group.members, p.hashes, strict=True) if h in holders]
+                errors += [RowError(row_no, "citizen_id", f"already in open household {holder}")
+                           for (row_no, _), holder in zip(p.group.members, held, strict=True) if holder]
                 counts.rows_rejected += p.rows
                 continue
             households.append(p.household)

@@ -216,7 +216,7 @@ async def lookup(session: AsyncSession, *, caller: Caller, citizen_id: str, prot
                  ) -> HouseholdRecord:
     """The open household holding this citizen ID, if it is in the caller's areas."""
     household_id = (await session.execute(
-        select(col(Member.household_id)).where(col(Member.citizen_id_hash) == protector.hash(citizen_id),
+        select(col(Member.household_id)).where(col(Member.citizen_id_hash).in_(protector.hashes(citizen_id)),
                                                col(Member.active).is_(True))
     )).scalar_one_or_none()
     # Every lookup is a use of a citizen ID: audited whether or not it finds anything.
@@ -335,7 +335,8 @@ async def register(session: AsyncSession, *, caller: Caller, body: HouseholdCrea
     """Register a household with its members; `household.registered` leaves with it."""
     address = body.address
     subdistrict = _address_area(caller, address.subdistrict_code, address.village_no)
-    await _ensure_not_registered(session, caller=caller, hashes=[protector.hash(m.citizen_id) for m in body.members])
+    await _ensure_not_registered(session, caller=caller,
+                                 hashes=[h for m in body.members for h in protector.hashes(m.citizen_id)])
     now = utcnow()
     household = Household(
         id=new_id(), province_code=subdistrict.code[:2], district_code=subdistrict.code[:4],
@@ -435,7 +436,7 @@ async def add_member(session: AsyncSession, *, caller: Caller, household_id: str
     if body.relation is Relation.head:
         raise Unprocessable("The household already has a head; add the person with another relation.",
                             errors=[{"field": "relation", "message": "the household already has a head"}])
-    await _ensure_not_registered(session, caller=caller, hashes=[protector.hash(body.citizen_id)])
+    await _ensure_not_registered(session, caller=caller, hashes=protector.hashes(body.citizen_id))
     position = await _next_position(session, household_id)
     member = _new_member(household_id, position, body, protector, utcnow())
     session.add(member)
