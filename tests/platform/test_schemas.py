@@ -34,8 +34,13 @@ from tests.apps import make_settings
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
 EXAMPLES = 25
+SCENARIOS = 100  # stateful: sequences of linked calls per service, each up to STEPS calls
+STEPS = 6
 # The operations each service has at least (so a schema that lost its routes fails).
 OPERATIONS = {"registry": 20, "assessment": 8, "assistance": 20, "reporting": 7}
+# The transitions (links between a response and a later call) each service's schema yields at least.
+# Reporting's reports take no ids, so it has none: its operations are covered by the stateless test alone.
+LINKS = {"registry": 100, "assessment": 3, "assistance": 50, "reporting": 0}
 
 
 async def _migrate(service: str, url: str) -> None:
@@ -53,7 +58,8 @@ class Server:
 
 @pytest.fixture(scope="module", params=list(OPERATIONS))
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The service under uvicorn in a thread (SQLite, bus off), migrated; the registry with a household."""
+    """The service under uvicorn in a thread (SQLite, bus off), migrated; the registry with a household,
+    assistance with a partner agency and a centre."""
     service: str = request.param
     folder: Path = tmp_path_factory.mktemp(f"schema-{service}")
     port = free_port()
@@ -75,8 +81,12 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             "welfare_card": True, "members": [{"citizen_id": "1101700203450", "title": "นาง", "first_name": "สมหญิง",
                                                "last_name": "ใจดี", "sex": "female", "birth_date": "1970-05-01",
                                                "relation": "head"}]}
-    if service == "registry":
-        assert httpx.post(f"{url}/v1/households", json=body, headers=headers).status_code == 201
+    seeds = {"registry": [("/v1/households", body)],
+             "assistance": [("/v1/partners", {"name": "โรงพยาบาลขอนแก่น", "sector": "government", "areas": ["40"]}),
+                            ("/v1/centres", {"kind": "family_development_centre", "name": "ศพค.ตำบลในเมือง",
+                                             "subdistrict_code": "400101", "local_government": "เทศบาลนครขอนแก่น"})]}
+    for path, seed in seeds.get(service, []):
+        assert httpx.post(f"{url}{path}", json=seed, headers=headers).status_code == 201
     yield Server(service, url, token)
     server.should_exit = True
     thread.join(15)
@@ -108,3 +118,35 @@ def test_each_api_keeps_its_contract(server: Server) -> None:
             except Exception as exc:  # collect them all, then fail with the list
                 failures.append(f"{operation.label} ({mode.value}): {exc}"[:1500])
     assert not failures, "\n\n".join(failures)
+
+
+def test_chains_of_linked_calls_keep_the_contract(server: Server) -> None:
+    """Stateful: sequences of calls where each uses what an earlier answer gave (the household a POST created,
+    then its members, its close, its assignment…), by the links Schemathesis derives from the schema's
+    response bodies and path parameters; every answer checked as above."""
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    machine = schema.as_state_machine()
+    transitions = [name for name in dir(machine) if hasattr(getattr(machine, name), "hypothesis_stateful_rule")]
+    assert len(transitions) >= LINKS[server.service], transitions  # the links were found
+    if not LINKS[server.service]:
+        pytest.skip(f"{server.service}'s schema has no links (no operation takes an id another returns)")
+    headers = {"Authorization": f"Bearer {server.token}"}
+    linked_ok: list[str] = []  # calls with an id from an earlier answer that succeeded
+
+    class Authorized(machine):  # type: ignore[valid-type, misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+            return {"base_url": server.url, "headers": headers}
+
+        def after_call(self, response: schemathesis.Response, case: schemathesis.Case) -> None:
+            super().after_call(response, case)
+            if "{" in case.operation.path and response.status_code < 300:
+                linked_ok.append(f"{case.method} {case.operation.path}")
+
+        def validate_response(self, response: schemathesis.Response, case: schemathesis.Case,
+                              additional_checks: object = None, **kwargs: object) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None)
+
+    # Derandomized: the same sequences every run, so a failure reproduces and the last assertion cannot flake.
+    Authorized.run(settings=settings(max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None,
+                                     derandomize=True, database=None, suppress_health_check=list(HealthCheck)))
+    assert linked_ok, "no call on an id from an earlier answer succeeded: the chains never got anywhere"
