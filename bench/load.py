@@ -1,0 +1,513 @@
+"""`make load`: the whole system under a steady mix of partner agencies' reads and writes for five minutes:
+p50/p95/p99/max latency and errors per operation and overall, each service's peak memory, then the history
+checker once reporting has caught up. Exit status 1 if any request failed or any check did.
+
+The broker and the four services run as processes on SQLite (`shared.system.System`, as `kaenkhun up` starts
+them), the services pinned with taskset to CPU 0 and this generator to CPU 1, with the default rate limits
+(50 requests/s per client and service, burst 200). First the demo at scale 1 is loaded through the public
+APIs (5,000 households and their assessments, teams, centres, budgets, grants); then, as staff, one partner
+agency per load client is registered (`POST /v1/partners`, tied to the client's id) and 100 target-poor
+households are referred to each (`POST /v1/households/{id}/referrals`).
+
+The load: `--clients` partner clients (default 6), each with its own token (`registry:read registry:write
+assessment:read assessment:write assistance:partner reporting:read`, area 40), share `--rate` requests/s
+(default 40) for `--duration` s (default 300). It is open-loop: request i is sent at start + i/rate by client
+i mod clients, whatever the earlier answers do, and its latency runs from that scheduled time to the end of
+the answer, so a slow answer never hides the requests that queued behind it (no coordinated omission).
+Any status but the expected one, and any transport error or timeout, is an error. The mix (% of requests):
+
+    reads 80
+      22  GET  registry   /v1/households/{id}                                      200
+      12  GET  registry   /v1/households?subdistrict=…&limit=50
+                          (one in three: ?district=…&q=<surname>&limit=50)         200
+      12  GET  assessment /v1/households/{id}/assessments                          200
+       8  GET  assistance /v1/referrals?status=open&limit=50  (the partner's own)   200
+      10  GET  assistance /v1/referrals/{id}  (its steps and the help given)       200
+      10  GET  reporting  /v1/reports/poverty?area=40&level=district&survey_year=2565           200
+       6  GET  reporting  /v1/reports/assistance?area=40&level=district&fiscal_year=2565        200
+    writes 20
+       8  POST registry   /v1/households: 1–5 persons, Thai names, fresh valid citizen IDs       201
+       6  POST assessment /v1/households/{id}/assessments: this year's survey round, every
+                          indicator that applies answered; a household the load registered
+                          at least 10 s before, else a demo household                          201
+       6  POST assistance /v1/referrals/{id}/help: help the partner gave under its referral    201
+
+Each client stays far under its limits: at 40 requests/s, 6 clients, the busiest service (registry, 42 %)
+gets 2.8 requests/s from each. Written to bench/load.md (or `--output`) with the machine and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import math
+import os
+import random
+import shlex
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services import SERVICES
+from services.assessment.indicators import IndicatorSet, Person, applies
+from services.assistance.settings import DEV_WEBHOOK_SECRET
+from services.registry.settings import RegistrySettings
+from shared import consistency, demo
+from shared.auth import issue_token
+from shared.db import create_engine
+from shared.settings import DEV_CLIENT_SECRET, REPO_ROOT
+from shared.system import System
+
+SERVER_CPU, CLIENT_CPU = "0", 1
+OUTPUT = REPO_ROOT / "bench" / "load.md"
+SEED = 2569
+SCOPES = ["registry:read", "registry:write", "assessment:read", "assessment:write", "assistance:partner",
+          "reporting:read"]
+REFERRALS_PER_PARTNER = 100
+ASSESS_AFTER_S = 10.0  # a household the load registered is surveyed once the registry's event has long arrived
+PROGRESS_S = 30.0
+TIMEOUT_S = 30.0
+
+PARTNERS = (("government", "โรงพยาบาลขอนแก่น"), ("academic", "มหาวิทยาลัยขอนแก่น"),
+            ("private", "หอการค้าจังหวัดขอนแก่น"), ("religious", "วัดหนองแวงพระอารามหลวง"),
+            ("civil_society", "มูลนิธิพัฒนาชุมชนขอนแก่น"), ("people", "สภาองค์กรชุมชนตำบลบ้านเป็ด"),
+            ("media", "สถานีวิทยุกระจายเสียงแห่งประเทศไทย จังหวัดขอนแก่น"))
+ACTIONS = {"health": "พาไปรับการรักษาที่โรงพยาบาลชุมชน", "living": "ซ่อมแซมหลังคาบ้านที่รั่ว",
+           "education": "ทุนการศึกษาสำหรับบุตรหลาน", "income": "ฝึกอาชีพและหางานรับจ้างในชุมชน",
+           "access": "ช่วยยื่นขอสวัสดิการแห่งรัฐและเบี้ยยังชีพ"}
+HELP = (("in_kind", "มอบข้าวสาร 10 กิโลกรัม และของใช้จำเป็น"), ("cash", "มอบเงินช่วยเหลือฉุกเฉิน"),
+        ("housing", "ซ่อมแซมหลังคาและฝาบ้าน"), ("health", "พาไปตรวจสุขภาพที่ รพ.สต."),
+        ("training", "ฝึกอาชีพทำขนมไทยเพื่อขาย"), ("job", "จัดหางานรับจ้างรายวันในโรงงาน"),
+        ("service", "ช่วยยื่นเอกสารขอเบี้ยความพิการ"))
+WITH_VALUE = {"cash", "in_kind", "housing"}
+
+
+# -- what the load knows of the system ------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """What the demo loaded and what the load added: the ids the requests pick from, and the people to come."""
+
+    endpoints: demo.Endpoints
+    indicator_set: IndicatorSet
+    subdistricts: list[str]
+    districts: list[str]
+    household_ids: list[str]  # every household, the demo's and the load's
+    assessed_ids: list[str]  # households the assessment service knows and has assessed
+    resurvey: list[demo.Home]  # demo households, surveyed again in this year's round, in turn
+    referrals: list[list[str]]  # by client: the referrals addressed to its partner
+    people: demo.People
+    rng: random.Random = field(default_factory=lambda: random.Random(SEED))
+    fresh: deque[tuple[float, str, list[demo.Member]]] = field(default_factory=deque)
+    houses: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    resurveyed: int = 0
+    registered: int = 0
+    assessed_new: int = 0
+    assessed_again: int = 0
+
+    def survey_day(self, days_back: int = 0) -> date:
+        """Yesterday (or earlier), never in the future in Thailand or in UTC."""
+        return datetime.now(UTC).date() - timedelta(days=1 + days_back)
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    url: str
+    params: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
+    done: Callable[[Any], None] | None = None  # given the JSON answer of a success
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    weight: int
+    expect: int
+    build: Callable[[World, int, float], Call]  # (world, client, now)
+
+
+def _member(m: demo.Member) -> dict[str, Any]:
+    return {"citizen_id": m.citizen_id, "title": m.title, "first_name": m.first_name, "last_name": m.last_name,
+            "sex": m.sex, "birth_date": m.birth_date.isoformat(), "relation": m.relation, "disability": m.disability}
+
+
+def get_household(w: World, client: int, now: float) -> Call:
+    return Call("GET", f"{w.endpoints.registry}/v1/households/{w.rng.choice(w.household_ids)}")
+
+
+def list_households(w: World, client: int, now: float) -> Call:
+    if w.rng.random() < 1 / 3:
+        params: dict[str, Any] = {"district": w.rng.choice(w.districts), "q": w.rng.choice(demo.SURNAMES),
+                                  "limit": 50}
+    else:
+        params = {"subdistrict": w.rng.choice(w.subdistricts), "limit": 50}
+    return Call("GET", f"{w.endpoints.registry}/v1/households", params=params)
+
+
+def list_assessments(w: World, client: int, now: float) -> Call:
+    return Call("GET", f"{w.endpoints.assessment}/v1/households/{w.rng.choice(w.assessed_ids)}/assessments")
+
+
+def partner_referrals(w: World, client: int, now: float) -> Call:
+    return Call("GET", f"{w.endpoints.assistance}/v1/referrals", params={"status": "open", "limit": 50})
+
+
+def get_referral(w: World, client: int, now: float) -> Call:
+    return Call("GET", f"{w.endpoints.assistance}/v1/referrals/{w.rng.choice(w.referrals[client])}")
+
+
+def poverty_report(w: World, client: int, now: float) -> Call:
+    return Call("GET", f"{w.endpoints.reporting}/v1/reports/poverty",
+                params={"area": demo.PROVINCE, "level": "district", "survey_year": demo.SURVEY_YEAR})
+
+
+def assistance_report(w: World, client: int, now: float) -> Call:
+    return Call("GET", f"{w.endpoints.reporting}/v1/reports/assistance",
+                params={"area": demo.PROVINCE, "level": "district", "fiscal_year": demo.FISCAL_YEAR})
+
+
+def register_household(w: World, client: int, now: float) -> Call:
+    rng = w.rng
+    members = w.people.household(rng.choice((1, 2, 3, 4, 4, 5)))
+    body = {"address": {"subdistrict_code": rng.choice(w.subdistricts), "village_no": rng.randint(1, 20),
+                        "house_no": f"{next(w.houses)}/{rng.randint(1, 9)}"},
+            "sources": [rng.choice(("tpmap", "tpmap", "vulnerable", "exclusion_error", "other"))],
+            "welfare_card": rng.random() < 0.7, "members": [_member(m) for m in members]}
+
+    def done(answer: Any) -> None:
+        w.household_ids.append(answer["id"])
+        w.registered += 1
+        w.fresh.append((time.monotonic(), answer["id"], members))
+
+    return Call("POST", f"{w.endpoints.registry}/v1/households", json=body, done=done)
+
+
+def record_assessment(w: World, client: int, now: float) -> Call:
+    if w.fresh and time.monotonic() - w.fresh[0][0] >= ASSESS_AFTER_S:
+        _, household_id, members = w.fresh.popleft()
+        surveyed_on, new = w.survey_day(), True
+    else:  # a demo household, surveyed again; a second time round (a long run) is a new revision
+        home = w.resurvey[w.resurveyed % len(w.resurvey)]
+        assert home.household_id is not None
+        household_id, members, new = home.household_id, home.members, False
+        surveyed_on = w.survey_day(w.resurveyed // len(w.resurvey))
+        w.resurveyed += 1
+    rng, persons = w.rng, [Person(m.birth_date, m.disability) for m in members]
+    applicable = [i for i in w.indicator_set.indicators if applies(i, persons, surveyed_on)]
+    fails = set(rng.sample([i.code for i in applicable], min(len(applicable), rng.choice((0, 0, 1, 1, 2, 3)))))
+    answers: dict[str, bool] = {}
+    measurements: dict[str, str] = {}
+    for indicator in applicable:
+        if indicator.measurement is not None:
+            percent = rng.randint(30, 95) if indicator.code in fails else rng.randint(100, 250)
+            measurements[indicator.measurement.name] = str(int(indicator.measurement.at_least * percent / 100))
+        else:
+            answers[indicator.code] = indicator.code not in fails
+    body = {"indicator_set": w.indicator_set.id, "survey_year": surveyed_on.year + 543,
+            "surveyed_on": surveyed_on.isoformat(), "answers": answers, "measurements": measurements}
+
+    def done(answer: Any) -> None:
+        if new:
+            w.assessed_ids.append(household_id)
+            w.assessed_new += 1
+        else:
+            w.assessed_again += 1
+
+    return Call("POST", f"{w.endpoints.assessment}/v1/households/{household_id}/assessments", json=body, done=done)
+
+
+def record_help(w: World, client: int, now: float) -> Call:
+    rng = w.rng
+    kind, notes = rng.choice(HELP)
+    body: dict[str, Any] = {"kind": kind, "given_on": w.survey_day().isoformat(), "notes": notes}
+    if kind in WITH_VALUE:
+        body["value"] = f"{rng.choice((300, 500, 1000, 1500, 3000))}.00"
+    return Call("POST", f"{w.endpoints.assistance}/v1/referrals/{rng.choice(w.referrals[client])}/help", json=body)
+
+
+MIX = (
+    Operation("registry GET /v1/households/{id}", 22, 200, get_household),
+    Operation("registry GET /v1/households?…", 12, 200, list_households),
+    Operation("assessment GET /v1/households/{id}/assessments", 12, 200, list_assessments),
+    Operation("assistance GET /v1/referrals?status=open", 8, 200, partner_referrals),
+    Operation("assistance GET /v1/referrals/{id}", 10, 200, get_referral),
+    Operation("reporting GET /v1/reports/poverty (districts)", 10, 200, poverty_report),
+    Operation("reporting GET /v1/reports/assistance (districts)", 6, 200, assistance_report),
+    Operation("registry POST /v1/households", 8, 201, register_household),
+    Operation("assessment POST /v1/households/{id}/assessments", 6, 201, record_assessment),
+    Operation("assistance POST /v1/referrals/{id}/help", 6, 201, record_help),
+)
+
+
+# -- seeding --------------------------------------------------------------------------------------------
+
+
+def client_id(n: int) -> str:
+    return f"load-partner-{n + 1}"
+
+
+async def seed(system: System, clients: int, scale: int, say: demo.Say) -> World:
+    """The demo, then one partner per load client with its referrals: everything the load reads and writes."""
+    endpoints = demo.Endpoints(*(system.url(n) for n in SERVICES))
+    loader = demo.Loader(endpoints, client_id="khon-kaen-staff", client_secret=DEV_CLIENT_SECRET,
+                         webhook_secret=DEV_WEBHOOK_SECRET, scenario=demo.Scenario(seed=2565, scale=scale), say=say,
+                         timeout_s=600)
+    try:
+        homes, _, seconds = await demo.run(loader)
+        say(f"demo loaded in {seconds:.0f} s")
+        geography, indicator_set = await loader.geography(), await loader.indicator_set()
+        targets = [h for h in homes if h.target]
+        referrals: list[list[str]] = []
+        due = (datetime.now(UTC).date() + timedelta(days=90)).isoformat()
+        for n in range(clients):
+            sector, name = PARTNERS[n % len(PARTNERS)]
+            partner = await loader.call("POST", f"{endpoints.assistance}/v1/partners", json={
+                "name": name if n < len(PARTNERS) else f"{name} ({n + 1})", "sector": sector,
+                "areas": [demo.PROVINCE], "client_id": client_id(n)})
+            chosen = [targets[(n * REFERRALS_PER_PARTNER + k) % len(targets)] for k in range(REFERRALS_PER_PARTNER)]
+            made = await asyncio.gather(*(loader.call(
+                "POST", f"{endpoints.assistance}/v1/households/{h.household_id}/referrals",
+                json={"dimension": d, "action": ACTIONS[d], "partner_id": partner["id"], "due_on": due})
+                for h, d in zip(chosen, itertools.cycle(ACTIONS), strict=False)))
+            referrals.append([r["id"] for r in made])
+        say(f"partners    {clients} registered, {REFERRALS_PER_PARTNER} referrals each")
+    finally:
+        await loader.close()
+    people = demo.People(random.Random(f"{SEED}:people"))
+    people.ids = {m.citizen_id for h in homes for m in h.members}  # never one the demo gave out
+    ids = [h.household_id for h in homes if h.household_id is not None]
+    return World(endpoints, indicator_set, [s.code for s in geography.all_subdistricts()],
+                 [d.code for d in geography.districts], list(ids), list(ids), homes, referrals, people)
+
+
+# -- the load -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, ms: float, error: str | None) -> None:
+        self.latencies_ms.append(ms)
+        if error is not None:
+            self.errors += 1
+            if len(self.examples) < 3:
+                self.examples.append(error)
+
+
+@dataclass
+class Figures:
+    tallies: dict[str, Tally]
+    scheduled_rate: float
+    sent: int
+    seconds: float  # from the first scheduled request to the last answer
+    slip_ms: float  # the generator's largest lag behind its schedule
+    peak_mib: dict[str, float] = field(default_factory=dict)
+    findings: list[consistency.Finding] = field(default_factory=list)
+    settle_s: float = 0.0
+    written: str = ""
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least q of them at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else float("nan")
+
+
+async def drive(world: World, tokens: list[str], rate: float, duration: float, say: demo.Say) -> Figures:
+    loop = asyncio.get_running_loop()
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    https = [httpx.AsyncClient(headers={"Authorization": f"Bearer {t}"}, timeout=TIMEOUT_S, limits=limits)
+             for t in tokens]
+    tallies = {op.name: Tally() for op in MIX}
+    window: list[float] = []
+    pick = random.Random(f"{SEED}:mix")
+    total = int(rate * duration)
+    in_flight: set[asyncio.Task[None]] = set()
+    start = loop.time() + 0.5
+
+    async def one(op: Operation, client: int, scheduled: float) -> None:
+        call = op.build(world, client, scheduled)
+        error: str | None = None
+        answer: Any = None
+        try:
+            response = await https[client].request(call.method, call.url, params=call.params, json=call.json)
+            if response.status_code != op.expect:
+                error = f"{call.method} {response.url} → {response.status_code}: {response.text[:400]}"
+            elif call.done is not None:
+                answer = response.json()
+        except httpx.HTTPError as exc:  # refused, reset, timed out: as much an error as a 500
+            error = f"{call.method} {call.url} → {exc!r}"
+        ms = (loop.time() - scheduled) * 1000
+        tallies[op.name].add(ms, error)
+        window.append(ms)
+        if error is None and call.done is not None:
+            call.done(answer)
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_S)
+            done = sum(len(t.latencies_ms) for t in tallies.values())
+            errors = sum(t.errors for t in tallies.values())
+            say(f"{loop.time() - start:5.0f} s  {done:7,} answered  {len(window) / PROGRESS_S:5.1f}/s  last "
+                f"{PROGRESS_S:.0f} s: p50 {percentile(window, 0.5):6.1f} ms  p99 {percentile(window, 0.99):7.1f} ms"
+                f"  max {max(window, default=0):7.1f} ms   errors {errors}   in flight {len(in_flight)}")
+            window.clear()
+
+    reporter = asyncio.create_task(progress())
+    slip = 0.0
+    try:
+        operations, weights = list(MIX), [op.weight for op in MIX]
+        for i in range(total):
+            scheduled = start + i / rate
+            wait = scheduled - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            slip = max(slip, loop.time() - scheduled)
+            task = asyncio.create_task(one(pick.choices(operations, weights)[0], i % len(tokens), scheduled))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        await asyncio.gather(*in_flight)
+    finally:
+        reporter.cancel()
+        for client in https:
+            await client.aclose()
+    return Figures(tallies, rate, total, loop.time() - start, slip * 1000)
+
+
+async def settle_and_check(system: System) -> tuple[list[consistency.Finding], float]:
+    engines = {name: create_engine(url) for name, url in system.database_urls.items()}
+    try:
+        started = time.monotonic()
+        await consistency.settle(engines)
+        settled = time.monotonic() - started
+        return await consistency.check(engines), settled
+    finally:
+        for engine in engines.values():
+            await engine.dispose()
+
+
+async def run(system: System, args: argparse.Namespace, say: demo.Say) -> Figures:
+    world = await seed(system, args.clients, args.scale, say)
+    auth = RegistrySettings().auth  # the services' own settings: same keys, issuer and audience
+    tokens = [issue_token(auth, client_id=client_id(n), scopes=SCOPES, areas=[demo.PROVINCE],
+                          ttl_s=int(args.duration) + 3600) for n in range(args.clients)]
+    busiest = max(sum(op.weight for op in MIX if op.name.startswith(s)) for s in SERVICES) / 100
+    say(f"load        {args.rate:g} requests/s for {args.duration:g} s from {args.clients} clients (each at most "
+        f"{args.rate * busiest / args.clients:.1f} requests/s to one service; limit 50, burst 200)")
+    figures = await drive(world, tokens, args.rate, args.duration, say)
+    figures.peak_mib = system.peak_memory_mib()
+    helped = len(figures.tallies[MIX[-1].name].latencies_ms) - figures.tallies[MIX[-1].name].errors
+    figures.written = (f"{world.registered:,} households registered ({world.assessed_new:,} of them then assessed), "
+                       f"{world.assessed_again:,} demo households surveyed again, {helped:,} help records")
+    say("settling    until every outbox is published and no inbox grows for 3 s …")
+    figures.findings, figures.settle_s = await settle_and_check(system)
+    return figures
+
+
+# -- the report -----------------------------------------------------------------------------------------
+
+
+def _row(name: str, expect: str, tally: Tally) -> str:
+    values = tally.latencies_ms
+    cells = [f"{percentile(values, q):.1f}" for q in (0.5, 0.95, 0.99)] + [f"{max(values, default=0):.1f}"]
+    return f"| {name} | {len(values):,} | {expect} | {tally.errors} | " + " | ".join(cells) + " |"
+
+
+def report(figures: Figures) -> list[str]:
+    """The figures as markdown lines (a table, then a list), for the terminal and for bench/load.md."""
+    overall = Tally()
+    for tally in figures.tallies.values():
+        overall.latencies_ms += tally.latencies_ms
+        overall.errors += tally.errors
+    expects = {op.name: str(op.expect) for op in MIX}
+    answered = len(overall.latencies_ms)
+    lines = ["| operation | count | expected | errors | p50 ms | p95 ms | p99 ms | max ms |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [_row(name, expects[name], tally) for name, tally in figures.tallies.items()]
+    lines.append(_row("**overall**", "", overall))
+    rate = f"{figures.scheduled_rate:g}"
+    error_rate = overall.errors / answered if answered else 0.0
+    failed = [f for f in figures.findings if not f.ok]
+    lines += [
+        "",
+        f"- requests: {figures.sent:,} sent, {answered:,} answered, {overall.errors} errors (error rate "
+        f"{error_rate:.3%})",
+        f"- rate: {rate} requests/s scheduled, {answered / figures.seconds:.2f} achieved ({figures.seconds:.1f} s "
+        f"from the first scheduled request to the last answer); the generator was at most {figures.slip_ms:.1f} ms "
+        "behind its schedule",
+        f"- written by the load: {figures.written}",
+        "- peak memory (RSS, VmHWM) per service over the seeding and the load, MiB: "
+        + ", ".join(f"{name} {mib:.0f}" for name, mib in figures.peak_mib.items()),
+        f"- history checker (`kaenkhun check-consistency --settle`) after {figures.settle_s:.1f} s to settle: "
+        + (f"all {len(figures.findings)} checks pass" if not failed else f"{len(failed)} of "
+           f"{len(figures.findings)} checks FAIL"),
+    ]
+    lines += [f"  - {'ok' if f.ok else 'FAIL'} {f.check}: {f.summary}" for f in figures.findings]
+    lines += [f"    - {example}" for f in failed for example in f.examples]
+    if overall.errors:
+        lines += ["", "First errors:"]
+        lines += [f"- {example}" for tally in figures.tallies.values() for example in tally.examples]
+    return lines
+
+
+def write(path: Path, lines: list[str], args: argparse.Namespace, command: str) -> None:
+    from bench.suite import machine
+
+    path.write_text("\n".join([
+        "# Load test", "",
+        f"Written by `{command}`: {args.clients} partner clients, {args.rate:g} requests/s, open loop, for "
+        f"{args.duration:g} s after the demo at scale {args.scale}; the mix and how latency is measured: the "
+        "docstring of bench/load.py.", "",
+        "## Machine", "", *machine(None), "", "## Figures", "", *lines, ""]), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=40.0, help="requests per second, all clients together")
+    parser.add_argument("--duration", type=float, default=300.0, help="seconds of load")
+    parser.add_argument("--clients", type=int, default=6, help="partner clients, each with its own token")
+    parser.add_argument("--scale", type=int, default=1, help="the demo's scale (1: 5,000 households)")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="the markdown report")
+    args = parser.parse_args(argv)
+    command = shlex.join([".venv/bin/python", "-m", "bench.load", *(sys.argv[1:] if argv is None else argv)])
+
+    def say(line: str) -> None:
+        print(f"  {line}", flush=True)
+
+    # The default limits, whatever this shell says: the load must stay under them, not switch them off.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAENKHUN_LIMITS_")}
+    with tempfile.TemporaryDirectory(prefix="kaenkhun-load-") as tmp:
+        system = System(Path(tmp), env=env, cpus=SERVER_CPU)
+        try:
+            print("starting the broker and the four services …", flush=True)
+            system.start_all()
+            if (os.cpu_count() or 1) > CLIENT_CPU:
+                os.sched_setaffinity(0, {CLIENT_CPU})
+            figures = asyncio.run(run(system, args, say))
+        finally:
+            system.stop()
+    lines = report(figures)
+    print("\n".join(["", *lines]), flush=True)
+    write(args.output, lines, args, command)
+    print(f"\nwrote {args.output}")
+    errors = sum(t.errors for t in figures.tallies.values())
+    return 1 if errors or not all(f.ok for f in figures.findings) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
