@@ -21,10 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.registry import citizen_id
-from services import SERVICES
-from services.assistance.settings import DEV_WEBHOOK_SECRET
 from shared import demo
-from shared.settings import DEV_CLIENT_SECRET
 from shared.system import System
 
 LAG_SUBDISTRICT = "400105"
@@ -75,9 +72,7 @@ def measure(scale: int, samples: int, say: demo.Say = print) -> SystemFigures:
         # No rate limit: the lag probe polls the report as fast as it can, as one client.
         system = System(Path(tmp), env=dict(os.environ, KAENKHUN_LIMITS_RATE_PER_S="0")).start_all()
         try:
-            loader = demo.Loader(demo.Endpoints(*(system.url(n) for n in SERVICES)), client_id="khon-kaen-staff",
-                                 client_secret=DEV_CLIENT_SECRET, webhook_secret=DEV_WEBHOOK_SECRET,
-                                 scenario=demo.Scenario(scale=scale), say=say, timeout_s=3600)
+            loader = system.loader(demo.Scenario(scale=scale), say=say, timeout_s=3600)
 
             async def run() -> tuple[float, list[float]]:
                 try:

@@ -290,8 +290,8 @@ def check_consistency(
     async def _run() -> list[consistency.Finding]:
         engines = {name: create_engine(_settings(name).db_url) for name in SERVICES}
         try:
-            if settle:
-                await consistency.settle(engines)
+            if settle and not await consistency.settle(engines):
+                typer.echo("not settled within 300 s (events still moving): checking anyway", err=True)
             return await consistency.check(engines)
         finally:
             for engine in engines.values():

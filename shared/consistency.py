@@ -244,8 +244,9 @@ async def check(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
     return [*await delivery(engines), *await reporting(engines), *await money(engines)]
 
 
-async def settle(engines: Mapping[str, AsyncEngine], *, quiet_s: float = 3.0, timeout_s: float = 300.0) -> None:
-    """Wait until no outbox has anything unpublished and no inbox has grown for `quiet_s` seconds."""
+async def settle(engines: Mapping[str, AsyncEngine], *, quiet_s: float = 3.0, timeout_s: float = 300.0) -> bool:
+    """Wait until no outbox has anything unpublished and no inbox has grown for `quiet_s` seconds; False if
+    that did not happen within `timeout_s` (the checks then run on a system still moving)."""
     loop = asyncio.get_running_loop()
     deadline, last, still_since = loop.time() + timeout_s, None, loop.time()
     while loop.time() < deadline:
@@ -259,5 +260,6 @@ async def settle(engines: Mapping[str, AsyncEngine], *, quiet_s: float = 3.0, ti
         if state != last or any(p for p, _ in state):
             last, still_since = state, loop.time()
         elif loop.time() - still_since >= quiet_s:
-            return
+            return True
         await asyncio.sleep(0.5)
+    return False

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from services import SERVICES
+from services.assistance.settings import DEV_WEBHOOK_SECRET
+from shared import demo
 from shared.broker import LocalBroker, free_port
-from shared.settings import REPO_ROOT
+from shared.settings import DEV_CLIENT_SECRET, REPO_ROOT
 
 
 class System:
@@ -42,6 +44,13 @@ class System:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def loader(self, scenario: demo.Scenario | None = None, *, say: demo.Say = lambda _: None,
+               timeout_s: float = 600.0) -> demo.Loader:
+        """A demo loader for these services, signed in as the development staff client (`sign_in()` first)."""
+        return demo.Loader(demo.Endpoints(*(self.url(name) for name in SERVICES)), client_id="khon-kaen-staff",
+                           client_secret=DEV_CLIENT_SECRET, webhook_secret=DEV_WEBHOOK_SECRET,
+                           scenario=scenario or demo.Scenario(), say=say, timeout_s=timeout_s)
 
     def start_all(self) -> System:
         self.broker.start()

@@ -24,11 +24,9 @@ from typing import Any
 import pytest
 
 from services import SERVICES
-from services.assistance.settings import DEV_WEBHOOK_SECRET
 from shared import consistency, demo
 from shared.broker import free_port
 from shared.db import create_engine
-from shared.settings import DEV_CLIENT_SECRET
 from shared.system import System
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -131,7 +129,7 @@ class Load:
 async def quiet_and_consistent(system: System) -> dict[str, consistency.Finding]:
     engines = {name: create_engine(system.database_urls[name]) for name in SERVICES}
     try:
-        await consistency.settle(engines, quiet_s=3, timeout_s=300)
+        assert await consistency.settle(engines, quiet_s=3, timeout_s=300), "the system did not settle"
         return {f.check: f for f in await consistency.check(engines)}
     finally:
         for engine in engines.values():
@@ -146,9 +144,7 @@ def test_kills_and_restarts_under_load_lose_nothing_and_count_nothing_twice(
     faults: list[str] = []
     try:
         async def scenario() -> Load:
-            loader = demo.Loader(demo.Endpoints(*(system.url(n) for n in SERVICES)), client_id="khon-kaen-staff",
-                                 client_secret=DEV_CLIENT_SECRET, webhook_secret=DEV_WEBHOOK_SECRET,
-                                 scenario=demo.Scenario(), say=lambda _: None, timeout_s=120)
+            loader = system.loader(timeout_s=120)
             await loader.sign_in()
             await loader.budgets(grants=demo.GRANT * 10_000, subsidies=demo.SUBSIDY)
             load = Load(loader)

@@ -24,10 +24,9 @@ from typing import Any
 import pytest
 
 from services import SERVICES
-from services.assistance.settings import DEV_WEBHOOK_SECRET
 from shared import consistency, demo
 from shared.db import create_engine
-from shared.settings import DEV_CLIENT_SECRET, REPO_ROOT
+from shared.settings import REPO_ROOT
 from shared.system import System
 
 pytestmark = pytest.mark.slow
@@ -41,12 +40,6 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         yield running
     finally:
         running.stop()
-
-
-def loader(system: System) -> demo.Loader:
-    return demo.Loader(demo.Endpoints(*(system.url(n) for n in SERVICES)), client_id="khon-kaen-staff",
-                       client_secret=DEV_CLIENT_SECRET, webhook_secret=DEV_WEBHOOK_SECRET,
-                       scenario=demo.Scenario(), say=lambda _: None, timeout_s=180)
 
 
 def money(value: Any) -> Decimal:
@@ -110,7 +103,7 @@ def test_demo_loads_khon_kaen_and_survives_kills_mid_batch(system: System) -> No
     assert f"{system.url('reporting')}/dashboard" in run.stdout
 
     async def scenario() -> None:
-        load = loader(system)
+        load = system.loader(timeout_s=180)
         try:
             await load.sign_in()
             scenario = demo.Scenario()
@@ -167,7 +160,7 @@ async def checker_finds_nothing_then_what_was_broken(system: System) -> None:
         files = {name: system.data_dir / f"{name}.db" for name in SERVICES} | {"reporting": reporting_db}
         engines = {name: create_engine(f"sqlite+aiosqlite:///{path}") for name, path in files.items()}
         try:
-            await consistency.settle(engines, quiet_s=1)
+            assert await consistency.settle(engines, quiet_s=1)
             return {f.check: f for f in await consistency.check(engines)}
         finally:
             for engine in engines.values():
