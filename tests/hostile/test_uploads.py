@@ -97,6 +97,9 @@ async def test_a_ten_million_row_csv_is_refused_at_the_limit_without_filling_mem
         assert f"{LIMIT + 64 * 1024:,}" in problem(response, 413)["detail"]
     refused = served.app.state.metrics.http_requests_total.labels("POST", "/v1/imports", "413")._value.get()
     assert refused == 1
+    print(f"\nendless upload: the client had sent {upload.rows:,} rows ({upload.bytes:,} bytes) when the server "
+          f"refused it at {LIMIT + 64 * 1024:,}; {peak / 2**20:.1f} MiB traced at the peak; answer "
+          f"{'413' if response is not None else 'a reset'}")
     assert upload.rows < TEN_MILLION and upload.bytes < 2 * LIMIT  # the server stopped taking it near the limit
     assert peak < LIMIT, f"{peak:,} bytes held while refusing the upload"  # Starlette spools past 1 MiB to disk
     assert await served.jobs() == 0 and not served.files()
