@@ -5,8 +5,8 @@
   the import's own, larger limit (`upload_bytes`), counted here as they arrive: an endless upload stops at it.
 - No text this system takes may hold NUL (U+0000) or half of a UTF-16 surrogate pair: PostgreSQL cannot
   store the one, UTF-8 cannot encode the other, and no person types either. A JSON body holding one is
-  refused with 422 naming the field, a URL with 400, before any route sees it, whatever field it is in. (Other control
-  characters are refused field by field, see shared.text; CSV files are checked row by row by the import.)
+  refused with 422 naming the field, a URL with 400, before any route sees it, whatever field it is in.
+  (Other control characters are refused field by field, see shared.text; CSV files row by row.)
 - Headers (with the request line) over `max_header_bytes` are refused with 431, whatever the HTTP server
   in front let through.
 - A body of a type the API does not take (JSON, JSON merge patch, multipart uploads, the token endpoint's
@@ -55,8 +55,6 @@ CLOSE = {"Connection": "close"}
 # Room for the multipart framing (boundaries, part headers) around an upload of the largest size allowed.
 MULTIPART_OVERHEAD = 64 * 1024
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
 UNSTORABLE_MESSAGE = "holds a NUL character (U+0000) or half of a surrogate pair, which no field accepts"
 
 
@@ -172,7 +170,8 @@ def limit_address(request: Request) -> None:
 
 
 class GuardMiddleware:
-    """ASGI middleware: 400 for unstorable text, 413, 415, and the address limit for requests without a token."""
+    """ASGI middleware: 431, 413, 415, 400/422 for unstorable text, and the address limit for requests without
+    a token."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], settings: LimitSettings,
                  limiter: RateLimiter, upload_bytes: int) -> None:

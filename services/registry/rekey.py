@@ -12,7 +12,7 @@ nothing; `--check` only counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
@@ -37,6 +37,10 @@ class RekeyCounts:
     @property
     def stale(self) -> int:
         return self.reencrypted + self.rehashed
+
+    def add(self, other: RekeyCounts) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 async def _batch(session: AsyncSession, protector: CitizenIdProtector, household_ids: list[str], counts: RekeyCounts,
@@ -100,6 +104,5 @@ async def rekey(maker: async_sessionmaker[AsyncSession], protector: CitizenIdPro
                     raise
                 continue
             break
-        for name in ("members", "reencrypted", "rehashed", "households_published"):
-            setattr(counts, name, getattr(counts, name) + getattr(tried, name))
+        counts.add(tried)  # the counts of the attempt that committed
         after = ids[-1]
