@@ -1,5 +1,5 @@
-"""`kaenkhun`: the launcher and operator commands (up, serve, migrate, topics, replay, rebuild, bi-role, asyncapi,
-token, demo, check-consistency)."""
+"""`kaenkhun`: the launcher and operator commands (up, serve, migrate, topics, replay, rebuild, rekey, bi-role,
+asyncapi, token, demo, check-consistency)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +18,7 @@ import typer
 
 from services import SERVICES, load, settings_class
 from shared.events.catalogue import Catalogue
-from shared.settings import REPO_ROOT, ServiceSettings
+from shared.settings import ServiceSettings
 
 app = typer.Typer(help="Kaenkhun: registry, assessment, assistance and reporting services.", no_args_is_help=True)
 
@@ -316,6 +314,8 @@ def up(
     broker_port: Annotated[int, typer.Option(envvar="KAENKHUN_BROKER_PORT", help="local broker port")] = 9092,
 ) -> None:
     """Start the local broker (unless KAFKA_BOOTSTRAP_SERVERS names one), migrate, run the services."""
+    from shared import system
+
     names = _names(services)
     all_settings = {name: _settings(name) for name in names}
     data_dir = all_settings[names[0]].data_dir
@@ -340,32 +340,20 @@ def up(
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    logs = {name: data_dir / f"{name}.log" for name in names}
+    urls = {name: f"http://{settings.host}:{settings.port}" for name, settings in all_settings.items()}
     try:
-        subprocess.run([sys.executable, "-m", "shared.cli", "migrate", *names], env=env, check=True, cwd=REPO_ROOT)
-        subprocess.run([sys.executable, "-m", "shared.cli", "topics"], env=env, check=True, cwd=REPO_ROOT)
+        system.prepare(env, names, quiet=False)
         for name in names:
-            log_path = data_dir / f"{name}.log"
-            children[name] = subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", "serve", name], env=env, cwd=REPO_ROOT,
-                stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
-            )
-        urls = {name: f"http://{settings.host}:{settings.port}" for name, settings in all_settings.items()}
-        deadline = time.monotonic() + wait
-        pending = set(names)
-        while pending and not stopping and time.monotonic() < deadline:
-            for name in list(pending):
-                if children[name].poll() is not None:
-                    raise typer.Exit(_fail(f"{name} exited; see {data_dir / (name + '.log')}"))
-                if _ready(urls[name]):
-                    pending.discard(name)
-            time.sleep(0.25)
-        if pending and not stopping:
-            raise typer.Exit(_fail(f"not ready after {wait:.0f}s: {', '.join(sorted(pending))}"))
+            children[name] = system.spawn(name, env, logs[name])
+        try:
+            system.wait_ready(children, urls, logs, wait, stopping=lambda: stopping)
+        except RuntimeError as exc:
+            raise typer.Exit(_fail(str(exc))) from None
         if not stopping:
             for name in names:
                 typer.echo(f"{name:<11} {urls[name]}  docs {urls[name]}/docs  pid {children[name].pid}  "
-                           f"log {data_dir / (name + '.log')}")
+                           f"log {logs[name]}")
             typer.echo("all services ready — Ctrl-C stops everything")
         while not stopping:
             for name, child in children.items():
@@ -374,32 +362,10 @@ def up(
                     stopping = True
             time.sleep(0.25)
     finally:
-        _terminate(children)
+        system.terminate(children)
         if broker is not None:
             broker.stop()
         typer.echo("stopped")
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=1) as response:  # noqa: S310 (loopback URL)
-            return bool(response.status == 200)
-    except Exception:
-        return False
-
-
-def _terminate(children: dict[str, subprocess.Popen[bytes]], timeout_s: float = 20.0) -> None:
-    # SIGTERM lets uvicorn run the lifespan shutdown: relays flush, consumers commit.
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for child in children.values():
-        try:
-            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
 
 
 def _fail(message: str) -> int:

@@ -1,8 +1,10 @@
-"""The whole system as separate processes, started as `kaenkhun up` starts it: for the system tests and the
-benchmarks, which also need to kill a service, restart it and read how much memory each one used."""
+"""The whole system as separate processes. The pieces (`prepare`, `spawn`, `wait_ready`, `terminate`) are what
+`kaenkhun up` runs; `System` puts them together on free ports for the system tests and the benchmarks, which
+also need to kill a service, restart it and read how much memory each one used."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import sqlite3
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,64 @@ from services.assistance.settings import DEV_WEBHOOK_SECRET
 from shared import demo
 from shared.broker import LocalBroker, free_port
 from shared.settings import DEV_CLIENT_SECRET, REPO_ROOT
+
+
+def prepare(env: dict[str, str], names: Sequence[str], *, quiet: bool = True) -> None:
+    """Migrate the services' databases and create every topic (both idempotent), as separate commands; their
+    output shown unless `quiet`."""
+    for command in (["migrate", *names], ["topics"]):
+        subprocess.run([sys.executable, "-m", "shared.cli", *command], env=env, cwd=REPO_ROOT, check=True,
+                       capture_output=quiet)
+
+
+def spawn(name: str, env: dict[str, str], log_path: Path, cpus: str | None = None) -> subprocess.Popen[bytes]:
+    """`kaenkhun serve NAME` in a session of its own (a Ctrl-C reaches only the launcher, which stops the
+    services in order), its output appended to `log_path`; pinned to `cpus` with taskset if given."""
+    pin = ["taskset", "-c", cpus] if cpus else []
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([*pin, sys.executable, "-m", "shared.cli", "serve", name], env=env, cwd=REPO_ROOT,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def ready(url: str) -> bool:
+    """True if the service at `url` answers 200 on /readyz."""
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=1) as response:  # noqa: S310 (a loopback URL)
+            return bool(response.status == 200)
+    except (OSError, http.client.HTTPException):  # refused, reset, 503 (HTTPError), a half-written answer
+        return False
+
+
+def wait_ready(processes: Mapping[str, subprocess.Popen[bytes]], urls: Mapping[str, str], logs: Mapping[str, Path],
+               timeout_s: float, stopping: Callable[[], bool] = lambda: False) -> None:
+    """Wait until every service answers 200 on /readyz (they start side by side); RuntimeError naming the one
+    that exited (with the end of its log) or those not ready in time. Returns early once `stopping()`."""
+    deadline, pending = time.monotonic() + timeout_s, set(processes)
+    while pending and not stopping():
+        for name in sorted(pending):
+            if processes[name].poll() is not None:
+                tail = logs[name].read_text(errors="replace")[-3000:] if logs[name].exists() else ""
+                raise RuntimeError(f"{name} exited with code {processes[name].returncode}; see {logs[name]}\n{tail}")
+            if ready(urls[name]):
+                pending.discard(name)
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"not ready after {timeout_s:.0f} s: {', '.join(sorted(pending))}")
+        time.sleep(0.2)
+
+
+def terminate(processes: Mapping[str, subprocess.Popen[bytes]], timeout_s: float = 20.0) -> None:
+    """SIGTERM, so uvicorn runs the lifespan shutdown (relays flush, consumers commit); SIGKILL what is still
+    running after `timeout_s`."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + timeout_s
+    for process in processes.values():
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class System:
@@ -52,34 +113,26 @@ class System:
                            client_secret=DEV_CLIENT_SECRET, webhook_secret=DEV_WEBHOOK_SECRET,
                            scenario=scenario or demo.Scenario(), say=say, timeout_s=timeout_s)
 
-    def start_all(self) -> System:
+    def start_all(self, timeout_s: float = 90.0) -> System:
         self.broker.start()
         self.env["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
-        for command in (["migrate"], ["topics"]):
-            subprocess.run([sys.executable, "-m", "shared.cli", *command], env=self.env, cwd=REPO_ROOT, check=True,
-                           capture_output=True)
+        prepare(self.env, SERVICES)
         for name in SERVICES:
-            self.start(name)
+            self.processes[name] = spawn(name, self.env, self.log(name), self.cpus)
+        self._wait(SERVICES, timeout_s)
         return self
 
+    def log(self, name: str) -> Path:
+        return self.data_dir / f"{name}.log"
+
+    def _wait(self, names: Sequence[str], timeout_s: float) -> None:
+        wait_ready({n: self.processes[n] for n in names}, {n: self.url(n) for n in names},
+                   {n: self.log(n) for n in names}, timeout_s)
+
     def start(self, name: str, timeout_s: float = 90.0) -> None:
-        """Start one service and wait until its /readyz answers 200."""
-        pin = ["taskset", "-c", self.cpus] if self.cpus else []
-        with open(self.data_dir / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen([*pin, sys.executable, "-m", "shared.cli", "serve", name],
-                                                    env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.processes[name].poll() is not None:
-                raise RuntimeError(f"{name} exited: " + (self.data_dir / f"{name}.log").read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(self.url(name) + "/readyz", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{name} not ready after {timeout_s:.0f} s")
+        """Start one service (again) and wait until its /readyz answers 200."""
+        self.processes[name] = spawn(name, self.env, self.log(name), self.cpus)
+        self._wait([name], timeout_s)
 
     def kill(self, name: str) -> None:
         """SIGKILL: no shutdown, no flush, no commit, as a crash or the OOM killer would."""
@@ -98,15 +151,7 @@ class System:
         return peaks
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(self.processes)
         self.broker.stop()
 
     def rows(self, name: str, sql: str) -> list[tuple[Any, ...]]:
