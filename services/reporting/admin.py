@@ -9,7 +9,6 @@ holds the log, and on a local broker that has forgotten everything.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,7 +19,6 @@ from shared.db import sessionmaker, transaction
 
 PRODUCERS = ("registry", "assessment", "assistance")
 BI_VIEWS = ("report_poverty_by_area", "report_assistance_by_area", "report_budgets", "report_help_by_area")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def empty_read_models(engine: AsyncEngine) -> None:
@@ -34,7 +32,7 @@ async def empty_read_models(engine: AsyncEngine) -> None:
 async def replay_everything(engine: AsyncEngine, outbox: Outbox) -> int:
     """Mark every event a producer's outbox holds for publication again; returns how many."""
     async with transaction(sessionmaker(engine)) as session:
-        return await outbox.mark_for_replay(session, since=EPOCH)
+        return await outbox.mark_for_replay(session)
 
 
 _ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")

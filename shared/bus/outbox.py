@@ -134,9 +134,13 @@ class Outbox:
         ).one()
         return int(row[0]), row[1]
 
-    async def mark_for_replay(self, session: AsyncSession, *, since: datetime, topic: str | None = None) -> int:
-        """Make rows written since `since` pending again, so the relay publishes them once more."""
-        stmt = update(self.table).where(self.table.c.created_at >= since).values(published_at=None)
+    async def mark_for_replay(self, session: AsyncSession, *, since: datetime | None = None,
+                              topic: str | None = None) -> int:
+        """Make rows written since `since` (every retained row if None) pending again, so the relay publishes
+        them once more; returns how many rows that is."""
+        stmt = update(self.table).values(published_at=None)
+        if since is not None:
+            stmt = stmt.where(self.table.c.created_at >= since)
         if topic is not None:
             stmt = stmt.where(self.table.c.topic == topic)
         result = await session.execute(stmt)
@@ -284,12 +288,10 @@ class Relay:
         """Make every retained row pending again: the relay publishes them once more, in id order, and each
         consumer's inbox takes every event once. Apache Kafka keeps its log, and this never runs there."""
         async with transaction(self.maker) as session:
-            count = rowcount(await session.execute(
-                update(self.table).where(self.table.c.published_at.is_not(None)).values(published_at=None)))
+            count = await self.outbox.mark_for_replay(session)
             await session.execute(delete(self.outbox.positions))
         log.warning("the broker lost its log: publishing the outbox again", service=self.outbox.service,
                     partitions=lost[:10], events=count)
-        self.outbox.wakeup.set()
 
     async def _check_broker(self) -> None:
         # While idle nothing would notice a lost broker (a restarted one has forgotten our topics):
