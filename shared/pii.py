@@ -116,6 +116,10 @@ class PiiSettings(BaseSettings):
         return problems
 
 
+def _hmac(key: bytes, digits: str) -> str:
+    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+
+
 class CitizenIdProtector:
     """Encrypts, decrypts and hashes citizen IDs with the configured keys."""
 
@@ -131,12 +135,12 @@ class CitizenIdProtector:
     def hash(self, digits: str) -> str:
         """The keyed hash of a validated ID under the current key: the blind index and the pseudonym on the
         bus (64 hex). What is stored or published."""
-        return hmac.new(self._hash_keys[0], digits.encode(), hashlib.sha256).hexdigest()
+        return _hmac(self._hash_keys[0], digits)
 
     def hashes(self, digits: str) -> tuple[str, ...]:
         """The hash under the current key, then under each previous one: what a lookup must try while a
         rotation is under way (a member not re-hashed yet, an event published before it)."""
-        return tuple(hmac.new(key, digits.encode(), hashlib.sha256).hexdigest() for key in self._hash_keys)
+        return tuple(_hmac(key, digits) for key in self._hash_keys)
 
     def encrypt(self, digits: str) -> str:
         """`<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>` with AES-256-GCM and a fresh 96-bit nonce."""
