@@ -24,7 +24,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import SERVICES, load
@@ -255,8 +255,8 @@ async def settle(engines: Mapping[str, AsyncEngine], *, quiet_s: float = 3.0, ti
             spec = load(name).SPEC
             pending = await _rows(engine, select(spec.outbox.table.c.id).where(
                 spec.outbox.table.c.published_at.is_(None)).limit(1))
-            taken = await _rows(engine, select(spec.inbox.c.event_id))
-            state.append((bool(pending), len(taken)))
+            taken = (await _rows(engine, select(func.count()).select_from(spec.inbox)))[0][0]
+            state.append((bool(pending), taken))
         if state != last or any(p for p, _ in state):
             last, still_since = state, loop.time()
         elif loop.time() - still_since >= quiet_s:
