@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,6 +14,20 @@ from shared.scratchdb import ScratchDatabases
 from shared.settings import KafkaSettings
 
 POSTGRES_URL_ENV = "KAENKHUN_TEST_POSTGRES_URL"
+REQUIRE_TOOLS_ENV = "KAENKHUN_TEST_REQUIRE"
+
+
+def system_tool(*names: str, install: str) -> str:
+    """The path of an optional system tool (e.g. a browser); the test skips with how to install it when it is
+    missing, unless KAENKHUN_TEST_REQUIRE names it (comma-separated, as .ci/run sets it): then it fails."""
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    required = {t.strip() for t in os.environ.get(REQUIRE_TOOLS_ENV, "").split(",") if t.strip()}
+    reason = f"{names[0]} is not installed ({install}); set {REQUIRE_TOOLS_ENV}={names[0]} to make this a failure"
+    if names[0] in required:
+        pytest.fail(f"{names[0]} is required by {REQUIRE_TOOLS_ENV} but not installed ({install})")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from shared import consistency, demo
 from shared.broker import free_port
 from shared.db import create_engine
 from shared.system import System
+from tests.conftest import POSTGRES_URL_ENV, postgres_admin_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
@@ -37,7 +38,6 @@ class PrivatePostgres:
     """A PostgreSQL cluster of our own, run as the `postgres` user, on a free loopback port."""
 
     def __init__(self, folder: Path) -> None:
-        assert PG_BIN is not None, "PostgreSQL's server binaries are needed (Debian: /usr/lib/postgresql/*/bin)"
         self.folder, self.port = folder, free_port()
         shutil.chown(folder, "postgres")
         self._as_postgres("initdb", "-D", str(folder / "data"), "-A", "trust", "-U", "postgres")
@@ -65,6 +65,11 @@ class PrivatePostgres:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PrivatePostgres]:
+    if PG_BIN is None:
+        missing = "PostgreSQL's server binaries (Debian: apt-get install postgresql; /usr/lib/postgresql/*/bin)"
+        if postgres_admin_url():  # CI says PostgreSQL is there: then its binaries must be too
+            pytest.fail(f"{POSTGRES_URL_ENV} is set but {missing} are missing")
+        pytest.skip(f"the faults test runs its own cluster and needs {missing}")
     folder = Path(tempfile.mkdtemp(prefix="kaenkhun-pg-"))  # pytest's own folders are closed to other users
     try:
         cluster = PrivatePostgres(folder)

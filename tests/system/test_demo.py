@@ -10,7 +10,6 @@ SIGKILL and restarted: nothing may be lost or counted twice.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -172,7 +171,9 @@ async def checker_finds_nothing_then_what_was_broken(system: System) -> None:
     assert "identical" in found["reporting = assistance: payments, amounts, reversals"].summary
 
     broken = system.data_dir / "reporting-broken.db"
-    shutil.copy(system.data_dir / "reporting.db", broken)
+    # SQLite's backup, not a file copy: the newest pages may still be in the -wal file beside it.
+    with sqlite3.connect(system.data_dir / "reporting.db") as source, sqlite3.connect(broken) as copy:
+        source.backup(copy)
     with sqlite3.connect(broken) as db:
         paid = db.execute("SELECT id FROM rpt_payment WHERE programme = 'family_grant' LIMIT 1").fetchone()[0]
         db.execute("DELETE FROM rpt_payment WHERE id = ?", (paid,))

@@ -1,4 +1,6 @@
-"""`kaenkhun up` (what `make up` runs): every /readyz answers 200 within 60 s; Ctrl-C leaves no process."""
+"""`kaenkhun up` (what `make up` runs): it says ready, every /readyz answers 200, Ctrl-C leaves no process.
+
+How fast it gets ready is not asserted: no test asserts wall-clock time (pytest-timeout ends a hang)."""
 
 from __future__ import annotations
 
@@ -31,16 +33,13 @@ def _run_up(env: dict[str, str], ports: dict[str, int]) -> None:
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     lines: list[str] = []
-    started = time.monotonic()
     try:
         for line in process.stdout:
             lines.append(line)
             if "all services ready" in line:
                 break
-        elapsed = time.monotonic() - started
         output = "".join(lines)
         assert "all services ready" in output, output
-        assert elapsed < 60, f"ready after {elapsed:.1f}s"
         for name in SERVICES:
             with urllib.request.urlopen(f"http://127.0.0.1:{ports[name]}/readyz", timeout=5) as response:
                 assert response.status == 200
@@ -58,7 +57,7 @@ def _run_up(env: dict[str, str], ports: dict[str, int]) -> None:
     assert not any(port_open("127.0.0.1", port) for port in ports.values())
 
 
-def test_up_is_ready_within_a_minute_and_stops_cleanly(tmp_path: Path) -> None:
+def test_up_gets_ready_and_stops_cleanly(tmp_path: Path) -> None:
     ports = {name: free_port() for name in SERVICES} | {"broker": free_port()}
     env = dict(os.environ, KAENKHUN_DATA_DIR=str(tmp_path), KAENKHUN_BROKER_PORT=str(ports["broker"]))
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
