@@ -7,9 +7,8 @@ suppressed and exported one way (JSON, CSV, Parquet) and carries `as_of`, the ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Any, Literal
 
@@ -20,9 +19,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from services.reporting import publication
+from services.reporting.disclosure import protect, tree_of
 from services.reporting.models import (
     DIMENSIONS,
-    YEAR_COUNTS,
     AreaYear,
     Assessment,
     Budget,
@@ -31,23 +31,20 @@ from services.reporting.models import (
     Help,
     Payment,
     Team,
-    Village,
 )
+from services.reporting.publication import CENTRE_SUBSIDY, Survey
 from services.reporting.security import DETAIL, can_read
-from services.reporting.settings import ReportingSettings
 from services.reporting.tables import Column, Format, Table, choose_format, respond
 from shared import areas
 from shared.app import SessionDep
 from shared.areas import AREA_CODE_PATTERN
 from shared.auth import Principal, area_clause, ensure_area
 from shared.db import as_utc
-from shared.errors import NotFound, Unprocessable
-from shared.money import ZERO, FiscalYear, fiscal_year_bounds
+from shared.errors import Forbidden, NotFound, Unprocessable
+from shared.money import ZERO, FiscalYear, fiscal_year, fiscal_year_bounds
 
 LEVELS = {"province": 2, "district": 4, "subdistrict": 6, "village": 8}
 Level = Literal["province", "district", "subdistrict", "village"]
-FAMILY_PAYMENTS = "family_grant"  # programmes paid to households; centre subsidies are paid to centres
-CENTRE_SUBSIDY = "centre_subsidy"
 
 AreaParam = Annotated[str, Query(pattern=AREA_CODE_PATTERN, description="DOPA code, e.g. 40")]
 LevelParam = Annotated[Level | None, Query(description="one row per area of this level (default: one below)")]
@@ -130,10 +127,12 @@ async def as_of(session: AsyncSession) -> datetime | None:
     return as_utc(newest) if newest is not None else None
 
 
-def _finish(request: Request, principal: Principal, table: Table, fmt: Format | None) -> Response:
-    settings: ReportingSettings = request.app.state.settings
+def _finish(request: Request, principal: Principal, table: Table, fmt: Format | None,
+            hidden: Mapping[str, frozenset[str]], whole: Callable[[str], bool] | None = None) -> Response:
+    """The one disclosure-control step: a caller without `reporting:detail` gets the table with the cells
+    `hidden` names blanked, and every row that is not a whole node (an area it sees only part of) blanked too."""
     if not principal.has_scope(DETAIL):
-        table.suppress(settings.small_count_max)
+        table.protect(hidden, whole or principal.can_see)
     return respond(table, choose_format(request, fmt))
 
 
@@ -141,69 +140,34 @@ def _ratio(value: Fraction | float) -> float:
     return round(float(value), 6)
 
 
-class _Sums:
-    """Sums of the area rows of one report row: counts, and the censored score as an exact fraction."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.censored: Fraction | float = Fraction(0)
-        self.by_indicator: dict[str, Fraction] = {}
-
-    def add(self, counts: dict[str, int], censored: Fraction | float = Fraction(0),
-            by_indicator: Mapping[str, str | Fraction] | None = None) -> None:
-        for name, value in counts.items():
-            self.counts[name] = self.counts.get(name, 0) + value
-        self.censored += censored
-        for code, weight in (by_indicator or {}).items():
-            self.by_indicator[code] = self.by_indicator.get(code, Fraction(0)) + Fraction(weight)
-
-    def merge(self, other: _Sums) -> None:
-        self.add(other.counts, other.censored, other.by_indicator)
-
-    def poverty_row(self, code: str) -> dict[str, Any]:
-        c = self.counts
-        n, q = c.get("assessed_persons", 0), c.get("poor_persons", 0)
-        row: dict[str, Any] = _area_names(code) | {name: c.get(name, 0) for name in (
-            "households", "persons", "assessed_households", "assessed_persons", "target_poor_households",
-            "target_poor_persons", "poor_households", "poor_persons", "exited", "entered")}
-        row |= {d: c.get(f"deprived_{d}", 0) for d in DIMENSIONS}
-        row |= {"H": _ratio(Fraction(q, n)) if n else 0.0, "A": _ratio(self.censored / q) if q else 0.0,
-                "MPI": _ratio(self.censored / n) if n else 0.0}
-        return row
+async def _snapshot(session: AsyncSession) -> None:
+    """Every read of a report from one snapshot (PostgreSQL: REPEATABLE READ; SQLite's transaction is one)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
+def _cache(request: Request) -> publication.Cache:
+    state = request.app.state
+    if not hasattr(state, "publications"):
+        state.publications = publication.Cache()
+    cache: publication.Cache = state.publications
+    return cache
 
-async def _poverty_sums(session: AsyncSession, principal: Principal, area: str, depth: int,
-                        survey_year: int, *, indicators: bool = False) -> dict[str, _Sums]:
-    """The (survey year, village) sums and the registered households, added up per area `depth` digits long.
 
-    The database adds up the counts and the censored scores as numbers (H, A and MPI are shown to 6 places);
-    with `indicators` the exact fractions are added up here instead, village by village."""
-    parts: dict[str, _Sums] = {code: _Sums() for code in _official(area, depth) if _visible(principal, code)}
-    where = (col(AreaYear.survey_year) == survey_year, col(AreaYear.village_code).startswith(area, autoescape=True),
-             area_clause(principal, col(AreaYear.village_code)))
-    counted = [col(getattr(AreaYear, name)) for name in YEAR_COUNTS]
-    if indicators:
-        found = await session.execute(select(col(AreaYear.village_code), *counted, col(AreaYear.censored_score),
-                                             col(AreaYear.censored_by_indicator)).where(*where))
-        for village, *counts, censored, by_indicator in found:
-            parts.setdefault(village[:depth], _Sums()).add(
-                dict(zip(YEAR_COUNTS, counts, strict=True)), Fraction(censored), by_indicator)
-    else:
-        code = func.substr(col(AreaYear.village_code), 1, depth)
-        found = await session.execute(select(code, *(func.sum(c) for c in counted),
-                                             func.sum(col(AreaYear.censored_score_value))).where(*where).group_by(code))
-        for key, *counts, censored in found:
-            parts.setdefault(key, _Sums()).add(dict(zip(YEAR_COUNTS, map(int, counts), strict=True)),
-                                               float(censored or 0))
-    village = func.substr(col(Village.village_code), 1, depth)
-    registered = await session.execute(
-        select(village, func.sum(col(Village.households)), func.sum(col(Village.persons))).where(
-            col(Village.village_code).startswith(area, autoescape=True),
-            area_clause(principal, col(Village.village_code))).group_by(village))
-    for key, households, persons in registered:
-        parts.setdefault(key, _Sums()).add({"households": int(households), "persons": int(persons)})
-    return parts
+async def _survey(request: Request, session: AsyncSession, area: str, survey_year: int) -> Survey:
+    threshold = request.app.state.settings.small_count_max
+    key = ("survey", area[:2], survey_year, threshold, await publication.version(session))
+    found: Survey = await _cache(request).get(
+        key, lambda: publication.survey(session, area[:2], survey_year, threshold))
+    return found
+
+
+def _poverty_row(code: str, sums: Mapping[str, Any]) -> dict[str, Any]:
+    n, q, censored = sums["assessed_persons"], sums["poor_persons"], sums["censored"]
+    row: dict[str, Any] = {"_key": code} | _area_names(code) | {
+        name: sums[name] for name in publication.POVERTY_COUNTS}
+    return row | {"H": _ratio(Fraction(q, n)) if n else 0.0, "A": _ratio(censored / q) if q else 0.0,
+                  "MPI": _ratio(censored / n) if n else 0.0}
 
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -217,14 +181,13 @@ async def poverty(request: Request, session: SessionDep, area: AreaParam, survey
                   level: LevelParam = None, fmt: FormatParam = None, principal: Principal = can_read) -> Response:
     depth = _depth(area, level)
     ensure_area_or_child(principal, area)
-    parts = await _poverty_sums(session, principal, area, depth, survey_year)
-    total = _Sums()
-    for part in parts.values():
-        total.merge(part)
-    table = Table("poverty", POVERTY_COLUMNS, [parts[code].poverty_row(code) for code in sorted(parts)],
-                  total.poverty_row(area), await as_of(session),
-                  {"area": area, "level": _level_name(depth), "survey_year": survey_year})
-    return _finish(request, principal, table, fmt)
+    await _snapshot(session)
+    tree = (await _survey(request, session, area, survey_year)).tree
+    rows = [_poverty_row(code, tree.seen(code, principal)) for code in tree.nodes(area, depth)
+            if _visible(principal, code)]
+    table = Table("poverty", POVERTY_COLUMNS, rows, _poverty_row(area, tree.seen(area, principal)),
+                  await as_of(session), {"area": area, "level": _level_name(depth), "survey_year": survey_year})
+    return _finish(request, principal, table, fmt, tree.hidden)
 
 
 def ensure_area_or_child(principal: Principal, area: str) -> None:
@@ -253,35 +216,39 @@ async def mpi_decomposition(request: Request, session: SessionDep, area: AreaPar
                             principal: Principal = can_read) -> Response:
     depth = _depth(area, level)
     ensure_area_or_child(principal, area)
-    parts = await _poverty_sums(session, principal, area, depth, survey_year, indicators=True)
-    whole = _Sums()
-    for part in parts.values():
-        whole.merge(part)
-    n = whole.counts.get("assessed_persons", 0)
-    m0 = whole.censored / n if n else Fraction(0)
+    await _snapshot(session)
+    survey = await _survey(request, session, area, survey_year)
+    whole = survey.tree.seen(area, principal)
+    n, m0 = whole["assessed_persons"], (whole["censored"] / whole["assessed_persons"]
+                                        if whole["assessed_persons"] else Fraction(0))
 
-    def shares(contribution: Fraction | float) -> dict[str, Any]:
+    def shares(contribution: Fraction) -> dict[str, Any]:
         return {"contribution": _ratio(contribution), "share": _ratio(contribution / m0) if m0 else 0.0}
 
     rows: list[dict[str, Any]] = []
-    for code in sorted(parts):
-        part = parts[code]
+    for code in survey.tree.nodes(area, depth):
+        if not _visible(principal, code):
+            continue
+        part = survey.tree.seen(code, principal)
         names = _area_names(code)
-        pn = part.counts.get("assessed_persons", 0)
-        rows.append({"part": "area", "code": code, "name_th": names["area_name_th"],
-                     "name_en": names["area_name_en"], "assessed_persons": pn,
-                     "poor_persons": part.counts.get("poor_persons", 0),
-                     "M0": _ratio(part.censored / pn) if pn else 0.0} | shares(part.censored / n if n else Fraction(0)))
-    for code, value in sorted(whole.by_indicator.items()):
-        rows.append({"part": "indicator", "code": code, "name_th": None, "name_en": None, "assessed_persons": None,
-                     "poor_persons": None, "M0": None} | shares(value / n if n else Fraction(0)))
+        pn = part["assessed_persons"]
+        rows.append({"_key": code, "part": "area", "code": code, "name_th": names["area_name_th"],
+                     "name_en": names["area_name_en"], "assessed_persons": pn, "poor_persons": part["poor_persons"],
+                     "M0": _ratio(part["censored"] / pn) if pn else 0.0}
+                    | shares(part["censored"] / n if n else Fraction(0)))
+    # The indicators' parts are figures of the whole area: they follow its counts.
+    for code, value in sorted(survey.by_indicator_of(area, principal).items()):
+        rows.append({"_key": area, "part": "indicator", "code": code, "name_th": None, "name_en": None,
+                     "assessed_persons": None, "poor_persons": None, "M0": None}
+                    | shares(value / n if n else Fraction(0)))
     names = _area_names(area)
-    total = {"part": "total", "code": area, "name_th": names["area_name_th"], "name_en": names["area_name_en"],
-             "assessed_persons": n, "poor_persons": whole.counts.get("poor_persons", 0), "M0": _ratio(m0),
-             "contribution": _ratio(m0), "share": 1.0 if m0 else 0.0}
+    total = {"_key": area, "part": "total", "code": area, "name_th": names["area_name_th"],
+             "name_en": names["area_name_en"], "assessed_persons": n, "poor_persons": whole["poor_persons"],
+             "M0": _ratio(m0), "contribution": _ratio(m0), "share": 1.0 if m0 else 0.0}
     table = Table("mpi-decomposition", DECOMPOSITION_COLUMNS, rows, total, await as_of(session),
-                  {"area": area, "level": _level_name(depth), "survey_year": survey_year, "M0_exact": str(m0)})
-    return _finish(request, principal, table, fmt)
+                  {"area": area, "level": _level_name(depth), "survey_year": survey_year, "M0_exact": str(m0)},
+                  params_follow={"M0_exact": "M0"})
+    return _finish(request, principal, table, fmt, survey.tree.hidden)
 
 
 ASSISTANCE_COLUMNS = (
@@ -291,8 +258,10 @@ ASSISTANCE_COLUMNS = (
     _count("grants_reversed", "grant payments reversed"),
     _count("centres_subsidised", "family development centres paid a subsidy"),
     Column("subsidy_amount", "money", "baht of those subsidies", follows=("centres_subsidised",)),
-    Column("budget_allocated", "money", "budgets of the fiscal year set for this area or areas inside it"),
-    Column("budget_used", "money", "standing payments drawn on those budgets"),
+    Column("budget_allocated", "money", "budgets of the fiscal year set for this area or areas inside it",
+           exact=True),
+    Column("budget_used", "money", "standing payments drawn on those budgets",
+           follows=("families_granted", "centres_subsidised")),
     _count("target_poor_households", "target poor in the survey year (default: the fiscal year's B.E. year)"),
     _count("target_poor_helped", "of them, households paid a grant or helped by a partner in the fiscal year"),
     Column("coverage", "float", "target_poor_helped ÷ target_poor_households",
@@ -308,78 +277,30 @@ async def assistance(request: Request, session: SessionDep, area: AreaParam,
                      fmt: FormatParam = None, principal: Principal = can_read) -> Response:
     depth = _depth(area, level)
     ensure_area_or_child(principal, area)
-    rows = {code: _assistance_row(code) for code in _official(area, depth) if _visible(principal, code)}
-    total = _assistance_row(area)
-    families: dict[str, set[str]] = {}
-    centres: dict[str, set[str]] = {}
-    helped: set[str] = set()
-    drawn: dict[str, Decimal] = {}
-    paid = await session.execute(select(Payment).where(
-        col(Payment.fiscal_year) == fiscal_year, col(Payment.area_code).startswith(area, autoescape=True),
-        area_clause(principal, col(Payment.area_code))))
-    for p in paid.scalars():
-        for row in _rows_for(rows, total, p.area_code, depth):
-            code = row["area_code"]
-            if p.programme == CENTRE_SUBSIDY:
-                if not p.reversed:
-                    centres.setdefault(code, set()).add(p.centre_id or "")
-                    row["subsidy_amount"] += p.amount
-            elif p.reversed:
-                row["grants_reversed"] += 1
-            else:
-                families.setdefault(code, set()).add(p.household_id or "")
-                row["grant_amount"] += p.amount
-        if not p.reversed:
-            if p.household_id:
-                helped.add(p.household_id)
-            if p.budget_id:
-                drawn[p.budget_id] = drawn.get(p.budget_id, ZERO) + p.amount
-    start, end = fiscal_year_bounds(fiscal_year)
-    given = await session.execute(select(col(Help.household_id)).where(
-        col(Help.given_on) >= start, col(Help.given_on) <= end,
-        col(Help.village_code).startswith(area, autoescape=True), area_clause(principal, col(Help.village_code))))
-    helped.update(given.scalars())
-    budgets = await session.execute(select(Budget).where(
-        col(Budget.fiscal_year) == fiscal_year, col(Budget.area_code).startswith(area, autoescape=True),
-        area_clause(principal, col(Budget.area_code))))
-    for b in budgets.scalars():
-        for row in _rows_for(rows, total, b.area_code, depth):
-            row["budget_allocated"] += b.amount
-            row["budget_used"] += drawn.get(b.id, ZERO)
-    targets = await session.execute(select(col(Assessment.household_id), col(Assessment.village_code)).where(
-        col(Assessment.survey_year) == (survey_year or fiscal_year), col(Assessment.target_poor).is_(True),
-        col(Assessment.village_code).startswith(area, autoescape=True),
-        area_clause(principal, col(Assessment.village_code))))
-    for household_id, village in targets:
-        for row in _rows_for(rows, total, village, depth):
-            row["target_poor_households"] += 1
-            row["target_poor_helped"] += household_id in helped
-    for code, row in [*rows.items(), (area, total)]:
-        row["families_granted"] = len(families.get(code, ()))
-        row["centres_subsidised"] = len(centres.get(code, ()))
-        row["coverage"] = (_ratio(Fraction(row["target_poor_helped"], row["target_poor_households"]))
-                           if row["target_poor_households"] else 0.0)
-    table = Table("assistance", ASSISTANCE_COLUMNS, [rows[c] for c in sorted(rows)], total, await as_of(session),
-                  {"area": area, "level": _level_name(depth), "fiscal_year": fiscal_year,
-                   "survey_year": survey_year or fiscal_year})
-    return _finish(request, principal, table, fmt)
+    await _snapshot(session)
+    threshold = request.app.state.settings.small_count_max
+    target = await _survey(request, session, area, survey_year or fiscal_year)
+    key = ("assistance", area[:2], fiscal_year, target.survey_year, threshold, await publication.version(session))
+    tree: publication.Tree = await _cache(request).get(
+        key, lambda: publication.assistance(session, area[:2], fiscal_year, target, threshold))
+
+    def row(code: str) -> dict[str, Any]:
+        sums = tree.seen(code, principal)
+        targets = target.tree.seen(code, principal)["target_poor_households"]
+        return {"_key": code} | _area_names(code) | {name: sums[name] for name in ASSISTANCE_FIGURES} | {
+            "target_poor_households": targets, "target_poor_helped": sums["target_poor_helped"],
+            "coverage": _ratio(Fraction(sums["target_poor_helped"], targets)) if targets else 0.0}
+
+    codes = sorted(set(tree.nodes(area, depth)) | set(target.tree.nodes(area, depth)))
+    table = Table("assistance", ASSISTANCE_COLUMNS, [row(c) for c in codes if _visible(principal, c)], row(area),
+                  await as_of(session), {"area": area, "level": _level_name(depth), "fiscal_year": fiscal_year,
+                                         "survey_year": target.survey_year})
+    hidden = tree.hidden | {"target_poor_households": target.tree.hidden["target_poor_households"]}
+    return _finish(request, principal, table, fmt, hidden)
 
 
-def _rows_for(rows: dict[str, dict[str, Any]], total: dict[str, Any], code: str, depth: int,
-              ) -> list[dict[str, Any]]:
-    """The report rows a fact at `code` counts in: its area's row (if it lies that deep) and the total."""
-    if len(code) < depth:  # a budget set for a wider area than the rows: only the total has it
-        return [total]
-    key = code[:depth]
-    if key not in rows:
-        rows[key] = _assistance_row(key)
-    return [rows[key], total]
-
-
-def _assistance_row(code: str) -> dict[str, Any]:
-    return _area_names(code) | {"families_granted": 0, "grant_amount": ZERO, "grants_reversed": 0,
-                                "centres_subsidised": 0, "subsidy_amount": ZERO, "budget_allocated": ZERO,
-                                "budget_used": ZERO, "target_poor_households": 0, "target_poor_helped": 0}
+ASSISTANCE_FIGURES = ("families_granted", "grant_amount", "grants_reversed", "centres_subsidised", "subsidy_amount",
+                      "budget_allocated", "budget_used")
 
 
 PROGRESS_COLUMNS = (
@@ -420,13 +341,23 @@ async def progress(request: Request, session: SessionDep, area: AreaParam,
     if not months or len(months) > 120:
         raise Unprocessable("from must not be after to, and at most 120 months apart", errors=[
             {"field": "query.from", "message": "from ≤ to, at most 120 months", "code": "range"}])
+    detail = principal.has_scope(DETAIL)
+    if not detail and (len(area) != 2 or not principal.can_see(area)):
+        raise Forbidden("Month-by-month figures are published for a whole province; for a smaller area they "
+                        "need the scope reporting:detail.")
+    await _snapshot(session)
+    # Without detail, months are protected within each whole fiscal year, whatever range was asked for.
     first, last = date(int(from_[:4]), int(from_[5:]), 1), _month_end(to)
-    rows = {m: _progress_row(m) for m in months}
+    if not detail:
+        first, last = fiscal_year_bounds(fiscal_year(first))[0], fiscal_year_bounds(fiscal_year(last))[1]
+    window = _months(first.isoformat()[:7], last.isoformat()[:7])
+    rows = {m: _progress_row(m) for m in window}
+    asked = set(months)
     total = _progress_row(None)
     sets: dict[tuple[str, str | None], set[str]] = {}
 
     def count(month: str, name: str, value: Any = 1, member: str | None = None) -> None:
-        for key, row in ((month, rows[month]), (None, total)):
+        for key, row in ((month, rows[month]), *(((None, total),) if month in asked else ())):
             if member is not None:
                 sets.setdefault((name, key), set()).add(member)
                 row[name] = len(sets[(name, key)])
@@ -464,7 +395,26 @@ async def progress(request: Request, session: SessionDep, area: AreaParam,
         count(month, "help_value", value or ZERO)
     table = Table("progress", PROGRESS_COLUMNS, [rows[m] for m in months], total, await as_of(session),
                   {"area": area, "from": from_, "to": to})
-    return _finish(request, principal, table, fmt)
+    threshold = request.app.state.settings.small_count_max
+    return _finish(request, principal, table, fmt, _months_hidden(rows, asked, threshold), whole=lambda _: True)
+
+
+def _fiscal_year_of_month(code: str) -> str | None:
+    """The parent of a month in the tree of months: its fiscal year (which has none)."""
+    return None if code.startswith("FY") else f"FY{fiscal_year(date(int(code[:4]), int(code[5:]), 1))}"
+
+
+def _months_hidden(rows: Mapping[str, Mapping[str, Any]], asked: set[str], threshold: int,
+                   ) -> dict[str, frozenset[str]]:
+    """Each count column's hidden months, chosen within whole fiscal years (the months of a fiscal year add up
+    to the year's figure, published elsewhere); the total of the months asked for is hidden where one of them
+    is (it is not a node of that tree)."""
+    hidden: dict[str, frozenset[str]] = {}
+    for column in (c for c in PROGRESS_COLUMNS if c.count):
+        values = tree_of({m: (row[column.name],) for m, row in rows.items()}, (0,), parent=_fiscal_year_of_month)
+        months = protect(values, threshold, parent=_fiscal_year_of_month) - {c for c in values if c.startswith("FY")}
+        hidden[column.name] = frozenset(months | ({"total"} if months & asked else set()))
+    return hidden
 
 
 def _month_end(month: str) -> date:
@@ -474,19 +424,21 @@ def _month_end(month: str) -> date:
 
 
 def _progress_row(month: str | None) -> dict[str, Any]:
-    return {"month": month or "total", "assessed_households": 0, "target_poor_households": 0, "exited": 0,
-            "entered": 0, "families_granted": 0, "grant_amount": ZERO, "centres_subsidised": 0,
-            "subsidy_amount": ZERO, "households_helped": 0, "help_value": ZERO}
+    return {"_key": month or "total", "month": month or "total", "assessed_households": 0,
+            "target_poor_households": 0, "exited": 0, "entered": 0, "families_granted": 0, "grant_amount": ZERO,
+            "centres_subsidised": 0, "subsidy_amount": ZERO, "households_helped": 0, "help_value": ZERO}
 
 
+# Areas, teams and centres are the programme's own organisation, not households: published as they are.
 NETWORK_COLUMNS = (
     *AREA_COLUMNS,
-    Column("districts", "int", "official districts (อำเภอ) in the area"),
-    Column("subdistricts", "int", "official sub-districts (ตำบล) in the area"),
-    Column("teams", "int", "field operations teams (ทีมปฏิบัติการ) of its districts"),
-    Column("team_members", "int", "people in those teams"),
-    Column("social_assistance_centres", "int", "sub-district social assistance centres (ศูนย์ช่วยเหลือสังคมตำบล)"),
-    Column("family_development_centres", "int", "community family development centres (ศพค.)"),
+    Column("districts", "int", "official districts (อำเภอ) in the area", exact=True),
+    Column("subdistricts", "int", "official sub-districts (ตำบล) in the area", exact=True),
+    Column("teams", "int", "field operations teams (ทีมปฏิบัติการ) of its districts", exact=True),
+    Column("team_members", "int", "people in those teams", exact=True),
+    Column("social_assistance_centres", "int", "sub-district social assistance centres (ศูนย์ช่วยเหลือสังคมตำบล)",
+           exact=True),
+    Column("family_development_centres", "int", "community family development centres (ศพค.)", exact=True),
 )
 CENTRE_KINDS = {"tambon_social_assistance_centre": "social_assistance_centres",
                 "family_development_centre": "family_development_centres"}
@@ -530,11 +482,22 @@ async def field_network(request: Request, session: SessionDep, area: AreaParam, 
             row[CENTRE_KINDS.get(centre.kind, "social_assistance_centres")] += 1
     table = Table("field_network", NETWORK_COLUMNS, [rows[c] for c in sorted(rows)], total, await as_of(session),
                   {"area": area, "level": _level_name(depth)})
-    return _finish(request, principal, table, fmt)
+    return _finish(request, principal, table, fmt, {})
+
+
+def _rows_for(rows: dict[str, dict[str, Any]], total: dict[str, Any], code: str, depth: int,
+              ) -> list[dict[str, Any]]:
+    """The report rows a fact at `code` counts in: its area's row (if it lies that deep) and the total."""
+    if len(code) < depth:  # a fact of a wider area than the rows: only the total has it
+        return [total]
+    key = code[:depth]
+    if key not in rows:
+        rows[key] = _network_row(key)
+    return [rows[key], total]
 
 
 def _network_row(code: str) -> dict[str, Any]:
-    return _area_names(code) | {"districts": 0, "subdistricts": 0, "teams": 0, "team_members": 0,
+    return {"_key": code} | _area_names(code) | {"districts": 0, "subdistricts": 0, "teams": 0, "team_members": 0,
                                 "social_assistance_centres": 0, "family_development_centres": 0}
 
 

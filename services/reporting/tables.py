@@ -1,17 +1,17 @@
-"""A report is a table: typed columns, rows by area (or month) and a total row. This module suppresses its
-small cells and writes it as JSON, CSV (UTF-8 with a BOM, so Excel shows Thai) or Parquet.
+"""A report is a table: typed columns, rows by area (or month) and a total row. This module hides the cells
+that disclosure control chose (`disclosure`, for callers without `reporting:detail`) and writes the table as
+JSON, CSV (UTF-8 with a BOM, so Excel shows Thai) or Parquet.
 
-Suppression (for callers without `reporting:detail`): a count from 1 to the threshold is hidden (primary);
-where a column then hides exactly one cell while its total shows, the smallest other non-zero cell of the
-column is hidden too, so the total minus the cells shown cannot reveal it (secondary). A ratio or a sum of
-money is hidden wherever a count it depends on is.
+Every figure column says how it is published: a count (hidden where its pattern says), a figure that follows
+counts (a ratio, money: hidden wherever one of them is) or an administrative figure published exactly (areas,
+teams, centres, budgets allocated). A column that says none of these cannot be built.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -35,9 +35,15 @@ class Column:
     name: str
     kind: Kind
     description: str
-    # For counts: suppressed when small. For money and ratios: the counts that hide it.
+    # For counts: hidden where disclosure control says. For money and ratios: the counts that hide it.
     count: bool = False
     follows: tuple[str, ...] = ()
+    # Not about households or persons (areas, teams, centres, budgets allocated): published as it is.
+    exact: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind != "str" and (self.count, bool(self.follows), self.exact).count(True) != 1:
+            raise ValueError(f"column {self.name}: say how it is published (count, follows or exact)")
 
 
 @dataclass
@@ -49,29 +55,32 @@ class Table:
     as_of: datetime | None
     params: dict[str, Any] = field(default_factory=dict)
     suppressed: int = 0
+    # A parameter that is a figure of the total (e.g. M0_exact): blanked with that cell of the total.
+    params_follow: dict[str, str] = field(default_factory=dict)
 
-    def suppress(self, threshold: int) -> None:
-        """Hide small counts, their complements and what follows them (see the module's docstring)."""
-        cells = [*self.rows, self.total]
-        hidden: set[tuple[int, str]] = set()
-        for column in (c for c in self.columns if c.count):
-            for i, cell in enumerate(cells):
-                value = cell.get(column.name)
-                if isinstance(value, int) and 1 <= value <= threshold:
-                    hidden.add((i, column.name))
-            total_at = len(cells) - 1
-            in_rows = [i for i in range(total_at) if (i, column.name) in hidden]
-            if len(in_rows) == 1 and (total_at, column.name) not in hidden:
-                others = sorted((cells[i][column.name], i) for i in range(total_at)
-                                if i not in in_rows and cells[i].get(column.name))
-                hidden.add((others[0][1], column.name) if others else (total_at, column.name))
-        for column in (c for c in self.columns if c.follows):
-            for i in range(len(cells)):
-                if any((i, name) in hidden for name in column.follows):
-                    hidden.add((i, column.name))
-        for i, name in hidden:
-            cells[i][name] = None
-        self.suppressed = len(hidden)
+    def protect(self, hidden: Mapping[str, frozenset[str]], whole: Callable[[str], bool]) -> None:
+        """Blank the cells disclosure control hides. Each row (and the total) names its node in `_key`: a count
+        is hidden where `hidden[column]` holds that node, or everywhere in a row that is not a whole node of the
+        tree (`whole` false: an area the caller sees only part of); what follows counts is hidden with them."""
+        by_name = {c.name: c for c in self.columns}
+
+        def hides(column: Column, key: str) -> bool:
+            if column.count:
+                return not whole(key) or key in hidden[column.name]
+            return any(hides(by_name[name], key) for name in column.follows)
+
+        blanked = 0
+        for cell in (*self.rows, self.total):
+            key = cell["_key"]
+            for column in self.columns:
+                if (column.count or column.follows) and cell.get(column.name) is not None and hides(column, key):
+                    cell[column.name] = None
+                    blanked += 1
+        for param, column_name in self.params_follow.items():
+            if self.total.get(column_name) is None and self.params.get(param) is not None:
+                self.params[param] = None
+                blanked += 1
+        self.suppressed = blanked
 
 
 def choose_format(request: Request, asked: Format | None) -> Format:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import html.parser
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,11 @@ from shared import migrations
 from shared.broker import LocalBroker
 from shared.scratchdb import ScratchDatabases
 from tests.apps import make_settings, serving
+from tests.conftest import system_tool
 from tests.reporting.support import Reporting
 from tests.reporting.test_reports import A, C, four_households
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build"
 
 
@@ -72,9 +71,9 @@ class Figures(html.parser.HTMLParser):
 
 
 async def chromium(url: str, *extra: str) -> str:
-    assert CHROMIUM, "Debian's chromium is needed (.ci/run installs it: apt-get install chromium)"
+    browser = system_tool("chromium", "chromium-browser", install="apt-get install chromium fonts-thai-tlwg")
     process = await asyncio.create_subprocess_exec(
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-dev-shm-usage", "--virtual-time-budget=15000", "--window-size=1400,1900", *extra, url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
@@ -131,6 +130,13 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
     assert set(drilled.rows) - {"total"} == {code for code in drilled.rows if code.startswith("4001")} - {"total"}
     assert drilled.figures["households"] == "3"
     assert (drilled.figures["teams"], drilled.figures["social_assistance_centres"]) == ("1", "1")
+
+    # The public (no token) drilled into a district: its three households are hidden, and the months, which are
+    # published for a whole province only, come from the province.
+    public = Figures()
+    public.feed(await chromium(f"{base}/dashboard?area=4001", "--dump-dom"))
+    assert public.ready == "true" and public.figures["households"] == "" and public.figures["MPI"] == ""
+    assert {code[:4] for code in public.rows if code != "total"} == {"4001"}
 
     SCREENSHOTS.mkdir(exist_ok=True)
     shot = SCREENSHOTS / "dashboard.png"

@@ -6,7 +6,8 @@ const TEXT = {
     title: "แก่นคูน — ภาพรวมการแก้ไขปัญหาความยากจน", surveyYear: "ปีสำรวจ", lang: "English",
     deprivation: "ครัวเรือนที่ขาดแคลนรายมิติ", areas: "รายพื้นที่", drill: "กดชื่อพื้นที่เพื่อดูพื้นที่ย่อย",
     assistanceByArea: "เงินช่วยเหลือรายพื้นที่ (บาท)", progress: "ความก้าวหน้ารายเดือน", asOf: "ข้อมูล ณ",
-    suppressedNote: "ตัวเลข 1–4 ถูกปกปิดเพื่อคุ้มครองข้อมูลส่วนบุคคล (แสดงเป็น —)",
+    suppressedNote: "ตัวเลขที่อาจระบุตัวครัวเรือนได้ (1–4 และตัวเลขที่ใช้คำนวณย้อนกลับ) ถูกปกปิดเพื่อคุ้มครองข้อมูลส่วนบุคคล (แสดงเป็น —)",
+    provinceSeries: "ตัวเลขรายเดือนเผยแพร่เฉพาะระดับจังหวัด",
     households: "ครัวเรือน", targetPoor: "ครัวเรือนเป้าหมาย", mpi: "ดัชนีความยากจนหลายมิติ (MPI)",
     paid: "เงินที่จ่ายแล้ว (บาท)", coverage: "ความครอบคลุมของความช่วยเหลือ", area: "พื้นที่", persons: "คน",
     targetPersons: "คนเป้าหมาย", exited: "พ้นความยากจน", grants: "เงินสงเคราะห์ครอบครัว",
@@ -20,7 +21,8 @@ const TEXT = {
     title: "Kaenkhun — poverty eradication at a glance", surveyYear: "Survey year", lang: "ภาษาไทย",
     deprivation: "Households deprived, by dimension", areas: "By area", drill: "Click an area to see the areas inside it",
     assistanceByArea: "Assistance by area (baht)", progress: "Month by month", asOf: "Data as of",
-    suppressedNote: "Counts from 1 to 4 are hidden to protect personal data (shown as —)",
+    suppressedNote: "Figures that could identify a household (counts of 1–4 and those that would give them away) are hidden to protect personal data (shown as —)",
+    provinceSeries: "Month-by-month figures are published for the whole province",
     households: "Households", targetPoor: "Target-poor households", mpi: "Multidimensional poverty index (MPI)",
     paid: "Money paid (baht)", coverage: "Coverage of the target poor", area: "Area", persons: "Persons",
     targetPersons: "Target-poor persons", exited: "Exited poverty", grants: "Family grants",
@@ -34,7 +36,14 @@ const TEXT = {
 const DIMENSIONS = ["health", "living", "education", "income", "access"];
 const LEVEL_BELOW = { 2: "district", 4: "subdistrict", 6: "village" };
 const params = new URLSearchParams(location.search);
-const token = new URLSearchParams(location.hash.slice(1)).get("token");
+// A token handed over in the fragment (#token=…) moves to this tab's session storage and leaves the address
+// at once, so it is not kept in the history, a bookmark or a screenshot of the address bar.
+const handed = new URLSearchParams(location.hash.slice(1)).get("token");
+if (handed) {
+  sessionStorage.setItem("kaenkhun.token", handed);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+const token = sessionStorage.getItem("kaenkhun.token");
 const state = { lang: params.get("lang") === "en" ? "en" : "th", area: params.get("area") || "40", path: [],
                 year: params.get("survey_year") ? Number(params.get("survey_year")) : null };
 
@@ -59,8 +68,18 @@ const areaName = (row) => (state.lang === "th" ? row.area_name_th : row.area_nam
 async function api(path, query) {
   const url = `/v1/reports/${path}?${new URLSearchParams(query)}`;
   const response = await fetch(url, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
-  if (!response.ok) throw new Error(`${url}: ${response.status}`);
+  if (!response.ok) throw Object.assign(new Error(`${url}: ${response.status}`), { status: response.status });
   return response.json();
+}
+
+// Without reporting:detail, months are published for a whole province only (403 below it): show the province's.
+async function monthly(area, months) {
+  try {
+    return { province: false, body: await api("progress", { area, ...months }) };
+  } catch (error) {
+    if (error.status !== 403 || area.length === 2) throw error;
+    return { province: true, body: await api("progress", { area: area.slice(0, 2), ...months }) };
+  }
 }
 
 function figure(name, label, value, shown) {
@@ -144,7 +163,7 @@ async function render() {
     const [poverty, money, progress, network] = await Promise.all([
       api("poverty", { area: state.area, level, survey_year: state.year }),
       api("assistance", { area: state.area, level, fiscal_year: state.year }),
-      api("progress", { area: state.area, ...fiscalMonths(state.year) }),
+      monthly(state.area, fiscalMonths(state.year)),
       api("field-network", { area: state.area.slice(0, 6) }),  // teams and centres: down to a sub-district
     ]);
     if (!state.path.length || state.path[state.path.length - 1].code !== state.area) {
@@ -184,7 +203,8 @@ async function render() {
       value: r.grant_amount === null || r.subsidy_amount === null ? null
         : Number(r.grant_amount) + Number(r.subsidy_amount),
       shown: r.grant_amount === null ? "—" : number(Number(r.grant_amount) + Number(r.subsidy_amount || 0), 2) })), true);
-    progressChart(progress.rows);
+    progressChart(progress.body.rows);
+    $("progress-note").textContent = progress.province ? t("provinceSeries") : "";
     $("asof").textContent = poverty.as_of ? new Date(poverty.as_of).toLocaleString(state.lang === "th" ? "th-TH" : "en-GB") : "—";
     $("status").textContent = poverty.total.households || poverty.total.households === null ? "" : t("noData");
     document.body.dataset.ready = "true";

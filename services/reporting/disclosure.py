@@ -1,0 +1,189 @@
+"""Disclosure control: the one step every figure a caller without `reporting:detail` sees passes through.
+
+The method (SECURITY.md, "Published figures"): **primary and consistent complementary suppression over the
+whole area hierarchy of a province, per column group**, with derived figures hidden wherever a count they are
+built from is hidden.
+
+- Every report row is a node of one tree: province → district → sub-district → village. A count column is
+  additive over it (a parent is the sum of its children), so the hidden pattern is chosen once, over the whole
+  province, and every request — any area, any level, the total row — reads the same pattern. A hidden cell is
+  hidden in every table and at every level it appears in; the same measure in two reports (poverty and
+  MPI decomposition, poverty and assistance) has the same pattern because it is chosen from the same tree.
+- **Primary**: a node whose count is 1 to `threshold` (a household or person count whose household count is
+  small is primary too: the two columns of a pair share one pattern).
+- **Complementary**: the tree is walked from the province down. In each relation parent = Σ children, every
+  primary cell x must keep an attacker's interval that contains 0 and `threshold + 1`:
+  * at least two children are hidden (so x can be 0 while another hidden sibling takes its value), and every
+    hidden parent keeps at least one hidden child (so it is not the sum of shown children);
+  * the hidden siblings can give up at least `threshold + 1 − x` (what a leaf or a primary cell holds, and
+    what a hidden parent can take from its own hidden siblings and parent, `room`), so x can also be that
+    large. A complement that is itself a parent must in turn hide enough of its children to give up what its
+    siblings count on (`demand`), and so on down to the villages.
+  Complements are the smallest cells that cover what is missing, so few and small cells are hidden; the choice
+  depends only on the cells of one relation, so a change elsewhere does not move it.
+- Derived figures (ratios, MPI, contributions, shares, money, budgets used) follow the counts they are built
+  from: hidden in a row wherever one of them is. Summed over a relation they give an attacker only the sum of a
+  group of hidden cells, never one of them.
+- Totals over an area the caller sees only part of are withheld: such a sum is not a node of the tree.
+
+`tests/reporting/test_disclosure.py` audits it as statistics offices do: every public report of a province at
+every level, every additive relation among them, two linear programs per hidden cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Values = tuple[int, ...]
+Parent = Callable[[str], "str | None"]
+
+
+def parent_of(code: str) -> str | None:
+    """The area one level up: village (8 digits) → sub-district (6) → district (4) → province (2)."""
+    return code[: len(code) - 2] if len(code) > 2 else None
+
+
+def tree_of(facts: Mapping[str, tuple[Any, ...]], zero: tuple[Any, ...], areas: Iterable[str] = (),
+            parent: Parent = parent_of) -> dict[str, tuple[Any, ...]]:
+    """Every node of the tree: each code of `facts` (all of one level: villages, or sub-districts) added into
+    itself and every node above it, and `areas` (official areas without facts) as `zero`. Values are tuples
+    of numbers (int, float, Fraction, Decimal) added element by element."""
+    tree: dict[str, list[Any]] = {}
+    for code in areas:
+        node: str | None = code
+        while node is not None and node not in tree:
+            tree[node] = list(zero)
+            node = parent(node)
+    for code, own in facts.items():
+        node = code
+        while node is not None:
+            sums = tree.get(node)
+            if sums is None:
+                sums = tree[node] = list(zero)
+            for j, v in enumerate(own):
+                sums[j] += v
+            node = parent(node)
+    return {code: tuple(v) for code, v in tree.items()}
+
+
+@dataclass
+class _Walk:
+    values: Mapping[str, Values]
+    parent: Parent
+    threshold: int
+    children: dict[str, list[str]] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)
+    primary: set[str] = field(default_factory=set)
+    demand: dict[str, list[int]] = field(default_factory=dict)
+    room: dict[str, list[float]] = field(default_factory=dict)
+
+    def cap(self, code: str, j: int) -> int:
+        """What a hidden cell can give up (decrease by) without a shown cell changing."""
+        if code in self.primary or not self.children.get(code):
+            return self.values[code][j]
+        return self.demand[code][j]
+
+    def need(self, code: str, j: int) -> int:
+        return max(self.threshold + 1 - self.values[code][j], 0)
+
+
+def protect(values: Mapping[str, Values], threshold: int, parent: Parent = parent_of) -> set[str]:
+    """The codes whose cells are hidden, for one column group (a tuple of columns sharing one pattern, the
+    unit count first) over a whole tree of areas; `values` must hold every node, each parent the sum of its
+    children (`tree_of`)."""
+    if threshold <= 0 or not values:
+        return set()
+    walk = _Walk(values, parent, threshold)
+    width = len(next(iter(values.values())))
+    for code in values:
+        up = parent(code)
+        if up is not None and up in values:
+            walk.children.setdefault(up, []).append(code)
+    for kids in walk.children.values():
+        kids.sort()
+    walk.primary = {code for code, vs in values.items() if any(1 <= v <= threshold for v in vs)}
+    walk.hidden = set(walk.primary)
+    roots = [code for code in values if parent(code) not in values]
+    for root in roots:
+        walk.room[root] = [float("inf")] * width
+    for code in _top_down(walk.children, roots):
+        if walk.children.get(code):
+            _relation(walk, code, walk.children[code], width)
+    return walk.hidden
+
+
+def _top_down(children: Mapping[str, list[str]], roots: Iterable[str]) -> list[str]:
+    order: list[str] = []
+    level = sorted(roots)
+    while level:
+        order.extend(level)
+        level = [kid for code in level for kid in children.get(code, ())]
+    return order
+
+
+def _relation(walk: _Walk, parent: str, kids: list[str], width: int) -> None:
+    """Choose complements among `kids` so that each hidden child is protected (see the module docstring)."""
+    parent_hidden = parent in walk.hidden
+    while True:
+        hidden = [k for k in kids if k in walk.hidden]
+        spare = [walk.room[parent][j] if parent_hidden else 0.0 for j in range(width)]
+        deficit = [0.0] * width
+        for j in range(width):
+            caps = {k: walk.cap(k, j) for k in hidden}
+            total = sum(caps.values())
+            for x in hidden:
+                if x in walk.primary:
+                    deficit[j] = max(deficit[j], walk.need(x, j) - (total - caps[x]) - spare[j])
+            if parent_hidden and parent not in walk.primary:
+                deficit[j] = max(deficit[j], walk.demand[parent][j] - total)
+        too_few = (hidden or parent_hidden) and len(hidden) < 2
+        if not too_few and max(deficit) <= 0:
+            break
+        candidates = [k for k in kids if k not in walk.hidden]
+        if not candidates:
+            if not _raise_demand(walk, hidden, deficit, width):
+                break
+            continue
+        chosen = _cheapest(walk, candidates, deficit)
+        walk.hidden.add(chosen)
+        if walk.children.get(chosen):
+            walk.demand[chosen] = [min(walk.values[chosen][j], max(int(deficit[j] + 0.5), 0)) for j in range(width)]
+    _hand_down_room(walk, parent, kids, width)
+
+
+def _cheapest(walk: _Walk, candidates: Sequence[str], deficit: Sequence[float]) -> str:
+    """The smallest cell that covers the whole deficit by itself, else the largest (and then the next one)."""
+    def covers(code: str) -> bool:
+        return all(v >= d for v, d in zip(walk.values[code], deficit, strict=True))
+
+    def size(code: str) -> tuple[int, int, str]:
+        # Unit count first, leaves before parents (a hidden parent hides some of its children too).
+        return walk.values[code][0], 1 if walk.children.get(code) else 0, code
+
+    covering = [c for c in candidates if covers(c)]
+    if covering:
+        return min(covering, key=size)
+    return max(candidates, key=lambda c: (walk.values[c][0], c))
+
+
+def _raise_demand(walk: _Walk, hidden: Iterable[str], deficit: Sequence[float], width: int) -> bool:
+    """Every child is hidden already: ask more of the hidden parents among them. False when none can give."""
+    raised = False
+    for code in hidden:
+        if code in walk.primary or not walk.children.get(code):
+            continue
+        for j in range(width):
+            if deficit[j] > 0 and walk.demand[code][j] < walk.values[code][j]:
+                walk.demand[code][j] = walk.values[code][j]
+                raised = True
+    return raised
+
+
+def _hand_down_room(walk: _Walk, parent: str, kids: Sequence[str], width: int) -> None:
+    """How far each hidden child can grow: what its hidden siblings give up, plus its parent's own room."""
+    hidden = [k for k in kids if k in walk.hidden]
+    parent_room = walk.room.get(parent, [0.0] * width) if parent in walk.hidden else [0.0] * width
+    for k in hidden:
+        walk.room[k] = [sum(walk.cap(s, j) for s in hidden if s != k) + parent_room[j] for j in range(width)]

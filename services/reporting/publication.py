@@ -1,0 +1,238 @@
+"""The figures of one province, at every level at once: what the area reports are cut from.
+
+A report row is a node of the province's tree (`disclosure.tree_of`), so the rows of any request, at any level,
+and its total are read from one set of sums, and the hidden pattern (`disclosure.protect`) is chosen once over
+the whole tree for everyone. Both are computed from one snapshot of the read models and kept per process for
+as long as no event has been applied since (`version`): every replica computes the same from the same data.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.reporting.disclosure import protect, tree_of
+from services.reporting.models import DIMENSIONS, AreaYear, Assessment, Budget, Feed, Help, Payment, Village
+from shared import areas
+from shared.auth import Principal
+from shared.money import ZERO, fiscal_year_bounds
+
+FAMILY_PAYMENTS = "family_grant"  # programmes paid to households; centre subsidies are paid to centres
+CENTRE_SUBSIDY = "centre_subsidy"
+
+# The poverty counts, by the names the reports give them, and the groups that share one hidden pattern: a
+# person count with its household count (the household is the unit: five persons may be one household).
+POVERTY_COUNTS = ("households", "persons", "assessed_households", "assessed_persons", "target_poor_households",
+                  "target_poor_persons", "poor_households", "poor_persons", *DIMENSIONS, "exited", "entered")
+POVERTY_GROUPS = (("households", "persons"), ("assessed_households", "assessed_persons"),
+                  ("target_poor_households", "target_poor_persons"), ("poor_households", "poor_persons"),
+                  *((d,) for d in DIMENSIONS), ("exited",), ("entered",))
+_AREA_YEAR = {"assessed_households": "assessed_households", "assessed_persons": "assessed_persons",
+              "target_poor_households": "target_poor_households", "target_poor_persons": "target_poor_persons",
+              "poor_households": "poor_households", "poor_persons": "poor_persons",
+              **{d: f"deprived_{d}" for d in DIMENSIONS}, "exited": "exited", "entered": "entered"}
+
+ASSISTANCE_COUNTS = ("families_granted", "grants_reversed", "centres_subsidised", "target_poor_helped")
+ASSISTANCE_MONEY = ("grant_amount", "subsidy_amount", "budget_allocated", "budget_used")
+ASSISTANCE_GROUPS = (("families_granted",), ("grants_reversed",), ("target_poor_helped",))
+CENTRE_GROUPS = (("centres_subsidised",),)  # centres are counted by sub-district: their tree ends there
+
+
+def official_areas(province: str) -> list[str]:
+    """The province, its districts and its sub-districts (villages come from the data)."""
+    found = areas.find(province)
+    out: list[str] = []
+    level = [found] if found else []
+    while level and len(level[0].code) <= 6:
+        out.extend(a.code for a in level)
+        level = [child for a in level for child in areas.children(a)]
+    return out
+
+
+@dataclass
+class Tree:
+    """Named sums at every node of a province's tree, and for each count column the nodes hidden from
+    callers without detail."""
+
+    columns: tuple[str, ...]
+    sums: dict[str, tuple[Any, ...]]
+    hidden: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def at(self, code: str) -> dict[str, Any]:
+        values = self.sums.get(code)
+        return dict(zip(self.columns, values, strict=True)) if values else self.zero()
+
+    def zero(self) -> dict[str, Any]:
+        return {name: ZERO if name in ASSISTANCE_MONEY else Fraction(0) if name == "censored" else 0
+                for name in self.columns}
+
+    def nodes(self, area: str, depth: int) -> list[str]:
+        return sorted(code for code in self.sums if len(code) == depth and code.startswith(area))
+
+    def seen(self, code: str, principal: Principal) -> dict[str, Any]:
+        """The node's sums, or where the caller sees only part of it, the sum of the parts it sees."""
+        if principal.can_see(code):
+            return self.at(code)
+        total = self.zero()
+        for claim in principal.area_prefixes() or ():
+            if claim.startswith(code):
+                for name, value in self.at(claim).items():
+                    total[name] += value
+        return total
+
+    def protect(self, groups: Iterable[tuple[str, ...]], threshold: int, deepest: int = 8) -> None:
+        """Choose the hidden pattern of each group of count columns over the nodes down to `deepest` digits."""
+        index = {name: i for i, name in enumerate(self.columns)}
+        for group in groups:
+            picked = {code: tuple(int(values[index[n]]) for n in group) for code, values in self.sums.items()
+                      if len(code) <= deepest}
+            hidden = frozenset(protect(picked, threshold))
+            self.hidden |= {name: hidden for name in group}
+
+
+async def version(session: AsyncSession) -> tuple[Any, ...]:
+    """Changes whenever the projection applies an event (each batch bumps a topic's count and newest time)."""
+    row = (await session.execute(select(func.coalesce(func.sum(col(Feed.events)), 0),
+                                        func.max(col(Feed.newest_event_at))))).one()
+    return tuple(row)
+
+
+class Cache:
+    """The newest trees, per (what, province, year, version); a few per process, computed again when missing."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._size = size
+
+    async def get(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[Any]]) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = await compute()
+        self._items[key] = value
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return value
+
+
+@dataclass
+class Survey:
+    """A survey year of a province: the poverty counts and the exact censored score Σ c(k) (`censored`) summed
+    at every node, and by village the censored score of each failed indicator."""
+
+    survey_year: int
+    tree: Tree
+    by_indicator: dict[str, dict[str, str]]
+
+    def by_indicator_of(self, code: str, principal: Principal) -> dict[str, Fraction]:
+        """Σ c(k) per indicator over the villages of `code` the caller may see."""
+        out: dict[str, Fraction] = {}
+        for village, weights in self.by_indicator.items():
+            if village.startswith(code) and principal.can_see(village):
+                for indicator, weight in weights.items():
+                    out[indicator] = out.get(indicator, Fraction(0)) + Fraction(weight)
+        return out
+
+
+async def survey(session: AsyncSession, province: str, survey_year: int, threshold: int) -> Survey:
+    """Read a survey year of a province once and sum it up (see `Survey`)."""
+    names = (*POVERTY_COUNTS, "censored")
+    zero: tuple[Any, ...] = (0,) * len(POVERTY_COUNTS) + (Fraction(0),)
+    facts: dict[str, list[Any]] = {}
+    by_indicator: dict[str, dict[str, str]] = {}
+    found = await session.execute(select(AreaYear).where(
+        col(AreaYear.survey_year) == survey_year, col(AreaYear.village_code).startswith(province, autoescape=True)))
+    for row in found.scalars():
+        own = facts.setdefault(row.village_code, list(zero))
+        for i, name in enumerate(names[:-1]):
+            if name in _AREA_YEAR:
+                own[i] = getattr(row, _AREA_YEAR[name])
+        own[-1] = Fraction(row.censored_score)
+        if row.censored_by_indicator:
+            by_indicator[row.village_code] = row.censored_by_indicator
+    registered = await session.execute(select(Village).where(
+        col(Village.village_code).startswith(province, autoescape=True)))
+    for village in registered.scalars():
+        own = facts.setdefault(village.village_code, list(zero))
+        own[0], own[1] = village.households, village.persons
+    tree = Tree(names, tree_of({code: tuple(v) for code, v in facts.items()}, zero, official_areas(province)))
+    tree.protect(POVERTY_GROUPS, threshold)
+    return Survey(survey_year, tree, by_indicator)
+
+
+async def assistance(session: AsyncSession, province: str, fiscal_year: int, target: Survey,
+                     threshold: int) -> Tree:
+    """A fiscal year of a province: grants (each family counted once, in the village of its newest standing
+    payment), reversals, centre subsidies (by sub-district), budgets and what was drawn on them (by the budget's
+    area), and which of the target poor of `target`'s survey year were paid or helped."""
+    names = (*ASSISTANCE_COUNTS, *ASSISTANCE_MONEY)
+    index = {name: i for i, name in enumerate(names)}
+    zero = (0,) * len(ASSISTANCE_COUNTS) + (ZERO,) * len(ASSISTANCE_MONEY)
+    facts: dict[str, list[Any]] = {}
+
+    def add(code: str, name: str, value: Any = 1) -> None:
+        facts.setdefault(code, list(zero))[index[name]] += value
+
+    family_village: dict[str, tuple[Any, str]] = {}
+    drawn: dict[str, Decimal] = {}
+    helped: set[str] = set()
+    paid = await session.execute(select(Payment).where(
+        col(Payment.fiscal_year) == fiscal_year, col(Payment.area_code).startswith(province, autoescape=True)))
+    centres: set[str] = set()
+    for p in paid.scalars():
+        if p.programme == CENTRE_SUBSIDY:
+            if not p.reversed:
+                add(p.area_code, "subsidy_amount", p.amount)
+                if p.centre_id not in centres:
+                    centres.add(p.centre_id or "")
+                    add(p.area_code, "centres_subsidised")
+        elif p.reversed:
+            add(p.area_code, "grants_reversed")
+        else:
+            add(p.area_code, "grant_amount", p.amount)
+            newest = family_village.get(p.household_id or "")
+            if newest is None or (p.paid_on, p.area_code) > newest:
+                family_village[p.household_id or ""] = (p.paid_on, p.area_code)
+        if not p.reversed:
+            if p.household_id:
+                helped.add(p.household_id)
+            if p.budget_id:
+                drawn[p.budget_id] = drawn.get(p.budget_id, ZERO) + p.amount
+    for _, village in family_village.values():
+        add(village, "families_granted")
+    start, end = fiscal_year_bounds(fiscal_year)
+    given = await session.execute(select(col(Help.household_id)).where(
+        col(Help.given_on) >= start, col(Help.given_on) <= end,
+        col(Help.village_code).startswith(province, autoescape=True)))
+    helped.update(given.scalars())
+    targets = await session.execute(select(col(Assessment.household_id), col(Assessment.village_code)).where(
+        col(Assessment.survey_year) == target.survey_year, col(Assessment.target_poor).is_(True),
+        col(Assessment.village_code).startswith(province, autoescape=True)))
+    for household_id, village in targets:
+        if household_id in helped:
+            add(village, "target_poor_helped")
+    tree = Tree(names, tree_of({c: tuple(v) for c, v in facts.items()}, zero, official_areas(province)))
+    tree.protect(ASSISTANCE_GROUPS, threshold)
+    tree.protect(CENTRE_GROUPS, threshold, deepest=6)
+    # Budgets are set for an area of any level: each counts in its area and the areas above it.
+    budgets = await session.execute(select(Budget).where(
+        col(Budget.fiscal_year) == fiscal_year, col(Budget.area_code).startswith(province, autoescape=True)))
+    money: dict[str, tuple[Decimal, Decimal]] = {}
+    for b in budgets.scalars():
+        amount, used_so_far = money.get(b.area_code, (ZERO, ZERO))
+        money[b.area_code] = (amount + b.amount, used_so_far + drawn.get(b.id, ZERO))
+    rolled = tree_of(money, (ZERO, ZERO))
+    allocated, used = index["budget_allocated"], index["budget_used"]
+    for code, (amount, drawn_on) in rolled.items():
+        values = list(tree.sums.get(code, zero))
+        values[allocated], values[used] = amount, drawn_on
+        tree.sums[code] = tuple(values)
+    return tree
