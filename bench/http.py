@@ -144,8 +144,8 @@ def measure(seconds: int) -> dict[str, tuple[Load, Load]]:
         subprocess.run([sys.executable, "-m", "shared.cli", "migrate", "registry"], env=env, cwd=REPO_ROOT,
                        check=True, capture_output=True)
         shutil.copy(folder / "registry.db", folder / "bare.db")  # the same migrated schema, still empty
-        token = issue_token(RegistrySettings().auth, client_id="bench", scopes=["registry:read", "registry:write"],
-                            areas=["*"])
+        token = issue_token(RegistrySettings().auth, client_id="bench", areas=["*"],
+                            scopes=["registry:read", "registry:write", "registry:lookup"])
         auth = {"Authorization": f"Bearer {token}"}
         for label, command, base, path in (
                 ("registry", [sys.executable, "-m", "shared.cli", "serve", "registry"], "", "/v1/households"),

@@ -69,8 +69,8 @@ from shared.system import System
 SERVER_CPU, CLIENT_CPU = "0", 1
 OUTPUT = REPO_ROOT / "bench" / "load.md"
 SEED = 2569
-SCOPES = ["registry:read", "registry:write", "assessment:read", "assessment:write", "assistance:partner",
-          "reporting:read"]
+SCOPES = ["registry:read", "registry:write", "registry:lookup", "assessment:read", "assessment:write",
+          "assistance:partner", "reporting:read"]
 REFERRALS_PER_PARTNER = 100
 ASSESS_AFTER_S = 10.0  # a household the load registered is surveyed once the registry's event has long arrived
 PROGRESS_S = 30.0

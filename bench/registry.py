@@ -268,7 +268,8 @@ async def post_households(folder: Path, requests: int, concurrency: int) -> tupl
                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        token = issue_token(RegistrySettings().auth, client_id="bench", scopes=["registry:write"], areas=["*"])
+        token = issue_token(RegistrySettings().auth, client_id="bench", scopes=["registry:write", "registry:lookup"],
+                            areas=["*"])
         headers = {"Authorization": f"Bearer {token}"}
         rows = people(requests * 2, seed=7)
         bodies = []

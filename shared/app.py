@@ -22,7 +22,7 @@ from shared import migrations
 from shared.auth import Principal, ServiceSecurity, install_auth, make_security
 from shared.bus import Consumer, Handlers, Outbox, Relay
 from shared.db import as_utc, create_engine, read_only, sessionmaker, transaction
-from shared.errors import PROBLEM_JSON, install_problem_handlers
+from shared.errors import PROBLEM_JSON, Forbidden, install_problem_handlers
 from shared.events.catalogue import Catalogue
 from shared.guards import install_guards
 from shared.observability import Metrics, configure_logging, install_observability
@@ -193,6 +193,13 @@ def _health_router(spec: ServiceSpec) -> APIRouter:
     return router
 
 
+def _every_area(principal: Principal) -> None:
+    """An operation that acts on every area (the whole outbox, every inbox) needs a caller of every area."""
+    if not principal.sees_all_areas:
+        raise Forbidden(f"This operation acts on every area; client {principal.client_id!r} is limited to "
+                        f"{', '.join(sorted(principal.areas)) or 'no area'} and needs a token for every area (\"*\").")
+
+
 def _bus_router(spec: ServiceSpec) -> APIRouter:
     router = APIRouter(prefix="/v1/bus", tags=["event bus"])
     admin = spec.security.require(spec.admin_scope)
@@ -201,8 +208,9 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
     async def bus_status(
         request: Request,
         session: SessionDep,
-        _principal: Principal = admin,
+        principal: Principal = admin,
     ) -> dict[str, Any]:
+        _every_area(principal)
         pending, oldest = await spec.outbox.pending_stats(session)
         inbox = (await session.execute(
             select(spec.inbox.c.outcome, func.count()).group_by(spec.inbox.c.outcome)
@@ -223,8 +231,9 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
     async def replay(
         body: ReplayRequest,
         session: SessionDep,
-        _principal: Principal = admin,
+        principal: Principal = admin,
     ) -> dict[str, Any]:
+        _every_area(principal)
         count = await spec.outbox.mark_for_replay(session, since=body.since.astimezone(UTC), topic=body.topic)
         return {"service": spec.name, "requeued": count, "since": body.since.isoformat(),
                 "at": datetime.now(UTC).isoformat()}

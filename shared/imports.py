@@ -444,9 +444,10 @@ async def accept_upload(session: AsyncSession, jobs: ImportJobs[Any, Any], file:
 
 
 async def find_job(session: AsyncSession, jobs: ImportJobs[Any, Any], job_id: str, principal: Principal) -> Any:
-    """The job if the caller may see it (its own, or any for a client of all areas), else None."""
+    """The job if the caller uploaded it, else None: a job's errors quote rows of its file (names, citizen IDs),
+    which only its uploader has seen — even a client of every area does not read another's."""
     job = await session.get(jobs.job_model, job_id)
-    if job is None or not (principal.sees_all_areas or job.client_id == principal.client_id):
+    if job is None or job.client_id != principal.client_id:
         return None
     return job
 

@@ -56,7 +56,8 @@ class OAuthClient(BaseModel):
 
     secret: SecretStr
     scopes: list[str]
-    areas: list[str] = Field(default_factory=lambda: ["*"])
+    # Default deny: a client configured without areas sees none (and production refuses to start with it).
+    areas: list[str] = Field(default_factory=list)
     # The partner agency (or other principal) this client acts for, if any.
     subject: str | None = None
 
@@ -85,6 +86,8 @@ class AuthSettings(BaseSettings):
     # Signing key for the built-in token endpoint; None disables the endpoint.
     private_key_pem: SecretStr | None = None
     token_ttl_s: int = 3600
+    # Tokens (ours or an external issuer's) whose exp lies further out than this are refused.
+    max_token_lifetime_s: int = Field(default=86_400, ge=60)
     leeway_s: int = 30
     clients: dict[str, OAuthClient] = Field(default_factory=_dev_clients)
 
@@ -165,7 +168,7 @@ class ServiceSettings(BaseSettings):
         return self.auth.uses_development_material()
 
     def check_production(self) -> None:
-        """Refuse to run in production with development secrets or keys."""
+        """Refuse to run in production with development secrets or keys, or with a client of no area."""
         if self.env is not Environment.production:
             return
         problems = self.uses_development_material()
@@ -173,4 +176,8 @@ class ServiceSettings(BaseSettings):
             raise RuntimeError(
                 "KAENKHUN_ENV=production refuses development secrets or keys: " + ", ".join(problems)
             )
+        nowhere = sorted(name for name, client in self.auth.clients.items() if not client.areas)
+        if nowhere:
+            raise RuntimeError("KAENKHUN_ENV=production refuses clients configured without areas (they would see "
+                               "nothing; give each its areas, or \"*\"): " + ", ".join(nowhere))
 

@@ -74,6 +74,12 @@ def serves(partner: Partner, area_code: str) -> bool:
     return any(area_code.startswith(code) for code in partner.areas)
 
 
+def shares_an_area(partner: Partner, principal: Principal) -> bool:
+    """True if the partner serves some of the caller's areas (one contains the other): who else may see it."""
+    return principal.sees_all_areas or any(
+        mine.startswith(theirs) or theirs.startswith(mine) for mine in principal.areas for theirs in partner.areas)
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who is calling: staff (their token's areas bound them) or a partner (only what is addressed to it)."""
@@ -124,7 +130,7 @@ async def create_partner(body: PartnerIn, session: SessionDep, principal: Princi
                         headers={"Location": f"/v1/partners/{partner.id}"})
 
 
-@router.get("/v1/partners", summary="Partner agencies, by sector and by the area they serve")
+@router.get("/v1/partners", summary="Partner agencies serving your areas, by sector and by the area they serve")
 async def list_partners(session: SessionDep, sector: Sector | None = None,
                         area: Annotated[str | None, Query(pattern=AREA_CODE_PATTERN)] = None,
                         principal: Principal = can_read) -> list[PartnerOut]:
@@ -132,13 +138,13 @@ async def list_partners(session: SessionDep, sector: Sector | None = None,
     if sector is not None:
         query = query.where(col(Partner.sector) == sector.value)
     found = (await session.execute(query)).scalars()
-    return [present(p) for p in found if area is None or serves(p, area)]
+    return [present(p) for p in found if shares_an_area(p, principal) and (area is None or serves(p, area))]
 
 
 @router.get("/v1/partners/{partner_id}", summary="A partner agency")
 async def get_partner(partner_id: Annotated[str, Path(pattern=ID_PATTERN)], session: SessionDep,
                       principal: Principal = can_read) -> PartnerOut:
     partner = await session.get(Partner, partner_id)
-    if partner is None:
+    if partner is None or not shares_an_area(partner, principal):
         raise NotFound(f"There is no partner {partner_id}.")
     return present(partner)

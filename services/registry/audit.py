@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 from sqlmodel import col, select
 
-from services.registry.models import AuditEntry
+from services.registry.models import AuditEntry, Household
 from services.registry.security import can_audit
 from shared.app import SessionDep
-from shared.auth import Principal
+from shared.auth import Principal, area_clause
 from shared.db import as_utc
 
 
@@ -43,9 +43,14 @@ async def list_audit(
     before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1,
                                            description="page: entries older than this id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    _principal: Principal = can_audit,
+    principal: Principal = can_audit,
 ) -> AuditPage:
+    """Entries about households of the caller's areas; entries about no household (a lookup that found
+    nothing) only for a caller of every area."""
     query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit + 1)
+    if not principal.sees_all_areas:
+        query = query.join(Household, col(Household.id) == col(AuditEntry.household_id)).where(
+            area_clause(principal, col(Household.village_code)))
     if household_id is not None:
         query = query.where(col(AuditEntry.household_id) == household_id)
     if client_id is not None:

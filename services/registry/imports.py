@@ -24,9 +24,9 @@ from sqlmodel import col, select
 
 from services.registry import areas
 from services.registry.households.schemas import Address, MemberIn, one_head_and_distinct_ids
-from services.registry.households.service import SOURCE_COLUMNS, facts
-from services.registry.models import ImportJob, ImportRowError, Member, metadata, outbox
-from services.registry.security import can_write
+from services.registry.households.service import SOURCE_COLUMNS, conflict_message, facts
+from services.registry.models import AuditEntry, Household, ImportJob, ImportRowError, Member, metadata, outbox
+from services.registry.security import can_register
 from shared import imports
 from shared.auth import Principal
 from shared.bus import PendingEvent
@@ -35,6 +35,7 @@ from shared.events.envelope import utcnow
 from shared.events.registry import HOUSEHOLD_REGISTERED, Source
 from shared.ids import new_id
 from shared.imports import RowError, csv_rows, missing_columns, parse_flag
+from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector
 
 HOUSEHOLD_COLUMNS = ("household_key", "subdistrict_code", "village_no", "house_no", "lat", "lon", "sources",
@@ -257,9 +258,15 @@ class Importer(imports.ImportJobs[Prepared, Counts]):
             found = await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
                 col(Member.citizen_id_hash).in_(wanted), col(Member.active).is_(True)))
             holders = {hash_: household_id for hash_, household_id in found.all()}
+        villages: dict[str, str] = {}
+        if holders:
+            found = await session.execute(select(col(Household.id), col(Household.village_code)).where(
+                col(Household.id).in_(set(holders.values()))))
+            villages = {household_id: village for household_id, village in found.all()}
         households: list[dict[str, Any]] = []
         members: list[dict[str, Any]] = []
         events: list[PendingEvent] = []
+        conflicts: list[tuple[int, str]] = []
         for p in chunk:
             if p.errors or p.event is None:
                 errors += p.errors
@@ -268,11 +275,12 @@ class Importer(imports.ImportJobs[Prepared, Counts]):
             held = [next((holders[h] for h in candidates if h in holders), None) for candidates in p.lookups]
             owners = set(held)
             if owners != {None}:
-                if len(owners) == 1:  # everyone already in the same open household: imported before
-                    counts.households_unchanged += 1
+                [owner, *others] = owners
+                if not others and owner and importer.can_see(villages.get(owner, "")):
+                    counts.households_unchanged += 1  # everyone already in one open household it sees: imported
                     continue
-                errors += [RowError(row_no, "citizen_id", f"already in open household {holder}")
-                           for (row_no, _), holder in zip(p.group.members, held, strict=True) if holder]
+                conflicts += [(row_no, holder) for (row_no, _), holder in zip(p.group.members, held, strict=True)
+                              if holder]
                 counts.rows_rejected += p.rows
                 continue
             households.append(p.household)
@@ -280,11 +288,25 @@ class Importer(imports.ImportJobs[Prepared, Counts]):
             events.append(p.event)
             counts.households_created += 1
             counts.persons_created += len(p.members)
+        errors += self._conflicts(session, conflicts, villages, importer)
         if households:
             await bulk_insert(session, HOUSEHOLD_TABLE, households)
             await bulk_insert(session, MEMBER_TABLE, members)
             await outbox.add_many(session, events)
         return errors
+
+
+    @staticmethod
+    def _conflicts(session: AsyncSession, conflicts: list[tuple[int, str]], villages: dict[str, str],
+                   importer: Principal) -> list[RowError]:
+        """Rows whose person is already registered elsewhere: said as POST /v1/households says it (the holder
+        named only inside the importer's areas), and each written to the audit log as the lookup it is."""
+        now = utcnow()
+        for holder in sorted({h for _, h in conflicts}):
+            session.add(AuditEntry(at=now, client_id=importer.client_id, action="registration_conflict",
+                                   household_id=holder, purpose="bulk import", correlation_id=get_correlation_id()))
+        return [RowError(row_no, "citizen_id", conflict_message(holder, importer.can_see(villages.get(holder, ""))))
+                for row_no, holder in conflicts]
 
 
 @contextlib.asynccontextmanager
@@ -307,5 +329,5 @@ class ImportOut(imports.ImportOut):
     households_unchanged: int
 
 
-router = imports.import_router("/v1/imports", ImportOut, can_write,
+router = imports.import_router("/v1/imports", ImportOut, can_register,
                                 summary="Import households from a CSV file (one row per person)")

@@ -12,7 +12,8 @@ security = service_security(
     "registry",
     {
         READ: "Read households, members (IDs masked), areas and teams in the token's areas",
-        WRITE: "Register and change households, members, teams and assignments; run bulk imports",
+        WRITE: "Change households, members, teams and assignments; with registry:lookup, register people "
+               "(households, members, bulk imports)",
         LOOKUP: "Find the household of a citizen ID",
         PII_READ: "See citizen IDs unmasked (every such read is written to the audit log)",
         AUDIT_READ: "Read the personal-data audit log",
@@ -23,4 +24,7 @@ security = service_security(
 can_read = security.require(READ)
 can_write = security.require(WRITE)
 can_lookup = security.require(LOOKUP)
+# Putting a citizen ID on the register tells whether it is on it already (anywhere: one open household per
+# person), so registering people is a lookup too: it needs both scopes, and a conflict is audited.
+can_register = security.require(WRITE, LOOKUP)
 can_audit = security.require(AUDIT_READ)

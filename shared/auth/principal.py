@@ -17,6 +17,15 @@ ALL = "*"
 _AREA_CODE = re.compile(r"\d{2}(?:\d{2}){0,3}")
 
 
+# Scopes a token holds only when they were asked for by name: "*" does not imply them.
+SENSITIVE_SCOPES = frozenset({"pii:read", "audit:read"})
+
+
+def is_sensitive(scope: str) -> bool:
+    """Unmasked personal data, the audit log and every service's admin operations."""
+    return scope in SENSITIVE_SCOPES or scope.endswith(":admin")
+
+
 def is_area_claim(value: object) -> bool:
     """True if `value` may appear in an `areas` claim: "*" or a 2/4/6/8-digit DOPA code."""
     # An empty string would be a prefix of every code, so it must never pass as a claim.
@@ -46,8 +55,9 @@ class Principal:
         return ALL in self.areas
 
     def has_scope(self, scope: str) -> bool:
-        """True if the principal was granted `scope` (or "*", every scope)."""
-        return ALL in self.scopes or scope in self.scopes
+        """True if the principal was granted `scope`, or "*" and the scope is not a sensitive one (those are
+        granted only by name)."""
+        return scope in self.scopes or (ALL in self.scopes and not is_sensitive(scope))
 
     def missing_scopes(self, required: Iterable[str]) -> list[str]:
         """The scopes in `required` that the principal lacks, in order."""

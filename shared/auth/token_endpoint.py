@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from shared.auth.keys import load_private_key, public_jwk
+from shared.auth.principal import is_sensitive
 from shared.auth.tokens import issue_token
 from shared.settings import AuthSettings, OAuthClient
 
@@ -132,8 +133,13 @@ def _authenticate(
 
 
 def _granted_scopes(client: OAuthClient, requested: str | None) -> list[str]:
+    """What was asked for (within what the client may have); without `scope`, the client's scopes less the
+    sensitive ones (pii:read, audit:read, admin), which are granted only by name."""
     if not requested:
-        return list(client.scopes)
+        defaults = [s for s in client.scopes if not is_sensitive(s)]
+        if not defaults:
+            raise OAuthError("invalid_scope", "This client's scopes are granted only by name: ask for them in scope.")
+        return defaults
     wanted = list(dict.fromkeys(requested.split()))  # dedupe, keep order
     if "*" in client.scopes:
         return wanted
@@ -155,7 +161,9 @@ _TOKEN_REQUEST_BODY: dict[str, Any] = {
                         "grant_type": {"type": "string", "enum": [GRANT_CLIENT_CREDENTIALS]},
                         "client_id": {"type": "string", "description": "Or use HTTP Basic client auth."},
                         "client_secret": {"type": "string", "format": "password"},
-                        "scope": {"type": "string", "description": "Space-separated; default all granted."},
+                        "scope": {"type": "string", "description": (
+                            "Space-separated; default: the client's scopes but pii:read, audit:read and "
+                            "admin scopes, which are granted only by name.")},
                     },
                 }
             }

@@ -117,6 +117,7 @@ class TokenVerifier:
                 leeway=settings.leeway_s,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
+            _check_type_and_lifetime(token, claims, settings)
         except jwt.PyJWKClientConnectionError as exc:
             # Our failure to reach the issuer is not the caller's fault: 503, not 401.
             raise ServiceUnavailable(
@@ -124,6 +125,8 @@ class TokenVerifier:
             ) from exc
         except jwt.MissingRequiredClaimError as exc:
             raise invalid_token(f"The access token lacks the required {exc.claim} claim.") from exc
+        except _TypeOrLifetimeError as exc:
+            raise invalid_token(str(exc)) from exc
         except (jwt.PyJWTError, ValueError) as exc:
             detail = next(
                 (msg for kind, msg in _FAILURES if isinstance(exc, kind)), "The access token is invalid."
@@ -136,6 +139,28 @@ class TokenVerifier:
         if self._jwks is not None:
             return await run_in_threadpool(self.verify, token)
         return self.verify(token)
+
+
+# RFC 9068 access tokens say `at+jwt`; plain `JWT` is what most issuers write. Any other type (an ID token, a
+# logout token, a signed request…) is not an access token, even when its signature and claims would pass.
+ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+
+
+class _TypeOrLifetimeError(jwt.InvalidTokenError):
+    """A token of another type, or one that lives longer than this deployment allows."""
+
+
+def _check_type_and_lifetime(token: str, claims: dict[str, Any], settings: AuthSettings) -> None:
+    typ = jwt.get_unverified_header(token).get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES):
+        raise _TypeOrLifetimeError("The access token is of another type (typ) than an access token.")
+    now = time.time()
+    exp = claims["exp"]
+    iat = claims.get("iat")
+    issued = iat if isinstance(iat, int | float) and iat <= now + settings.leeway_s else now
+    if exp - issued > settings.max_token_lifetime_s + settings.leeway_s:
+        raise _TypeOrLifetimeError(f"The access token lives longer than the {settings.max_token_lifetime_s} s this "
+                             "deployment allows.")
 
 
 def _principal_from_claims(claims: dict[str, Any]) -> Principal:

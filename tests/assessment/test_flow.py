@@ -30,7 +30,7 @@ async def test_a_registered_household_can_be_assessed_once_the_event_arrives(
         await migrations.upgrade(assessment_app.state.engine, assessment_app.state.spec.migrations_dir)
         assert (await wait_ready(registry)).status_code == 200
         assert (await wait_ready(assessment)).status_code == 200
-        write = bearer(registry_settings.auth, "registry:write")
+        write = bearer(registry_settings.auth, "registry:write", "registry:lookup")
         adult = person(citizen_id(random.Random(9)), birth_date="1980-03-01")
         created = await registry.post("/v1/households", json=household(adult), headers=write)
         assert created.status_code == 201, created.text

@@ -42,7 +42,7 @@ class Services:
 
     async def register(self, cid: str) -> str:
         created = await self.registry.post("/v1/households", json=household(person(cid, birth_date="1980-03-01")),
-                                           headers=self.as_("registry", "registry:write"))
+                                           headers=self.as_("registry", "registry:write", "registry:lookup"))
         assert created.status_code == 201, created.text
         household_id: str = created.json()["id"]
         return household_id

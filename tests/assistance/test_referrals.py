@@ -65,6 +65,15 @@ async def test_partners_of_the_seven_sectors(assistance: Assistance) -> None:
     problem(await assistance.client.post(url, json=body, headers=mueang), 403)
     problem(await assistance.client.get(f"/v1/partners/{new_id()}", headers=assistance.admin), 404)
 
+    # A one-district client sees the partners that serve some of its district, and no other (nor its client id).
+    ban_fang = assistance.as_("assistance:read", areas=("4002",))
+    seen = (await assistance.client.get(url, headers=ban_fang)).json()
+    assert sorted(p["name"] for p in seen) == sorted(["มหาวิทยาลัยขอนแก่น", HOSPITAL])
+    temple = next(p for p in religious if p["name"] == "วัดหนองแวง")
+    problem(await assistance.client.get(f"/v1/partners/{temple['id']}", headers=ban_fang), 404)
+    elsewhere = assistance.as_("assistance:read", areas=("41",))
+    assert (await assistance.client.get(url, headers=elsewhere)).json() == []
+
 
 async def test_a_partner_sees_and_moves_only_its_own_referrals(assistance: Assistance) -> None:
     household_id, _ = await assistance.household()

@@ -162,6 +162,10 @@ def test_principal_scopes_and_wildcards() -> None:
     assert admin.has_scope("anything:at-all")
     assert admin.can_see("96")
     assert admin.area_prefixes() is None
+    # "*" does not imply the sensitive scopes: they are held only by name.
+    assert not any(admin.has_scope(s) for s in ("pii:read", "audit:read", "registry:admin", "reporting:admin"))
+    named = Principal(client_id="a", scopes=frozenset({"*", "pii:read"}))
+    assert named.has_scope("pii:read") and not named.has_scope("audit:read")
 
 
 @pytest.mark.parametrize("bad_area", ["", "4", "400", "4001010101", "ab", "40*"])
@@ -361,6 +365,75 @@ async def test_token_endpoint_accepts_http_basic_and_narrower_scope(client: http
     assert (await client.post("/households", headers=bearer(token))).status_code == 200
     # Asked only for write, so read is not granted even though the client could have had it.
     assert (await client.get("/households", headers=bearer(token))).status_code == 403
+
+
+async def test_a_token_asked_without_scope_gets_no_sensitive_scope() -> None:
+    """Default deny: without `scope`, a client gets its scopes less pii:read, audit:read and admin scopes; those
+    only by name. A client configured without areas gets none."""
+    secret = SecretStr(FIELD_SECRET)
+    settings = AuthSettings(clients={
+        "officer": OAuthClient(secret=secret, scopes=["households:read", "pii:read", "audit:read", "x:admin"],
+                               areas=["40"]),
+        "root": OAuthClient(secret=secret, scopes=["*"], areas=["*"]),
+        "auditor": OAuthClient(secret=secret, scopes=["audit:read"], areas=["40"]),
+        "nowhere": OAuthClient(secret=secret, scopes=["households:read"]),
+    })
+    transport = httpx.ASGITransport(app=build_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async def token(client_id: str, scope: str | None = None) -> httpx.Response:
+            form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": FIELD_SECRET}
+            return await client.post(TOKEN_URL, data=form | ({"scope": scope} if scope else {}))
+
+        assert (await token("officer")).json()["scope"] == "households:read"
+        assert (await token("officer", "households:read pii:read")).json()["scope"] == "households:read pii:read"
+        root = (await token("root")).json()
+        verified = TokenVerifier(settings).verify(root["access_token"])
+        assert root["scope"] == "*" and verified.has_scope("households:read") and not verified.has_scope("pii:read")
+        assert (await token("auditor")).json()["error"] == "invalid_scope"  # nothing left: ask by name
+        assert (await token("auditor", "audit:read")).json()["scope"] == "audit:read"
+        nowhere = (await token("nowhere")).json()
+        assert jwt.decode(nowhere["access_token"], options={"verify_signature": False})["areas"] == []
+        refused = await client.get("/areas/40/households", headers=bearer(nowhere["access_token"]))
+        assert refused.status_code == 403
+
+
+async def test_tokens_of_another_type_or_too_long_a_life_are_401(
+    client: httpx.AsyncClient, settings: AuthSettings
+) -> None:
+    private = load_private_key(settings.private_key_pem.get_secret_value())  # type: ignore[union-attr]
+    now = int(time.time())
+    claims = {"iss": settings.issuer, "aud": settings.audience, "sub": "field-app", "scope": "households:read",
+              "areas": ["40"], "iat": now}
+
+    def signed(headers: dict[str, str], **extra: int) -> str:
+        return jwt.encode(claims | {"exp": now + 600} | extra, private, algorithm="RS256", headers=headers)
+
+    for typ in ("JWT", "at+jwt", "application/at+jwt"):
+        assert (await client.get("/households", headers=bearer(signed({"typ": typ})))).status_code == 200
+    assert (await client.get("/households", headers=bearer(signed({})))).status_code == 200  # typ is optional
+    for typ in ("id_token+jwt", "logout+jwt", "secevent+jwt"):
+        response = await client.get("/households", headers=bearer(signed({"typ": typ})))
+        assert response.status_code == 401 and "another type" in response.json()["detail"]
+    year = signed({"typ": "JWT"}, exp=now + 365 * 86_400)
+    response = await client.get("/households", headers=bearer(year))
+    assert response.status_code == 401 and "longer than" in response.json()["detail"]
+    no_iat = jwt.encode({k: v for k, v in claims.items() if k != "iat"} | {"exp": now + 2 * 86_400}, private,
+                        algorithm="RS256")
+    assert (await client.get("/households", headers=bearer(no_iat))).status_code == 401
+
+
+def test_production_refuses_a_client_without_areas(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from services import load
+    from tests.apps import make_settings as service_settings
+
+    settings = service_settings("reporting", f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", "127.0.0.1:1",
+                                env="production")
+    settings.auth.clients = {"x": OAuthClient(secret=SecretStr("a-real-secret-0123456789"), scopes=["*"])}
+    settings.auth.private_key_pem = SecretStr(other_key_pair()[0])
+    settings.auth.public_key_pem = None
+    settings.auth.jwks_url = "https://issuer.example/jwks"
+    with pytest.raises(RuntimeError, match="without areas"):
+        load("reporting").create_app(settings)
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ async def guarded(databases: ScratchDatabases, broker: LocalBroker) -> AsyncIter
     app = load("registry").create_app(settings)
     async with running(app) as client:
         await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
-        yield client, {"a": bearer(settings.auth, "registry:read", "registry:write", client_id="agency-a"),
+        yield client, {"a": bearer(settings.auth, "registry:read", "registry:write", "registry:lookup",
+                                   client_id="agency-a"),
                        "b": bearer(settings.auth, "registry:read", client_id="agency-b")}
 
 

@@ -75,7 +75,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     while not server.started:
         assert time.monotonic() < deadline, f"{service} did not start"
         time.sleep(0.05)
-    token = issue_token(settings_.auth, client_id="schemathesis", scopes=["*"], areas=["*"])
+    # Every scope: "*" and, by name, the sensitive ones it does not imply.
+    token = issue_token(settings_.auth, client_id="schemathesis", areas=["*"],
+                        scopes=["*", "pii:read", "audit:read", f"{service}:admin"])
     headers = {"Authorization": f"Bearer {token}"}
     body = {"address": {"subdistrict_code": "400101", "village_no": 3, "house_no": "12/3"}, "sources": ["tpmap"],
             "welfare_card": True, "members": [{"citizen_id": "1101700203450", "title": "นาง", "first_name": "สมหญิง",

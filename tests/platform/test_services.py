@@ -67,6 +67,13 @@ async def test_service_is_ready_and_guarded(name: str, broker: LocalBroker, data
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["outbox_pending"] == 0 and body["relay_connected"] is True
+        # An operation on every area (the whole outbox) needs a token for every area, not one district's.
+        district_admin = issue_token(settings.auth, client_id="t", scopes=[f"{name}:admin"], areas=["4001"])
+        for method, path, json in (("GET", "/v1/bus", None),
+                                   ("POST", "/v1/bus/replay", {"since": "2026-01-01T00:00:00+07:00"})):
+            response = await client.request(method, path, json=json,
+                                            headers={"Authorization": f"Bearer {district_admin}"})
+            assert response.status_code == 403 and "every area" in response.json()["detail"], response.text
 
         # Validation errors and unknown routes are problem+json too.
         response = await client.post("/v1/bus/replay", json={"since": "yesterday"},

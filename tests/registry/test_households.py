@@ -65,12 +65,23 @@ async def test_exactly_one_head(registry: Registry) -> None:
 async def test_a_citizen_id_belongs_to_one_open_household(registry: Registry) -> None:
     cid = registry.cid()
     first = (await registry.register(household(person(cid)))).json()
-    body = problem(await registry.register(household(person(cid), subdistrict="400102")), 409)
-    assert body["household_id"] == first["id"]
-    # A caller who cannot see the first household learns only that the ID is taken.
-    outsider = registry.as_("registry:write", areas=("4002",))
+    inside = problem(await registry.register(household(person(cid), subdistrict="400102")), 409)
+    assert inside["household_id"] == first["id"]
+    # A caller who cannot see the first household gets the same answer without the household's id.
+    outsider = registry.as_("registry:write", "registry:lookup", areas=("4002",), client_id="outsider")
     body = problem(await registry.register(household(person(cid), subdistrict="400201"), headers=outsider), 409)
-    assert "household_id" not in body
+    assert body == {k: v for k, v in inside.items() if k not in ("household_id", "instance")} | (
+        {"instance": body["instance"]} if "instance" in body else {})
+    # Registering is a citizen-ID lookup: without registry:lookup it is refused whatever the ID (no membership
+    # test), and each conflict is in the audit log like a lookup.
+    write_only = registry.as_("registry:write", areas=("4002",))
+    problem(await registry.register(household(person(cid), subdistrict="400201"), headers=write_only), 403)
+    problem(await registry.register(household(person(registry.cid()), subdistrict="400201"), headers=write_only), 403)
+    audit = (await registry.client.get("/v1/audit", params={"client_id": "outsider"},
+                                       headers=registry.as_("audit:read"))).json()["items"]
+    assert [(e["action"], e["household_id"]) for e in audit] == [("registration_conflict", first["id"])]
+    assert (await registry.client.get(f"/v1/households/{first['id']}", headers=registry.admin)).json()[
+        "version"] == 1  # the refused registration changed nothing
     # Once the household is closed, the person may be registered again.
     closed = await registry.client.post(f"/v1/households/{first['id']}:close", json={"reason": "ย้ายออก"},
                                         headers=registry.admin | {"If-Match": '"v1"'})
@@ -144,6 +155,22 @@ async def test_ids_are_masked_without_pii_scope_and_unmasked_reads_are_audited(r
                                              headers=registry.as_("audit:read"))
     assert masked_reads.json()["items"] == []
     problem(await registry.client.get("/v1/audit", headers=reader), 403)
+
+
+async def test_the_audit_log_shows_an_auditor_only_its_own_areas(registry: Registry) -> None:
+    mueang = (await registry.register(household(person(registry.cid()), subdistrict="400101"))).json()
+    ban_fang = (await registry.register(household(person(registry.cid()), subdistrict="400201"))).json()
+    for found in (mueang, ban_fang):
+        await registry.client.get(f"/v1/households/{found['id']}",
+                                  headers=registry.as_("registry:read", "pii:read", client_id="officer"))
+    await registry.client.post("/v1/households:lookup", json={"citizen_id": registry.cid()},
+                               headers=registry.as_("registry:lookup", client_id="officer"))  # finds nothing
+    officer = {"client_id": "officer"}
+    one_district = (await registry.client.get("/v1/audit", params=officer,
+                                              headers=registry.as_("audit:read", areas=("4001",)))).json()
+    assert [e["household_id"] for e in one_district["items"]] == [mueang["id"]]
+    everywhere = (await registry.client.get("/v1/audit", params=officer, headers=registry.as_("audit:read"))).json()
+    assert [e["household_id"] for e in everywhere["items"]] == [None, ban_fang["id"], mueang["id"]]
 
 
 async def test_lookup_by_citizen_id(registry: Registry) -> None:
@@ -318,7 +345,7 @@ async def test_events_leave_through_the_broker(databases: ScratchDatabases, brok
     async with running(app) as client:
         await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
         rng = random.Random(7)
-        headers = bearer(settings.auth, "registry:write")
+        headers = bearer(settings.auth, "registry:write", "registry:lookup")
         ids = []
         for _ in range(3):
             response = await client.post("/v1/households", json=household(person(citizen_id(rng))), headers=headers)

@@ -74,6 +74,13 @@ async def test_an_imported_person_already_elsewhere_is_rejected(registry: Regist
     job = await run_import(registry, csv_bytes([row("N1", registry.cid()), row("N1", cid, relation="spouse")]))
     assert job["households_created"] == 0 and job["rows_rejected"] == 2
     assert any(existing["id"] in e["message"] for e in job["errors"])
+    # An importer who cannot see that household is told the same as POST /v1/households tells it: not its id.
+    ban_fang = registry.as_(*ALL, areas=("4002",), client_id="ban-fang")
+    job = await run_import(registry, csv_bytes([row("B1", cid, subdistrict_code="400201")]), ban_fang)
+    assert [e["message"] for e in job["errors"]] == ["already in an open household"]
+    audit = (await registry.client.get("/v1/audit", params={"client_id": "ban-fang"},
+                                       headers=registry.as_("audit:read"))).json()["items"]
+    assert [(e["action"], e["household_id"]) for e in audit] == [("registration_conflict", existing["id"])]
 
 
 async def test_rows_outside_the_importers_areas_are_rejected(registry: Registry) -> None:
@@ -84,6 +91,9 @@ async def test_rows_outside_the_importers_areas_are_rejected(registry: Registry)
     assert "outside" in job["errors"][0]["message"]
     other = registry.as_(*ALL, areas=("4002",), client_id="someone-else")
     problem(await registry.client.get(f"/v1/imports/{job['id']}", headers=other), 404)
+    everywhere = registry.as_(*ALL, areas=("*",), client_id="province-admin")  # not even a client of every area
+    problem(await registry.client.get(f"/v1/imports/{job['id']}", headers=everywhere), 404)
+    problem(await registry.client.get(f"/v1/imports/{job['id']}/errors", headers=everywhere), 404)
 
 
 async def test_bad_files_fail_clearly(registry: Registry) -> None:

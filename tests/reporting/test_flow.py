@@ -42,8 +42,8 @@ async def test_reports_agree_with_the_sources_and_survive_a_rebuild(
             cid = citizen_id(rng)
             members = [person(cid, birth_date="1980-03-01")] + [
                 person(citizen_id(rng), relation="child", birth_date="1995-05-05") for _ in range(i % 3)]
-            created = await registry.post("/v1/households", json=household(*members),
-                                          headers=bearer(settings["registry"].auth, "registry:write"))
+            writer = bearer(settings["registry"].auth, "registry:write", "registry:lookup")
+            created = await registry.post("/v1/households", json=household(*members), headers=writer)
             assert created.status_code == 201, created.text
             cids.append(cid)
             ids.append(created.json()["id"])

@@ -23,7 +23,7 @@ from services.registry.households.schemas import (
     MemberTransfer,
 )
 from services.registry.households.service import Caller, HouseholdFilter, HouseholdRecord
-from services.registry.security import can_lookup, can_read, can_write
+from services.registry.security import can_lookup, can_read, can_register, can_write
 from shared.app import SessionDep
 from shared.auth import Principal
 from shared.errors import NotFound, problem_response
@@ -75,11 +75,22 @@ def _reply(request: Request, session: SessionDep, record: HouseholdRecord, calle
                         409: {"description": "A citizen ID already belongs to an open household"}})
 async def register_household(
     body: HouseholdCreate, request: Request, session: SessionDep, purpose: Purpose = None,
-    principal: Principal = can_write,
+    principal: Principal = can_register,
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
-    record = await service.register(session, caller=caller, body=body, protector=_protector(request))
+    try:
+        record = await service.register(session, caller=caller, body=body, protector=_protector(request))
+    except service.CitizenIdRegistered as exc:
+        return await _refused(request, session, caller, exc)
     return _reply(request, session, record, caller, status_code=201)
+
+
+async def _refused(request: Request, session: SessionDep, caller: Caller,
+                   exc: service.CitizenIdRegistered) -> JSONResponse:
+    """Registering someone already registered was a citizen-ID lookup: undo the change, keep the audit row."""
+    await session.rollback()
+    service.audit(session, caller=caller, action="registration_conflict", household_id=exc.holder_id)
+    return problem_response(exc, request)
 
 
 @router.get("/households", response_model=HouseholdPage, summary="List households in your areas")
@@ -139,11 +150,14 @@ async def patch_household(
              responses=_CHANGE_RESPONSES, summary="Add a member (If-Match required)")
 async def add_member(
     household_id: str, body: MemberIn, request: Request, session: SessionDep, if_match: IfMatch = None,
-    purpose: Purpose = None, principal: Principal = can_write,
+    purpose: Purpose = None, principal: Principal = can_register,
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
-    record, _member = await service.add_member(session, caller=caller, household_id=household_id, body=body,
-                                               if_match=if_match, protector=_protector(request))
+    try:
+        record, _member = await service.add_member(session, caller=caller, household_id=household_id, body=body,
+                                                   if_match=if_match, protector=_protector(request))
+    except service.CitizenIdRegistered as exc:
+        return await _refused(request, session, caller, exc)
     return _reply(request, session, record, caller, status_code=201)
 
 

@@ -301,11 +301,24 @@ async def _ensure_not_registered(
     if found is None:
         return
     holder = await session.get(Household, found.household_id)
-    if holder is not None and caller.principal.can_see(holder.village_code):
-        raise Conflict(f"This citizen ID already belongs to open household {holder.id}.",
-                       type_slug="citizen-id-registered", household_id=holder.id)
-    raise Conflict("This citizen ID already belongs to an open household outside your areas.",
-                   type_slug="citizen-id-registered")
+    raise CitizenIdRegistered(found.household_id, holder is not None and caller.principal.can_see(holder.village_code))
+
+
+class CitizenIdRegistered(Conflict):
+    """A person being registered is already in an open household. Registering is a citizen-ID lookup (it needs
+    `registry:lookup`, and the router writes it to the audit log); the answer is the same wherever the holder
+    lies, naming the household only when it is in the caller's areas (as a lookup there would)."""
+
+    def __init__(self, holder_id: str, visible: bool) -> None:
+        super().__init__("This citizen ID already belongs to an open household.", type_slug="citizen-id-registered")
+        if visible:
+            self.extensions["household_id"] = holder_id
+        self.holder_id = holder_id
+
+
+def conflict_message(holder_id: str, visible: bool) -> str:
+    """What an import says of a row whose person is already registered: the same rule as `CitizenIdRegistered`."""
+    return f"already in open household {holder_id}" if visible else "already in an open household"
 
 
 def _new_member(household_id: str, position: int, body: MemberIn, protector: CitizenIdProtector,
