@@ -150,7 +150,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.state.spec = spec
     app.state.migrations_current = False
     install_problem_handlers(app)
-    install_guards(app, settings.limits, upload_bytes=getattr(settings, "import_max_bytes", None))
+    install_guards(app, settings.limits, upload_bytes=getattr(settings, "import_max_bytes", None),
+                   body_limits=settings.body_limits())
     install_observability(app, service=spec.name, metrics=Metrics())
     install_auth(app, settings.auth)
     app.include_router(_health_router(spec))
@@ -191,6 +192,16 @@ def _health_router(spec: ServiceSpec) -> APIRouter:
                              "checks": checks}, status_code=200 if ready else 503)
 
     return router
+
+
+def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
+    """How `kaenkhun serve` runs a service: its address, forwarded headers believed only from the configured
+    proxies, and the HTTP server's own limits on idle, slow and too many connections."""
+    limits = settings.limits
+    return {"host": settings.host, "port": settings.port, "log_config": None, "timeout_graceful_shutdown": 15,
+            "proxy_headers": bool(limits.trusted_proxies), "forwarded_allow_ips": limits.trusted_proxies or None,
+            "timeout_keep_alive": limits.keep_alive_s, "limit_concurrency": limits.max_concurrency,
+            "h11_max_incomplete_event_size": limits.max_incomplete_event_bytes}
 
 
 def _every_area(principal: Principal) -> None:

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from services import SERVICES, load, settings_class
+from shared.app import uvicorn_options
 from shared.events.catalogue import Catalogue
 from shared.settings import ServiceSettings
 
@@ -63,8 +64,7 @@ def serve(service: str) -> None:
     (name,) = _names([service])
     settings = _settings(name)
     application = load(name).create_app(settings)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=15, proxy_headers=True)
+    uvicorn.run(application, **uvicorn_options(settings))
 
 
 @app.command()

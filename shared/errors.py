@@ -119,12 +119,19 @@ def problem_response(problem: Problem, request: Request | None = None) -> JSONRe
     )
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+# A body can be made to fail validation in as many ways as it has keys (80,000 unknown keys made a 7 MB answer):
+# the first ones are listed, and how many more there were is said.
+MAX_LISTED_ERRORS = 100
+
+
+def _validation_errors(exc: RequestValidationError) -> tuple[list[dict[str, Any]], int]:
+    """The first MAX_LISTED_ERRORS errors as {field, message, code}, and how many there were in all."""
+    found = exc.errors()
     errors = []
-    for err in exc.errors():
+    for err in found[:MAX_LISTED_ERRORS]:
         loc = [str(part) for part in err.get("loc", ())]
         errors.append({"field": ".".join(loc), "message": err.get("msg", ""), "code": err.get("type", "")})
-    return errors
+    return errors, len(found)
 
 
 # PostgreSQL: serialization failure, deadlock, lock not available (lock_timeout).
@@ -173,9 +180,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _validation_errors(exc)
+        errors, total = _validation_errors(exc)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return problem_response(Unprocessable(detail or "The request is not valid.", errors=errors), request)
+        problem = Unprocessable(detail or "The request is not valid.", errors=errors)
+        if total > len(errors):
+            problem.extensions["errors_omitted"] = total - len(errors)
+            problem.detail = f"{problem.detail} (and {total - len(errors):,} more errors not listed)"
+        return problem_response(problem, request)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:

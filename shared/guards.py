@@ -24,7 +24,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -147,12 +147,14 @@ def client_address(scope: Scope) -> str:
     return f"address {client[0]}" if client else "address unknown"
 
 
-def install_guards(app: FastAPI, settings: LimitSettings, *, upload_bytes: int | None = None) -> None:
+def install_guards(app: FastAPI, settings: LimitSettings, *, upload_bytes: int | None = None,
+                   body_limits: Mapping[str, int] | None = None) -> None:
     """Put the guards in front of `app` (inside the observability middleware, which then logs what they refuse);
-    `upload_bytes` is the largest file the app takes in a multipart upload (default: `max_body_bytes`)."""
+    `upload_bytes` is the largest file the app takes in a multipart upload (default: `max_body_bytes`);
+    `body_limits` the paths whose JSON bodies may be larger than `max_body_bytes`, and by how much."""
     app.state.rate_limiter = RateLimiter(settings)
     app.add_middleware(GuardMiddleware, settings=settings, limiter=app.state.rate_limiter,
-                       upload_bytes=upload_bytes or settings.max_body_bytes)
+                       upload_bytes=upload_bytes or settings.max_body_bytes, body_limits=dict(body_limits or {}))
 
 
 def limit_client(request: Request, client_id: str) -> None:
@@ -174,9 +176,10 @@ class GuardMiddleware:
     a token."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], settings: LimitSettings,
-                 limiter: RateLimiter, upload_bytes: int) -> None:
+                 limiter: RateLimiter, upload_bytes: int, body_limits: dict[str, int] | None = None) -> None:
         self.app, self.settings, self.limiter = app, settings, limiter
         self.upload_limit = upload_bytes + MULTIPART_OVERHEAD
+        self.body_limits = body_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
@@ -216,7 +219,7 @@ class GuardMiddleware:
                                        accepted=list(BODY_TYPES))
         if media == "multipart/form-data":
             return self._upload(length, receive)
-        limit = self.settings.max_body_bytes
+        limit = max(self.body_limits.get(scope["path"], 0), self.settings.max_body_bytes)
         if length is not None and length.strip().isdigit() and int(length) > limit:
             raise PayloadTooLarge(f"The body is {int(length):,} bytes; at most {limit:,} are accepted.",
                                   headers=CLOSE)

@@ -124,6 +124,14 @@ class LimitSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest JSON or form body")
     max_header_bytes: int = Field(default=16_384, ge=1024, description="largest request line and headers together")
     max_callers: int = Field(default=100_000, ge=100, description="buckets kept; the idlest are dropped")
+    # What the HTTP server itself enforces (uvicorn): see README, "Behind a reverse proxy".
+    keep_alive_s: int = Field(default=5, ge=1, description="an idle keep-alive connection is closed after this")
+    max_concurrency: int = Field(default=1_000, ge=1, description="connections and tasks at once; beyond: 503")
+    max_incomplete_event_bytes: int = Field(default=16_384, ge=1024,
+                                            description="request line and headers still arriving (h11)")
+    # Addresses (or CIDR ranges) of the reverse proxies whose X-Forwarded-For / -Proto are believed; empty: none,
+    # so a client cannot choose the address its requests are counted under.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class ServiceSettings(BaseSettings):
@@ -166,6 +174,10 @@ class ServiceSettings(BaseSettings):
     def uses_development_material(self) -> list[str]:
         """Settings still holding public development keys or secrets (services add their own)."""
         return self.auth.uses_development_material()
+
+    def body_limits(self) -> dict[str, int]:
+        """Paths whose JSON bodies may be larger than `limits.max_body_bytes` (what they promise to take)."""
+        return {}
 
     def check_production(self) -> None:
         """Refuse to run in production with development secrets or keys, or with a client of no area."""

@@ -46,10 +46,12 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """The app under uvicorn on a free loopback port, in this event loop, lifespan on: real HTTP. Its base URL."""
+async def serving(app: FastAPI, **options: Any) -> AsyncIterator[str]:
+    """The app under uvicorn on a free loopback port, in this event loop, lifespan on: real HTTP. Its base URL.
+    `options` are uvicorn's (e.g. `shared.app.uvicorn_options`, as `kaenkhun serve` runs it)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    config = {"log_config": None} | options | {"host": "127.0.0.1", "port": port}
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **config))
     task = asyncio.create_task(server.serve())
     for _ in range(600):  # uvicorn sets `started` and offers no event to wait on
         if server.started or task.done():

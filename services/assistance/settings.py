@@ -14,6 +14,9 @@ from shared.settings import ServiceSettings
 DEV_WEBHOOK_SECRET = "whsec_a2FlbmtodW4gZGV2ZWxvcG1lbnQgd2ViaG9vayBzZWNyZXQ="
 
 
+PUSH_ITEM_BYTES = 4096
+
+
 class AssistanceSettings(ServiceSettings):
     service_name: ClassVar[str] = "assistance"
     default_port: ClassVar[int] = 8003
@@ -33,6 +36,12 @@ class AssistanceSettings(ServiceSettings):
     family_grant_yearly_cap: int = Field(default=1, ge=1)
     family_grant_eligible_sources: list[Source] = Field(
         default_factory=lambda: [Source.exclusion_error, Source.vulnerable])
+
+    def body_limits(self) -> dict[str, int]:
+        """The pushes take up to `batch_max_items` items: their bodies may be as large as that many items at
+        their longest (a 500-character Thai note escaped as \\uXXXX is 3,000 bytes), ≈ 4 KiB an item."""
+        batch = self.batch_max_items * PUSH_ITEM_BYTES + 65_536
+        return {"/v1/disbursement-batches": batch, "/v1/centre-subsidies": batch}
 
     def uses_development_material(self) -> list[str]:
         problems = super().uses_development_material() + self.pii.uses_development_material()

@@ -215,3 +215,17 @@ async def test_redelivered_and_late_events_change_nothing(assistance: Assistance
     outcome = (await assistance.push(assistance.batch([item("1", cid=cid)]), key="late")).json()["items"][0]
     assert outcome["reason"] == "unknown_household"  # closed: its members' hashes no longer match
 
+
+
+async def test_the_largest_batch_the_api_promises_fits_its_body_limit(assistance: Assistance) -> None:
+    """10,000 items (KAENKHUN_ASSISTANCE_BATCH_MAX_ITEMS) with Thai notes is well over the 1 MiB default body
+    limit; the push endpoints take it. One item more is refused by the batch rule (422), not the body limit."""
+    note = "โอนผ่านบัญชีธนาคารกรุงไทย " * 4
+    items = [item(f"R{n:05d}", household_id=new_id()) | {"note": note} for n in range(10_000)]
+    body = json.dumps(assistance.batch(items), ensure_ascii=False).encode()
+    assert len(body) > 2 * 1_048_576
+    response = await assistance.push(body)
+    assert response.status_code == 201, response.text[:500]
+    assert len(response.json()["items"]) == 10_000
+    over = json.dumps(assistance.batch([*items, item("R10000", household_id=new_id())]), ensure_ascii=False)
+    assert problem(await assistance.push(over.encode(), key="over"), 422)["status"] == 422

@@ -4,6 +4,7 @@ address for requests without a valid token; health and metrics are never limited
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,11 +14,12 @@ import pytest
 
 from services import load
 from shared import migrations
+from shared.app import uvicorn_options
 from shared.broker import LocalBroker
 from shared.guards import GuardMiddleware, RateLimiter
 from shared.scratchdb import ScratchDatabases
 from shared.settings import LimitSettings
-from tests.apps import bearer, make_settings, running
+from tests.apps import bearer, make_settings, running, serving
 from tests.registry.support import citizen_id, household, person, problem
 
 SQLITE = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
@@ -121,3 +123,44 @@ async def test_a_chunked_body_is_read_up_to_the_limit_and_no_further() -> None:
             assert sent[0]["status"] == 413 and len(chunks) == 3 and not seen  # two chunks read, three never
         else:
             assert seen == [b"a" * 500 + b"b" * 500]
+
+
+@SQLITE
+@pytest.mark.parametrize("trusted", [[], ["127.0.0.1"]])
+async def test_forwarded_addresses_count_only_from_trusted_proxies(
+        databases: ScratchDatabases, broker: LocalBroker, trusted: list[str]) -> None:
+    """Over real HTTP, as `kaenkhun serve` runs it: a client that rotates X-Forwarded-For does not get a fresh
+    rate-limit bucket per request unless the peer is a configured proxy (none by default)."""
+    settings = make_settings("registry", await databases.new("registry"), broker.bootstrap_servers, run_bus=False,
+                             limits={"rate_per_s": 2, "burst": 2, "trusted_proxies": trusted})
+    async with serving(load("registry").create_app(settings), **uvicorn_options(settings)) as base:
+        async with httpx.AsyncClient(base_url=base) as client:
+            answers = [(await client.get("/v1/households", headers={
+                "Authorization": "Bearer forged", "X-Forwarded-For": f"203.0.113.{n}"})).status_code
+                for n in range(30)]
+    if trusted:  # the proxy is believed: thirty addresses, thirty buckets
+        assert answers == [401] * 30
+    else:
+        assert answers.count(429) >= 20, answers
+
+
+@SQLITE
+async def test_an_idle_keep_alive_connection_is_closed(databases: ScratchDatabases, broker: LocalBroker) -> None:
+    """The HTTP server's own limits come from settings (`uvicorn_options`): an idle connection is let go after
+    KAENKHUN_LIMITS_KEEP_ALIVE_S instead of staying open for ever (timeouts on slow headers and bodies are the
+    reverse proxy's: README, "Behind a reverse proxy")."""
+    settings = make_settings("registry", await databases.new("registry"), broker.bootstrap_servers, run_bus=False,
+                             limits={"keep_alive_s": 1})
+    options = uvicorn_options(settings)
+    assert (options["timeout_keep_alive"], options["limit_concurrency"], options["h11_max_incomplete_event_size"]) == (
+        1, 1_000, 16_384)
+    async with serving(load("registry").create_app(settings), **options) as base:
+        host, port = base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        await reader.read(100)  # the body
+        closed = await asyncio.wait_for(reader.read(), timeout=30)  # EOF: the server hung up on the idle socket
+        assert closed == b""
+        writer.close()

@@ -105,7 +105,14 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
     money = await reporting.report("assistance", area="40", level="district", fiscal_year=2565)
     token = reporting.detail["Authorization"].removeprefix("Bearer ")
 
-    page = Figures()
+    async with httpx.AsyncClient(base_url=base) as http:
+        for path in ("/dashboard", "/dashboard/assets/dashboard.js"):
+            headers = (await http.get(path)).headers
+            assert "frame-ancestors 'none'" in headers["content-security-policy"]
+            assert "script-src 'self'" in headers["content-security-policy"]
+            assert headers["referrer-policy"] == "no-referrer" and headers["x-frame-options"] == "DENY"
+
+    page = Figures()  # the page works under its policy (Chromium enforces it) and moves the token out of the URL
     page.feed(await chromium(f"{base}/dashboard#token={token}", "--dump-dom"))
     assert page.ready == "true" and page.lang == "th"
     assert all(asset.startswith("/dashboard/assets/") for asset in page.assets)  # nothing from the internet
