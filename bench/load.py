@@ -60,7 +60,7 @@ import httpx
 from services import SERVICES
 from services.assessment.indicators import IndicatorSet, Person, applies
 from services.registry.settings import RegistrySettings
-from shared import consistency, demo
+from shared import clock, consistency, demo
 from shared.auth import issue_token
 from shared.db import create_engine
 from shared.settings import REPO_ROOT
@@ -125,6 +125,7 @@ class Call:
     url: str
     params: dict[str, Any] | None = None
     json: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
     done: Callable[[Any], None] | None = None  # given the JSON answer of a success
 
 
@@ -229,10 +230,12 @@ def record_assessment(w: World, client: int, now: float) -> Call:
 def record_help(w: World, client: int, now: float) -> Call:
     rng = w.rng
     kind, notes = rng.choice(HELP)
-    body: dict[str, Any] = {"kind": kind, "given_on": w.survey_day().isoformat(), "notes": notes}
+    # Help is given on or after the day it was referred (the referrals are made when the load starts: today).
+    body: dict[str, Any] = {"kind": kind, "given_on": clock.today().isoformat(), "notes": notes}
     if kind in WITH_VALUE:
         body["value"] = f"{rng.choice((300, 500, 1000, 1500, 3000))}.00"
-    return Call("POST", f"{w.endpoints.assistance}/v1/referrals/{rng.choice(w.referrals[client])}/help", json=body)
+    return Call("POST", f"{w.endpoints.assistance}/v1/referrals/{rng.choice(w.referrals[client])}/help", json=body,
+                headers={"Idempotency-Key": f"help-{rng.getrandbits(64):016x}"})
 
 
 MIX = (
@@ -341,7 +344,8 @@ async def drive(world: World, tokens: list[str], rate: float, duration: float, s
         error: str | None = None
         answer: Any = None
         try:
-            response = await https[client].request(call.method, call.url, params=call.params, json=call.json)
+            response = await https[client].request(call.method, call.url, params=call.params, json=call.json,
+                                                     headers=call.headers)
             if response.status_code != op.expect:
                 error = f"{call.method} {response.url} → {response.status_code}: {response.text[:400]}"
             elif call.done is not None:

@@ -56,7 +56,8 @@ def programmes(settings: AssistanceSettings) -> dict[str, Programme]:
                   settings.family_grant_amount, settings.family_grant_yearly_cap,
                   tuple(settings.family_grant_eligible_sources)),
         Programme(CENTRE_SUBSIDY, "เงินอุดหนุนศูนย์พัฒนาครอบครัวในชุมชน (ศพค.)",
-                  "Subsidy to community family development centres", "centre"),
+                  "Subsidy to community family development centres", "centre",
+                  yearly_cap=settings.centre_subsidy_yearly_cap),
     )}
 
 

@@ -24,6 +24,7 @@ from services.assistance.budgets import CENTRE_SUBSIDY, Ledger
 from services.assistance.disbursements import (
     DISBURSEMENT_TABLE,
     REF_PATTERN,
+    Allowances,
     BatchOut,
     Reason,
     batch_out,
@@ -113,10 +114,13 @@ async def record_subsidies(session: AsyncSession, *, settings: AssistanceSetting
     centres = {c.id: c for c in (await session.execute(
         select(Centre).where(col(Centre.id).in_(wanted)))).scalars()}
     ledger = await Ledger.lock(session, CENTRE_SUBSIDY, body.fiscal_year)
+    # The same yearly count as a household's grants (locked after the budgets, in id order): one per recipient.
+    allowances = await Allowances.lock(session, set(centres), CENTRE_SUBSIDY, body.fiscal_year)
     batch = new_batch(push, body.batch_ref, CENTRE_SUBSIDY, body.fiscal_year, body.paid_on, len(body.items))
     now = utcnow()
     rows: list[dict[str, Any]] = []
     events: list[PendingEvent] = []
+    named: set[str] = set()
     for item in body.items:
         centre = centres.get(item.centre_id)
         reason: Reason | None = None
@@ -125,12 +129,20 @@ async def record_subsidies(session: AsyncSession, *, settings: AssistanceSetting
             reason = Reason.unknown_centre
         elif centre.kind not in SUBSIDISED:
             reason = Reason.centre_not_eligible
+        elif centre.id in named:
+            reason = Reason.centre_twice_in_batch
+        elif not allowances.take(centre.id, settings.centre_subsidy_yearly_cap):
+            reason = Reason.centre_yearly_cap_reached
         else:
             budget = ledger.budget_for(centre.subdistrict_code)
             if budget is None:
                 reason = Reason.no_budget
             elif not ledger.draw(budget, item.amount):
                 reason = Reason.budget_exhausted
+            if reason is not None:
+                allowances.give_back(centre.id)
+        if centre is not None:
+            named.add(centre.id)
         row: dict[str, Any] = {
                "id": new_id(), "batch_id": batch.id, "item_ref": item.item_ref, "programme": CENTRE_SUBSIDY,
                "fiscal_year": body.fiscal_year, "paid_on": body.paid_on, "household_id": None,
@@ -152,6 +164,7 @@ async def record_subsidies(session: AsyncSession, *, settings: AssistanceSetting
         else:
             batch.rejected += 1
     await ledger.write(session)
+    await allowances.write(session)
     session.add(batch)
     await session.flush()
     await bulk_insert(session, DISBURSEMENT_TABLE, rows)

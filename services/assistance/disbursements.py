@@ -35,8 +35,10 @@ from shared.bus import PendingEvent
 from shared.db import bulk_insert, rowcount
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.assistance import (
+    CENTRE_SUBSIDY_REVERSED,
     DISBURSEMENT_RECORDED,
     DISBURSEMENT_REVERSED,
+    CentreSubsidyReversed,
     DisbursementRecorded,
     DisbursementReversed,
 )
@@ -60,6 +62,8 @@ class Reason(StrEnum):
     budget_exhausted = "budget_exhausted"
     unknown_centre = "unknown_centre"
     centre_not_eligible = "centre_not_eligible"
+    centre_twice_in_batch = "centre_twice_in_batch"
+    centre_yearly_cap_reached = "centre_yearly_cap_reached"
 
 
 REASONS = {
@@ -73,6 +77,8 @@ REASONS = {
     Reason.budget_exhausted: "the budget for the household's or centre's area has not enough left",
     Reason.unknown_centre: "no registered centre has this id",
     Reason.centre_not_eligible: "the programme subsidises community family development centres only",
+    Reason.centre_twice_in_batch: "the centre is named by an earlier item of this batch: one subsidy a batch",
+    Reason.centre_yearly_cap_reached: "the centre already has the programme's subsidies for this fiscal year",
 }
 
 
@@ -329,7 +335,8 @@ def batch_out(batch: DisbursementBatch, items: Sequence[Disbursement | SimpleNam
 
 
 async def reverse(session: AsyncSession, *, principal: Principal, disbursement_id: str, reason: str) -> Disbursement:
-    """Reverse an accepted payment: its money goes back to the budget, the household's yearly count down."""
+    """Reverse an accepted payment: its money goes back to the budget, the recipient's yearly count down; the
+    household's `disbursement.reversed` or the centre's `centre_subsidy.reversed` tells the others."""
     payment = await session.get(Disbursement, disbursement_id)
     if payment is None or not principal.can_see(payment.village_code or ""):
         raise NotFound(f"There is no payment {disbursement_id} in your areas.")
@@ -341,13 +348,23 @@ async def reverse(session: AsyncSession, *, principal: Principal, disbursement_i
         raise Conflict(f"Payment {disbursement_id} is {payment.status}; only an accepted payment can be reversed.",
                        type_slug="not-reversible")
     await session.refresh(payment)
-    assert payment.household_id is not None and payment.budget_id is not None
+    recipient = payment.household_id or payment.centre_id
+    if recipient is None or payment.budget_id is None:  # an accepted payment has both: a broken row
+        raise RuntimeError(f"accepted payment {payment.id} has no recipient or no budget")
     await give_back(session, payment.budget_id, payment.amount)
-    await _give_allowance_back(session, payment.household_id, payment.programme, payment.fiscal_year)
-    await outbox.add_many(session, [PendingEvent(DISBURSEMENT_REVERSED, DisbursementReversed(
-        disbursement_id=payment.id, household_id=payment.household_id, programme=payment.programme,
-        fiscal_year=payment.fiscal_year, amount=f"{payment.amount:.2f}", budget_id=payment.budget_id,
-        reason=reason, village_code=payment.village_code or ""), payment.household_id)])
+    await _give_allowance_back(session, recipient, payment.programme, payment.fiscal_year)
+    undone: BaseModel
+    if payment.household_id is not None:
+        event_type, undone = DISBURSEMENT_REVERSED, DisbursementReversed(
+            disbursement_id=payment.id, household_id=payment.household_id, programme=payment.programme,
+            fiscal_year=payment.fiscal_year, amount=f"{payment.amount:.2f}", budget_id=payment.budget_id,
+            reason=reason, village_code=payment.village_code or "")
+    else:
+        event_type, undone = CENTRE_SUBSIDY_REVERSED, CentreSubsidyReversed(
+            disbursement_id=payment.id, centre_id=recipient, programme=payment.programme,
+            fiscal_year=payment.fiscal_year, amount=f"{payment.amount:.2f}", budget_id=payment.budget_id,
+            reason=reason, subdistrict_code=payment.village_code or "")
+    await outbox.add_many(session, [PendingEvent(event_type, undone, recipient)])
     return payment
 
 
@@ -393,4 +410,5 @@ async def reverse_payment(disbursement_id: Annotated[str, Path(pattern=ID_PATTER
                           session: SessionDep, principal: Principal = can_write) -> ItemOut:
     payment = await reverse(session, principal=principal, disbursement_id=disbursement_id, reason=body.reason)
     return ItemOut(item_ref=payment.item_ref, status=payment.status, reason=None, reason_text=None,
-                   disbursement_id=payment.id, household_id=payment.household_id, amount=payment.amount)
+                   disbursement_id=payment.id, household_id=payment.household_id, centre_id=payment.centre_id,
+                   amount=payment.amount)

@@ -231,9 +231,11 @@ class ReferralChange(Base, table=True):
 
 
 class Help(Base, table=True):
-    """Help a household received under a referral: its kind, its value in baht if it has one, and when."""
+    """Help a household received under a referral: its kind, its value in baht if it has one, and when. The
+    partner's Idempotency-Key (and a hash of what it sent) makes a retry a replay, not a second record."""
 
     __tablename__ = "help"
+    __table_args__ = (UniqueConstraint("referral_id", "idempotency_key"),)
 
     id: str = Field(primary_key=True, max_length=36)
     referral_id: str = Field(foreign_key="referral.id", max_length=36, index=True)
@@ -245,6 +247,8 @@ class Help(Base, table=True):
     notes: str | None = Field(default=None, max_length=4000)
     recorded_by: str = Field(max_length=200)
     recorded_at: datetime = Field(sa_column=timestamp_column())
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
 
 
 class HistoryEntry(Base, table=True):

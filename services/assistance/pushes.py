@@ -39,6 +39,17 @@ class Push:
         self.webhook_id, self.key, self.body = webhook_id, key, body
 
 
+def idempotency_key(request: Request) -> str:
+    """The request's Idempotency-Key (IETF draft): 400 when missing or longer than MAX_KEY."""
+    key = request.headers.get("idempotency-key", "").strip()
+    if not key:
+        raise BadRequest("An Idempotency-Key header is required: send the same key when you retry.",
+                         type_slug="idempotency-key-missing")
+    if len(key) > MAX_KEY:
+        raise BadRequest(f"Idempotency-Key is longer than {MAX_KEY} characters.", type_slug="idempotency-key-invalid")
+    return key
+
+
 async def handle_push(request: Request, scope: str, model: type[BodyT],
                       run: Callable[[AsyncSession, Push], Awaitable[tuple[int, BaseModel]]]) -> JSONResponse:
     """Verify, claim the key, run `run` once, and answer (or replay) its response."""
@@ -46,12 +57,7 @@ async def handle_push(request: Request, scope: str, model: type[BodyT],
     raw = await request.body()
     webhook_id = webhooks.verify([s.get_secret_value() for s in settings.ministry_webhook_secrets],
                                  request.headers, raw, tolerance_s=settings.webhook_tolerance_s)
-    key = request.headers.get("idempotency-key", "").strip()
-    if not key:
-        raise BadRequest("An Idempotency-Key header is required: send the same key when you retry.",
-                         type_slug="idempotency-key-missing")
-    if len(key) > MAX_KEY:
-        raise BadRequest(f"Idempotency-Key is longer than {MAX_KEY} characters.", type_slug="idempotency-key-invalid")
+    key = idempotency_key(request)
     try:
         body = model.model_validate_json(raw)
     except ValidationError as exc:  # reported as FastAPI reports a body it parsed itself (the handler caps it)

@@ -9,20 +9,23 @@ free text (the action, notes, outcomes) stays in the service.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assistance.logbook import Dimension, HouseholdId, household_in_reach
 from services.assistance.models import Help, Partner, Referral, ReferralChange, outbox
 from services.assistance.partners import Caller, Sector, caller, serves
+from services.assistance.pushes import idempotency_key
 from services.assistance.security import READ, WRITE, can_read, can_write, signed_in
 from shared import areas, clock
 from shared.app import SessionDep
@@ -340,24 +343,47 @@ async def change_status(referral_id: ReferralId, body: StatusChangeIn, session: 
 
 
 @router.post("/v1/referrals/{referral_id}/help", status_code=201, summary="Record help given under a referral",
-             responses={409: {"description": "The referral was cancelled"},
-                        422: {"description": "A date in the future, a zero or negative value"}})
-async def record_help(referral_id: ReferralId, body: HelpIn, session: SessionDep,
+             description="Send an `Idempotency-Key` header, the same on every retry: a retry with the same body "
+                         "answers what the first did (`Idempotent-Replayed: true`), never a second record.",
+             responses={200: {"description": "A retry: the help recorded by the first request with this key"},
+                        400: {"description": "No Idempotency-Key"},
+                        409: {"description": "The referral was cancelled, or the first request with this key is "
+                                             "still being recorded"},
+                        422: {"description": "A date in the future or before the referral, a zero or negative "
+                                             "value, or a key used before with another body"}})
+async def record_help(referral_id: ReferralId, body: HelpIn, request: Request, session: SessionDep,
                       principal: Principal = signed_in) -> JSONResponse:
+    key = idempotency_key(request)
+    digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     referral, partner = await _referral_in_reach(session, await caller(session, principal, WRITE), referral_id)
+    earlier = (await session.execute(select(Help).where(col(Help.referral_id) == referral.id,
+                                                        col(Help.idempotency_key) == key))).scalar_one_or_none()
+    if earlier is not None:
+        if earlier.request_hash != digest:
+            raise Unprocessable("This Idempotency-Key was used for different help under this referral; use a new "
+                                "key for new help.", type_slug="idempotency-key-reused")
+        return JSONResponse(present_help(earlier).model_dump(mode="json"), status_code=200,
+                            headers={"Idempotent-Replayed": "true"})
     if referral.status == Status.cancelled.value:
         raise Conflict(f"Referral {referral_id} was cancelled: no help can be recorded under it.")
     if body.given_on > clock.today():
         raise Unprocessable("given_on is in the future", errors=[
             {"field": "body.given_on", "message": "must not be in the future", "code": "date"}])
+    referred_on = clock.thai_date(as_utc(referral.created_at))
+    if body.given_on < referred_on:
+        raise Unprocessable(f"given_on is before the referral was made ({referred_on.isoformat()})", errors=[
+            {"field": "body.given_on", "message": f"must not be before {referred_on.isoformat()}", "code": "date"}])
     help_ = Help(id=new_id(), referral_id=referral.id, household_id=referral.household_id, partner_id=partner.id,
                  kind=body.kind.value, value=body.value, given_on=body.given_on, notes=body.notes,
-                 recorded_by=principal.client_id, recorded_at=utcnow())
+                 recorded_by=principal.client_id, recorded_at=utcnow(), idempotency_key=key, request_hash=digest)
     session.add(help_)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # the same key, at the same moment, from another request: it is being recorded
+        raise Conflict("A request with this Idempotency-Key is being recorded; retry shortly.",
+                       type_slug="idempotency-key-in-flight", headers={"Retry-After": "1"}) from None
     await outbox.add_many(session, [PendingEvent(HELP_RECORDED, HelpRecorded.model_validate(
         _facts(referral, partner) | {"help_id": help_.id, "kind": help_.kind, "given_on": help_.given_on,
                                      "value": None if help_.value is None else f"{help_.value:.2f}"}),
         referral.household_id)])
     return JSONResponse(present_help(help_).model_dump(mode="json"), status_code=201)
-

@@ -36,6 +36,8 @@ class AssistanceSettings(ServiceSettings):
     family_grant_yearly_cap: int = Field(default=1, ge=1)
     family_grant_eligible_sources: list[Source] = Field(
         default_factory=lambda: [Source.exclusion_error, Source.vulnerable])
+    # Subsidies one family development centre may receive in a fiscal year (one a batch in any case).
+    centre_subsidy_yearly_cap: int = Field(default=1, ge=1)
 
     def body_limits(self) -> dict[str, int]:
         """The pushes take up to `batch_max_items` items: their bodies may be as large as that many items at

@@ -51,6 +51,7 @@ from shared.events.assistance import (
     BUDGET_SET,
     CENTRE_REGISTERED,
     CENTRE_SUBSIDY_RECORDED,
+    CENTRE_SUBSIDY_REVERSED,
     DISBURSEMENT_RECORDED,
     DISBURSEMENT_REVERSED,
     HELP_RECORDED,
@@ -59,6 +60,7 @@ from shared.events.assistance import (
     BudgetSet,
     CentreRegistered,
     CentreSubsidyRecorded,
+    CentreSubsidyReversed,
     DisbursementRecorded,
     DisbursementReversed,
     HelpRecorded,
@@ -69,7 +71,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.registry import HOUSEHOLD_EVENTS, TEAM_CREATED, TeamCreated, newest_snapshots
 
 handlers = Handlers(Catalogue())
-PAYMENT_EVENTS = (DisbursementRecorded, DisbursementReversed, CentreSubsidyRecorded)
+PAYMENT_EVENTS = (DisbursementRecorded, DisbursementReversed, CentreSubsidyRecorded, CentreSubsidyReversed)
 Items = Sequence[tuple[CloudEvent, BaseModel]]
 
 
@@ -341,7 +343,7 @@ async def _payments(session: AsyncSession, items: Items) -> None:
                          "fiscal_year": paid.fiscal_year, "paid_on": paid.paid_on,
                          "amount": Decimal(paid.amount), "recorded_at": event.time})
     await _new_only(session, Payment, rows)
-    reversed_ids = [p.disbursement_id for _, p in items if isinstance(p, DisbursementReversed)]
+    reversed_ids = [p.disbursement_id for _, p in items if isinstance(p, DisbursementReversed | CentreSubsidyReversed)]
     if reversed_ids:
         await session.execute(update(Payment).where(col(Payment.id).in_(reversed_ids)).values(reversed=True))
 
@@ -369,8 +371,8 @@ async def _logbook(session: AsyncSession, items: Items) -> None:
     await _new_only(session, Help, helped)
 
 
-@handlers.on_batch(DISBURSEMENT_RECORDED, DISBURSEMENT_REVERSED, CENTRE_SUBSIDY_RECORDED, REFERRAL_CREATED,
-                   REFERRAL_UPDATED, HELP_RECORDED)
+@handlers.on_batch(DISBURSEMENT_RECORDED, DISBURSEMENT_REVERSED, CENTRE_SUBSIDY_RECORDED, CENTRE_SUBSIDY_REVERSED,
+                   REFERRAL_CREATED, REFERRAL_UPDATED, HELP_RECORDED)
 async def assistance_events(session: AsyncSession, items: Items) -> None:
     """Payments, reversals, referrals and help: one handler, so a batch of the topic is taken as a whole (a
     reversal or a referral's update always comes after what it changes, and is applied after it here)."""

@@ -49,8 +49,14 @@ class Delivery:
         return self.event.id if self.event is not None else None
 
 
+# The inbox outcome of an event of a subscribed topic whose type this consumer has no handler for: recorded
+# like any other, so every event of its topics is accounted for (the history checker counts on it).
+NOT_NEEDED = "not_needed"
+
+
 class Handlers:
-    """Event type → handler, for one consumer. Types the consumer has no handler for are skipped.
+    """Event type → handler, for one consumer. Types the consumer has no handler for are recorded as not
+    needed (`NOT_NEEDED`) and change nothing else.
 
     `on` registers a handler called once per event; `on_batch` one called with consecutive events of
     its types together (in order, in the same transaction), so a projection can write them in one
@@ -254,19 +260,22 @@ class Consumer:
         outcomes: list[tuple[Delivery, str]] = []
         async with transaction(self.maker) as session:
             seen = await self._already_seen(session, [d.event_id for d in deliveries if d.event_id])
+            inbox_rows: list[dict[str, Any]] = []
             for delivery in deliveries:
                 event, handler = delivery.event, delivery.handler
-                if event is None or handler is None:
+                if event is None:
                     continue
                 if event.id in seen:
                     outcomes.append((delivery, "duplicate"))
                     continue
                 seen.add(event.id)
-                if runs and runs[-1][0] is handler:
+                if handler is None:  # a type of a subscribed topic this consumer has no use for: accounted for
+                    inbox_rows.append(self._inbox_row(delivery, NOT_NEEDED))
+                    outcomes.append((delivery, NOT_NEEDED))
+                elif runs and runs[-1][0] is handler:
                     runs[-1][1].append(delivery)
                 else:
                     runs.append((handler, [delivery]))
-            inbox_rows: list[dict[str, Any]] = []
             for handler, run in runs:
                 await handler(session, [(d.event, d.payload) for d in run])  # type: ignore[misc]
                 inbox_rows.extend(self._inbox_row(d, "processed") for d in run)

@@ -71,6 +71,19 @@ class CentreSubsidyRecorded(BaseModel):
     subdistrict_code: str
 
 
+class CentreSubsidyReversed(BaseModel):
+    """An accepted centre subsidy was reversed: its amount went back to the budget."""
+
+    disbursement_id: str
+    centre_id: str
+    programme: str
+    fiscal_year: int
+    amount: str
+    budget_id: str
+    reason: str
+    subdistrict_code: str
+
+
 class VisitProblem(BaseModel):
     dimension: str
     indicator_code: str | None = None
@@ -167,5 +180,8 @@ CENTRE_REGISTERED = ASSISTANCE_EVENTS.define(
 CENTRE_SUBSIDY_RECORDED = ASSISTANCE_EVENTS.define(
     "centre_subsidy.recorded", topic=CENTRE_TOPIC, producer="assistance", aggregate="centre",
     payload=CentreSubsidyRecorded)
+CENTRE_SUBSIDY_REVERSED = ASSISTANCE_EVENTS.define(
+    "centre_subsidy.reversed", topic=CENTRE_TOPIC, producer="assistance", aggregate="centre",
+    payload=CentreSubsidyReversed)
 BUDGET_SET = ASSISTANCE_EVENTS.define(
     "budget.set", topic=BUDGET_TOPIC, producer="assistance", aggregate="budget", payload=BudgetSet)

@@ -66,7 +66,7 @@ class Assistance:
             "score_value": 0.25 if target_poor else 0, "poor": False, "severity": "vulnerable",
             "target_poor": target_poor, "welfare_card": True, "member_count": 1})
 
-    async def budget(self, amount: str, *, area: str = "40", programme: str = "family_grant",
+    async def budget(self, amount: Any, *, area: str = "40", programme: str = "family_grant",
                      fiscal_year: int = 2565) -> httpx.Response:
         return await self.client.put(f"/v1/budgets/{programme}/{fiscal_year}/{area}", json={"amount": amount},
                                      headers=self.admin)
@@ -96,6 +96,6 @@ class Assistance:
         return await outbox_events(self.app, outbox)
 
 
-def item(ref: str, *, cid: str | None = None, household_id: str | None = None, amount: str = "3000.00",
+def item(ref: str, *, cid: str | None = None, household_id: str | None = None, amount: Any = "3000.00",
          ) -> dict[str, Any]:
     return {"item_ref": ref, "amount": amount} | ({"citizen_id": cid} if cid else {"household_id": household_id})

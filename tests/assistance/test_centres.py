@@ -67,7 +67,7 @@ async def test_subsidies_are_pushed_like_grants_and_checked_per_item(assistance:
     assert first.status_code == 201, first.text
     assert [(i["status"], i["reason"]) for i in first.json()["items"]] == [
         ("accepted", None), ("rejected", "centre_not_eligible"), ("rejected", "unknown_centre"),
-        ("rejected", "no_budget"), ("rejected", "budget_exhausted")]
+        ("rejected", "no_budget"), ("rejected", "centre_twice_in_batch")]
     again = await assistance.push(body, key="sub-1", url=URL)
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
     problem(await assistance.push(body, key=None, url=URL), 400)
@@ -76,6 +76,37 @@ async def test_subsidies_are_pushed_like_grants_and_checked_per_item(assistance:
     assert recorded == [(fdc["id"], "30000.00")]
     budget = (await assistance.client.get("/v1/budgets/centre_subsidy/2565/40", headers=assistance.admin)).json()
     assert budget["remaining"] == "750000.00"
+
+
+async def test_one_subsidy_a_centre_a_year_and_a_reversal_gives_the_money_back(assistance: Assistance) -> None:
+    await assistance.budget("100000.00", programme="centre_subsidy")
+    fdc, other = await centre(assistance), await centre(assistance, name="ศพค. ตำบลศิลา")
+    twice = (await assistance.push(subsidies([
+        {"item_ref": "1", "centre_id": fdc["id"], "amount": "10000.00"},
+        {"item_ref": "2", "centre_id": fdc["id"], "amount": "10000.00"},
+        {"item_ref": "3", "centre_id": other["id"], "amount": "10000.00"}]), key="a", url=URL)).json()
+    assert [(i["status"], i["reason"]) for i in twice["items"]] == [
+        ("accepted", None), ("rejected", "centre_twice_in_batch"), ("accepted", None)]
+    later = (await assistance.push(subsidies([{"item_ref": "1", "centre_id": fdc["id"], "amount": "10000.00"}]),
+                                   key="b", url=URL)).json()
+    assert [(i["status"], i["reason"]) for i in later["items"]] == [("rejected", "centre_yearly_cap_reached")]
+    remaining = (await assistance.client.get("/v1/budgets/centre_subsidy/2565/40", headers=assistance.admin)).json()
+    assert remaining["remaining"] == "80000.00"
+
+    paid = twice["items"][0]["disbursement_id"]
+    undone = await assistance.client.post(f"/v1/disbursements/{paid}/reversal", json={"reason": "ศูนย์ปิดชั่วคราว"},
+                                          headers=assistance.admin)
+    assert undone.status_code == 200, undone.text
+    assert (undone.json()["status"], undone.json()["centre_id"]) == ("reversed", fdc["id"])
+    remaining = (await assistance.client.get("/v1/budgets/centre_subsidy/2565/40", headers=assistance.admin)).json()
+    assert remaining["remaining"] == "90000.00"
+    assert [(t, k, d["amount"]) for t, k, d in await assistance.events() if t == "centre_subsidy.reversed"] == [
+        ("centre_subsidy.reversed", fdc["id"], "10000.00")]
+    problem(await assistance.client.post(f"/v1/disbursements/{paid}/reversal", json={"reason": "อีกครั้ง"},
+                                         headers=assistance.admin), 409)
+    again = (await assistance.push(subsidies([{"item_ref": "1", "centre_id": fdc["id"], "amount": "10000.00"}]),
+                                   key="c", url=URL)).json()
+    assert [i["status"] for i in again["items"]] == ["accepted"]  # the reversal gave its year's subsidy back
 
 
 async def test_reconciliation_equals_the_sum_of_the_payments(assistance: Assistance) -> None:

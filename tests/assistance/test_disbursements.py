@@ -156,12 +156,17 @@ async def test_signatures(assistance: Assistance) -> None:
 
 async def test_money_is_exact_and_bad_amounts_are_refused(assistance: Assistance) -> None:
     household_id, _ = await assistance.household()
-    for amount in ("0", "-3000", "3000.001", "NaN"):
+    # The forms refused besides (README, "Amounts"): exponents, spaces around, a sign, leading zeros, a JSON
+    # number with a fraction (a float), true.
+    for amount in ("0", "-3000", "3000.001", "NaN", "1e3", "3e3", " 3000.00", "3000.00 ", "+3000", "03000",
+                   "3,000.00", 3000.5, 1e3, True):
         response = await assistance.push(assistance.batch([item("1", household_id=household_id, amount=amount)]),
-                                         key=f"bad-{amount}")
+                                         key=f"bad-{amount!r}")
         assert problem(response, 422)["errors"][0]["field"].startswith("body.items.0.amount"), amount
-    for amount in ("0.001", "-1", "1e20"):
+    for amount in ("0.001", "-1", "1e20", " 5.00", "5e2"):
         problem(await assistance.budget(amount), 422)
+    for amount in ("3000", 3000, "2999.5", "0.50"):  # the forms taken: digits, at most two decimals, or a whole number
+        assert (await assistance.budget(amount)).status_code == 200, amount
     problem(await assistance.push(assistance.batch([item("1", household_id=household_id)], paid_on="2022-10-01"),
                                   key="fy"), 422)  # FY 2566, not 2565
 

@@ -18,7 +18,7 @@ import pytest
 from services import load
 from services.assistance.models import outbox
 from services.assistance.settings import AssistanceSettings
-from shared import migrations
+from shared import clock, migrations
 from shared.broker import LocalBroker
 from shared.scratchdb import ScratchDatabases
 from tests.apps import bearer, make_settings, outbox_events, running, wait_ready
@@ -146,8 +146,9 @@ async def test_a_households_whole_story_is_on_its_timeline(
         as_partner = assistance.as_("assistance:partner", client_id="sila-sao")
         url = f"/v1/referrals/{referral.json()['id']}"
         assert (await assistance.client.patch(url, json={"status": "in_progress"}, headers=as_partner)).is_success
-        helped = await assistance.client.post(f"{url}/help", headers=as_partner, json={
-            "kind": "housing", "value": "12000.00", "given_on": "2022-05-20", "notes": "เปลี่ยนหลังคาใหม่ทั้งหลัง"})
+        helped = await assistance.client.post(f"{url}/help", headers=as_partner | {"Idempotency-Key": "roof"}, json={
+            "kind": "housing", "value": "12000.00", "given_on": clock.today().isoformat(),
+            "notes": "เปลี่ยนหลังคาใหม่ทั้งหลัง"})
         assert helped.status_code == 201, helped.text
         assert (await assistance.client.patch(url, json={"status": "done", "note": "บ้านมั่นคงแข็งแรง"},
                                               headers=as_partner)).is_success
@@ -169,7 +170,7 @@ async def test_a_households_whole_story_is_on_its_timeline(
                                                                           ("exited", False)]
         assert changes[1]["dimensions_exited"] == ["living"]
         help_entry = entries[6]
-        assert help_entry["on"] == "2022-05-20" and help_entry["details"]["value"] == "12000.00"
+        assert help_entry["on"] == clock.today().isoformat() and help_entry["details"]["value"] == "12000.00"
         assert help_entry["details"]["partner"]["name"] == "องค์การบริหารส่วนตำบลศิลา"
         assert [e["details"]["status"] for e in entries if e["type"].startswith("referral.")] == [
             "open", "in_progress", "done"]

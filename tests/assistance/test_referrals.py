@@ -18,6 +18,11 @@ pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indire
 HOSPITAL = "โรงพยาบาลขอนแก่น"
 ROOF = "ซ่อมแซมหลังคาบ้านที่รั่ว"
 PARTNER = "assistance:partner"
+TODAY = clock.today().isoformat()
+
+
+def key(value: str) -> dict[str, str]:
+    return {"Idempotency-Key": value}
 
 
 async def partner(assistance: Assistance, name: str = HOSPITAL, *, sector: str = "government",
@@ -95,7 +100,7 @@ async def test_a_partner_sees_and_moves_only_its_own_referrals(assistance: Assis
     problem(await assistance.client.patch(f"/v1/referrals/{theirs['id']}", json={"status": "in_progress"},
                                           headers=as_hospital), 404)
     problem(await assistance.client.post(f"/v1/referrals/{theirs['id']}/help", json={
-        "kind": "health", "given_on": "2022-03-01"}, headers=as_hospital), 404)
+        "kind": "health", "given_on": TODAY}, headers=as_hospital | key("h0")), 404)
     # A partner's client is not staff: no households, visits or plans, and it cannot refer.
     problem(await assistance.client.get(f"/v1/households/{household_id}/timeline", headers=as_hospital), 403)
     problem(await assistance.client.get(f"/v1/households/{household_id}/referrals", headers=as_hospital), 403)
@@ -119,8 +124,8 @@ async def test_a_partner_sees_and_moves_only_its_own_referrals(assistance: Assis
                                           headers=as_hospital)
     assert moved.status_code == 200, moved.text
     helped = await assistance.client.post(f"/v1/referrals/{mine['id']}/help", json={
-        "kind": "health", "value": "1500.50", "given_on": "2022-03-01", "notes": "ตรวจสุขภาพและรับยา"},
-        headers=as_hospital)
+        "kind": "health", "value": "1500.50", "given_on": TODAY, "notes": "ตรวจสุขภาพและรับยา"},
+        headers=as_hospital | key("h1"))
     assert helped.status_code == 201, helped.text
     assert helped.json()["value"] == "1500.50" and helped.json()["recorded_by"] == "kk-hospital"
     detail = (await assistance.client.get(f"/v1/referrals/{mine['id']}", headers=as_hospital)).json()
@@ -152,19 +157,20 @@ async def test_the_status_machine(assistance: Assistance) -> None:
     for status in ("open", "in_progress", "cancelled", "done"):
         problem(await move(status), 409)
     # Help may still be recorded after the fact; not under a cancelled referral.
-    assert (await assistance.client.post(f"{url}/help", json={"kind": "service", "given_on": "2022-04-01"},
-                                         headers=assistance.admin)).status_code == 201
+    assert (await assistance.client.post(f"{url}/help", json={"kind": "service", "given_on": TODAY},
+                                         headers=assistance.admin | key("s1"))).status_code == 201
 
     cancelled = await refer(assistance, household_id, hospital["id"])
     assert (await assistance.client.patch(f"/v1/referrals/{cancelled['id']}", json={"status": "cancelled"},
                                           headers=assistance.admin)).status_code == 200
     problem(await assistance.client.post(f"/v1/referrals/{cancelled['id']}/help", json={
-        "kind": "cash", "value": "500.00", "given_on": "2022-04-01"}, headers=assistance.admin), 409)
-    for bad in ({"kind": "cash", "value": "0.00", "given_on": "2022-04-01"},
-                {"kind": "cash", "value": "10.001", "given_on": "2022-04-01"},
-                {"kind": "luck", "given_on": "2022-04-01"},
-                {"kind": "job", "given_on": (clock.today() + timedelta(days=1)).isoformat()}):
-        problem(await assistance.client.post(f"{url}/help", json=bad, headers=assistance.admin), 422)
+        "kind": "cash", "value": "500.00", "given_on": TODAY}, headers=assistance.admin | key("c1")), 409)
+    for n, bad in enumerate(({"kind": "cash", "value": "0.00", "given_on": TODAY},
+                             {"kind": "cash", "value": "10.001", "given_on": TODAY},
+                             {"kind": "luck", "given_on": TODAY},
+                             {"kind": "job", "given_on": (clock.today() + timedelta(days=1)).isoformat()},
+                             {"kind": "job", "given_on": (clock.today() - timedelta(days=1)).isoformat()})):
+        problem(await assistance.client.post(f"{url}/help", json=bad, headers=assistance.admin | key(f"b{n}")), 422)
 
     published = [(t, d["status_before"] if t == "referral.updated" else None, d["status"])
                  for t, _, d in await assistance.events() if t.startswith("referral.")]
@@ -225,3 +231,24 @@ async def test_overdue_referrals_are_listed(assistance: Assistance) -> None:
     assert [r["id"] for r in first["items"] + rest["items"]] == [
         late["id"], started_late["id"], finished_late["id"], on_time["id"]]
     assert rest["next_cursor"] is None
+
+
+async def test_help_is_recorded_once_however_often_it_is_sent(assistance: Assistance) -> None:
+    """A partner's retry (same Idempotency-Key, same body) answers what the first did and records nothing more;
+    the same key with other help is 422; without a key, 400; help dated before the referral, 422."""
+    household_id, _ = await assistance.household()
+    referral = await refer(assistance, household_id, (await partner(assistance))["id"])
+    url = f"/v1/referrals/{referral['id']}/help"
+    body = {"kind": "cash", "value": "3000.00", "given_on": TODAY, "notes": "ค่าซ่อมหลังคา"}
+    first = await assistance.client.post(url, json=body, headers=assistance.admin | key("pay-1"))
+    again = await assistance.client.post(url, json=body, headers=assistance.admin | key("pay-1"))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    other = problem(await assistance.client.post(url, json=body | {"value": "500.00"},
+                                                 headers=assistance.admin | key("pay-1")), 422)
+    assert other["type"].endswith("/idempotency-key-reused")
+    problem(await assistance.client.post(url, json=body, headers=assistance.admin), 400)
+    assert (await assistance.client.post(url, json=body, headers=assistance.admin | key("pay-2"))).status_code == 201
+    detail = (await assistance.client.get(f"/v1/referrals/{referral['id']}", headers=assistance.admin)).json()
+    assert len(detail["help"]) == 2
+    assert [t for t, _, _ in await assistance.events()].count("help.recorded") == 2

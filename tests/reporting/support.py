@@ -13,6 +13,7 @@ from shared.events.assistance import (
     BUDGET_SET,
     CENTRE_REGISTERED,
     CENTRE_SUBSIDY_RECORDED,
+    CENTRE_SUBSIDY_REVERSED,
     DISBURSEMENT_RECORDED,
     DISBURSEMENT_REVERSED,
     HELP_RECORDED,
@@ -100,15 +101,23 @@ class Reporting:
             "disbursement_id": disbursement_id, "household_id": household_id, "programme": "family_grant",
             "fiscal_year": 2565, "amount": "3000.00", "budget_id": "b", "reason": "x", "village_code": village})
 
-    async def subsidised(self, subdistrict: str, amount: str, *, paid_on: str = "2022-02-10") -> str:
+    async def subsidised(self, subdistrict: str, amount: str, *, paid_on: str = "2022-02-10",
+                         disbursement_id: str | None = None) -> str:
         centre_id = new_id()
         await self.send(CENTRE_SUBSIDY_RECORDED, {
-            "disbursement_id": new_id(), "centre_id": centre_id, "centre_kind": "family_development_centre",
+            "disbursement_id": disbursement_id or new_id(), "centre_id": centre_id,
+            "centre_kind": "family_development_centre",
             "batch_ref": "MSDHS-S", "item_ref": centre_id[-8:], "programme": "centre_subsidy", "fiscal_year": 2565,
             "paid_on": paid_on, "amount": amount, "budget_id": "s", "budget_area_code": "40",
             "province_code": subdistrict[:2], "district_code": subdistrict[:4], "subdistrict_code": subdistrict},
             key=centre_id)
         return centre_id
+
+    async def subsidy_reversed(self, disbursement_id: str, centre_id: str, subdistrict: str, amount: str) -> None:
+        await self.send(CENTRE_SUBSIDY_REVERSED, {
+            "disbursement_id": disbursement_id, "centre_id": centre_id, "programme": "centre_subsidy",
+            "fiscal_year": 2565, "amount": amount, "budget_id": "s", "reason": "x", "subdistrict_code": subdistrict},
+            key=centre_id)
 
     async def budget(self, area: str, amount: str, disbursed: str = "0.00", reversed_: str = "0.00",
                      *, budget_id: str | None = None, programme: str = "family_grant") -> str:

@@ -8,8 +8,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import select
 
+from shared.events.assistance import VISIT_RECORDED
 from shared.events.registry import HOUSEHOLD_REGISTERED, TEAM_CREATED
+from shared.ids import new_id
 from tests.registry.support import problem
 from tests.reporting.support import Reporting
 
@@ -256,3 +259,25 @@ async def test_area_claims(reporting: Reporting) -> None:
     topics = {t["topic"]: t for t in fresh.json()["topics"]}
     assert topics["registry.household"]["events_applied"] == 4
     assert topics["assessment.household"]["events_applied"] == 4
+
+
+async def test_an_event_it_does_not_need_is_recorded_as_such(reporting: Reporting) -> None:
+    """A field visit reaches reporting on the household topic and changes nothing, but is accounted for in its
+    inbox (the history checker counts every event of a subscribed topic), once however often it comes."""
+    visit = {"visit_id": "v1", "household_id": "h1", "village_code": A, "visited_on": "2022-02-01",
+             "stage": "survive", "team_id": None, "problems": [{"dimension": "health"}]}
+    event_id = await reporting.send(VISIT_RECORDED, visit)
+    await reporting.send(VISIT_RECORDED, visit, event_id=event_id)
+    inbox = reporting.app.state.spec.inbox
+    async with reporting.app.state.engine.connect() as conn:
+        rows = (await conn.execute(select(inbox.c.event_id, inbox.c.outcome))).all()
+    assert [tuple(r) for r in rows] == [(event_id, "not_needed")]
+
+
+async def test_a_reversed_centre_subsidy_leaves_the_figures(reporting: Reporting) -> None:
+    paid = new_id()
+    centre = await reporting.subsidised("400101", "10000.00", disbursement_id=paid)
+    await reporting.subsidised("400101", "20000.00")
+    await reporting.subsidy_reversed(paid, centre, "400101", "10000.00")
+    total = (await reporting.report("assistance", area="40", fiscal_year=2565))["total"]
+    assert (total["centres_subsidised"], total["subsidy_amount"]) == (1, "20000.00")
