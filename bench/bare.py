@@ -23,6 +23,7 @@ from services.registry.models import Household, Member, outbox
 from shared.db import create_engine, sessionmaker, transaction
 from shared.events.envelope import utcnow
 from shared.ids import new_id
+from shared.text import name_key
 
 HOUSEHOLDS, MEMBERS = Household.__table__, Member.__table__  # type: ignore[attr-defined]
 SOURCES = ("tpmap", "exclusion_error", "vulnerable", "other")
@@ -51,7 +52,8 @@ async def create(request: Request) -> dict[str, Any]:
                  "updated_at": now}
     members = [{"id": new_id(), "household_id": household_id, "position": n, "citizen_id_enc": m["citizen_id"],
                 "citizen_id_hash": hashlib.sha256(m["citizen_id"].encode()).hexdigest(), "title": m["title"],
-                "first_name": m["first_name"], "last_name": m["last_name"], "sex": m["sex"],
+                "first_name": m["first_name"], "last_name": m["last_name"], "first_name_key": name_key(m["first_name"]),
+                "last_name_key": name_key(m["last_name"]), "sex": m["sex"],
                 "birth_date": date.fromisoformat(m["birth_date"]), "relation": m["relation"], "disability": False,
                 "active": True, "created_at": now} for n, m in enumerate(body["members"])]
     async with transaction(request.app.state.maker) as session:

@@ -37,6 +37,7 @@ from shared.events.envelope import utcnow
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector, PiiSettings, check_digit
 from shared.scratchdb import ScratchDatabases
+from shared.text import name_key
 
 FIRST = ["สมชาย", "สมหญิง", "ประเสริฐ", "บุญมี", "มาลี", "ทองใบ", "สุภาพ", "วันเพ็ญ", "อำนวย", "จันทร์เพ็ญ",
          "ณัฐพล", "กุลธิดา", "ภูมิ", "ปิยะ", "ศิริพร", "สมศักดิ์"]
@@ -136,7 +137,9 @@ def raw_rows(persons: int, protector: CitizenIdProtector) -> tuple[list[dict[str
             "id": new_id(), "household_id": households[key]["id"], "position": 1,
             "citizen_id_enc": protector.encrypt(row["citizen_id"]),
             "citizen_id_hash": protector.hash(row["citizen_id"]),
-            "title": row["title"], "first_name": row["first_name"], "last_name": row["last_name"], "sex": row["sex"],
+            "title": row["title"], "first_name": row["first_name"], "last_name": row["last_name"],
+            "first_name_key": name_key(row["first_name"]), "last_name_key": name_key(row["last_name"]),
+            "sex": row["sex"],
             "birth_date": date.fromisoformat(row["birth_date"]), "relation": row["relation"],
             "disability": row["disability"] == "true", "active": True, "removed_reason": None, "removed_at": None,
             "transferred_to": None, "created_at": now,

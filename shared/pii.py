@@ -47,9 +47,11 @@ def validate_citizen_id(value: str) -> str:
     return digits
 
 
-def mask_citizen_id(digits: str) -> str:
-    """`1-2345-xxxxx-xx-3`: the first five digits and the last, as printed on masked documents."""
-    return f"{digits[0]}-{digits[1:5]}-xxxxx-xx-{digits[12]}"
+def mask_citizen_id(digits: str, shown: int = 4) -> str:
+    """`x-xxxx-xxxx0-12-3`: only the last `shown` digits (at most four). The first ones say where and when the
+    person was registered (the province's registration office), so they are never shown masked."""
+    shown = max(0, min(shown, 4))
+    return format_citizen_id("x" * (13 - shown) + (digits[13 - shown:] if shown else ""))
 
 
 def format_citizen_id(digits: str) -> str:
@@ -83,6 +85,8 @@ class PiiSettings(BaseSettings):
     active_key_id: str = "dev"
     hash_key: SecretStr = SecretStr(DEV_HASH_KEY)
     previous_hash_keys: list[SecretStr] = Field(default_factory=list)
+    # How many of the last digits a masked citizen ID shows (0–4).
+    mask_shown_digits: int = Field(default=4, ge=0, le=4)
 
     @field_validator("encryption_keys")
     @classmethod
@@ -129,6 +133,7 @@ class CitizenIdProtector:
             for key_id, key in settings.encryption_keys.items()
         }
         self._active = settings.active_key_id
+        self.mask_shown_digits = settings.mask_shown_digits
         self._hash_keys = [_key_bytes(key.get_secret_value(), "hash_key")
                            for key in (settings.hash_key, *settings.previous_hash_keys)]
 

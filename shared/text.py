@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
@@ -32,3 +33,20 @@ def _no_control_characters_but_lines(value: str) -> str:
 # control characters not (PostgreSQL cannot store NUL in text, and nobody means to type it).
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1),
                   AfterValidator(_no_control_characters_but_lines)]
+
+
+# What two spellings of one name that look the same on screen differ in: SARA AM typed as NIKHAHIT + SARA AA
+# (U+0E4D U+0E32) instead of U+0E33, invisible characters (zero-width space and joiners, word joiner, BOM,
+# soft hyphen), runs of spaces, and Unicode composition (NFC). Names are stored as entered and compared on this.
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+_SPACES = re.compile(r"\s+")
+# NIKHAHIT, then a tone mark or not, then SARA AA: SARA AM typed in two keystrokes (the tone mark goes first).
+_SARA_AM = re.compile("\u0e4d([\u0e48-\u0e4b]?)\u0e32")
+
+
+def name_key(value: str) -> str:
+    """The form a name is compared and searched on (duplicates, search): NFC, SARA AM composed, invisible
+    characters and repeated spaces removed, case folded (Latin names)."""
+    text = unicodedata.normalize("NFC", _INVISIBLE.sub("", value))
+    text = _SARA_AM.sub("\\1\u0e33", text)
+    return _SPACES.sub(" ", text).strip().casefold()

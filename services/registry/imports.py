@@ -37,6 +37,7 @@ from shared.ids import new_id
 from shared.imports import RowError, csv_rows, missing_columns, parse_flag
 from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector
+from shared.text import name_key
 
 HOUSEHOLD_COLUMNS = ("household_key", "subdistrict_code", "village_no", "house_no", "lat", "lon", "sources",
                      "welfare_card")
@@ -209,7 +210,8 @@ def prepare(group: Group, importer: Principal, protector: CitizenIdProtector, no
     members = [{
         "id": new_id(), "household_id": household_id, "position": position,
         "citizen_id_enc": protector.encrypt(m.citizen_id), "citizen_id_hash": hashes[position - 1],
-        "title": m.title, "first_name": m.first_name, "last_name": m.last_name, "sex": m.sex.value,
+        "title": m.title, "first_name": m.first_name, "last_name": m.last_name,
+        "first_name_key": name_key(m.first_name), "last_name_key": name_key(m.last_name), "sex": m.sex.value,
         "birth_date": m.birth_date, "relation": m.relation.value, "disability": m.disability, "active": True,
         "removed_reason": None, "removed_at": None, "transferred_to": None, "created_at": now,
     } for position, (_, m) in enumerate(group.members, start=1)]

@@ -61,7 +61,7 @@ class Member(Base, table=True):
         # A citizen ID belongs to at most one open household: enforced by the database, race-free.
         Index("uq_member_active_citizen", "citizen_id_hash", unique=True,
               sqlite_where=text("active"), postgresql_where=text("active")),
-        Index("ix_member_name_birth", "first_name", "last_name", "birth_date"),
+        Index("ix_member_name_keys_birth", "first_name_key", "last_name_key", "birth_date"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -72,6 +72,9 @@ class Member(Base, table=True):
     title: str = Field(max_length=60)
     first_name: str = Field(max_length=120)
     last_name: str = Field(max_length=120)
+    # The names as compared and searched (`shared.text.name_key`); the names themselves stay as entered.
+    first_name_key: str = Field(max_length=120)
+    last_name_key: str = Field(max_length=120)
     sex: str = Field(max_length=6)
     birth_date: date
     relation: str = Field(max_length=10)

@@ -45,7 +45,10 @@ def test_encryption_is_randomised_and_keys_rotate_without_losing_data() -> None:
     assert after.decrypt(stored) == "1101700203450"
     assert after.needs_rotation(stored) and not after.needs_rotation(after.encrypt("1101700203450"))
     assert after.hash("1101700203450") == before.hash("1101700203450")  # same hash key, same blind index
-    assert mask_citizen_id("1101700203450") == "1-1017-xxxxx-xx-0"
+    assert mask_citizen_id("1101700203450") == "x-xxxx-xxxx3-45-0"  # the first digits say where: never shown
+    assert mask_citizen_id("1101700203450", 1) == "x-xxxx-xxxxx-xx-0"
+    assert mask_citizen_id("1101700203450", 0) == "x-xxxx-xxxxx-xx-x"
+    assert mask_citizen_id("1101700203450", 9) == "x-xxxx-xxxx3-45-0"  # never more than four
 
 
 def test_bad_keys_are_refused() -> None:

@@ -147,7 +147,8 @@ class Assignment(BaseModel):
 
 class MemberOut(BaseModel):
     id: str
-    citizen_id: str = Field(description="masked (1-2345-xxxxx-xx-3) unless the caller has scope pii:read")
+    citizen_id: str = Field(description="masked (x-xxxx-xxxx0-12-3: the last four digits at most) unless the "
+                                        "caller has scope pii:read")
     citizen_id_masked: bool
     title: str
     first_name: str

@@ -49,6 +49,7 @@ from shared.events.registry import (
 from shared.ids import new_id
 from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector, mask_citizen_id
+from shared.text import name_key
 
 SOURCE_COLUMNS = {
     Source.tpmap: "source_tpmap",
@@ -136,7 +137,7 @@ def present(
 
 def _shown(member: Member, unmasked: bool, protector: CitizenIdProtector) -> str:
     digits = protector.decrypt(member.citizen_id_enc)
-    return digits if unmasked else mask_citizen_id(digits)
+    return digits if unmasked else mask_citizen_id(digits, protector.mask_shown_digits)
 
 
 def present_duplicates(session: AsyncSession, groups: list[list[Member]], *, caller: Caller,
@@ -188,9 +189,9 @@ def _conditions(caller: Caller, f: HouseholdFilter) -> list[ColumnElement[bool]]
     if f.source is not None:
         conditions.append(getattr(Household, SOURCE_COLUMNS[f.source]).is_(True))
     if f.q:
-        words = f.q.split()
-        name_match = [or_(col(Member.first_name).contains(w, autoescape=True),
-                          col(Member.last_name).contains(w, autoescape=True))
+        words = name_key(f.q).split()  # compared as names are: "คำ" finds "ค\u0e4d\u0e32", and the other way
+        name_match = [or_(col(Member.first_name_key).contains(w, autoescape=True),
+                          col(Member.last_name_key).contains(w, autoescape=True))
                       for w in words]
         conditions.append(exists().where(
             col(Member.household_id) == col(Household.id), col(Member.removed_at).is_(None), *name_match
@@ -233,7 +234,9 @@ async def probable_duplicates(session: AsyncSession, *, caller: Caller, limit: i
     """Groups of current members sharing name and birth date but not citizen ID, in the caller's areas."""
     visible = select(col(Household.id)).where(area_clause(caller.principal, Household.village_code),
                                               col(Household.status) == "open")
-    first, last, born = col(Member.first_name), col(Member.last_name), col(Member.birth_date)
+    # Names are compared on their keys: the same name typed with a decomposed SARA AM or a zero-width space is
+    # the same name.
+    first, last, born = col(Member.first_name_key), col(Member.last_name_key), col(Member.birth_date)
     current = (col(Member.active).is_(True), col(Member.household_id).in_(visible))
     keys = (
         select(first, last, born).where(*current).group_by(first, last, born)
@@ -242,12 +245,12 @@ async def probable_duplicates(session: AsyncSession, *, caller: Caller, limit: i
     ).subquery()
     rows = (await session.execute(
         select(Member)
-        .join(keys, and_(first == keys.c.first_name, last == keys.c.last_name, born == keys.c.birth_date))
+        .join(keys, and_(first == keys.c.first_name_key, last == keys.c.last_name_key, born == keys.c.birth_date))
         .where(*current).order_by(last, first, born, col(Member.household_id))
     )).scalars()
     groups: dict[tuple[Any, ...], list[Member]] = {}
     for member in rows:
-        groups.setdefault((member.first_name, member.last_name, member.birth_date), []).append(member)
+        groups.setdefault((member.first_name_key, member.last_name_key, member.birth_date), []).append(member)
     return list(groups.values())
 
 
@@ -326,7 +329,8 @@ def _new_member(household_id: str, position: int, body: MemberIn, protector: Cit
     return Member(
         id=new_id(), household_id=household_id, position=position,
         citizen_id_enc=protector.encrypt(body.citizen_id), citizen_id_hash=protector.hash(body.citizen_id),
-        title=body.title, first_name=body.first_name, last_name=body.last_name, sex=body.sex.value,
+        title=body.title, first_name=body.first_name, last_name=body.last_name,
+        first_name_key=name_key(body.first_name), last_name_key=name_key(body.last_name), sex=body.sex.value,
         birth_date=body.birth_date, relation=(relation or body.relation).value, disability=body.disability,
         active=True, created_at=now,
     )
@@ -520,7 +524,8 @@ async def transfer_member(session: AsyncSession, *, caller: Caller, household_id
     moved = Member(
         id=new_id(), household_id=to_household_id, position=await _next_position(session, to_household_id),
         citizen_id_enc=member.citizen_id_enc, citizen_id_hash=member.citizen_id_hash, title=member.title,
-        first_name=member.first_name, last_name=member.last_name, sex=member.sex, birth_date=member.birth_date,
+        first_name=member.first_name, last_name=member.last_name, first_name_key=member.first_name_key,
+        last_name_key=member.last_name_key, sex=member.sex, birth_date=member.birth_date,
         relation=relation.value, disability=member.disability, active=True, created_at=now,
     )
     session.add(moved)
