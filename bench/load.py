@@ -393,8 +393,9 @@ async def settle_and_check(system: System) -> tuple[list[consistency.Finding], f
     engines = {name: create_engine(url) for name, url in system.database_urls.items()}
     try:
         started = time.monotonic()
-        if not await consistency.settle(engines):
-            print("  (not settled within 300 s: the checks run on a system still moving)")
+        settled = await consistency.settle(engines, kafka=system.kafka)
+        if not settled:
+            print(f"  (not settled within 300 s, {settled.waiting_for}: the checks run on a system still moving)")
         settled = time.monotonic() - started
         return await consistency.check(engines), settled
     finally:

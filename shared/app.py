@@ -82,7 +82,10 @@ def get_session_dependency() -> Callable[[Request], AsyncIterator[AsyncSession]]
 
 
 db_session = get_session_dependency()
-SessionDep = Annotated[AsyncSession, Depends(db_session)]
+# scope="function": the transaction commits before the response is sent. FastAPI's default ("request") runs
+# the code after `yield` once the response is out, so a client could be told 201 before the commit (and read
+# nothing right after it, or keep a 201 for a commit that then failed).
+SessionDep = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
 _heap_settled = False

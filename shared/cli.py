@@ -274,8 +274,9 @@ def demo(
 
 @app.command("check-consistency")
 def check_consistency(
-    settle: Annotated[bool, typer.Option("--settle", help="first wait until every outbox is drained and no inbox "
-                                                         "grows for 3 s")] = False,
+    settle: Annotated[bool, typer.Option("--settle", help="first wait (up to 300 s) until every outbox is drained, "
+                                                         "every inbox holds what its topics' producers published "
+                                                         "and every consumer group has committed to the end")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the findings as JSON")] = False,
 ) -> None:
     """Check the services against each other: no event lost or from nowhere, order per key, reporting equal
@@ -288,8 +289,10 @@ def check_consistency(
     async def _run() -> list[consistency.Finding]:
         engines = {name: create_engine(_settings(name).db_url) for name in SERVICES}
         try:
-            if settle and not await consistency.settle(engines):
-                typer.echo("not settled within 300 s (events still moving): checking anyway", err=True)
+            if settle:
+                settled = await consistency.settle(engines, kafka=_settings("registry").kafka)
+                if not settled:
+                    typer.echo(f"not settled within 300 s ({settled.waiting_for}): checking anyway", err=True)
             return await consistency.check(engines)
         finally:
             for engine in engines.values():

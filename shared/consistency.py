@@ -28,7 +28,9 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import SERVICES, load
+from shared.bus.kafka import group_lag
 from shared.db import read_only
+from shared.settings import KafkaSettings
 
 EXAMPLES = 5
 
@@ -244,22 +246,57 @@ async def check(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
     return [*await delivery(engines), *await reporting(engines), *await money(engines)]
 
 
-async def settle(engines: Mapping[str, AsyncEngine], *, quiet_s: float = 3.0, timeout_s: float = 300.0) -> bool:
-    """Wait until no outbox has anything unpublished and no inbox has grown for `quiet_s` seconds; False if
-    that did not happen within `timeout_s` (the checks then run on a system still moving)."""
+@dataclass
+class Settled:
+    """Whether the system caught up, and if not, what it was still waiting for when the time ran out."""
+
+    ok: bool
+    waiting_for: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+async def settle(engines: Mapping[str, AsyncEngine], *, kafka: KafkaSettings | None = None,
+                 timeout_s: float = 300.0) -> Settled:
+    """Wait until the system has caught up: no outbox holds an unpublished event, every consumer's inbox holds
+    as many events as its topics' producers published, and (given `kafka`) every consumer group has committed
+    its topics up to their end offsets. False (saying what it still waited for) if not within `timeout_s`."""
     loop = asyncio.get_running_loop()
-    deadline, last, still_since = loop.time() + timeout_s, None, loop.time()
-    while loop.time() < deadline:
-        state = []
-        for name, engine in engines.items():
-            spec = load(name).SPEC
-            pending = await _rows(engine, select(spec.outbox.table.c.id).where(
-                spec.outbox.table.c.published_at.is_(None)).limit(1))
-            taken = (await _rows(engine, select(func.count()).select_from(spec.inbox)))[0][0]
-            state.append((bool(pending), taken))
-        if state != last or any(p for p, _ in state):
-            last, still_since = state, loop.time()
-        elif loop.time() - still_since >= quiet_s:
-            return True
+    deadline = loop.time() + timeout_s
+    waiting = "nothing checked yet"
+    while True:
+        waiting = await _still_moving(engines, kafka)
+        if not waiting:
+            return Settled(True)
+        if loop.time() >= deadline:
+            return Settled(False, waiting)
         await asyncio.sleep(0.5)
-    return False
+
+
+async def _still_moving(engines: Mapping[str, AsyncEngine], kafka: KafkaSettings | None) -> str:
+    """What the system is still doing ('' when nothing): unpublished events, inboxes behind, consumer lag."""
+    published: Counter[str] = Counter()
+    for name, engine in engines.items():
+        table = load(name).SPEC.outbox.table
+        counts = await _rows(engine, select(table.c.topic, func.count(), func.count(table.c.published_at))
+                             .group_by(table.c.topic))
+        unpublished = sum(total - done for _, total, done in counts)
+        if unpublished:
+            return f"{name}'s outbox still has {unpublished:,} events to publish"
+        published.update({topic: done for topic, _, done in counts})
+    groups: dict[str, list[str]] = {}
+    for name, engine in engines.items():
+        handlers = load(name).SPEC.handlers
+        if handlers is None:
+            continue
+        groups[name] = topics = handlers.topics()
+        taken = (await _rows(engine, select(func.count()).select_from(load(name).SPEC.inbox)))[0][0]
+        wanted = sum(published[t] for t in topics)
+        if taken < wanted:
+            return f"{name} has taken {taken:,} of the {wanted:,} events published on its topics"
+    if kafka is not None:
+        for group, lag in (await group_lag(kafka, groups)).items():
+            if lag:
+                return f"consumer group {group} has {lag:,} records not yet committed"
+    return ""

@@ -30,14 +30,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from services.assessment.indicators import IndicatorSet, Person, applies
-from shared import webhooks
+from shared import clock, webhooks
 from shared.pii import check_digit
 
 PROVINCE = "40"
@@ -505,6 +505,41 @@ class Loader:
                     raise DemoError(f"{len(pending)} assessments never reached the assistance service")
                 self.say(f"grants      waiting for {len(pending):,} assessments to reach the assistance service")
                 await asyncio.sleep(1)
+
+    async def field_work(self, homes: Sequence[Home], tag: str) -> int:
+        """The logbook's paths through the public API, as a team and a partner agency walk them: each home is
+        visited, referred to the provincial hospital, taken in hand, helped (with an Idempotency-Key, as a
+        partner retries) and done. A home the assistance service does not know yet is passed by (404). Returns
+        how many homes were helped."""
+        assistance, today = self.endpoints.assistance, clock.today()
+        partner = await self._partner("โรงพยาบาลขอนแก่น")
+        helped = 0
+        for home in homes:
+            url = f"{assistance}/v1/households/{home.household_id}"
+            visit = await self.call("POST", f"{url}/visits", expect=(201, 404), json={
+                "visited_on": today.isoformat(), "stage": "survive", "problems": [
+                    {"dimension": "health", "indicator_code": "exercise", "description": "ผู้สูงอายุไม่ได้ออกกำลังกาย"}]})
+            if visit is None or "id" not in visit:
+                continue
+            referral = await self.call("POST", f"{url}/referrals", json={
+                "dimension": "health", "action": "ตรวจสุขภาพและให้คำแนะนำการออกกำลังกาย", "partner_id": partner,
+                "due_on": (today + timedelta(days=30)).isoformat()})
+            step = f"{assistance}/v1/referrals/{referral['id']}"
+            await self.call("PATCH", step, json={"status": "in_progress"})
+            await self.call("POST", f"{step}/help", headers={"Idempotency-Key": f"{tag}-{home.key}"}, json={
+                "kind": "health", "given_on": today.isoformat(), "notes": "ตรวจสุขภาพที่บ้าน"})
+            await self.call("PATCH", step, json={"status": "done", "note": "ตรวจแล้ว สุขภาพแข็งแรง"})
+            helped += 1
+        return helped
+
+    async def _partner(self, name: str) -> str:
+        """The id of the government partner of this name serving the province (registered once)."""
+        url = f"{self.endpoints.assistance}/v1/partners"
+        found = [p for p in await self.call("GET", url, params={"sector": "government"}) if p["name"] == name]
+        if found:
+            return str(found[0]["id"])
+        made = await self.call("POST", url, json={"name": name, "sector": "government", "areas": [PROVINCE]})
+        return str(made["id"])
 
     async def grants(self, homes: Sequence[Home], batch_no: int) -> dict[str, Any]:
         await self.wait_target_poor(homes)

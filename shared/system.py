@@ -20,7 +20,7 @@ from services import SERVICES
 from services.assistance.settings import DEV_WEBHOOK_SECRET
 from shared import demo
 from shared.broker import LocalBroker, free_port
-from shared.settings import DEV_CLIENT_SECRET, REPO_ROOT
+from shared.settings import DEV_CLIENT_SECRET, REPO_ROOT, KafkaSettings
 
 
 def prepare(env: dict[str, str], names: Sequence[str], *, quiet: bool = True) -> None:
@@ -102,6 +102,11 @@ class System:
             self.env[f"KAENKHUN_{name.upper()}_DATABASE_URL"] = url
         self.database_urls = {name: (database_urls or {}).get(name, f"sqlite+aiosqlite:///{data_dir / name}.db")
                               for name in SERVICES}
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        """Settings that reach this system's broker (for the history checker's `settle`)."""
+        return KafkaSettings(bootstrap_servers=self.broker.bootstrap_servers)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -59,8 +59,36 @@ class Offsets:
         found = await self._consumer.end_offsets(known) if known else {}
         return {(t, p): found.get(TopicPartition(t, p), 0) for t, p in wanted}
 
+    async def partitions(self, topics: Iterable[str]) -> list[tuple[str, int]]:
+        """Every (topic, partition) the broker has of `topics` now."""
+        existing = await self._consumer.topics()
+        return [(t, p) for t in topics if t in existing for p in sorted(self._consumer.partitions_for_topic(t) or ())]
+
     async def close(self) -> None:
         await self._consumer.stop()
+
+
+async def group_lag(settings: KafkaSettings, groups: Mapping[str, Iterable[str]]) -> dict[str, int]:
+    """Per consumer group, the records of its topics it has not committed yet: Σ (end offset − committed offset)
+    over the topics' partitions (a partition it never committed counts from 0). Asked as a member of no
+    generation (it never subscribes, so the group does not rebalance)."""
+    offsets = await Offsets.open(settings, client_id="kaenkhun-lag")
+    try:
+        lag: dict[str, int] = {}
+        for group, topics in groups.items():
+            ends = await offsets.end_offsets(await offsets.partitions(topics))
+            reader = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
+                                      client_id="kaenkhun-lag", enable_auto_commit=False,
+                                      request_timeout_ms=settings.request_timeout_ms)
+            await reader.start()
+            try:
+                committed = {tp: await reader.committed(TopicPartition(*tp)) or 0 for tp in ends}
+            finally:
+                await reader.stop()
+            lag[group] = sum(max(end - committed[tp], 0) for tp, end in ends.items())
+        return lag
+    finally:
+        await offsets.close()
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], client_id: str = "kaenkhun") -> None:

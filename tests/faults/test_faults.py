@@ -93,6 +93,7 @@ class Load:
     assessed: int = 0
     batches: int = 0
     paid: int = 0
+    helped: int = 0
 
     async def run(self, indicator_set: Any) -> None:
         people = demo.People(self.rng)
@@ -124,6 +125,8 @@ class Load:
                     "surveyed_on": demo.SURVEYED_ON.isoformat(), "answers": answers, "measurements": measurements})
                 self.assessed += 1
             self.households += fresh
+            if round_no % 2 == 0 and len(self.households) >= 12:  # field work on homes registered rounds ago
+                self.helped += await self.loader.field_work(self.households[-12:-10], f"round-{round_no}")
             if round_no % 3 == 0 and len(self.households) >= 6:
                 families = self.households[-6:-3]  # assessed a round ago: likely known to assistance by now
                 batch = await self.loader.grants(families, 100 + round_no)
@@ -134,7 +137,8 @@ class Load:
 async def quiet_and_consistent(system: System) -> dict[str, consistency.Finding]:
     engines = {name: create_engine(system.database_urls[name]) for name in SERVICES}
     try:
-        assert await consistency.settle(engines, quiet_s=3, timeout_s=300), "the system did not settle"
+        settled = await consistency.settle(engines, kafka=system.kafka, timeout_s=300)
+        assert settled, f"the system did not settle: {settled.waiting_for}"
         return {f.check: f for f in await consistency.check(engines)}
     finally:
         for engine in engines.values():
@@ -194,8 +198,10 @@ def test_kills_and_restarts_under_load_lose_nothing_and_count_nothing_twice(
     finally:
         system.stop()
     print(f"faults: {', '.join(faults)}; load: {len(load.households)} households registered, {load.assessed} "
-          f"assessments, {load.batches} grant batches, {load.paid} families paid")
+          f"assessments, {load.batches} grant batches, {load.paid} families paid, {load.helped} homes visited, "
+          "referred and helped")
     assert len(faults) == 6
     assert len(load.households) >= 40 and load.batches >= 3, "the load kept writing through the faults"
+    assert load.helped >= 4, "the field work (visits, referrals, help) went on through the faults"
     assert [f"{f.check}: {f.summary} {f.examples}" for f in found.values() if not f.ok] == []
     assert len(found) == 18

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
+import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -173,3 +175,35 @@ def test_cli_replay_requeues_outbox_rows(tmp_path) -> None:  # type: ignore[no-u
                             env=env, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
     assert "2 outbox events queued" in result.stdout
     assert asyncio.run(seed_and_count(False)) == 2
+
+
+@pytest.mark.parametrize("databases", ["postgres"], indirect=True)
+async def test_a_write_is_committed_before_its_answer_is_sent(
+        broker: LocalBroker, databases: ScratchDatabases, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over real HTTP, with every commit slowed down: the 201 arrives only once the transaction is committed, so
+    the client that reads right after it finds what it wrote (FastAPI's default would send the answer first).
+    PostgreSQL: on SQLite a read waits behind the writer's lock anyway."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from tests.apps import serving
+    from tests.registry.support import ALL, citizen_id, household, person
+
+    settings = make_settings("registry", await databases.new("registry"), broker.bootstrap_servers, run_bus=False)
+    app = load("registry").create_app(settings)
+    commit = AsyncSession.commit
+
+    async def slow_commit(self: AsyncSession) -> None:
+        await asyncio.sleep(0.3)
+        await commit(self)
+
+    async with serving(app) as base:
+        await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
+        monkeypatch.setattr(AsyncSession, "commit", slow_commit)
+        token = issue_token(settings.auth, client_id="t", scopes=list(ALL), areas=["*"])
+        headers = {"Authorization": f"Bearer {token}"}
+        # Two clients, two connections (as a pool would use): the read does not wait behind the write's task.
+        async with httpx.AsyncClient(base_url=base, headers=headers) as writer, \
+                httpx.AsyncClient(base_url=base, headers=headers) as reader:
+            created = await writer.post("/v1/households", json=household(person(citizen_id(random.Random(5)))))
+            assert created.status_code == 201, created.text
+            assert (await reader.get(f"/v1/households/{created.json()['id']}")).status_code == 200
