@@ -71,7 +71,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_async_engine(url, **kwargs)
+    # No await on the database may wait for ever: a connection cut while PostgreSQL restarts can leave a
+    # statement (or the pool's ping) waiting for an answer that never comes, and the relay or consumer that
+    # awaits it with it. asyncpg has no statement timeout by default; the retry loops recover from an error.
+    connect_args = {"timeout": 10, "command_timeout": 120} | kwargs.pop("connect_args", {})
+    return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 
 class _InlineSQLiteConnection(aiosqlite.Connection):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -258,9 +259,9 @@ class Consumer:
         """
         runs: list[tuple[BatchHandler, list[Delivery]]] = []
         outcomes: list[tuple[Delivery, str]] = []
+        taken: list[tuple[Delivery, str]] = []  # in delivery order: the inbox keeps the order they were taken in
         async with transaction(self.maker) as session:
             seen = await self._already_seen(session, [d.event_id for d in deliveries if d.event_id])
-            inbox_rows: list[dict[str, Any]] = []
             for delivery in deliveries:
                 event, handler = delivery.event, delivery.handler
                 if event is None:
@@ -270,16 +271,18 @@ class Consumer:
                     continue
                 seen.add(event.id)
                 if handler is None:  # a type of a subscribed topic this consumer has no use for: accounted for
-                    inbox_rows.append(self._inbox_row(delivery, NOT_NEEDED))
-                    outcomes.append((delivery, NOT_NEEDED))
-                elif runs and runs[-1][0] is handler:
+                    taken.append((delivery, NOT_NEEDED))
+                    continue
+                taken.append((delivery, "processed"))
+                if runs and runs[-1][0] is handler:
                     runs[-1][1].append(delivery)
                 else:
                     runs.append((handler, [delivery]))
             for handler, run in runs:
                 await handler(session, [(d.event, d.payload) for d in run])  # type: ignore[misc]
-                inbox_rows.extend(self._inbox_row(d, "processed") for d in run)
-                outcomes.extend((d, "processed") for d in run)
+            now = utcnow()  # one time for the batch: within it, partition and offset give the order
+            inbox_rows = [self._inbox_row(d, outcome, now) for d, outcome in taken]
+            outcomes.extend(taken)
             if inbox_rows:
                 await session.execute(insert(self.inbox), inbox_rows)
         self._count(outcomes)
@@ -359,7 +362,7 @@ class Consumer:
                 await session.execute(insert(self.inbox), [self._inbox_row(delivery, "dead_lettered")])
         self._count([(delivery, "dead_lettered")])
 
-    def _inbox_row(self, delivery: Delivery, outcome: str) -> dict[str, Any]:
+    def _inbox_row(self, delivery: Delivery, outcome: str, at: datetime | None = None) -> dict[str, Any]:
         assert delivery.event is not None
         record = delivery.record
         return {
@@ -370,7 +373,7 @@ class Consumer:
             "partition": record.partition,
             "offset": record.offset,
             "outcome": outcome,
-            "processed_at": utcnow(),
+            "processed_at": at or utcnow(),
         }
 
     def _count(self, outcomes: Iterable[tuple[Delivery, str]]) -> None:
