@@ -25,8 +25,7 @@ from shared import areas
 from shared.auth import Principal
 from shared.money import ZERO, fiscal_year_bounds
 
-FAMILY_PAYMENTS = "family_grant"  # programmes paid to households; centre subsidies are paid to centres
-CENTRE_SUBSIDY = "centre_subsidy"
+CENTRE_SUBSIDY = "centre_subsidy"  # paid to centres; every other programme to households
 
 # The poverty counts, by the names the reports give them, and the groups that share one hidden pattern: a
 # person count with its household count (the household is the unit: five persons may be one household).
