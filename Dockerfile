@@ -15,6 +15,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
+COPY ops ./ops
 RUN pip install .
 
 # --- runtime ----------------------------------------------------------------------

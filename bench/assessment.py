@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from aiokafka.structs import ConsumerRecord
 
+from ops.scratchdb import ScratchDatabases
 from services import load
 from services.assessment.indicators import Person, applies, load_files, score
 from shared import migrations
@@ -29,7 +30,6 @@ from shared.auth import issue_token
 from shared.bus.consumer import Consumer
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
-from shared.scratchdb import ScratchDatabases
 from tests.apps import consumer_record, make_settings, running
 
 ON = date(2022, 1, 15)

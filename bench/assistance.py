@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from ops.scratchdb import ScratchDatabases
 from services import load
 from services.assistance.models import metadata
 from shared import migrations, webhooks
@@ -32,7 +33,6 @@ from shared.events.envelope import utcnow
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector
-from shared.scratchdb import ScratchDatabases
 from tests.apps import consumer_record, make_settings, running
 from tests.registry.support import citizen_id
 

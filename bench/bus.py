@@ -22,7 +22,8 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.broker import LocalBroker
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from shared.bus import (
     Consumer,
     Delivery,
@@ -38,7 +39,6 @@ from shared.bus import (
 from shared.db import create_engine, new_metadata, sessionmaker, transaction
 from shared.events.catalogue import Catalogue, EventType
 from shared.events.envelope import CloudEvent, source_for, utcnow
-from shared.scratchdb import ScratchDatabases
 from shared.settings import KafkaSettings
 
 SERVICE = "bench-producer"

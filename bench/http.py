@@ -22,9 +22,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ops.broker import free_port
 from services.registry.settings import RegistrySettings
 from shared.auth import issue_token
-from shared.broker import free_port
 from shared.settings import REPO_ROOT
 
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -141,14 +141,14 @@ def measure(seconds: int) -> dict[str, tuple[Load, Load]]:
         env = os.environ | {"KAENKHUN_DATA_DIR": str(folder), "KAENKHUN_REGISTRY_RUN_BUS": "false",
                             "KAENKHUN_LOG_LEVEL": "WARNING", "KAENKHUN_LIMITS_RATE_PER_S": "0"}  # the service itself
         env.pop("KAENKHUN_REGISTRY_DATABASE_URL", None)
-        subprocess.run([sys.executable, "-m", "shared.cli", "migrate", "registry"], env=env, cwd=REPO_ROOT,
+        subprocess.run([sys.executable, "-m", "ops.cli", "migrate", "registry"], env=env, cwd=REPO_ROOT,
                        check=True, capture_output=True)
         shutil.copy(folder / "registry.db", folder / "bare.db")  # the same migrated schema, still empty
         token = issue_token(RegistrySettings().auth, client_id="bench", areas=["*"],
                             scopes=["registry:read", "registry:write", "registry:lookup"])
         auth = {"Authorization": f"Bearer {token}"}
         for label, command, base, path in (
-                ("registry", [sys.executable, "-m", "shared.cli", "serve", "registry"], "", "/v1/households"),
+                ("registry", [sys.executable, "-m", "ops.cli", "serve", "registry"], "", "/v1/households"),
                 ("bare", [sys.executable, "-m", "uvicorn", "bench.bare:app", "--log-level", "warning"], "",
                  "/households")):
             port = free_port()

@@ -2,7 +2,7 @@
 p50/p95/p99/max latency and errors per operation and overall, each service's peak memory, then the history
 checker once reporting has caught up. Exit status 1 if any request failed or any check did.
 
-The broker and the four services run as processes on SQLite (`shared.system.System`, as `kaenkhun up` starts
+The broker and the four services run as processes on SQLite (`ops.launcher.System`, as `kaenkhun up` starts
 them), the services pinned with taskset to CPU 0 and this generator to CPU 1, with the default rate limits
 (50 requests/s per client and service, burst 200). First the demo at scale 1 is loaded through the public
 APIs (5,000 households and their assessments, teams, centres, budgets, grants); then, as staff, one partner
@@ -57,14 +57,15 @@ from typing import Any
 
 import httpx
 
+from ops import consistency, demo
+from ops.launcher import System
 from services import SERVICES
 from services.assessment.indicators import IndicatorSet, Person, applies
 from services.registry.settings import RegistrySettings
-from shared import clock, consistency, demo
+from shared import clock
 from shared.auth import issue_token
 from shared.db import create_engine
 from shared.settings import REPO_ROOT
-from shared.system import System
 
 SERVER_CPU, CLIENT_CPU = "0", 1
 OUTPUT = REPO_ROOT / "bench" / "load.md"

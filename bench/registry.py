@@ -25,18 +25,18 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import wait_healthy
+from ops.broker import free_port
+from ops.scratchdb import ScratchDatabases
 from services.registry.imports import COLUMNS, Importer
 from services.registry.models import Household, ImportJob, Member
 from services.registry.settings import RegistrySettings
 from shared import migrations
 from shared.app import settle_heap
 from shared.auth import issue_token
-from shared.broker import free_port
 from shared.db import create_engine, is_sqlite, sessionmaker, transaction
 from shared.events.envelope import utcnow
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector, PiiSettings, check_digit
-from shared.scratchdb import ScratchDatabases
 from shared.text import name_key
 
 FIRST = ["สมชาย", "สมหญิง", "ประเสริฐ", "บุญมี", "มาลี", "ทองใบ", "สุภาพ", "วันเพ็ญ", "อำนวย", "จันทร์เพ็ญ",

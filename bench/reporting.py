@@ -27,15 +27,15 @@ import httpx
 import pyarrow as pa
 
 from bench import wait_healthy
+from ops.broker import free_port
+from ops.scratchdb import ScratchDatabases
 from services import load
 from services.reporting.settings import ReportingSettings
 from shared import migrations
 from shared.auth import issue_token
-from shared.broker import free_port
 from shared.events.assessment import ASSESSMENT_RECORDED, POVERTY_STATUS_CHANGED
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
-from shared.scratchdb import ScratchDatabases
 from tests.apps import consumer_record, make_settings
 
 DIMENSIONS = ("health", "living", "education", "income", "access")

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import bus, http, registry, reporting, system
-from shared.broker import LocalBroker
-from shared.scratchdb import ScratchDatabases
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT, KafkaSettings
 
 RESULTS = REPO_ROOT / "bench" / "results.md"

@@ -1,7 +1,7 @@
 """The whole system under the demo: time to load `--scale N` end to end, each service's peak memory, and the
 end-to-end lag from a registry write to the reporting service showing it.
 
-The broker and the four services run as separate processes on SQLite (`shared.system.System`, as
+The broker and the four services run as separate processes on SQLite (`ops.launcher.System`, as
 `kaenkhun up` starts them). The load is `kaenkhun demo --scale N` (HTTP imports, assessments, pushes) and is
 timed until the reporting service shows every figure. Then, one at a time, a household is registered with
 `POST /v1/households` in a village of its own and `GET /v1/reports/poverty?area=<sub-district>&level=village`
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.registry import citizen_id
-from shared import demo
-from shared.system import System
+from ops import demo
+from ops.launcher import System
 
 LAG_SUBDISTRICT = "400105"
 

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from services import SERVICES, load, settings_class
+from services import SERVICES, load
 from shared.app import uvicorn_options
 from shared.events.catalogue import Catalogue
 from shared.settings import ServiceSettings
@@ -25,7 +25,7 @@ app = typer.Typer(help="Kaenkhun: registry, assessment, assistance and reporting
 
 
 def _settings(name: str) -> ServiceSettings:
-    settings: ServiceSettings = settings_class(name)()
+    settings: ServiceSettings = load(name).settings()
     return settings
 
 
@@ -48,7 +48,7 @@ def migrate(services: Annotated[list[str] | None, typer.Argument(help="default: 
             settings = _settings(name)
             engine = create_engine(settings.db_url)
             try:
-                await migrations.upgrade(engine, load(name).SPEC.migrations_dir)
+                await migrations.upgrade(engine, load(name).spec.migrations_dir)
             finally:
                 await engine.dispose()
             typer.echo(f"{name}: migrated ({_redact(settings.db_url)})")
@@ -95,7 +95,7 @@ def replay(
         engine = create_engine(_settings(name).db_url)
         try:
             async with transaction(sessionmaker(engine)) as session:
-                outbox: Outbox = load(name).SPEC.outbox
+                outbox: Outbox = load(name).spec.outbox
                 return await outbox.mark_for_replay(session, since=since_utc, topic=topic)
         finally:
             await engine.dispose()
@@ -125,7 +125,7 @@ def rebuild(
         for producer in admin.PRODUCERS:
             engine = create_engine(_settings(producer).db_url)
             try:
-                count = await admin.replay_everything(engine, load(producer).SPEC.outbox)
+                count = await admin.replay_everything(engine, load(producer).spec.outbox)
             finally:
                 await engine.dispose()
             typer.echo(f"{producer}: {count} outbox events queued for publication again")
@@ -235,8 +235,8 @@ def demo(
     timeout: Annotated[float, typer.Option(help="seconds to wait for events to reach a service")] = 600.0,
 ) -> None:
     """Load a synthetic Khon Kaen through the services' HTTP APIs and check the source document's figures."""
+    from ops import demo as loader_module
     from services.assistance.settings import DEV_WEBHOOK_SECRET
-    from shared import demo as loader_module
     from shared.settings import DEV_CLIENT_SECRET
 
     def url(name: str) -> str:
@@ -283,7 +283,7 @@ def check_consistency(
     to the sources, no budget below zero, no family paid beyond its cap. Exit code 1 if any check fails."""
     from dataclasses import asdict
 
-    from shared import consistency
+    from ops import consistency
     from shared.db import create_engine
 
     async def _run() -> list[consistency.Finding]:
@@ -317,7 +317,7 @@ def up(
     broker_port: Annotated[int, typer.Option(envvar="KAENKHUN_BROKER_PORT", help="local broker port")] = 9092,
 ) -> None:
     """Start the local broker (unless KAFKA_BOOTSTRAP_SERVERS names one), migrate, run the services."""
-    from shared import system
+    from ops import launcher
 
     names = _names(services)
     all_settings = {name: _settings(name) for name in names}
@@ -326,7 +326,7 @@ def up(
     broker = None
     env = dict(os.environ)
     if not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("KAENKHUN_KAFKA_BOOTSTRAP_SERVERS")):
-        from shared.broker import LocalBroker
+        from ops.broker import LocalBroker
 
         broker = LocalBroker(port=broker_port, log_path=data_dir / "broker.log")
         broker.start()
@@ -346,11 +346,11 @@ def up(
     logs = {name: data_dir / f"{name}.log" for name in names}
     urls = {name: f"http://{settings.host}:{settings.port}" for name, settings in all_settings.items()}
     try:
-        system.prepare(env, names, quiet=False)
+        launcher.prepare(env, names, quiet=False)
         for name in names:
-            children[name] = system.spawn(name, env, logs[name])
+            children[name] = launcher.spawn(name, env, logs[name])
         try:
-            system.wait_ready(children, urls, logs, wait, stopping=lambda: stopping)
+            launcher.wait_ready(children, urls, logs, wait, stopping=lambda: stopping)
         except RuntimeError as exc:
             raise typer.Exit(_fail(str(exc))) from None
         if not stopping:
@@ -365,7 +365,7 @@ def up(
                     stopping = True
             time.sleep(0.25)
     finally:
-        system.terminate(children)
+        launcher.terminate(children)
         if broker is not None:
             broker.stop()
         typer.echo("stopped")
@@ -377,7 +377,7 @@ def _fail(message: str) -> int:
 
 
 def _catalogue() -> Catalogue:
-    return Catalogue().merged(load(name).SPEC.catalogue for name in SERVICES)
+    return Catalogue().merged(load(name).spec.catalogue for name in SERVICES)
 
 
 def _redact(url: str) -> str:

@@ -60,7 +60,7 @@ async def _rows(engine: AsyncEngine, query: Any) -> Sequence[Any]:
 
 
 def _table(service: str, name: str) -> Table:
-    table: Table = load(service).SPEC.metadata.tables[name]
+    table: Table = load(service).spec.metadata.tables[name]
     return table
 
 
@@ -76,7 +76,7 @@ def _finding(check: str, problems: list[str], ok_summary: str, bad_summary: str)
 async def _outboxes(engines: Mapping[str, AsyncEngine]) -> dict[str, Outboxed]:
     found: dict[str, Outboxed] = {}
     for producer, engine in engines.items():
-        t = load(producer).SPEC.outbox.table
+        t = load(producer).spec.outbox.table
         for row in await _rows(engine, select(t.c.id, t.c.event_id, t.c.topic, t.c.key, t.c.event_type,
                                               t.c.published_at)):
             found[row.event_id] = Outboxed(producer, row.id, row.event_id, row.topic, row.key, row.event_type,
@@ -88,11 +88,11 @@ async def delivery(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
     outboxed = await _outboxes(engines)
     findings = []
     for consumer, engine in engines.items():
-        handlers = load(consumer).SPEC.handlers
+        handlers = load(consumer).spec.handlers
         if handlers is None:
             continue
         topics = set(handlers.topics())
-        inbox = load(consumer).SPEC.inbox
+        inbox = load(consumer).spec.inbox
         taken = await _rows(engine, select(inbox.c.event_id, inbox.c.topic, inbox.c.outcome, inbox.c.processed_at,
                                            inbox.c.partition, inbox.c.offset))
         seen = {row.event_id for row in taken}
@@ -278,7 +278,7 @@ async def _still_moving(engines: Mapping[str, AsyncEngine], kafka: KafkaSettings
     """What the system is still doing ('' when nothing): unpublished events, inboxes behind, consumer lag."""
     published: Counter[str] = Counter()
     for name, engine in engines.items():
-        table = load(name).SPEC.outbox.table
+        table = load(name).spec.outbox.table
         counts = await _rows(engine, select(table.c.topic, func.count(), func.count(table.c.published_at))
                              .group_by(table.c.topic))
         unpublished = sum(total - done for _, total, done in counts)
@@ -287,11 +287,11 @@ async def _still_moving(engines: Mapping[str, AsyncEngine], kafka: KafkaSettings
         published.update({topic: done for topic, _, done in counts})
     groups: dict[str, list[str]] = {}
     for name, engine in engines.items():
-        handlers = load(name).SPEC.handlers
+        handlers = load(name).spec.handlers
         if handlers is None:
             continue
         groups[name] = topics = handlers.topics()
-        taken = (await _rows(engine, select(func.count()).select_from(load(name).SPEC.inbox)))[0][0]
+        taken = (await _rows(engine, select(func.count()).select_from(load(name).spec.inbox)))[0][0]
         wanted = sum(published[t] for t in topics)
         if taken < wanted:
             return f"{name} has taken {taken:,} of the {wanted:,} events published on its topics"

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ops import demo
+from ops.broker import LocalBroker, free_port
 from services import SERVICES
 from services.assistance.settings import DEV_WEBHOOK_SECRET
-from shared import demo
-from shared.broker import LocalBroker, free_port
 from shared.settings import DEV_CLIENT_SECRET, REPO_ROOT, KafkaSettings
 
 
@@ -27,7 +27,7 @@ def prepare(env: dict[str, str], names: Sequence[str], *, quiet: bool = True) ->
     """Migrate the services' databases and create every topic (both idempotent), as separate commands; their
     output shown unless `quiet`."""
     for command in (["migrate", *names], ["topics"]):
-        subprocess.run([sys.executable, "-m", "shared.cli", *command], env=env, cwd=REPO_ROOT, check=True,
+        subprocess.run([sys.executable, "-m", "ops.cli", *command], env=env, cwd=REPO_ROOT, check=True,
                        capture_output=quiet)
 
 
@@ -36,7 +36,7 @@ def spawn(name: str, env: dict[str, str], log_path: Path, cpus: str | None = Non
     services in order), its output appended to `log_path`; pinned to `cpus` with taskset if given."""
     pin = ["taskset", "-c", cpus] if cpus else []
     with open(log_path, "ab") as log:
-        return subprocess.Popen([*pin, sys.executable, "-m", "shared.cli", "serve", name], env=env, cwd=REPO_ROOT,
+        return subprocess.Popen([*pin, sys.executable, "-m", "ops.cli", "serve", name], env=env, cwd=REPO_ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -16,9 +16,9 @@ from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from services import settings_class
+from ops.broker import free_port
+from services import load
 from shared.auth import issue_token
-from shared.broker import free_port
 from shared.bus import Outbox
 from shared.db import transaction
 from shared.events.catalogue import EventType
@@ -32,7 +32,7 @@ def make_settings(name: str, url: str, bootstrap: str, **overrides: object) -> S
     values: dict[str, object] = {"database_url": url, "kafka": kafka_settings(bootstrap), "log_json": False,
                                  "limits": {"rate_per_s": 0}}
     values.update(overrides)
-    settings: ServiceSettings = settings_class(name).model_validate(values)
+    settings: ServiceSettings = load(name).settings.model_validate(values)
     return settings
 
 

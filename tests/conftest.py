@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.broker import LocalBroker
-from shared.scratchdb import ScratchDatabases
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from shared.settings import KafkaSettings
 
 POSTGRES_URL_ENV = "KAENKHUN_TEST_POSTGRES_URL"

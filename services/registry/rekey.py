@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from services.registry.households.service import HouseholdRecord, _take_next_version, publish
+from services.registry.households.service import HouseholdRecord, publish, take_next_version
 from services.registry.models import Household, Member
 from shared.db import transaction
 from shared.errors import PreconditionFailed
@@ -72,7 +72,7 @@ async def _batch(session: AsyncSession, protector: CitizenIdProtector, household
     if not write or not changes:
         return
     for household_id in sorted(moved):
-        await _take_next_version(session, households[household_id])  # a concurrent writer gets 412, or we do
+        await take_next_version(session, households[household_id])  # a concurrent writer gets 412, or we do
     for member, values in changes:
         for name, value in values.items():
             setattr(member, name, value)

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
-from shared.broker import LocalBroker
-from shared.scratchdb import ScratchDatabases
 from tests.apps import make_settings, running
 from tests.assessment.support import Assessment
 

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
-from shared.broker import LocalBroker
-from shared.scratchdb import ScratchDatabases
 from tests.apps import bearer, make_settings, running, wait_ready
 from tests.assessment.support import MEASURED_OK, all_meet
 from tests.registry.support import citizen_id, household, person

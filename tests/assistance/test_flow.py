@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import load
 from services.assistance.models import outbox
 from services.assistance.settings import AssistanceSettings
 from shared import clock, migrations
-from shared.broker import LocalBroker
-from shared.scratchdb import ScratchDatabases
 from tests.apps import bearer, make_settings, outbox_events, running, wait_ready
 from tests.assessment.support import MEASURED_OK, all_meet
 from tests.assistance.support import Assistance, item

@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
+from ops import consistency, demo
+from ops.broker import free_port
+from ops.launcher import System
 from services import SERVICES
-from shared import consistency, demo
-from shared.broker import free_port
 from shared.db import create_engine
-from shared.system import System
 from tests.conftest import POSTGRES_URL_ENV, postgres_admin_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]

@@ -15,14 +15,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import load
 from services.registry.imports import COLUMNS
 from services.registry.models import ImportJob
 from shared import migrations
-from shared.broker import LocalBroker
 from shared.db import transaction
 from shared.imports import upload_name
-from shared.scratchdb import ScratchDatabases
 from tests import apps
 from tests.registry.support import ALL, citizen_id, problem
 

@@ -12,11 +12,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from sqlalchemy import func, select
 
-from shared.broker import LocalBroker
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from shared.db import transaction
 from shared.events.catalogue import EventType, dlq_topic
 from shared.events.envelope import CloudEvent
-from shared.scratchdb import ScratchDatabases
 from shared.settings import KafkaSettings
 from tests.conftest import kafka_settings
 from tests.platform.busfixtures import (

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, Numeric, String, Table, event, insert, select, text
 
+from ops.scratchdb import ScratchDatabases
 from shared.db import as_utc, bulk_insert, create_engine, new_metadata, read_only, sessionmaker, transaction
-from shared.scratchdb import ScratchDatabases
 
 
 async def test_sqlite_statements_run_on_the_event_loop_thread_in_wal_mode(tmp_path: Path) -> None:

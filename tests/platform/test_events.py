@@ -62,7 +62,7 @@ def test_asyncapi_document_describes_each_event_type() -> None:
 
 
 def test_cli_prints_the_asyncapi_document() -> None:
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "asyncapi"], cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, "-m", "ops.cli", "asyncapi"], cwd=REPO_ROOT,
                             capture_output=True, text=True, check=True)
     document = json.loads(result.stdout)
     assert document["asyncapi"] == "3.0.0"

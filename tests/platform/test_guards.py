@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
 from shared.app import uvicorn_options
-from shared.broker import LocalBroker
 from shared.guards import GuardMiddleware, RateLimiter
-from shared.scratchdb import ScratchDatabases
 from shared.settings import LimitSettings
 from tests.apps import bearer, make_settings, running, serving
 from tests.registry.support import citizen_id, household, person, problem

@@ -25,10 +25,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from ops.broker import free_port
 from services import load
 from shared import migrations
 from shared.auth import issue_token
-from shared.broker import free_port
 from shared.db import create_engine
 from tests.apps import make_settings
 
@@ -47,7 +47,7 @@ LINKS = {"registry": 100, "assessment": 3, "assistance": 50, "reporting": 0}
 async def _migrate(service: str, url: str) -> None:
     engine = create_engine(url)
     try:
-        await migrations.upgrade(engine, load(service).SPEC.migrations_dir)
+        await migrations.upgrade(engine, load(service).spec.migrations_dir)
     finally:
         await engine.dispose()
 

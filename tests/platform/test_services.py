@@ -10,19 +10,19 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import SERVICES, load
 from shared import migrations
 from shared.auth import issue_token
-from shared.broker import LocalBroker
 from shared.db import create_engine
-from shared.scratchdb import ScratchDatabases
 from tests.apps import make_settings, running, wait_ready
 
 
 @pytest.mark.parametrize("name", SERVICES)
 async def test_migrations_create_exactly_the_models(name: str, databases: ScratchDatabases) -> None:
     engine = create_engine(await databases.new(name))
-    spec = load(name).SPEC
+    spec = load(name).spec
     try:
         assert not await migrations.is_current(engine, spec.migrations_dir)
         await migrations.upgrade(engine, spec.migrations_dir)
@@ -152,8 +152,8 @@ def test_cli_replay_requeues_outbox_rows(tmp_path) -> None:  # type: ignore[no-u
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
     env = dict(os.environ, KAENKHUN_REGISTRY_DATABASE_URL=url)
-    subprocess.run([sys.executable, "-m", "shared.cli", "migrate", "registry"], env=env, cwd=REPO_ROOT, check=True)
-    table = load("registry").SPEC.outbox.table
+    subprocess.run([sys.executable, "-m", "ops.cli", "migrate", "registry"], env=env, cwd=REPO_ROOT, check=True)
+    table = load("registry").spec.outbox.table
 
     async def seed_and_count(seed: bool) -> int:
         engine = create_engine(url)
@@ -171,7 +171,7 @@ def test_cli_replay_requeues_outbox_rows(tmp_path) -> None:  # type: ignore[no-u
             await engine.dispose()
 
     assert asyncio.run(seed_and_count(True)) == 0
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "replay", "registry", "--since", "2026-01-01"],
+    result = subprocess.run([sys.executable, "-m", "ops.cli", "replay", "registry", "--since", "2026-01-01"],
                             env=env, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
     assert "2 outbox events queued" in result.stdout
     assert asyncio.run(seed_and_count(False)) == 2

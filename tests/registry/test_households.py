@@ -11,11 +11,11 @@ from urllib.parse import quote
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
-from shared.broker import LocalBroker
 from shared.events.envelope import CloudEvent
-from shared.scratchdb import ScratchDatabases
 from tests.apps import bearer, make_settings, running
 from tests.registry.support import ALL, Registry, citizen_id, household, person, problem
 

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import load
 from services.registry.rekey import rekey
 from shared import migrations
-from shared.broker import LocalBroker
 from shared.events.registry import HOUSEHOLD_REGISTERED, HOUSEHOLD_UPDATED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector, PiiSettings
-from shared.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT
 from tests.apps import deliver, make_settings, running
 from tests.assistance.support import Assistance, item
@@ -123,7 +123,7 @@ async def test_the_rekey_command(databases: ScratchDatabases, broker: LocalBroke
                KAENKHUN_PII_HASH_KEY=H2, KAENKHUN_PII_PREVIOUS_HASH_KEYS=json.dumps([H1]))
 
     def kaenkhun(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "shared.cli", "rekey", *args], env=env, cwd=REPO_ROOT,
+        return subprocess.run([sys.executable, "-m", "ops.cli", "rekey", *args], env=env, cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=120)
 
     stale = kaenkhun("--check")

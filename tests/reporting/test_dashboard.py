@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
-from shared.broker import LocalBroker
-from shared.scratchdb import ScratchDatabases
 from tests.apps import make_settings, serving
 from tests.conftest import system_tool
 from tests.reporting.support import Reporting

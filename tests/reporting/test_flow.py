@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
 from services import load
 from services.reporting import admin
 from shared import migrations
-from shared.broker import LocalBroker
-from shared.scratchdb import ScratchDatabases
 from tests.apps import bearer, make_settings, running, wait_ready
 from tests.assessment.support import MEASURED_OK, all_meet
 from tests.assistance.support import Assistance, item
@@ -104,5 +104,5 @@ async def test_reports_agree_with_the_sources_and_survive_a_rebuild(
                                        headers=staff)).json()["total"]
         assert emptied["assessed_households"] == 0
         for producer in ("registry", "assessment", "assistance"):
-            assert await admin.replay_everything(apps[producer].state.engine, load(producer).SPEC.outbox) > 0
+            assert await admin.replay_everything(apps[producer].state.engine, load(producer).spec.outbox) > 0
         assert await settled((poverty, money)) == (poverty, money)

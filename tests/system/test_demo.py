@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
+from ops import consistency, demo
+from ops.launcher import System
 from services import SERVICES
-from shared import consistency, demo
 from shared.db import create_engine
 from shared.settings import REPO_ROOT
-from shared.system import System
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ async def check_reporting_equals_sources(system: System, load: demo.Loader) -> d
 
 def test_demo_loads_khon_kaen_and_survives_kills_mid_batch(system: System) -> None:
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "shared.cli", "demo", "--timeout", "180"], env=system.env,
+    run = subprocess.run([sys.executable, "-m", "ops.cli", "demo", "--timeout", "180"], env=system.env,
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     print(f"demo loaded in {time.monotonic() - started:.1f} s")

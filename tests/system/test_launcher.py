@@ -13,8 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ops.broker import free_port, port_open
 from services import SERVICES
-from shared.broker import free_port, port_open
 from shared.settings import REPO_ROOT
 
 
@@ -29,7 +29,7 @@ def _alive(pid: int) -> bool:
 
 
 def _run_up(env: dict[str, str], ports: dict[str, int]) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "shared.cli", "up"], cwd=REPO_ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "ops.cli", "up"], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     lines: list[str] = []

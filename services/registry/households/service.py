@@ -378,7 +378,7 @@ async def claim(session: AsyncSession, *, caller: Caller, household_id: str, if_
     """Load an open household for a change and take its next version, if If-Match names the current one."""
     record = await _open_for_change(session, caller=caller, household_id=household_id, if_match=if_match,
                                     required=required)
-    await _take_next_version(session, record.household)
+    await take_next_version(session, record.household)
     return record
 
 
@@ -391,7 +391,7 @@ async def _open_for_change(session: AsyncSession, *, caller: Caller, household_i
     return record
 
 
-async def _take_next_version(session: AsyncSession, household: Household) -> None:
+async def take_next_version(session: AsyncSession, household: Household) -> None:
     """Move the version on by one. The conditional UPDATE is the real check: two writers that both read
     version n cannot both move it to n + 1 (on PostgreSQL the second waits for the first's row lock, then
     matches nothing → 412)."""
@@ -441,7 +441,7 @@ async def change(session: AsyncSession, *, caller: Caller, household_id: str, bo
         changed.append("welfare_card")
     if not changed:
         return record
-    await _take_next_version(session, household)
+    await take_next_version(session, household)
     await _flush(session)
     await publish(session, HOUSEHOLD_UPDATED, record, changed=changed)
     return record
