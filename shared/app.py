@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import migrations
 from shared.auth import Principal, ServiceSecurity, install_auth, make_security
 from shared.bus import Consumer, Handlers, Outbox, Relay
-from shared.db import as_utc, create_engine, read_only, sessionmaker, transaction
+from shared.db import as_utc, create_engine, read_only, read_transaction, sessionmaker, transaction
 from shared.errors import PROBLEM_JSON, Forbidden, install_problem_handlers
 from shared.events.catalogue import Catalogue
 from shared.guards import install_guards
@@ -71,21 +71,23 @@ class ReplayRequest(BaseModel):
     topic: str | None = None
 
 
-def get_session_dependency() -> Callable[[Request], AsyncIterator[AsyncSession]]:
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """FastAPI dependency: one transaction per request, committed on success, rolled back on error."""
-
-    async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-        async with transaction(request.app.state.sessionmaker) as session:
-            yield session
-
-    return _session
+    async with transaction(request.app.state.sessionmaker) as session:
+        yield session
 
 
-db_session = get_session_dependency()
+async def db_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency for requests that write nothing: no writer lock, and the database refuses writes."""
+    async with read_transaction(request.app.state.sessionmaker) as session:
+        yield session
+
+
 # scope="function": the transaction commits before the response is sent. FastAPI's default ("request") runs
 # the code after `yield` once the response is out, so a client could be told 201 before the commit (and read
 # nothing right after it, or keep a 201 for a commit that then failed).
 SessionDep = Annotated[AsyncSession, Depends(db_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(db_read_session, scope="function")]
 
 
 _heap_settled = False

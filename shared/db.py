@@ -171,6 +171,29 @@ async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[
                 raise
 
 
+@asynccontextmanager
+async def read_transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A unit of work that only reads: it never takes the writer lock, and the database refuses its writes.
+
+    SQLite: a deferred BEGIN (a WAL reader blocks no writer and waits for none) with `PRAGMA query_only`, set
+    back when it ends; PostgreSQL: `SET TRANSACTION READ ONLY`. It ends in a rollback: there is nothing to keep.
+    """
+    engine = maker.kw["bind"]
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(**{READ_ONLY: True})
+        sqlite = conn.dialect.name == "sqlite"
+        try:
+            async with conn.begin():
+                await conn.exec_driver_sql("PRAGMA query_only = ON" if sqlite else "SET TRANSACTION READ ONLY")
+                async with maker(bind=conn) as session:
+                    yield session
+                    await session.rollback()
+        finally:
+            if sqlite:  # the connection goes back to the pool: writable again for the next unit of work
+                await conn.exec_driver_sql("PRAGMA query_only = OFF")
+                await conn.rollback()
+
+
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert many rows in the session's transaction by the driver's fastest path.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -9,10 +10,34 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Boolean, Column, Date, DateTime, Integer, Numeric, String, Table, event, insert, select, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
 
 from ops.scratchdb import ScratchDatabases
-from shared.db import as_utc, bulk_insert, create_engine, new_metadata, read_only, sessionmaker, transaction
+from shared.db import (
+    as_utc,
+    bulk_insert,
+    create_engine,
+    new_metadata,
+    read_only,
+    read_transaction,
+    sessionmaker,
+    transaction,
+)
 
 
 async def test_sqlite_statements_run_on_the_event_loop_thread_in_wal_mode(tmp_path: Path) -> None:
@@ -64,5 +89,35 @@ async def test_bulk_insert_stores_what_the_orm_would_and_rolls_back_with_the_tra
         assert {(r.name, r.born, as_utc(r.at), r.amount) for r in stored} == {
             ("ขอนแก่น", date(1970, 5, 1), at, Decimal("3000.00"))}
         assert [r.flag for r in stored] == [False, True, False, False]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_read_session_takes_no_writer_lock_and_cannot_write(databases: ScratchDatabases) -> None:
+    """GET requests read in a read session: it does not queue behind a writer (SQLite's one writer lock), sees
+    only committed rows, and the database itself refuses its writes; its connection is writable again after."""
+    metadata = new_metadata()
+    table = Table("t", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)))
+    engine = create_engine(await databases.new("reads"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        maker = sessionmaker(engine)
+        count = select(func.count()).select_from(table)
+        async with transaction(maker) as session:
+            await session.execute(insert(table).values(id=1, name="ขอนแก่น"))
+        async with transaction(maker) as writer:  # holds the writer lock until the end of the block
+            await writer.execute(insert(table).values(id=2, name="uncommitted"))
+            async with asyncio.timeout(10):  # were the reader to wait for the writer, this would never end
+                async with read_transaction(maker) as reader:
+                    assert (await reader.execute(count)).scalar_one() == 1
+        with pytest.raises(DBAPIError):
+            async with read_transaction(maker) as reader:
+                await reader.execute(insert(table).values(id=3, name="refused"))
+        for n in range(3):  # every pooled connection the read sessions used writes again
+            async with transaction(maker) as session:
+                await session.execute(insert(table).values(id=10 + n, name="written"))
+        async with read_transaction(maker) as reader:
+            assert (await reader.execute(count)).scalar_one() == 5
     finally:
         await engine.dispose()
