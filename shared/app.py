@@ -83,6 +83,13 @@ async def db_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def service_settings(request: Request) -> ServiceSettings:
+    """FastAPI dependency: the settings the app was built with; each service's settings.py gives it its type
+    (`SettingsDep = Annotated[RegistrySettings, Depends(service_settings)]`)."""
+    settings: ServiceSettings = request.app.state.settings
+    return settings
+
+
 # scope="function": the transaction commits before the response is sent. FastAPI's default ("request") runs
 # the code after `yield` once the response is out, so a client could be told 201 before the commit (and read
 # nothing right after it, or keep a 201 for a commit that then failed).

@@ -13,8 +13,10 @@ import hashlib
 import hmac
 import operator
 import os
+from typing import Annotated
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -161,3 +163,12 @@ class CitizenIdProtector:
     def needs_rotation(self, stored: str) -> bool:
         """True if `stored` was encrypted with a key other than the active one."""
         return not stored.startswith(self._active + ":")
+
+
+def citizen_id_protector(request: Request) -> CitizenIdProtector:
+    """FastAPI dependency: the protector the app was built with (`app.state.protector`)."""
+    protector: CitizenIdProtector = request.app.state.protector
+    return protector
+
+
+ProtectorDep = Annotated[CitizenIdProtector, Depends(citizen_id_protector)]
