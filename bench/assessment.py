@@ -24,7 +24,8 @@ from aiokafka.structs import ConsumerRecord
 
 from ops.scratchdb import ScratchDatabases
 from services import load
-from services.assessment.indicators import Person, applies, load_files, score
+from services.assessment.scoring import Person, applies, score
+from services.assessment.sets.service import load_files
 from shared import migrations
 from shared.auth import issue_token
 from shared.bus.consumer import Consumer

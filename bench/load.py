@@ -60,7 +60,8 @@ import httpx
 from ops import consistency, demo
 from ops.launcher import System
 from services import SERVICES
-from services.assessment.indicators import IndicatorSet, Person, applies
+from services.assessment.scoring import Person, applies
+from services.assessment.sets.schemas import IndicatorSet
 from services.registry.settings import RegistrySettings
 from shared import clock
 from shared.auth import issue_token

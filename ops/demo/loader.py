@@ -64,7 +64,7 @@ from ops.demo.population import (
     household_rows,
     population,
 )
-from services.assessment.indicators import IndicatorSet
+from services.assessment.sets.schemas import IndicatorSet
 from shared import clock, webhooks
 
 Say = Callable[[str], None]

@@ -12,7 +12,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from services.assessment.indicators import IndicatorSet, Person, applies
+from services.assessment.scoring import Person, applies
+from services.assessment.sets.schemas import IndicatorSet
 from shared.pii import check_digit
 
 PROVINCE = "40"

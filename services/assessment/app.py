@@ -4,10 +4,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.assessment import assessments, figures, imports, sets
+from services.assessment import figures, imports
+from services.assessment.assessments import routes as assessments
 from services.assessment.models import inbox, metadata, outbox
 from services.assessment.projection import handlers
 from services.assessment.security import security
+from services.assessment.sets import routes as sets
+from services.assessment.sets.service import Sets, sets_extension
 from services.assessment.settings import AssessmentSettings
 from shared.app import ServiceSpec, create_service_app
 from shared.events.assessment import ASSESSMENT_EVENTS
@@ -24,7 +27,7 @@ SPEC = ServiceSpec(
     security=security,
     handlers=handlers,
     routers=(sets.router, assessments.router, imports.router, figures.router),
-    extensions=(sets.sets_extension, imports.importer_extension),
+    extensions=(sets_extension, imports.importer_extension),
 )
 
 
@@ -32,5 +35,5 @@ def create_app(settings: AssessmentSettings | None = None) -> FastAPI:
     """Build the assessment app from its settings (read from the environment when not given)."""
     settings = settings or AssessmentSettings()
     app = create_service_app(SPEC, settings)
-    app.state.sets = sets.Sets()
+    app.state.sets = Sets()
     return app

@@ -8,12 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.assessment.models import Assessment
 from services.assessment.mpi import Summary, Unit
 from services.assessment.security import can_read
-from services.assessment.sets import Sets
+from services.assessment.sets.service import Sets
 from shared.app import SessionDep
 from shared.areas import AREA_CODE_PATTERN, find
 from shared.auth import Principal
@@ -21,6 +22,10 @@ from shared.auth.principal import area_clause
 from shared.errors import NotFound, Unprocessable
 
 LEVELS = {"province": 2, "district": 4, "subdistrict": 6, "village": 8}
+Level = Literal["province", "district", "subdistrict", "village"]
+
+
+# -- schemas --
 
 
 class MpiRow(BaseModel):
@@ -51,7 +56,7 @@ class MpiReport(BaseModel):
     total: MpiRow
 
 
-router = APIRouter(prefix="/v1/mpi", tags=["poverty figures"])
+# -- rules --
 
 
 def _row(code: str, summary: Summary, target: tuple[int, int]) -> MpiRow:
@@ -66,18 +71,9 @@ def _row(code: str, summary: Summary, target: tuple[int, int]) -> MpiRow:
     )
 
 
-@router.get("", summary="Multidimensional poverty (Alkire–Foster) of an area, by sub-area, from the current "
-            "assessments of a survey year", responses={404: {"description": "No such area or indicator set"}})
-async def mpi_report(
-    request: Request, session: SessionDep,
-    area: Annotated[str, Query(pattern=AREA_CODE_PATTERN, description="DOPA code, e.g. 40")],
-    survey_year: Annotated[int, Query(ge=2500, le=2700)],
-    level: Annotated[Literal["province", "district", "subdistrict", "village"] | None,
-                     Query(description="one row per area of this level (default: one below `area`)")] = None,
-    indicator_set: Annotated[str, Query(max_length=64)] = "tpmap-2560",
-    principal: Principal = can_read,
-) -> MpiReport:
-    sets: Sets = request.app.state.sets
+async def area_report(session: AsyncSession, *, sets: Sets, principal: Principal, area: str, survey_year: int,
+                      level: Level | None, indicator_set: str) -> MpiReport:
+    """The MPI of `area` by its sub-areas of `level`, from the current assessments the caller may see."""
     definition = sets.get(indicator_set)
     if definition is None:
         raise NotFound(f"There is no indicator set {indicator_set}.")
@@ -113,3 +109,23 @@ async def mpi_report(
         rows=[_row(code, parts[code], targets[code]) for code in sorted(parts)],
         total=_row(area, total, total_target),
     )
+
+
+# -- routes --
+
+router = APIRouter(prefix="/v1/mpi", tags=["poverty figures"])
+
+
+@router.get("", summary="Multidimensional poverty (Alkire–Foster) of an area, by sub-area, from the current "
+            "assessments of a survey year", responses={404: {"description": "No such area or indicator set"}})
+async def mpi_report(
+    request: Request, session: SessionDep,
+    area: Annotated[str, Query(pattern=AREA_CODE_PATTERN, description="DOPA code, e.g. 40")],
+    survey_year: Annotated[int, Query(ge=2500, le=2700)],
+    level: Annotated[Level | None,
+                     Query(description="one row per area of this level (default: one below `area`)")] = None,
+    indicator_set: Annotated[str, Query(max_length=64)] = "tpmap-2560",
+    principal: Principal = can_read,
+) -> MpiReport:
+    return await area_report(session, sets=request.app.state.sets, principal=principal, area=area,
+                             survey_year=survey_year, level=level, indicator_set=indicator_set)

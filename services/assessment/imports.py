@@ -4,9 +4,9 @@ Columns: `household_id`, `indicator_set`, `survey_year`, `surveyed_on` (and opti
 `indicator_set_version`), then one column per indicator code (true/false, 1/0, ใช่/ไม่ใช่; empty = not
 answered, as for an indicator that does not apply or is decided by a measurement) and one per measurement
 (a number; empty = not measured). Every row goes through the same rules as
-`POST /v1/households/{id}/assessments` (`assessments.check`), and the same revision logic: a row identical
-to the household's counting assessment of that year is unchanged (importing the same file twice creates
-nothing), a different one is a new revision. The shared machinery (`shared.imports`) stores the upload,
+`POST /v1/households/{id}/assessments` (`assessments.service.check`), and the same revision logic: a row
+identical to the household's counting assessment of that year is unchanged (importing the same file twice
+creates nothing), a different one is a new revision. The shared machinery (`shared.imports`) stores the upload,
 runs the job in the background and keeps the rejected rows with their column and reason.
 """
 
@@ -26,17 +26,11 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.assessment.assessments import (
-    AssessmentIn,
-    Stored,
-    check,
-    events,
-    is_repeat,
-    new_revision,
-)
+from services.assessment.assessments.schemas import AssessmentIn
+from services.assessment.assessments.service import Stored, check, events, is_repeat, new_revision
 from services.assessment.models import Assessment, ImportJob, ImportRowError, KnownHousehold, metadata, outbox
 from services.assessment.security import can_write
-from services.assessment.sets import Sets
+from services.assessment.sets.service import Sets
 from shared import imports
 from shared.auth import Principal
 from shared.bus import PendingEvent
@@ -48,6 +42,17 @@ from shared.imports import RowError, csv_rows, parse_flag
 FIXED_COLUMNS = ("household_id", "indicator_set", "indicator_set_version", "survey_year", "surveyed_on")
 REQUIRED_COLUMNS = ("household_id", "indicator_set", "survey_year", "surveyed_on")
 ASSESSMENT_TABLE = metadata.tables["assessment"]
+
+
+# -- schemas --
+
+
+class ImportOut(imports.ImportOut):
+    assessments_created: int
+    assessments_unchanged: int
+
+
+# -- rules --
 
 
 @dataclass
@@ -234,13 +239,7 @@ async def importer_extension(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-# -- HTTP ------------------------------------------------------------------------------------------------
-
-
-class ImportOut(imports.ImportOut):
-    assessments_created: int
-    assessments_unchanged: int
-
+# -- routes --
 
 router = imports.import_router("/v1/assessment-imports", ImportOut, can_write,
                                 summary="Import assessments from a CSV file (one row per household and year)")

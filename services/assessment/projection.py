@@ -14,8 +14,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.assessment.indicators import Person
 from services.assessment.models import KnownHousehold
+from services.assessment.scoring import Person
 from shared.bus import Handlers
 from shared.events.catalogue import Catalogue
 from shared.events.envelope import CloudEvent, utcnow

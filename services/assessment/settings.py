@@ -6,7 +6,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.assessment.indicators import SETS_DIR
+from services.assessment.sets.service import SETS_DIR
 from shared.settings import ServiceSettings
 
 

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.assessment.indicators import AnswerError, IndicatorSet, Person, applies, load_files, score
 from services.assessment.mpi import Summary, Unit, summarise
+from services.assessment.scoring import AnswerError, Person, applies, score
+from services.assessment.sets.schemas import IndicatorSet
+from services.assessment.sets.service import load_files
 
 TPMAP = next(f.definition for f in load_files() if f.definition.id == "tpmap-2560")
 ON = date(2022, 1, 15)

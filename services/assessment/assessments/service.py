@@ -1,37 +1,34 @@
-"""Assessments: record one (scored against its indicator set), read them back, explained.
+"""The rules of an assessment: check and score it, store it (or a new revision), its events, read it back.
 
 A household has one counting assessment per survey year; a correction is a new revision (the old one is
 kept, no longer current). Every recorded revision publishes `assessment.recorded` and
-`household.poverty_status_changed` (against the latest result of the previous survey year).
+`household.poverty_status_changed` (against the latest result of the previous survey year). The bulk import
+(`services.assessment.imports`) applies the same rules row by row: `check`, `is_repeat`, `new_revision`, `events`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 from fractions import Fraction
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.assessment.indicators import AnswerError, IndicatorSet, Result, score
+from services.assessment.assessments.schemas import AreaCodes, AssessmentIn, AssessmentOut, IndicatorOut
 from services.assessment.models import Assessment, KnownHousehold, outbox
 from services.assessment.projection import persons
-from services.assessment.security import can_read, can_write
-from services.assessment.sets import Sets
-from shared.app import SessionDep
+from services.assessment.scoring import AnswerError, Result, score
+from services.assessment.sets.schemas import IndicatorSet
+from services.assessment.sets.service import Sets
 from shared.auth import Principal
 from shared.bus import PendingEvent
 from shared.db import as_utc
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.etag import etag
 from shared.events.assessment import (
     ASSESSMENT_RECORDED,
     POVERTY_STATUS_CHANGED,
@@ -41,78 +38,10 @@ from shared.events.assessment import (
     PovertyStatusChanged,
 )
 from shared.events.envelope import utcnow
-from shared.ids import ID_PATTERN, new_id
-
-CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-
-
-# -- schemas ---------------------------------------------------------------------------------------------
-
-
-class AssessmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    indicator_set: str = Field(max_length=64, examples=["tpmap-2560"])
-    indicator_set_version: int | None = Field(None, ge=1, le=2**31 - 1, description="default: the latest")
-    survey_year: int = Field(ge=2500, le=2700, description="Buddhist Era year of the survey round", examples=[2565])
-    surveyed_on: date
-    answers: dict[Annotated[str, Field(pattern=CODE_PATTERN)], bool] = Field(
-        default_factory=dict, description="indicator code → true (meets) / false (fails)",
-        examples=[{"safe_food": True, "housing": False}])
-    measurements: dict[Annotated[str, Field(pattern=CODE_PATTERN)],
-                       Annotated[Decimal, Field(max_digits=14, decimal_places=3, allow_inf_nan=False)]] = Field(
-        default_factory=dict, description="figures that decide threshold indicators",
-        examples=[{"income_per_person_year": "36500", "drinking_water_lpd": "6"}])
-
-
-class IndicatorOut(BaseModel):
-    code: str
-    dimension: str
-    label_th: str
-    label_en: str
-    status: str = Field(description="pass, fail or not_applicable")
-    reason: str
-    weight: str = Field(description="exact fraction; 0 when not applicable")
-
-
-class AreaCodes(BaseModel):
-    province_code: str
-    district_code: str
-    subdistrict_code: str
-    village_code: str
-
-
-class AssessmentOut(BaseModel):
-    id: str
-    household_id: str
-    survey_year: int
-    revision: int
-    current: bool
-    indicator_set: str
-    indicator_set_version: int
-    surveyed_on: date
-    answers: dict[str, bool]
-    measurements: dict[str, str]
-    indicators: list[IndicatorOut]
-    dimensions: dict[str, bool | None] = Field(description="dimension → deprived; null when none of it applies")
-    deprived_dimensions: list[str]
-    score: str = Field(description="deprivation score c, an exact fraction", examples=["5/12"])
-    score_value: float
-    poverty_cutoff: str
-    poor: bool
-    severity: str = Field(description="none (c < 1/5), vulnerable, poor (c ≥ k), severe (c ≥ 1/2)")
-    target_poor: bool
-    welfare_card: bool
-    member_count: int
-    area: AreaCodes
-    recorded_at: datetime
-    recorded_by: str
-
+from shared.ids import new_id
 
 # An assessment as stored: the ORM row, or (in a bulk import) its column values as attributes.
 Stored = Assessment | SimpleNamespace
-
-
-# -- rules -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -132,7 +61,7 @@ def _dimensions(indicator_set: IndicatorSet, result: Result) -> dict[str, bool |
             for d in indicator_set.dimensions}
 
 
-async def known_household(session: AsyncSession, principal: Principal, household_id: str,
+async def known_household(session: AsyncSession, *, principal: Principal, household_id: str,
                           retry_after_s: int) -> KnownHousehold:
     """The household as the registry announced it; 409 + Retry-After if not yet, 404 outside the caller's areas."""
     household = await session.get(KnownHousehold, household_id)
@@ -208,7 +137,8 @@ def new_revision(household: KnownHousehold, body: AssessmentIn, indicator_set: I
 async def record(session: AsyncSession, *, sets: Sets, principal: Principal, household_id: str,
                  body: AssessmentIn, retry_after_s: int) -> Recorded:
     """Score and store an assessment (or a new revision); publish its events. Idempotent for a repeat."""
-    household = await known_household(session, principal, household_id, retry_after_s)
+    household = await known_household(session, principal=principal, household_id=household_id,
+                                      retry_after_s=retry_after_s)
     indicator_set, result = check(sets, household, body)
     current = (await session.execute(select(Assessment).where(
         col(Assessment.household_id) == household_id, col(Assessment.survey_year) == body.survey_year,
@@ -301,57 +231,18 @@ def present(assessment: Assessment, indicator_set: IndicatorSet | None) -> Asses
     )
 
 
-# -- HTTP ------------------------------------------------------------------------------------------------
-
-router = APIRouter(prefix="/v1/households/{household_id}/assessments", tags=["assessments"])
-HouseholdId = Annotated[str, Path(pattern=ID_PATTERN, description="the registry's household id")]
-
-
-def _set_of(request: Request, assessment: Assessment) -> IndicatorSet | None:
-    sets: Sets = request.app.state.sets
-    return sets.get(assessment.indicator_set_id, assessment.indicator_set_version)
-
-
-@router.post("", status_code=201, summary="Record a household's assessment (a repeat for the same year is a "
-             "new revision)", responses={
-                 200: {"description": "The same assessment was already recorded: nothing new"},
-                 404: {"description": "No such household in your areas"},
-                 409: {"description": "Household not yet known (retry after Retry-After), closed, or a "
-                                      "concurrent revision"},
-                 422: {"description": "Unknown indicator, an answer that does not apply, an answer that "
-                                      "contradicts its measurement, a missing answer"}})
-async def create_assessment(household_id: HouseholdId, body: AssessmentIn, request: Request, response: Response,
-                            session: SessionDep, principal: Principal = can_write) -> AssessmentOut:
-    settings = request.app.state.settings
-    recorded = await record(session, sets=request.app.state.sets, principal=principal, household_id=household_id,
-                            body=body, retry_after_s=settings.unknown_household_retry_after_s)
-    a = recorded.assessment
-    response.status_code = 201 if recorded.created else 200
-    response.headers["Location"] = f"/v1/households/{household_id}/assessments/{a.id}"
-    response.headers["ETag"] = etag(a.revision)
-    return present(a, _set_of(request, a))
-
-
-@router.get("", summary="A household's assessments, newest survey year and revision first (history kept)",
-            responses={404: {"description": "No such household in your areas"},
-                       409: {"description": "Household not yet known to this service"}})
-async def list_assessments(household_id: HouseholdId, request: Request, session: SessionDep,
-                           principal: Principal = can_read) -> list[AssessmentOut]:
-    await known_household(session, principal, household_id,
-                          request.app.state.settings.unknown_household_retry_after_s)
-    rows = (await session.execute(select(Assessment).where(col(Assessment.household_id) == household_id).order_by(
+async def history(session: AsyncSession, *, principal: Principal, household_id: str,
+                  retry_after_s: int) -> Sequence[Assessment]:
+    """A household's assessments, newest survey year and revision first (409 or 404 as `known_household`)."""
+    await known_household(session, principal=principal, household_id=household_id, retry_after_s=retry_after_s)
+    return (await session.execute(select(Assessment).where(col(Assessment.household_id) == household_id).order_by(
         col(Assessment.survey_year).desc(), col(Assessment.revision).desc()))).scalars().all()
-    return [present(a, _set_of(request, a)) for a in rows]
 
 
-@router.get("/{assessment_id}", summary="One assessment, explained indicator by indicator",
-            responses={404: {"description": "No such assessment of this household in your areas"}})
-async def get_assessment(household_id: HouseholdId, assessment_id: Annotated[str, Path(pattern=ID_PATTERN)],
-                         request: Request, response: Response, session: SessionDep,
-                         principal: Principal = can_read) -> AssessmentOut:
-    a = await session.get(Assessment, assessment_id)
-    if a is None or a.household_id != household_id or not principal.can_see(a.village_code):
+async def find(session: AsyncSession, *, principal: Principal, household_id: str, assessment_id: str) -> Assessment:
+    """One assessment of the household; 404 if there is none in the caller's areas."""
+    assessment = await session.get(Assessment, assessment_id)
+    if assessment is None or assessment.household_id != household_id or not principal.can_see(
+            assessment.village_code):
         raise NotFound(f"There is no assessment {assessment_id} of household {household_id} in your areas.")
-    response.headers["ETag"] = etag(a.revision)
-    return present(a, _set_of(request, a))
-
+    return assessment

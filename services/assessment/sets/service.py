@@ -1,28 +1,52 @@
-"""Indicator sets in the database: loaded from their files at start-up, versioned, served over HTTP."""
+"""Indicator sets in the database: read from their files (versioned) and stored at start-up, then held parsed.
+
+A new set or version is a new file, no code change; a changed file must raise its version.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import tomllib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Query, Request
-from pydantic import BaseModel
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from services.assessment.indicators import IndicatorSet, load_files
 from services.assessment.models import IndicatorSetVersion
-from services.assessment.security import can_read
-from shared.auth import Principal
+from services.assessment.sets.schemas import IndicatorSet, SetDetail, SetSummary
 from shared.db import transaction
 from shared.errors import NotFound, ServiceUnavailable
 from shared.events.envelope import utcnow
 
+SETS_DIR = Path(__file__).parents[1] / "indicator_sets"
+
 log = structlog.get_logger("kaenkhun.assessment.sets")
+
+
+@dataclass(frozen=True)
+class SetFile:
+    definition: IndicatorSet
+    sha256: str
+
+
+def load_files(directory: Path = SETS_DIR) -> list[SetFile]:
+    """Every indicator set file in the folder (`*.toml`), validated."""
+    found = []
+    for path in sorted(directory.glob("*.toml")):
+        raw = path.read_bytes()
+        try:
+            definition = IndicatorSet.model_validate(tomllib.loads(raw.decode("utf-8")))
+        except (ValueError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"indicator set file {path.name}: {exc}") from exc
+        found.append(SetFile(definition, hashlib.sha256(definition.model_dump_json().encode()).hexdigest()))
+    return found
 
 
 class SetChanged(RuntimeError):
@@ -99,31 +123,8 @@ async def sets_extension(app: FastAPI) -> AsyncIterator[None]:
             await task
 
 
-class SetSummary(BaseModel):
-    id: str
-    version: int
-    latest: bool
-    name_th: str
-    name_en: str
-    dimensions: int
-    indicators: int
-
-
-class SetDetail(IndicatorSet):
-    latest: bool
-
-
-router = APIRouter(prefix="/v1/indicator-sets", tags=["indicator sets"])
-
-
-def _sets(request: Request) -> Sets:
-    sets: Sets = request.app.state.sets
-    return sets
-
-
-@router.get("", summary="Every version of every indicator set")
-async def list_sets(request: Request, _principal: Principal = can_read) -> list[SetSummary]:
-    sets = _sets(request)
+def summaries(*, sets: Sets) -> list[SetSummary]:
+    """Every version of every set, each marked whether it is its set's latest."""
     out = []
     for s in sets.all():
         latest = sets.get(s.id)
@@ -133,14 +134,8 @@ async def list_sets(request: Request, _principal: Principal = can_read) -> list[
     return out
 
 
-@router.get("/{set_id}", summary="An indicator set: dimensions, indicators, applicability, thresholds, cutoffs",
-            responses={404: {"description": "No such set or version"}})
-async def get_set(
-    set_id: str, request: Request,
-    version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="default: the latest")] = None,
-    _principal: Principal = can_read,
-) -> SetDetail:
-    sets = _sets(request)
+def detail(*, sets: Sets, set_id: str, version: int | None) -> SetDetail:
+    """A set's given version (default: the latest) in full; 404 if there is no such set or version."""
     found = sets.get(set_id, version)
     if found is None:
         raise NotFound(f"There is no indicator set {set_id}" + (f" version {version}." if version else "."))

@@ -1,0 +1,1 @@
+"""Assessments: record one (scored against its indicator set), read them back, explained."""

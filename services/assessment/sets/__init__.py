@@ -1,0 +1,1 @@
+"""Indicator sets: their data files, the versions the database holds, and their routes."""
