@@ -1,29 +1,15 @@
-"""The assessment API: indicator sets, recording and explaining assessments, revisions, the registry projection,
-events, area scoping, MPI by area (SQLite and PostgreSQL)."""
+"""The assessment routes: recording and explaining assessments, bad answers, unknown households, revisions,
+poverty status events, area scoping (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.events.registry import HOUSEHOLD_UPDATED
 from shared.ids import new_id
-from tests.assessment.support import ADULT, MEASURED_OK, Assessment, all_meet, facts, member
+from tests.assessment.support import ADULT, MEASURED_OK, Assessment, all_meet, member
 from tests.registry.support import problem
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
-
-
-async def test_indicator_sets_are_served_from_the_database(assessment: Assessment) -> None:
-    listed = await assessment.client.get("/v1/indicator-sets", headers=assessment.admin)
-    assert listed.status_code == 200
-    assert [(s["id"], s["version"], s["latest"], s["indicators"]) for s in listed.json()] == [
-        ("tpmap-2560", 1, True, 17)]
-    detail = (await assessment.client.get("/v1/indicator-sets/tpmap-2560", headers=assessment.admin)).json()
-    water = next(i for i in detail["indicators"] if i["code"] == "drinking_water")
-    assert water["label_th"] == "ครัวเรือนมีน้ำสะอาดสำหรับดื่มและบริโภคเพียงพอตลอดปี อย่างน้อยคนละ 5 ลิตรต่อวัน"
-    assert water["measurement"] == {"name": "drinking_water_lpd", "at_least": "5", "unit": "litres per person per day"}
-    assert detail["poverty_cutoff"] == "1/3" and detail["target_poor_requires_welfare_card"] is True
-    problem(await assessment.client.get("/v1/indicator-sets/jpt-2566", headers=assessment.admin), 404)
 
 
 async def test_an_assessment_explains_every_indicator(assessment: Assessment) -> None:
@@ -108,20 +94,6 @@ async def test_poverty_status_changes_between_survey_years(assessment: Assessmen
     assert "citizen_id_hash" not in str(recorded)
 
 
-async def test_the_projection_keeps_the_newest_snapshot_and_ignores_redelivery(assessment: Assessment) -> None:
-    household_id = new_id()
-    event_id = new_id()
-    assert await assessment.announce(facts(household_id, member(ADULT), welfare_card=False), event_id=event_id) == 1
-    assert await assessment.announce(facts(household_id, member(ADULT), welfare_card=True),
-                                     event_id=event_id) == 0  # the same event again: nothing
-    newer = facts(household_id, member(ADULT), member("2018-01-01", relation="child"), version=3, welfare_card=False)
-    await assessment.announce(newer | {"changed": ["members"]}, HOUSEHOLD_UPDATED, offset=1)
-    await assessment.announce(facts(household_id, member(ADULT), version=2) | {"changed": ["members"]},
-                              HOUSEHOLD_UPDATED, offset=2)  # late and stale: ignored
-    body = (await assessment.assess(household_id, all_meet(preschool=True))).json()
-    assert body["member_count"] == 2 and body["welfare_card"] is False
-
-
 async def test_area_scoping_hides_other_districts(assessment: Assessment) -> None:
     household_id = await assessment.household(village="40020101")
     outsider = assessment.as_("assessment:read", "assessment:write", areas=("4001",))
@@ -132,25 +104,3 @@ async def test_area_scoping_hides_other_districts(assessment: Assessment) -> Non
     assert report["total"]["households"] == 0
     problem(await assessment.client.get(f"/v1/households/{household_id}/assessments",
                                         headers=assessment.as_("assessment:write")), 403)
-
-
-async def test_mpi_by_district_adds_up(assessment: Assessment) -> None:
-    # 4001: 2 persons at c = 3/8 (poor); 4002: 1 person at c = 0 and 1 person at c = 1/4 (not poor).
-    poor = await assessment.household(member(ADULT), member("1985-01-01"), village="40010101")
-    await assessment.assess(poor, all_meet(safe_food=False, medicine_use=False, exercise=False, housing=False,
-                                           clean_home=False))
-    fine = await assessment.household(village="40020101")
-    await assessment.assess(fine)
-    slightly = await assessment.household(village="40020202")
-    await assessment.assess(slightly, all_meet(literacy=False))
-    report = (await assessment.client.get("/v1/mpi?area=40&level=district&survey_year=2565",
-                                          headers=assessment.admin)).json()
-    rows = {r["area_code"]: r for r in report["rows"]}
-    assert rows["4001"]["area_name_th"] == "เมืองขอนแก่น"
-    assert (rows["4001"]["persons"], rows["4001"]["poor_persons"], rows["4001"]["mpi_exact"]) == (2, 2, "3/8")
-    assert (rows["4002"]["persons"], rows["4002"]["poor_persons"], rows["4002"]["mpi_exact"]) == (2, 0, "0")
-    total = report["total"]
-    assert (total["persons"], total["headcount"], total["intensity"], total["mpi_exact"]) == (4, 0.5, 0.375, "3/16")
-    assert sum(total["indicator_contributions"].values()) == pytest.approx(3 / 16, abs=1e-5)  # each rounded to 6 places
-    # Target poor: deprived in any dimension with a welfare card — the poor household and the slightly one.
-    assert total["target_poor_households"] == 2

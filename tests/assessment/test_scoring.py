@@ -1,4 +1,5 @@
-"""Scoring and Alkire–Foster arithmetic, exact: a hand-worked example and properties (hypothesis)."""
+"""Scoring, exact: which indicators apply to whom, hand-worked scores, answers and measurements, and a property
+(hypothesis)."""
 
 from __future__ import annotations
 
@@ -8,37 +9,9 @@ from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from services.assessment.mpi import Summary, Unit, summarise
 from services.assessment.scoring import AnswerError, Person, applies, score
-from services.assessment.sets.schemas import IndicatorSet
-from services.assessment.sets.service import load_files
-
-TPMAP = next(f.definition for f in load_files() if f.definition.id == "tpmap-2560")
-ON = date(2022, 1, 15)
-
-
-def born(years: int, months: int = 0) -> date:
-    """A birth date `years` and `months` before the survey date."""
-    month = ON.month - months
-    year = ON.year - years
-    while month < 1:
-        month += 12
-        year -= 1
-    return date(year, month, 1)
-
-
-def applicable(members: list[Person]) -> set[str]:
-    return {i.code for i in TPMAP.indicators if applies(i, members, ON)}
-
-
-def test_the_tpmap_set_has_17_indicators_in_5_dimensions() -> None:
-    assert len(TPMAP.indicators) == 17
-    assert [d.code for d in TPMAP.dimensions] == ["health", "living", "education", "income", "access"]
-    assert sorted(i.bmn_no or 0 for i in TPMAP.indicators) == [1, 4, 5, 7, 8, 9, 10, 11, 15, 16, 17, 19, 20, 21, 22,
-                                                                27, 28]
-    assert TPMAP.k == Fraction(1, 3)
+from tests.assessment.support import ON, TPMAP, born, households
 
 
 @pytest.mark.parametrize(("code", "member", "expected"), [
@@ -148,57 +121,6 @@ def test_bad_answers_name_every_field() -> None:
               measurements=WATER_OK | {"rainfall": Decimal(3)})
     fields = {f for f, _ in caught.value.errors}
     assert fields == {"answers.flying", "answers.preschool", "answers.literacy", "measurements.rainfall"}
-
-
-# -- Alkire–Foster -----------------------------------------------------------------------------------------
-
-
-def test_hand_worked_example() -> None:
-    """Four households, 10 persons (the README's example): H = 7/10, A = 3/7, M0 = 3/10."""
-    units = [Unit(4, Fraction(1, 2), True, {"housing": Fraction(1, 4), "safe_food": Fraction(1, 4)}),
-             Unit(2, Fraction(1, 4), False, {"literacy": Fraction(1, 4)}),
-             Unit(3, Fraction(1, 3), True, {"working_age_income": Fraction(1, 3)}),
-             Unit(1, Fraction(0), False)]
-    s = summarise(units)
-    assert (s.persons, s.poor_persons) == (10, 7)
-    assert (s.headcount, s.intensity, s.m0) == (Fraction(7, 10), Fraction(3, 7), Fraction(3, 10))
-    assert s.indicator_contributions() == {"housing": Fraction(1, 10), "safe_food": Fraction(1, 10),
-                                           "working_age_income": Fraction(1, 10)}
-
-
-people = st.lists(st.tuples(st.integers(0, 95), st.booleans()), min_size=1, max_size=6)
-
-
-@st.composite
-def households(draw: st.DrawFn) -> tuple[list[Person], dict[str, bool], bool, str]:
-    members = [Person(born(age, 3), disabled) for age, disabled in draw(people)]
-    codes = applicable(members) - {"drinking_water", "use_water", "household_income"}
-    answers = {code: draw(st.booleans()) for code in sorted(codes)}
-    answers |= {c: draw(st.booleans()) for c in ("drinking_water", "use_water", "household_income")}
-    return members, answers, draw(st.booleans()), draw(st.sampled_from(["4001", "4002", "4003"]))
-
-
-def scored(indicator_set: IndicatorSet, household: tuple[list[Person], dict[str, bool], bool, str]) -> Unit:
-    members, answers, card, _ = household
-    r = score(indicator_set, members=members, welfare_card=card, surveyed_on=ON, answers=answers, measurements={})
-    return Unit(len(members), r.score, r.poor, {i.code: i.weight for i in r.indicators if i.deprived})
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(households(), min_size=1, max_size=30))
-def test_af_properties(population: list[tuple[list[Person], dict[str, bool], bool, str]]) -> None:
-    units = [scored(TPMAP, h) for h in population]
-    whole = summarise(units)
-    # M0 = H × A, and the censored indicator contributions add up to M0.
-    assert whole.m0 == whole.headcount * whole.intensity
-    assert sum(whole.indicator_contributions().values(), Fraction(0)) == whole.m0
-    # The province's M0 is the population-weighted sum of its districts' M0.
-    districts: dict[str, Summary] = {}
-    for unit, household in zip(units, population, strict=True):
-        districts.setdefault(household[3], Summary()).add(unit)
-    assert whole.m0 == sum((Fraction(d.persons, whole.persons) * d.m0 for d in districts.values()), Fraction(0))
-    # Weights of each household's applicable indicators sum to 1; scores lie in [0, 1].
-    assert all(0 <= u.score <= 1 for u in units)
 
 
 @settings(max_examples=200, deadline=None)
