@@ -4,9 +4,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.assistance import budgets, centres, disbursements, logbook, partners, referrals, timeline
+from services.assistance import budgets, logbook, partners, timeline
+from services.assistance.centres.routes import router as centres
+from services.assistance.disbursements.routes import router as disbursements
 from services.assistance.models import inbox, metadata, outbox
 from services.assistance.projection import handlers
+from services.assistance.referrals.routes import router as referrals
 from services.assistance.security import security
 from services.assistance.settings import AssistanceSettings
 from shared.app import ServiceSpec, create_service_app
@@ -25,8 +28,7 @@ SPEC = ServiceSpec(
     catalogue=ASSISTANCE_EVENTS,
     security=security,
     handlers=handlers,
-    routers=(budgets.router, disbursements.router, centres.router, logbook.router, partners.router, referrals.router,
-             timeline.router),
+    routers=(budgets.router, disbursements, centres, logbook.router, partners.router, referrals, timeline.router),
 )
 
 

@@ -38,87 +38,7 @@ FAMILY_GRANT = "family_grant"
 CENTRE_SUBSIDY = "centre_subsidy"
 
 
-@dataclass(frozen=True)
-class Programme:
-    code: str
-    name_th: str
-    name_en: str
-    pays: str  # household or centre
-    max_amount: Decimal | None = None
-    yearly_cap: int | None = None
-    eligible_sources: tuple[Source, ...] = field(default_factory=tuple)
-
-
-def programmes(settings: AssistanceSettings) -> dict[str, Programme]:
-    """The programmes, with the amounts and rules the settings give them."""
-    return {p.code: p for p in (
-        Programme(FAMILY_GRANT, "เงินสงเคราะห์ครอบครัว", "Family assistance grant", "household",
-                  settings.family_grant_amount, settings.family_grant_yearly_cap,
-                  tuple(settings.family_grant_eligible_sources)),
-        Programme(CENTRE_SUBSIDY, "เงินอุดหนุนศูนย์พัฒนาครอบครัวในชุมชน (ศพค.)",
-                  "Subsidy to community family development centres", "centre",
-                  yearly_cap=settings.centre_subsidy_yearly_cap),
-    )}
-
-
-def programme_of(request: Request, code: str) -> Programme:
-    found = programmes(request.app.state.settings).get(code)
-    if found is None:
-        raise NotFound(f"There is no programme {code!r}; see GET /v1/programmes.")
-    return found
-
-
-# -- drawing down ----------------------------------------------------------------------------------------
-
-
-class Ledger:
-    """The budgets of a programme and fiscal year, locked for the caller's transaction, drawn in memory."""
-
-    def __init__(self, budgets: list[Budget]) -> None:
-        self._by_area = {b.area_code: b for b in budgets}
-        self._left = {b.id: b.amount - b.disbursed + b.reversed for b in budgets}
-        self._taken: dict[str, Decimal] = {}
-
-    @classmethod
-    async def lock(cls, session: AsyncSession, programme: str, fiscal_year: int) -> Ledger:
-        found = await session.execute(select(Budget).where(
-            col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year)
-            .order_by(col(Budget.id)).with_for_update().execution_options(populate_existing=True))
-        return cls(list(found.scalars()))
-
-    def budget_for(self, area_code: str) -> Budget | None:
-        """The most specific budget whose area contains `area_code` (village, sub-district, district, province)."""
-        for n in (8, 6, 4, 2):
-            if len(area_code) >= n and (budget := self._by_area.get(area_code[:n])) is not None:
-                return budget
-        return None
-
-    def draw(self, budget: Budget, amount: Decimal) -> bool:
-        """Take `amount` if the budget has that much left."""
-        if self._left[budget.id] < amount:
-            return False
-        self._left[budget.id] -= amount
-        self._taken[budget.id] = self._taken.get(budget.id, ZERO) + amount
-        return True
-
-    async def write(self, session: AsyncSession) -> None:
-        """Write what was taken back to the (still locked) budgets."""
-        for budget_id, amount in self._taken.items():
-            await session.execute(
-                update(Budget).where(col(Budget.id) == budget_id)
-                .values(disbursed=col(Budget.disbursed) + amount, version=col(Budget.version) + 1,
-                        updated_at=utcnow()).execution_options(synchronize_session=False))
-
-
-async def give_back(session: AsyncSession, budget_id: str, amount: Decimal) -> None:
-    """Return a reversed payment's amount to its budget."""
-    await session.execute(
-        update(Budget).where(col(Budget.id) == budget_id)
-        .values(reversed=col(Budget.reversed) + amount, version=col(Budget.version) + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False))
-
-
-# -- HTTP ------------------------------------------------------------------------------------------------
+# -- schemas --
 
 
 class ProgrammeOut(BaseModel):
@@ -148,6 +68,94 @@ class BudgetOut(BaseModel):
     remaining: Amount
 
 
+# -- rules --
+
+
+@dataclass(frozen=True)
+class Programme:
+    code: str
+    name_th: str
+    name_en: str
+    pays: str  # household or centre
+    max_amount: Decimal | None = None
+    yearly_cap: int | None = None
+    eligible_sources: tuple[Source, ...] = field(default_factory=tuple)
+
+
+def programmes(settings: AssistanceSettings) -> dict[str, Programme]:
+    """The programmes, with the amounts and rules the settings give them."""
+    return {p.code: p for p in (
+        Programme(FAMILY_GRANT, "เงินสงเคราะห์ครอบครัว", "Family assistance grant", "household",
+                  settings.family_grant_amount, settings.family_grant_yearly_cap,
+                  tuple(settings.family_grant_eligible_sources)),
+        Programme(CENTRE_SUBSIDY, "เงินอุดหนุนศูนย์พัฒนาครอบครัวในชุมชน (ศพค.)",
+                  "Subsidy to community family development centres", "centre",
+                  yearly_cap=settings.centre_subsidy_yearly_cap),
+    )}
+
+
+def programme_of(settings: AssistanceSettings, code: str) -> Programme:
+    found = programmes(settings).get(code)
+    if found is None:
+        raise NotFound(f"There is no programme {code!r}; see GET /v1/programmes.")
+    return found
+
+
+def describe(programme: Programme) -> ProgrammeOut:
+    return ProgrammeOut(
+        code=programme.code, name_th=programme.name_th, name_en=programme.name_en, pays=programme.pays,
+        max_amount=programme.max_amount, yearly_cap=programme.yearly_cap,
+        eligible=("target poor in their latest assessment, or registered as "
+                  + " or ".join(programme.eligible_sources) if programme.pays == "household" else "registered centres"))
+
+
+class Ledger:
+    """The budgets of a programme and fiscal year, locked for the caller's transaction, drawn in memory."""
+
+    def __init__(self, budgets: list[Budget]) -> None:
+        self._by_area = {b.area_code: b for b in budgets}
+        self._left = {b.id: b.amount - b.disbursed + b.reversed for b in budgets}
+        self._taken: dict[str, Decimal] = {}
+
+    @classmethod
+    async def lock(cls, session: AsyncSession, *, programme: str, fiscal_year: int) -> Ledger:
+        found = await session.execute(select(Budget).where(
+            col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year)
+            .order_by(col(Budget.id)).with_for_update().execution_options(populate_existing=True))
+        return cls(list(found.scalars()))
+
+    def budget_for(self, area_code: str) -> Budget | None:
+        """The most specific budget whose area contains `area_code` (village, sub-district, district, province)."""
+        for n in (8, 6, 4, 2):
+            if len(area_code) >= n and (budget := self._by_area.get(area_code[:n])) is not None:
+                return budget
+        return None
+
+    def draw(self, budget: Budget, amount: Decimal) -> bool:
+        """Take `amount` if the budget has that much left."""
+        if self._left[budget.id] < amount:
+            return False
+        self._left[budget.id] -= amount
+        self._taken[budget.id] = self._taken.get(budget.id, ZERO) + amount
+        return True
+
+    async def write(self, session: AsyncSession) -> None:
+        """Write what was taken back to the (still locked) budgets."""
+        for budget_id, amount in self._taken.items():
+            await session.execute(
+                update(Budget).where(col(Budget.id) == budget_id)
+                .values(disbursed=col(Budget.disbursed) + amount, version=col(Budget.version) + 1,
+                        updated_at=utcnow()).execution_options(synchronize_session=False))
+
+
+async def give_back(session: AsyncSession, *, budget_id: str, amount: Decimal) -> None:
+    """Return a reversed payment's amount to its budget."""
+    await session.execute(
+        update(Budget).where(col(Budget.id) == budget_id)
+        .values(reversed=col(Budget.reversed) + amount, version=col(Budget.version) + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+
+
 def present(budget: Budget) -> BudgetOut:
     area = areas.find(budget.area_code)
     return BudgetOut(id=budget.id, programme=budget.programme, fiscal_year=budget.fiscal_year,
@@ -156,44 +164,32 @@ def present(budget: Budget) -> BudgetOut:
                      remaining=budget.amount - budget.disbursed + budget.reversed)
 
 
-router = APIRouter(tags=["programmes and budgets"])
-AreaCode = Annotated[str, Path(pattern=areas.AREA_CODE_PATTERN, description="province, district, sub-district or "
-                                                                            "village code")]
+async def _find(session: AsyncSession, programme: str, fiscal_year: int, area_code: str) -> Budget | None:
+    return (await session.execute(select(Budget).where(
+        col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year,
+        col(Budget.area_code) == area_code))).scalar_one_or_none()
 
 
-@router.get("/v1/programmes", summary="The programmes and their rules")
-async def list_programmes(request: Request, principal: Principal = can_read) -> list[ProgrammeOut]:
-    return [ProgrammeOut(
-        code=p.code, name_th=p.name_th, name_en=p.name_en, pays=p.pays, max_amount=p.max_amount,
-        yearly_cap=p.yearly_cap,
-        eligible=("target poor in their latest assessment, or registered as " + " or ".join(p.eligible_sources)
-                  if p.pays == "household" else "registered centres"),
-    ) for p in programmes(request.app.state.settings).values()]
-
-
-@router.put("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="Allocate (or change) a budget",
-            responses={409: {"description": "Below what is already disbursed"}})
-async def put_budget(programme: str, fiscal_year: FiscalYear, area_code: AreaCode, body: BudgetIn,
-                     request: Request, session: SessionDep, principal: Principal = can_write) -> BudgetOut:
-    programme_of(request, programme)
+async def allocate(session: AsyncSession, *, settings: AssistanceSettings, principal: Principal, programme: str,
+                   fiscal_year: int, area_code: str, amount: Decimal) -> BudgetOut:
+    """Allocate a budget, or change its amount (never below what is disbursed); `budget.set` tells the others."""
+    programme_of(settings, programme)
     if areas.find(area_code) is None:
         raise NotFound(f"There is no area {area_code}.")
     if not principal.can_see(area_code):
         raise Forbidden(f"Area {area_code} is outside your areas.")
-    budget = (await session.execute(select(Budget).where(
-        col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year,
-        col(Budget.area_code) == area_code))).scalar_one_or_none()
+    budget = await _find(session, programme, fiscal_year, area_code)
     if budget is None:
         budget = Budget(id=new_id(), programme=programme, fiscal_year=fiscal_year, area_code=area_code,
-                        amount=body.amount, disbursed=ZERO, reversed=ZERO, updated_at=utcnow())
+                        amount=amount, disbursed=ZERO, reversed=ZERO, updated_at=utcnow())
         session.add(budget)
         await session.flush()
     else:
         # Conditional, like a payment: never below what is disbursed, even if one lands meanwhile.
         changed = await session.execute(
             update(Budget).where(col(Budget.id) == budget.id,
-                                 col(Budget.disbursed) - col(Budget.reversed) <= body.amount)
-            .values(amount=body.amount, version=col(Budget.version) + 1, updated_at=utcnow())
+                                 col(Budget.disbursed) - col(Budget.reversed) <= amount)
+            .values(amount=amount, version=col(Budget.version) + 1, updated_at=utcnow())
             .execution_options(synchronize_session=False))
         await session.refresh(budget)
         if rowcount(changed) != 1:
@@ -206,14 +202,40 @@ async def put_budget(programme: str, fiscal_year: FiscalYear, area_code: AreaCod
     return present(budget)
 
 
+async def budget_in_reach(session: AsyncSession, *, settings: AssistanceSettings, principal: Principal,
+                          programme: str, fiscal_year: int, area_code: str) -> BudgetOut:
+    """A budget in the caller's areas: allocated, disbursed, reversed, remaining."""
+    programme_of(settings, programme)
+    budget = await _find(session, programme, fiscal_year, area_code)
+    if budget is None or not principal.can_see(area_code):
+        raise NotFound(f"There is no {programme} budget for FY {fiscal_year} in area {area_code}.")
+    return present(budget)
+
+
+# -- routes --
+
+
+router = APIRouter(tags=["programmes and budgets"])
+AreaCode = Annotated[str, Path(pattern=areas.AREA_CODE_PATTERN, description="province, district, sub-district or "
+                                                                            "village code")]
+
+
+@router.get("/v1/programmes", summary="The programmes and their rules")
+async def list_programmes(request: Request, principal: Principal = can_read) -> list[ProgrammeOut]:
+    return [describe(p) for p in programmes(request.app.state.settings).values()]
+
+
+@router.put("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="Allocate (or change) a budget",
+            responses={409: {"description": "Below what is already disbursed"}})
+async def put_budget(programme: str, fiscal_year: FiscalYear, area_code: AreaCode, body: BudgetIn,
+                     request: Request, session: SessionDep, principal: Principal = can_write) -> BudgetOut:
+    return await allocate(session, settings=request.app.state.settings, principal=principal, programme=programme,
+                          fiscal_year=fiscal_year, area_code=area_code, amount=body.amount)
+
+
 @router.get("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="A budget: allocated, disbursed, "
             "reversed, remaining")
 async def get_budget(programme: str, fiscal_year: FiscalYear, area_code: AreaCode, request: Request,
                      session: SessionDep, principal: Principal = can_read) -> BudgetOut:
-    programme_of(request, programme)
-    budget = (await session.execute(select(Budget).where(
-        col(Budget.programme) == programme, col(Budget.fiscal_year) == fiscal_year,
-        col(Budget.area_code) == area_code))).scalar_one_or_none()
-    if budget is None or not principal.can_see(area_code):
-        raise NotFound(f"There is no {programme} budget for FY {fiscal_year} in area {area_code}.")
-    return present(budget)
+    return await budget_in_reach(session, settings=request.app.state.settings, principal=principal,
+                                 programme=programme, fiscal_year=fiscal_year, area_code=area_code)

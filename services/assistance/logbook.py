@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assistance.models import KnownHousehold, Visit, outbox
@@ -24,6 +25,8 @@ from shared.events.assistance import VISIT_RECORDED, VisitProblem, VisitRecorded
 from shared.events.envelope import utcnow
 from shared.ids import ID_PATTERN, new_id
 from shared.text import Notes, Text
+
+# -- schemas --
 
 
 class Dimension(StrEnum):
@@ -71,6 +74,9 @@ class VisitOut(BaseModel):
     recorded_at: datetime
 
 
+# -- rules --
+
+
 def present(visit: Visit) -> VisitOut:
     return VisitOut(id=visit.id, household_id=visit.household_id, village_code=visit.village_code,
                     visited_on=visit.visited_on, team_id=visit.team_id, buddy_official=visit.buddy_official,
@@ -78,11 +84,7 @@ def present(visit: Visit) -> VisitOut:
                     stage=Stage(visit.stage), recorded_by=visit.recorded_by, recorded_at=as_utc(visit.recorded_at))
 
 
-router = APIRouter(tags=["logbook"])
-HouseholdId = Annotated[str, Path(pattern=ID_PATTERN, description="the registry's household id")]
-
-
-async def household_in_reach(session: SessionDep, principal: Principal, household_id: str) -> KnownHousehold:
+async def household_in_reach(session: AsyncSession, *, principal: Principal, household_id: str) -> KnownHousehold:
     household = await session.get(KnownHousehold, household_id)
     if household is None or household.version == 0 or not principal.can_see(household.village_code):
         raise NotFound(f"There is no household {household_id} in your areas (or the registry's event has not "
@@ -90,12 +92,10 @@ async def household_in_reach(session: SessionDep, principal: Principal, househol
     return household
 
 
-@router.post("/v1/households/{household_id}/visits", status_code=201, summary="Record a visit to a household",
-             responses={404: {"description": "No such household in your areas"},
-                        422: {"description": "A visit date in the future, an unknown dimension or stage"}})
-async def record_visit(household_id: HouseholdId, body: VisitIn, session: SessionDep,
-                       principal: Principal = can_write) -> JSONResponse:
-    household = await household_in_reach(session, principal, household_id)
+async def add_visit(session: AsyncSession, *, principal: Principal, household_id: str, body: VisitIn) -> VisitOut:
+    """Record a visit (not in the future) to a household in the caller's areas; `visit.recorded` carries the
+    dimensions and indicators of its problems, not their descriptions."""
+    household = await household_in_reach(session, principal=principal, household_id=household_id)
     if body.visited_on > clock.today():
         raise Unprocessable("visited_on is in the future", errors=[{
             "field": "body.visited_on", "message": "must not be in the future", "code": "date"}])
@@ -111,24 +111,18 @@ async def record_visit(household_id: HouseholdId, body: VisitIn, session: Sessio
         visited_on=body.visited_on, stage=body.stage.value, team_id=body.team_id,
         problems=[VisitProblem(dimension=p.dimension.value, indicator_code=p.indicator_code)
                   for p in body.problems]), household.id)])
-    return JSONResponse(present(visit).model_dump(mode="json"), status_code=201,
-                        headers={"Location": f"/v1/households/{household_id}/visits/{visit.id}"})
+    return present(visit)
 
 
-@router.get("/v1/households/{household_id}/visits", summary="A household's visits, newest first")
-async def household_visits(household_id: HouseholdId, session: SessionDep,
-                           principal: Principal = can_read) -> list[VisitOut]:
-    await household_in_reach(session, principal, household_id)
+async def visits_of(session: AsyncSession, *, principal: Principal, household_id: str) -> list[VisitOut]:
+    await household_in_reach(session, principal=principal, household_id=household_id)
     found = await session.execute(select(Visit).where(col(Visit.household_id) == household_id)
                                   .order_by(col(Visit.visited_on).desc(), col(Visit.recorded_at).desc()))
     return [present(v) for v in found.scalars()]
 
 
-@router.get("/v1/visits", summary="Visits in an area (yours by default), newest first")
-async def area_visits(session: SessionDep,
-                      area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
-                      since: date | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                      principal: Principal = can_read) -> list[VisitOut]:
+async def visits_in_area(session: AsyncSession, *, principal: Principal, area: str | None, since: date | None,
+                         limit: int) -> list[VisitOut]:
     query = select(Visit).where(area_clause(principal, col(Visit.village_code)))
     if area is not None:
         query = query.where(col(Visit.village_code).startswith(area))
@@ -137,3 +131,34 @@ async def area_visits(session: SessionDep,
     found = await session.execute(query.order_by(col(Visit.visited_on).desc(), col(Visit.recorded_at).desc(),
                                                  col(Visit.id)).limit(limit))
     return [present(v) for v in found.scalars()]
+
+
+# -- routes --
+
+
+router = APIRouter(tags=["logbook"])
+HouseholdId = Annotated[str, Path(pattern=ID_PATTERN, description="the registry's household id")]
+
+
+@router.post("/v1/households/{household_id}/visits", status_code=201, summary="Record a visit to a household",
+             responses={404: {"description": "No such household in your areas"},
+                        422: {"description": "A visit date in the future, an unknown dimension or stage"}})
+async def record_visit(household_id: HouseholdId, body: VisitIn, session: SessionDep,
+                       principal: Principal = can_write) -> JSONResponse:
+    visit = await add_visit(session, principal=principal, household_id=household_id, body=body)
+    return JSONResponse(visit.model_dump(mode="json"), status_code=201,
+                        headers={"Location": f"/v1/households/{household_id}/visits/{visit.id}"})
+
+
+@router.get("/v1/households/{household_id}/visits", summary="A household's visits, newest first")
+async def household_visits(household_id: HouseholdId, session: SessionDep,
+                           principal: Principal = can_read) -> list[VisitOut]:
+    return await visits_of(session, principal=principal, household_id=household_id)
+
+
+@router.get("/v1/visits", summary="Visits in an area (yours by default), newest first")
+async def area_visits(session: SessionDep,
+                      area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
+                      since: date | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                      principal: Principal = can_read) -> list[VisitOut]:
+    return await visits_in_area(session, principal=principal, area=area, since=since, limit=limit)

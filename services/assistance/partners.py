@@ -30,6 +30,8 @@ from shared.events.envelope import utcnow
 from shared.ids import ID_PATTERN, new_id
 from shared.text import Text
 
+# -- schemas --
+
 
 class Sector(StrEnum):
     """The seven sectors of the Khon Kaen model (ภาคีเจ็ดภาคส่วน)."""
@@ -64,6 +66,9 @@ class PartnerOut(BaseModel):
     created_at: datetime
 
 
+# -- rules --
+
+
 def present(partner: Partner) -> PartnerOut:
     return PartnerOut(id=partner.id, name=partner.name, sector=Sector(partner.sector), areas=partner.areas,
                       client_id=partner.client_id, created_at=as_utc(partner.created_at))
@@ -81,18 +86,18 @@ def shares_an_area(partner: Partner, principal: Principal) -> bool:
 
 
 @dataclass(frozen=True)
-class Caller:
+class StaffOrPartner:
     """Who is calling: staff (their token's areas bound them) or a partner (only what is addressed to it)."""
 
     principal: Principal
     partner: Partner | None = None
 
 
-async def caller(session: AsyncSession, principal: Principal, staff_scope: str) -> Caller:
+async def staff_or_partner(session: AsyncSession, *, principal: Principal, staff_scope: str) -> StaffOrPartner:
     """Staff if the token holds `staff_scope`; else the partner tied to the client, if it holds the partner
     scope; else 403."""
     if principal.has_scope(staff_scope):
-        return Caller(principal)
+        return StaffOrPartner(principal)
     if not principal.has_scope(PARTNER):
         raise Forbidden(f"This operation needs the scope {staff_scope} (staff) or {PARTNER} (a partner agency).",
                         missing_scopes=[staff_scope])
@@ -101,16 +106,11 @@ async def caller(session: AsyncSession, principal: Principal, staff_scope: str) 
     if partner is None:
         raise Forbidden(f"Client {principal.client_id!r} holds {PARTNER} but no partner is tied to it: "
                         "register the partner with this client_id.")
-    return Caller(principal, partner)
+    return StaffOrPartner(principal, partner)
 
 
-router = APIRouter(tags=["logbook"])
-
-
-@router.post("/v1/partners", status_code=201, summary="Register a partner agency",
-             responses={403: {"description": "An area outside your own"},
-                        409: {"description": "The client is already tied to another partner"}})
-async def create_partner(body: PartnerIn, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+async def register(session: AsyncSession, *, principal: Principal, body: PartnerIn) -> PartnerOut:
+    """Register a partner serving known areas, all of them the caller's; its client acts for no other."""
     unknown = [code for code in body.areas if areas.find(code) is None]
     if unknown:
         raise Unprocessable(f"Unknown areas: {', '.join(unknown)}", errors=[
@@ -126,14 +126,12 @@ async def create_partner(body: PartnerIn, session: SessionDep, principal: Princi
         await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"Client {body.client_id!r} already acts for another partner.") from exc
-    return JSONResponse(present(partner).model_dump(mode="json"), status_code=201,
-                        headers={"Location": f"/v1/partners/{partner.id}"})
+    return present(partner)
 
 
-@router.get("/v1/partners", summary="Partner agencies serving your areas, by sector and by the area they serve")
-async def list_partners(session: SessionDep, sector: Sector | None = None,
-                        area: Annotated[str | None, Query(pattern=AREA_CODE_PATTERN)] = None,
-                        principal: Principal = can_read) -> list[PartnerOut]:
+async def partners_in_reach(session: AsyncSession, *, principal: Principal, sector: Sector | None,
+                            area: str | None) -> list[PartnerOut]:
+    """The partners sharing an area with the caller, of a sector and serving an area if given, by name."""
     query = select(Partner).order_by(col(Partner.name), col(Partner.id))
     if sector is not None:
         query = query.where(col(Partner.sector) == sector.value)
@@ -141,10 +139,36 @@ async def list_partners(session: SessionDep, sector: Sector | None = None,
     return [present(p) for p in found if shares_an_area(p, principal) and (area is None or serves(p, area))]
 
 
-@router.get("/v1/partners/{partner_id}", summary="A partner agency")
-async def get_partner(partner_id: Annotated[str, Path(pattern=ID_PATTERN)], session: SessionDep,
-                      principal: Principal = can_read) -> PartnerOut:
+async def partner_in_reach(session: AsyncSession, *, principal: Principal, partner_id: str) -> PartnerOut:
     partner = await session.get(Partner, partner_id)
     if partner is None or not shares_an_area(partner, principal):
         raise NotFound(f"There is no partner {partner_id}.")
     return present(partner)
+
+
+# -- routes --
+
+
+router = APIRouter(tags=["logbook"])
+
+
+@router.post("/v1/partners", status_code=201, summary="Register a partner agency",
+             responses={403: {"description": "An area outside your own"},
+                        409: {"description": "The client is already tied to another partner"}})
+async def create_partner(body: PartnerIn, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+    partner = await register(session, principal=principal, body=body)
+    return JSONResponse(partner.model_dump(mode="json"), status_code=201,
+                        headers={"Location": f"/v1/partners/{partner.id}"})
+
+
+@router.get("/v1/partners", summary="Partner agencies serving your areas, by sector and by the area they serve")
+async def list_partners(session: SessionDep, sector: Sector | None = None,
+                        area: Annotated[str | None, Query(pattern=AREA_CODE_PATTERN)] = None,
+                        principal: Principal = can_read) -> list[PartnerOut]:
+    return await partners_in_reach(session, principal=principal, sector=sector, area=area)
+
+
+@router.get("/v1/partners/{partner_id}", summary="A partner agency")
+async def get_partner(partner_id: Annotated[str, Path(pattern=ID_PATTERN)], session: SessionDep,
+                      principal: Principal = can_read) -> PartnerOut:
+    return await partner_in_reach(session, principal=principal, partner_id=partner_id)

@@ -36,6 +36,9 @@ handlers = Handlers(Catalogue())
 _REGISTRY_KEPT = ("version", "status", "village_code", "sources", "welfare_card", "team_id")
 
 
+# -- rules --
+
+
 def _details(payload: BaseModel) -> tuple[str, dict[str, object], date | None]:
     """(source, details, the day it happened in the field if the event says) of one event for the history;
     every event kept names its household in `household_id`."""

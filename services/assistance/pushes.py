@@ -32,11 +32,47 @@ BodyT = TypeVar("BodyT", bound=BaseModel)
 MAX_KEY = 255
 
 
+# -- schemas --
+
+
 class Push:
     """A verified push: who sent it (webhook-id), its Idempotency-Key and its parsed body."""
 
     def __init__(self, webhook_id: str, key: str, body: Any) -> None:
         self.webhook_id, self.key, self.body = webhook_id, key, body
+
+
+# -- rules --
+
+
+async def _claim(maker: Any, scope: str, key: str, digest: str, lock_s: int) -> IdempotencyRecord | None:
+    """Claim the key for this request (None), or return the finished record to replay; raises 409/422."""
+    for _ in range(2):  # a concurrent first claim makes our insert fail once: then we see its row
+        try:
+            async with transaction(maker) as session:
+                record = await session.get(IdempotencyRecord, (scope, key))
+                now = utcnow()
+                if record is None:
+                    session.add(IdempotencyRecord(scope=scope, key=key, request_sha256=digest, status="processing",
+                                                  locked_at=now, created_at=now))
+                    return None
+                if record.request_sha256 != digest:
+                    raise Unprocessable("This Idempotency-Key was used for a different request; use a new key "
+                                        "for a new request.", type_slug="idempotency-key-reused")
+                if record.status == "done":
+                    return record
+                if as_utc(record.locked_at) + timedelta(seconds=lock_s) < now:
+                    record.locked_at = now  # the first attempt died: this one takes over
+                    return None
+                raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
+                               type_slug="idempotency-key-in-use", headers={"Retry-After": "2"})
+        except IntegrityError:
+            continue
+    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
+                   type_slug="idempotency-key-in-use", headers={"Retry-After": "2"})
+
+
+# -- routes --
 
 
 def idempotency_key(request: Request) -> str:
@@ -92,33 +128,6 @@ def _answer(status: int, content: dict[str, Any], *, replayed: bool = False) -> 
     """The response to a push, first time or replayed (a stored refusal stays problem+json)."""
     return JSONResponse(content, status_code=status, media_type=PROBLEM_JSON if status >= 400 else None,
                         headers={"Idempotent-Replayed": "true"} if replayed else None)
-
-
-async def _claim(maker: Any, scope: str, key: str, digest: str, lock_s: int) -> IdempotencyRecord | None:
-    """Claim the key for this request (None), or return the finished record to replay; raises 409/422."""
-    for _ in range(2):  # a concurrent first claim makes our insert fail once: then we see its row
-        try:
-            async with transaction(maker) as session:
-                record = await session.get(IdempotencyRecord, (scope, key))
-                now = utcnow()
-                if record is None:
-                    session.add(IdempotencyRecord(scope=scope, key=key, request_sha256=digest, status="processing",
-                                                  locked_at=now, created_at=now))
-                    return None
-                if record.request_sha256 != digest:
-                    raise Unprocessable("This Idempotency-Key was used for a different request; use a new key "
-                                        "for a new request.", type_slug="idempotency-key-reused")
-                if record.status == "done":
-                    return record
-                if as_utc(record.locked_at) + timedelta(seconds=lock_s) < now:
-                    record.locked_at = now  # the first attempt died: this one takes over
-                    return None
-                raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                               type_slug="idempotency-key-in-use", headers={"Retry-After": "2"})
-        except IntegrityError:
-            continue
-    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                   type_slug="idempotency-key-in-use", headers={"Retry-After": "2"})
 
 
 def push_route(body: type[BaseModel], response: type[BaseModel], summary: str) -> dict[str, Any]:

@@ -13,15 +13,18 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assistance.logbook import HouseholdId, household_in_reach
 from services.assistance.models import Disbursement, Help, HistoryEntry, Partner, Referral, ReferralChange, Visit
-from services.assistance.referrals import partner_ref
+from services.assistance.referrals.service import partner_ref
 from services.assistance.security import can_read
 from shared.app import SessionDep
 from shared.auth import Principal
 from shared.db import as_utc
+
+# -- schemas --
 
 
 class TimelineEntry(BaseModel):
@@ -40,6 +43,9 @@ class Timeline(BaseModel):
     entries: list[TimelineEntry]
 
 
+# -- rules --
+
+
 def _entry(at: datetime, on: date | None, type_: str, id_: str, details: dict[str, Any],
            source: Literal["registry", "assessment", "assistance"] = "assistance") -> TimelineEntry:
     return TimelineEntry(at=as_utc(at), on=on, type=type_, source=source, id=id_, details=details)
@@ -48,14 +54,10 @@ def _entry(at: datetime, on: date | None, type_: str, id_: str, details: dict[st
 # Published in the same instant as the assessment it follows from: listed after it.
 _AFTER_ITS_CAUSE = {"household.poverty_status_changed": 1}
 
-router = APIRouter(tags=["logbook"])
 
-
-@router.get("/v1/households/{household_id}/timeline", response_model=Timeline,
-            summary="Everything that happened to a household, in the order it was recorded",
-            responses={404: {"description": "No such household in your areas"}})
-async def timeline(household_id: HouseholdId, session: SessionDep, principal: Principal = can_read) -> Timeline:
-    household = await household_in_reach(session, principal, household_id)
+async def story(session: AsyncSession, *, principal: Principal, household_id: str) -> Timeline:
+    """The timeline of a household in the caller's areas."""
+    household = await household_in_reach(session, principal=principal, household_id=household_id)
     entries: list[TimelineEntry] = []
 
     history = await session.execute(select(HistoryEntry).where(col(HistoryEntry.household_id) == household_id))
@@ -101,3 +103,16 @@ async def timeline(household_id: HouseholdId, session: SessionDep, principal: Pr
     entries.sort(key=lambda e: (e.at, _AFTER_ITS_CAUSE.get(e.type, 0), e.id))
     return Timeline(household_id=household.id, village_code=household.village_code,
                     target_poor=household.target_poor, entries=entries)
+
+
+# -- routes --
+
+
+router = APIRouter(tags=["logbook"])
+
+
+@router.get("/v1/households/{household_id}/timeline", response_model=Timeline,
+            summary="Everything that happened to a household, in the order it was recorded",
+            responses={404: {"description": "No such household in your areas"}})
+async def timeline(household_id: HouseholdId, session: SessionDep, principal: Principal = can_read) -> Timeline:
+    return await story(session, principal=principal, household_id=household_id)

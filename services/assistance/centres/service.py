@@ -7,39 +7,31 @@ specific `centre_subsidy` budget whose area contains the centre's sub-district.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
-from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assistance.budgets import CENTRE_SUBSIDY, Ledger
-from services.assistance.disbursements import (
-    DISBURSEMENT_TABLE,
-    REF_PATTERN,
-    Allowances,
-    BatchOut,
-    Reason,
-    batch_out,
-    check_batch,
-    new_batch,
+from services.assistance.centres.schemas import (
+    CentreIn,
+    CentreKind,
+    CentreOut,
+    Reconciliation,
+    ReconciliationRow,
+    SubsidyBatchIn,
 )
+from services.assistance.disbursements.schemas import BatchOut, Reason
+from services.assistance.disbursements.service import Allowances, check_batch, new_batch, write_batch
 from services.assistance.models import Budget, Centre, Disbursement, outbox
-from services.assistance.pushes import Push, handle_push, push_route
-from services.assistance.security import can_read, can_write
+from services.assistance.pushes import Push
 from services.assistance.settings import AssistanceSettings
 from shared import areas
-from shared.app import SessionDep
 from shared.auth import Principal, area_clause
 from shared.bus import PendingEvent
-from shared.db import as_utc, bulk_insert
+from shared.db import as_utc
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.events.assistance import (
     CENTRE_REGISTERED,
@@ -48,37 +40,10 @@ from shared.events.assistance import (
     CentreSubsidyRecorded,
 )
 from shared.events.envelope import utcnow
-from shared.ids import ID_PATTERN, new_id
-from shared.money import ZERO, Amount, FiscalYear, Money
-from shared.text import Text
-
-
-class CentreKind(StrEnum):
-    tambon_social_assistance_centre = "tambon_social_assistance_centre"    # ศูนย์ช่วยเหลือสังคมตำบล
-    family_development_centre = "family_development_centre"                # ศูนย์พัฒนาครอบครัวในชุมชน (ศพค.)
-
+from shared.ids import new_id
+from shared.money import ZERO
 
 SUBSIDISED = {CentreKind.family_development_centre.value}
-
-
-class CentreIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: CentreKind
-    name: Annotated[Text, StringConstraints(max_length=300)] = Field(examples=["ศูนย์พัฒนาครอบครัวในชุมชนตำบลในเมือง"])
-    subdistrict_code: Annotated[str, StringConstraints(pattern=r"^\d{6}$")] = Field(examples=["400101"])
-    local_government: Annotated[Text, StringConstraints(max_length=300)] = Field(examples=["เทศบาลนครขอนแก่น"])
-
-
-class CentreOut(BaseModel):
-    id: str
-    kind: str
-    name: str
-    subdistrict_code: str
-    subdistrict_name_th: str
-    district_code: str
-    province_code: str
-    local_government: str
-    created_at: datetime
 
 
 def present(centre: Centre) -> CentreOut:
@@ -89,33 +54,55 @@ def present(centre: Centre) -> CentreOut:
                      created_at=as_utc(centre.created_at))
 
 
-class SubsidyItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    item_ref: str = Field(pattern=REF_PATTERN)
-    centre_id: str = Field(pattern=ID_PATTERN)
-    amount: Money
-    note: str | None = Field(None, max_length=500)
+async def register(session: AsyncSession, *, principal: Principal, body: CentreIn) -> CentreOut:
+    """Register a centre in a known sub-district of the caller's areas; `centre.registered` tells the others."""
+    area = areas.find(body.subdistrict_code)
+    if area is None:
+        raise Unprocessable(f"There is no sub-district {body.subdistrict_code}.", errors=[{
+            "field": "body.subdistrict_code", "message": "unknown sub-district", "code": "area"}])
+    if not principal.can_see(body.subdistrict_code):
+        raise Forbidden(f"Sub-district {body.subdistrict_code} is outside your areas.")
+    centre = Centre(id=new_id(), kind=body.kind.value, name=body.name, local_government=body.local_government,
+                    province_code=body.subdistrict_code[:2], district_code=body.subdistrict_code[:4],
+                    subdistrict_code=body.subdistrict_code, created_at=utcnow())
+    session.add(centre)
+    await session.flush()
+    await outbox.add(session, CENTRE_REGISTERED, CentreRegistered(
+        centre_id=centre.id, kind=centre.kind, province_code=centre.province_code,
+        district_code=centre.district_code, subdistrict_code=centre.subdistrict_code), key=centre.id)
+    return present(centre)
 
 
-class SubsidyBatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    batch_ref: str = Field(pattern=REF_PATTERN)
-    fiscal_year: FiscalYear
-    paid_on: date
-    items: list[SubsidyItemIn] = Field(min_length=1)
+async def list_centres(session: AsyncSession, *, principal: Principal, area: str | None, kind: CentreKind | None,
+                       limit: int) -> list[CentreOut]:
+    query = select(Centre).where(area_clause(principal, col(Centre.subdistrict_code)))
+    if area is not None:
+        query = query.where(col(Centre.subdistrict_code).startswith(area))
+    if kind is not None:
+        query = query.where(col(Centre.kind) == kind.value)
+    found = await session.execute(query.order_by(col(Centre.subdistrict_code), col(Centre.name), col(Centre.id))
+                                  .limit(limit))
+    return [present(c) for c in found.scalars()]
+
+
+async def get_centre(session: AsyncSession, *, principal: Principal, centre_id: str) -> CentreOut:
+    centre = await session.get(Centre, centre_id)
+    if centre is None or not principal.can_see(centre.subdistrict_code):
+        raise NotFound(f"There is no centre {centre_id} in your areas.")
+    return present(centre)
 
 
 async def record_subsidies(session: AsyncSession, *, settings: AssistanceSettings, push: Push) -> tuple[int, BatchOut]:
     """Record a pushed batch of centre subsidies, every item accepted or rejected with its reason."""
     body: SubsidyBatchIn = push.body
-    await check_batch(session, settings, body.batch_ref, body.fiscal_year, body.paid_on,
-                      [i.item_ref for i in body.items])
+    await check_batch(session, settings=settings, batch_ref=body.batch_ref, year=body.fiscal_year,
+                      paid_on=body.paid_on, refs=[i.item_ref for i in body.items])
     wanted = {i.centre_id for i in body.items}
     centres = {c.id: c for c in (await session.execute(
         select(Centre).where(col(Centre.id).in_(wanted)))).scalars()}
-    ledger = await Ledger.lock(session, CENTRE_SUBSIDY, body.fiscal_year)
+    ledger = await Ledger.lock(session, programme=CENTRE_SUBSIDY, fiscal_year=body.fiscal_year)
     # The same yearly count as a household's grants (locked after the budgets, in id order): one per recipient.
-    allowances = await Allowances.lock(session, set(centres), CENTRE_SUBSIDY, body.fiscal_year)
+    allowances = await Allowances.lock(session, set(centres), programme=CENTRE_SUBSIDY, fiscal_year=body.fiscal_year)
     batch = new_batch(push, body.batch_ref, CENTRE_SUBSIDY, body.fiscal_year, body.paid_on, len(body.items))
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -163,39 +150,7 @@ async def record_subsidies(session: AsyncSession, *, settings: AssistanceSetting
                 district_code=centre.district_code, subdistrict_code=centre.subdistrict_code), centre.id))
         else:
             batch.rejected += 1
-    await ledger.write(session)
-    await allowances.write(session)
-    session.add(batch)
-    await session.flush()
-    await bulk_insert(session, DISBURSEMENT_TABLE, rows)
-    await outbox.add_many(session, events)
-    return 201, batch_out(batch, [SimpleNamespace(**r) for r in rows])
-
-
-# -- reconciliation --------------------------------------------------------------------------------------
-
-
-class ReconciliationRow(BaseModel):
-    programme: str
-    area_code: str
-    area_name_th: str
-    allocated: Amount
-    disbursed: Amount = Field(description="the budget's running total of payments drawn from it")
-    reversed: Amount
-    remaining: Amount
-    payments: int = Field(description="accepted payments now standing (not reversed)")
-    paid_amount: Amount = Field(description="sum of those payments")
-    reversed_payments: int
-    reversed_amount: Amount
-    balanced: bool = Field(description="disbursed = paid + reversed amounts, reversed = reversed amounts, "
-                                       "remaining = allocated - paid")
-
-
-class Reconciliation(BaseModel):
-    fiscal_year: int
-    area: str
-    budgets: list[ReconciliationRow]
-    totals: dict[str, ReconciliationRow] = Field(description="per programme, over the budgets listed")
+    return await write_batch(session, batch=batch, ledger=ledger, allowances=allowances, rows=rows, events=events)
 
 
 def _row(programme: str, area_code: str, allocated: Decimal, disbursed: Decimal, reversed_: Decimal,
@@ -211,70 +166,9 @@ def _row(programme: str, area_code: str, allocated: Decimal, disbursed: Decimal,
         balanced=(disbursed == paid + undone_amount and reversed_ == undone_amount and remaining == allocated - paid))
 
 
-# -- HTTP ------------------------------------------------------------------------------------------------
-
-
-router = APIRouter(tags=["centres and reconciliation"])
-
-
-@router.post("/v1/centres", status_code=201, summary="Register a centre",
-             responses={403: {"description": "Outside your areas"}, 422: {"description": "Unknown sub-district"}})
-async def create_centre(body: CentreIn, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
-    area = areas.find(body.subdistrict_code)
-    if area is None:
-        raise Unprocessable(f"There is no sub-district {body.subdistrict_code}.", errors=[{
-            "field": "body.subdistrict_code", "message": "unknown sub-district", "code": "area"}])
-    if not principal.can_see(body.subdistrict_code):
-        raise Forbidden(f"Sub-district {body.subdistrict_code} is outside your areas.")
-    centre = Centre(id=new_id(), kind=body.kind.value, name=body.name, local_government=body.local_government,
-                    province_code=body.subdistrict_code[:2], district_code=body.subdistrict_code[:4],
-                    subdistrict_code=body.subdistrict_code, created_at=utcnow())
-    session.add(centre)
-    await session.flush()
-    await outbox.add(session, CENTRE_REGISTERED, CentreRegistered(
-        centre_id=centre.id, kind=centre.kind, province_code=centre.province_code,
-        district_code=centre.district_code, subdistrict_code=centre.subdistrict_code), key=centre.id)
-    return JSONResponse(present(centre).model_dump(mode="json"), status_code=201,
-                        headers={"Location": f"/v1/centres/{centre.id}"})
-
-
-@router.get("/v1/centres", summary="Centres in an area (yours by default), by sub-district and name")
-async def list_centres(session: SessionDep, area: Annotated[str | None, Query(pattern=r"^(\d{2}|\d{4}|\d{6})$")] = None,
-                       kind: CentreKind | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-                       principal: Principal = can_read) -> list[CentreOut]:
-    query = select(Centre).where(area_clause(principal, col(Centre.subdistrict_code)))
-    if area is not None:
-        query = query.where(col(Centre.subdistrict_code).startswith(area))
-    if kind is not None:
-        query = query.where(col(Centre.kind) == kind.value)
-    found = await session.execute(query.order_by(col(Centre.subdistrict_code), col(Centre.name), col(Centre.id))
-                                  .limit(limit))
-    return [present(c) for c in found.scalars()]
-
-
-@router.get("/v1/centres/{centre_id}", summary="One centre")
-async def get_centre(centre_id: str, session: SessionDep, principal: Principal = can_read) -> CentreOut:
-    centre = await session.get(Centre, centre_id)
-    if centre is None or not principal.can_see(centre.subdistrict_code):
-        raise NotFound(f"There is no centre {centre_id} in your areas.")
-    return present(centre)
-
-
-@router.post("/v1/centre-subsidies", **push_route(
-    SubsidyBatchIn, BatchOut, "The ministry pushes a batch of subsidies to centres (signed, idempotent)"))
-async def push_subsidies(request: Request) -> Any:
-    settings = request.app.state.settings
-
-    async def run(session: AsyncSession, push: Push) -> tuple[int, BaseModel]:
-        return await record_subsidies(session, settings=settings, push=push)
-
-    return await handle_push(request, "centre-subsidy", SubsidyBatchIn, run)
-
-
-@router.get("/v1/reconciliation", summary="Every budget of a fiscal year in an area beside the sum of its payments")
-async def reconciliation(fiscal_year: Annotated[int, Query(ge=2500, le=2700)], session: SessionDep,
-                         area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
-                         principal: Principal = can_read) -> Reconciliation:
+async def reconcile(session: AsyncSession, *, principal: Principal, fiscal_year: int, area: str | None
+                    ) -> Reconciliation:
+    """Every budget of a fiscal year in an area (the caller's by default) beside the sum of its payments."""
     if area is not None and not principal.can_see(area):
         raise NotFound(f"Area {area} is outside your areas.")
     query = select(Budget).where(col(Budget.fiscal_year) == fiscal_year,

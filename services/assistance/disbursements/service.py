@@ -5,19 +5,18 @@ the registry publishes), then checked in order: the household is open, the amoun
 programme's maximum, the household is eligible (target poor in its latest assessment, or registered from
 an eligible source), it has not reached the programme's yearly cap, and a budget for its area has the
 money left. The first failed check is the item's reason code; a rejected item does not stop the others.
-Cap and budget are each one conditional UPDATE, so no race can exceed them.
+Cap and budget are each one conditional UPDATE, so no race can exceed them. Centre subsidies (`centres`)
+are pushed, checked and written the same way, with the rules here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from enum import StrEnum
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,11 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assistance.budgets import FAMILY_GRANT, Ledger, give_back, programmes
+from services.assistance.disbursements.schemas import REASONS, BatchIn, BatchOut, ItemOut, Reason, Totals
 from services.assistance.models import Allowance, Disbursement, DisbursementBatch, KnownHousehold, MemberHash, outbox
-from services.assistance.pushes import Push, handle_push, push_route
-from services.assistance.security import can_read, can_write
+from services.assistance.pushes import Push
 from services.assistance.settings import AssistanceSettings
-from shared.app import SessionDep
 from shared.auth import Principal
 from shared.bus import PendingEvent
 from shared.db import bulk_insert, rowcount
@@ -43,106 +41,15 @@ from shared.events.assistance import (
     DisbursementReversed,
 )
 from shared.events.envelope import utcnow
-from shared.ids import ID_PATTERN, new_id
-from shared.money import ZERO, Amount, FiscalYear, Money, fiscal_year
+from shared.ids import new_id
+from shared.money import ZERO, fiscal_year
 from shared.pii import CitizenIdProtector, validate_citizen_id
 
 DISBURSEMENT_TABLE = Disbursement.__table__  # type: ignore[attr-defined]
-REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"
 
 
-class Reason(StrEnum):
-    invalid_citizen_id = "invalid_citizen_id"
-    unknown_household = "unknown_household"
-    household_closed = "household_closed"
-    amount_above_maximum = "amount_above_maximum"
-    not_eligible = "not_eligible"
-    yearly_cap_reached = "yearly_cap_reached"
-    no_budget = "no_budget"
-    budget_exhausted = "budget_exhausted"
-    unknown_centre = "unknown_centre"
-    centre_not_eligible = "centre_not_eligible"
-    centre_twice_in_batch = "centre_twice_in_batch"
-    centre_yearly_cap_reached = "centre_yearly_cap_reached"
-
-
-REASONS = {
-    Reason.invalid_citizen_id: "the citizen ID is not 13 digits with a valid check digit",
-    Reason.unknown_household: "no household of the registry matches (not registered, or not yet announced)",
-    Reason.household_closed: "the household is closed",
-    Reason.amount_above_maximum: "the amount is above the programme's maximum per payment",
-    Reason.not_eligible: "not target poor in the latest assessment, nor registered from an eligible source",
-    Reason.yearly_cap_reached: "the household already has the programme's payments for this fiscal year",
-    Reason.no_budget: "no budget of the programme for this fiscal year covers the household's or centre's area",
-    Reason.budget_exhausted: "the budget for the household's or centre's area has not enough left",
-    Reason.unknown_centre: "no registered centre has this id",
-    Reason.centre_not_eligible: "the programme subsidises community family development centres only",
-    Reason.centre_twice_in_batch: "the centre is named by an earlier item of this batch: one subsidy a batch",
-    Reason.centre_yearly_cap_reached: "the centre already has the programme's subsidies for this fiscal year",
-}
-
-
-# -- schemas ---------------------------------------------------------------------------------------------
-
-
-class ItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    item_ref: str = Field(pattern=REF_PATTERN, description="the ministry's id of the payment, unique in the batch")
-    citizen_id: str | None = Field(None, max_length=20, description="13 digits (dashes allowed)")
-    household_id: str | None = Field(None, pattern=ID_PATTERN)
-    amount: Money
-    note: str | None = Field(None, max_length=500)
-
-    @model_validator(mode="after")
-    def _one_way_to_the_household(self) -> ItemIn:
-        if (self.citizen_id is None) == (self.household_id is None):
-            raise ValueError("give either citizen_id or household_id")
-        return self
-
-
-class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    batch_ref: str = Field(pattern=REF_PATTERN)
-    programme: str = Field(examples=[FAMILY_GRANT])
-    fiscal_year: FiscalYear
-    paid_on: date
-    items: list[ItemIn] = Field(min_length=1)
-
-
-class ItemOut(BaseModel):
-    item_ref: str
-    status: str = Field(description="accepted, rejected or reversed")
-    reason: str | None = Field(description="why it was rejected (a code)")
-    reason_text: str | None
-    disbursement_id: str
-    household_id: str | None
-    centre_id: str | None = None
-    amount: Money
-
-
-class Totals(BaseModel):
-    items: int
-    accepted: int
-    rejected: int
-    reversed: int
-    accepted_amount: Amount = Field(description="baht accepted and not reversed")
-    rejected_amount: Amount
-
-
-class BatchOut(BaseModel):
-    batch_ref: str
-    programme: str
-    fiscal_year: int
-    paid_on: date
-    items: list[ItemOut]
-    totals: Totals
-
-
-# -- rules -----------------------------------------------------------------------------------------------
-
-
-async def check_batch(session: AsyncSession, settings: AssistanceSettings, batch_ref: str, year: int, paid_on: date,
-                      refs: list[str]) -> None:
+async def check_batch(session: AsyncSession, *, settings: AssistanceSettings, batch_ref: str, year: int,
+                      paid_on: date, refs: list[str]) -> None:
     """What every pushed batch must be: paid in its fiscal year, not too long, item refs unique, new."""
     if fiscal_year(paid_on) != year:
         raise Unprocessable(f"paid_on {paid_on.isoformat()} is in fiscal year {fiscal_year(paid_on)}, not {year}",
@@ -183,7 +90,7 @@ class Allowances:
         self._taken: dict[str, int] = {}
 
     @classmethod
-    async def lock(cls, session: AsyncSession, household_ids: set[str], programme: str, fiscal_year: int
+    async def lock(cls, session: AsyncSession, household_ids: set[str], *, programme: str, fiscal_year: int
                    ) -> Allowances:
         if not household_ids:
             return cls(programme, fiscal_year, {})
@@ -227,6 +134,19 @@ async def _give_allowance_back(session: AsyncSession, household_id: str, program
         .values(payments=col(Allowance.payments) - 1).execution_options(synchronize_session=False))
 
 
+async def write_batch(session: AsyncSession, *, batch: DisbursementBatch, ledger: Ledger, allowances: Allowances,
+                      rows: list[dict[str, Any]], events: list[PendingEvent]) -> tuple[int, BatchOut]:
+    """Write a decided batch: what it took from the budgets and the yearly counts, the batch, its items and the
+    events of those accepted; answer 201 with the batch."""
+    await ledger.write(session)
+    await allowances.write(session)
+    session.add(batch)
+    await session.flush()
+    await bulk_insert(session, DISBURSEMENT_TABLE, rows)
+    await outbox.add_many(session, events)
+    return 201, batch_out(batch, [SimpleNamespace(**r) for r in rows])
+
+
 async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, protector: CitizenIdProtector,
                        push: Push) -> tuple[int, BatchOut]:
     """Record a pushed batch of family grants, every item accepted or rejected with its reason."""
@@ -237,8 +157,8 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
                             "(centre subsidies go to POST /v1/centre-subsidies).",
                             errors=[{"field": "body.programme", "message": "not a household programme",
                                      "code": "programme"}])
-    await check_batch(session, settings, body.batch_ref, body.fiscal_year, body.paid_on,
-                      [i.item_ref for i in body.items])
+    await check_batch(session, settings=settings, batch_ref=body.batch_ref, year=body.fiscal_year,
+                      paid_on=body.paid_on, refs=[i.item_ref for i in body.items])
 
     # Match every item to a household in two queries.
     hashes: dict[int, tuple[str, ...] | None] = {}  # under the current hash key, then any previous one
@@ -258,8 +178,9 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
     households = {h.id: h for h in (await session.execute(select(KnownHousehold).where(
         col(KnownHousehold.id).in_(household_ids)))).scalars()} if household_ids else {}
 
-    ledger = await Ledger.lock(session, programme.code, body.fiscal_year)
-    allowances = await Allowances.lock(session, set(households), programme.code, body.fiscal_year)
+    ledger = await Ledger.lock(session, programme=programme.code, fiscal_year=body.fiscal_year)
+    allowances = await Allowances.lock(session, set(households), programme=programme.code,
+                                       fiscal_year=body.fiscal_year)
     batch = new_batch(push, body.batch_ref, body.programme, body.fiscal_year, body.paid_on, len(body.items))
     now = utcnow()
     rows_out: list[dict[str, Any]] = []
@@ -311,13 +232,8 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
                 subdistrict_code=household.subdistrict_code, village_code=household.village_code), household.id))
         else:
             batch.rejected += 1
-    await ledger.write(session)
-    await allowances.write(session)
-    session.add(batch)
-    await session.flush()
-    await bulk_insert(session, DISBURSEMENT_TABLE, rows_out)
-    await outbox.add_many(session, events)
-    return 201, batch_out(batch, [SimpleNamespace(**r) for r in rows_out])
+    return await write_batch(session, batch=batch, ledger=ledger, allowances=allowances, rows=rows_out,
+                             events=events)
 
 
 def batch_out(batch: DisbursementBatch, items: Sequence[Disbursement | SimpleNamespace]) -> BatchOut:
@@ -334,7 +250,19 @@ def batch_out(batch: DisbursementBatch, items: Sequence[Disbursement | SimpleNam
             rejected_amount=sum((d.amount for d in items if d.status == "rejected"), ZERO)))
 
 
-async def reverse(session: AsyncSession, *, principal: Principal, disbursement_id: str, reason: str) -> Disbursement:
+async def get_batch(session: AsyncSession, *, principal: Principal, batch_ref: str) -> BatchOut:
+    """A batch and each of its items in the caller's areas, as they are now."""
+    batch = (await session.execute(select(DisbursementBatch).where(
+        col(DisbursementBatch.batch_ref) == batch_ref))).scalar_one_or_none()
+    if batch is None:
+        raise NotFound(f"There is no batch {batch_ref}.")
+    items = (await session.execute(select(Disbursement).where(col(Disbursement.batch_id) == batch.id)
+                                   .order_by(col(Disbursement.item_ref)))).scalars().all()
+    visible = [d for d in items if principal.sees_all_areas or principal.can_see(d.village_code or "")]
+    return batch_out(batch, visible)
+
+
+async def reverse(session: AsyncSession, *, principal: Principal, disbursement_id: str, reason: str) -> ItemOut:
     """Reverse an accepted payment: its money goes back to the budget, the recipient's yearly count down; the
     household's `disbursement.reversed` or the centre's `centre_subsidy.reversed` tells the others."""
     payment = await session.get(Disbursement, disbursement_id)
@@ -351,7 +279,7 @@ async def reverse(session: AsyncSession, *, principal: Principal, disbursement_i
     recipient = payment.household_id or payment.centre_id
     if recipient is None or payment.budget_id is None:  # an accepted payment has both: a broken row
         raise RuntimeError(f"accepted payment {payment.id} has no recipient or no budget")
-    await give_back(session, payment.budget_id, payment.amount)
+    await give_back(session, budget_id=payment.budget_id, amount=payment.amount)
     await _give_allowance_back(session, recipient, payment.programme, payment.fiscal_year)
     undone: BaseModel
     if payment.household_id is not None:
@@ -365,50 +293,6 @@ async def reverse(session: AsyncSession, *, principal: Principal, disbursement_i
             fiscal_year=payment.fiscal_year, amount=f"{payment.amount:.2f}", budget_id=payment.budget_id,
             reason=reason, subdistrict_code=payment.village_code or "")
     await outbox.add_many(session, [PendingEvent(event_type, undone, recipient)])
-    return payment
-
-
-# -- HTTP ------------------------------------------------------------------------------------------------
-
-
-router = APIRouter(tags=["disbursements"])
-
-
-@router.post("/v1/disbursement-batches",
-             **push_route(BatchIn, BatchOut, "The ministry pushes a batch of family grants (signed, idempotent)"))
-async def push_batch(request: Request) -> Any:
-    settings = request.app.state.settings
-
-    async def run(session: AsyncSession, push: Push) -> tuple[int, BaseModel]:
-        return await record_batch(session, settings=settings, protector=request.app.state.protector, push=push)
-
-    return await handle_push(request, "disbursement-batch", BatchIn, run)
-
-
-@router.get("/v1/disbursement-batches/{batch_ref}", summary="A batch and each item's state now")
-async def get_batch(batch_ref: Annotated[str, Path(pattern=REF_PATTERN)], session: SessionDep,
-                    principal: Principal = can_read) -> BatchOut:
-    batch = (await session.execute(select(DisbursementBatch).where(
-        col(DisbursementBatch.batch_ref) == batch_ref))).scalar_one_or_none()
-    if batch is None:
-        raise NotFound(f"There is no batch {batch_ref}.")
-    items = (await session.execute(select(Disbursement).where(col(Disbursement.batch_id) == batch.id)
-                                   .order_by(col(Disbursement.item_ref)))).scalars().all()
-    visible = [d for d in items if principal.sees_all_areas or principal.can_see(d.village_code or "")]
-    return batch_out(batch, visible)
-
-
-class ReversalIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
-
-
-@router.post("/v1/disbursements/{disbursement_id}/reversal", summary="Reverse an accepted payment",
-             responses={404: {"description": "No such payment in your areas"},
-                        409: {"description": "Not an accepted payment (rejected, or already reversed)"}})
-async def reverse_payment(disbursement_id: Annotated[str, Path(pattern=ID_PATTERN)], body: ReversalIn,
-                          session: SessionDep, principal: Principal = can_write) -> ItemOut:
-    payment = await reverse(session, principal=principal, disbursement_id=disbursement_id, reason=body.reason)
     return ItemOut(item_ref=payment.item_ref, status=payment.status, reason=None, reason_text=None,
                    disbursement_id=payment.id, household_id=payment.household_id, centre_id=payment.centre_id,
                    amount=payment.amount)

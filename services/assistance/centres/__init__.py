@@ -1,0 +1,1 @@
+"""Centres and their subsidies, and the reconciliation of every budget with its payments."""

@@ -1,0 +1,60 @@
+"""The HTTP side of centres: registering and reading centres, the ministry's signed push of subsidies, and
+the reconciliation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.assistance.centres import service
+from services.assistance.centres.schemas import CentreIn, CentreKind, CentreOut, Reconciliation, SubsidyBatchIn
+from services.assistance.disbursements.schemas import BatchOut
+from services.assistance.pushes import Push, handle_push, push_route
+from services.assistance.security import can_read, can_write
+from shared import areas
+from shared.app import SessionDep
+from shared.auth import Principal
+
+router = APIRouter(tags=["centres and reconciliation"])
+
+
+@router.post("/v1/centres", status_code=201, summary="Register a centre",
+             responses={403: {"description": "Outside your areas"}, 422: {"description": "Unknown sub-district"}})
+async def create_centre(body: CentreIn, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+    centre = await service.register(session, principal=principal, body=body)
+    return JSONResponse(centre.model_dump(mode="json"), status_code=201,
+                        headers={"Location": f"/v1/centres/{centre.id}"})
+
+
+@router.get("/v1/centres", summary="Centres in an area (yours by default), by sub-district and name")
+async def list_centres(session: SessionDep, area: Annotated[str | None, Query(pattern=r"^(\d{2}|\d{4}|\d{6})$")] = None,
+                       kind: CentreKind | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+                       principal: Principal = can_read) -> list[CentreOut]:
+    return await service.list_centres(session, principal=principal, area=area, kind=kind, limit=limit)
+
+
+@router.get("/v1/centres/{centre_id}", summary="One centre")
+async def get_centre(centre_id: str, session: SessionDep, principal: Principal = can_read) -> CentreOut:
+    return await service.get_centre(session, principal=principal, centre_id=centre_id)
+
+
+@router.post("/v1/centre-subsidies", **push_route(
+    SubsidyBatchIn, BatchOut, "The ministry pushes a batch of subsidies to centres (signed, idempotent)"))
+async def push_subsidies(request: Request) -> Any:
+    settings = request.app.state.settings
+
+    async def run(session: AsyncSession, push: Push) -> tuple[int, BaseModel]:
+        return await service.record_subsidies(session, settings=settings, push=push)
+
+    return await handle_push(request, "centre-subsidy", SubsidyBatchIn, run)
+
+
+@router.get("/v1/reconciliation", summary="Every budget of a fiscal year in an area beside the sum of its payments")
+async def reconciliation(fiscal_year: Annotated[int, Query(ge=2500, le=2700)], session: SessionDep,
+                         area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
+                         principal: Principal = can_read) -> Reconciliation:
+    return await service.reconcile(session, principal=principal, fiscal_year=fiscal_year, area=area)
