@@ -1,4 +1,5 @@
-"""Helpers for the assistance tests: households announced as registry and assessment would, signed pushes."""
+"""Helpers for the assistance tests: households announced as registry and assessment would, signed pushes,
+partners."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.registry.support import citizen_id
 
 ALL = ("assistance:read", "assistance:write")
 PAID_ON = "2022-01-27"  # the kick-off in Khon Kaen, FY 2565
+HOSPITAL = "โรงพยาบาลขอนแก่น"
 
 
 @dataclass
@@ -99,3 +101,12 @@ class Assistance:
 def item(ref: str, *, cid: str | None = None, household_id: str | None = None, amount: Any = "3000.00",
          ) -> dict[str, Any]:
     return {"item_ref": ref, "amount": amount} | ({"citizen_id": cid} if cid else {"household_id": household_id})
+
+
+async def partner(assistance: Assistance, name: str = HOSPITAL, *, sector: str = "government",
+                  areas: list[str] | None = None, client_id: str | None = None) -> dict[str, Any]:
+    created = await assistance.client.post("/v1/partners", json={
+        "name": name, "sector": sector, "areas": areas or ["40"], "client_id": client_id}, headers=assistance.admin)
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    return body

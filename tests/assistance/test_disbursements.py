@@ -1,24 +1,16 @@
-"""The ministry's push of family grants: matching, eligibility, yearly cap, budgets under a race, idempotency,
-signatures, reversal, and the kick-off of the source document end to end (SQLite and PostgreSQL)."""
+"""The ministry's push of family grants: matching, eligibility, yearly cap, exact money, reversal, the largest
+batch, and the kick-off of the source document end to end (SQLite and PostgreSQL). Budgets under a race are in
+test_budgets, the Idempotency-Key and signatures in test_pushes, the events behind eligibility in
+test_projection."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-import time
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from services.assistance.models import IdempotencyRecord, KnownHousehold, MemberHash
-from shared.db import transaction
-from shared.events.envelope import utcnow
-from shared.events.registry import HOUSEHOLD_CLOSED, HOUSEHOLD_REGISTERED
 from shared.ids import new_id
-from shared.pii import CitizenIdProtector
-from tests.apps import deliver
 from tests.assistance.support import Assistance, item
 from tests.registry.support import problem
 
@@ -81,79 +73,6 @@ async def test_each_item_is_checked_and_a_rejected_one_does_not_block_the_rest(a
     assert await assistance.remaining("4001") == Decimal("91000.00")
 
 
-async def test_eligibility_follows_the_assessment_events(assistance: Assistance) -> None:
-    await assistance.budget("30000.00")
-    household_id, _ = await assistance.household(target_poor=None)
-    first = await assistance.push(assistance.batch([item("1", household_id=household_id)]), key="k1")
-    assert first.json()["items"][0]["reason"] == "not_eligible"
-    await assistance.assess(household_id, True, revision=1)
-    await assistance.assess(household_id, False, survey_year=2564)  # an older year arriving late changes nothing
-    second = await assistance.push(assistance.batch([item("1", household_id=household_id)]), key="k2")
-    assert second.json()["items"][0]["status"] == "accepted"
-    await assistance.assess(household_id, False, revision=2)       # corrected: no longer target poor
-    third = await assistance.push(assistance.batch([item("1", household_id=household_id)], fiscal_year=2566,
-                                                   paid_on="2022-11-01"), key="k3")
-    assert third.json()["items"][0]["reason"] == "not_eligible"
-
-
-async def test_fifty_concurrent_pushes_race_for_the_last_3000_baht(assistance: Assistance) -> None:
-    await assistance.budget("3000.00", area="4001")
-    households = [await assistance.household() for _ in range(50)]
-    responses = await asyncio.gather(*(
-        assistance.push(assistance.batch([item("1", household_id=h)]), key=f"race-{n}")
-        for n, (h, _) in enumerate(households)))
-    assert [r.status_code for r in responses] == [201] * 50
-    outcomes = [r.json()["items"][0]["status"] for r in responses]
-    assert outcomes.count("accepted") == 1 and outcomes.count("rejected") == 49
-    assert {r.json()["items"][0]["reason"] for r in responses} == {None, "budget_exhausted"}
-    assert await assistance.remaining("4001") == Decimal("0.00")
-
-
-async def test_the_idempotency_key_matrix(assistance: Assistance) -> None:
-    await assistance.budget("30000.00")
-    household_id, _ = await assistance.household()
-    body = assistance.batch([item("1", household_id=household_id)])
-    problem(await assistance.push(body, key=None), 400)
-    first = await assistance.push(body, key="same")
-    assert first.status_code == 201
-    changed = dict(body, paid_on="2022-01-28")
-    assert problem(await assistance.push(changed, key="same"), 422)["type"].endswith("idempotency-key-reused")
-    another_key = await assistance.push(body, key="another")  # same batch_ref under a new key
-    assert problem(another_key, 409)["type"].endswith("batch-exists")
-    assert problem(await assistance.push(body, key="another"), 409) == problem(another_key, 409)  # replayed
-
-    # A first request still running: 409 with Retry-After. One whose process died long ago is taken over.
-    in_flight = assistance.batch([item("1", household_id=household_id)])
-    raw = json.dumps(in_flight, ensure_ascii=False).encode()
-    async with transaction(assistance.app.state.sessionmaker) as session:
-        session.add(IdempotencyRecord(scope="disbursement-batch", key="running", status="processing",
-                                      request_sha256=hashlib.sha256(raw).hexdigest(), locked_at=utcnow(),
-                                      created_at=utcnow()))
-        session.add(IdempotencyRecord(scope="disbursement-batch", key="died", status="processing",
-                                      request_sha256=hashlib.sha256(raw).hexdigest(),
-                                      locked_at=utcnow() - timedelta(hours=1), created_at=utcnow()))
-    busy = await assistance.push(raw, key="running")
-    assert problem(busy, 409)["type"].endswith("idempotency-key-in-use") and busy.headers["retry-after"] == "2"
-    taken_over = await assistance.push(raw, key="died")
-    assert taken_over.status_code == 201 and taken_over.json()["items"][0]["reason"] == "yearly_cap_reached"
-
-
-async def test_signatures(assistance: Assistance) -> None:
-    await assistance.budget("30000.00")
-    household_id, _ = await assistance.household()
-    body = assistance.batch([item("1", household_id=household_id)])
-    assert problem(await assistance.push(body, tamper=True), 401)["type"].endswith("invalid-signature")
-    wrong = "whsec_" + "d3Jvbmcgc2VjcmV0IG9mIHNvbWVvbmUgZWxzZQ=="
-    problem(await assistance.push(body, secrets=[wrong]), 401)
-    problem(await assistance.push(body, timestamp=int(time.time()) - 6 * 60), 401)
-    problem(await assistance.client.post("/v1/disbursement-batches", json=body,
-                                         headers={"Idempotency-Key": "x"}), 401)
-    # During a rotation the ministry signs with the new secret and the old one: either matching is enough.
-    current = assistance.settings.ministry_webhook_secrets[0].get_secret_value()
-    ok = await assistance.push(body, secrets=[wrong, current], key="rotated")
-    assert ok.status_code == 201, ok.text
-
-
 async def test_money_is_exact_and_bad_amounts_are_refused(assistance: Assistance) -> None:
     household_id, _ = await assistance.household()
     # The forms refused besides (README, "Amounts"): exponents, spaces around, a sign, leading zeros, a JSON
@@ -196,30 +115,6 @@ async def test_a_reversal_returns_the_money_and_the_yearly_payment(assistance: A
     outside = assistance.as_("assistance:read", "assistance:write", areas=("4101",))
     problem(await assistance.client.post(f"/v1/disbursements/{payment_id}/reversal", json={"reason": "x"},
                                          headers=outside), 404)
-
-
-async def test_redelivered_and_late_events_change_nothing(assistance: Assistance) -> None:
-
-    household_id, cid = await assistance.household(target_poor=True)
-    registered = {"household_id": household_id, "version": 1, "status": "open", "province_code": "40",
-                  "district_code": "4001", "subdistrict_code": "400101", "village_no": 3, "village_code": "40010103",
-                  "sources": ["tpmap"], "welfare_card": True, "team_id": None, "members": []}
-    event_id = new_id()
-    closed = registered | {"version": 2, "status": "closed", "reason": "ย้ายออกนอกพื้นที่"}
-    assert await deliver(assistance.app, HOUSEHOLD_CLOSED, closed, event_id=event_id) == 1
-    assert await deliver(assistance.app, HOUSEHOLD_CLOSED, closed, event_id=event_id) == 0  # the inbox drops it
-    assert await deliver(assistance.app, HOUSEHOLD_REGISTERED, registered) == 1  # older version, arriving late
-    await assistance.assess(household_id, False, survey_year=2564)               # an older survey year, late
-    async with transaction(assistance.app.state.sessionmaker) as session:
-        row = await session.get(KnownHousehold, household_id)
-        assert row is not None and (row.version, row.status, row.target_poor, row.assessed_year) == (
-            2, "closed", True, 2565)
-        protector = CitizenIdProtector(assistance.settings.pii)
-        assert await session.get(MemberHash, (protector.hash(cid), household_id)) is None
-    await assistance.budget("3000.00")
-    outcome = (await assistance.push(assistance.batch([item("1", cid=cid)]), key="late")).json()["items"][0]
-    assert outcome["reason"] == "unknown_household"  # closed: its members' hashes no longer match
-
 
 
 async def test_the_largest_batch_the_api_promises_fits_its_body_limit(assistance: Assistance) -> None:

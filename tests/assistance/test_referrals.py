@@ -1,5 +1,5 @@
-"""Partners, referrals and help: the seven sectors, partner isolation, the status machine, overdue referrals,
-the events (SQLite and PostgreSQL)."""
+"""Referrals and help: partner isolation, the status machine, overdue referrals, the events (SQLite and
+PostgreSQL). Partners themselves are in test_partners."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import pytest
 
 from shared import clock
 from shared.ids import new_id
-from tests.assistance.support import Assistance
+from tests.assistance.support import HOSPITAL, Assistance, partner
 from tests.registry.support import problem
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 
-HOSPITAL = "โรงพยาบาลขอนแก่น"
 ROOF = "ซ่อมแซมหลังคาบ้านที่รั่ว"
 PARTNER = "assistance:partner"
 TODAY = clock.today().isoformat()
@@ -23,15 +22,6 @@ TODAY = clock.today().isoformat()
 
 def key(value: str) -> dict[str, str]:
     return {"Idempotency-Key": value}
-
-
-async def partner(assistance: Assistance, name: str = HOSPITAL, *, sector: str = "government",
-                  areas: list[str] | None = None, client_id: str | None = None) -> dict[str, Any]:
-    created = await assistance.client.post("/v1/partners", json={
-        "name": name, "sector": sector, "areas": areas or ["40"], "client_id": client_id}, headers=assistance.admin)
-    assert created.status_code == 201, created.text
-    body: dict[str, Any] = created.json()
-    return body
 
 
 async def refer(assistance: Assistance, household_id: str, partner_id: str, *, due_on: date | None = None,
@@ -43,41 +33,6 @@ async def refer(assistance: Assistance, household_id: str, partner_id: str, *, d
     assert created.headers["location"] == f"/v1/referrals/{created.json()['id']}"
     body: dict[str, Any] = created.json()
     return body
-
-
-async def test_partners_of_the_seven_sectors(assistance: Assistance) -> None:
-    hospital = await partner(assistance, client_id="kk-hospital")
-    assert hospital["name"] == HOSPITAL and hospital["sector"] == "government" and hospital["areas"] == ["40"]
-    await partner(assistance, "วัดหนองแวง", sector="religious", areas=["4001"])
-    await partner(assistance, "มหาวิทยาลัยขอนแก่น", sector="academic", areas=["400101", "4002"])
-    listed = (await assistance.client.get("/v1/partners", params={"area": "40020101"},
-                                          headers=assistance.admin)).json()
-    assert [p["name"] for p in listed] == ["มหาวิทยาลัยขอนแก่น", HOSPITAL]
-    religious = (await assistance.client.get("/v1/partners", params={"sector": "religious"},
-                                             headers=assistance.admin)).json()
-    assert [p["name"] for p in religious] == ["วัดหนองแวง"]
-    got = await assistance.client.get(f"/v1/partners/{hospital['id']}", headers=assistance.admin)
-    assert got.json() == hospital
-
-    url = "/v1/partners"
-    body = {"name": "บริษัท ก", "sector": "private", "areas": ["40"]}
-    problem(await assistance.client.post(url, json=body | {"client_id": "kk-hospital"}, headers=assistance.admin), 409)
-    problem(await assistance.client.post(url, json=body | {"sector": "foreign"}, headers=assistance.admin), 422)
-    problem(await assistance.client.post(url, json=body | {"areas": ["99"]}, headers=assistance.admin), 422)
-    problem(await assistance.client.post(url, json=body | {"areas": []}, headers=assistance.admin), 422)
-    problem(await assistance.client.post(url, json=body | {"name": "a\x00b"}, headers=assistance.admin), 422)
-    mueang = assistance.as_("assistance:read", "assistance:write", areas=("4001",))
-    problem(await assistance.client.post(url, json=body, headers=mueang), 403)
-    problem(await assistance.client.get(f"/v1/partners/{new_id()}", headers=assistance.admin), 404)
-
-    # A one-district client sees the partners that serve some of its district, and no other (nor its client id).
-    ban_fang = assistance.as_("assistance:read", areas=("4002",))
-    seen = (await assistance.client.get(url, headers=ban_fang)).json()
-    assert sorted(p["name"] for p in seen) == sorted(["มหาวิทยาลัยขอนแก่น", HOSPITAL])
-    temple = next(p for p in religious if p["name"] == "วัดหนองแวง")
-    problem(await assistance.client.get(f"/v1/partners/{temple['id']}", headers=ban_fang), 404)
-    elsewhere = assistance.as_("assistance:read", areas=("41",))
-    assert (await assistance.client.get(url, headers=elsewhere)).json() == []
 
 
 async def test_a_partner_sees_and_moves_only_its_own_referrals(assistance: Assistance) -> None:
