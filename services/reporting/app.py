@@ -4,9 +4,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.reporting import reports, web
+from services.reporting import web
 from services.reporting.models import inbox, metadata, outbox
 from services.reporting.projection import handlers
+from services.reporting.reports import routes as reports
 from services.reporting.security import security
 from services.reporting.settings import ReportingSettings
 from shared.app import ServiceSpec, create_service_app

@@ -92,7 +92,19 @@ async def _feed(session: AsyncSession, items: Items) -> None:
                 row.newest_event_at = time
 
 
-# -- registry: households and the villages' sums ---------------------------------------------------
+async def _new_only(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows whose id is not there yet (a team, centre, payment or help is recorded once)."""
+    if not rows:
+        return
+    ids = [r["id"] for r in rows]
+    known = set((await session.execute(select(model.id).where(model.id.in_(ids)))).scalars())
+    fresh = {r["id"]: r for r in rows if r["id"] not in known}
+    for row in fresh.values():
+        session.add(model(**row))
+    await session.flush()
+
+
+# -- registry: households and the villages' sums, teams ---------------------------------------------
 
 
 def _village_part(household: Household | None) -> tuple[str, int, int] | None:
@@ -142,6 +154,17 @@ async def household_changed(session: AsyncSession, items: Items) -> None:
                 delta[1] += sign * part[2]
     await _add_to_villages(session, deltas)
     await session.flush()
+
+
+@handlers.on_batch(TEAM_CREATED)
+async def team_created(session: AsyncSession, items: Items) -> None:
+    await _feed(session, items)
+    rows = []
+    for _, team in items:
+        assert isinstance(team, TeamCreated)
+        rows.append({"id": team.team_id, "district_code": team.district_code,
+                     "subdistrict_codes": team.subdistrict_codes, "members": team.member_count})
+    await _new_only(session, Team, rows)
 
 
 # -- assessment: current assessments and the (survey year, village) sums -------------------------------
@@ -275,30 +298,7 @@ async def assessment_events(session: AsyncSession, items: Items) -> None:
     await session.flush()
 
 
-@handlers.on_batch(TEAM_CREATED)
-async def team_created(session: AsyncSession, items: Items) -> None:
-    await _feed(session, items)
-    rows = []
-    for _, team in items:
-        assert isinstance(team, TeamCreated)
-        rows.append({"id": team.team_id, "district_code": team.district_code,
-                     "subdistrict_codes": team.subdistrict_codes, "members": team.member_count})
-    await _new_only(session, Team, rows)
-
-
 # -- assistance: payments, budgets, referrals, help, centres -----------------------------------------
-
-
-async def _new_only(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows whose id is not there yet (a payment or help is recorded once)."""
-    if not rows:
-        return
-    ids = [r["id"] for r in rows]
-    known = set((await session.execute(select(model.id).where(model.id.in_(ids)))).scalars())
-    fresh = {r["id"]: r for r in rows if r["id"] not in known}
-    for row in fresh.values():
-        session.add(model(**row))
-    await session.flush()
 
 
 @handlers.on_batch(BUDGET_SET)

@@ -9,6 +9,8 @@ from typing import Literal
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
+# -- routes --
+
 ASSETS = Path(__file__).parent / "dashboard"
 _TYPES = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
 # The page runs only its own script and style, fetches only this service, is framed by nobody (clickjacking)

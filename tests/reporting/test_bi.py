@@ -12,8 +12,7 @@ from sqlalchemy import text
 from services.reporting import admin
 from shared.ids import new_id
 from tests.registry.support import problem
-from tests.reporting.support import Reporting
-from tests.reporting.test_reports import A, C, four_households
+from tests.reporting.support import A, C, Reporting, four_households
 
 
 @pytest.mark.parametrize("databases", ["postgres"], indirect=True)

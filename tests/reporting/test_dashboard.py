@@ -19,8 +19,7 @@ from services import load
 from shared import migrations
 from tests.apps import make_settings, serving
 from tests.conftest import system_tool
-from tests.reporting.support import Reporting
-from tests.reporting.test_reports import A, C, four_households
+from tests.reporting.support import A, C, Reporting, four_households
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build"

@@ -7,12 +7,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.reporting.disclosure import parent_of, protect, tree_of
 from tests.reporting.audit import Relation, intervals
-from tests.reporting.support import Reporting
+from tests.reporting.support import A, C, Reporting, by_area
 
 T = 4
 
@@ -204,3 +205,35 @@ async def test_the_public_reports_of_a_province_give_away_no_small_count(reporti
     assert problems == []
     assert small > 50 and hidden > small  # the province has small cells to protect, and complements
     print(f"{len(public.cells)} cells published, {hidden} non-zero hidden, {small} small; none narrowed")
+
+
+# --- Through the reports: a small count and its complements hidden, detail sees them. ---------------------------
+
+
+@pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
+async def test_small_counts_are_suppressed_with_their_complements(reporting: Reporting) -> None:
+    ids = {}
+    for i in range(10):
+        ids[i] = await reporting.registered(A, 2)  # 10 households, 20 persons in Mueang
+    for _ in range(3):
+        await reporting.registered(C, 1)  # 3 in Ban Fang: small
+    await reporting.registered("40030101", 5)  # …
+    for _ in range(6):
+        await reporting.registered("40040101", 1)  # 6 in a third district
+    body = await reporting.report("poverty", reporting.as_("reporting:read"), area="40", level="district",
+                                  survey_year=2565)
+    rows = by_area(body)
+    assert rows["4002"]["households"] is None and rows["4003"]["households"] is None  # 3 and 1: primary
+    # 3 + 1 = 20 − 10 − 6 would still tell that each is at most 4: the smallest other district that lifts the
+    # hidden sum past the threshold (6) goes too. Persons share the households' pattern (one household of 5).
+    assert rows["4004"]["households"] is None and rows["4001"]["households"] == 10
+    assert body["total"]["households"] == 20 and body["suppressed_cells"] > 0
+    assert (rows["4001"]["persons"], rows["4002"]["persons"], rows["4003"]["persons"], rows["4004"]["persons"]) == (
+        20, None, None, None)
+    detail = by_area(await reporting.report("poverty", area="40", level="district", survey_year=2565))
+    assert (detail["4002"]["households"], detail["4003"]["persons"]) == (3, 5)
+
+    await reporting.paid(ids[0], A)
+    money = by_area(await reporting.report("assistance", reporting.as_("reporting:read"), area="40",
+                                           level="district", fiscal_year=2565))
+    assert money["4001"]["families_granted"] is None and money["4001"]["grant_amount"] is None  # money follows

@@ -1,13 +1,17 @@
-"""CSV exports neutralise cells a spreadsheet would run as a formula (CSV injection); numbers stay numbers."""
+"""Report tables: JSON, CSV (with a BOM) and Parquet, chosen by `format` or by Accept; CSV exports neutralise cells
+a spreadsheet would run as a formula (CSV injection); numbers stay numbers."""
 
 from __future__ import annotations
 
 import csv
 import io
 
+import pyarrow.parquet as pq
 import pytest
 
-from services.reporting.tables import Column, Table, respond
+from services.reporting.reports.table import Column, Table, respond
+from tests.registry.support import problem
+from tests.reporting.support import Reporting, four_households
 
 
 def test_cells_that_start_a_formula_are_written_as_text() -> None:
@@ -29,3 +33,37 @@ def test_a_figure_column_must_say_how_it_is_published() -> None:
         Column("grant_amount", "money", "baht")
     with pytest.raises(ValueError, match="say how it is published"):
         Column("families", "int", "count", count=True, exact=True)
+
+
+@pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
+async def test_formats(reporting: Reporting) -> None:
+    await four_households(reporting)
+    params = {"area": "40", "level": "district", "survey_year": 2565}
+    as_csv = await reporting.client.get("/v1/reports/poverty", params=params | {"format": "csv"},
+                                        headers=reporting.detail)
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.content.startswith("\ufeff".encode())  # the BOM: Excel reads the Thai names right
+    text = as_csv.content.decode("utf-8-sig")
+    header, *lines = text.splitlines()
+    assert header.split(",")[:4] == ["row", "area_code", "area_name_th", "area_name_en"]
+    assert "4001,เมืองขอนแก่น,Mueang Khon Kaen,3,9" in text and lines[-1].startswith("total,40,ขอนแก่น")
+    assert as_csv.headers["kaenkhun-as-of"]
+    by_accept = await reporting.client.get("/v1/reports/poverty", params=params,
+                                           headers=reporting.detail | {"Accept": "text/csv"})
+    assert by_accept.content == as_csv.content
+
+    as_parquet = await reporting.client.get("/v1/reports/poverty", params=params,
+                                            headers=reporting.detail | {"Accept": "application/vnd.apache.parquet"})
+    assert as_parquet.headers["content-type"] == "application/vnd.apache.parquet"
+    table = pq.read_table(io.BytesIO(as_parquet.content))
+    assert table.schema.metadata[b"report"] == b"poverty"
+    records = {r["area_code"]: r for r in table.to_pylist()}
+    assert records["4001"]["area_name_th"] == "เมืองขอนแก่น" and records["40"]["row"] == "total"
+    assert records["40"]["MPI"] == 0.25 and records["4001"]["target_poor_persons"] == 5
+
+    money = await reporting.client.get("/v1/reports/assistance", params={"area": "40", "fiscal_year": 2565,
+                                                                          "format": "parquet"},
+                                       headers=reporting.detail)
+    assert str(pq.read_table(io.BytesIO(money.content)).schema.field("grant_amount").type) == "decimal128(14, 2)"
+    problem(await reporting.client.get("/v1/reports/poverty", params=params | {"format": "xlsx"},
+                                       headers=reporting.detail), 422)

@@ -4,6 +4,8 @@ A report row is a node of the province's tree (`disclosure.tree_of`), so the row
 and its total are read from one set of sums, and the hidden pattern (`disclosure.protect`) is chosen once over
 the whole tree for everyone. Both are computed from one snapshot of the read models and kept per process for
 as long as no event has been applied since (`version`): every replica computes the same from the same data.
+Every report reads the read models from one snapshot (`snapshot`) and carries the newest event they reflect
+(`as_of`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -21,8 +24,9 @@ from sqlmodel import col
 
 from services.reporting.disclosure import protect, tree_of
 from services.reporting.models import DIMENSIONS, AreaYear, Assessment, Budget, Feed, Help, Payment, Village
-from shared import areas
+from services.reporting.reports.areas import official_areas
 from shared.auth import Principal
+from shared.db import as_utc
 from shared.money import ZERO, fiscal_year_bounds
 
 CENTRE_SUBSIDY = "centre_subsidy"  # paid to centres; every other programme to households
@@ -43,17 +47,6 @@ ASSISTANCE_COUNTS = ("families_granted", "grants_reversed", "centres_subsidised"
 ASSISTANCE_MONEY = ("grant_amount", "subsidy_amount", "budget_allocated", "budget_used")
 ASSISTANCE_GROUPS = (("families_granted",), ("grants_reversed",), ("target_poor_helped",))
 CENTRE_GROUPS = (("centres_subsidised",),)  # centres are counted by sub-district: their tree ends there
-
-
-def official_areas(province: str) -> list[str]:
-    """The province, its districts and its sub-districts (villages come from the data)."""
-    found = areas.find(province)
-    out: list[str] = []
-    level = [found] if found else []
-    while level and len(level[0].code) <= 6:
-        out.extend(a.code for a in level)
-        level = [child for a in level for child in areas.children(a)]
-    return out
 
 
 @dataclass
@@ -97,6 +90,18 @@ class Tree:
             self.hidden |= {name: hidden for name in group}
 
 
+async def snapshot(session: AsyncSession) -> None:
+    """Every read of a report from one snapshot (PostgreSQL: REPEATABLE READ; SQLite's transaction is one)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+async def as_of(session: AsyncSession) -> datetime | None:
+    """The time of the newest event the read models reflect: every report carries it."""
+    newest = (await session.execute(select(func.max(col(Feed.newest_event_at))))).scalar_one_or_none()
+    return as_utc(newest) if newest is not None else None
+
+
 async def version(session: AsyncSession) -> tuple[Any, ...]:
     """Changes whenever the projection applies an event (each batch bumps a topic's count and newest time)."""
     row = (await session.execute(select(func.coalesce(func.sum(col(Feed.events)), 0),
@@ -120,6 +125,14 @@ class Cache:
         while len(self._items) > self._size:
             self._items.popitem(last=False)
         return value
+
+    @staticmethod
+    def of(state: Any) -> Cache:
+        """The process's cache, kept on the app's state (made by the first report that asks)."""
+        if not hasattr(state, "publications"):
+            state.publications = Cache()
+        cache: Cache = state.publications
+        return cache
 
 
 @dataclass
@@ -165,6 +178,14 @@ async def survey(session: AsyncSession, province: str, survey_year: int, thresho
     tree = Tree(names, tree_of({code: tuple(v) for code, v in facts.items()}, zero, official_areas(province)))
     tree.protect(POVERTY_GROUPS, threshold)
     return Survey(survey_year, tree, by_indicator)
+
+
+async def cached_survey(session: AsyncSession, *, cache: Cache, province: str, survey_year: int,
+                        threshold: int) -> Survey:
+    """`survey`, from the cache while no event has been applied since."""
+    key = ("survey", province, survey_year, threshold, await version(session))
+    found: Survey = await cache.get(key, lambda: survey(session, province, survey_year, threshold))
+    return found
 
 
 async def assistance(session: AsyncSession, province: str, fiscal_year: int, target: Survey,
@@ -234,4 +255,12 @@ async def assistance(session: AsyncSession, province: str, fiscal_year: int, tar
         values = list(tree.sums.get(code, zero))
         values[allocated], values[used] = amount, drawn_on
         tree.sums[code] = tuple(values)
+    return tree
+
+
+async def cached_assistance(session: AsyncSession, *, cache: Cache, province: str, fiscal_year: int, target: Survey,
+                            threshold: int) -> Tree:
+    """`assistance`, from the cache while no event has been applied since."""
+    key = ("assistance", province, fiscal_year, target.survey_year, threshold, await version(session))
+    tree: Tree = await cache.get(key, lambda: assistance(session, province, fiscal_year, target, threshold))
     return tree

@@ -1,6 +1,6 @@
 """A report is a table: typed columns, rows by area (or month) and a total row. This module hides the cells
-that disclosure control chose (`disclosure`, for callers without `reporting:detail`) and writes the table as
-JSON, CSV (UTF-8 with a BOM, so Excel shows Thai) or Parquet.
+that disclosure control chose (`disclosure`, for callers without `reporting:detail`: `disclose`, the one step
+every report passes) and writes the table as JSON, CSV (UTF-8 with a BOM, so Excel shows Thai) or Parquet.
 
 Every figure column says how it is published: a count (hidden where its pattern says), a figure that follows
 counts (a ratio, money: hidden wherever one of them is) or an administrative figure published exactly (areas,
@@ -15,12 +15,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from fractions import Fraction
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
+
+from services.reporting.security import DETAIL
+from shared.auth import Principal
 
 Kind = Literal["str", "int", "float", "money", "date"]
 Format = Literal["json", "csv", "parquet"]
@@ -28,6 +32,12 @@ PARQUET = "application/vnd.apache.parquet"
 CSV = "text/csv"
 _ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "money": pa.decimal128(14, 2),
           "date": pa.string()}
+
+FormatParam = Annotated[Format | None, Query(alias="format", description="json (default), csv or parquet; "
+                                                                         "or ask by Accept")]
+# The responses of a route that answers with a table (its OpenAPI document).
+FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {CSV: {}, PARQUET: {}},
+                                                  "description": "JSON by default; CSV or Parquet on request"}}
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,15 @@ class Column:
     def __post_init__(self) -> None:
         if self.kind != "str" and (self.count, bool(self.follows), self.exact).count(True) != 1:
             raise ValueError(f"column {self.name}: say how it is published (count, follows or exact)")
+
+
+def count_column(name: str, description: str) -> Column:
+    return Column(name, "int", description, count=True)
+
+
+def ratio(value: Fraction | float) -> float:
+    """A ratio as a report gives it: a float rounded to six places."""
+    return round(float(value), 6)
 
 
 @dataclass
@@ -81,6 +100,15 @@ class Table:
                 self.params[param] = None
                 blanked += 1
         self.suppressed = blanked
+
+
+def disclose(table: Table, principal: Principal, hidden: Mapping[str, frozenset[str]],
+             whole: Callable[[str], bool] | None = None) -> Table:
+    """The one disclosure-control step: a caller without `reporting:detail` gets the table with the cells
+    `hidden` names blanked, and every row that is not a whole node (an area it sees only part of) blanked too."""
+    if not principal.has_scope(DETAIL):
+        table.protect(hidden, whole or principal.can_see)
+    return table
 
 
 def choose_format(request: Request, asked: Format | None) -> Format:

@@ -1,0 +1,111 @@
+"""The MPI decomposition: each area's and each indicator's contribution to the M0 of an area, cut from the
+province's survey tree (`publication.Survey`); the parts add up to M0."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.reporting.reports.areas import (
+    AreaParam,
+    LevelParam,
+    area_names,
+    depth_of,
+    ensure_area_or_child,
+    level_name,
+    visible,
+)
+from services.reporting.reports.poverty import SurveyYear
+from services.reporting.reports.publication import Cache, as_of, cached_survey, snapshot
+from services.reporting.reports.table import (
+    FORMATS,
+    Column,
+    FormatParam,
+    Table,
+    choose_format,
+    count_column,
+    disclose,
+    ratio,
+    respond,
+)
+from services.reporting.security import can_read
+from shared.app import SessionDep
+from shared.auth import Principal
+
+# -- schemas --
+
+DECOMPOSITION_COLUMNS = (
+    Column("part", "str", "area or indicator"),
+    Column("code", "str", "DOPA code or indicator code"),
+    Column("name_th", "str", "Thai name (areas)"),
+    Column("name_en", "str", "English name (areas)"),
+    count_column("assessed_persons", "n of the area"),
+    count_column("poor_persons", "q of the area"),
+    Column("M0", "float", "the area's own MPI", follows=("poor_persons", "assessed_persons")),
+    Column("contribution", "float", "its part of the whole's M0 (parts add up to M0)",
+           follows=("poor_persons", "assessed_persons")),
+    Column("share", "float", "contribution ÷ M0", follows=("poor_persons", "assessed_persons")),
+)
+
+# -- rules --
+
+
+async def decomposition(session: AsyncSession, *, cache: Cache, threshold: int, principal: Principal, area: str,
+                        depth: int, survey_year: int) -> Table:
+    """A row per area `depth` digits long inside `area` that the caller sees, a row per indicator, and the
+    total: M0 of what the caller sees."""
+    await snapshot(session)
+    survey = await cached_survey(session, cache=cache, province=area[:2], survey_year=survey_year,
+                                 threshold=threshold)
+    whole = survey.tree.seen(area, principal)
+    n, m0 = whole["assessed_persons"], (whole["censored"] / whole["assessed_persons"]
+                                        if whole["assessed_persons"] else Fraction(0))
+
+    def shares(contribution: Fraction) -> dict[str, Any]:
+        return {"contribution": ratio(contribution), "share": ratio(contribution / m0) if m0 else 0.0}
+
+    rows: list[dict[str, Any]] = []
+    for code in survey.tree.nodes(area, depth):
+        if not visible(principal, code):
+            continue
+        part = survey.tree.seen(code, principal)
+        names = area_names(code)
+        pn = part["assessed_persons"]
+        rows.append({"_key": code, "part": "area", "code": code, "name_th": names["area_name_th"],
+                     "name_en": names["area_name_en"], "assessed_persons": pn, "poor_persons": part["poor_persons"],
+                     "M0": ratio(part["censored"] / pn) if pn else 0.0}
+                    | shares(part["censored"] / n if n else Fraction(0)))
+    # The indicators' parts are figures of the whole area: they follow its counts.
+    for code, value in sorted(survey.by_indicator_of(area, principal).items()):
+        rows.append({"_key": area, "part": "indicator", "code": code, "name_th": None, "name_en": None,
+                     "assessed_persons": None, "poor_persons": None, "M0": None}
+                    | shares(value / n if n else Fraction(0)))
+    names = area_names(area)
+    total = {"_key": area, "part": "total", "code": area, "name_th": names["area_name_th"],
+             "name_en": names["area_name_en"], "assessed_persons": n, "poor_persons": whole["poor_persons"],
+             "M0": ratio(m0), "contribution": ratio(m0), "share": 1.0 if m0 else 0.0}
+    table = Table("mpi-decomposition", DECOMPOSITION_COLUMNS, rows, total, await as_of(session),
+                  {"area": area, "level": level_name(depth), "survey_year": survey_year, "M0_exact": str(m0)},
+                  params_follow={"M0_exact": "M0"})
+    return disclose(table, principal, survey.tree.hidden)
+
+
+# -- routes --
+
+router = APIRouter()
+
+
+@router.get("/mpi-decomposition", summary="Each indicator's and each area's contribution to M0", responses=FORMATS)
+async def mpi_decomposition(request: Request, session: SessionDep, area: AreaParam, survey_year: SurveyYear,
+                            level: LevelParam = None, fmt: FormatParam = None,
+                            principal: Principal = can_read) -> Response:
+    depth = depth_of(area, level)
+    ensure_area_or_child(principal, area)
+    table = await decomposition(session, cache=Cache.of(request.app.state),
+                                threshold=request.app.state.settings.small_count_max, principal=principal,
+                                area=area, depth=depth, survey_year=survey_year)
+    return respond(table, choose_format(request, fmt))
