@@ -173,10 +173,12 @@ async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[
 
 @asynccontextmanager
 async def read_transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A unit of work that only reads: it never takes the writer lock, and the database refuses its writes.
+    """A unit of work that only reads: it never takes the writer lock, the database refuses its writes, and all
+    its reads see one snapshot (a list and its count agree; a report's parts add up).
 
-    SQLite: a deferred BEGIN (a WAL reader blocks no writer and waits for none) with `PRAGMA query_only`, set
-    back when it ends; PostgreSQL: `SET TRANSACTION READ ONLY`. It ends in a rollback: there is nothing to keep.
+    SQLite: a deferred BEGIN (a WAL reader blocks no writer, waits for none, and keeps the snapshot of its first
+    read) with `PRAGMA query_only`, set back when it ends; PostgreSQL: a REPEATABLE READ, READ ONLY transaction.
+    It ends in a rollback: there is nothing to keep.
     """
     engine = maker.kw["bind"]
     async with engine.connect() as conn:
@@ -184,7 +186,8 @@ async def read_transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIter
         sqlite = conn.dialect.name == "sqlite"
         try:
             async with conn.begin():
-                await conn.exec_driver_sql("PRAGMA query_only = ON" if sqlite else "SET TRANSACTION READ ONLY")
+                await conn.exec_driver_sql("PRAGMA query_only = ON" if sqlite else
+                                           "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 async with maker(bind=conn) as session:
                     yield session
                     await session.rollback()

@@ -1,6 +1,9 @@
 """The assessment service's OAuth 2.0 scopes: one security scheme shared by all its routes."""
 
+from typing import Annotated
+
 from shared.app import service_security
+from shared.auth import Principal
 
 READ = "assessment:read"
 WRITE = "assessment:write"
@@ -15,3 +18,7 @@ security = service_security(
 
 can_read = security.require(READ)
 can_write = security.require(WRITE)
+
+# The caller, as a route's first parameter (so the token is checked before a database session opens).
+CanRead = Annotated[Principal, can_read]
+CanWrite = Annotated[Principal, can_write]

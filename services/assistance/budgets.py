@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assistance.models import Budget, outbox
-from services.assistance.security import can_read, can_write
+from services.assistance.security import CanRead, CanWrite
 from services.assistance.settings import AssistanceSettings
 from shared import areas
-from shared.app import SessionDep
+from shared.app import ReadSessionDep, SessionDep
 from shared.auth import Principal
 from shared.bus import PendingEvent
 from shared.db import rowcount
@@ -221,21 +221,21 @@ AreaCode = Annotated[str, Path(pattern=areas.AREA_CODE_PATTERN, description="pro
 
 
 @router.get("/v1/programmes", summary="The programmes and their rules")
-async def list_programmes(request: Request, principal: Principal = can_read) -> list[ProgrammeOut]:
+async def list_programmes(principal: CanRead, request: Request) -> list[ProgrammeOut]:
     return [describe(p) for p in programmes(request.app.state.settings).values()]
 
 
 @router.put("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="Allocate (or change) a budget",
             responses={409: {"description": "Below what is already disbursed"}})
-async def put_budget(programme: str, fiscal_year: FiscalYear, area_code: AreaCode, body: BudgetIn,
-                     request: Request, session: SessionDep, principal: Principal = can_write) -> BudgetOut:
+async def put_budget(principal: CanWrite, programme: str, fiscal_year: FiscalYear, area_code: AreaCode, body: BudgetIn,
+                     request: Request, session: SessionDep) -> BudgetOut:
     return await allocate(session, settings=request.app.state.settings, principal=principal, programme=programme,
                           fiscal_year=fiscal_year, area_code=area_code, amount=body.amount)
 
 
 @router.get("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="A budget: allocated, disbursed, "
             "reversed, remaining")
-async def get_budget(programme: str, fiscal_year: FiscalYear, area_code: AreaCode, request: Request,
-                     session: SessionDep, principal: Principal = can_read) -> BudgetOut:
+async def get_budget(principal: CanRead, programme: str, fiscal_year: FiscalYear, area_code: AreaCode, request: Request,
+                     session: ReadSessionDep) -> BudgetOut:
     return await budget_in_reach(session, settings=request.app.state.settings, principal=principal,
                                  programme=programme, fiscal_year=fiscal_year, area_code=area_code)

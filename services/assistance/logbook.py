@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assistance.models import KnownHousehold, Visit, outbox
-from services.assistance.security import can_read, can_write
+from services.assistance.security import CanRead, CanWrite
 from shared import areas, clock
-from shared.app import SessionDep
+from shared.app import ReadSessionDep, SessionDep
 from shared.auth import Principal, area_clause
 from shared.bus import PendingEvent
 from shared.db import as_utc
@@ -143,22 +143,20 @@ HouseholdId = Annotated[str, Path(pattern=ID_PATTERN, description="the registry'
 @router.post("/v1/households/{household_id}/visits", status_code=201, summary="Record a visit to a household",
              responses={404: {"description": "No such household in your areas"},
                         422: {"description": "A visit date in the future, an unknown dimension or stage"}})
-async def record_visit(household_id: HouseholdId, body: VisitIn, session: SessionDep,
-                       principal: Principal = can_write) -> JSONResponse:
+async def record_visit(principal: CanWrite, household_id: HouseholdId, body: VisitIn,
+                       session: SessionDep) -> JSONResponse:
     visit = await add_visit(session, principal=principal, household_id=household_id, body=body)
     return JSONResponse(visit.model_dump(mode="json"), status_code=201,
                         headers={"Location": f"/v1/households/{household_id}/visits/{visit.id}"})
 
 
 @router.get("/v1/households/{household_id}/visits", summary="A household's visits, newest first")
-async def household_visits(household_id: HouseholdId, session: SessionDep,
-                           principal: Principal = can_read) -> list[VisitOut]:
+async def household_visits(principal: CanRead, household_id: HouseholdId, session: ReadSessionDep) -> list[VisitOut]:
     return await visits_of(session, principal=principal, household_id=household_id)
 
 
 @router.get("/v1/visits", summary="Visits in an area (yours by default), newest first")
-async def area_visits(session: SessionDep,
+async def area_visits(principal: CanRead, session: ReadSessionDep,
                       area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
-                      since: date | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                      principal: Principal = can_read) -> list[VisitOut]:
+                      since: date | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[VisitOut]:
     return await visits_in_area(session, principal=principal, area=area, since=since, limit=limit)

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assistance.models import Partner
-from services.assistance.security import PARTNER, can_read, can_write
+from services.assistance.security import PARTNER, CanRead, CanWrite
 from shared import areas
-from shared.app import SessionDep
+from shared.app import ReadSessionDep, SessionDep
 from shared.areas import AREA_CODE_PATTERN
 from shared.auth import Principal
 from shared.db import as_utc
@@ -155,20 +155,19 @@ router = APIRouter(tags=["logbook"])
 @router.post("/v1/partners", status_code=201, summary="Register a partner agency",
              responses={403: {"description": "An area outside your own"},
                         409: {"description": "The client is already tied to another partner"}})
-async def create_partner(body: PartnerIn, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+async def create_partner(principal: CanWrite, body: PartnerIn, session: SessionDep) -> JSONResponse:
     partner = await register(session, principal=principal, body=body)
     return JSONResponse(partner.model_dump(mode="json"), status_code=201,
                         headers={"Location": f"/v1/partners/{partner.id}"})
 
 
 @router.get("/v1/partners", summary="Partner agencies serving your areas, by sector and by the area they serve")
-async def list_partners(session: SessionDep, sector: Sector | None = None,
-                        area: Annotated[str | None, Query(pattern=AREA_CODE_PATTERN)] = None,
-                        principal: Principal = can_read) -> list[PartnerOut]:
+async def list_partners(principal: CanRead, session: ReadSessionDep, sector: Sector | None = None,
+                        area: Annotated[str | None, Query(pattern=AREA_CODE_PATTERN)] = None) -> list[PartnerOut]:
     return await partners_in_reach(session, principal=principal, sector=sector, area=area)
 
 
 @router.get("/v1/partners/{partner_id}", summary="A partner agency")
-async def get_partner(partner_id: Annotated[str, Path(pattern=ID_PATTERN)], session: SessionDep,
-                      principal: Principal = can_read) -> PartnerOut:
+async def get_partner(principal: CanRead, partner_id: Annotated[str, Path(pattern=ID_PATTERN)],
+                      session: ReadSessionDep) -> PartnerOut:
     return await partner_in_reach(session, principal=principal, partner_id=partner_id)

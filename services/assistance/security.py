@@ -4,7 +4,10 @@ The ministry's pushes are not authenticated by a token but by their Standard Web
 agency's client holds `assistance:partner` and is tied to its partner record by its client id: it sees and
 moves on only the referrals addressed to that partner."""
 
+from typing import Annotated
+
 from shared.app import service_security
+from shared.auth import Principal
 
 READ = "assistance:read"
 WRITE = "assistance:write"
@@ -22,3 +25,8 @@ security = service_security(
 can_read = security.require(READ)
 can_write = security.require(WRITE)
 signed_in = security.require()  # the route itself decides between staff and partner scopes
+
+# The caller, as a route's first parameter (so the token is checked before a database session opens).
+CanRead = Annotated[Principal, can_read]
+CanWrite = Annotated[Principal, can_write]
+SignedIn = Annotated[Principal, signed_in]

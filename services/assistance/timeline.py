@@ -19,8 +19,8 @@ from sqlmodel import col, select
 from services.assistance.logbook import HouseholdId, household_in_reach
 from services.assistance.models import Disbursement, Help, HistoryEntry, Partner, Referral, ReferralChange, Visit
 from services.assistance.referrals.service import partner_ref
-from services.assistance.security import can_read
-from shared.app import SessionDep
+from services.assistance.security import CanRead
+from shared.app import ReadSessionDep
 from shared.auth import Principal
 from shared.db import as_utc
 
@@ -114,5 +114,5 @@ router = APIRouter(tags=["logbook"])
 @router.get("/v1/households/{household_id}/timeline", response_model=Timeline,
             summary="Everything that happened to a household, in the order it was recorded",
             responses={404: {"description": "No such household in your areas"}})
-async def timeline(household_id: HouseholdId, session: SessionDep, principal: Principal = can_read) -> Timeline:
+async def timeline(principal: CanRead, household_id: HouseholdId, session: ReadSessionDep) -> Timeline:
     return await story(session, principal=principal, household_id=household_id)

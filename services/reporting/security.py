@@ -37,3 +37,6 @@ async def _reader(request: Request, security_scopes: SecurityScopes,
 
 
 can_read = Security(_reader, scopes=[READ])
+
+# The caller, as a route's first parameter (so the token is checked before a database session opens).
+CanRead = Annotated[Principal, can_read]

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Path, Request, Response
 from services.assessment.assessments.schemas import AssessmentIn, AssessmentOut
 from services.assessment.assessments.service import find, history, present, record
 from services.assessment.models import Assessment
-from services.assessment.security import can_read, can_write
+from services.assessment.security import CanRead, CanWrite
 from services.assessment.sets.schemas import IndicatorSet
 from services.assessment.sets.service import Sets
-from shared.app import SessionDep
-from shared.auth import Principal
+from shared.app import ReadSessionDep, SessionDep
 from shared.etag import etag
 from shared.ids import ID_PATTERN
 
@@ -34,8 +33,8 @@ def _set_of(request: Request, assessment: Assessment) -> IndicatorSet | None:
                                       "concurrent revision"},
                  422: {"description": "Unknown indicator, an answer that does not apply, an answer that "
                                       "contradicts its measurement, a missing answer"}})
-async def create_assessment(household_id: HouseholdId, body: AssessmentIn, request: Request, response: Response,
-                            session: SessionDep, principal: Principal = can_write) -> AssessmentOut:
+async def create_assessment(principal: CanWrite, household_id: HouseholdId, body: AssessmentIn, request: Request,
+                            response: Response, session: SessionDep) -> AssessmentOut:
     settings = request.app.state.settings
     recorded = await record(session, sets=request.app.state.sets, principal=principal, household_id=household_id,
                             body=body, retry_after_s=settings.unknown_household_retry_after_s)
@@ -49,8 +48,8 @@ async def create_assessment(household_id: HouseholdId, body: AssessmentIn, reque
 @router.get("", summary="A household's assessments, newest survey year and revision first (history kept)",
             responses={404: {"description": "No such household in your areas"},
                        409: {"description": "Household not yet known to this service"}})
-async def list_assessments(household_id: HouseholdId, request: Request, session: SessionDep,
-                           principal: Principal = can_read) -> list[AssessmentOut]:
+async def list_assessments(principal: CanRead, household_id: HouseholdId, request: Request,
+                           session: ReadSessionDep) -> list[AssessmentOut]:
     rows = await history(session, principal=principal, household_id=household_id,
                          retry_after_s=request.app.state.settings.unknown_household_retry_after_s)
     return [present(a, _set_of(request, a)) for a in rows]
@@ -58,9 +57,9 @@ async def list_assessments(household_id: HouseholdId, request: Request, session:
 
 @router.get("/{assessment_id}", summary="One assessment, explained indicator by indicator",
             responses={404: {"description": "No such assessment of this household in your areas"}})
-async def get_assessment(household_id: HouseholdId, assessment_id: Annotated[str, Path(pattern=ID_PATTERN)],
-                         request: Request, response: Response, session: SessionDep,
-                         principal: Principal = can_read) -> AssessmentOut:
+async def get_assessment(principal: CanRead, household_id: HouseholdId,
+                         assessment_id: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, response: Response,
+                         session: ReadSessionDep) -> AssessmentOut:
     a = await find(session, principal=principal, household_id=household_id, assessment_id=assessment_id)
     response.headers["ETag"] = etag(a.revision)
     return present(a, _set_of(request, a))

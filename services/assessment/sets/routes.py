@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from services.assessment.security import can_read
+from services.assessment.security import CanRead
 from services.assessment.sets.schemas import SetDetail, SetSummary
 from services.assessment.sets.service import Sets, detail, summaries
-from shared.auth import Principal
 
 router = APIRouter(prefix="/v1/indicator-sets", tags=["indicator sets"])
 
@@ -20,15 +19,13 @@ def _sets(request: Request) -> Sets:
 
 
 @router.get("", summary="Every version of every indicator set")
-async def list_sets(request: Request, _principal: Principal = can_read) -> list[SetSummary]:
+async def list_sets(_principal: CanRead, request: Request) -> list[SetSummary]:
     return summaries(sets=_sets(request))
 
 
 @router.get("/{set_id}", summary="An indicator set: dimensions, indicators, applicability, thresholds, cutoffs",
             responses={404: {"description": "No such set or version"}})
-async def get_set(
-    set_id: str, request: Request,
-    version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="default: the latest")] = None,
-    _principal: Principal = can_read,
-) -> SetDetail:
+async def get_set(_principal: CanRead, set_id: str, request: Request,
+                  version: Annotated[int | None, Query(ge=1, le=2**31 - 1,
+                                                        description="default: the latest")] = None) -> SetDetail:
     return detail(sets=_sets(request), set_id=set_id, version=version)

@@ -14,31 +14,31 @@ from services.assistance.centres import service
 from services.assistance.centres.schemas import CentreIn, CentreKind, CentreOut, Reconciliation, SubsidyBatchIn
 from services.assistance.disbursements.schemas import BatchOut
 from services.assistance.pushes import Push, handle_push, push_route
-from services.assistance.security import can_read, can_write
+from services.assistance.security import CanRead, CanWrite
 from shared import areas
-from shared.app import SessionDep
-from shared.auth import Principal
+from shared.app import ReadSessionDep, SessionDep
 
 router = APIRouter(tags=["centres and reconciliation"])
 
 
 @router.post("/v1/centres", status_code=201, summary="Register a centre",
              responses={403: {"description": "Outside your areas"}, 422: {"description": "Unknown sub-district"}})
-async def create_centre(body: CentreIn, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+async def create_centre(principal: CanWrite, body: CentreIn, session: SessionDep) -> JSONResponse:
     centre = await service.register(session, principal=principal, body=body)
     return JSONResponse(centre.model_dump(mode="json"), status_code=201,
                         headers={"Location": f"/v1/centres/{centre.id}"})
 
 
 @router.get("/v1/centres", summary="Centres in an area (yours by default), by sub-district and name")
-async def list_centres(session: SessionDep, area: Annotated[str | None, Query(pattern=r"^(\d{2}|\d{4}|\d{6})$")] = None,
-                       kind: CentreKind | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-                       principal: Principal = can_read) -> list[CentreOut]:
+async def list_centres(principal: CanRead, session: ReadSessionDep,
+                       area: Annotated[str | None, Query(pattern=r"^(\d{2}|\d{4}|\d{6})$")] = None,
+                       kind: CentreKind | None = None,
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[CentreOut]:
     return await service.list_centres(session, principal=principal, area=area, kind=kind, limit=limit)
 
 
 @router.get("/v1/centres/{centre_id}", summary="One centre")
-async def get_centre(centre_id: str, session: SessionDep, principal: Principal = can_read) -> CentreOut:
+async def get_centre(principal: CanRead, centre_id: str, session: ReadSessionDep) -> CentreOut:
     return await service.get_centre(session, principal=principal, centre_id=centre_id)
 
 
@@ -54,7 +54,7 @@ async def push_subsidies(request: Request) -> Any:
 
 
 @router.get("/v1/reconciliation", summary="Every budget of a fiscal year in an area beside the sum of its payments")
-async def reconciliation(fiscal_year: Annotated[int, Query(ge=2500, le=2700)], session: SessionDep,
-                         area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
-                         principal: Principal = can_read) -> Reconciliation:
+async def reconciliation(principal: CanRead, fiscal_year: Annotated[int, Query(ge=2500, le=2700)],
+                         session: ReadSessionDep,
+                         area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None) -> Reconciliation:
     return await service.reconcile(session, principal=principal, fiscal_year=fiscal_year, area=area)

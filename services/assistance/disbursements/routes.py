@@ -11,9 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.assistance.disbursements import service
 from services.assistance.disbursements.schemas import REF_PATTERN, BatchIn, BatchOut, ItemOut, ReversalIn
 from services.assistance.pushes import Push, handle_push, push_route
-from services.assistance.security import can_read, can_write
-from shared.app import SessionDep
-from shared.auth import Principal
+from services.assistance.security import CanRead, CanWrite
+from shared.app import ReadSessionDep, SessionDep
 from shared.ids import ID_PATTERN
 
 router = APIRouter(tags=["disbursements"])
@@ -32,14 +31,14 @@ async def push_batch(request: Request) -> Any:
 
 
 @router.get("/v1/disbursement-batches/{batch_ref}", summary="A batch and each item's state now")
-async def get_batch(batch_ref: Annotated[str, Path(pattern=REF_PATTERN)], session: SessionDep,
-                    principal: Principal = can_read) -> BatchOut:
+async def get_batch(principal: CanRead, batch_ref: Annotated[str, Path(pattern=REF_PATTERN)],
+                    session: ReadSessionDep) -> BatchOut:
     return await service.get_batch(session, principal=principal, batch_ref=batch_ref)
 
 
 @router.post("/v1/disbursements/{disbursement_id}/reversal", summary="Reverse an accepted payment",
              responses={404: {"description": "No such payment in your areas"},
                         409: {"description": "Not an accepted payment (rejected, or already reversed)"}})
-async def reverse_payment(disbursement_id: Annotated[str, Path(pattern=ID_PATTERN)], body: ReversalIn,
-                          session: SessionDep, principal: Principal = can_write) -> ItemOut:
+async def reverse_payment(principal: CanWrite, disbursement_id: Annotated[str, Path(pattern=ID_PATTERN)],
+                          body: ReversalIn, session: SessionDep) -> ItemOut:
     return await service.reverse(session, principal=principal, disbursement_id=disbursement_id, reason=body.reason)

@@ -21,10 +21,9 @@ from services.assistance.referrals.schemas import (
     Status,
     StatusChangeIn,
 )
-from services.assistance.security import READ, WRITE, can_read, can_write, signed_in
+from services.assistance.security import READ, WRITE, CanRead, CanWrite, SignedIn
 from shared import areas
-from shared.app import SessionDep
-from shared.auth import Principal
+from shared.app import ReadSessionDep, SessionDep
 from shared.etag import etag
 from shared.ids import ID_PATTERN
 
@@ -44,31 +43,26 @@ def _answer(referral: ReferralOut, status_code: int = 200) -> JSONResponse:
              responses={404: {"description": "No such household in your areas"},
                         409: {"description": "The household is closed"},
                         422: {"description": "An unknown partner, or one that does not serve the household's area"}})
-async def refer(household_id: HouseholdId, body: ReferralIn, session: SessionDep,
-                principal: Principal = can_write) -> JSONResponse:
+async def refer(principal: CanWrite, household_id: HouseholdId, body: ReferralIn, session: SessionDep) -> JSONResponse:
     return _answer(await service.refer(session, principal=principal, household_id=household_id, body=body), 201)
 
 
 @router.get("/v1/households/{household_id}/referrals", summary="A household's development plan: its referrals")
-async def household_plan(household_id: HouseholdId, session: SessionDep,
-                         principal: Principal = can_read) -> list[ReferralOut]:
+async def household_plan(principal: CanRead, household_id: HouseholdId, session: ReadSessionDep) -> list[ReferralOut]:
     return await service.household_plan(session, principal=principal, household_id=household_id)
 
 
 @router.get("/v1/referrals", summary="Referrals: a partner's own, or those in your areas",
             description=f"Staff ({READ}) see the referrals in their token's areas; a partner's client "
                         "(`assistance:partner`) sees only those addressed to its partner. Oldest first.")
-async def list_referrals(
-    session: SessionDep,
-    status: Status | None = None,
-    overdue: Annotated[bool | None, Query(description="only those due before today and not finished")] = None,
-    partner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
-    dimension: Dimension | None = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    principal: Principal = signed_in,
-) -> ReferralPage:
+async def list_referrals(principal: SignedIn, session: ReadSessionDep, status: Status | None = None,
+                         overdue: Annotated[bool | None, Query(
+                             description="only those due before today and not finished")] = None,
+                         partner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+                         area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
+                         dimension: Dimension | None = None,
+                         cursor: Annotated[str | None, Query(max_length=200)] = None,
+                         limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> ReferralPage:
     who = await staff_or_partner(session, principal=principal, staff_scope=READ)
     return await service.list_referrals(session, who=who, status=status, overdue=overdue, partner_id=partner_id,
                                         area=area, dimension=dimension, cursor=cursor, limit=limit)
@@ -76,8 +70,7 @@ async def list_referrals(
 
 @router.get("/v1/referrals/{referral_id}", summary="A referral, with its steps and the help given",
             response_model=ReferralDetail)
-async def get_referral(referral_id: ReferralId, session: SessionDep,
-                       principal: Principal = signed_in) -> JSONResponse:
+async def get_referral(principal: SignedIn, referral_id: ReferralId, session: ReadSessionDep) -> JSONResponse:
     who = await staff_or_partner(session, principal=principal, staff_scope=READ)
     return _answer(await service.get_referral(session, who=who, referral_id=referral_id))
 
@@ -86,9 +79,8 @@ async def get_referral(referral_id: ReferralId, session: SessionDep,
               response_model=ReferralDetail,
               responses={409: {"description": "Not a move this referral can make from its status"},
                          412: {"description": "If-Match names an older version"}})
-async def change_status(referral_id: ReferralId, body: StatusChangeIn, session: SessionDep,
-                        if_match: Annotated[str | None, Header()] = None,
-                        principal: Principal = signed_in) -> JSONResponse:
+async def change_status(principal: SignedIn, referral_id: ReferralId, body: StatusChangeIn, session: SessionDep,
+                        if_match: Annotated[str | None, Header()] = None) -> JSONResponse:
     who = await staff_or_partner(session, principal=principal, staff_scope=WRITE)
     return _answer(await service.change_status(session, who=who, referral_id=referral_id, body=body,
                                                if_match=if_match))
@@ -103,8 +95,8 @@ async def change_status(referral_id: ReferralId, body: StatusChangeIn, session: 
                                              "still being recorded"},
                         422: {"description": "A date in the future or before the referral, a zero or negative "
                                              "value, or a key used before with another body"}})
-async def record_help(referral_id: ReferralId, body: HelpIn, request: Request, session: SessionDep,
-                      principal: Principal = signed_in) -> JSONResponse:
+async def record_help(principal: SignedIn, referral_id: ReferralId, body: HelpIn, request: Request,
+                      session: SessionDep) -> JSONResponse:
     key = idempotency_key(request)
     who = await staff_or_partner(session, principal=principal, staff_scope=WRITE)
     help_, replayed = await service.record_help(session, who=who, referral_id=referral_id, body=body, key=key)

@@ -21,7 +21,7 @@ from services.reporting.reports.areas import (
     level_name,
     visible,
 )
-from services.reporting.reports.publication import Cache, as_of, cached_assistance, cached_survey, snapshot
+from services.reporting.reports.publication import Cache, as_of, cached_assistance, cached_survey
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -33,8 +33,8 @@ from services.reporting.reports.table import (
     ratio,
     respond,
 )
-from services.reporting.security import can_read
-from shared.app import SessionDep
+from services.reporting.security import CanRead
+from shared.app import ReadSessionDep
 from shared.auth import Principal
 from shared.money import FiscalYear
 
@@ -67,7 +67,6 @@ async def assistance_by_area(session: AsyncSession, *, cache: Cache, threshold: 
                              area: str, depth: int, fiscal_year: int, survey_year: int | None) -> Table:
     """A row per area `depth` digits long inside `area` that the caller sees, and the total of what it sees;
     the target poor are those of `survey_year` (by default the fiscal year's B.E. year)."""
-    await snapshot(session)
     target = await cached_survey(session, cache=cache, province=area[:2], survey_year=survey_year or fiscal_year,
                                  threshold=threshold)
     tree = await cached_assistance(session, cache=cache, province=area[:2], fiscal_year=fiscal_year, target=target,
@@ -95,10 +94,10 @@ router = APIRouter()
 
 @router.get("/assistance", summary="Grants, subsidies, budgets and coverage of the target poor, by area",
             responses=FORMATS)
-async def assistance(request: Request, session: SessionDep, area: AreaParam,
+async def assistance(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
                      fiscal_year: Annotated[FiscalYear, Query()], level: LevelParam = None,
                      survey_year: Annotated[int | None, Query(ge=2500, le=2700)] = None,
-                     fmt: FormatParam = None, principal: Principal = can_read) -> Response:
+                     fmt: FormatParam = None) -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
     table = await assistance_by_area(session, cache=Cache.of(request.app.state),

@@ -26,8 +26,8 @@ from services.reporting.reports.areas import (
 )
 from services.reporting.reports.publication import as_of
 from services.reporting.reports.table import FORMATS, Column, FormatParam, Table, choose_format, disclose, respond
-from services.reporting.security import can_read
-from shared.app import SessionDep
+from services.reporting.security import CanRead
+from shared.app import ReadSessionDep
 from shared.auth import Principal, area_clause
 from shared.errors import Unprocessable
 
@@ -107,8 +107,8 @@ router = APIRouter()
 
 @router.get("/field-network", summary="Districts, sub-districts, field teams and centres, by area",
             responses=FORMATS)
-async def field_network(request: Request, session: SessionDep, area: AreaParam, level: LevelParam = None,
-                        fmt: FormatParam = None, principal: Principal = can_read) -> Response:
+async def field_network(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
+                        level: LevelParam = None, fmt: FormatParam = None) -> Response:
     depth = depth_of(area, level or ("subdistrict" if len(area) >= 6 else None))
     if depth > 6:
         raise Unprocessable("teams and centres are counted by district and sub-district, not by village", errors=[

@@ -13,9 +13,8 @@ from sqlmodel import col
 
 from services.reporting.models import AreaYear, Budget, Feed, Payment
 from services.reporting.reports.publication import as_of
-from services.reporting.security import can_read
-from shared.app import SessionDep
-from shared.auth import Principal
+from services.reporting.security import CanRead
+from shared.app import ReadSessionDep
 from shared.bus import Consumer
 from shared.db import as_utc
 
@@ -68,10 +67,10 @@ router = APIRouter()
 
 
 @router.get("/years", summary="The survey years and fiscal years the read models hold, oldest first")
-async def years(session: SessionDep, principal: Principal = can_read) -> Years:
+async def years(principal: CanRead, session: ReadSessionDep) -> Years:
     return await years_held(session)
 
 
 @router.get("/freshness", summary="How fresh the read models are: newest event and consumer lag per topic")
-async def freshness(request: Request, session: SessionDep, principal: Principal = can_read) -> Freshness:
+async def freshness(principal: CanRead, request: Request, session: ReadSessionDep) -> Freshness:
     return await freshness_of(session, consumer=request.app.state.consumer)

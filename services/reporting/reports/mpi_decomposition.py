@@ -20,7 +20,7 @@ from services.reporting.reports.areas import (
     visible,
 )
 from services.reporting.reports.poverty import SurveyYear
-from services.reporting.reports.publication import Cache, as_of, cached_survey, snapshot
+from services.reporting.reports.publication import Cache, as_of, cached_survey
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -32,8 +32,8 @@ from services.reporting.reports.table import (
     ratio,
     respond,
 )
-from services.reporting.security import can_read
-from shared.app import SessionDep
+from services.reporting.security import CanRead
+from shared.app import ReadSessionDep
 from shared.auth import Principal
 
 # -- schemas --
@@ -58,7 +58,6 @@ async def decomposition(session: AsyncSession, *, cache: Cache, threshold: int, 
                         depth: int, survey_year: int) -> Table:
     """A row per area `depth` digits long inside `area` that the caller sees, a row per indicator, and the
     total: M0 of what the caller sees."""
-    await snapshot(session)
     survey = await cached_survey(session, cache=cache, province=area[:2], survey_year=survey_year,
                                  threshold=threshold)
     whole = survey.tree.seen(area, principal)
@@ -100,9 +99,8 @@ router = APIRouter()
 
 
 @router.get("/mpi-decomposition", summary="Each indicator's and each area's contribution to M0", responses=FORMATS)
-async def mpi_decomposition(request: Request, session: SessionDep, area: AreaParam, survey_year: SurveyYear,
-                            level: LevelParam = None, fmt: FormatParam = None,
-                            principal: Principal = can_read) -> Response:
+async def mpi_decomposition(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
+                            survey_year: SurveyYear, level: LevelParam = None, fmt: FormatParam = None) -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
     table = await decomposition(session, cache=Cache.of(request.app.state),

@@ -22,7 +22,7 @@ from services.reporting.reports.areas import (
     level_name,
     visible,
 )
-from services.reporting.reports.publication import POVERTY_COUNTS, Cache, as_of, cached_survey, snapshot
+from services.reporting.reports.publication import POVERTY_COUNTS, Cache, as_of, cached_survey
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -34,8 +34,8 @@ from services.reporting.reports.table import (
     ratio,
     respond,
 )
-from services.reporting.security import can_read
-from shared.app import SessionDep
+from services.reporting.security import CanRead
+from shared.app import ReadSessionDep
 from shared.auth import Principal
 
 # -- schemas --
@@ -73,7 +73,6 @@ def _row(code: str, sums: Mapping[str, Any]) -> dict[str, Any]:
 async def poverty_by_area(session: AsyncSession, *, cache: Cache, threshold: int, principal: Principal, area: str,
                           depth: int, survey_year: int) -> Table:
     """A row per area `depth` digits long inside `area` that the caller sees, and the total of what it sees."""
-    await snapshot(session)
     tree = (await cached_survey(session, cache=cache, province=area[:2], survey_year=survey_year,
                                 threshold=threshold)).tree
     rows = [_row(code, tree.seen(code, principal)) for code in tree.nodes(area, depth) if visible(principal, code)]
@@ -89,8 +88,8 @@ router = APIRouter()
 
 @router.get("/poverty", summary="Households, target poor, deprivation by dimension, H, A, MPI and exits, by area",
             responses=FORMATS)
-async def poverty(request: Request, session: SessionDep, area: AreaParam, survey_year: SurveyYear,
-                  level: LevelParam = None, fmt: FormatParam = None, principal: Principal = can_read) -> Response:
+async def poverty(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
+                  survey_year: SurveyYear, level: LevelParam = None, fmt: FormatParam = None) -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
     table = await poverty_by_area(session, cache=Cache.of(request.app.state),

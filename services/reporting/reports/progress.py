@@ -16,7 +16,7 @@ from sqlmodel import col
 from services.reporting.disclosure import protect, tree_of
 from services.reporting.models import Assessment, Help, Payment
 from services.reporting.reports.areas import AreaParam, ensure_area_or_child, ensure_known
-from services.reporting.reports.publication import CENTRE_SUBSIDY, as_of, snapshot
+from services.reporting.reports.publication import CENTRE_SUBSIDY, as_of
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -27,8 +27,8 @@ from services.reporting.reports.table import (
     disclose,
     respond,
 )
-from services.reporting.security import DETAIL, can_read
-from shared.app import SessionDep
+from services.reporting.security import DETAIL, CanRead
+from shared.app import ReadSessionDep
 from shared.auth import Principal, area_clause
 from shared.errors import Forbidden, Unprocessable
 from shared.money import ZERO, fiscal_year, fiscal_year_bounds
@@ -75,7 +75,6 @@ async def progress_by_month(session: AsyncSession, *, threshold: int, principal:
                             months: list[str]) -> Table:
     """A row per month of `months` (consecutive, from `months_between`) and their total, in `area`."""
     detail = principal.has_scope(DETAIL)
-    await snapshot(session)
     # Without detail, months are protected within each whole fiscal year, whatever range was asked for.
     first, last = date(int(months[0][:4]), int(months[0][5:]), 1), _month_end(months[-1])
     if not detail:
@@ -165,10 +164,10 @@ router = APIRouter()
 
 @router.get("/progress", summary="Month by month: surveys, exits, grants, subsidies and partners' help",
             responses=FORMATS)
-async def progress(request: Request, session: SessionDep, area: AreaParam,
+async def progress(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
                    from_: Annotated[str, Query(alias="from", pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                                                description="first month, YYYY-MM (C.E.)")],
-                   to: Month, fmt: FormatParam = None, principal: Principal = can_read) -> Response:
+                   to: Month, fmt: FormatParam = None) -> Response:
     ensure_known(area)
     ensure_area_or_child(principal, area)
     months = months_between(from_, to)

@@ -90,12 +90,6 @@ class Tree:
             self.hidden |= {name: hidden for name in group}
 
 
-async def snapshot(session: AsyncSession) -> None:
-    """Every read of a report from one snapshot (PostgreSQL: REPEATABLE READ; SQLite's transaction is one)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-
-
 async def as_of(session: AsyncSession) -> datetime | None:
     """The time of the newest event the read models reflect: every report carries it."""
     newest = (await session.execute(select(func.max(col(Feed.newest_event_at))))).scalar_one_or_none()
