@@ -39,11 +39,6 @@ from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector
 from shared.text import name_key
 
-HOUSEHOLD_COLUMNS = ("household_key", "subdistrict_code", "village_no", "house_no", "lat", "lon", "sources",
-                     "welfare_card")
-MEMBER_COLUMNS = ("citizen_id", "title", "first_name", "last_name", "sex", "birth_date", "relation", "disability")
-COLUMNS = HOUSEHOLD_COLUMNS + MEMBER_COLUMNS
-
 
 # -- reading the file ------------------------------------------------------------------------------------
 
@@ -322,14 +317,3 @@ async def importer_extension(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-# -- HTTP ------------------------------------------------------------------------------------------------
-
-
-class ImportOut(imports.ImportOut):
-    households_created: int
-    persons_created: int
-    households_unchanged: int
-
-
-router = imports.import_router("/v1/imports", ImportOut, can_register,
-                                summary="Import households from a CSV file (one row per person)")

@@ -1,0 +1,76 @@
+def present(
+    session: AsyncSession, record: HouseholdRecord, *, caller: Caller, protector: CitizenIdProtector, action: str
+) -> HouseholdOut:
+    """The household as the caller may see it: citizen IDs masked without pii:read, audited with it."""
+    unmasked = caller.principal.has_scope(PII_READ)
+    household = record.household
+    if unmasked and record.members:
+        audit(session, caller=caller, action=action, household_id=household.id)
+    members = []
+    for m in record.members:
+        members.append(MemberOut(
+            id=m.id, citizen_id=_shown(m, unmasked, protector), citizen_id_masked=not unmasked,
+            title=m.title, first_name=m.first_name, last_name=m.last_name, sex=Sex(m.sex),
+            birth_date=m.birth_date, relation=Relation(m.relation), disability=m.disability,
+        ))
+    return HouseholdOut(
+        id=household.id, version=household.version, status=household.status,
+        closed_reason=household.closed_reason,
+        address=AddressOut(
+            province_code=household.province_code, district_code=household.district_code,
+            subdistrict_code=household.subdistrict_code, village_no=household.village_no,
+            village_code=household.village_code, house_no=household.house_no, lat=household.lat, lon=household.lon,
+        ),
+        sources=sources_of(household), welfare_card=household.welfare_card, team_id=household.team_id,
+        buddy_official=household.buddy_official, members=members,
+        created_at=as_utc(household.created_at), updated_at=as_utc(household.updated_at),
+    )
+
+
+def _shown(member: Member, unmasked: bool, protector: CitizenIdProtector) -> str:
+    digits = protector.decrypt(member.citizen_id_enc)
+    return digits if unmasked else mask_citizen_id(digits, protector.mask_shown_digits)
+
+
+def present_duplicates(session: AsyncSession, groups: list[list[Member]], *, caller: Caller,
+                       protector: CitizenIdProtector) -> list[ProbableDuplicate]:
+    """Duplicate groups as the caller may see them: masked, or unmasked and audited per household."""
+    unmasked = caller.principal.has_scope(PII_READ)
+    if unmasked:
+        for household_id in sorted({m.household_id for group in groups for m in group}):
+            audit(session, caller=caller, action="pii_read", household_id=household_id)
+    return [
+        ProbableDuplicate(
+            first_name=group[0].first_name, last_name=group[0].last_name, birth_date=group[0].birth_date,
+            people=[DuplicatePerson(household_id=m.household_id, member_id=m.id,
+                                    citizen_id=_shown(m, unmasked, protector)) for m in group],
+        )
+        for group in groups
+    ]
+
+
+def audit(session: AsyncSession, *, caller: Caller, action: str, household_id: str | None) -> None:
+    """Record a read of personal data in the caller's transaction."""
+    session.add(AuditEntry(
+        at=utcnow(), client_id=caller.principal.client_id, action=action, household_id=household_id,
+        purpose=caller.purpose, correlation_id=get_correlation_id(),
+    ))
+
+
+async def lookup(session: AsyncSession, *, caller: Caller, citizen_id: str, protector: CitizenIdProtector,
+                 ) -> HouseholdRecord:
+    """The open household holding this citizen ID, if it is in the caller's areas."""
+    household_id = (await session.execute(
+        select(col(Member.household_id)).where(col(Member.citizen_id_hash).in_(protector.hashes(citizen_id)),
+                                               col(Member.active).is_(True))
+    )).scalar_one_or_none()
+    # Every lookup is a use of a citizen ID: audited whether or not it finds anything.
+    audit(session, caller=caller, action="lookup", household_id=None)
+    if household_id is None:
+        raise NotFound("No open household in your areas has this citizen ID.")
+    try:
+        return await load(session, caller=caller, household_id=household_id)
+    except NotFound:
+        raise NotFound("No open household in your areas has this citizen ID.") from None
+
+
