@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench import wait_healthy
 from ops.broker import free_port
 from ops.scratchdb import ScratchDatabases
-from services.registry.imports import COLUMNS, Importer
+from services.registry.imports.schemas import COLUMNS
+from services.registry.imports.service import Importer
 from services.registry.models import Household, ImportJob, Member
 from services.registry.settings import RegistrySettings
 from shared import migrations

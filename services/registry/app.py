@@ -4,8 +4,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.registry import areas, audit, imports, teams
-from services.registry.households.router import router as households
+from services.registry import areas, audit, teams
+from services.registry.households.routes import router as households
+from services.registry.imports.routes import router as imports
+from services.registry.imports.service import importer_extension
 from services.registry.models import inbox, metadata, outbox
 from services.registry.security import security
 from services.registry.settings import RegistrySettings
@@ -23,8 +25,8 @@ SPEC = ServiceSpec(
     migrations_dir=Path(__file__).parent / "migrations",
     catalogue=REGISTRY_EVENTS,
     security=security,
-    routers=(areas.router, households, teams.router, imports.router, audit.router),
-    extensions=(imports.importer_extension,),
+    routers=(areas.router, households, teams.router, imports, audit.router),
+    extensions=(importer_extension,),
 )
 
 

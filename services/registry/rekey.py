@@ -17,7 +17,9 @@ from dataclasses import dataclass, fields
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from services.registry.households.service import HouseholdRecord, publish, take_next_version
+from services.registry.households.commands import take_next_version
+from services.registry.households.events import publish
+from services.registry.households.queries import HouseholdRecord
 from services.registry.models import Household, Member
 from shared.db import transaction
 from shared.errors import PreconditionFailed

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from services import load
-from services.registry.imports import COLUMNS
+from services.registry.imports.schemas import COLUMNS
 from services.registry.models import ImportJob
 from shared import migrations
 from shared.db import transaction

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from services.registry.imports import COLUMNS
+from services.registry.imports.schemas import COLUMNS
 from tests import apps
 from tests.registry.support import ALL, Registry, citizen_id, problem
 

@@ -1,0 +1,1 @@
+"""Households and their members: the register itself."""

@@ -1,37 +1,26 @@
-"""The rules of the register: who may see and change which household, one open household per citizen ID,
-exactly one head, optimistic concurrency, personal data masked and audited, and an event for every change."""
+"""Changing the register: registering a household, changing it, adding, removing and transferring members, closing
+and assigning it. The rules: who may change which household, one open household per citizen ID, exactly one head,
+optimistic concurrency (If-Match, and a conditional UPDATE of the version), and an event for every change."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from services.registry import areas
-from services.registry.households.schemas import (
-    AddressOut,
-    DuplicatePerson,
-    HouseholdCreate,
-    HouseholdOut,
-    HouseholdPatch,
-    MemberIn,
-    MemberOut,
-    ProbableDuplicate,
-)
-from services.registry.models import AuditEntry, Household, Member, Team, outbox
-from services.registry.security import PII_READ
-from shared.auth import Principal, area_clause
-from shared.db import as_utc, rowcount
+from services.registry.households.events import publish
+from services.registry.households.queries import SOURCE_COLUMNS, Caller, HouseholdRecord, load, sources_of
+from services.registry.households.schemas import HouseholdCreate, HouseholdPatch, MemberIn
+from services.registry.models import Household, Member, Team
+from shared.db import rowcount
 from shared.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from shared.etag import check_if_match
-from shared.events.catalogue import EventType
 from shared.events.envelope import utcnow
 from shared.events.registry import (
     HOUSEHOLD_ASSIGNED,
@@ -43,15 +32,10 @@ from shared.events.registry import (
     MEMBER_TRANSFERRED,
     Relation,
     RemovalReason,
-    Sex,
-    Source,
 )
 from shared.ids import new_id
-from shared.observability import get_correlation_id
-from shared.pii import CitizenIdProtector, mask_citizen_id
+from shared.pii import CitizenIdProtector
 from shared.text import name_key
-
-# -- changing ----------------------------------------------------------------------------------------
 
 
 def _address_area(caller: Caller, subdistrict_code: str, village_no: int) -> areas.Area:
@@ -65,15 +49,9 @@ def _address_area(caller: Caller, subdistrict_code: str, village_no: int) -> are
     return subdistrict
 
 
-async def _ensure_not_registered(
-    session: AsyncSession, *, caller: Caller, hashes: Sequence[str], exclude_member: str | None = None
-) -> None:
-    query = select(col(Member.citizen_id_hash), col(Member.household_id)).where(
-        col(Member.citizen_id_hash).in_(hashes), col(Member.active).is_(True)
-    )
-    if exclude_member is not None:
-        query = query.where(col(Member.id) != exclude_member)
-    found = (await session.execute(query)).first()
+async def _ensure_not_registered(session: AsyncSession, *, caller: Caller, hashes: Sequence[str]) -> None:
+    found = (await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
+        col(Member.citizen_id_hash).in_(hashes), col(Member.active).is_(True)))).first()
     if found is None:
         return
     holder = await session.get(Household, found.household_id)
@@ -121,7 +99,7 @@ async def _flush(session: AsyncSession) -> None:
 
 
 async def register(session: AsyncSession, *, caller: Caller, body: HouseholdCreate,
-                   protector: CitizenIdProtector, import_id: str | None = None) -> HouseholdRecord:
+                   protector: CitizenIdProtector) -> HouseholdRecord:
     """Register a household with its members; `household.registered` leaves with it."""
     address = body.address
     subdistrict = _address_area(caller, address.subdistrict_code, address.village_no)
@@ -132,7 +110,7 @@ async def register(session: AsyncSession, *, caller: Caller, body: HouseholdCrea
         id=new_id(), province_code=subdistrict.code[:2], district_code=subdistrict.code[:4],
         subdistrict_code=subdistrict.code, village_no=address.village_no,
         village_code=areas.village_code(subdistrict.code, address.village_no), house_no=address.house_no,
-        lat=address.lat, lon=address.lon, welfare_card=body.welfare_card, import_id=import_id,
+        lat=address.lat, lon=address.lon, welfare_card=body.welfare_card,
         created_at=now, updated_at=now,
     )
     for source, column in SOURCE_COLUMNS.items():

@@ -1,3 +1,30 @@
+"""Revealing personal data: a household as the caller may see it (citizen IDs masked without `pii:read`), probable
+duplicates, the household of a citizen ID, and the audit row every unmasked read and every lookup writes."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.registry.households.queries import Caller, HouseholdRecord, load, sources_of
+from services.registry.households.schemas import (
+    AddressOut,
+    DuplicatePerson,
+    HouseholdOut,
+    MemberOut,
+    ProbableDuplicate,
+)
+from services.registry.models import AuditEntry, Member
+from services.registry.security import PII_READ
+from shared.db import as_utc
+from shared.errors import NotFound
+from shared.events.envelope import utcnow
+from shared.events.registry import Relation, Sex
+from shared.observability import get_correlation_id
+from shared.pii import CitizenIdProtector, mask_citizen_id
+
+
 def present(
     session: AsyncSession, record: HouseholdRecord, *, caller: Caller, protector: CitizenIdProtector, action: str
 ) -> HouseholdOut:
@@ -72,5 +99,3 @@ async def lookup(session: AsyncSession, *, caller: Caller, citizen_id: str, prot
         return await load(session, caller=caller, household_id=household_id)
     except NotFound:
         raise NotFound("No open household in your areas has this citizen ID.") from None
-
-

@@ -1,3 +1,18 @@
+"""The events a change publishes: a snapshot of the household with no names, no house number and no raw citizen
+ID, written to the outbox in the change's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.households.queries import HouseholdRecord, sources_of
+from services.registry.models import outbox
+from shared.events.catalogue import EventType
+
+
 def facts(h: Any, members: Sequence[Any]) -> dict[str, Any]:
     """The snapshot of household `h` and its current `members` (rows or objects with the columns as
     attributes) for events: no names, no house number, no raw citizen ID."""
@@ -17,5 +32,3 @@ def facts(h: Any, members: Sequence[Any]) -> dict[str, Any]:
 async def publish(session: AsyncSession, event_type: EventType, record: HouseholdRecord, **extra: Any) -> None:
     payload = event_type.payload.model_validate(facts(record.household, record.members) | extra)
     await outbox.add(session, event_type, payload, key=record.household.id)
-
-

@@ -1,3 +1,22 @@
+"""Reading the register: who asks, a household with its current members, in the caller's areas only (a household
+elsewhere answers as one that does not exist), lists with filters and a cursor, probable duplicate people."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.registry.models import Household, Member
+from shared.auth import Principal, area_clause
+from shared.errors import NotFound
+from shared.events.registry import Source
+from shared.text import name_key
+
 SOURCE_COLUMNS = {
     Source.tpmap: "source_tpmap",
     Source.exclusion_error: "source_exclusion_error",
@@ -24,10 +43,6 @@ class HouseholdRecord:
 
 def sources_of(household: Household) -> list[Source]:
     return [source for source, column in SOURCE_COLUMNS.items() if getattr(household, column)]
-
-
-def _current(members: Sequence[Member]) -> list[Member]:
-    return sorted((m for m in members if m.removed_at is None), key=lambda m: m.position)
 
 
 async def _members_of(session: AsyncSession, household_ids: Sequence[str]) -> dict[str, list[Member]]:

@@ -1,4 +1,4 @@
-"""HTTP routes for households and members: thin, the rules live in `service`."""
+"""HTTP routes for households and members: thin, the rules live in `queries`, `commands` and `disclosure`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.registry.households import service
+from services.registry.households import commands, disclosure, queries
+from services.registry.households.queries import Caller, HouseholdFilter, HouseholdRecord
 from services.registry.households.schemas import (
     Assignment,
     DuplicatePage,
@@ -22,7 +23,6 @@ from services.registry.households.schemas import (
     MemberRemove,
     MemberTransfer,
 )
-from services.registry.households.service import Caller, HouseholdFilter, HouseholdRecord
 from services.registry.security import can_lookup, can_read, can_register, can_write
 from shared.app import SessionDep
 from shared.auth import Principal
@@ -63,7 +63,7 @@ def _protector(request: Request) -> CitizenIdProtector:
 
 def _reply(request: Request, session: SessionDep, record: HouseholdRecord, caller: Caller, *,
            status_code: int = 200, action: str = "pii_read") -> JSONResponse:
-    body = service.present(session, record, caller=caller, protector=_protector(request), action=action)
+    body = disclosure.present(session, record, caller=caller, protector=_protector(request), action=action)
     headers = {"ETag": etag(record.household.version)}
     if status_code == 201:
         headers["Location"] = f"/v1/households/{record.household.id}"
@@ -79,17 +79,17 @@ async def register_household(
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
-        record = await service.register(session, caller=caller, body=body, protector=_protector(request))
-    except service.CitizenIdRegistered as exc:
+        record = await commands.register(session, caller=caller, body=body, protector=_protector(request))
+    except commands.CitizenIdRegistered as exc:
         return await _refused(request, session, caller, exc)
     return _reply(request, session, record, caller, status_code=201)
 
 
 async def _refused(request: Request, session: SessionDep, caller: Caller,
-                   exc: service.CitizenIdRegistered) -> JSONResponse:
+                   exc: commands.CitizenIdRegistered) -> JSONResponse:
     """Registering someone already registered was a citizen-ID lookup: undo the change, keep the audit row."""
     await session.rollback()
-    service.audit(session, caller=caller, action="registration_conflict", household_id=exc.holder_id)
+    disclosure.audit(session, caller=caller, action="registration_conflict", household_id=exc.holder_id)
     return problem_response(exc, request)
 
 
@@ -117,9 +117,9 @@ async def list_households(
     filters = HouseholdFilter(province=province, district=district, subdistrict=subdistrict, village_no=village_no,
                               source=source, welfare_card=welfare_card, team=team,
                               status=None if status == "any" else status, q=q)
-    records, last = await service.list_page(session, caller=caller, filters=filters, after=decode_cursor(cursor),
+    records, last = await queries.list_page(session, caller=caller, filters=filters, after=decode_cursor(cursor),
                                             limit=size)
-    items = [service.present(session, r, caller=caller, protector=_protector(request), action="pii_read")
+    items = [disclosure.present(session, r, caller=caller, protector=_protector(request), action="pii_read")
              for r in records]
     page = HouseholdPage(items=items, next_cursor=encode_cursor(last))
     return JSONResponse(page.model_dump(mode="json"))
@@ -132,7 +132,7 @@ async def get_household(
     principal: Principal = can_read,
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
-    return _reply(request, session, await service.load(session, caller=caller, household_id=household_id), caller)
+    return _reply(request, session, await queries.load(session, caller=caller, household_id=household_id), caller)
 
 
 @router.patch("/households/{household_id}", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
@@ -142,7 +142,7 @@ async def patch_household(
     purpose: Purpose = None, principal: Principal = can_write,
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
-    record = await service.change(session, caller=caller, household_id=household_id, body=body, if_match=if_match)
+    record = await commands.change(session, caller=caller, household_id=household_id, body=body, if_match=if_match)
     return _reply(request, session, record, caller)
 
 
@@ -154,9 +154,9 @@ async def add_member(
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
-        record, _member = await service.add_member(session, caller=caller, household_id=household_id, body=body,
+        record, _member = await commands.add_member(session, caller=caller, household_id=household_id, body=body,
                                                    if_match=if_match, protector=_protector(request))
-    except service.CitizenIdRegistered as exc:
+    except commands.CitizenIdRegistered as exc:
         return await _refused(request, session, caller, exc)
     return _reply(request, session, record, caller, status_code=201)
 
@@ -168,7 +168,7 @@ async def remove_member(
     if_match: IfMatch = None, purpose: Purpose = None, principal: Principal = can_write,
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
-    record = await service.remove_member(session, caller=caller, household_id=household_id, member_id=member_id,
+    record = await commands.remove_member(session, caller=caller, household_id=household_id, member_id=member_id,
                                          reason=body.reason, new_head_member_id=body.new_head_member_id,
                                          if_match=if_match)
     return _reply(request, session, record, caller)
@@ -181,7 +181,7 @@ async def transfer_member(
     if_match: IfMatch = None, purpose: Purpose = None, principal: Principal = can_write,
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
-    source, _target = await service.transfer_member(
+    source, _target = await commands.transfer_member(
         session, caller=caller, household_id=household_id, member_id=member_id,
         to_household_id=body.to_household_id, relation=body.relation,
         new_head_member_id=body.new_head_member_id, if_match=if_match,
@@ -196,7 +196,7 @@ async def close_household(
     purpose: Purpose = None, principal: Principal = can_write,
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
-    record = await service.close(session, caller=caller, household_id=household_id, reason=body.reason,
+    record = await commands.close(session, caller=caller, household_id=household_id, reason=body.reason,
                                  if_match=if_match)
     return _reply(request, session, record, caller)
 
@@ -208,7 +208,7 @@ async def assign_household(
     purpose: Purpose = None, principal: Principal = can_write,
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
-    record = await service.assign(session, caller=caller, household_id=household_id, team_id=body.team_id,
+    record = await commands.assign(session, caller=caller, household_id=household_id, team_id=body.team_id,
                                   buddy_official=body.buddy_official, if_match=if_match)
     return _reply(request, session, record, caller)
 
@@ -221,7 +221,7 @@ async def lookup_household(
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
-        record = await service.lookup(session, caller=caller, citizen_id=body.citizen_id,
+        record = await disclosure.lookup(session, caller=caller, citizen_id=body.citizen_id,
                                       protector=_protector(request))
     except NotFound as exc:
         return problem_response(exc, request)  # returned, not raised: the audit row of the lookup is kept
@@ -236,7 +236,7 @@ async def list_duplicates(
     purpose: Purpose = None, principal: Principal = can_read,
 ) -> DuplicatePage:
     caller = _caller(principal, purpose)
-    groups = await service.probable_duplicates(session, caller=caller, limit=limit)
-    items = service.present_duplicates(session, groups, caller=caller, protector=_protector(request))
+    groups = await queries.probable_duplicates(session, caller=caller, limit=limit)
+    items = disclosure.present_duplicates(session, groups, caller=caller, protector=_protector(request))
     return DuplicatePage(items=items)
 

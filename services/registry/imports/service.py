@@ -23,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.registry import areas
+from services.registry.households.commands import conflict_message
+from services.registry.households.events import facts
+from services.registry.households.queries import SOURCE_COLUMNS
 from services.registry.households.schemas import Address, MemberIn, one_head_and_distinct_ids
-from services.registry.households.service import SOURCE_COLUMNS, conflict_message, facts
+from services.registry.imports.schemas import COLUMNS, HOUSEHOLD_COLUMNS
 from services.registry.models import AuditEntry, Household, ImportJob, ImportRowError, Member, metadata, outbox
-from services.registry.security import can_register
 from shared import imports
 from shared.auth import Principal
 from shared.bus import PendingEvent
@@ -38,7 +40,6 @@ from shared.imports import RowError, csv_rows, missing_columns, parse_flag
 from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector
 from shared.text import name_key
-
 
 # -- reading the file ------------------------------------------------------------------------------------
 
@@ -315,5 +316,3 @@ async def importer_extension(app: FastAPI) -> AsyncIterator[None]:
                     chunk=settings.import_chunk_households, max_errors=settings.import_max_errors)
     async with imports.running_jobs(app, jobs):
         yield
-
-

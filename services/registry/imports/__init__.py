@@ -1,0 +1,1 @@
+"""Bulk import of households from a CSV file (one row per person)."""
