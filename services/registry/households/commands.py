@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from services.registry import areas
 from services.registry.households.events import publish
-from services.registry.households.queries import SOURCE_COLUMNS, Caller, HouseholdRecord, load, sources_of
+from services.registry.households.queries import SOURCE_COLUMNS, CallerWithPurpose, HouseholdRecord, load, sources_of
 from services.registry.households.schemas import HouseholdCreate, HouseholdPatch, MemberIn
 from services.registry.models import Household, Member, Team
 from shared.db import rowcount
@@ -38,7 +38,7 @@ from shared.pii import CitizenIdProtector
 from shared.text import name_key
 
 
-def _address_area(caller: Caller, subdistrict_code: str, village_no: int) -> areas.Area:
+def _address_area(caller: CallerWithPurpose, subdistrict_code: str, village_no: int) -> areas.Area:
     subdistrict = areas.find(subdistrict_code) if len(subdistrict_code) == 6 else None
     if subdistrict is None:
         raise Unprocessable(f"There is no sub-district {subdistrict_code}.",
@@ -49,7 +49,7 @@ def _address_area(caller: Caller, subdistrict_code: str, village_no: int) -> are
     return subdistrict
 
 
-async def _ensure_not_registered(session: AsyncSession, *, caller: Caller, hashes: Sequence[str]) -> None:
+async def _ensure_not_registered(session: AsyncSession, *, caller: CallerWithPurpose, hashes: Sequence[str]) -> None:
     found = (await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
         col(Member.citizen_id_hash).in_(hashes), col(Member.active).is_(True)))).first()
     if found is None:
@@ -98,7 +98,7 @@ async def _flush(session: AsyncSession) -> None:
         raise
 
 
-async def register(session: AsyncSession, *, caller: Caller, body: HouseholdCreate,
+async def register(session: AsyncSession, *, caller: CallerWithPurpose, body: HouseholdCreate,
                    protector: CitizenIdProtector) -> HouseholdRecord:
     """Register a household with its members; `household.registered` leaves with it."""
     address = body.address
@@ -124,7 +124,7 @@ async def register(session: AsyncSession, *, caller: Caller, body: HouseholdCrea
     return record
 
 
-async def claim(session: AsyncSession, *, caller: Caller, household_id: str, if_match: str | None,
+async def claim(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, if_match: str | None,
                 required: bool = True) -> HouseholdRecord:
     """Load an open household for a change and take its next version, if If-Match names the current one."""
     record = await _open_for_change(session, caller=caller, household_id=household_id, if_match=if_match,
@@ -133,7 +133,7 @@ async def claim(session: AsyncSession, *, caller: Caller, household_id: str, if_
     return record
 
 
-async def _open_for_change(session: AsyncSession, *, caller: Caller, household_id: str, if_match: str | None,
+async def _open_for_change(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, if_match: str | None,
                            required: bool = True) -> HouseholdRecord:
     record = await load(session, caller=caller, household_id=household_id)
     check_if_match(if_match, record.household.version, required=required)
@@ -158,7 +158,7 @@ async def take_next_version(session: AsyncSession, household: Household) -> None
     set_committed_value(household, "updated_at", now)
 
 
-async def change(session: AsyncSession, *, caller: Caller, household_id: str, body: HouseholdPatch,
+async def change(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, body: HouseholdPatch,
                  if_match: str | None) -> HouseholdRecord:
     """Apply a merge patch to address, sources and welfare card; `household.updated` names what changed.
 
@@ -198,7 +198,7 @@ async def change(session: AsyncSession, *, caller: Caller, household_id: str, bo
     return record
 
 
-async def add_member(session: AsyncSession, *, caller: Caller, household_id: str, body: MemberIn,
+async def add_member(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, body: MemberIn,
                      if_match: str | None, protector: CitizenIdProtector) -> tuple[HouseholdRecord, Member]:
     record = await claim(session, caller=caller, household_id=household_id, if_match=if_match)
     if body.relation is Relation.head:
@@ -244,7 +244,7 @@ def _take_out(record: HouseholdRecord, member_id: str, new_head_member_id: str |
     return member
 
 
-async def remove_member(session: AsyncSession, *, caller: Caller, household_id: str, member_id: str,
+async def remove_member(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, member_id: str,
                         reason: RemovalReason, new_head_member_id: str | None, if_match: str | None,
                         ) -> HouseholdRecord:
     record = await claim(session, caller=caller, household_id=household_id, if_match=if_match)
@@ -255,7 +255,7 @@ async def remove_member(session: AsyncSession, *, caller: Caller, household_id: 
     return record
 
 
-async def transfer_member(session: AsyncSession, *, caller: Caller, household_id: str, member_id: str,
+async def transfer_member(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, member_id: str,
                           to_household_id: str, relation: Relation, new_head_member_id: str | None,
                           if_match: str | None) -> tuple[HouseholdRecord, HouseholdRecord]:
     """Move a person to another open household: `member_transferred` here, `member_added` there."""
@@ -287,7 +287,7 @@ async def transfer_member(session: AsyncSession, *, caller: Caller, household_id
     return source, target
 
 
-async def close(session: AsyncSession, *, caller: Caller, household_id: str, reason: str,
+async def close(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, reason: str,
                 if_match: str | None) -> HouseholdRecord:
     """Close the household; its members' citizen IDs are free to join another household."""
     record = await claim(session, caller=caller, household_id=household_id, if_match=if_match)
@@ -300,7 +300,7 @@ async def close(session: AsyncSession, *, caller: Caller, household_id: str, rea
     return record
 
 
-async def assign(session: AsyncSession, *, caller: Caller, household_id: str, team_id: str,
+async def assign(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, team_id: str,
                  buddy_official: str | None, if_match: str | None) -> HouseholdRecord:
     """Put the household in a field team's care, with the buddy official who follows it."""
     record = await claim(session, caller=caller, household_id=household_id, if_match=if_match, required=False)

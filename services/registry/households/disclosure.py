@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from services.registry.households.queries import Caller, HouseholdRecord, load, sources_of
+from services.registry.households.queries import CallerWithPurpose, HouseholdRecord, load, sources_of
 from services.registry.households.schemas import (
     AddressOut,
     DuplicatePerson,
@@ -25,9 +25,8 @@ from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector, mask_citizen_id
 
 
-def present(
-    session: AsyncSession, record: HouseholdRecord, *, caller: Caller, protector: CitizenIdProtector, action: str
-) -> HouseholdOut:
+def present(session: AsyncSession, record: HouseholdRecord, *, caller: CallerWithPurpose,
+            protector: CitizenIdProtector, action: str) -> HouseholdOut:
     """The household as the caller may see it: citizen IDs masked without pii:read, audited with it."""
     unmasked = caller.principal.has_scope(PII_READ)
     household = record.household
@@ -59,7 +58,7 @@ def _shown(member: Member, unmasked: bool, protector: CitizenIdProtector) -> str
     return digits if unmasked else mask_citizen_id(digits, protector.mask_shown_digits)
 
 
-def present_duplicates(session: AsyncSession, groups: list[list[Member]], *, caller: Caller,
+def present_duplicates(session: AsyncSession, groups: list[list[Member]], *, caller: CallerWithPurpose,
                        protector: CitizenIdProtector) -> list[ProbableDuplicate]:
     """Duplicate groups as the caller may see them: masked, or unmasked and audited per household."""
     unmasked = caller.principal.has_scope(PII_READ)
@@ -76,7 +75,7 @@ def present_duplicates(session: AsyncSession, groups: list[list[Member]], *, cal
     ]
 
 
-def audit(session: AsyncSession, *, caller: Caller, action: str, household_id: str | None) -> None:
+def audit(session: AsyncSession, *, caller: CallerWithPurpose, action: str, household_id: str | None) -> None:
     """Record a read of personal data in the caller's transaction."""
     session.add(AuditEntry(
         at=utcnow(), client_id=caller.principal.client_id, action=action, household_id=household_id,
@@ -84,7 +83,7 @@ def audit(session: AsyncSession, *, caller: Caller, action: str, household_id: s
     ))
 
 
-async def lookup(session: AsyncSession, *, caller: Caller, citizen_id: str, protector: CitizenIdProtector,
+async def lookup(session: AsyncSession, *, caller: CallerWithPurpose, citizen_id: str, protector: CitizenIdProtector,
                  ) -> HouseholdRecord:
     """The open household holding this citizen ID, if it is in the caller's areas."""
     household_id = (await session.execute(

@@ -26,7 +26,7 @@ SOURCE_COLUMNS = {
 
 
 @dataclass(frozen=True)
-class Caller:
+class CallerWithPurpose:
     """Who is asking, and the purpose they declared for reading personal data (X-Purpose)."""
 
     principal: Principal
@@ -57,7 +57,7 @@ async def _members_of(session: AsyncSession, household_ids: Sequence[str]) -> di
     return by_household
 
 
-async def load(session: AsyncSession, *, caller: Caller, household_id: str) -> HouseholdRecord:
+async def load(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str) -> HouseholdRecord:
     """The household if the caller's areas include it; 404 otherwise, so its existence does not leak."""
     household = await session.get(Household, household_id)
     if household is None or not caller.principal.can_see(household.village_code):
@@ -78,7 +78,7 @@ class HouseholdFilter:
     q: str | None = None
 
 
-def _conditions(caller: Caller, f: HouseholdFilter) -> list[ColumnElement[bool]]:
+def _conditions(caller: CallerWithPurpose, f: HouseholdFilter) -> list[ColumnElement[bool]]:
     conditions = [area_clause(caller.principal, Household.village_code)]
     equal: list[tuple[Any, object]] = [
         (Household.province_code, f.province), (Household.district_code, f.district),
@@ -100,7 +100,7 @@ def _conditions(caller: Caller, f: HouseholdFilter) -> list[ColumnElement[bool]]
 
 
 async def list_page(
-    session: AsyncSession, *, caller: Caller, filters: HouseholdFilter, after: str | None, limit: int
+    session: AsyncSession, *, caller: CallerWithPurpose, filters: HouseholdFilter, after: str | None, limit: int
 ) -> tuple[list[HouseholdRecord], str | None]:
     """One page of households in id order (UUIDv7: registration order) after the id `after`."""
     query = select(Household).where(*_conditions(caller, filters)).order_by(col(Household.id)).limit(limit + 1)
@@ -113,7 +113,7 @@ async def list_page(
     return [HouseholdRecord(h, members[h.id]) for h in households], households[-1].id if more else None
 
 
-async def probable_duplicates(session: AsyncSession, *, caller: Caller, limit: int) -> list[list[Member]]:
+async def probable_duplicates(session: AsyncSession, *, caller: CallerWithPurpose, limit: int) -> list[list[Member]]:
     """Groups of current members sharing name and birth date but not citizen ID, in the caller's areas."""
     visible = select(col(Household.id)).where(area_clause(caller.principal, Household.village_code),
                                               col(Household.status) == "open")

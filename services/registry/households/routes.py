@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.registry.households import commands, disclosure, queries
-from services.registry.households.queries import Caller, HouseholdFilter, HouseholdRecord
+from services.registry.households.queries import CallerWithPurpose, HouseholdFilter, HouseholdRecord
 from services.registry.households.schemas import (
     Assignment,
     DuplicatePage,
@@ -44,8 +44,8 @@ Purpose = Annotated[
 ]
 
 
-def _caller(principal: Principal, purpose: str | None) -> Caller:
-    return Caller(principal, unquote(purpose, errors="replace")[:500] if purpose else None)
+def _caller(principal: Principal, purpose: str | None) -> CallerWithPurpose:
+    return CallerWithPurpose(principal, unquote(purpose, errors="replace")[:500] if purpose else None)
 
 
 _CHANGE_RESPONSES: dict[int | str, dict[str, str]] = {
@@ -61,7 +61,7 @@ def _protector(request: Request) -> CitizenIdProtector:
     return protector
 
 
-def _reply(request: Request, session: SessionDep, record: HouseholdRecord, caller: Caller, *,
+def _reply(request: Request, session: SessionDep, record: HouseholdRecord, caller: CallerWithPurpose, *,
            status_code: int = 200, action: str = "pii_read") -> JSONResponse:
     body = disclosure.present(session, record, caller=caller, protector=_protector(request), action=action)
     headers = {"ETag": etag(record.household.version)}
@@ -85,7 +85,7 @@ async def register_household(
     return _reply(request, session, record, caller, status_code=201)
 
 
-async def _refused(request: Request, session: SessionDep, caller: Caller,
+async def _refused(request: Request, session: SessionDep, caller: CallerWithPurpose,
                    exc: commands.CitizenIdRegistered) -> JSONResponse:
     """Registering someone already registered was a citizen-ID lookup: undo the change, keep the audit row."""
     await session.rollback()
