@@ -1,31 +1,27 @@
-"""Changing the register: registering a household, changing it, adding, removing and transferring members, closing
-and assigning it. The rules: who may change which household, one open household per citizen ID, exactly one head,
-optimistic concurrency (If-Match, and a conditional UPDATE of the version), and an event for every change."""
+"""Changing registered households: their address, sources and welfare card, adding, removing and transferring
+members, closing and assigning them. The rules: who may change which household, one open household per citizen ID
+(`registration`), exactly one head, optimistic concurrency (If-Match, and a conditional UPDATE of the version), and
+an event for every change."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
-from services.registry import areas
 from services.registry.households.events import publish
 from services.registry.households.queries import SOURCE_COLUMNS, CallerWithPurpose, HouseholdRecord, load, sources_of
-from services.registry.households.schemas import HouseholdCreate, HouseholdPatch, MemberIn
+from services.registry.households.registration import ensure_not_registered, flush, member_row, village_in_areas
+from services.registry.households.schemas import HouseholdPatch, MemberIn
 from services.registry.models import Household, Member, Team
 from shared.db import rowcount
-from shared.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
+from shared.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from shared.etag import check_if_match
 from shared.events.envelope import utcnow
 from shared.events.registry import (
     HOUSEHOLD_ASSIGNED,
     HOUSEHOLD_CLOSED,
-    HOUSEHOLD_REGISTERED,
     HOUSEHOLD_UPDATED,
     MEMBER_ADDED,
     MEMBER_REMOVED,
@@ -35,7 +31,6 @@ from shared.events.registry import (
 )
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector
-from shared.text import name_key
 
 
 async def claim(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, if_match: str | None,
@@ -90,9 +85,8 @@ async def change(session: AsyncSession, *, caller: CallerWithPurpose, household_
         if "subdistrict_code" in patch or "village_no" in patch:
             code = patch.get("subdistrict_code", household.subdistrict_code)
             number = patch.get("village_no", household.village_no)
-            _address_area(caller, code, number)
+            household.village_code = village_in_areas(caller.principal, code, number)
             household.province_code, household.district_code = code[:2], code[:4]
-            household.village_code = areas.village_code(code, number)
         for field, value in patch.items():
             if getattr(household, field) != value:
                 setattr(household, field, value)
@@ -107,7 +101,7 @@ async def change(session: AsyncSession, *, caller: CallerWithPurpose, household_
     if not changed:
         return record
     await take_next_version(session, household)
-    await _flush(session)
+    await flush(session)
     await publish(session, HOUSEHOLD_UPDATED, record, changed=changed)
     return record
 
@@ -118,11 +112,11 @@ async def add_member(session: AsyncSession, *, caller: CallerWithPurpose, househ
     if body.relation is Relation.head:
         raise Unprocessable("The household already has a head; add the person with another relation.",
                             errors=[{"field": "relation", "message": "the household already has a head"}])
-    await _ensure_not_registered(session, caller=caller, hashes=protector.hashes(body.citizen_id))
+    await ensure_not_registered(session, principal=caller.principal, lookups=[protector.hashes(body.citizen_id)])
     position = await _next_position(session, household_id)
-    member = _new_member(household_id, position, body, protector, utcnow())
+    member = Member(**member_row(household_id, position, body, protector, utcnow()))
     session.add(member)
-    await _flush(session)
+    await flush(session)
     record.members.append(member)
     await publish(session, MEMBER_ADDED, record, member_id=member.id)
     return record, member
@@ -164,7 +158,7 @@ async def remove_member(session: AsyncSession, *, caller: CallerWithPurpose, hou
     record = await claim(session, caller=caller, household_id=household_id, if_match=if_match)
     member = _take_out(record, member_id, new_head_member_id)
     member.active, member.removed_reason, member.removed_at = False, reason.value, utcnow()
-    await _flush(session)
+    await flush(session)
     await publish(session, MEMBER_REMOVED, record, member_id=member.id, reason=reason)
     return record
 
@@ -185,7 +179,7 @@ async def transfer_member(session: AsyncSession, *, caller: CallerWithPurpose, h
     now = utcnow()
     member.active, member.removed_reason, member.removed_at = False, "transferred", now
     member.transferred_to = to_household_id
-    await _flush(session)  # free the citizen ID before it joins the other household
+    await flush(session)  # free the citizen ID before it joins the other household
     moved = Member(
         id=new_id(), household_id=to_household_id, position=await _next_position(session, to_household_id),
         citizen_id_enc=member.citizen_id_enc, citizen_id_hash=member.citizen_id_hash, title=member.title,
@@ -194,7 +188,7 @@ async def transfer_member(session: AsyncSession, *, caller: CallerWithPurpose, h
         relation=relation.value, disability=member.disability, active=True, created_at=now,
     )
     session.add(moved)
-    await _flush(session)
+    await flush(session)
     target.members.append(moved)
     await publish(session, MEMBER_TRANSFERRED, source, member_id=member.id, to_household_id=to_household_id)
     await publish(session, MEMBER_ADDED, target, member_id=moved.id, transferred_from=household_id)
@@ -209,7 +203,7 @@ async def close(session: AsyncSession, *, caller: CallerWithPurpose, household_i
     household.status, household.closed_reason, household.closed_at = "closed", reason, utcnow()
     for member in record.members:
         member.active = False
-    await _flush(session)
+    await flush(session)
     await publish(session, HOUSEHOLD_CLOSED, record, reason=reason)
     return record
 
@@ -229,6 +223,6 @@ async def assign(session: AsyncSession, *, caller: CallerWithPurpose, household_
             errors=[{"field": "team_id", "message": "the team does not cover the household's sub-district"}],
         )
     household.team_id, household.buddy_official = team.id, buddy_official
-    await _flush(session)
+    await flush(session)
     await publish(session, HOUSEHOLD_ASSIGNED, record, buddy_official=buddy_official)
     return record

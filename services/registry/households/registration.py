@@ -1,26 +1,86 @@
-def _address_area(caller: CallerWithPurpose, subdistrict_code: str, village_no: int) -> areas.Area:
-    subdistrict = areas.find(subdistrict_code) if len(subdistrict_code) == 6 else None
-    if subdistrict is None:
-        raise Unprocessable(f"There is no sub-district {subdistrict_code}.",
-                            errors=[{"field": "address.subdistrict_code", "message": "unknown sub-district code"}])
-    code = areas.village_code(subdistrict_code, village_no)
-    if not caller.principal.can_see(code):
-        raise Forbidden(f"Area {code} is outside the areas granted to client {caller.principal.client_id!r}.")
-    return subdistrict
+"""Putting people on the register: one rule for `POST /v1/households`, for adding a member and for the bulk importer.
+
+A citizen ID belongs to at most one open household. `prepare` checks a new household's address against the
+caller's areas and builds everything that is written (the household's row, its members' rows with the citizen
+IDs encrypted and hashed, the `household.registered` event) without the database, so the importer runs it in a
+thread. `find_holders` finds the open households already holding some people, in one query for a whole chunk
+of an import. Then `register` writes one household (the API) and `write_many` many at once by the driver's bulk
+path (the importer). Registering is a citizen-ID lookup: a refusal names the holder only inside the caller's
+areas, and `audit_conflicts` writes it to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.registry import areas
+from services.registry.households.disclosure import audit
+from services.registry.households.events import facts
+from services.registry.households.queries import SOURCE_COLUMNS, CallerWithPurpose, HouseholdRecord
+from services.registry.households.schemas import HouseholdCreate, MemberIn
+from services.registry.models import Household, Member, metadata, outbox
+from shared.auth import Principal
+from shared.bus import PendingEvent
+from shared.db import bulk_insert
+from shared.errors import Conflict, Forbidden, Unprocessable
+from shared.events.envelope import utcnow
+from shared.events.registry import HOUSEHOLD_REGISTERED
+from shared.ids import new_id
+from shared.pii import CitizenIdProtector
+from shared.text import name_key
+
+HOUSEHOLD_TABLE = metadata.tables["household"]
+MEMBER_TABLE = metadata.tables["member"]
 
 
-async def _ensure_not_registered(session: AsyncSession, *, caller: CallerWithPurpose, hashes: Sequence[str]) -> None:
-    found = (await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
-        col(Member.citizen_id_hash).in_(hashes), col(Member.active).is_(True)))).first()
+
+class UnknownSubdistrict(Unprocessable):
+    """An address in a sub-district that does not exist."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"There is no sub-district {code}.",
+                         errors=[{"field": "address.subdistrict_code", "message": "unknown sub-district code"}])
+        self.code = code
+
+
+class OutsideAreas(Forbidden):
+    """An address outside the areas granted to the caller."""
+
+    def __init__(self, code: str, principal: Principal) -> None:
+        super().__init__(f"Area {code} is outside the areas granted to client {principal.client_id!r}.")
+        self.code = code
+
+
+def subdistrict(code: str) -> areas.Area:
+    """The sub-district of a DOPA code (`UnknownSubdistrict` if there is none)."""
+    found = areas.find(code) if len(code) == 6 else None
     if found is None:
-        return
-    holder = await session.get(Household, found.household_id)
-    raise CitizenIdRegistered(found.household_id, holder is not None and caller.principal.can_see(holder.village_code))
+        raise UnknownSubdistrict(code)
+    return found
+
+
+def village_in_areas(principal: Principal, subdistrict_code: str, village_no: int) -> str:
+    """The village code of an address a household may be registered at or moved to by this caller: a known
+    sub-district (`UnknownSubdistrict`), inside the caller's areas (`OutsideAreas`)."""
+    subdistrict(subdistrict_code)
+    code = areas.village_code(subdistrict_code, village_no)
+    if not principal.can_see(code):
+        raise OutsideAreas(code, principal)
+    return code
+
 
 
 class CitizenIdRegistered(Conflict):
     """A person being registered is already in an open household. Registering is a citizen-ID lookup (it needs
-    `registry:lookup`, and the router writes it to the audit log); the answer is the same wherever the holder
+    `registry:lookup`, and the routes write it to the audit log); the answer is the same wherever the holder
     lies, naming the household only when it is in the caller's areas (as a lookup there would)."""
 
     def __init__(self, holder_id: str, visible: bool) -> None:
@@ -35,19 +95,99 @@ def conflict_message(holder_id: str, visible: bool) -> str:
     return f"already in open household {holder_id}" if visible else "already in an open household"
 
 
-def _new_member(household_id: str, position: int, body: MemberIn, protector: CitizenIdProtector,
-                now: datetime, relation: Relation | None = None) -> Member:
-    return Member(
-        id=new_id(), household_id=household_id, position=position,
-        citizen_id_enc=protector.encrypt(body.citizen_id), citizen_id_hash=protector.hash(body.citizen_id),
-        title=body.title, first_name=body.first_name, last_name=body.last_name,
-        first_name_key=name_key(body.first_name), last_name_key=name_key(body.last_name), sex=body.sex.value,
-        birth_date=body.birth_date, relation=(relation or body.relation).value, disability=body.disability,
-        active=True, created_at=now,
-    )
+@dataclass
+class Holders:
+    """The open households holding some citizen IDs, and where those households are."""
+
+    by_hash: dict[str, str]  # citizen-ID hash → household id
+    villages: dict[str, str]  # household id → village code
+
+    def of(self, lookups: Sequence[Sequence[str]]) -> list[str | None]:
+        """Each person's open household, or None; a person is their citizen ID's hashes under every key."""
+        return [next((self.by_hash[h] for h in hashes if h in self.by_hash), None) for hashes in lookups]
+
+    def visible(self, holder_id: str, principal: Principal) -> bool:
+        """Whether the caller may be told which household holds the person (it is in the caller's areas)."""
+        village = self.villages.get(holder_id)
+        return village is not None and principal.can_see(village)
 
 
-async def _flush(session: AsyncSession) -> None:
+async def find_holders(session: AsyncSession, hashes: Collection[str]) -> Holders:
+    """The open households holding any of these citizen-ID hashes (two queries, however many)."""
+    holders = Holders({}, {})
+    if hashes:
+        found = await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
+            col(Member.citizen_id_hash).in_(hashes), col(Member.active).is_(True)))
+        holders.by_hash = {hash_: household_id for hash_, household_id in found.all()}
+    if holders.by_hash:
+        found = await session.execute(select(col(Household.id), col(Household.village_code)).where(
+            col(Household.id).in_(set(holders.by_hash.values()))))
+        holders.villages = {household_id: village for household_id, village in found.all()}
+    return holders
+
+
+async def ensure_not_registered(session: AsyncSession, *, principal: Principal,
+                                lookups: Sequence[Sequence[str]]) -> None:
+    """`CitizenIdRegistered` if any of these people is already in an open household."""
+    holders = await find_holders(session, {h for hashes in lookups for h in hashes})
+    holder = next((h for h in holders.of(lookups) if h is not None), None)
+    if holder is not None:
+        raise CitizenIdRegistered(holder, holders.visible(holder, principal))
+
+
+def audit_conflicts(session: AsyncSession, *, caller: CallerWithPurpose, holder_ids: Iterable[str]) -> None:
+    """A refused registration was a lookup of the citizen IDs it named: one audit row per household found."""
+    for holder_id in sorted(set(holder_ids)):
+        audit(session, caller=caller, action="registration_conflict", household_id=holder_id)
+
+
+
+@dataclass
+class Registration:
+    """A household ready to write: its row, its members' rows, its event, and each member's citizen-ID hashes
+    under every key (to find the person however their household was hashed)."""
+
+    household: dict[str, Any]
+    members: list[dict[str, Any]]
+    event: PendingEvent
+    lookups: list[tuple[str, ...]]
+
+
+def member_row(household_id: str, position: int, person: MemberIn, protector: CitizenIdProtector,
+               now: datetime) -> dict[str, Any]:
+    """A member's row: the citizen ID encrypted and hashed, the names kept as typed with their search keys."""
+    return {
+        "id": new_id(), "household_id": household_id, "position": position,
+        "citizen_id_enc": protector.encrypt(person.citizen_id), "citizen_id_hash": protector.hash(person.citizen_id),
+        "title": person.title, "first_name": person.first_name, "last_name": person.last_name,
+        "first_name_key": name_key(person.first_name), "last_name_key": name_key(person.last_name),
+        "sex": person.sex.value, "birth_date": person.birth_date, "relation": person.relation.value,
+        "disability": person.disability, "active": True, "removed_reason": None, "removed_at": None,
+        "transferred_to": None, "created_at": now,
+    }
+
+
+def prepare(principal: Principal, body: HouseholdCreate, protector: CitizenIdProtector, now: datetime,
+            ) -> Registration:
+    """All of registering `body` that needs no database (pure CPU): the address checked against the caller's
+    areas, the rows and the event."""
+    address = body.address
+    code = village_in_areas(principal, address.subdistrict_code, address.village_no)
+    household_id = new_id()
+    household = {"id": household_id, "province_code": code[:2], "district_code": code[:4],
+                 "subdistrict_code": address.subdistrict_code, "village_no": address.village_no, "village_code": code,
+                 "house_no": address.house_no, "lat": address.lat, "lon": address.lon,
+                 "welfare_card": body.welfare_card, "status": "open", "version": 1, "created_at": now,
+                 "updated_at": now, "closed_reason": None, "closed_at": None, "team_id": None,
+                 "buddy_official": None, "import_id": None}
+    household.update({column: source in body.sources for source, column in SOURCE_COLUMNS.items()})
+    members = [member_row(household_id, position, m, protector, now) for position, m in enumerate(body.members, 1)]
+    snapshot = facts(SimpleNamespace(**household), [SimpleNamespace(**m) for m in members])
+    event = PendingEvent(HOUSEHOLD_REGISTERED, HOUSEHOLD_REGISTERED.payload.model_validate(snapshot), household_id)
+    return Registration(household, members, event, [protector.hashes(m.citizen_id) for m in body.members])
+
+
+async def flush(session: AsyncSession) -> None:
     """Flush; the database's own uniqueness check catches a citizen ID registered concurrently."""
     try:
         await session.flush()
@@ -61,24 +201,20 @@ async def _flush(session: AsyncSession) -> None:
 async def register(session: AsyncSession, *, caller: CallerWithPurpose, body: HouseholdCreate,
                    protector: CitizenIdProtector) -> HouseholdRecord:
     """Register a household with its members; `household.registered` leaves with it."""
-    address = body.address
-    subdistrict = _address_area(caller, address.subdistrict_code, address.village_no)
-    await _ensure_not_registered(session, caller=caller,
-                                 hashes=[h for m in body.members for h in protector.hashes(m.citizen_id)])
-    now = utcnow()
-    household = Household(
-        id=new_id(), province_code=subdistrict.code[:2], district_code=subdistrict.code[:4],
-        subdistrict_code=subdistrict.code, village_no=address.village_no,
-        village_code=areas.village_code(subdistrict.code, address.village_no), house_no=address.house_no,
-        lat=address.lat, lon=address.lon, welfare_card=body.welfare_card,
-        created_at=now, updated_at=now,
-    )
-    for source, column in SOURCE_COLUMNS.items():
-        setattr(household, column, source in body.sources)
-    members = [_new_member(household.id, i, m, protector, now) for i, m in enumerate(body.members, start=1)]
-    session.add(household)
-    session.add_all(members)
-    await _flush(session)
-    record = HouseholdRecord(household, members)
-    await publish(session, HOUSEHOLD_REGISTERED, record)
+    registration = prepare(caller.principal, body, protector, utcnow())
+    await ensure_not_registered(session, principal=caller.principal, lookups=registration.lookups)
+    record = HouseholdRecord(Household(**registration.household), [Member(**m) for m in registration.members])
+    session.add(record.household)
+    session.add_all(record.members)
+    await flush(session)
+    await outbox.add_many(session, [registration.event])
     return record
+
+
+async def write_many(session: AsyncSession, registrations: Sequence[Registration]) -> None:
+    """Write households already checked (`prepare`, `find_holders`) by the driver's bulk path: the importer's
+    chunks. A citizen ID registered meanwhile fails the whole write at the database's uniqueness check."""
+    if registrations:
+        await bulk_insert(session, HOUSEHOLD_TABLE, [r.household for r in registrations])
+        await bulk_insert(session, MEMBER_TABLE, [m for r in registrations for m in r.members])
+        await outbox.add_many(session, [r.event for r in registrations])

@@ -1,4 +1,5 @@
-"""HTTP routes for households and members: thin, the rules live in `queries`, `commands` and `disclosure`."""
+"""HTTP routes for households and members: thin, the rules live in `queries`, `registration`, `commands` and
+`disclosure`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.registry.households import commands, disclosure, queries
+from services.registry.households import commands, disclosure, queries, registration
 from services.registry.households.queries import CallerWithPurpose, HouseholdFilter, HouseholdRecord
 from services.registry.households.schemas import (
     Assignment,
@@ -79,17 +80,17 @@ async def register_household(
 ) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
-        record = await commands.register(session, caller=caller, body=body, protector=_protector(request))
-    except commands.CitizenIdRegistered as exc:
+        record = await registration.register(session, caller=caller, body=body, protector=_protector(request))
+    except registration.CitizenIdRegistered as exc:
         return await _refused(request, session, caller, exc)
     return _reply(request, session, record, caller, status_code=201)
 
 
 async def _refused(request: Request, session: SessionDep, caller: CallerWithPurpose,
-                   exc: commands.CitizenIdRegistered) -> JSONResponse:
+                   exc: registration.CitizenIdRegistered) -> JSONResponse:
     """Registering someone already registered was a citizen-ID lookup: undo the change, keep the audit row."""
     await session.rollback()
-    disclosure.audit(session, caller=caller, action="registration_conflict", household_id=exc.holder_id)
+    registration.audit_conflicts(session, caller=caller, holder_ids=[exc.holder_id])
     return problem_response(exc, request)
 
 
@@ -156,7 +157,7 @@ async def add_member(
     try:
         record, _member = await commands.add_member(session, caller=caller, household_id=household_id, body=body,
                                                    if_match=if_match, protector=_protector(request))
-    except commands.CitizenIdRegistered as exc:
+    except registration.CitizenIdRegistered as exc:
         return await _refused(request, session, caller, exc)
     return _reply(request, session, record, caller, status_code=201)
 

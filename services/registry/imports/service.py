@@ -1,10 +1,11 @@
 """Bulk import of households from a CSV file (one row per person), in the background, in flat memory.
 
 The shared import machinery (`shared.imports`) stores the upload and runs the job; this module reads the
-file a household at a time (its rows are consecutive), validates each row with the same rules as the API,
-and writes `import_chunk_households` households per transaction: households, members (citizen IDs
-encrypted and hashed) and one `household.registered` event each. A household whose people are all already
-in one open household is counted as unchanged, so importing the same file again creates nothing.
+file a household at a time (its rows are consecutive), validates each row with the API's schemas, and
+registers `import_chunk_households` households per transaction by the API's own rule
+(`households.registration`: the same checks, conflicts, rows, event and audit), written in bulk. A household
+whose people are all already in one open household is counted as unchanged, so importing the same file again
+creates nothing.
 """
 
 from __future__ import annotations
@@ -14,32 +15,24 @@ import itertools
 from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
 from typing import IO, Any
 
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
-from services.registry import areas
-from services.registry.households.commands import conflict_message
-from services.registry.households.events import facts
-from services.registry.households.queries import SOURCE_COLUMNS
-from services.registry.households.schemas import Address, MemberIn, one_head_and_distinct_ids
+from services.registry.households import registration
+from services.registry.households.queries import CallerWithPurpose
+from services.registry.households.registration import Registration
+from services.registry.households.schemas import Address, HouseholdCreate, MemberIn
 from services.registry.imports.schemas import COLUMNS, HOUSEHOLD_COLUMNS
-from services.registry.models import AuditEntry, Household, ImportJob, ImportRowError, Member, metadata, outbox
+from services.registry.models import ImportJob, ImportRowError
 from shared import imports
 from shared.auth import Principal
-from shared.bus import PendingEvent
-from shared.db import bulk_insert
 from shared.events.envelope import utcnow
-from shared.events.registry import HOUSEHOLD_REGISTERED, Source
-from shared.ids import new_id
+from shared.events.registry import Source
 from shared.imports import RowError, csv_rows, missing_columns, parse_flag
-from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector
-from shared.text import name_key
 
 # -- reading the file ------------------------------------------------------------------------------------
 
@@ -79,10 +72,11 @@ def _household_fields(row_no: int, row: dict[str, str]) -> tuple[Address | None,
             "house_no": row["house_no"],
             "lat": row["lat"].strip() or None, "lon": row["lon"].strip() or None,
         })
-        if areas.find(address.subdistrict_code) is None:
-            errors.append(RowError(row_no, "subdistrict_code", f"unknown sub-district {address.subdistrict_code}"))
+        registration.subdistrict(address.subdistrict_code)
     except ValidationError as exc:
         errors += _errors(row_no, exc)
+    except registration.UnknownSubdistrict as exc:
+        errors.append(RowError(row_no, "subdistrict_code", f"unknown sub-district {exc.code}"))
     sources: list[Source] = []
     for part in (p.strip() for p in row["sources"].split(";") if p.strip()):
         try:
@@ -147,33 +141,32 @@ def read_groups(stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Gr
         yield group
 
 
-def _household_rules(group: Group) -> None:
-    """The whole-household rules of the API (exactly one head, no ID twice), as row errors."""
+def _household(group: Group) -> HouseholdCreate | None:
+    """The household as the API takes it, whole-household rules checked (exactly one head, no ID twice, at
+    most 60 people); None, with the reasons in `group.errors`, if it is not valid."""
     if group.errors or group.address is None:
-        return
+        return None
     try:
-        one_head_and_distinct_ids([m for _, m in group.members])
-    except ValueError as exc:
-        group.errors.append(RowError(group.first_row, None, f"household {group.key}: {exc}"))
+        return HouseholdCreate.model_validate({"address": group.address, "sources": group.sources,
+                                               "welfare_card": group.welfare_card,
+                                               "members": [m for _, m in group.members]})
+    except ValidationError as exc:
+        group.errors += [RowError(group.first_row, None,
+                                  f"household {group.key}: {e['msg'].removeprefix('Value error, ')}")
+                         for e in exc.errors()]
+        return None
 
 
 # -- writing ---------------------------------------------------------------------------------------------
 
-HOUSEHOLD_TABLE = metadata.tables["household"]
-MEMBER_TABLE = metadata.tables["member"]
-
 
 @dataclass
 class Prepared:
-    """A household ready to write (rows, event, citizen-ID hashes), or the reasons it cannot be."""
+    """A household ready to register, or the reasons it cannot be."""
 
     group: Group
     errors: list[RowError] = field(default_factory=list)
-    hashes: list[str] = field(default_factory=list)  # each member's, under the current key: stored
-    household: dict[str, Any] = field(default_factory=dict)
-    members: list[dict[str, Any]] = field(default_factory=list)
-    event: PendingEvent | None = None
-    lookups: list[tuple[str, ...]] = field(default_factory=list)  # each member's under every key: searched
+    registration: Registration | None = None
 
     @property
     def rows(self) -> int:
@@ -182,39 +175,18 @@ class Prepared:
 
 def prepare(group: Group, importer: Principal, protector: CitizenIdProtector, now: datetime) -> Prepared:
     """Everything about a household that does not need the database (pure CPU: runs in a thread)."""
-    _household_rules(group)
-    if group.errors or group.address is None:
+    body = _household(group)
+    if body is None:
         errors = list(group.errors)
         if group.rows > 1 or not errors:
             errors.append(RowError(group.first_row, "household_key", f"household {group.key!r} not imported: its "
                                    f"{group.rows} rows go in together once all are valid"))
         return Prepared(group, errors)
-    address = group.address
-    code = areas.village_code(address.subdistrict_code, address.village_no)
-    if not importer.can_see(code):
+    try:
+        return Prepared(group, registration=registration.prepare(importer, body, protector, now))
+    except registration.OutsideAreas as exc:
         return Prepared(group, [RowError(group.first_row, "subdistrict_code",
-                                         f"area {code} is outside the importing client's areas")])
-    household_id = new_id()
-    household = {"id": household_id, "province_code": code[:2], "district_code": code[:4],
-                 "subdistrict_code": address.subdistrict_code, "village_no": address.village_no, "village_code": code,
-                 "house_no": address.house_no, "lat": address.lat, "lon": address.lon,
-                 "welfare_card": group.welfare_card, "status": "open", "version": 1, "created_at": now,
-                 "updated_at": now, "closed_reason": None, "closed_at": None, "team_id": None,
-                 "buddy_official": None, "import_id": None}
-    household.update({column: source in group.sources for source, column in SOURCE_COLUMNS.items()})
-    hashes = [protector.hash(m.citizen_id) for _, m in group.members]
-    members = [{
-        "id": new_id(), "household_id": household_id, "position": position,
-        "citizen_id_enc": protector.encrypt(m.citizen_id), "citizen_id_hash": hashes[position - 1],
-        "title": m.title, "first_name": m.first_name, "last_name": m.last_name,
-        "first_name_key": name_key(m.first_name), "last_name_key": name_key(m.last_name), "sex": m.sex.value,
-        "birth_date": m.birth_date, "relation": m.relation.value, "disability": m.disability, "active": True,
-        "removed_reason": None, "removed_at": None, "transferred_to": None, "created_at": now,
-    } for position, (_, m) in enumerate(group.members, start=1)]
-    snapshot = facts(SimpleNamespace(**household), [SimpleNamespace(**m) for m in members])
-    event = PendingEvent(HOUSEHOLD_REGISTERED, HOUSEHOLD_REGISTERED.payload.model_validate(snapshot), household_id)
-    lookups = [protector.hashes(m.citizen_id) for _, m in group.members]
-    return Prepared(group, [], hashes, household, members, event, lookups)
+                                         f"area {exc.code} is outside the importing client's areas")])
 
 
 @dataclass
@@ -248,63 +220,40 @@ class Importer(imports.ImportJobs[Prepared, Counts]):
 
     async def apply(self, session: AsyncSession, chunk: list[Prepared], counts: Counts, importer: Principal
                     ) -> list[RowError]:
-        """Write the chunk's new households (their areas were checked in `prepare`); report the rest."""
+        """Register the chunk's new households (their areas were checked in `prepare`); report the rest."""
         errors: list[RowError] = []
-        wanted = {h for p in chunk for candidates in p.lookups for h in candidates}
-        holders: dict[str, str] = {}
-        if wanted:
-            found = await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
-                col(Member.citizen_id_hash).in_(wanted), col(Member.active).is_(True)))
-            holders = {hash_: household_id for hash_, household_id in found.all()}
-        villages: dict[str, str] = {}
-        if holders:
-            found = await session.execute(select(col(Household.id), col(Household.village_code)).where(
-                col(Household.id).in_(set(holders.values()))))
-            villages = {household_id: village for household_id, village in found.all()}
-        households: list[dict[str, Any]] = []
-        members: list[dict[str, Any]] = []
-        events: list[PendingEvent] = []
+        wanted = {h for p in chunk if p.registration is not None for hashes in p.registration.lookups for h in hashes}
+        holders = await registration.find_holders(session, wanted)
+        new: list[Registration] = []
         conflicts: list[tuple[int, str]] = []
         for p in chunk:
-            if p.errors or p.event is None:
+            if p.registration is None:
                 errors += p.errors
                 counts.rows_rejected += p.rows
                 continue
-            held = [next((holders[h] for h in candidates if h in holders), None) for candidates in p.lookups]
+            held = holders.of(p.registration.lookups)
             owners = set(held)
             if owners != {None}:
                 [owner, *others] = owners
-                if not others and owner and importer.can_see(villages.get(owner, "")):
+                if not others and owner and holders.visible(owner, importer):
                     counts.households_unchanged += 1  # everyone already in one open household it sees: imported
                     continue
                 conflicts += [(row_no, holder) for (row_no, _), holder in zip(p.group.members, held, strict=True)
                               if holder]
                 counts.rows_rejected += p.rows
                 continue
-            households.append(p.household)
-            members += p.members
-            events.append(p.event)
+            new.append(p.registration)
             counts.households_created += 1
-            counts.persons_created += len(p.members)
-        errors += self._conflicts(session, conflicts, villages, importer)
-        if households:
-            await bulk_insert(session, HOUSEHOLD_TABLE, households)
-            await bulk_insert(session, MEMBER_TABLE, members)
-            await outbox.add_many(session, events)
+            counts.persons_created += len(p.registration.members)
+        # Rows whose person is already registered elsewhere: said as POST /v1/households says it (the holder
+        # named only inside the importer's areas), and written to the audit log as the lookup it is.
+        registration.audit_conflicts(session, caller=CallerWithPurpose(importer, "bulk import"),
+                                     holder_ids=[holder for _, holder in conflicts])
+        errors += [RowError(row_no, "citizen_id",
+                            registration.conflict_message(holder, holders.visible(holder, importer)))
+                   for row_no, holder in conflicts]
+        await registration.write_many(session, new)
         return errors
-
-
-    @staticmethod
-    def _conflicts(session: AsyncSession, conflicts: list[tuple[int, str]], villages: dict[str, str],
-                   importer: Principal) -> list[RowError]:
-        """Rows whose person is already registered elsewhere: said as POST /v1/households says it (the holder
-        named only inside the importer's areas), and each written to the audit log as the lookup it is."""
-        now = utcnow()
-        for holder in sorted({h for _, h in conflicts}):
-            session.add(AuditEntry(at=now, client_id=importer.client_id, action="registration_conflict",
-                                   household_id=holder, purpose="bulk import", correlation_id=get_correlation_id()))
-        return [RowError(row_no, "citizen_id", conflict_message(holder, importer.can_see(villages.get(holder, ""))))
-                for row_no, holder in conflicts]
 
 
 @contextlib.asynccontextmanager
