@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.registry.models import Household
@@ -16,7 +17,7 @@ from shared.areas import AREA_CODE_PATTERN, Area, Level, children, find, search,
 from shared.auth import Principal
 from shared.errors import NotFound
 
-__all__ = ["AREA_CODE_PATTERN", "Area", "Level", "children", "find", "router", "search", "village_code"]
+# -- schemas --
 
 
 class AreaOut(BaseModel):
@@ -34,29 +35,21 @@ class AreaDetail(AreaOut):
     )
 
 
+# -- rules --
+
+
 def _out(area: Area) -> AreaOut:
     return AreaOut(code=area.code, level=area.level, name_th=area.name_th, name_en=area.name_en,
                    parent_code=area.parent_code)
 
 
-router = APIRouter(prefix="/v1/areas", tags=["areas"])
-
-
-@router.get("", summary="Search areas by Thai or English name")
-async def search_areas(
-    q: Annotated[str, Query(min_length=1, max_length=100, description="part of a Thai or English name")],
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    _principal: Principal = can_read,
-) -> list[AreaOut]:
+def named(*, q: str, limit: int) -> list[AreaOut]:
+    """Areas whose Thai or English name contains `q`."""
     return [_out(a) for a in search(q, limit)]
 
 
-@router.get("/{code}", summary="An area and its children", responses={404: {"description": "No such area"}})
-async def get_area(
-    code: Annotated[str, Path(pattern=AREA_CODE_PATTERN, description="DOPA code: 2, 4, 6 or 8 digits")],
-    session: SessionDep,
-    _principal: Principal = can_read,
-) -> AreaDetail:
+async def with_children(session: AsyncSession, *, code: str) -> AreaDetail:
+    """An area and its children; a sub-district's villages are those with households on the register."""
     area = find(code)
     if area is None:
         raise NotFound(f"There is no area with code {code}.")
@@ -68,3 +61,26 @@ async def get_area(
         )).scalars())
         kids = [a for n in numbers if (a := find(village_code(code, n))) is not None]
     return AreaDetail(**_out(area).model_dump(), children=[_out(k) for k in kids])
+
+
+# -- routes --
+
+router = APIRouter(prefix="/v1/areas", tags=["areas"])
+
+
+@router.get("", summary="Search areas by Thai or English name")
+async def search_areas(
+    q: Annotated[str, Query(min_length=1, max_length=100, description="part of a Thai or English name")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    _principal: Principal = can_read,
+) -> list[AreaOut]:
+    return named(q=q, limit=limit)
+
+
+@router.get("/{code}", summary="An area and its children", responses={404: {"description": "No such area"}})
+async def get_area(
+    code: Annotated[str, Path(pattern=AREA_CODE_PATTERN, description="DOPA code: 2, 4, 6 or 8 digits")],
+    session: SessionDep,
+    _principal: Principal = can_read,
+) -> AreaDetail:
+    return await with_children(session, code=code)

@@ -26,6 +26,8 @@ from shared.errors import PreconditionFailed
 from shared.events.registry import HOUSEHOLD_UPDATED
 from shared.pii import CitizenIdProtector
 
+# -- rules --
+
 CHANGED = ["members.citizen_id_hash"]
 
 
@@ -45,8 +47,8 @@ class RekeyCounts:
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
-async def _batch(session: AsyncSession, protector: CitizenIdProtector, household_ids: list[str], counts: RekeyCounts,
-                 *, write: bool) -> None:
+async def _batch(session: AsyncSession, *, protector: CitizenIdProtector, household_ids: list[str],
+                 counts: RekeyCounts, write: bool) -> None:
     # The households first: a writer that commits after this read moves the version on, so the claim below
     # fails (412) and the batch is read again, never publishing a snapshot older than the members it lists.
     households = {h.id: h for h in (await session.execute(
@@ -100,7 +102,7 @@ async def rekey(maker: async_sessionmaker[AsyncSession], protector: CitizenIdPro
             tried = RekeyCounts()
             try:
                 async with transaction(maker) as session:
-                    await _batch(session, protector, ids, tried, write=write)
+                    await _batch(session, protector=protector, household_ids=ids, counts=tried, write=write)
             except PreconditionFailed:  # a household of the batch changed meanwhile: read the batch again
                 if attempt == attempts - 1:
                     raise

@@ -10,11 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.registry import areas
 from services.registry.models import Team, outbox
 from services.registry.security import can_read, can_write
+from shared import areas
 from shared.app import SessionDep
 from shared.auth import Principal, area_clause
 from shared.db import as_utc
@@ -23,6 +24,8 @@ from shared.events.envelope import utcnow
 from shared.events.registry import TEAM_CREATED, TeamCreated
 from shared.ids import new_id
 from shared.text import Text
+
+# -- schemas --
 
 Short = Annotated[Text, StringConstraints(max_length=200)]
 
@@ -55,17 +58,18 @@ class TeamOut(BaseModel):
     created_at: datetime
 
 
+# -- rules --
+
+
 def _out(team: Team) -> TeamOut:
     return TeamOut(id=team.id, name=team.name, province_code=team.province_code, district_code=team.district_code,
                    subdistrict_codes=team.subdistrict_codes,
                    members=[TeamMember.model_validate(m) for m in team.members], created_at=as_utc(team.created_at))
 
 
-router = APIRouter(prefix="/v1/teams", tags=["field teams"])
-
-
-@router.post("", status_code=201, response_model=TeamOut, summary="Create a field team of a district")
-async def create_team(body: TeamCreate, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+async def create(session: AsyncSession, *, principal: Principal, body: TeamCreate) -> TeamOut:
+    """Create a team of a district in the caller's areas, covering sub-districts of that district; `team.created`
+    leaves with it."""
     district = areas.find(body.district_code)
     if district is None:
         raise Unprocessable(f"There is no district {body.district_code}.",
@@ -85,17 +89,12 @@ async def create_team(body: TeamCreate, session: SessionDep, principal: Principa
     await outbox.add(session, TEAM_CREATED, TeamCreated(
         team_id=team.id, province_code=team.province_code, district_code=team.district_code,
         subdistrict_codes=team.subdistrict_codes, member_count=len(team.members)), key=team.id)
-    return JSONResponse(_out(team).model_dump(mode="json"), status_code=201,
-                        headers={"Location": f"/v1/teams/{team.id}"})
+    return _out(team)
 
 
-@router.get("", summary="Teams in your areas")
-async def list_teams(
-    session: SessionDep,
-    district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
-    province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
-    principal: Principal = can_read,
-) -> list[TeamOut]:
+async def in_areas(session: AsyncSession, *, principal: Principal, district: str | None, province: str | None,
+                   ) -> list[TeamOut]:
+    """The teams of the caller's areas, by district and name."""
     query = select(Team).where(area_clause(principal, Team.district_code)).order_by(col(Team.district_code),
                                                                                    col(Team.name))
     if district is not None:
@@ -105,9 +104,35 @@ async def list_teams(
     return [_out(t) for t in (await session.execute(query)).scalars()]
 
 
-@router.get("/{team_id}", summary="One team", responses={404: {"description": "No such team in your areas"}})
-async def get_team(team_id: str, session: SessionDep, principal: Principal = can_read) -> TeamOut:
+async def one(session: AsyncSession, *, principal: Principal, team_id: str) -> TeamOut:
+    """A team of the caller's areas; 404 otherwise, so its existence does not leak."""
     team = await session.get(Team, team_id)
     if team is None or not principal.can_see(team.district_code):
         raise NotFound(f"There is no team {team_id} in your areas.")
     return _out(team)
+
+
+# -- routes --
+
+router = APIRouter(prefix="/v1/teams", tags=["field teams"])
+
+
+@router.post("", status_code=201, response_model=TeamOut, summary="Create a field team of a district")
+async def create_team(body: TeamCreate, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+    team = await create(session, principal=principal, body=body)
+    return JSONResponse(team.model_dump(mode="json"), status_code=201, headers={"Location": f"/v1/teams/{team.id}"})
+
+
+@router.get("", summary="Teams in your areas")
+async def list_teams(
+    session: SessionDep,
+    district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+    province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+    principal: Principal = can_read,
+) -> list[TeamOut]:
+    return await in_areas(session, principal=principal, district=district, province=province)
+
+
+@router.get("/{team_id}", summary="One team", responses={404: {"description": "No such team in your areas"}})
+async def get_team(team_id: str, session: SessionDep, principal: Principal = can_read) -> TeamOut:
+    return await one(session, principal=principal, team_id=team_id)

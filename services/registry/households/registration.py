@@ -21,12 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.registry import areas
 from services.registry.households.disclosure import audit
 from services.registry.households.events import facts
 from services.registry.households.queries import SOURCE_COLUMNS, CallerWithPurpose, HouseholdRecord
 from services.registry.households.schemas import HouseholdCreate, MemberIn
 from services.registry.models import Household, Member, metadata, outbox
+from shared import areas
 from shared.auth import Principal
 from shared.bus import PendingEvent
 from shared.db import bulk_insert
