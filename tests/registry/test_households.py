@@ -1,4 +1,4 @@
-"""The registry over HTTP on SQLite and PostgreSQL: households, members, personal data, areas, teams, events."""
+"""The registry over HTTP on SQLite and PostgreSQL: households, members, personal data, events."""
 
 from __future__ import annotations
 
@@ -157,21 +157,6 @@ async def test_ids_are_masked_without_pii_scope_and_unmasked_reads_are_audited(r
     problem(await registry.client.get("/v1/audit", headers=reader), 403)
 
 
-async def test_the_audit_log_shows_an_auditor_only_its_own_areas(registry: Registry) -> None:
-    mueang = (await registry.register(household(person(registry.cid()), subdistrict="400101"))).json()
-    ban_fang = (await registry.register(household(person(registry.cid()), subdistrict="400201"))).json()
-    for found in (mueang, ban_fang):
-        await registry.client.get(f"/v1/households/{found['id']}",
-                                  headers=registry.as_("registry:read", "pii:read", client_id="officer"))
-    await registry.client.post("/v1/households:lookup", json={"citizen_id": registry.cid()},
-                               headers=registry.as_("registry:lookup", client_id="officer"))  # finds nothing
-    officer = {"client_id": "officer"}
-    one_district = (await registry.client.get("/v1/audit", params=officer,
-                                              headers=registry.as_("audit:read", areas=("4001",)))).json()
-    assert [e["household_id"] for e in one_district["items"]] == [mueang["id"]]
-    everywhere = (await registry.client.get("/v1/audit", params=officer, headers=registry.as_("audit:read"))).json()
-    assert [e["household_id"] for e in everywhere["items"]] == [None, ban_fang["id"], mueang["id"]]
-
 
 async def test_lookup_by_citizen_id(registry: Registry) -> None:
     cid = registry.cid()
@@ -294,51 +279,6 @@ async def test_list_filters_and_cursor_pagination(registry: Registry) -> None:
     problem(await registry.client.get("/v1/households", params={"cursor": "%%%"}, headers=registry.admin), 400)
 
 
-async def test_areas(registry: Registry) -> None:
-    reader = registry.as_("registry:read")
-    kk = (await registry.client.get("/v1/areas/40", headers=reader)).json()
-    assert (kk["name_th"], kk["name_en"], kk["level"]) == ("ขอนแก่น", "Khon Kaen", "province")
-    assert len(kk["children"]) == 26 and kk["children"][0]["code"] == "4001"
-    mueang = (await registry.client.get("/v1/areas/4001", headers=reader)).json()
-    assert mueang["name_th"] == "เมืองขอนแก่น" and all(c["code"].startswith("4001") for c in mueang["children"])
-    await registry.register(household(person(registry.cid()), village_no=7))
-    tambon = (await registry.client.get("/v1/areas/400101", headers=reader)).json()
-    assert [c["code"] for c in tambon["children"]] == ["40010107"]
-    found = (await registry.client.get("/v1/areas", params={"q": "ขอนแก่น"}, headers=reader)).json()
-    assert found[0]["code"] == "40"
-    assert (await registry.client.get("/v1/areas", params={"q": "Khon Kaen"}, headers=reader)).json()[0]["code"] == "40"
-    problem(await registry.client.get("/v1/areas/99", headers=reader), 404)
-    problem(await registry.client.get("/v1/areas/4x", headers=reader), 422)
-    problem(await registry.register(household(person(registry.cid()), subdistrict="409999")), 422)
-
-
-async def test_teams_and_assignment(registry: Registry) -> None:
-    team = await registry.client.post("/v1/teams", headers=registry.admin, json={
-        "name": "ทีมปฏิบัติการตำบลในเมือง", "district_code": "4001", "subdistrict_codes": ["400101", "400102"],
-        "members": [{"name": "นางมาลี ใจงาม", "position": "พัฒนากร", "agency": "พช.อำเภอเมืองขอนแก่น"}]})
-    assert team.status_code == 201, team.text
-    team_id = team.json()["id"]
-    assert (await registry.events())[-1] == ("team.created", team_id, {
-        "team_id": team_id, "province_code": "40", "district_code": "4001",
-        "subdistrict_codes": ["400101", "400102"], "member_count": 1})  # no names leave the registry
-    problem(await registry.client.post("/v1/teams", headers=registry.admin, json={
-        "name": "x", "district_code": "4001", "subdistrict_codes": ["400201"]}), 422)
-    home = (await registry.register()).json()
-    elsewhere = (await registry.register(household(person(registry.cid()), subdistrict="400201"))).json()
-    url = f"/v1/households/{home['id']}/assignment"
-    assigned = await registry.client.put(url, json={"team_id": team_id, "buddy_official": "นายสมชาย ดีมาก"},
-                                         headers=registry.admin)
-    assert assigned.status_code == 200, assigned.text
-    assert (assigned.json()["team_id"], assigned.json()["buddy_official"]) == (team_id, "นายสมชาย ดีมาก")
-    problem(await registry.client.put(f"/v1/households/{elsewhere['id']}/assignment", json={"team_id": team_id},
-                                      headers=registry.admin), 422)
-    listed = (await registry.client.get("/v1/households", params={"team": team_id}, headers=registry.admin)).json()
-    assert [h["id"] for h in listed["items"]] == [home["id"]]
-    teams = (await registry.client.get("/v1/teams", params={"district": "4001"},
-                                       headers=registry.as_("registry:read", areas=("40",)))).json()
-    assert [t["id"] for t in teams] == [team_id]
-    assert (await registry.client.get("/v1/teams", headers=registry.as_("registry:read", areas=("41",)))).json() == []
-    assert (await registry.events())[-1][0] == "household.assigned"
 
 
 async def test_concurrent_writers_one_wins(registry: Registry) -> None:

@@ -1,0 +1,35 @@
+"""Field teams over HTTP: creating one (its event carries no names), listing them by area, assigning a household
+to one."""
+
+from __future__ import annotations
+
+from tests.registry.support import Registry, household, person, problem
+
+
+async def test_teams_and_assignment(registry: Registry) -> None:
+    team = await registry.client.post("/v1/teams", headers=registry.admin, json={
+        "name": "ทีมปฏิบัติการตำบลในเมือง", "district_code": "4001", "subdistrict_codes": ["400101", "400102"],
+        "members": [{"name": "นางมาลี ใจงาม", "position": "พัฒนากร", "agency": "พช.อำเภอเมืองขอนแก่น"}]})
+    assert team.status_code == 201, team.text
+    team_id = team.json()["id"]
+    assert (await registry.events())[-1] == ("team.created", team_id, {
+        "team_id": team_id, "province_code": "40", "district_code": "4001",
+        "subdistrict_codes": ["400101", "400102"], "member_count": 1})  # no names leave the registry
+    problem(await registry.client.post("/v1/teams", headers=registry.admin, json={
+        "name": "x", "district_code": "4001", "subdistrict_codes": ["400201"]}), 422)
+    home = (await registry.register()).json()
+    elsewhere = (await registry.register(household(person(registry.cid()), subdistrict="400201"))).json()
+    url = f"/v1/households/{home['id']}/assignment"
+    assigned = await registry.client.put(url, json={"team_id": team_id, "buddy_official": "นายสมชาย ดีมาก"},
+                                         headers=registry.admin)
+    assert assigned.status_code == 200, assigned.text
+    assert (assigned.json()["team_id"], assigned.json()["buddy_official"]) == (team_id, "นายสมชาย ดีมาก")
+    problem(await registry.client.put(f"/v1/households/{elsewhere['id']}/assignment", json={"team_id": team_id},
+                                      headers=registry.admin), 422)
+    listed = (await registry.client.get("/v1/households", params={"team": team_id}, headers=registry.admin)).json()
+    assert [h["id"] for h in listed["items"]] == [home["id"]]
+    teams = (await registry.client.get("/v1/teams", params={"district": "4001"},
+                                       headers=registry.as_("registry:read", areas=("40",)))).json()
+    assert [t["id"] for t in teams] == [team_id]
+    assert (await registry.client.get("/v1/teams", headers=registry.as_("registry:read", areas=("41",)))).json() == []
+    assert (await registry.events())[-1][0] == "household.assigned"
