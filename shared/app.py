@@ -90,6 +90,20 @@ def service_settings(request: Request) -> ServiceSettings:
     return settings
 
 
+def session_by_caller(caller: Any, writes: Callable[[Principal], bool]) -> Any:
+    """A session dependency for a GET that writes for some callers only (an unmasked read writes its audit row):
+    a transaction when `writes(principal)`, else a read session. `caller` is the route's own Security()
+    dependency, so FastAPI checks the token once, before the session opens."""
+
+    async def session(request: Request, principal: Principal = caller) -> AsyncIterator[AsyncSession]:
+        maker = request.app.state.sessionmaker
+        async with (transaction(maker) if writes(principal) else read_transaction(maker)) as opened:
+            yield opened
+
+    session.chosen_by_caller = True  # type: ignore[attr-defined]  # for tests/platform/test_request_path.py
+    return Depends(session, scope="function")
+
+
 # scope="function": the transaction commits before the response is sent. FastAPI's default ("request") runs
 # the code after `yield` once the response is out, so a client could be told 201 before the commit (and read
 # nothing right after it, or keep a 201 for a commit that then failed).
@@ -229,9 +243,10 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
 
     @router.get("", summary="Outbox, inbox and broker status of this service")
     async def bus_status(
+        principal: Principal = admin,  # first (see SessionDep): the caller is known before a session opens
+        *,
         request: Request,
-        session: SessionDep,
-        principal: Principal = admin,
+        session: ReadSessionDep,
     ) -> dict[str, Any]:
         _every_area(principal)
         pending, oldest = await spec.outbox.pending_stats(session)
@@ -252,9 +267,10 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
 
     @router.post("/replay", summary="Publish again the outbox events written since a time")
     async def replay(
+        principal: Principal = admin,
+        *,
         body: ReplayRequest,
         session: SessionDep,
-        principal: Principal = admin,
     ) -> dict[str, Any]:
         _every_area(principal)
         count = await spec.outbox.mark_for_replay(session, since=body.since.astimezone(UTC), topic=body.topic)

@@ -14,8 +14,10 @@ from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 import aiosqlite
+import asyncpg
 from sqlalchemy import Column, DateTime, MetaData, Table, event, text
 from sqlalchemy.engine import CursorResult, Result, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -190,6 +192,8 @@ async def read_transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIter
                                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 async with maker(bind=conn) as session:
                     yield session
+                    if session.new or session.dirty or session.deleted:  # never drop a write silently
+                        raise RuntimeError("a read session was given changes to write; use a transaction")
                     await session.rollback()
         finally:
             if sqlite:  # the connection goes back to the pool: writable again for the next unit of work
@@ -224,12 +228,18 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mappin
                     values[i] = process(values[i])
             records[n] = values
     assert driver is not None
-    if dialect.name == "postgresql":
-        # SQLAlchemy opens the driver's transaction at its first statement: make sure that has happened,
-        # so the COPY belongs to the session's transaction (and rolls back with it).
-        await connection.execute(text("SELECT 1"))
-        await driver.copy_records_to_table(table.name, records=records, columns=columns, schema_name=table.schema)
-        return
     sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" for _ in columns)})'
-    cursor = await driver.executemany(sql, records)
-    await cursor.close()
+    try:
+        if dialect.name == "postgresql":
+            # SQLAlchemy opens the driver's transaction at its first statement: make sure that has happened,
+            # so the COPY belongs to the session's transaction (and rolls back with it).
+            await connection.execute(text("SELECT 1"))
+            await driver.copy_records_to_table(table.name, records=records, columns=columns,
+                                               schema_name=table.schema)
+        else:
+            cursor = await driver.executemany(sql, records)
+            await cursor.close()
+    except (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError) as exc:
+        # The driver's own error, as SQLAlchemy would have raised it: callers catch IntegrityError (a
+        # concurrent writer took a key) whichever path wrote the rows.
+        raise IntegrityError(sql, None, exc) from exc

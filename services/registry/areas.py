@@ -11,10 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.registry.models import Household
-from services.registry.security import can_read
-from shared.app import SessionDep
+from services.registry.security import CanRead
+from shared.app import ReadSessionDep
 from shared.areas import AREA_CODE_PATTERN, Area, Level, children, find, search, village_code
-from shared.auth import Principal
 from shared.errors import NotFound
 
 # -- schemas --
@@ -69,18 +68,15 @@ router = APIRouter(prefix="/v1/areas", tags=["areas"])
 
 
 @router.get("", summary="Search areas by Thai or English name")
-async def search_areas(
-    q: Annotated[str, Query(min_length=1, max_length=100, description="part of a Thai or English name")],
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    _principal: Principal = can_read,
-) -> list[AreaOut]:
+async def search_areas(_principal: CanRead,
+                       q: Annotated[str, Query(min_length=1, max_length=100,
+                                               description="part of a Thai or English name")],
+                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[AreaOut]:
     return named(q=q, limit=limit)
 
 
 @router.get("/{code}", summary="An area and its children", responses={404: {"description": "No such area"}})
-async def get_area(
-    code: Annotated[str, Path(pattern=AREA_CODE_PATTERN, description="DOPA code: 2, 4, 6 or 8 digits")],
-    session: SessionDep,
-    _principal: Principal = can_read,
-) -> AreaDetail:
+async def get_area(_principal: CanRead,
+                   code: Annotated[str, Path(pattern=AREA_CODE_PATTERN, description="DOPA code: 2, 4, 6 or 8 digits")],
+                   session: ReadSessionDep) -> AreaDetail:
     return await with_children(session, code=code)

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.registry.models import AuditEntry, Household
-from services.registry.security import can_audit
-from shared.app import SessionDep
+from services.registry.security import CanAudit
+from shared.app import ReadSessionDep
 from shared.auth import Principal, area_clause
 from shared.db import as_utc
 
@@ -67,16 +67,12 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
 @router.get("", summary="Reads of personal data, newest first")
-async def list_audit(
-    session: SessionDep,
-    household_id: Annotated[str | None, Query(max_length=36)] = None,
-    client_id: Annotated[str | None, Query(max_length=200)] = None,
-    since: AwareDatetime | None = None,
-    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1,
-                                           description="page: entries older than this id")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    principal: Principal = can_audit,
-) -> AuditPage:
+async def list_audit(principal: CanAudit, session: ReadSessionDep,
+                     household_id: Annotated[str | None, Query(max_length=36)] = None,
+                     client_id: Annotated[str | None, Query(max_length=200)] = None, since: AwareDatetime | None = None,
+                     before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+                                                            description="page: entries older than this id")] = None,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> AuditPage:
     """Entries about households of the caller's areas; entries about no household (a lookup that found
     nothing) only for a caller of every area."""
     return await entries(session, principal=principal, household_id=household_id, client_id=client_id,

@@ -1,6 +1,9 @@
 """The registry service's OAuth 2.0 scopes: one security scheme shared by all its routes."""
 
+from typing import Annotated
+
 from shared.app import service_security
+from shared.auth import Principal
 
 READ = "registry:read"
 WRITE = "registry:write"
@@ -28,3 +31,10 @@ can_lookup = security.require(LOOKUP)
 # person), so registering people is a lookup too: it needs both scopes, and a conflict is audited.
 can_register = security.require(WRITE, LOOKUP)
 can_audit = security.require(AUDIT_READ)
+
+# The caller, as a route's first parameter (so the token is checked before a database session opens).
+CanRead = Annotated[Principal, can_read]
+CanWrite = Annotated[Principal, can_write]
+CanLookup = Annotated[Principal, can_lookup]
+CanRegister = Annotated[Principal, can_register]
+CanAudit = Annotated[Principal, can_audit]

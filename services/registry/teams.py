@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.registry.models import Team, outbox
-from services.registry.security import can_read, can_write
+from services.registry.security import CanRead, CanWrite
 from shared import areas
-from shared.app import SessionDep
+from shared.app import ReadSessionDep, SessionDep
 from shared.auth import Principal, area_clause
 from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
@@ -118,21 +118,18 @@ router = APIRouter(prefix="/v1/teams", tags=["field teams"])
 
 
 @router.post("", status_code=201, response_model=TeamOut, summary="Create a field team of a district")
-async def create_team(body: TeamCreate, session: SessionDep, principal: Principal = can_write) -> JSONResponse:
+async def create_team(principal: CanWrite, body: TeamCreate, session: SessionDep) -> JSONResponse:
     team = await create(session, principal=principal, body=body)
     return JSONResponse(team.model_dump(mode="json"), status_code=201, headers={"Location": f"/v1/teams/{team.id}"})
 
 
 @router.get("", summary="Teams in your areas")
-async def list_teams(
-    session: SessionDep,
-    district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
-    province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
-    principal: Principal = can_read,
-) -> list[TeamOut]:
+async def list_teams(principal: CanRead, session: ReadSessionDep,
+                     district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+                     province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None) -> list[TeamOut]:
     return await in_areas(session, principal=principal, district=district, province=province)
 
 
 @router.get("/{team_id}", summary="One team", responses={404: {"description": "No such team in your areas"}})
-async def get_team(team_id: str, session: SessionDep, principal: Principal = can_read) -> TeamOut:
+async def get_team(principal: CanRead, team_id: str, session: ReadSessionDep) -> TeamOut:
     return await one(session, principal=principal, team_id=team_id)

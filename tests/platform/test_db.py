@@ -25,7 +25,8 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import DeclarativeBase
 
 from ops.scratchdb import ScratchDatabases
 from shared.db import (
@@ -98,6 +99,13 @@ async def test_a_read_session_takes_no_writer_lock_and_cannot_write(databases: S
     only committed rows, and the database itself refuses its writes; its connection is writable again after."""
     metadata = new_metadata()
     table = Table("t", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)))
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Row(Base):
+        __table__ = table
+
     engine = create_engine(await databases.new("reads"))
     try:
         async with engine.begin() as conn:
@@ -114,10 +122,35 @@ async def test_a_read_session_takes_no_writer_lock_and_cannot_write(databases: S
         with pytest.raises(DBAPIError):
             async with read_transaction(maker) as reader:
                 await reader.execute(insert(table).values(id=3, name="refused"))
+        with pytest.raises(RuntimeError, match="read session"):  # an ORM change is refused, never dropped
+            async with read_transaction(maker) as reader:
+                reader.add(Row(id=4, name="dropped?"))
         for n in range(3):  # every pooled connection the read sessions used writes again
             async with transaction(maker) as session:
                 await session.execute(insert(table).values(id=10 + n, name="written"))
         async with read_transaction(maker) as reader:
             assert (await reader.execute(count)).scalar_one() == 5
+    finally:
+        await engine.dispose()
+
+
+async def test_bulk_insert_reports_a_taken_key_as_sqlalchemy_does(databases: ScratchDatabases) -> None:
+    """A chunk that meets a row another writer stored raises IntegrityError on both paths (COPY, executemany), so
+    the importer's retry of that chunk one item at a time runs (it caught nothing while the driver's own error
+    went through)."""
+    metadata = new_metadata()
+    table = Table("t", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)))
+    engine = create_engine(await databases.new("taken"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        maker = sessionmaker(engine)
+        async with transaction(maker) as session:
+            await bulk_insert(session, table, [{"id": 1, "name": "first"}])
+        with pytest.raises(IntegrityError):
+            async with transaction(maker) as session:
+                await bulk_insert(session, table, [{"id": 2, "name": "new"}, {"id": 1, "name": "taken"}])
+        async with read_transaction(maker) as reader:
+            assert (await reader.execute(select(table.c.name))).scalars().all() == ["first"]
     finally:
         await engine.dispose()

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.households import commands, disclosure, queries, registration
 from services.registry.households.queries import CallerWithPurpose, HouseholdFilter, HouseholdRecord
@@ -24,8 +25,8 @@ from services.registry.households.schemas import (
     MemberRemove,
     MemberTransfer,
 )
-from services.registry.security import can_lookup, can_read, can_register, can_write
-from shared.app import SessionDep
+from services.registry.security import PII_READ, CanLookup, CanRead, CanRegister, CanWrite, can_read
+from shared.app import SessionDep, session_by_caller
 from shared.auth import Principal
 from shared.errors import NotFound, problem_response
 from shared.etag import etag
@@ -33,6 +34,8 @@ from shared.events.registry import Source
 from shared.ids import decode_cursor, encode_cursor
 from shared.pii import CitizenIdProtector
 
+# An unmasked read (pii:read) writes its audit row, so it needs a transaction; a masked read is a read session.
+DisclosureSessionDep = Annotated[AsyncSession, session_by_caller(can_read, lambda p: p.has_scope(PII_READ))]
 router = APIRouter(prefix="/v1", tags=["households"])
 
 
@@ -74,10 +77,8 @@ def _reply(request: Request, session: SessionDep, record: HouseholdRecord, calle
 @router.post("/households", status_code=201, response_model=HouseholdOut, summary="Register a household",
              responses={201: {"headers": {"ETag": {"description": "version"}, "Location": {"description": "URL"}}},
                         409: {"description": "A citizen ID already belongs to an open household"}})
-async def register_household(
-    body: HouseholdCreate, request: Request, session: SessionDep, purpose: Purpose = None,
-    principal: Principal = can_register,
-) -> JSONResponse:
+async def register_household(principal: CanRegister, body: HouseholdCreate, request: Request, session: SessionDep,
+                             purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
         record = await registration.register(session, caller=caller, body=body, protector=_protector(request))
@@ -95,23 +96,17 @@ async def _refused(request: Request, session: SessionDep, caller: CallerWithPurp
 
 
 @router.get("/households", response_model=HouseholdPage, summary="List households in your areas")
-async def list_households(
-    request: Request,
-    session: SessionDep,
-    province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
-    district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
-    subdistrict: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
-    village_no: Annotated[int | None, Query(ge=1, le=99)] = None,
-    source: Source | None = None,
-    welfare_card: bool | None = None,
-    team: Annotated[str | None, Query(max_length=36)] = None,
-    status: Annotated[str | None, Query(pattern="^(open|closed|any)$")] = "open",
-    q: Annotated[str | None, Query(min_length=1, max_length=100, description="part of a member's name")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-    purpose: Purpose = None,
-    principal: Principal = can_read,
-) -> JSONResponse:
+async def list_households(principal: CanRead, request: Request, session: DisclosureSessionDep,
+                          province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+                          district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+                          subdistrict: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+                          village_no: Annotated[int | None, Query(ge=1, le=99)] = None, source: Source | None = None,
+                          welfare_card: bool | None = None, team: Annotated[str | None, Query(max_length=36)] = None,
+                          status: Annotated[str | None, Query(pattern="^(open|closed|any)$")] = "open",
+                          q: Annotated[str | None, Query(min_length=1, max_length=100,
+                                                         description="part of a member's name")] = None,
+                          cursor: Annotated[str | None, Query(max_length=200)] = None,
+                          limit: Annotated[int | None, Query(ge=1)] = None, purpose: Purpose = None) -> JSONResponse:
     settings = request.app.state.settings
     size = min(limit or settings.page_size_default, settings.page_size_max)
     caller = _caller(principal, purpose)
@@ -128,20 +123,16 @@ async def list_households(
 
 @router.get("/households/{household_id}", response_model=HouseholdOut, summary="A household and its members",
             responses={404: {"description": "No such household in your areas"}})
-async def get_household(
-    household_id: str, request: Request, session: SessionDep, purpose: Purpose = None,
-    principal: Principal = can_read,
-) -> JSONResponse:
+async def get_household(principal: CanRead, household_id: str, request: Request, session: DisclosureSessionDep,
+                        purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     return _reply(request, session, await queries.load(session, caller=caller, household_id=household_id), caller)
 
 
 @router.patch("/households/{household_id}", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
               summary="Change address, sources or welfare card (merge patch; If-Match required)")
-async def patch_household(
-    household_id: str, body: HouseholdPatch, request: Request, session: SessionDep, if_match: IfMatch = None,
-    purpose: Purpose = None, principal: Principal = can_write,
-) -> JSONResponse:
+async def patch_household(principal: CanWrite, household_id: str, body: HouseholdPatch, request: Request,
+                          session: SessionDep, if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     record = await commands.change(session, caller=caller, household_id=household_id, body=body, if_match=if_match)
     return _reply(request, session, record, caller)
@@ -149,10 +140,8 @@ async def patch_household(
 
 @router.post("/households/{household_id}/members", status_code=201, response_model=HouseholdOut,
              responses=_CHANGE_RESPONSES, summary="Add a member (If-Match required)")
-async def add_member(
-    household_id: str, body: MemberIn, request: Request, session: SessionDep, if_match: IfMatch = None,
-    purpose: Purpose = None, principal: Principal = can_register,
-) -> JSONResponse:
+async def add_member(principal: CanRegister, household_id: str, body: MemberIn, request: Request, session: SessionDep,
+                     if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
         record, _member = await commands.add_member(session, caller=caller, household_id=household_id, body=body,
@@ -164,10 +153,8 @@ async def add_member(
 
 @router.post("/households/{household_id}/members/{member_id}:remove", response_model=HouseholdOut,
              responses=_CHANGE_RESPONSES, summary="Remove a member: deceased, moved out, or a data error")
-async def remove_member(
-    household_id: str, member_id: str, body: MemberRemove, request: Request, session: SessionDep,
-    if_match: IfMatch = None, purpose: Purpose = None, principal: Principal = can_write,
-) -> JSONResponse:
+async def remove_member(principal: CanWrite, household_id: str, member_id: str, body: MemberRemove, request: Request,
+                        session: SessionDep, if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     record = await commands.remove_member(session, caller=caller, household_id=household_id, member_id=member_id,
                                          reason=body.reason, new_head_member_id=body.new_head_member_id,
@@ -177,10 +164,9 @@ async def remove_member(
 
 @router.post("/households/{household_id}/members/{member_id}:transfer", response_model=HouseholdOut,
              responses=_CHANGE_RESPONSES, summary="Move a member to another open household")
-async def transfer_member(
-    household_id: str, member_id: str, body: MemberTransfer, request: Request, session: SessionDep,
-    if_match: IfMatch = None, purpose: Purpose = None, principal: Principal = can_write,
-) -> JSONResponse:
+async def transfer_member(principal: CanWrite, household_id: str, member_id: str, body: MemberTransfer,
+                          request: Request, session: SessionDep, if_match: IfMatch = None,
+                          purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     source, _target = await commands.transfer_member(
         session, caller=caller, household_id=household_id, member_id=member_id,
@@ -192,10 +178,8 @@ async def transfer_member(
 
 @router.post("/households/{household_id}:close", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
              summary="Close a household (its people may then join another)")
-async def close_household(
-    household_id: str, body: HouseholdClose, request: Request, session: SessionDep, if_match: IfMatch = None,
-    purpose: Purpose = None, principal: Principal = can_write,
-) -> JSONResponse:
+async def close_household(principal: CanWrite, household_id: str, body: HouseholdClose, request: Request,
+                          session: SessionDep, if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     record = await commands.close(session, caller=caller, household_id=household_id, reason=body.reason,
                                  if_match=if_match)
@@ -204,10 +188,8 @@ async def close_household(
 
 @router.put("/households/{household_id}/assignment", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
             summary="Assign the field team and buddy official who follow the household (If-Match optional)")
-async def assign_household(
-    household_id: str, body: Assignment, request: Request, session: SessionDep, if_match: IfMatch = None,
-    purpose: Purpose = None, principal: Principal = can_write,
-) -> JSONResponse:
+async def assign_household(principal: CanWrite, household_id: str, body: Assignment, request: Request,
+                           session: SessionDep, if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     record = await commands.assign(session, caller=caller, household_id=household_id, team_id=body.team_id,
                                   buddy_official=body.buddy_official, if_match=if_match)
@@ -216,10 +198,8 @@ async def assign_household(
 
 @router.post("/households:lookup", response_model=HouseholdOut, summary="The open household of a citizen ID",
              responses={404: {"description": "No open household in your areas has this citizen ID"}})
-async def lookup_household(
-    body: Lookup, request: Request, session: SessionDep, purpose: Purpose = None,
-    principal: Principal = can_lookup,
-) -> JSONResponse:
+async def lookup_household(principal: CanLookup, body: Lookup, request: Request, session: SessionDep,
+                           purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
         record = await disclosure.lookup(session, caller=caller, citizen_id=body.citizen_id,
@@ -232,10 +212,8 @@ async def lookup_household(
 @router.get("/duplicates", response_model=DuplicatePage, summary="Probable duplicate people",
             description="Current members of open households in your areas who share first name, last name and "
                         "birth date but not citizen ID — usually one person registered twice with a typo.")
-async def list_duplicates(
-    request: Request, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    purpose: Purpose = None, principal: Principal = can_read,
-) -> DuplicatePage:
+async def list_duplicates(principal: CanRead, request: Request, session: DisclosureSessionDep,
+                          limit: Annotated[int, Query(ge=1, le=500)] = 100, purpose: Purpose = None) -> DuplicatePage:
     caller = _caller(principal, purpose)
     groups = await queries.probable_duplicates(session, caller=caller, limit=limit)
     items = disclosure.present_duplicates(session, groups, caller=caller, protector=_protector(request))
