@@ -1,17 +1,15 @@
-"""Bulk CSV imports, one mechanism for every service: upload, background job, per-row errors.
+"""The import job: a background task per upload that reads the file and writes what is new in it.
 
-`POST` writes the upload to `<data dir>/imports/<id>.csv` and answers 202 at once (`accept_upload`). An
-`ImportJobs` subclass runs the job as a task: a thread reads the file as a stream and prepares it
-`chunk` items at a time (pure CPU: parse, validate, encrypt...), while the event loop writes the chunk
-before it in one transaction (`apply`), so memory stays flat whatever the file's size. Rejected rows are
-stored with their row number, column and reason (at most `max_errors` per job) and paged back by
-`error_page`. A chunk that meets a concurrent writer (IntegrityError) is retried an item at a time. Jobs
-left unfinished by a crash resume at start-up from the beginning, so `apply` must count what is already
-there as unchanged (importing the same file twice creates nothing).
+`routes.accept_upload` writes the upload to `<data dir>/imports/<id>.csv` and queues a job; an `ImportJobs`
+subclass runs the job as a task: a thread reads the file as a stream and prepares it `chunk` items at a time
+(pure CPU: parse, validate, encrypt...), while the event loop writes the chunk before it in one transaction
+(`apply`), so memory stays flat whatever the file's size. Rejected rows are stored with their row number,
+column and reason (at most `max_errors` per job). A chunk that meets a concurrent writer (IntegrityError) is
+retried an item at a time. Jobs left unfinished by a crash resume at start-up from the beginning, so `apply`
+must count what is already there as unchanged (importing the same file twice creates nothing).
 
-Each service keeps its own job and row-error tables (an `ImportJob` with the common columns below plus its
-own counters, and an `ImportRowError`), its own `Counts` subclass whose fields are those counters, and its
-own routes; the routes are thin over `accept_upload` and `error_page`.
+Each service has its own `ImportJobs` subclass and its own `Counts` subclass whose fields are the counters
+of its `import_job` table (see `shared.imports.models`).
 """
 
 from __future__ import annotations
@@ -19,129 +17,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import hashlib
-import io
-import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import IO, Any, ClassVar, Generic, Protocol, TypeVar
 
-import pydantic
 import structlog
-from fastapi import APIRouter, FastAPI, Query, Request, UploadFile
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, delete, insert, select, text, update
+from fastapi import FastAPI
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import Field, SQLModel
 
-from shared.app import SessionDep
 from shared.auth import Principal
-from shared.db import as_utc, transaction
-from shared.errors import BadRequest, NotFound, PayloadTooLarge
+from shared.db import transaction
 from shared.events.envelope import utcnow
-from shared.ids import new_id
+from shared.imports.parsing import RowError
 
 log = structlog.get_logger("kaenkhun.imports")
-
-_TRUE, _FALSE = {"true", "1", "yes", "y", "ใช่"}, {"false", "0", "no", "n", "ไม่ใช่", ""}
-
-
-class ImportJobColumns(SQLModel):
-    """The columns every service's `import_job` table has; a service's table adds its own counters:
-    `class ImportJob(ImportJobColumns, Base, table=True)` with `__tablename__ = "import_job"`."""
-
-    id: str = Field(primary_key=True, max_length=36)
-    status: str = Field(max_length=10, index=True)  # queued, running, done, failed
-    filename: str = Field(max_length=255)
-    sha256: str = Field(max_length=64, index=True)
-    size_bytes: int
-    client_id: str = Field(max_length=200)
-    areas: list[str] = Field(sa_type=JSON, nullable=False)
-    rows: int = 0
-    rows_rejected: int = 0
-    errors_kept: int = 0
-    failure: str | None = Field(default=None, max_length=2000)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False)
-    started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), nullable=True)
-    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), nullable=True)
-
-
-class ImportRowErrorColumns(SQLModel):
-    """The columns of every service's `import_row_error` table: why one row (1-based, the header is row 1)
-    of an import was rejected."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    import_id: str = Field(foreign_key="import_job.id", max_length=36, index=True)
-    row: int
-    column: str | None = Field(default=None, max_length=64)
-    message: str = Field(max_length=500)
-
-
-@dataclass
-class RowError:
-    row: int  # 1-based; the header is row 1
-    column: str | None
-    message: str
-
-
-def parse_flag(value: str) -> bool:
-    """A yes/no cell: true/false, 1/0, yes/no, ใช่/ไม่ใช่; empty is false."""
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError("expected true or false")
-
-
-def csv_rows(stream: IO[bytes], header_errors: list[RowError], check_header: Callable[[list[str]], list[str]],
-             ) -> Iterator[tuple[int, dict[str, str] | RowError]]:
-    """The rows of a CSV byte stream (UTF-8, with or without BOM) as (row number, {column: cell}).
-
-    Blank rows are skipped; a row the csv module cannot read (a cell over its 128 KiB limit) or whose cell
-    count differs from the header's comes as a RowError, and the rows after it are read on. If
-    `check_header` finds problems with the header they go to `header_errors` and no row is read.
-    """
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        header_errors.append(RowError(1, None, "the file is empty"))
-        return
-    problems = check_header(header)
-    if problems:
-        header_errors += [RowError(1, None, problem) for problem in problems]
-        return
-    row_no = 1
-    while True:
-        row_no += 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:  # e.g. a cell over the csv module's limit: this row only, the reader goes on
-            yield row_no, RowError(row_no, None, f"malformed CSV row: {exc}")
-            continue
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) != len(header):
-            yield row_no, RowError(row_no, None, f"{len(cells)} cells, the header has {len(header)}")
-            continue
-        yield row_no, dict(zip(header, cells, strict=True))
-
-
-def missing_columns(required: Sequence[str]) -> Callable[[list[str]], list[str]]:
-    """A header check: all of `required` are there."""
-    def check(header: list[str]) -> list[str]:
-        missing = [c for c in required if c not in header]
-        return [f"missing columns: {', '.join(missing)}"] if missing else []
-    return check
 
 
 @dataclass
@@ -398,140 +291,3 @@ async def running_jobs(app: FastAPI, jobs: ImportJobs[Any, Any]) -> AsyncIterato
         with contextlib.suppress(asyncio.CancelledError):
             await resuming
         await jobs.stop()
-
-
-# -- HTTP ------------------------------------------------------------------------------------------------
-
-
-_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-
-
-def upload_name(given: str | None) -> str:
-    """What a job keeps of an upload's file name: a label only (the file is stored under the job's id), so
-    the last path component, without control characters, at most 255 characters; `upload.csv` if nothing
-    is left. `../../etc/passwd` is kept as `passwd`, `C:\\data\\บ้าน.csv` as `บ้าน.csv`."""
-    name = _NOT_IN_NAMES.sub("", given or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return name[:255] if name not in ("", ".", "..") else "upload.csv"
-
-
-async def accept_upload(session: AsyncSession, jobs: ImportJobs[Any, Any], file: UploadFile, principal: Principal,
-                        *, max_bytes: int, location: str) -> JSONResponse:
-    """Store an uploaded file as a queued job and start it: 202 with the job's Location (`location` + id)."""
-    job_id = new_id()
-    path = jobs.path(job_id)
-    digest, size = hashlib.sha256(), 0
-    try:
-        with path.open("wb") as out:
-            while chunk := await file.read(1 << 20):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PayloadTooLarge(f"The file is larger than {max_bytes} bytes; split it.")
-                digest.update(chunk)
-                out.write(chunk)
-        if size == 0:
-            raise BadRequest("The file is empty.", type_slug="empty-file")
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    session.add(jobs.job_model(id=job_id, status="queued", filename=upload_name(file.filename),
-                               sha256=digest.hexdigest(), size_bytes=size, client_id=principal.client_id,
-                               areas=sorted(principal.areas), created_at=utcnow()))
-    await session.commit()  # the job row must exist before its task looks for it
-    jobs.start(job_id)
-    url = f"{location}/{job_id}"
-    return JSONResponse({"id": job_id, "status": "queued", "location": url}, status_code=202,
-                        headers={"Location": url})
-
-
-async def find_job(session: AsyncSession, jobs: ImportJobs[Any, Any], job_id: str, principal: Principal) -> Any:
-    """The job if the caller uploaded it, else None: a job's errors quote rows of its file (names, citizen IDs),
-    which only its uploader has seen — even a client of every area does not read another's."""
-    job = await session.get(jobs.job_model, job_id)
-    if job is None or job.client_id != principal.client_id:
-        return None
-    return job
-
-
-async def error_page(session: AsyncSession, jobs: ImportJobs[Any, Any], job_id: str, *, after_row: int,
-                     limit: int) -> tuple[list[RowError], int | None]:
-    """A page of a job's row errors in row order, and the `after_row` of the next page (None at the end)."""
-    model = jobs.error_model
-    found = list((await session.execute(
-        select(model).where(model.import_id == job_id, model.row > after_row)
-        .order_by(model.row, model.id).limit(limit + 1))).scalars())
-    page = [RowError(e.row, e.column, e.message) for e in found[:limit]]
-    return page, (page[-1].row if len(found) > limit else None)
-
-
-class ImportErrorOut(BaseModel):
-    row: int
-    column: str | None
-    message: str
-
-
-class ImportOut(BaseModel):
-    """What every service says about an import; a service's subclass adds its counters."""
-
-    id: str
-    status: str = pydantic.Field(description="queued, running, done or failed")
-    filename: str
-    sha256: str
-    size_bytes: int
-    rows: int
-    rows_rejected: int
-    failure: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    errors: list[ImportErrorOut]
-    errors_total: int = pydantic.Field(description="row errors kept (at most the service's import_max_errors)")
-    errors_next_after_row: int | None = pydantic.Field(
-        description="pass as errors_after_row for the next page of errors")
-
-
-OutT = TypeVar("OutT", bound=ImportOut)
-
-
-def present_job(out: type[OutT], job: Any, errors: list[RowError], next_after_row: int | None) -> OutT:
-    """The job as `out`: its columns by name, times in UTC, and a page of its errors."""
-    def at(value: datetime | None) -> datetime | None:
-        return as_utc(value).astimezone(UTC) if value is not None else None
-
-    values = {name: getattr(job, name) for name in out.model_fields if hasattr(job, name)}
-    return out.model_validate(values | {
-        "created_at": at(job.created_at), "started_at": at(job.started_at), "finished_at": at(job.finished_at),
-        "errors": [ImportErrorOut(row=e.row, column=e.column, message=e.message) for e in errors],
-        "errors_total": job.errors_kept, "errors_next_after_row": next_after_row})
-
-
-def import_router(prefix: str, out: type[OutT], can_write: Any, *, summary: str) -> APIRouter:
-    """`POST {prefix}` (multipart `file` → 202 + Location) and `GET {prefix}/{id}` (status, counts, a page of
-    row errors) over the app's `app.state.imports`, its settings' `import_max_bytes`, and scope `can_write`."""
-    router = APIRouter(prefix=prefix, tags=["bulk import"])
-
-    @router.post("", status_code=202, summary=summary, responses={
-        202: {"description": "Accepted; poll the Location"}, 413: {"description": "Too large"}})
-    async def create_import(file: UploadFile, request: Request, session: SessionDep,
-                            principal: Principal = can_write) -> JSONResponse:
-        jobs: ImportJobs[Any, Any] = request.app.state.imports
-        jobs.check_ready()
-        return await accept_upload(session, jobs, file, principal,
-                                   max_bytes=request.app.state.settings.import_max_bytes, location=prefix)
-
-    @router.get("/{import_id}", response_model=out, summary="Status, counts and rejected rows of an import")
-    async def get_import(
-        import_id: str, request: Request, session: SessionDep,
-        errors_after_row: Annotated[int, Query(ge=0, le=2**31 - 1,
-                                               description="page through errors: rows after this one")] = 0,
-        errors_limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-        principal: Principal = can_write,
-    ) -> Any:
-        jobs: ImportJobs[Any, Any] = request.app.state.imports
-        job = await find_job(session, jobs, import_id, principal)
-        if job is None:
-            raise NotFound(f"There is no import {import_id} of yours.")
-        errors, next_after = await error_page(session, jobs, import_id, after_row=errors_after_row,
-                                              limit=errors_limit)
-        return present_job(out, job, errors, next_after)
-
-    return router
