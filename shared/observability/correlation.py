@@ -1,40 +1,18 @@
-"""Observability for every service: JSON logs, correlation ids and per-app Prometheus metrics."""
+"""Correlation ids: adopted from the caller's X-Correlation-ID (or X-Request-ID) or minted, bound for the request
+(and for each consumed event, from its header), echoed in the response, and written on the access line."""
 
 from __future__ import annotations
 
-import json as _stdlib_json
 import logging
 import re
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Literal, TextIO
 
-import orjson
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-__all__ = [
-    "CORRELATION_ID_HEADER",
-    "ConsumeOutcome",
-    "CorrelationIdMiddleware",
-    "Metrics",
-    "MetricsMiddleware",
-    "bind_correlation_id",
-    "configure_logging",
-    "correlation_id_var",
-    "get_correlation_id",
-    "install_observability",
-    "is_valid_correlation_id",
-    "metrics_router",
-    "new_correlation_id",
-]
 
 CORRELATION_ID_HEADER = "X-Correlation-ID"
 # Checked in order; X-Request-ID is what many proxies and clients already send.
@@ -46,127 +24,7 @@ _CORRELATION_ID_RE = re.compile(rf"[\x21-\x7e]{{1,{_MAX_CORRELATION_ID_LENGTH}}}
 
 correlation_id_var: ContextVar[str | None] = ContextVar("kaenkhun_correlation_id", default=None)
 
-log = structlog.get_logger("kaenkhun.observability")
 access_log = structlog.get_logger("kaenkhun.access")
-
-
-# ---------------------------------------------------------------------------
-# Logging
-# ---------------------------------------------------------------------------
-
-_default_service: str | None = None
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A stream handler that looks up sys.stderr on every write."""
-
-    # Resolving late means pytest's capsys, or anything else that swaps sys.stderr after
-    # configuration, still receives the log lines.
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: TextIO) -> None:
-        pass
-
-
-def _dumps(obj: Any, default: Any = None, **_: Any) -> str:
-    """Serialise a log event to JSON, keeping Thai and other non-ASCII text as-is."""
-    try:
-        return orjson.dumps(obj, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        # orjson refuses a few things json accepts (e.g. ints beyond 64 bits); never lose a line.
-        return _stdlib_json.dumps(obj, default=default or str, ensure_ascii=False)
-
-
-def _add_service(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Fill in the service name unless the request context already bound one."""
-    if _default_service is not None:
-        event_dict.setdefault("service", _default_service)
-    return event_dict
-
-
-def _drop_unset_correlation_id(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Omit correlation_id when no id is bound, instead of writing null on every line."""
-    if event_dict.get("correlation_id", ...) is None:
-        del event_dict["correlation_id"]
-    return event_dict
-
-
-def configure_logging(
-    level: str = "INFO", json: bool = True, service: str | None = None, *, stream: TextIO | None = None
-) -> None:
-    """Route structlog and stdlib logging to one line per event on stderr (JSON by default)."""
-    global _default_service
-    _default_service = service
-
-    shared_processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        _drop_unset_correlation_id,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-        _add_service,
-    ]
-    renderer: Any
-    if json:
-        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
-        # ConsoleRenderer prints tracebacks itself; the JSON renderer needs them as a string.
-        final_processors = [structlog.processors.format_exc_info, renderer]
-    else:
-        final_processors = [structlog.dev.ConsoleRenderer(colors=False)]
-
-    structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.StackInfoRenderer(),
-            *shared_processors,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        # Not cached: configure_logging may run again (tests, reconfigured level) and module-level
-        # loggers must pick up the new processors.
-        cache_logger_on_first_use=False,
-    )
-
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared_processors,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final_processors],
-    )
-    handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    handler._kaenkhun = True  # type: ignore[attr-defined]  # marks ours, for idempotent reconfiguration
-
-    root = logging.getLogger()
-    # Replace only our own handler: others (pytest's capture, an embedding app's) are left alone.
-    for existing in list(root.handlers):
-        if getattr(existing, "_kaenkhun", False):
-            root.removeHandler(existing)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-
-    # Libraries that install their own handlers would otherwise print a second, non-JSON line.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "aiokafka", "sqlalchemy", "alembic"):
-        lib_logger = logging.getLogger(name)
-        lib_logger.handlers.clear()
-        lib_logger.propagate = True
-    # CorrelationIdMiddleware writes the access line (with the correlation id); uvicorn's is a duplicate.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    # SQLAlchemy logs every statement at INFO when echo is on; keep only its warnings.
-    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
-    # Python warnings (SAWarning and friends) become log records, so they are JSON too.
-    logging.captureWarnings(True)
-
-
-# ---------------------------------------------------------------------------
-# Correlation id
-# ---------------------------------------------------------------------------
 
 
 def new_correlation_id() -> str:
@@ -287,118 +145,3 @@ class CorrelationIdMiddleware:
                 status=status_code,
                 duration_ms=duration_ms,
             )
-
-
-# ---------------------------------------------------------------------------
-# Metrics
-# ---------------------------------------------------------------------------
-
-ConsumeOutcome = Literal["processed", "duplicate", "dead_lettered"]
-UNMATCHED_ROUTE = "unmatched"
-
-
-class Metrics:
-    """One app instance's metrics, in its own registry so several apps can share a process."""
-
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.http_requests_total = Counter(
-            "http_requests_total", "HTTP requests handled.", ["method", "route", "status"], registry=r
-        )
-        self.http_request_duration_seconds = Histogram(
-            "http_request_duration_seconds",
-            "Time to handle an HTTP request.",
-            ["method", "route"],
-            registry=r,
-        )
-        self.outbox_pending = Gauge("outbox_pending", "Outbox rows not yet published.", registry=r)
-        self.outbox_publish_lag_seconds = Gauge(
-            "outbox_publish_lag_seconds", "Age of the oldest unpublished outbox row.", registry=r
-        )
-        self.events_published_total = Counter(
-            "events_published_total", "Events published to Kafka.", ["topic"], registry=r
-        )
-        self.events_consumed_total = Counter(
-            "events_consumed_total",
-            "Events consumed, by outcome (processed, duplicate, dead_lettered).",
-            ["topic", "outcome"],
-            registry=r,
-        )
-        self.consumer_lag = Gauge(
-            "consumer_lag", "Messages behind the partition's end offset.", ["topic", "partition"], registry=r
-        )
-        self.handler_failures_total = Counter(
-            "handler_failures_total", "Event handler attempts that raised.", ["topic"], registry=r
-        )
-
-    def record_consumed(self, topic: str, outcome: ConsumeOutcome) -> None:
-        """Count one consumed event with its outcome."""
-        self.events_consumed_total.labels(topic=topic, outcome=outcome).inc()
-
-
-def _route_template(scope: Scope, base_root_path: str) -> str:
-    """Return the matched route's template (mount prefix included), or 'unmatched'."""
-    route = scope.get("route")
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not template:
-        return UNMATCHED_ROUTE
-    # A mounted sub-app's routes are relative to the mount; its prefix is what root_path grew by.
-    mount_prefix = str(scope.get("root_path", ""))[len(base_root_path) :]
-    return f"{mount_prefix}{template}"
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware recording request count and duration by method, route template and status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        status_code = 500
-        base_root_path = str(scope.get("root_path", ""))
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            # An app that raised before responding leaves status_code at 500, as its client will see.
-            elapsed = time.perf_counter() - started
-            method = scope.get("method", "")
-            route = _route_template(scope, base_root_path)
-            self.metrics.http_requests_total.labels(method=method, route=route, status=str(status_code)).inc()
-            self.metrics.http_request_duration_seconds.labels(method=method, route=route).observe(elapsed)
-
-
-def metrics_router(metrics: Metrics) -> APIRouter:
-    """Return a router serving GET /metrics from this Metrics' registry."""
-    router = APIRouter()
-
-    @router.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics(request: Request) -> Response:
-        # Honour the scraper's Accept header (OpenMetrics or classic text format).
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(content=encoder(metrics.registry), media_type=content_type)
-
-    return router
-
-
-def install_observability(app: FastAPI, *, service: str, metrics: Metrics) -> None:
-    """Add correlation-id and metrics middlewares and GET /metrics to an app."""
-    app.state.metrics = metrics
-    app.state.service = service
-    app.include_router(metrics_router(metrics))
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    # Added last, so it is outermost: the id is bound before metrics and handlers run.
-    app.add_middleware(CorrelationIdMiddleware, service=service)

@@ -368,7 +368,7 @@ async def test_two_metrics_instances_do_not_collide() -> None:
     first.outbox_pending.set(3)
     second.outbox_pending.set(7)
     first.events_published_total.labels(topic="registry.households").inc()
-    second.record_consumed("registry.households", "duplicate")
+    second.events_consumed_total.labels(topic="registry.households", outcome="duplicate").inc()
     second.consumer_lag.labels(topic="registry.households", partition="0").set(12)
     second.handler_failures_total.labels(topic="registry.households").inc(2)
     first.outbox_publish_lag_seconds.set(1.5)
