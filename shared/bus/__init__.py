@@ -1,8 +1,10 @@
 """The event backbone: transactional outbox + relay, idempotent consumer (inbox) + dead-letter topics."""
 
-from shared.bus.consumer import Consumer, Delivery, Handlers, PoisonMessage
+from shared.bus.consumer import Consumer
+from shared.bus.handlers import Delivery, Handlers, PoisonMessage
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
-from shared.bus.outbox import Outbox, PendingEvent, Relay
+from shared.bus.outbox import Outbox, PendingEvent
+from shared.bus.relay import Relay
 from shared.bus.tables import inbox_table, outbox_table
 
 __all__ = [

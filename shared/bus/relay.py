@@ -1,28 +1,25 @@
-"""Transactional outbox: events are written with the state change, then a relay publishes them."""
+"""The relay: publishes the outbox's pending rows to Kafka in id order, batch by batch, and marks them published
+once the broker acknowledged them; one relay per service (`shared.bus.leader`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka.structs import RecordMetadata
-from pydantic import BaseModel
-from sqlalchemy import Table, delete, event, func, insert, select, text, tuple_, update
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.kafka import Offsets, ensure_topics, new_producer, with_dlqs
-from shared.bus.tables import outbox_position_table
-from shared.db import as_utc, bulk_insert, is_sqlite, read_only, rowcount, transaction
-from shared.events.catalogue import EventType
-from shared.events.envelope import CORRELATION_HEADER, encode_event, source_for, utcnow
+from shared.bus.leader import Leadership
+from shared.bus.outbox import Outbox
+from shared.db import as_utc, read_only, transaction
+from shared.events.envelope import CORRELATION_HEADER, utcnow
 from shared.settings import KafkaSettings
 
 if TYPE_CHECKING:
@@ -35,124 +32,6 @@ log = structlog.get_logger("kaenkhun.bus.outbox")
 BROKER_CHECK_INTERVAL_S = 2.0
 # How old the last comparison of the broker's end offsets with ours may be when a new run of sends starts.
 VERIFY_INTERVAL_S = 0.5
-# From this many events in one call, the outbox rows go in through the driver's bulk path: rendering a
-# multi-row INSERT costs SQLAlchemy ~35 µs per row on PostgreSQL (measured with bench.registry).
-BULK_ROWS = 50
-
-
-@dataclass(frozen=True)
-class PendingEvent:
-    """What a caller asks to publish: an event type, its payload and the aggregate it concerns."""
-
-    event_type: EventType
-    payload: BaseModel
-    key: str
-    subject: str | None = None
-
-
-class Outbox:
-    """Writes events into the service's outbox table inside the caller's transaction."""
-
-    def __init__(self, service: str, table: Table) -> None:
-        self.service = service
-        self.table = table
-        self.positions = outbox_position_table(table.metadata)
-        self.source = source_for(service)
-        # Set after a transaction that wrote outbox rows commits, so the relay wakes at once.
-        self.wakeup = asyncio.Event()
-
-    async def add(
-        self,
-        session: AsyncSession,
-        event_type: EventType,
-        payload: BaseModel,
-        *,
-        key: str,
-        subject: str | None = None,
-    ) -> str:
-        """Record one event in the caller's transaction; the message key is the aggregate id. Returns its id."""
-        return (await self.add_many(session, [PendingEvent(event_type, payload, key, subject)]))[0]
-
-    async def add_many(self, session: AsyncSession, pending: Sequence[PendingEvent]) -> list[str]:
-        """Record several events, in order, in the caller's transaction; returns their event ids."""
-        from shared.observability import get_correlation_id
-
-        correlation_id = get_correlation_id()
-        now = utcnow()
-        rows: list[dict[str, Any]] = []
-        for item in pending:
-            if not isinstance(item.payload, item.event_type.payload):
-                raise TypeError(f"{item.event_type.type} expects {item.event_type.payload.__name__}")
-            event_id, value = encode_event(
-                source=self.source,
-                type=item.event_type.type,
-                time=now,
-                subject=item.subject or item.key,
-                correlationid=correlation_id,
-                partitionkey=item.key,
-                data=item.payload.model_dump(mode="json"),
-            )
-            rows.append(
-                {
-                    "event_id": event_id,
-                    "topic": item.event_type.topic,
-                    "key": item.key,
-                    "event_type": item.event_type.type,
-                    "value": value.decode(),
-                    "correlation_id": correlation_id,
-                    "created_at": now,
-                }
-            )
-        if len(rows) >= BULK_ROWS:
-            await bulk_insert(session, self.table, rows)  # a bulk import: COPY / executemany
-        elif rows:
-            await session.execute(insert(self.table), rows)
-        if rows:
-            self._wake_after_commit(session)
-        return [row["event_id"] for row in rows]
-
-    def _wake_after_commit(self, session: AsyncSession) -> None:
-        sync_session = session.sync_session
-        if sync_session.info.get("outbox_wakeup_hooked"):
-            return
-        sync_session.info["outbox_wakeup_hooked"] = True
-
-        def _after_commit(_session: Any) -> None:
-            _session.info.pop("outbox_wakeup_hooked", None)
-            self.wakeup.set()
-
-        event.listen(sync_session, "after_commit", _after_commit, once=True)
-
-    async def pending_stats(self, session: AsyncSession | AsyncConnection) -> tuple[int, datetime | None]:
-        """How many rows are unpublished and when the oldest was written."""
-        row = (
-            await session.execute(
-                select(func.count(), func.min(self.table.c.created_at)).where(
-                    self.table.c.published_at.is_(None)
-                )
-            )
-        ).one()
-        return int(row[0]), row[1]
-
-    async def mark_for_replay(self, session: AsyncSession, *, since: datetime | None = None,
-                              topic: str | None = None) -> int:
-        """Make rows written since `since` (every retained row if None) pending again, so the relay publishes
-        them once more; returns how many rows that is."""
-        stmt = update(self.table).values(published_at=None)
-        if since is not None:
-            stmt = stmt.where(self.table.c.created_at >= since)
-        if topic is not None:
-            stmt = stmt.where(self.table.c.topic == topic)
-        result = await session.execute(stmt)
-        self.wakeup.set()
-        return rowcount(result)
-
-    async def purge_published(self, session: AsyncSession, *, before: datetime) -> int:
-        """Delete published rows older than `before` (kept until then for replay)."""
-        result = await session.execute(
-            delete(self.table).where(self.table.c.published_at.is_not(None), self.table.c.created_at < before)
-        )
-        return rowcount(result)
 
 
 class Relay:
@@ -179,14 +58,15 @@ class Relay:
         self._in_flight: deque[tuple[Sequence[Any], list[asyncio.Future[Any]]]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._leader_conn: Any = None
         self._last_check = 0.0
-        self._leader_checked = 0.0
         self._offsets: Offsets | None = None  # asks the broker for end offsets (see _verify_log)
         self._verified_at = -math.inf  # when the broker's end offsets were last compared with ours
         engine: AsyncEngine = maker.kw["bind"]
         self._engine = engine
-        self._sqlite = is_sqlite(str(engine.url))
+        # Several replicas of a service share one PostgreSQL database; if they all relayed, one key's events
+        # could leave out of order: one relay per service (the lock's name is the same as ever, so replicas of
+        # an older version still exclude this one).
+        self.leadership = Leadership(engine, f"kaenkhun-relay:{outbox.service}")
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -207,14 +87,14 @@ class Relay:
                     await self._task
             self._task = None
         await self._close_producer()
-        await self._release_leadership()
+        await self.leadership.release()
 
     async def run(self) -> None:
         """Loop until stopped: publish batches, sleep when idle, back off while the broker is down."""
         backoff = self.settings.relay_backoff_initial_s
         while True:
             try:
-                if not await self._hold_leadership():
+                if not await self.leadership.hold():
                     await self._sleep(self.settings.relay_backoff_max_s / 6)
                     continue
                 await self._producer_ready()
@@ -468,50 +348,3 @@ class Relay:
                 raise TimeoutError(f"{count} outbox rows still pending")
             self.outbox.wakeup.set()
             await asyncio.sleep(0.05)
-
-    # -- one relay per service on PostgreSQL ---------------------------------------------------------
-
-    async def _hold_leadership(self) -> bool:
-        # Several replicas of a service share one PostgreSQL database; if they all relayed, one
-        # key's events could leave out of order. A session advisory lock elects a single relay.
-        if self._sqlite:
-            return True
-        if self._leader_conn is not None:
-            now = asyncio.get_running_loop().time()
-            if now - self._leader_checked < BROKER_CHECK_INTERVAL_S:
-                return True
-            self._leader_checked = now
-            try:
-                # The lock lives as long as this connection; if it died, so did our leadership.
-                await self._leader_conn.execute(text("SELECT 1"))
-                await self._leader_conn.commit()
-                return True
-            except Exception:
-                await self._release_leadership()
-                raise
-        conn = await self._engine.connect()
-        lock_id = _advisory_lock_id(self.outbox.service)
-        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": lock_id})).scalar()
-        await conn.commit()
-        if got:
-            self._leader_conn = conn
-            return True
-        await conn.close()
-        return False
-
-    async def _release_leadership(self) -> None:
-        conn, self._leader_conn = self._leader_conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.execute(
-                    text("SELECT pg_advisory_unlock(:id)"), {"id": _advisory_lock_id(self.outbox.service)}
-                )
-                await conn.commit()
-            with contextlib.suppress(Exception):
-                await conn.close()
-
-
-def _advisory_lock_id(service: str) -> int:
-    # A stable 63-bit number per service (Python's hash() is salted per process).
-    return int.from_bytes(hashlib.sha256(f"kaenkhun-relay:{service}".encode()).digest()[:8], "big") >> 1
-

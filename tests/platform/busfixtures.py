@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
@@ -64,6 +66,15 @@ class Sink:
     async def effect_count(self) -> int:
         async with transaction(self.maker) as session:
             return int((await session.execute(select(func.count()).select_from(self.effects))).scalar_one())
+
+
+async def wait_for(check: Callable[[], Coroutine[Any, Any, bool]], timeout_s: float = 60.0) -> None:
+    """Until `check()` is true; AssertionError after `timeout_s`."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
 
 
 def new_event_type() -> EventType:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,15 +26,8 @@ from tests.platform.busfixtures import (
     make_producer,
     make_sink,
     new_event_type,
+    wait_for,
 )
-
-
-async def wait_for(check: Callable[[], Coroutine[Any, Any, bool]], timeout_s: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 @asynccontextmanager
@@ -335,7 +328,7 @@ async def test_replay_publishes_again_without_second_effect(broker: LocalBroker,
 def test_a_failed_send_holds_back_later_events_of_its_key() -> None:
     from types import SimpleNamespace
 
-    from shared.bus.outbox import Relay
+    from shared.bus.relay import Relay
 
     rows = [SimpleNamespace(id=i, topic="t", key=k) for i, k in enumerate(["a", "b", "a", "a", "b"], start=1)]
     boom = ConnectionError("lost")
@@ -463,4 +456,4 @@ async def test_one_relay_per_service_on_postgresql(broker: LocalBroker, database
 
 
 async def _is_leader(producer: Producer) -> bool:
-    return producer.relay._leader_conn is not None
+    return producer.relay.leadership.held

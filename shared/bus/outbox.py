@@ -1,0 +1,131 @@
+"""Transactional outbox: events are written with the state change, in the caller's transaction; the relay
+(`shared.bus.relay`) publishes them afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Table, event, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from shared.bus.tables import outbox_position_table
+from shared.db import bulk_insert, rowcount
+from shared.events.catalogue import EventType
+from shared.events.envelope import encode_event, source_for, utcnow
+
+# From this many events in one call, the outbox rows go in through the driver's bulk path: rendering a
+# multi-row INSERT costs SQLAlchemy ~35 µs per row on PostgreSQL (measured with bench.registry).
+BULK_ROWS = 50
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """What a caller asks to publish: an event type, its payload and the aggregate it concerns."""
+
+    event_type: EventType
+    payload: BaseModel
+    key: str
+    subject: str | None = None
+
+
+class Outbox:
+    """Writes events into the service's outbox table inside the caller's transaction."""
+
+    def __init__(self, service: str, table: Table) -> None:
+        self.service = service
+        self.table = table
+        self.positions = outbox_position_table(table.metadata)
+        self.source = source_for(service)
+        # Set after a transaction that wrote outbox rows commits, so the relay wakes at once.
+        self.wakeup = asyncio.Event()
+
+    async def add(
+        self,
+        session: AsyncSession,
+        event_type: EventType,
+        payload: BaseModel,
+        *,
+        key: str,
+        subject: str | None = None,
+    ) -> str:
+        """Record one event in the caller's transaction; the message key is the aggregate id. Returns its id."""
+        return (await self.add_many(session, [PendingEvent(event_type, payload, key, subject)]))[0]
+
+    async def add_many(self, session: AsyncSession, pending: Sequence[PendingEvent]) -> list[str]:
+        """Record several events, in order, in the caller's transaction; returns their event ids."""
+        from shared.observability import get_correlation_id
+
+        correlation_id = get_correlation_id()
+        now = utcnow()
+        rows: list[dict[str, Any]] = []
+        for item in pending:
+            if not isinstance(item.payload, item.event_type.payload):
+                raise TypeError(f"{item.event_type.type} expects {item.event_type.payload.__name__}")
+            event_id, value = encode_event(
+                source=self.source,
+                type=item.event_type.type,
+                time=now,
+                subject=item.subject or item.key,
+                correlationid=correlation_id,
+                partitionkey=item.key,
+                data=item.payload.model_dump(mode="json"),
+            )
+            rows.append(
+                {
+                    "event_id": event_id,
+                    "topic": item.event_type.topic,
+                    "key": item.key,
+                    "event_type": item.event_type.type,
+                    "value": value.decode(),
+                    "correlation_id": correlation_id,
+                    "created_at": now,
+                }
+            )
+        if len(rows) >= BULK_ROWS:
+            await bulk_insert(session, self.table, rows)  # a bulk import: COPY / executemany
+        elif rows:
+            await session.execute(insert(self.table), rows)
+        if rows:
+            self._wake_after_commit(session)
+        return [row["event_id"] for row in rows]
+
+    def _wake_after_commit(self, session: AsyncSession) -> None:
+        sync_session = session.sync_session
+        if sync_session.info.get("outbox_wakeup_hooked"):
+            return
+        sync_session.info["outbox_wakeup_hooked"] = True
+
+        def _after_commit(_session: Any) -> None:
+            _session.info.pop("outbox_wakeup_hooked", None)
+            self.wakeup.set()
+
+        event.listen(sync_session, "after_commit", _after_commit, once=True)
+
+    async def pending_stats(self, session: AsyncSession | AsyncConnection) -> tuple[int, datetime | None]:
+        """How many rows are unpublished and when the oldest was written."""
+        row = (
+            await session.execute(
+                select(func.count(), func.min(self.table.c.created_at)).where(
+                    self.table.c.published_at.is_(None)
+                )
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+    async def mark_for_replay(self, session: AsyncSession, *, since: datetime | None = None,
+                              topic: str | None = None) -> int:
+        """Make rows written since `since` (every retained row if None) pending again, so the relay publishes
+        them once more; returns how many rows that is."""
+        stmt = update(self.table).values(published_at=None)
+        if since is not None:
+            stmt = stmt.where(self.table.c.created_at >= since)
+        if topic is not None:
+            stmt = stmt.where(self.table.c.topic == topic)
+        result = await session.execute(stmt)
+        self.wakeup.set()
+        return rowcount(result)
