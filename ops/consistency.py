@@ -12,6 +12,12 @@ It reads the four services' databases (never the broker, whose log may be gone) 
   yearly cap allows.
 A check that fails lists its first examples. Events still in an outbox (not yet published) or published
 but not yet consumed are reported as in flight, not as lost: run it on a quiet system, or with `--settle`.
+
+With a retention (`KAENKHUN_KAFKA_OUTBOX_RETENTION_DAYS`, `..._INBOX_RETENTION_DAYS`; see shared.bus.retention)
+old rows leave the outboxes and the inboxes, each side on its own schedule, and the delivery checks judge only
+what both sides must still hold: an event published since the inbox's retention (less a day) must be in the
+inbox; an inbox event taken since the outbox's retention (less a day) must be in an outbox. Older ones are
+counted as past the retention, not judged.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, cast
@@ -29,10 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import SERVICES, load
 from shared.bus.kafka import group_lag
-from shared.db import read_only
+from shared.db import as_utc, read_only
+from shared.events.envelope import utcnow
 from shared.settings import KafkaSettings
 
 EXAMPLES = 5
+# How far inside a retention the checker starts judging: a purge runs once an interval, a consumer may take an
+# event late, and the services' clocks differ, so the last day before a retention's edge may hold rows one
+# side has deleted and the other not yet.
+RETENTION_EDGE = timedelta(days=1)
 
 
 @dataclass
@@ -51,7 +63,41 @@ class Outboxed:
     topic: str
     key: str
     event_type: str
-    published: bool
+    published_at: datetime | None
+
+    @property
+    def published(self) -> bool:
+        return self.published_at is not None
+
+
+@dataclass(frozen=True)
+class Horizons:
+    """Since when each side of the bus must still hold every row, given the services' retention (None: for ever)."""
+
+    published: datetime | None  # an event published since then must be in its consumers' inboxes
+    taken: datetime | None  # an event a consumer took since then must be in its producer's outbox
+
+    @classmethod
+    def of(cls, kafka: KafkaSettings | None) -> Horizons:
+        """From the retention the services run with (`kafka`; None: read from the environment, as they do)."""
+        kafka = kafka if kafka is not None else KafkaSettings()
+        now = utcnow()
+
+        def since(days: float | None) -> datetime | None:
+            return None if days is None else now - timedelta(days=days) + RETENTION_EDGE
+
+        return cls(since(kafka.inbox_retention_days), since(kafka.outbox_retention_days))
+
+    @property
+    def kept_for_ever(self) -> bool:
+        return self.published is None and self.taken is None
+
+    def must_be_taken(self, event: Outboxed) -> bool:
+        return event.published_at is not None and (self.published is None
+                                                    or as_utc(event.published_at) >= self.published)
+
+    def must_be_outboxed(self, processed_at: datetime) -> bool:
+        return self.taken is None or as_utc(processed_at) >= self.taken
 
 
 async def _rows(engine: AsyncEngine, query: Any) -> Sequence[Any]:
@@ -80,11 +126,14 @@ async def _outboxes(engines: Mapping[str, AsyncEngine]) -> dict[str, Outboxed]:
         for row in await _rows(engine, select(t.c.id, t.c.event_id, t.c.topic, t.c.key, t.c.event_type,
                                               t.c.published_at)):
             found[row.event_id] = Outboxed(producer, row.id, row.event_id, row.topic, row.key, row.event_type,
-                                           row.published_at is not None)
+                                           row.published_at)
     return found
 
 
-async def delivery(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
+async def delivery(engines: Mapping[str, AsyncEngine], *, kafka: KafkaSettings | None = None) -> list[Finding]:
+    """Per consumer: no event lost, none from nowhere, none dead-lettered, order kept per key. `kafka`: the
+    services' settings, for their retention (None: from the environment)."""
+    horizons = Horizons.of(kafka)
     outboxed = await _outboxes(engines)
     findings = []
     for consumer, engine in engines.items():
@@ -97,23 +146,33 @@ async def delivery(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
                                            inbox.c.partition, inbox.c.offset))
         seen = {row.event_id for row in taken}
         wanted = [e for e in outboxed.values() if e.topic in topics]
-        lost = [f"{e.producer} {e.event_type} {e.event_id} (key {e.key})" for e in wanted
-                if e.published and e.event_id not in seen]
+        judged = [e for e in wanted if horizons.must_be_taken(e)]
+        lost = [f"{e.producer} {e.event_type} {e.event_id} (key {e.key})" for e in judged if e.event_id not in seen]
         pending = sum(1 for e in wanted if not e.published)
-        phantom = [f"{row.event_id} on {row.topic}" for row in taken if row.event_id not in outboxed]
+        origins = [row for row in taken if horizons.must_be_outboxed(row.processed_at)]
+        phantom = [f"{row.event_id} on {row.topic}" for row in origins if row.event_id not in outboxed]
         dead = [f"{row.event_id} on {row.topic}" for row in taken if row.outcome == "dead_lettered"]
         in_flight = f"; {pending:,} still in an outbox, not yet published" if pending else ""
+        in_flight += _past(len(wanted) - pending - len(judged), "published", horizons.published)
         findings.append(_finding(f"{consumer}: no event lost", lost,
-                                 f"all {len(wanted) - pending:,} published events of {len(topics)} topics are in "
+                                 f"all {len(judged):,} published events of {len(topics)} topics are in "
                                  f"its inbox{in_flight}",
                                  "{n:,} published events are not in its inbox" + in_flight))
         findings.append(_finding(f"{consumer}: no event from nowhere", phantom,
-                                 f"every one of its {len(taken):,} inbox events was written by a producer",
+                                 f"every one of its {len(origins):,} inbox events was written by a producer"
+                                 + _past(len(taken) - len(origins), "taken", horizons.taken),
                                  "{n:,} inbox events are in no producer's outbox"))
         findings.append(_finding(f"{consumer}: none dead-lettered", dead, "no event was dead-lettered",
                                  "{n:,} events were dead-lettered (see the topic's .dlq)"))
         findings.append(_order(consumer, taken, outboxed))
     return findings
+
+
+def _past(count: int, what: str, horizon: datetime | None) -> str:
+    """What a check left out as past the retention (nothing without one)."""
+    if horizon is None or not count:
+        return ""
+    return f"; {count:,} {what} before {horizon:%Y-%m-%d %H:%M} UTC not judged (past the retention)"
 
 
 def _order(consumer: str, taken: Iterable[Any], outboxed: Mapping[str, Outboxed]) -> Finding:
@@ -242,8 +301,9 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
-async def check(engines: Mapping[str, AsyncEngine]) -> list[Finding]:
-    return [*await delivery(engines), *await reporting(engines), *await money(engines)]
+async def check(engines: Mapping[str, AsyncEngine], *, kafka: KafkaSettings | None = None) -> list[Finding]:
+    """Every check; `kafka`: the services' settings, for their retention (None: from the environment)."""
+    return [*await delivery(engines, kafka=kafka), *await reporting(engines), *await money(engines)]
 
 
 @dataclass
@@ -260,8 +320,9 @@ class Settled:
 async def settle(engines: Mapping[str, AsyncEngine], *, kafka: KafkaSettings | None = None,
                  timeout_s: float = 300.0) -> Settled:
     """Wait until the system has caught up: no outbox holds an unpublished event, every consumer's inbox holds
-    as many events as its topics' producers published, and (given `kafka`) every consumer group has committed
-    its topics up to their end offsets. False (saying what it still waited for) if not within `timeout_s`."""
+    as many events as its topics' producers published (with a retention: every event they published since the
+    inbox's horizon), and (given `kafka`) every consumer group has committed its topics up to their end
+    offsets. False (saying what it still waited for) if not within `timeout_s`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     waiting = "nothing checked yet"
@@ -276,7 +337,11 @@ async def settle(engines: Mapping[str, AsyncEngine], *, kafka: KafkaSettings | N
 
 async def _still_moving(engines: Mapping[str, AsyncEngine], kafka: KafkaSettings | None) -> str:
     """What the system is still doing ('' when nothing): unpublished events, inboxes behind, consumer lag."""
+    horizons = Horizons.of(kafka)
     published: Counter[str] = Counter()
+    # With a retention, counts no longer compare (each side deletes on its own schedule): the ids published
+    # since the inbox's horizon, per topic, must all be in the inbox.
+    must_take: dict[str, set[str]] = defaultdict(set)
     for name, engine in engines.items():
         table = load(name).spec.outbox.table
         counts = await _rows(engine, select(table.c.topic, func.count(), func.count(table.c.published_at))
@@ -285,16 +350,29 @@ async def _still_moving(engines: Mapping[str, AsyncEngine], kafka: KafkaSettings
         if unpublished:
             return f"{name}'s outbox still has {unpublished:,} events to publish"
         published.update({topic: done for topic, _, done in counts})
+        if not horizons.kept_for_ever:
+            recent = select(table.c.topic, table.c.event_id).where(table.c.published_at.is_not(None))
+            if horizons.published is not None:
+                recent = recent.where(table.c.published_at >= horizons.published)
+            for topic, event_id in await _rows(engine, recent):
+                must_take[topic].add(event_id)
     groups: dict[str, list[str]] = {}
     for name, engine in engines.items():
         handlers = load(name).spec.handlers
         if handlers is None:
             continue
         groups[name] = topics = handlers.topics()
-        taken = (await _rows(engine, select(func.count()).select_from(load(name).spec.inbox)))[0][0]
-        wanted = sum(published[t] for t in topics)
-        if taken < wanted:
-            return f"{name} has taken {taken:,} of the {wanted:,} events published on its topics"
+        inbox = load(name).spec.inbox
+        if horizons.kept_for_ever:
+            taken = (await _rows(engine, select(func.count()).select_from(inbox)))[0][0]
+            wanted = sum(published[t] for t in topics)
+            if taken < wanted:
+                return f"{name} has taken {taken:,} of the {wanted:,} events published on its topics"
+        else:
+            seen = {event_id for (event_id,) in await _rows(engine, select(inbox.c.event_id))}
+            missing = sum(len(must_take[t] - seen) for t in topics)
+            if missing:
+                return f"{name} has yet to take {missing:,} of the events published on its topics"
     if kafka is not None:
         for group, lag in (await group_lag(kafka, groups)).items():
             if lag:

@@ -49,6 +49,35 @@ class KafkaSettings(BaseSettings):
     # How long the broker may hold a fetch open waiting for new records (latency when a topic is quiet).
     consumer_fetch_max_wait_ms: int = 100
     request_timeout_ms: int = 10_000
+    # Retention of the bus tables (shared.bus.retention). Set them alike for every service: a consumer's inbox
+    # must remember an event as long as its producer's outbox may publish it again.
+    outbox_retention_days: float | None = Field(default=None, gt=0, description=(
+        "Published outbox rows older than this (by when they were written) are deleted; a row not yet published "
+        "never is. Unset (the default): kept for ever, because the outbox is the services' event history: "
+        "`kaenkhun rebuild reporting` rebuilds the read models from everything it holds, `kaenkhun replay --since` "
+        "and a broker that lost its log publish again what it holds, and `kaenkhun check-consistency` compares "
+        "it with the inboxes. Set it only if a rebuild from the last N days is enough."))
+    inbox_retention_days: float | None = Field(default=None, gt=0, description=(
+        "Inbox rows (the ids of the events a consumer took) older than this are deleted. An id must be kept as "
+        "long as the event may be delivered again: as long as any producer's outbox keeps the event (a replay "
+        "publishes it again), so at least `outbox_retention_days` + 1 (a consumer may take an event late, a "
+        "purge runs once an interval, clocks differ), and as long as the broker keeps it in its log (a consumer "
+        "group whose committed offsets expired reads from the earliest record; Apache Kafka deletes whole log "
+        "segments, so a record may stay up to `segment.ms` + `retention.ms` after it was written, 7 + 7 days by "
+        "default). Unset (the default): kept for ever, as the outbox is."))
+    retention_interval_s: float = Field(default=3600.0, gt=0, description=(
+        "How often the relay (on the leading replica) and the consumer (on one replica at a time) delete rows "
+        "past their retention."))
+
+    @model_validator(mode="after")
+    def _inbox_outlives_outbox(self) -> KafkaSettings:
+        inbox, outbox = self.inbox_retention_days, self.outbox_retention_days
+        if inbox is not None and (outbox is None or inbox < outbox + 1):
+            raise ValueError(
+                f"inbox_retention_days ({inbox}) must be at least outbox_retention_days + 1 "
+                f"({'unset: kept for ever' if outbox is None else outbox + 1}): a consumer must remember an event "
+                "for as long as its producer may publish it again")
+        return self
 
 
 class OAuthClient(BaseModel):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.handlers import NOT_NEEDED, BatchHandler, Delivery, Handlers
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
+from shared.bus.retention import Retention, purge_inbox
 from shared.db import transaction
 from shared.events.catalogue import dlq_topic
 from shared.events.envelope import utcnow
@@ -56,6 +58,10 @@ class Consumer:
         self._stopping = False
         self._lag: dict[tuple[str, int], int] = {}
         self._applied, self._next_analyze = 0, 1000
+        # Replicas share the inbox: one at a time deletes what is past its retention.
+        self.retention = Retention("inbox", maker, partial(purge_inbox, table=inbox, consumer=name),
+                                   days=settings.inbox_retention_days, interval_s=settings.retention_interval_s,
+                                   lock=f"kaenkhun-inbox-retention:{name}")
         # Hook for tests that simulate a crash between the database commit and the offset commit.
         self.before_offset_commit: Callable[[TopicPartition, int], Awaitable[None]] | None = None
 
@@ -124,10 +130,12 @@ class Consumer:
         return consumer
 
     async def run(self) -> None:
-        """Consume until stopped; reconnect with backoff if the broker goes away."""
+        """Consume until stopped; reconnect with backoff if the broker goes away; now and then delete inbox rows
+        past their retention."""
         backoff = self.settings.relay_backoff_initial_s
         while not self._stopping:
             try:
+                await self.retention.run_when_due()
                 consumer = self._consumer or await self._connect()
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
                 if batch:

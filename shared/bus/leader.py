@@ -1,7 +1,8 @@
 """Leader election among the replicas of a service that share one PostgreSQL database, by advisory locks.
 
 `Leadership` holds a session lock on a connection of its own for as long as it lives (the relay: one per
-service, so replicas cannot reorder a key's events). On SQLite there is one process: always granted.
+service, so replicas cannot reorder a key's events); `holds_transaction_lock` takes one for a single
+transaction (a chore that one replica at a time should do). On SQLite there is one process: always granted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.db import is_sqlite
 
@@ -75,3 +76,12 @@ class Leadership:
             with contextlib.suppress(Exception):
                 await conn.close()
 
+
+async def holds_transaction_lock(session: AsyncSession, name: str) -> bool:
+    """Take the lock `name` until the session's transaction ends, if no other process holds it (PostgreSQL);
+    always True on SQLite."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    got = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"),
+                                 {"id": advisory_lock_id(name)})).scalar()
+    return bool(got)

@@ -8,6 +8,7 @@ import contextlib
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from shared.bus.kafka import Offsets, ensure_topics, new_producer, with_dlqs
 from shared.bus.leader import Leadership
 from shared.bus.outbox import Outbox
+from shared.bus.retention import Retention, purge_published
 from shared.db import as_utc, read_only, transaction
 from shared.events.envelope import CORRELATION_HEADER, utcnow
 from shared.settings import KafkaSettings
@@ -67,6 +69,8 @@ class Relay:
         # could leave out of order: one relay per service (the lock's name is the same as ever, so replicas of
         # an older version still exclude this one).
         self.leadership = Leadership(engine, f"kaenkhun-relay:{outbox.service}")
+        self.retention = Retention("outbox", maker, partial(purge_published, table=self.table),
+                                   days=settings.outbox_retention_days, interval_s=settings.retention_interval_s)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -90,13 +94,15 @@ class Relay:
         await self.leadership.release()
 
     async def run(self) -> None:
-        """Loop until stopped: publish batches, sleep when idle, back off while the broker is down."""
+        """Loop until stopped: publish batches, sleep when idle, back off while the broker is down; now and then
+        delete published rows past their retention."""
         backoff = self.settings.relay_backoff_initial_s
         while True:
             try:
                 if not await self.leadership.hold():
                     await self._sleep(self.settings.relay_backoff_max_s / 6)
                     continue
+                await self.retention.run_when_due()
                 await self._producer_ready()
                 published = await self.publish_batch()
                 backoff = self.settings.relay_backoff_initial_s
