@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.app import SessionDep
+from shared.app import ReadSessionDep, SessionDep
 from shared.auth import Principal
 from shared.db import as_utc
 from shared.errors import BadRequest, NotFound, PayloadTooLarge
@@ -140,8 +140,8 @@ def import_router(prefix: str, out: type[OutT], can_write: Any, *, summary: str)
 
     @router.post("", status_code=202, summary=summary, responses={
         202: {"description": "Accepted; poll the Location"}, 413: {"description": "Too large"}})
-    async def create_import(file: UploadFile, request: Request, session: SessionDep,
-                            principal: Principal = can_write) -> JSONResponse:
+    async def create_import(principal: Principal = can_write, *, file: UploadFile, request: Request,
+                            session: SessionDep) -> JSONResponse:
         jobs: ImportJobs[Any, Any] = request.app.state.imports
         jobs.check_ready()
         job_id = await accept_upload(session, jobs=jobs, file=file, principal=principal,
@@ -152,11 +152,12 @@ def import_router(prefix: str, out: type[OutT], can_write: Any, *, summary: str)
 
     @router.get("/{import_id}", response_model=out, summary="Status, counts and rejected rows of an import")
     async def get_import(
-        import_id: str, request: Request, session: SessionDep,
+        principal: Principal = can_write,  # first: the caller is known before a session opens
+        *,
+        import_id: str, request: Request, session: ReadSessionDep,
         errors_after_row: Annotated[int, Query(ge=0, le=2**31 - 1,
                                                description="page through errors: rows after this one")] = 0,
         errors_limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-        principal: Principal = can_write,
     ) -> Any:
         jobs: ImportJobs[Any, Any] = request.app.state.imports
         job = await find_job(session, jobs=jobs, job_id=import_id, principal=principal)
