@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from sqlmodel import col
 from services.assessment.models import Assessment
 from services.assessment.mpi import Summary, Unit
 from services.assessment.security import CanRead
+from services.assessment.sets.routes import SetsDep
 from services.assessment.sets.service import Sets
 from shared.app import ReadSessionDep
 from shared.areas import AREA_CODE_PATTERN, find
@@ -118,11 +119,11 @@ router = APIRouter(prefix="/v1/mpi", tags=["poverty figures"])
 
 @router.get("", summary="Multidimensional poverty (Alkire–Foster) of an area, by sub-area, from the current "
             "assessments of a survey year", responses={404: {"description": "No such area or indicator set"}})
-async def mpi_report(principal: CanRead, request: Request, session: ReadSessionDep,
+async def mpi_report(principal: CanRead, sets: SetsDep, session: ReadSessionDep,
                      area: Annotated[str, Query(pattern=AREA_CODE_PATTERN, description="DOPA code, e.g. 40")],
                      survey_year: Annotated[int, Query(ge=2500, le=2700)],
                      level: Annotated[Level | None, Query(
                          description="one row per area of this level (default: one below `area`)")] = None,
                      indicator_set: Annotated[str, Query(max_length=64)] = "tpmap-2560") -> MpiReport:
-    return await area_report(session, sets=request.app.state.sets, principal=principal, area=area,
+    return await area_report(session, sets=sets, principal=principal, area=area,
                              survey_year=survey_year, level=level, indicator_set=indicator_set)

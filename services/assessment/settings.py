@@ -1,12 +1,14 @@
 """Settings of the assessment service (env prefix KAENKHUN_ASSESSMENT_)."""
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
+from fastapi import Depends
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.assessment.sets.service import SETS_DIR
+from shared.app import service_settings
 from shared.settings import ServiceSettings
 
 
@@ -23,3 +25,7 @@ class AssessmentSettings(ServiceSettings):
     import_chunk_rows: int = Field(default=500, ge=1)
     import_max_errors: int = Field(default=10_000, ge=0)
     import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+
+
+# The settings the app was built with, as a route parameter.
+SettingsDep = Annotated[AssessmentSettings, Depends(service_settings)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from services.assistance.models import Budget, outbox
 from services.assistance.security import CanRead, CanWrite
-from services.assistance.settings import AssistanceSettings
+from services.assistance.settings import AssistanceSettings, SettingsDep
 from shared import areas
 from shared.app import ReadSessionDep, SessionDep
 from shared.auth import Principal
@@ -221,21 +221,21 @@ AreaCode = Annotated[str, Path(pattern=areas.AREA_CODE_PATTERN, description="pro
 
 
 @router.get("/v1/programmes", summary="The programmes and their rules")
-async def list_programmes(principal: CanRead, request: Request) -> list[ProgrammeOut]:
-    return [describe(p) for p in programmes(request.app.state.settings).values()]
+async def list_programmes(principal: CanRead, settings: SettingsDep) -> list[ProgrammeOut]:
+    return [describe(p) for p in programmes(settings).values()]
 
 
 @router.put("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="Allocate (or change) a budget",
             responses={409: {"description": "Below what is already disbursed"}})
 async def put_budget(principal: CanWrite, programme: str, fiscal_year: FiscalYear, area_code: AreaCode, body: BudgetIn,
-                     request: Request, session: SessionDep) -> BudgetOut:
-    return await allocate(session, settings=request.app.state.settings, principal=principal, programme=programme,
+                     settings: SettingsDep, session: SessionDep) -> BudgetOut:
+    return await allocate(session, settings=settings, principal=principal, programme=programme,
                           fiscal_year=fiscal_year, area_code=area_code, amount=body.amount)
 
 
 @router.get("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="A budget: allocated, disbursed, "
             "reversed, remaining")
-async def get_budget(principal: CanRead, programme: str, fiscal_year: FiscalYear, area_code: AreaCode, request: Request,
-                     session: ReadSessionDep) -> BudgetOut:
-    return await budget_in_reach(session, settings=request.app.state.settings, principal=principal,
+async def get_budget(principal: CanRead, programme: str, fiscal_year: FiscalYear, area_code: AreaCode,
+                     settings: SettingsDep, session: ReadSessionDep) -> BudgetOut:
+    return await budget_in_reach(session, settings=settings, principal=principal,
                                  programme=programme, fiscal_year=fiscal_year, area_code=area_code)

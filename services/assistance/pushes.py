@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assistance.models import IdempotencyRecord
+from services.assistance.settings import AssistanceSettings
 from shared import webhooks
 from shared.db import as_utc, transaction
 from shared.errors import PROBLEM_JSON, BadRequest, Conflict, Problem, Unprocessable
@@ -87,9 +88,9 @@ def idempotency_key(request: Request) -> str:
 
 
 async def handle_push(request: Request, scope: str, model: type[BodyT],
-                      run: Callable[[AsyncSession, Push], Awaitable[tuple[int, BaseModel]]]) -> JSONResponse:
+                      run: Callable[[AsyncSession, Push], Awaitable[tuple[int, BaseModel]]], *,
+                      settings: AssistanceSettings) -> JSONResponse:
     """Verify, claim the key, run `run` once, and answer (or replay) its response."""
-    settings = request.app.state.settings
     raw = await request.body()
     webhook_id = webhooks.verify([s.get_secret_value() for s in settings.ministry_webhook_secrets],
                                  request.headers, raw, tolerance_s=settings.webhook_tolerance_s)

@@ -1,11 +1,13 @@
 """Settings of the assistance service (env prefix KAENKHUN_ASSISTANCE_; citizen-ID hash key KAENKHUN_PII_)."""
 
 from decimal import Decimal
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
+from fastapi import Depends
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from shared.app import service_settings
 from shared.events.registry import Source
 from shared.pii import PiiSettings
 from shared.settings import ServiceSettings
@@ -50,3 +52,7 @@ class AssistanceSettings(ServiceSettings):
         if any(s.get_secret_value() == DEV_WEBHOOK_SECRET for s in self.ministry_webhook_secrets):
             problems.append("KAENKHUN_ASSISTANCE_MINISTRY_WEBHOOK_SECRETS (development secret)")
         return problems
+
+
+# The settings the app was built with, as a route parameter.
+SettingsDep = Annotated[AssistanceSettings, Depends(service_settings)]

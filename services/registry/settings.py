@@ -1,10 +1,12 @@
 """Settings of the registry service (env prefix KAENKHUN_REGISTRY_; citizen-ID keys KAENKHUN_PII_)."""
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
+from fastapi import Depends
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.app import service_settings
 from shared.pii import PiiSettings
 from shared.settings import ServiceSettings
 
@@ -24,3 +26,7 @@ class RegistrySettings(ServiceSettings):
 
     def uses_development_material(self) -> list[str]:
         return super().uses_development_material() + self.pii.uses_development_material()
+
+
+# The settings the app was built with, as a route parameter.
+SettingsDep = Annotated[RegistrySettings, Depends(service_settings)]

@@ -1,10 +1,12 @@
 """Settings of the reporting service (env prefix KAENKHUN_REPORTING_)."""
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
+from fastapi import Depends
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.app import service_settings
 from shared.settings import Environment, ServiceSettings
 
 
@@ -23,3 +25,7 @@ class ReportingSettings(ServiceSettings):
         if self.public_areas is not None:
             return self.public_areas
         return ["*"] if self.env is Environment.development else []
+
+
+# The settings the app was built with, as a route parameter.
+SettingsDep = Annotated[ReportingSettings, Depends(service_settings)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.assessment.security import CanRead
 from services.assessment.sets.schemas import SetDetail, SetSummary
@@ -13,19 +13,23 @@ from services.assessment.sets.service import Sets, detail, summaries
 router = APIRouter(prefix="/v1/indicator-sets", tags=["indicator sets"])
 
 
-def _sets(request: Request) -> Sets:
+def loaded_sets(request: Request) -> Sets:
+    """FastAPI dependency: the indicator sets the app loaded (`app.state.sets`)."""
     sets: Sets = request.app.state.sets
     return sets
 
 
+SetsDep = Annotated[Sets, Depends(loaded_sets)]
+
+
 @router.get("", summary="Every version of every indicator set")
-async def list_sets(_principal: CanRead, request: Request) -> list[SetSummary]:
-    return summaries(sets=_sets(request))
+async def list_sets(_principal: CanRead, sets: SetsDep) -> list[SetSummary]:
+    return summaries(sets=sets)
 
 
 @router.get("/{set_id}", summary="An indicator set: dimensions, indicators, applicability, thresholds, cutoffs",
             responses={404: {"description": "No such set or version"}})
-async def get_set(_principal: CanRead, set_id: str, request: Request,
+async def get_set(_principal: CanRead, set_id: str, sets: SetsDep,
                   version: Annotated[int | None, Query(ge=1, le=2**31 - 1,
                                                         description="default: the latest")] = None) -> SetDetail:
-    return detail(sets=_sets(request), set_id=set_id, version=version)
+    return detail(sets=sets, set_id=set_id, version=version)

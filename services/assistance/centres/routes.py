@@ -15,6 +15,7 @@ from services.assistance.centres.schemas import CentreIn, CentreKind, CentreOut,
 from services.assistance.disbursements.schemas import BatchOut
 from services.assistance.pushes import Push, handle_push, push_route
 from services.assistance.security import CanRead, CanWrite
+from services.assistance.settings import SettingsDep
 from shared import areas
 from shared.app import ReadSessionDep, SessionDep
 
@@ -44,13 +45,12 @@ async def get_centre(principal: CanRead, centre_id: str, session: ReadSessionDep
 
 @router.post("/v1/centre-subsidies", **push_route(
     SubsidyBatchIn, BatchOut, "The ministry pushes a batch of subsidies to centres (signed, idempotent)"))
-async def push_subsidies(request: Request) -> Any:
-    settings = request.app.state.settings
+async def push_subsidies(request: Request, settings: SettingsDep) -> Any:
 
     async def run(session: AsyncSession, push: Push) -> tuple[int, BaseModel]:
         return await service.record_subsidies(session, settings=settings, push=push)
 
-    return await handle_push(request, "centre-subsidy", SubsidyBatchIn, run)
+    return await handle_push(request, "centre-subsidy", SubsidyBatchIn, run, settings=settings)
 
 
 @router.get("/v1/reconciliation", summary="Every budget of a fiscal year in an area beside the sum of its payments")

@@ -12,22 +12,21 @@ from services.assistance.disbursements import service
 from services.assistance.disbursements.schemas import REF_PATTERN, BatchIn, BatchOut, ItemOut, ReversalIn
 from services.assistance.pushes import Push, handle_push, push_route
 from services.assistance.security import CanRead, CanWrite
+from services.assistance.settings import SettingsDep
 from shared.app import ReadSessionDep, SessionDep
 from shared.ids import ID_PATTERN
+from shared.pii import ProtectorDep
 
 router = APIRouter(tags=["disbursements"])
 
 
 @router.post("/v1/disbursement-batches",
              **push_route(BatchIn, BatchOut, "The ministry pushes a batch of family grants (signed, idempotent)"))
-async def push_batch(request: Request) -> Any:
-    settings = request.app.state.settings
-
+async def push_batch(request: Request, settings: SettingsDep, protector: ProtectorDep) -> Any:
     async def run(session: AsyncSession, push: Push) -> tuple[int, BaseModel]:
-        return await service.record_batch(session, settings=settings, protector=request.app.state.protector,
-                                          push=push)
+        return await service.record_batch(session, settings=settings, protector=protector, push=push)
 
-    return await handle_push(request, "disbursement-batch", BatchIn, run)
+    return await handle_push(request, "disbursement-batch", BatchIn, run, settings=settings)
 
 
 @router.get("/v1/disbursement-batches/{batch_ref}", summary="A batch and each item's state now")

@@ -26,13 +26,14 @@ from services.registry.households.schemas import (
     MemberTransfer,
 )
 from services.registry.security import PII_READ, CanLookup, CanRead, CanRegister, CanWrite, can_read
+from services.registry.settings import SettingsDep
 from shared.app import SessionDep, session_by_caller
 from shared.auth import Principal
 from shared.errors import NotFound, problem_response
 from shared.etag import etag
 from shared.events.registry import Source
 from shared.ids import decode_cursor, encode_cursor
-from shared.pii import CitizenIdProtector
+from shared.pii import CitizenIdProtector, ProtectorDep
 
 # An unmasked read (pii:read) writes its audit row, so it needs a transaction; a masked read is a read session.
 DisclosureSessionDep = Annotated[AsyncSession, session_by_caller(can_read, lambda p: p.has_scope(PII_READ))]
@@ -60,14 +61,9 @@ _CHANGE_RESPONSES: dict[int | str, dict[str, str]] = {
 }
 
 
-def _protector(request: Request) -> CitizenIdProtector:
-    protector: CitizenIdProtector = request.app.state.protector
-    return protector
-
-
-def _reply(request: Request, session: SessionDep, record: HouseholdRecord, caller: CallerWithPurpose, *,
+def _reply(protector: CitizenIdProtector, session: SessionDep, record: HouseholdRecord, caller: CallerWithPurpose, *,
            status_code: int = 200, action: str = "pii_read") -> JSONResponse:
-    body = disclosure.present(session, record, caller=caller, protector=_protector(request), action=action)
+    body = disclosure.present(session, record, caller=caller, protector=protector, action=action)
     headers = {"ETag": etag(record.household.version)}
     if status_code == 201:
         headers["Location"] = f"/v1/households/{record.household.id}"
@@ -77,14 +73,14 @@ def _reply(request: Request, session: SessionDep, record: HouseholdRecord, calle
 @router.post("/households", status_code=201, response_model=HouseholdOut, summary="Register a household",
              responses={201: {"headers": {"ETag": {"description": "version"}, "Location": {"description": "URL"}}},
                         409: {"description": "A citizen ID already belongs to an open household"}})
-async def register_household(principal: CanRegister, body: HouseholdCreate, request: Request, session: SessionDep,
-                             purpose: Purpose = None) -> JSONResponse:
+async def register_household(principal: CanRegister, body: HouseholdCreate, request: Request, protector: ProtectorDep,
+                             session: SessionDep, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
-        record = await registration.register(session, caller=caller, body=body, protector=_protector(request))
+        record = await registration.register(session, caller=caller, body=body, protector=protector)
     except registration.CitizenIdRegistered as exc:
         return await _refused(request, session, caller, exc)
-    return _reply(request, session, record, caller, status_code=201)
+    return _reply(protector, session, record, caller, status_code=201)
 
 
 async def _refused(request: Request, session: SessionDep, caller: CallerWithPurpose,
@@ -96,7 +92,8 @@ async def _refused(request: Request, session: SessionDep, caller: CallerWithPurp
 
 
 @router.get("/households", response_model=HouseholdPage, summary="List households in your areas")
-async def list_households(principal: CanRead, request: Request, session: DisclosureSessionDep,
+async def list_households(principal: CanRead, protector: ProtectorDep, settings: SettingsDep,
+                          session: DisclosureSessionDep,
                           province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
                           district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
                           subdistrict: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
@@ -107,7 +104,6 @@ async def list_households(principal: CanRead, request: Request, session: Disclos
                                                          description="part of a member's name")] = None,
                           cursor: Annotated[str | None, Query(max_length=200)] = None,
                           limit: Annotated[int | None, Query(ge=1)] = None, purpose: Purpose = None) -> JSONResponse:
-    settings = request.app.state.settings
     size = min(limit or settings.page_size_default, settings.page_size_max)
     caller = _caller(principal, purpose)
     filters = HouseholdFilter(province=province, district=district, subdistrict=subdistrict, village_no=village_no,
@@ -115,7 +111,7 @@ async def list_households(principal: CanRead, request: Request, session: Disclos
                               status=None if status == "any" else status, q=q)
     records, last = await queries.list_page(session, caller=caller, filters=filters, after=decode_cursor(cursor),
                                             limit=size)
-    items = [disclosure.present(session, r, caller=caller, protector=_protector(request), action="pii_read")
+    items = [disclosure.present(session, r, caller=caller, protector=protector, action="pii_read")
              for r in records]
     page = HouseholdPage(items=items, next_cursor=encode_cursor(last))
     return JSONResponse(page.model_dump(mode="json"))
@@ -123,49 +119,51 @@ async def list_households(principal: CanRead, request: Request, session: Disclos
 
 @router.get("/households/{household_id}", response_model=HouseholdOut, summary="A household and its members",
             responses={404: {"description": "No such household in your areas"}})
-async def get_household(principal: CanRead, household_id: str, request: Request, session: DisclosureSessionDep,
+async def get_household(principal: CanRead, household_id: str, protector: ProtectorDep, session: DisclosureSessionDep,
                         purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
-    return _reply(request, session, await queries.load(session, caller=caller, household_id=household_id), caller)
+    return _reply(protector, session, await queries.load(session, caller=caller, household_id=household_id), caller)
 
 
 @router.patch("/households/{household_id}", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
               summary="Change address, sources or welfare card (merge patch; If-Match required)")
-async def patch_household(principal: CanWrite, household_id: str, body: HouseholdPatch, request: Request,
+async def patch_household(principal: CanWrite, household_id: str, body: HouseholdPatch, protector: ProtectorDep,
                           session: SessionDep, if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     record = await commands.change(session, caller=caller, household_id=household_id, body=body, if_match=if_match)
-    return _reply(request, session, record, caller)
+    return _reply(protector, session, record, caller)
 
 
 @router.post("/households/{household_id}/members", status_code=201, response_model=HouseholdOut,
              responses=_CHANGE_RESPONSES, summary="Add a member (If-Match required)")
-async def add_member(principal: CanRegister, household_id: str, body: MemberIn, request: Request, session: SessionDep,
-                     if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
+async def add_member(principal: CanRegister, household_id: str, body: MemberIn, request: Request,
+                     protector: ProtectorDep, session: SessionDep, if_match: IfMatch = None,
+                     purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
         record, _member = await commands.add_member(session, caller=caller, household_id=household_id, body=body,
-                                                   if_match=if_match, protector=_protector(request))
+                                                   if_match=if_match, protector=protector)
     except registration.CitizenIdRegistered as exc:
         return await _refused(request, session, caller, exc)
-    return _reply(request, session, record, caller, status_code=201)
+    return _reply(protector, session, record, caller, status_code=201)
 
 
 @router.post("/households/{household_id}/members/{member_id}:remove", response_model=HouseholdOut,
              responses=_CHANGE_RESPONSES, summary="Remove a member: deceased, moved out, or a data error")
-async def remove_member(principal: CanWrite, household_id: str, member_id: str, body: MemberRemove, request: Request,
-                        session: SessionDep, if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
+async def remove_member(principal: CanWrite, household_id: str, member_id: str, body: MemberRemove,
+                        protector: ProtectorDep, session: SessionDep, if_match: IfMatch = None,
+                        purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     record = await commands.remove_member(session, caller=caller, household_id=household_id, member_id=member_id,
                                          reason=body.reason, new_head_member_id=body.new_head_member_id,
                                          if_match=if_match)
-    return _reply(request, session, record, caller)
+    return _reply(protector, session, record, caller)
 
 
 @router.post("/households/{household_id}/members/{member_id}:transfer", response_model=HouseholdOut,
              responses=_CHANGE_RESPONSES, summary="Move a member to another open household")
 async def transfer_member(principal: CanWrite, household_id: str, member_id: str, body: MemberTransfer,
-                          request: Request, session: SessionDep, if_match: IfMatch = None,
+                          protector: ProtectorDep, session: SessionDep, if_match: IfMatch = None,
                           purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     source, _target = await commands.transfer_member(
@@ -173,49 +171,49 @@ async def transfer_member(principal: CanWrite, household_id: str, member_id: str
         to_household_id=body.to_household_id, relation=body.relation,
         new_head_member_id=body.new_head_member_id, if_match=if_match,
     )
-    return _reply(request, session, source, caller)
+    return _reply(protector, session, source, caller)
 
 
 @router.post("/households/{household_id}:close", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
              summary="Close a household (its people may then join another)")
-async def close_household(principal: CanWrite, household_id: str, body: HouseholdClose, request: Request,
+async def close_household(principal: CanWrite, household_id: str, body: HouseholdClose, protector: ProtectorDep,
                           session: SessionDep, if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     record = await commands.close(session, caller=caller, household_id=household_id, reason=body.reason,
                                  if_match=if_match)
-    return _reply(request, session, record, caller)
+    return _reply(protector, session, record, caller)
 
 
 @router.put("/households/{household_id}/assignment", response_model=HouseholdOut, responses=_CHANGE_RESPONSES,
             summary="Assign the field team and buddy official who follow the household (If-Match optional)")
-async def assign_household(principal: CanWrite, household_id: str, body: Assignment, request: Request,
+async def assign_household(principal: CanWrite, household_id: str, body: Assignment, protector: ProtectorDep,
                            session: SessionDep, if_match: IfMatch = None, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     record = await commands.assign(session, caller=caller, household_id=household_id, team_id=body.team_id,
                                   buddy_official=body.buddy_official, if_match=if_match)
-    return _reply(request, session, record, caller)
+    return _reply(protector, session, record, caller)
 
 
 @router.post("/households:lookup", response_model=HouseholdOut, summary="The open household of a citizen ID",
              responses={404: {"description": "No open household in your areas has this citizen ID"}})
-async def lookup_household(principal: CanLookup, body: Lookup, request: Request, session: SessionDep,
-                           purpose: Purpose = None) -> JSONResponse:
+async def lookup_household(principal: CanLookup, body: Lookup, request: Request, protector: ProtectorDep,
+                           session: SessionDep, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
         record = await disclosure.lookup(session, caller=caller, citizen_id=body.citizen_id,
-                                      protector=_protector(request))
+                                      protector=protector)
     except NotFound as exc:
         return problem_response(exc, request)  # returned, not raised: the audit row of the lookup is kept
-    return _reply(request, session, record, caller)
+    return _reply(protector, session, record, caller)
 
 
 @router.get("/duplicates", response_model=DuplicatePage, summary="Probable duplicate people",
             description="Current members of open households in your areas who share first name, last name and "
                         "birth date but not citizen ID — usually one person registered twice with a typo.")
-async def list_duplicates(principal: CanRead, request: Request, session: DisclosureSessionDep,
+async def list_duplicates(principal: CanRead, protector: ProtectorDep, session: DisclosureSessionDep,
                           limit: Annotated[int, Query(ge=1, le=500)] = 100, purpose: Purpose = None) -> DuplicatePage:
     caller = _caller(principal, purpose)
     groups = await queries.probable_duplicates(session, caller=caller, limit=limit)
-    items = disclosure.present_duplicates(session, groups, caller=caller, protector=_protector(request))
+    items = disclosure.present_duplicates(session, groups, caller=caller, protector=protector)
     return DuplicatePage(items=items)
 

@@ -21,7 +21,7 @@ from services.reporting.reports.areas import (
     level_name,
     visible,
 )
-from services.reporting.reports.publication import Cache, as_of, cached_assistance, cached_survey
+from services.reporting.reports.publication import Cache, CacheDep, as_of, cached_assistance, cached_survey
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -34,6 +34,7 @@ from services.reporting.reports.table import (
     respond,
 )
 from services.reporting.security import CanRead
+from services.reporting.settings import SettingsDep
 from shared.app import ReadSessionDep
 from shared.auth import Principal
 from shared.money import FiscalYear
@@ -94,13 +95,13 @@ router = APIRouter()
 
 @router.get("/assistance", summary="Grants, subsidies, budgets and coverage of the target poor, by area",
             responses=FORMATS)
-async def assistance(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
-                     fiscal_year: Annotated[FiscalYear, Query()], level: LevelParam = None,
-                     survey_year: Annotated[int | None, Query(ge=2500, le=2700)] = None,
+async def assistance(principal: CanRead, cache: CacheDep, settings: SettingsDep, request: Request,
+                     session: ReadSessionDep, area: AreaParam, fiscal_year: Annotated[FiscalYear, Query()],
+                     level: LevelParam = None, survey_year: Annotated[int | None, Query(ge=2500, le=2700)] = None,
                      fmt: FormatParam = None) -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
-    table = await assistance_by_area(session, cache=Cache.of(request.app.state),
-                                     threshold=request.app.state.settings.small_count_max, principal=principal,
+    table = await assistance_by_area(session, cache=cache,
+                                     threshold=settings.small_count_max, principal=principal,
                                      area=area, depth=depth, fiscal_year=fiscal_year, survey_year=survey_year)
     return respond(table, choose_format(request, fmt))

@@ -20,7 +20,7 @@ from services.reporting.reports.areas import (
     visible,
 )
 from services.reporting.reports.poverty import SurveyYear
-from services.reporting.reports.publication import Cache, as_of, cached_survey
+from services.reporting.reports.publication import Cache, CacheDep, as_of, cached_survey
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -33,6 +33,7 @@ from services.reporting.reports.table import (
     respond,
 )
 from services.reporting.security import CanRead
+from services.reporting.settings import SettingsDep
 from shared.app import ReadSessionDep
 from shared.auth import Principal
 
@@ -99,11 +100,12 @@ router = APIRouter()
 
 
 @router.get("/mpi-decomposition", summary="Each indicator's and each area's contribution to M0", responses=FORMATS)
-async def mpi_decomposition(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
-                            survey_year: SurveyYear, level: LevelParam = None, fmt: FormatParam = None) -> Response:
+async def mpi_decomposition(principal: CanRead, cache: CacheDep, settings: SettingsDep, request: Request,
+                            session: ReadSessionDep, area: AreaParam, survey_year: SurveyYear, level: LevelParam = None,
+                            fmt: FormatParam = None) -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
-    table = await decomposition(session, cache=Cache.of(request.app.state),
-                                threshold=request.app.state.settings.small_count_max, principal=principal,
+    table = await decomposition(session, cache=cache,
+                                threshold=settings.small_count_max, principal=principal,
                                 area=area, depth=depth, survey_year=survey_year)
     return respond(table, choose_format(request, fmt))

@@ -22,7 +22,7 @@ from services.reporting.reports.areas import (
     level_name,
     visible,
 )
-from services.reporting.reports.publication import POVERTY_COUNTS, Cache, as_of, cached_survey
+from services.reporting.reports.publication import POVERTY_COUNTS, Cache, CacheDep, as_of, cached_survey
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -35,6 +35,7 @@ from services.reporting.reports.table import (
     respond,
 )
 from services.reporting.security import CanRead
+from services.reporting.settings import SettingsDep
 from shared.app import ReadSessionDep
 from shared.auth import Principal
 
@@ -88,11 +89,12 @@ router = APIRouter()
 
 @router.get("/poverty", summary="Households, target poor, deprivation by dimension, H, A, MPI and exits, by area",
             responses=FORMATS)
-async def poverty(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
-                  survey_year: SurveyYear, level: LevelParam = None, fmt: FormatParam = None) -> Response:
+async def poverty(principal: CanRead, cache: CacheDep, settings: SettingsDep, request: Request, session: ReadSessionDep,
+                  area: AreaParam, survey_year: SurveyYear, level: LevelParam = None,
+                  fmt: FormatParam = None) -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
-    table = await poverty_by_area(session, cache=Cache.of(request.app.state),
-                                  threshold=request.app.state.settings.small_count_max, principal=principal,
+    table = await poverty_by_area(session, cache=cache,
+                                  threshold=settings.small_count_max, principal=principal,
                                   area=area, depth=depth, survey_year=survey_year)
     return respond(table, choose_format(request, fmt))

@@ -28,6 +28,7 @@ from services.reporting.reports.table import (
     respond,
 )
 from services.reporting.security import DETAIL, CanRead
+from services.reporting.settings import SettingsDep
 from shared.app import ReadSessionDep
 from shared.auth import Principal, area_clause
 from shared.errors import Forbidden, Unprocessable
@@ -164,7 +165,8 @@ router = APIRouter()
 
 @router.get("/progress", summary="Month by month: surveys, exits, grants, subsidies and partners' help",
             responses=FORMATS)
-async def progress(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
+async def progress(principal: CanRead, settings: SettingsDep, request: Request, session: ReadSessionDep,
+                   area: AreaParam,
                    from_: Annotated[str, Query(alias="from", pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                                                description="first month, YYYY-MM (C.E.)")],
                    to: Month, fmt: FormatParam = None) -> Response:
@@ -174,6 +176,6 @@ async def progress(principal: CanRead, request: Request, session: ReadSessionDep
     if not principal.has_scope(DETAIL) and (len(area) != 2 or not principal.can_see(area)):
         raise Forbidden("Month-by-month figures are published for a whole province; for a smaller area they "
                         "need the scope reporting:detail.")
-    table = await progress_by_month(session, threshold=request.app.state.settings.small_count_max,
+    table = await progress_by_month(session, threshold=settings.small_count_max,
                                     principal=principal, area=area, months=months)
     return respond(table, choose_format(request, fmt))

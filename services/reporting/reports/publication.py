@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -258,3 +259,11 @@ async def cached_assistance(session: AsyncSession, *, cache: Cache, province: st
     key = ("assistance", province, fiscal_year, target.survey_year, threshold, await version(session))
     tree: Tree = await cache.get(key, lambda: assistance(session, province, fiscal_year, target, threshold))
     return tree
+
+
+def publication_cache(request: Request) -> Cache:
+    """FastAPI dependency: the process's cache of published trees."""
+    return Cache.of(request.app.state)
+
+
+CacheDep = Annotated[Cache, Depends(publication_cache)]
