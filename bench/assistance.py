@@ -27,9 +27,9 @@ from services.assistance.models import metadata
 from shared import migrations, webhooks
 from shared.auth import issue_token
 from shared.bus.consumer import Consumer
+from shared.clock import utcnow
 from shared.db import bulk_insert, transaction
 from shared.events.assessment import ASSESSMENT_RECORDED
-from shared.events.envelope import utcnow
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector

@@ -20,8 +20,8 @@ from fastapi import FastAPI, HTTPException, Request
 from sqlalchemy import insert, select
 
 from services.registry.models import Household, Member, outbox
+from shared.clock import utcnow
 from shared.db import create_engine, sessionmaker, transaction
-from shared.events.envelope import utcnow
 from shared.ids import new_id
 from shared.text import name_key
 

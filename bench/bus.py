@@ -36,9 +36,10 @@ from shared.bus import (
     new_producer,
     outbox_table,
 )
+from shared.clock import utcnow
 from shared.db import create_engine, new_metadata, sessionmaker, transaction
 from shared.events.catalogue import Catalogue, EventType
-from shared.events.envelope import CloudEvent, source_for, utcnow
+from shared.events.envelope import CloudEvent, source_for
 from shared.settings import KafkaSettings
 
 SERVICE = "bench-producer"

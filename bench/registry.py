@@ -34,8 +34,8 @@ from services.registry.settings import RegistrySettings
 from shared import migrations
 from shared.app import settle_heap
 from shared.auth import issue_token
+from shared.clock import utcnow
 from shared.db import create_engine, is_sqlite, sessionmaker, transaction
-from shared.events.envelope import utcnow
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector, PiiSettings, check_digit
 from shared.text import name_key

@@ -36,8 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import SERVICES, load
 from shared.bus.kafka import group_lag
+from shared.clock import utcnow
 from shared.db import as_utc, read_only
-from shared.events.envelope import utcnow
 from shared.settings import KafkaSettings
 
 EXAMPLES = 5

@@ -1,10 +1,15 @@
-"""Dates as the people using the system see them: Thailand is UTC+7 all year (no daylight saving)."""
+"""The time now, and dates as the people using the system see them: Thailand is UTC+7 all year (no daylight
+saving)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
-from shared.events.envelope import utcnow
+
+def utcnow() -> datetime:
+    """Now, timezone-aware (UTC): every stored and published time."""
+    return datetime.now(UTC)
+
 
 THAILAND = timezone(timedelta(hours=7), "ICT")
 

@@ -17,8 +17,9 @@ from sqlmodel import col, select
 from services.assessment.models import KnownHousehold
 from services.assessment.scoring import Person
 from shared.bus import Handlers
+from shared.clock import utcnow
 from shared.events.catalogue import Catalogue
-from shared.events.envelope import CloudEvent, utcnow
+from shared.events.envelope import CloudEvent
 from shared.events.registry import HOUSEHOLD_EVENTS, newest_snapshots
 
 handlers = Handlers(Catalogue())

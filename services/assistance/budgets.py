@@ -26,10 +26,10 @@ from shared import areas
 from shared.app import ReadSessionDep, SessionDep
 from shared.auth import Principal
 from shared.bus import PendingEvent
+from shared.clock import utcnow
 from shared.db import rowcount
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.events.assistance import BUDGET_SET, BudgetSet
-from shared.events.envelope import utcnow
 from shared.events.registry import Source
 from shared.ids import new_id
 from shared.money import ZERO, Amount, FiscalYear

@@ -19,10 +19,10 @@ from shared import areas, clock
 from shared.app import ReadSessionDep, SessionDep
 from shared.auth import Principal, area_clause
 from shared.bus import PendingEvent
+from shared.clock import utcnow
 from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
 from shared.events.assistance import VISIT_RECORDED, VisitProblem, VisitRecorded
-from shared.events.envelope import utcnow
 from shared.ids import ID_PATTERN, new_id
 from shared.text import Notes, Text
 

@@ -24,9 +24,9 @@ from shared import areas
 from shared.app import ReadSessionDep, SessionDep
 from shared.areas import AREA_CODE_PATTERN
 from shared.auth import Principal
+from shared.clock import utcnow
 from shared.db import as_utc
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
-from shared.events.envelope import utcnow
 from shared.ids import ID_PATTERN, new_id
 from shared.text import Text
 

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 from services.assistance.models import HistoryEntry, KnownHousehold, MemberHash
 from shared.bus import Handlers
+from shared.clock import utcnow
 from shared.events.assessment import (
     ASSESSMENT_RECORDED,
     POVERTY_STATUS_CHANGED,
@@ -27,7 +28,7 @@ from shared.events.assessment import (
     PovertyStatusChanged,
 )
 from shared.events.catalogue import Catalogue
-from shared.events.envelope import CloudEvent, utcnow
+from shared.events.envelope import CloudEvent
 from shared.events.registry import HOUSEHOLD_EVENTS, HouseholdFacts, newest_snapshots
 
 handlers = Handlers(Catalogue())

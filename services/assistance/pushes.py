@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.assistance.models import IdempotencyRecord
 from services.assistance.settings import AssistanceSettings
 from shared import webhooks
+from shared.clock import utcnow
 from shared.db import as_utc, transaction
 from shared.errors import PROBLEM_JSON, BadRequest, Conflict, Problem, Unprocessable
-from shared.events.envelope import utcnow
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 MAX_KEY = 255

@@ -18,9 +18,9 @@ from services.registry.security import CanRead, CanWrite
 from shared import areas
 from shared.app import ReadSessionDep, SessionDep
 from shared.auth import Principal, area_clause
+from shared.clock import utcnow
 from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
-from shared.events.envelope import utcnow
 from shared.events.registry import TEAM_CREATED, TeamCreated
 from shared.ids import new_id
 from shared.text import Text

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.bus.handlers import NOT_NEEDED, BatchHandler, Delivery, Handlers
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
 from shared.bus.retention import Retention, purge_inbox
+from shared.clock import utcnow
 from shared.db import transaction
 from shared.events.catalogue import dlq_topic
-from shared.events.envelope import utcnow
 from shared.settings import KafkaSettings
 
 if TYPE_CHECKING:

@@ -14,9 +14,10 @@ from sqlalchemy import Table, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.bus.tables import outbox_position_table
+from shared.clock import utcnow
 from shared.db import bulk_insert, rowcount
 from shared.events.catalogue import EventType
-from shared.events.envelope import encode_event, source_for, utcnow
+from shared.events.envelope import encode_event, source_for
 
 # From this many events in one call, the outbox rows go in through the driver's bulk path: rendering a
 # multi-row INSERT costs SQLAlchemy ~35 µs per row on PostgreSQL (measured with bench.registry).

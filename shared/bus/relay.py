@@ -20,8 +20,9 @@ from shared.bus.kafka import Offsets, ensure_topics, new_producer, with_dlqs
 from shared.bus.leader import Leadership
 from shared.bus.outbox import Outbox
 from shared.bus.retention import Retention, purge_published
+from shared.clock import utcnow
 from shared.db import as_utc, read_only, transaction
-from shared.events.envelope import CORRELATION_HEADER, utcnow
+from shared.events.envelope import CORRELATION_HEADER
 from shared.settings import KafkaSettings
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.leader import holds_transaction_lock
+from shared.clock import utcnow
 from shared.db import rowcount, transaction
-from shared.events.envelope import utcnow
 
 log = structlog.get_logger("kaenkhun.bus.retention")
 

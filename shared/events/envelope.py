@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.clock import utcnow
+
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 CORRELATION_HEADER = "correlation-id"
 SOURCE_PREFIX = "urn:kaenkhun:"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class CloudEvent(BaseModel):

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.app import ReadSessionDep, SessionDep
 from shared.auth import Principal
+from shared.clock import utcnow
 from shared.db import as_utc
 from shared.errors import BadRequest, NotFound, PayloadTooLarge
-from shared.events.envelope import utcnow
 from shared.ids import new_id
 from shared.imports.parsing import RowError
 from shared.imports.runner import ImportJobs

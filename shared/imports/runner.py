@@ -30,8 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.auth import Principal
+from shared.clock import utcnow
 from shared.db import transaction
-from shared.events.envelope import utcnow
 from shared.imports.parsing import RowError
 
 log = structlog.get_logger("kaenkhun.imports")

@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 
 from services.assistance.models import IdempotencyRecord
+from shared.clock import utcnow
 from shared.db import transaction
-from shared.events.envelope import utcnow
 from tests.assistance.support import Assistance, item
 from tests.registry.support import problem
 

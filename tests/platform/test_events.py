@@ -70,7 +70,8 @@ def test_cli_prints_the_asyncapi_document() -> None:
 
 
 def test_outbox_encoding_is_byte_for_byte_the_envelope_model() -> None:
-    from shared.events.envelope import encode_event, utcnow
+    from shared.clock import utcnow
+    from shared.events.envelope import encode_event
 
     now = utcnow()
     for optional in ({}, {"correlationid": "c-1", "partitionkey": "h1"}):

@@ -20,8 +20,8 @@ from services import load
 from shared.bus import retention
 from shared.bus.leader import holds_transaction_lock
 from shared.bus.retention import Retention, purge_inbox, purge_published
+from shared.clock import utcnow
 from shared.db import create_engine, sessionmaker, transaction
-from shared.events.envelope import utcnow
 from shared.settings import KafkaSettings
 from tests.conftest import kafka_settings
 from tests.platform.busfixtures import make_producer, make_sink, new_event_type, wait_for

@@ -27,6 +27,7 @@ from services.assessment.sets.schemas import IndicatorSet
 from services.assessment.sets.service import Sets
 from shared.auth import Principal
 from shared.bus import PendingEvent
+from shared.clock import utcnow
 from shared.db import as_utc
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.assessment import (
@@ -37,7 +38,6 @@ from shared.events.assessment import (
     PovertyChange,
     PovertyStatusChanged,
 )
-from shared.events.envelope import utcnow
 from shared.ids import new_id
 
 # An assessment as stored: the ORM row, or (in a bulk import) its column values as attributes.

@@ -21,9 +21,9 @@ from sqlmodel import select
 
 from services.assessment.models import IndicatorSetVersion
 from services.assessment.sets.schemas import IndicatorSet, SetDetail, SetSummary
+from shared.clock import utcnow
 from shared.db import transaction
 from shared.errors import NotFound, ServiceUnavailable
-from shared.events.envelope import utcnow
 
 SETS_DIR = Path(__file__).parents[1] / "indicator_sets"
 

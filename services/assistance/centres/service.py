@@ -31,6 +31,7 @@ from services.assistance.settings import AssistanceSettings
 from shared import areas
 from shared.auth import Principal, area_clause
 from shared.bus import PendingEvent
+from shared.clock import utcnow
 from shared.db import as_utc
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.events.assistance import (
@@ -39,7 +40,6 @@ from shared.events.assistance import (
     CentreRegistered,
     CentreSubsidyRecorded,
 )
-from shared.events.envelope import utcnow
 from shared.ids import new_id
 from shared.money import ZERO
 

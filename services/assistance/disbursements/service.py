@@ -30,6 +30,7 @@ from services.assistance.pushes import Push
 from services.assistance.settings import AssistanceSettings
 from shared.auth import Principal
 from shared.bus import PendingEvent
+from shared.clock import utcnow
 from shared.db import bulk_insert, rowcount
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.assistance import (
@@ -40,7 +41,6 @@ from shared.events.assistance import (
     DisbursementRecorded,
     DisbursementReversed,
 )
-from shared.events.envelope import utcnow
 from shared.ids import new_id
 from shared.money import ZERO, fiscal_year
 from shared.pii import CitizenIdProtector, validate_citizen_id

@@ -36,6 +36,7 @@ from services.assistance.referrals.schemas import (
 from shared import areas, clock
 from shared.auth import Principal, area_clause
 from shared.bus import PendingEvent
+from shared.clock import utcnow
 from shared.db import as_utc, rowcount
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.etag import check_if_match
@@ -47,7 +48,6 @@ from shared.events.assistance import (
     ReferralCreated,
     ReferralUpdated,
 )
-from shared.events.envelope import utcnow
 from shared.ids import decode_cursor, encode_cursor, new_id
 
 # The only moves a referral can make; done and cancelled are final.

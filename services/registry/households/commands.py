@@ -15,10 +15,10 @@ from services.registry.households.queries import SOURCE_COLUMNS, CallerWithPurpo
 from services.registry.households.registration import ensure_not_registered, flush, member_row, village_in_areas
 from services.registry.households.schemas import HouseholdPatch, MemberIn
 from services.registry.models import Household, Member, Team
+from shared.clock import utcnow
 from shared.db import rowcount
 from shared.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from shared.etag import check_if_match
-from shared.events.envelope import utcnow
 from shared.events.registry import (
     HOUSEHOLD_ASSIGNED,
     HOUSEHOLD_CLOSED,

@@ -17,9 +17,9 @@ from services.registry.households.schemas import (
 )
 from services.registry.models import AuditEntry, Member
 from services.registry.security import PII_READ
+from shared.clock import utcnow
 from shared.db import as_utc
 from shared.errors import NotFound
-from shared.events.envelope import utcnow
 from shared.events.registry import Relation, Sex
 from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector, mask_citizen_id

@@ -29,9 +29,9 @@ from services.registry.models import Household, Member, metadata, outbox
 from shared import areas
 from shared.auth import Principal
 from shared.bus import PendingEvent
+from shared.clock import utcnow
 from shared.db import bulk_insert
 from shared.errors import Conflict, Forbidden, Unprocessable
-from shared.events.envelope import utcnow
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector

@@ -29,7 +29,7 @@ from services.registry.imports.schemas import COLUMNS, HOUSEHOLD_COLUMNS
 from services.registry.models import ImportJob, ImportRowError
 from shared import imports
 from shared.auth import Principal
-from shared.events.envelope import utcnow
+from shared.clock import utcnow
 from shared.events.registry import Source
 from shared.imports import RowError, csv_rows, missing_columns, parse_flag
 from shared.pii import CitizenIdProtector
