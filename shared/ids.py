@@ -25,13 +25,17 @@ ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _ID = re.compile(ID_PATTERN)
 
 
-def encode_cursor(last_id: str | None) -> str | None:
+_ROW_KEY = re.compile(r"\d{1,19}")  # a row's integer key (e.g. the audit log's)
+
+
+def encode_cursor(last_id: str | int | None) -> str | None:
     """The opaque `cursor` for the page after the row `last_id` (None: there is no next page)."""
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=") if last_id else None
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=") if last_id is not None else None
 
 
 def decode_cursor(cursor: str | None) -> str | None:
-    """The row id a cursor from encode_cursor stands for; 400 (bad-cursor) for anything else."""
+    """The row id (a UUID, or an integer key as a string) a cursor from encode_cursor stands for; 400 (bad-cursor)
+    for anything else."""
     if cursor is None:
         return None
     try:
@@ -39,6 +43,6 @@ def decode_cursor(cursor: str | None) -> str | None:
         last_id = base64.b64decode(standard, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         last_id = ""
-    if not _ID.fullmatch(last_id):
+    if not (_ID.fullmatch(last_id) or _ROW_KEY.fullmatch(last_id)):
         raise BadRequest("The cursor is not one this API gave out.", type_slug="bad-cursor")
     return last_id

@@ -140,11 +140,21 @@ class Loader:
         body.pop("latest", None)  # SetDetail = the set as defined + whether it is the newest version
         return IndicatorSet.model_validate(body)
 
+    async def every(self, url: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a list, page after page (`next_cursor`)."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = await self.call("GET", url, params=params | {"limit": 500} | ({"cursor": cursor} if cursor else {}))
+            items.extend(page["items"])
+            if (cursor := page["next_cursor"]) is None:
+                return items
+
     # -- teams, centres, budgets --------------------------------------------------------------------------
 
     async def teams(self, geography: Geography) -> None:
         url = f"{self.endpoints.registry}/v1/teams"
-        existing = await self.call("GET", url, params={"province": PROVINCE})
+        existing = await self.every(url, {"province": PROVINCE})
         if existing:
             self.say(f"teams       {len(existing):,} already there: kept")
             return
@@ -172,7 +182,7 @@ class Loader:
         """Register the centres (unless there); the ids of the family development centres, in order."""
         url = f"{self.endpoints.assistance}/v1/centres"
         kind_fdc = "family_development_centre"
-        existing = await self.call("GET", url, params={"area": PROVINCE, "kind": kind_fdc, "limit": 1000})
+        existing = await self.every(url, {"area": PROVINCE, "kind": kind_fdc})
         if existing:
             self.say("centres     already there: kept")
             return [c["id"] for c in sorted(existing, key=lambda c: (c["subdistrict_code"], c["name"]))]
@@ -329,7 +339,7 @@ class Loader:
     async def _partner(self, name: str) -> str:
         """The id of the government partner of this name serving the province (registered once)."""
         url = f"{self.endpoints.assistance}/v1/partners"
-        found = [p for p in await self.call("GET", url, params={"sector": "government"}) if p["name"] == name]
+        found = [p for p in await self.every(url, {"sector": "government"}) if p["name"] == name]
         if found:
             return str(found[0]["id"])
         made = await self.call("POST", url, json={"name": name, "sector": "government", "areas": [PROVINCE]})

@@ -33,6 +33,7 @@ from shared.events.assistance import BUDGET_SET, BudgetSet
 from shared.events.registry import Source
 from shared.ids import new_id
 from shared.money import ZERO, Amount, FiscalYear
+from shared.pagination import Page
 
 FAMILY_GRANT = "family_grant"
 CENTRE_SUBSIDY = "centre_subsidy"
@@ -221,8 +222,9 @@ AreaCode = Annotated[str, Path(pattern=areas.AREA_CODE_PATTERN, description="pro
 
 
 @router.get("/v1/programmes", summary="The programmes and their rules")
-async def list_programmes(principal: CanRead, settings: SettingsDep) -> list[ProgrammeOut]:
-    return [describe(p) for p in programmes(settings).values()]
+async def list_programmes(principal: CanRead, settings: SettingsDep) -> Page[ProgrammeOut]:
+    """All of them at once (the service's own configuration), in the envelope every list has."""
+    return Page[ProgrammeOut](items=[describe(p) for p in programmes(settings).values()], next_cursor=None)
 
 
 @router.put("/v1/budgets/{programme}/{fiscal_year}/{area_code}", summary="Allocate (or change) a budget",

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.assistance.models import KnownHousehold, Visit, outbox
 from services.assistance.security import CanRead, CanWrite
@@ -24,6 +25,7 @@ from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
 from shared.events.assistance import VISIT_RECORDED, VisitProblem, VisitRecorded
 from shared.ids import ID_PATTERN, new_id
+from shared.pagination import Page, PageDep, PageRequest, keyset, page_of, page_request
 from shared.text import Notes, Text
 
 # -- schemas --
@@ -114,23 +116,29 @@ async def add_visit(session: AsyncSession, *, principal: Principal, household_id
     return present(visit)
 
 
-async def visits_of(session: AsyncSession, *, principal: Principal, household_id: str) -> list[VisitOut]:
+async def visits_of(session: AsyncSession, *, principal: Principal, household_id: str,
+                    page: PageRequest) -> Page[VisitOut]:
+    """A page of a household's visits, newest first."""
     await household_in_reach(session, principal=principal, household_id=household_id)
-    found = await session.execute(select(Visit).where(col(Visit.household_id) == household_id)
-                                  .order_by(col(Visit.visited_on).desc(), col(Visit.recorded_at).desc()))
-    return [present(v) for v in found.scalars()]
+    return await _page(session, select(Visit).where(col(Visit.household_id) == household_id), page)
 
 
 async def visits_in_area(session: AsyncSession, *, principal: Principal, area: str | None, since: date | None,
-                         limit: int) -> list[VisitOut]:
+                         page: PageRequest) -> Page[VisitOut]:
+    """A page of the visits in the caller's areas (in `area`, since a date), newest first."""
     query = select(Visit).where(area_clause(principal, col(Visit.village_code)))
     if area is not None:
         query = query.where(col(Visit.village_code).startswith(area))
     if since is not None:
         query = query.where(col(Visit.visited_on) >= since)
-    found = await session.execute(query.order_by(col(Visit.visited_on).desc(), col(Visit.recorded_at).desc(),
-                                                 col(Visit.id)).limit(limit))
-    return [present(v) for v in found.scalars()]
+    return await _page(session, query, page)
+
+
+async def _page(session: AsyncSession, query: SelectOfScalar[Visit], page: PageRequest) -> Page[VisitOut]:
+    query = await keyset(session, query, order=[col(Visit.visited_on), col(Visit.recorded_at)],
+                         id_column=col(Visit.id), page=page, descending=True)
+    found, next_cursor = page_of((await session.execute(query)).scalars().all(), page, lambda v: v.id)
+    return Page[VisitOut](items=[present(v) for v in found], next_cursor=next_cursor)
 
 
 # -- routes --
@@ -151,12 +159,14 @@ async def record_visit(principal: CanWrite, household_id: HouseholdId, body: Vis
 
 
 @router.get("/v1/households/{household_id}/visits", summary="A household's visits, newest first")
-async def household_visits(principal: CanRead, household_id: HouseholdId, session: ReadSessionDep) -> list[VisitOut]:
-    return await visits_of(session, principal=principal, household_id=household_id)
+async def household_visits(principal: CanRead, household_id: HouseholdId, session: ReadSessionDep,
+                           page: PageDep) -> Page[VisitOut]:
+    return await visits_of(session, principal=principal, household_id=household_id, page=page)
 
 
 @router.get("/v1/visits", summary="Visits in an area (yours by default), newest first")
 async def area_visits(principal: CanRead, session: ReadSessionDep,
+                      page: Annotated[PageRequest, page_request(default=200, maximum=1000)],
                       area: Annotated[str | None, Query(pattern=areas.AREA_CODE_PATTERN)] = None,
-                      since: date | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[VisitOut]:
-    return await visits_in_area(session, principal=principal, area=area, since=since, limit=limit)
+                      since: date | None = None) -> Page[VisitOut]:
+    return await visits_in_area(session, principal=principal, area=area, since=since, page=page)

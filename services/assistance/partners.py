@@ -28,6 +28,7 @@ from shared.clock import utcnow
 from shared.db import as_utc
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.ids import ID_PATTERN, new_id
+from shared.pagination import Page, PageDep, PageRequest, filtered_page
 from shared.text import Text
 
 # -- schemas --
@@ -130,13 +131,15 @@ async def register(session: AsyncSession, *, principal: Principal, body: Partner
 
 
 async def partners_in_reach(session: AsyncSession, *, principal: Principal, sector: Sector | None,
-                            area: str | None) -> list[PartnerOut]:
-    """The partners sharing an area with the caller, of a sector and serving an area if given, by name."""
-    query = select(Partner).order_by(col(Partner.name), col(Partner.id))
+                            area: str | None, page: PageRequest) -> Page[PartnerOut]:
+    """A page of the partners sharing an area with the caller, of a sector and serving an area if given, by name."""
+    query = select(Partner)
     if sector is not None:
         query = query.where(col(Partner.sector) == sector.value)
-    found = (await session.execute(query)).scalars()
-    return [present(p) for p in found if shares_an_area(p, principal) and (area is None or serves(p, area))]
+    found, next_cursor = await filtered_page(
+        session, query, order=[col(Partner.name)], id_column=col(Partner.id), page=page, id_of=lambda p: p.id,
+        keep=lambda p: shares_an_area(p, principal) and (area is None or serves(p, area)))
+    return Page[PartnerOut](items=[present(p) for p in found], next_cursor=next_cursor)
 
 
 async def partner_in_reach(session: AsyncSession, *, principal: Principal, partner_id: str) -> PartnerOut:
@@ -162,9 +165,9 @@ async def create_partner(principal: CanWrite, body: PartnerIn, session: SessionD
 
 
 @router.get("/v1/partners", summary="Partner agencies serving your areas, by sector and by the area they serve")
-async def list_partners(principal: CanRead, session: ReadSessionDep, sector: Sector | None = None,
-                        area: Annotated[str | None, Query(pattern=AREA_CODE_PATTERN)] = None) -> list[PartnerOut]:
-    return await partners_in_reach(session, principal=principal, sector=sector, area=area)
+async def list_partners(principal: CanRead, session: ReadSessionDep, page: PageDep, sector: Sector | None = None,
+                        area: Annotated[str | None, Query(pattern=AREA_CODE_PATTERN)] = None) -> Page[PartnerOut]:
+    return await partners_in_reach(session, principal=principal, sector=sector, area=area, page=page)
 
 
 @router.get("/v1/partners/{partner_id}", summary="A partner agency")

@@ -14,7 +14,9 @@ from services.registry.models import Household
 from services.registry.security import CanRead
 from shared.app import ReadSessionDep
 from shared.areas import AREA_CODE_PATTERN, Area, Level, children, find, search, village_code
-from shared.errors import NotFound
+from shared.errors import BadRequest, NotFound
+from shared.ids import decode_cursor
+from shared.pagination import Page, PageRequest, page_of, page_request
 
 # -- schemas --
 
@@ -42,9 +44,22 @@ def _out(area: Area) -> AreaOut:
                    parent_code=area.parent_code)
 
 
-def named(*, q: str, limit: int) -> list[AreaOut]:
-    """Areas whose Thai or English name contains `q`."""
-    return [_out(a) for a in search(q, limit)]
+SEARCH_DEPTH = 1000  # how far down the matches a client can page
+
+
+def named(*, q: str, page: PageRequest) -> Page[AreaOut]:
+    """A page of the areas whose Thai or English name matches `q`, best matches first (exact, prefix, contains);
+    pages reach the first SEARCH_DEPTH matches."""
+    start = 0
+    if (code := decode_cursor(page.cursor)) is not None:
+        found = search(q, SEARCH_DEPTH)
+        start = next((i + 1 for i, a in enumerate(found) if a.code == code), -1)
+        if start < 0:
+            raise BadRequest("The cursor is not one this API gave out.", type_slug="bad-cursor")
+    else:
+        found = search(q, page.limit + 1)
+    areas_, next_cursor = page_of(found[start:start + page.limit + 1], page, lambda a: a.code)
+    return Page[AreaOut](items=[_out(a) for a in areas_], next_cursor=next_cursor)
 
 
 async def with_children(session: AsyncSession, *, code: str) -> AreaDetail:
@@ -71,8 +86,8 @@ router = APIRouter(prefix="/v1/areas", tags=["areas"])
 async def search_areas(_principal: CanRead,
                        q: Annotated[str, Query(min_length=1, max_length=100,
                                                description="part of a Thai or English name")],
-                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[AreaOut]:
-    return named(q=q, limit=limit)
+                       page: Annotated[PageRequest, page_request(default=20, maximum=100)]) -> Page[AreaOut]:
+    return named(q=q, page=page)
 
 
 @router.get("/{code}", summary="An area and its children", responses={404: {"description": "No such area"}})

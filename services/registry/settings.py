@@ -17,8 +17,6 @@ class RegistrySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KAENKHUN_REGISTRY_", extra="ignore")
 
     pii: PiiSettings = Field(default_factory=PiiSettings)
-    page_size_default: int = 50
-    page_size_max: int = 500
     # Bulk import: households per transaction, and at most this many row errors kept per import.
     import_chunk_households: int = 500
     import_max_errors: int = 10_000

@@ -23,6 +23,7 @@ from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
 from shared.events.registry import TEAM_CREATED, TeamCreated
 from shared.ids import new_id
+from shared.pagination import Page, PageDep, PageRequest, keyset, page_of
 from shared.text import Text
 
 # -- schemas --
@@ -93,15 +94,17 @@ async def create(session: AsyncSession, *, principal: Principal, body: TeamCreat
 
 
 async def in_areas(session: AsyncSession, *, principal: Principal, district: str | None, province: str | None,
-                   ) -> list[TeamOut]:
-    """The teams of the caller's areas, by district and name."""
-    query = select(Team).where(area_clause(principal, Team.district_code)).order_by(col(Team.district_code),
-                                                                                   col(Team.name))
+                   page: PageRequest) -> Page[TeamOut]:
+    """A page of the teams of the caller's areas, by district and name."""
+    query = select(Team).where(area_clause(principal, Team.district_code))
     if district is not None:
         query = query.where(col(Team.district_code) == district)
     if province is not None:
         query = query.where(col(Team.province_code) == province)
-    return [_out(t) for t in (await session.execute(query)).scalars()]
+    query = await keyset(session, query, order=[col(Team.district_code), col(Team.name)], id_column=col(Team.id),
+                         page=page)
+    teams, next_cursor = page_of((await session.execute(query)).scalars().all(), page, lambda t: t.id)
+    return Page[TeamOut](items=[_out(t) for t in teams], next_cursor=next_cursor)
 
 
 async def one(session: AsyncSession, *, principal: Principal, team_id: str) -> TeamOut:
@@ -124,10 +127,10 @@ async def create_team(principal: CanWrite, body: TeamCreate, session: SessionDep
 
 
 @router.get("", summary="Teams in your areas")
-async def list_teams(principal: CanRead, session: ReadSessionDep,
+async def list_teams(principal: CanRead, session: ReadSessionDep, page: PageDep,
                      district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
-                     province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None) -> list[TeamOut]:
-    return await in_areas(session, principal=principal, district=district, province=province)
+                     province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None) -> Page[TeamOut]:
+    return await in_areas(session, principal=principal, district=district, province=province, page=page)
 
 
 @router.get("/{team_id}", summary="One team", responses={404: {"description": "No such team in your areas"}})

@@ -24,6 +24,7 @@ from shared.errors import BadRequest, NotFound, PayloadTooLarge
 from shared.ids import new_id
 from shared.imports.parsing import RowError
 from shared.imports.runner import ImportJobs
+from shared.pagination import CURSOR_DESCRIPTION, PageRequest, keyset, page_of
 
 # -- schemas --
 
@@ -50,8 +51,8 @@ class ImportOut(BaseModel):
     finished_at: datetime | None
     errors: list[ImportErrorOut]
     errors_total: int = pydantic.Field(description="row errors kept (at most the service's import_max_errors)")
-    errors_next_after_row: int | None = pydantic.Field(
-        description="pass as errors_after_row for the next page of errors")
+    errors_next_cursor: str | None = pydantic.Field(
+        description="pass as `errors_cursor` for the next page of errors; null on the last page")
 
 
 OutT = TypeVar("OutT", bound=ImportOut)
@@ -107,18 +108,17 @@ async def find_job(session: AsyncSession, *, jobs: ImportJobs[Any, Any], job_id:
     return job
 
 
-async def error_page(session: AsyncSession, *, jobs: ImportJobs[Any, Any], job_id: str, after_row: int,
-                     limit: int) -> tuple[list[RowError], int | None]:
-    """A page of a job's row errors in row order, and the `after_row` of the next page (None at the end)."""
+async def error_page(session: AsyncSession, *, jobs: ImportJobs[Any, Any], job_id: str, page: PageRequest,
+                     ) -> tuple[list[RowError], str | None]:
+    """A page of a job's row errors in row order, and the cursor of the next page (None at the end)."""
     model = jobs.error_model
-    found = list((await session.execute(
-        select(model).where(model.import_id == job_id, model.row > after_row)
-        .order_by(model.row, model.id).limit(limit + 1))).scalars())
-    page = [RowError(e.row, e.column, e.message) for e in found[:limit]]
-    return page, (page[-1].row if len(found) > limit else None)
+    query = await keyset(session, select(model).where(model.import_id == job_id), order=[model.row],
+                         id_column=model.id, page=page)
+    found, next_cursor = page_of((await session.execute(query)).scalars().all(), page, lambda e: e.id)
+    return [RowError(e.row, e.column, e.message) for e in found], next_cursor
 
 
-def present_job(out: type[OutT], job: Any, errors: list[RowError], next_after_row: int | None) -> OutT:
+def present_job(out: type[OutT], job: Any, errors: list[RowError], next_cursor: str | None) -> OutT:
     """The job as `out`: its columns by name, times in UTC, and a page of its errors."""
     def at(value: datetime | None) -> datetime | None:
         return as_utc(value).astimezone(UTC) if value is not None else None
@@ -127,7 +127,7 @@ def present_job(out: type[OutT], job: Any, errors: list[RowError], next_after_ro
     return out.model_validate(values | {
         "created_at": at(job.created_at), "started_at": at(job.started_at), "finished_at": at(job.finished_at),
         "errors": [ImportErrorOut(row=e.row, column=e.column, message=e.message) for e in errors],
-        "errors_total": job.errors_kept, "errors_next_after_row": next_after_row})
+        "errors_total": job.errors_kept, "errors_next_cursor": next_cursor})
 
 
 # -- routes --
@@ -155,16 +155,15 @@ def import_router(prefix: str, out: type[OutT], can_write: Any, *, summary: str)
         principal: Principal = can_write,  # first: the caller is known before a session opens
         *,
         import_id: str, request: Request, session: ReadSessionDep,
-        errors_after_row: Annotated[int, Query(ge=0, le=2**31 - 1,
-                                               description="page through errors: rows after this one")] = 0,
+        errors_cursor: Annotated[str | None, Query(max_length=200, description=CURSOR_DESCRIPTION)] = None,
         errors_limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     ) -> Any:
         jobs: ImportJobs[Any, Any] = request.app.state.imports
         job = await find_job(session, jobs=jobs, job_id=import_id, principal=principal)
         if job is None:
             raise NotFound(f"There is no import {import_id} of yours.")
-        errors, next_after = await error_page(session, jobs=jobs, job_id=import_id, after_row=errors_after_row,
-                                              limit=errors_limit)
-        return present_job(out, job, errors, next_after)
+        errors, next_cursor = await error_page(session, jobs=jobs, job_id=import_id,
+                                               page=PageRequest(cursor=errors_cursor, limit=errors_limit))
+        return present_job(out, job, errors, next_cursor)
 
     return router

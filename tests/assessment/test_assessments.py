@@ -72,7 +72,7 @@ async def test_a_correction_is_a_new_revision_and_a_repeat_is_nothing_new(assess
     assert corrected.status_code == 201
     assert (corrected.json()["revision"], corrected.json()["current"]) == (2, True)
     history = (await assessment.client.get(f"/v1/households/{household_id}/assessments",
-                                           headers=assessment.admin)).json()
+                                           headers=assessment.admin)).json()["items"]
     assert [(a["revision"], a["current"], a["score"]) for a in history] == [(2, True, "1/16"), (1, False, "0")]
     types = [t for t, _, _ in await assessment.events()]
     assert types == ["assessment.recorded", "household.poverty_status_changed"] * 2

@@ -71,7 +71,7 @@ async def test_good_rows_are_recorded_and_bad_ones_reported_by_row_and_column(as
     assert "closed" in messages[13] and "in your areas" in messages[14]
 
     [recorded] = (await assessment.client.get(f"/v1/households/{with_child}/assessments",
-                                              headers=assessment.admin)).json()
+                                              headers=assessment.admin)).json()["items"]
     assert (recorded["score"], recorded["revision"], recorded["current"]) == ("1/4", 1, True)
     assert recorded["answers"]["preschool"] is False and recorded["recorded_by"] == "test-client"
     assert recorded["measurements"]["income_per_person_year"] == "20000"
@@ -96,7 +96,7 @@ async def test_a_file_can_carry_several_years_and_corrections(assessment: Assess
     job = await run_import(assessment, rows)
     assert (job["assessments_created"], job["rows_rejected"]) == (2, 0)
     listed = (await assessment.client.get(f"/v1/households/{household_id}/assessments",
-                                          headers=assessment.admin)).json()
+                                          headers=assessment.admin)).json()["items"]
     assert [(a["survey_year"], a["revision"], a["current"], a["poor"]) for a in listed] == [
         (2565, 2, True, False), (2565, 1, False, True), (2564, 1, True, False)]
     changes = [d for t, _k, d in await assessment.events() if t == "household.poverty_status_changed"]
@@ -109,7 +109,7 @@ async def test_a_file_can_carry_several_years_and_corrections(assessment: Assess
     same = await run_import(assessment, [row(household_id, exercise="false")])
     assert (same["assessments_created"], same["assessments_unchanged"]) == (0, 1)
     current = [a for a in (await assessment.client.get(f"/v1/households/{household_id}/assessments",
-                                                       headers=assessment.admin)).json() if a["current"]]
+                                                       headers=assessment.admin)).json()["items"] if a["current"]]
     assert [(a["survey_year"], a["revision"]) for a in current] == [(2565, 3), (2564, 1)]
 
 
@@ -139,12 +139,15 @@ async def test_a_job_is_seen_only_by_its_client_and_errors_page(assessment: Asse
     job = await run_import(assessment, rows, mine)
     assert job["rows_rejected"] == 5 and job["errors_total"] == 5
     page = (await assessment.client.get(f"{URL}/{job['id']}", params={"errors_limit": 2}, headers=mine)).json()
-    assert [e["row"] for e in page["errors"]] == [2, 3] and page["errors_next_after_row"] == 3
-    rest = (await assessment.client.get(f"{URL}/{job['id']}", params={"errors_after_row": 3, "errors_limit": 2},
-                                        headers=mine)).json()
+    assert [e["row"] for e in page["errors"]] == [2, 3] and page["errors_next_cursor"]
+    rest = (await assessment.client.get(f"{URL}/{job['id']}", params={
+        "errors_cursor": page["errors_next_cursor"], "errors_limit": 2}, headers=mine)).json()
     assert [e["row"] for e in rest["errors"]] == [4, 5]
-    last = (await assessment.client.get(f"{URL}/{job['id']}", params={"errors_after_row": 6}, headers=mine)).json()
-    assert last["errors"] == [] and last["errors_next_after_row"] is None
+    last = (await assessment.client.get(f"{URL}/{job['id']}", params={"errors_cursor": rest["errors_next_cursor"]},
+                                        headers=mine)).json()
+    assert [e["row"] for e in last["errors"]] == [6] and last["errors_next_cursor"] is None
+    problem(await assessment.client.get(f"{URL}/{job['id']}", params={"errors_cursor": "garbage!"}, headers=mine),
+            400)
     someone = assessment.as_("assessment:write", areas=("4002",), client_id="someone-else")
     problem(await assessment.client.get(f"{URL}/{job['id']}", headers=someone), 404)
 

@@ -23,7 +23,7 @@ def test_the_tpmap_set_has_17_indicators_in_5_dimensions() -> None:
 async def test_indicator_sets_are_served_from_the_database(assessment: Assessment) -> None:
     listed = await assessment.client.get("/v1/indicator-sets", headers=assessment.admin)
     assert listed.status_code == 200
-    assert [(s["id"], s["version"], s["latest"], s["indicators"]) for s in listed.json()] == [
+    assert [(s["id"], s["version"], s["latest"], s["indicators"]) for s in listed.json()["items"]] == [
         ("tpmap-2560", 1, True, 17)]
     detail = (await assessment.client.get("/v1/indicator-sets/tpmap-2560", headers=assessment.admin)).json()
     water = next(i for i in detail["indicators"] if i["code"] == "drinking_water")

@@ -40,9 +40,9 @@ async def test_centres_are_registered_with_thai_names_and_listed_by_area(assista
         "district_code": "4001", "subdistrict_code": "400101"})
     await centre(assistance, kind="tambon_social_assistance_centre", subdistrict="400201", name="ศูนย์ช่วยเหลือสังคมตำบล")
     listed = (await assistance.client.get("/v1/centres", params={"area": "4001"}, headers=assistance.admin)).json()
-    assert [c["id"] for c in listed] == [made["id"]]
+    assert [c["id"] for c in listed["items"]] == [made["id"]] and listed["next_cursor"] is None
     mueang = assistance.as_("assistance:read", "assistance:write", areas=("4001",))
-    assert len((await assistance.client.get("/v1/centres", headers=mueang)).json()) == 1
+    assert len((await assistance.client.get("/v1/centres", headers=mueang)).json()["items"]) == 1
     problem(await assistance.client.post("/v1/centres", json={
         "kind": "family_development_centre", "name": "x", "subdistrict_code": "400201",
         "local_government": "y"}, headers=mueang), 403)

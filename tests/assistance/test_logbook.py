@@ -37,12 +37,13 @@ async def test_visits_are_recorded_listed_and_published(assistance: Assistance) 
     await assistance.client.post(f"/v1/households/{elsewhere}/visits", json=visit(), headers=assistance.admin)
 
     listed = (await assistance.client.get(f"/v1/households/{household_id}/visits", headers=assistance.admin)).json()
-    assert [(v["visited_on"], v["stage"]) for v in listed] == [("2022-06-01", "sufficient"), ("2022-02-03", "survive")]
+    assert [(v["visited_on"], v["stage"]) for v in listed["items"]] == [("2022-06-01", "sufficient"),
+                                                                         ("2022-02-03", "survive")]
     mueang = assistance.as_("assistance:read", "assistance:write", areas=("4001",))
     in_area = (await assistance.client.get("/v1/visits", headers=mueang)).json()
-    assert {v["household_id"] for v in in_area} == {household_id}
+    assert {v["household_id"] for v in in_area["items"]} == {household_id}
     assert len((await assistance.client.get("/v1/visits", params={"since": "2022-03-01"},
-                                            headers=assistance.admin)).json()) == 1
+                                            headers=assistance.admin)).json()["items"]) == 1
     problem(await assistance.client.post(f"/v1/households/{elsewhere}/visits", json=visit(), headers=mueang), 404)
     problem(await assistance.client.get(f"/v1/households/{elsewhere}/visits", headers=mueang), 404)
 

@@ -18,10 +18,10 @@ async def test_partners_of_the_seven_sectors(assistance: Assistance) -> None:
     await partner(assistance, "มหาวิทยาลัยขอนแก่น", sector="academic", areas=["400101", "4002"])
     listed = (await assistance.client.get("/v1/partners", params={"area": "40020101"},
                                           headers=assistance.admin)).json()
-    assert [p["name"] for p in listed] == ["มหาวิทยาลัยขอนแก่น", HOSPITAL]
+    assert [p["name"] for p in listed["items"]] == ["มหาวิทยาลัยขอนแก่น", HOSPITAL]
     religious = (await assistance.client.get("/v1/partners", params={"sector": "religious"},
                                              headers=assistance.admin)).json()
-    assert [p["name"] for p in religious] == ["วัดหนองแวง"]
+    assert [p["name"] for p in religious["items"]] == ["วัดหนองแวง"]
     got = await assistance.client.get(f"/v1/partners/{hospital['id']}", headers=assistance.admin)
     assert got.json() == hospital
 
@@ -39,8 +39,18 @@ async def test_partners_of_the_seven_sectors(assistance: Assistance) -> None:
     # A one-district client sees the partners that serve some of its district, and no other (nor its client id).
     ban_fang = assistance.as_("assistance:read", areas=("4002",))
     seen = (await assistance.client.get(url, headers=ban_fang)).json()
-    assert sorted(p["name"] for p in seen) == sorted(["มหาวิทยาลัยขอนแก่น", HOSPITAL])
-    temple = next(p for p in religious if p["name"] == "วัดหนองแวง")
+    assert sorted(p["name"] for p in seen["items"]) == sorted(["มหาวิทยาลัยขอนแก่น", HOSPITAL])
+    temple = next(p for p in religious["items"] if p["name"] == "วัดหนองแวง")
     problem(await assistance.client.get(f"/v1/partners/{temple['id']}", headers=ban_fang), 404)
     elsewhere = assistance.as_("assistance:read", areas=("41",))
-    assert (await assistance.client.get(url, headers=elsewhere)).json() == []
+    assert (await assistance.client.get(url, headers=elsewhere)).json() == {"items": [], "next_cursor": None}
+    # Paged one at a time, the list comes out whole, in order, once.
+    names, cursor = [], None
+    while True:
+        page = (await assistance.client.get(url, params={"limit": 1} | ({"cursor": cursor} if cursor else {}),
+                                            headers=assistance.admin)).json()
+        names += [p["name"] for p in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert names == [p["name"] for p in (await assistance.client.get(url, headers=assistance.admin)).json()["items"]]
+    assert len(set(names)) == len(names) == 3

@@ -73,7 +73,7 @@ async def test_a_partner_sees_and_moves_only_its_own_referrals(assistance: Assis
         mine["id"]]
     problem(await assistance.client.get(f"/v1/referrals/{theirs['id']}", headers=mueang), 404)
     plan = (await assistance.client.get(f"/v1/households/{household_id}/referrals", headers=assistance.admin)).json()
-    assert [r["id"] for r in plan] == [mine["id"]]
+    assert [r["id"] for r in plan["items"]] == [mine["id"]]
 
     moved = await assistance.client.patch(f"/v1/referrals/{mine['id']}", json={"status": "in_progress"},
                                           headers=as_hospital)

@@ -17,8 +17,12 @@ async def test_areas(registry: Registry) -> None:
     tambon = (await registry.client.get("/v1/areas/400101", headers=reader)).json()
     assert [c["code"] for c in tambon["children"]] == ["40010107"]
     found = (await registry.client.get("/v1/areas", params={"q": "ขอนแก่น"}, headers=reader)).json()
-    assert found[0]["code"] == "40"
-    assert (await registry.client.get("/v1/areas", params={"q": "Khon Kaen"}, headers=reader)).json()[0]["code"] == "40"
+    assert found["items"][0]["code"] == "40"
+    english = (await registry.client.get("/v1/areas", params={"q": "Khon Kaen", "limit": 1}, headers=reader)).json()
+    assert english["items"][0]["code"] == "40" and english["next_cursor"]
+    after = (await registry.client.get("/v1/areas", params={"q": "Khon Kaen", "limit": 1, "cursor": english[
+        "next_cursor"]}, headers=reader)).json()
+    assert after["items"] and after["items"][0]["code"] != "40"  # the page after the first match
     problem(await registry.client.get("/v1/areas/99", headers=reader), 404)
     problem(await registry.client.get("/v1/areas/4x", headers=reader), 422)
     problem(await registry.register(household(person(registry.cid()), subdistrict="409999")), 422)

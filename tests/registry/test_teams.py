@@ -30,6 +30,7 @@ async def test_teams_and_assignment(registry: Registry) -> None:
     assert [h["id"] for h in listed["items"]] == [home["id"]]
     teams = (await registry.client.get("/v1/teams", params={"district": "4001"},
                                        headers=registry.as_("registry:read", areas=("40",)))).json()
-    assert [t["id"] for t in teams] == [team_id]
-    assert (await registry.client.get("/v1/teams", headers=registry.as_("registry:read", areas=("41",)))).json() == []
+    assert [t["id"] for t in teams["items"]] == [team_id] and teams["next_cursor"] is None
+    assert (await registry.client.get("/v1/teams", headers=registry.as_("registry:read", areas=("41",)))).json() == {
+        "items": [], "next_cursor": None}
     assert (await registry.events())[-1][0] == "household.assigned"

@@ -17,6 +17,7 @@ from services.assessment.settings import SettingsDep
 from shared.app import ReadSessionDep, SessionDep
 from shared.etag import etag
 from shared.ids import ID_PATTERN
+from shared.pagination import Page, PageDep
 
 router = APIRouter(prefix="/v1/households/{household_id}/assessments", tags=["assessments"])
 HouseholdId = Annotated[str, Path(pattern=ID_PATTERN, description="the registry's household id")]
@@ -49,10 +50,10 @@ async def create_assessment(principal: CanWrite, household_id: HouseholdId, body
             responses={404: {"description": "No such household in your areas"},
                        409: {"description": "Household not yet known to this service"}})
 async def list_assessments(principal: CanRead, household_id: HouseholdId, sets: SetsDep, settings: SettingsDep,
-                           session: ReadSessionDep) -> list[AssessmentOut]:
-    rows = await history(session, principal=principal, household_id=household_id,
-                         retry_after_s=settings.unknown_household_retry_after_s)
-    return [present(a, _set_of(sets, a)) for a in rows]
+                           session: ReadSessionDep, page: PageDep) -> Page[AssessmentOut]:
+    rows, next_cursor = await history(session, principal=principal, household_id=household_id,
+                                      retry_after_s=settings.unknown_household_retry_after_s, page=page)
+    return Page[AssessmentOut](items=[present(a, _set_of(sets, a)) for a in rows], next_cursor=next_cursor)
 
 
 @router.get("/{assessment_id}", summary="One assessment, explained indicator by indicator",

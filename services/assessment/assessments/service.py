@@ -8,7 +8,6 @@ kept, no longer current). Every recorded revision publishes `assessment.recorded
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from types import SimpleNamespace
@@ -39,6 +38,7 @@ from shared.events.assessment import (
     PovertyStatusChanged,
 )
 from shared.ids import new_id
+from shared.pagination import PageRequest, keyset, page_of
 
 # An assessment as stored: the ORM row, or (in a bulk import) its column values as attributes.
 Stored = Assessment | SimpleNamespace
@@ -231,12 +231,15 @@ def present(assessment: Assessment, indicator_set: IndicatorSet | None) -> Asses
     )
 
 
-async def history(session: AsyncSession, *, principal: Principal, household_id: str,
-                  retry_after_s: int) -> Sequence[Assessment]:
-    """A household's assessments, newest survey year and revision first (409 or 404 as `known_household`)."""
+async def history(session: AsyncSession, *, principal: Principal, household_id: str, retry_after_s: int,
+                  page: PageRequest) -> tuple[list[Assessment], str | None]:
+    """A page of a household's assessments, newest survey year and revision first, and the next cursor (409 or 404
+    as `known_household`)."""
     await known_household(session, principal=principal, household_id=household_id, retry_after_s=retry_after_s)
-    return (await session.execute(select(Assessment).where(col(Assessment.household_id) == household_id).order_by(
-        col(Assessment.survey_year).desc(), col(Assessment.revision).desc()))).scalars().all()
+    query = await keyset(session, select(Assessment).where(col(Assessment.household_id) == household_id),
+                         order=[col(Assessment.survey_year), col(Assessment.revision)], id_column=col(Assessment.id),
+                         page=page, descending=True)
+    return page_of((await session.execute(query)).scalars().all(), page, lambda a: a.id)
 
 
 async def find(session: AsyncSession, *, principal: Principal, household_id: str, assessment_id: str) -> Assessment:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.assessment.security import CanRead
 from services.assessment.sets.schemas import SetDetail, SetSummary
 from services.assessment.sets.service import Sets, detail, summaries
+from shared.pagination import Page
 
 router = APIRouter(prefix="/v1/indicator-sets", tags=["indicator sets"])
 
@@ -23,8 +24,9 @@ SetsDep = Annotated[Sets, Depends(loaded_sets)]
 
 
 @router.get("", summary="Every version of every indicator set")
-async def list_sets(_principal: CanRead, sets: SetsDep) -> list[SetSummary]:
-    return summaries(sets=sets)
+async def list_sets(_principal: CanRead, sets: SetsDep) -> Page[SetSummary]:
+    """All of them at once (the files the service loaded), in the envelope every list has."""
+    return Page[SetSummary](items=summaries(sets=sets), next_cursor=None)
 
 
 @router.get("/{set_id}", summary="An indicator set: dimensions, indicators, applicability, thresholds, cutoffs",

@@ -18,6 +18,7 @@ from services.assistance.security import CanRead, CanWrite
 from services.assistance.settings import SettingsDep
 from shared import areas
 from shared.app import ReadSessionDep, SessionDep
+from shared.pagination import Page, PageRequest, page_request
 
 router = APIRouter(tags=["centres and reconciliation"])
 
@@ -32,10 +33,10 @@ async def create_centre(principal: CanWrite, body: CentreIn, session: SessionDep
 
 @router.get("/v1/centres", summary="Centres in an area (yours by default), by sub-district and name")
 async def list_centres(principal: CanRead, session: ReadSessionDep,
+                       page: Annotated[PageRequest, page_request(default=500, maximum=1000)],
                        area: Annotated[str | None, Query(pattern=r"^(\d{2}|\d{4}|\d{6})$")] = None,
-                       kind: CentreKind | None = None,
-                       limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[CentreOut]:
-    return await service.list_centres(session, principal=principal, area=area, kind=kind, limit=limit)
+                       kind: CentreKind | None = None) -> Page[CentreOut]:
+    return await service.list_centres(session, principal=principal, area=area, kind=kind, page=page)
 
 
 @router.get("/v1/centres/{centre_id}", summary="One centre")

@@ -42,6 +42,7 @@ from shared.events.assistance import (
 )
 from shared.ids import new_id
 from shared.money import ZERO
+from shared.pagination import Page, PageRequest, keyset, page_of
 
 SUBSIDISED = {CentreKind.family_development_centre.value}
 
@@ -74,15 +75,17 @@ async def register(session: AsyncSession, *, principal: Principal, body: CentreI
 
 
 async def list_centres(session: AsyncSession, *, principal: Principal, area: str | None, kind: CentreKind | None,
-                       limit: int) -> list[CentreOut]:
+                       page: PageRequest) -> Page[CentreOut]:
+    """A page of the centres of the caller's areas, by sub-district and name."""
     query = select(Centre).where(area_clause(principal, col(Centre.subdistrict_code)))
     if area is not None:
         query = query.where(col(Centre.subdistrict_code).startswith(area))
     if kind is not None:
         query = query.where(col(Centre.kind) == kind.value)
-    found = await session.execute(query.order_by(col(Centre.subdistrict_code), col(Centre.name), col(Centre.id))
-                                  .limit(limit))
-    return [present(c) for c in found.scalars()]
+    query = await keyset(session, query, order=[col(Centre.subdistrict_code), col(Centre.name)],
+                         id_column=col(Centre.id), page=page)
+    found, next_cursor = page_of((await session.execute(query)).scalars().all(), page, lambda c: c.id)
+    return Page[CentreOut](items=[present(c) for c in found], next_cursor=next_cursor)
 
 
 async def get_centre(session: AsyncSession, *, principal: Principal, centre_id: str) -> CentreOut:

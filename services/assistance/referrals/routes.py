@@ -26,6 +26,7 @@ from shared import areas
 from shared.app import ReadSessionDep, SessionDep
 from shared.etag import etag
 from shared.ids import ID_PATTERN
+from shared.pagination import PageDep
 
 router = APIRouter(tags=["logbook"])
 ReferralId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -48,8 +49,9 @@ async def refer(principal: CanWrite, household_id: HouseholdId, body: ReferralIn
 
 
 @router.get("/v1/households/{household_id}/referrals", summary="A household's development plan: its referrals")
-async def household_plan(principal: CanRead, household_id: HouseholdId, session: ReadSessionDep) -> list[ReferralOut]:
-    return await service.household_plan(session, principal=principal, household_id=household_id)
+async def household_plan(principal: CanRead, household_id: HouseholdId, session: ReadSessionDep,
+                         page: PageDep) -> ReferralPage:
+    return await service.household_plan(session, principal=principal, household_id=household_id, page=page)
 
 
 @router.get("/v1/referrals", summary="Referrals: a partner's own, or those in your areas",

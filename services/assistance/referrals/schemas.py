@@ -12,6 +12,7 @@ from services.assistance.logbook import Dimension
 from services.assistance.partners import Sector
 from shared.ids import ID_PATTERN
 from shared.money import Money
+from shared.pagination import Page
 from shared.text import Notes
 
 
@@ -106,6 +107,4 @@ class ReferralDetail(ReferralOut):
     help: list[HelpOut]
 
 
-class ReferralPage(BaseModel):
-    items: list[ReferralOut]
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+ReferralPage = Page[ReferralOut]

@@ -49,6 +49,7 @@ from shared.events.assistance import (
     ReferralUpdated,
 )
 from shared.ids import decode_cursor, encode_cursor, new_id
+from shared.pagination import PageRequest, keyset, page_of
 
 # The only moves a referral can make; done and cancelled are final.
 NEXT: dict[Status, frozenset[Status]] = {
@@ -142,12 +143,16 @@ async def refer(session: AsyncSession, *, principal: Principal, household_id: st
     return present(referral, partner, clock.today())
 
 
-async def household_plan(session: AsyncSession, *, principal: Principal, household_id: str) -> list[ReferralOut]:
+async def household_plan(session: AsyncSession, *, principal: Principal, household_id: str,
+                         page: PageRequest) -> ReferralPage:
+    """A page of a household's referrals, oldest first."""
     await household_in_reach(session, principal=principal, household_id=household_id)
-    found = await session.execute(select(Referral, Partner).join(Partner)
-                                  .where(col(Referral.household_id) == household_id).order_by(col(Referral.id)))
+    query = await keyset(session, select(Referral, Partner).join(Partner)
+                         .where(col(Referral.household_id) == household_id), order=[], id_column=col(Referral.id),
+                         page=page)
+    found, next_cursor = page_of((await session.execute(query)).all(), page, lambda row: row[0].id)
     today = clock.today()
-    return [present(r, p, today) for r, p in found.all()]
+    return ReferralPage(items=[present(r, p, today) for r, p in found], next_cursor=next_cursor)
 
 
 async def list_referrals(session: AsyncSession, *, who: StaffOrPartner, status: Status | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
@@ -13,8 +14,9 @@ from sqlmodel import col
 
 from services.registry.models import Household, Member
 from shared.auth import Principal, area_clause
-from shared.errors import NotFound
+from shared.errors import BadRequest, NotFound
 from shared.events.registry import Source
+from shared.pagination import PageRequest, decode_key, encode_key
 from shared.text import name_key
 
 SOURCE_COLUMNS = {
@@ -113,19 +115,23 @@ async def list_page(
     return [HouseholdRecord(h, members[h.id]) for h in households], households[-1].id if more else None
 
 
-async def probable_duplicates(session: AsyncSession, *, caller: CallerWithPurpose, limit: int) -> list[list[Member]]:
-    """Groups of current members sharing name and birth date but not citizen ID, in the caller's areas."""
+async def probable_duplicates(session: AsyncSession, *, caller: CallerWithPurpose, page: PageRequest,
+                              ) -> tuple[list[list[Member]], str | None]:
+    """A page of the groups of current members sharing name and birth date but not citizen ID, in the caller's
+    areas, by last name, first name and birth date; and the next cursor (the last group's key)."""
     visible = select(col(Household.id)).where(area_clause(caller.principal, Household.village_code),
                                               col(Household.status) == "open")
     # Names are compared on their keys: the same name typed with a decomposed SARA AM or a zero-width space is
     # the same name.
     first, last, born = col(Member.first_name_key), col(Member.last_name_key), col(Member.birth_date)
     current = (col(Member.active).is_(True), col(Member.household_id).in_(visible))
-    keys = (
-        select(first, last, born).where(*current).group_by(first, last, born)
-        .having(func.count(func.distinct(col(Member.citizen_id_hash))) > 1)
-        .order_by(last, first, born).limit(limit)
-    ).subquery()
+    groups_query = (select(first, last, born).where(*current).group_by(first, last, born)
+                    .having(func.count(func.distinct(col(Member.citizen_id_hash))) > 1))
+    if (after := decode_key(page.cursor, 3)) is not None:
+        a_last, a_first, a_born = after[0], after[1], _cursor_date(after[2])
+        groups_query = groups_query.where(or_(last > a_last, and_(last == a_last, first > a_first),
+                                              and_(last == a_last, first == a_first, born > a_born)))
+    keys = groups_query.order_by(last, first, born).limit(page.limit + 1).subquery()
     rows = (await session.execute(
         select(Member)
         .join(keys, and_(first == keys.c.first_name_key, last == keys.c.last_name_key, born == keys.c.birth_date))
@@ -133,7 +139,18 @@ async def probable_duplicates(session: AsyncSession, *, caller: CallerWithPurpos
     )).scalars()
     groups: dict[tuple[Any, ...], list[Member]] = {}
     for member in rows:
-        groups.setdefault((member.first_name_key, member.last_name_key, member.birth_date), []).append(member)
-    return list(groups.values())
+        groups.setdefault((member.last_name_key, member.first_name_key, member.birth_date), []).append(member)
+    found = list(groups.values())[:page.limit]
+    if len(groups) <= page.limit:
+        return found, None
+    tail = found[-1][0]
+    return found, encode_key([tail.last_name_key, tail.first_name_key, tail.birth_date.isoformat()])
+
+
+def _cursor_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadRequest("The cursor is not one this API gave out.", type_slug="bad-cursor") from None
 
 

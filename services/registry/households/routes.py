@@ -26,13 +26,13 @@ from services.registry.households.schemas import (
     MemberTransfer,
 )
 from services.registry.security import PII_READ, CanLookup, CanRead, CanRegister, CanWrite, can_read
-from services.registry.settings import SettingsDep
 from shared.app import SessionDep, session_by_caller
 from shared.auth import Principal
 from shared.errors import NotFound, problem_response
 from shared.etag import etag
 from shared.events.registry import Source
 from shared.ids import decode_cursor, encode_cursor
+from shared.pagination import PageRequest, page_request
 from shared.pii import CitizenIdProtector, ProtectorDep
 
 # An unmasked read (pii:read) writes its audit row, so it needs a transaction; a masked read is a read session.
@@ -92,8 +92,8 @@ async def _refused(request: Request, session: SessionDep, caller: CallerWithPurp
 
 
 @router.get("/households", response_model=HouseholdPage, summary="List households in your areas")
-async def list_households(principal: CanRead, protector: ProtectorDep, settings: SettingsDep,
-                          session: DisclosureSessionDep,
+async def list_households(principal: CanRead, protector: ProtectorDep, session: DisclosureSessionDep,
+                          page: Annotated[PageRequest, page_request(default=50, maximum=500)],
                           province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
                           district: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
                           subdistrict: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
@@ -102,19 +102,16 @@ async def list_households(principal: CanRead, protector: ProtectorDep, settings:
                           status: Annotated[str | None, Query(pattern="^(open|closed|any)$")] = "open",
                           q: Annotated[str | None, Query(min_length=1, max_length=100,
                                                          description="part of a member's name")] = None,
-                          cursor: Annotated[str | None, Query(max_length=200)] = None,
-                          limit: Annotated[int | None, Query(ge=1)] = None, purpose: Purpose = None) -> JSONResponse:
-    size = min(limit or settings.page_size_default, settings.page_size_max)
+                          purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     filters = HouseholdFilter(province=province, district=district, subdistrict=subdistrict, village_no=village_no,
                               source=source, welfare_card=welfare_card, team=team,
                               status=None if status == "any" else status, q=q)
-    records, last = await queries.list_page(session, caller=caller, filters=filters, after=decode_cursor(cursor),
-                                            limit=size)
+    records, last = await queries.list_page(session, caller=caller, filters=filters, after=decode_cursor(page.cursor),
+                                            limit=page.limit)
     items = [disclosure.present(session, r, caller=caller, protector=protector, action="pii_read")
              for r in records]
-    page = HouseholdPage(items=items, next_cursor=encode_cursor(last))
-    return JSONResponse(page.model_dump(mode="json"))
+    return JSONResponse(HouseholdPage(items=items, next_cursor=encode_cursor(last)).model_dump(mode="json"))
 
 
 @router.get("/households/{household_id}", response_model=HouseholdOut, summary="A household and its members",
@@ -211,9 +208,10 @@ async def lookup_household(principal: CanLookup, body: Lookup, request: Request,
             description="Current members of open households in your areas who share first name, last name and "
                         "birth date but not citizen ID — usually one person registered twice with a typo.")
 async def list_duplicates(principal: CanRead, protector: ProtectorDep, session: DisclosureSessionDep,
-                          limit: Annotated[int, Query(ge=1, le=500)] = 100, purpose: Purpose = None) -> DuplicatePage:
+                          page: Annotated[PageRequest, page_request(default=100, maximum=500)],
+                          purpose: Purpose = None) -> DuplicatePage:
     caller = _caller(principal, purpose)
-    groups = await queries.probable_duplicates(session, caller=caller, limit=limit)
+    groups, next_cursor = await queries.probable_duplicates(session, caller=caller, page=page)
     items = disclosure.present_duplicates(session, groups, caller=caller, protector=protector)
-    return DuplicatePage(items=items)
+    return DuplicatePage(items=items, next_cursor=next_cursor)
 

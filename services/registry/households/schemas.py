@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.events.registry import Relation, RemovalReason, Sex, Source
+from shared.pagination import Page
 from shared.pii import InvalidCitizenId, validate_citizen_id
 from shared.text import Text
 
@@ -185,9 +186,7 @@ class HouseholdOut(BaseModel):
     updated_at: datetime
 
 
-class HouseholdPage(BaseModel):
-    items: list[HouseholdOut]
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+HouseholdPage = Page[HouseholdOut]
 
 
 class DuplicatePerson(BaseModel):
@@ -205,5 +204,4 @@ class ProbableDuplicate(BaseModel):
     people: list[DuplicatePerson]
 
 
-class DuplicatePage(BaseModel):
-    items: list[ProbableDuplicate]
+DuplicatePage = Page[ProbableDuplicate]
