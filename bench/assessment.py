@@ -31,7 +31,7 @@ from shared.auth import issue_token
 from shared.bus.consumer import Consumer
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
-from tests.apps import consumer_record, make_settings, running
+from tests.kit.apps import consumer_record, make_settings, running
 
 ON = date(2022, 1, 15)
 TPMAP = next(f.definition for f in load_files() if f.definition.id == "tpmap-2560")

@@ -33,8 +33,8 @@ from shared.events.assessment import ASSESSMENT_RECORDED
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector
-from tests.apps import consumer_record, make_settings, running
-from tests.registry.support import citizen_id
+from tests.kit.apps import consumer_record, make_settings, running
+from tests.kit.registry import citizen_id
 
 
 @asynccontextmanager

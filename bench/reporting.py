@@ -36,7 +36,7 @@ from shared.auth import issue_token
 from shared.events.assessment import ASSESSMENT_RECORDED, POVERTY_STATUS_CHANGED
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
-from tests.apps import consumer_record, make_settings
+from tests.kit.apps import consumer_record, make_settings
 
 DIMENSIONS = ("health", "living", "education", "income", "access")
 INDICATORS = {"health": ("safe_food", "medicine_use", "exercise"), "living": ("housing", "drinking_water"),

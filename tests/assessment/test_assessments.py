@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from shared.ids import new_id
-from tests.assessment.support import ADULT, MEASURED_OK, Assessment, all_meet, member
-from tests.registry.support import problem
+from tests.kit.apps import problem
+from tests.kit.assessment import ADULT, MEASURED_OK, Assessment, all_meet, member
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.assessment.support import ADULT, Assessment, all_meet, member
+from tests.kit.assessment import ADULT, Assessment, all_meet, member
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -11,9 +11,9 @@ from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
-from tests.apps import bearer, make_settings, running, wait_ready
-from tests.assessment.support import MEASURED_OK, all_meet
-from tests.registry.support import citizen_id, household, person
+from tests.kit.apps import bearer, make_settings, running, wait_ready
+from tests.kit.assessment import MEASURED_OK, all_meet
+from tests.kit.registry import citizen_id, household, person
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 

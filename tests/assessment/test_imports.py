@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from shared.ids import new_id
-from tests import apps
-from tests.assessment.support import ADULT, MEASURED_OK, SURVEYED, Assessment, all_meet, facts, member
-from tests.registry.support import problem
+from tests.kit import apps
+from tests.kit.apps import problem
+from tests.kit.assessment import ADULT, MEASURED_OK, SURVEYED, Assessment, all_meet, facts, member
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

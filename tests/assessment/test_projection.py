@@ -7,7 +7,7 @@ import pytest
 
 from shared.events.registry import HOUSEHOLD_UPDATED
 from shared.ids import new_id
-from tests.assessment.support import ADULT, Assessment, all_meet, facts, member
+from tests.kit.assessment import ADULT, Assessment, all_meet, facts, member
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -7,8 +7,9 @@ from fractions import Fraction
 
 import pytest
 
-from tests.assessment.support import TPMAP, Assessment
-from tests.registry.support import problem
+from tests.assessment.support import TPMAP
+from tests.kit.apps import problem
+from tests.kit.assessment import Assessment
 
 
 def test_the_tpmap_set_has_17_indicators_in_5_dimensions() -> None:

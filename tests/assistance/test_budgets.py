@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.assistance.support import Assistance, item
+from tests.kit.assistance import Assistance, item
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from shared.ids import new_id
-from tests.assistance.support import Assistance, item
-from tests.registry.support import problem
+from tests.kit.apps import problem
+from tests.kit.assistance import Assistance, item
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

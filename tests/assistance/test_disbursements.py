@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from shared.ids import new_id
-from tests.assistance.support import Assistance, item
-from tests.registry.support import problem
+from tests.kit.apps import problem
+from tests.kit.assistance import Assistance, item
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -21,10 +21,10 @@ from services import load
 from services.assistance.models import outbox
 from services.assistance.settings import AssistanceSettings
 from shared import clock, migrations
-from tests.apps import bearer, make_settings, outbox_events, running, wait_ready
-from tests.assessment.support import MEASURED_OK, all_meet
-from tests.assistance.support import Assistance, item
-from tests.registry.support import citizen_id, household, person
+from tests.kit.apps import bearer, make_settings, outbox_events, running, wait_ready
+from tests.kit.assessment import MEASURED_OK, all_meet
+from tests.kit.assistance import Assistance, item
+from tests.kit.registry import citizen_id, household, person
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 NAMES = ("registry", "assessment", "assistance")

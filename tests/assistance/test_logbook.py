@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from shared.ids import new_id
-from tests.assistance.support import Assistance
-from tests.registry.support import problem
+from tests.kit.apps import problem
+from tests.kit.assistance import Assistance
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

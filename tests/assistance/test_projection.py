@@ -11,8 +11,8 @@ from shared.db import transaction
 from shared.events.registry import HOUSEHOLD_CLOSED, HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector
-from tests.apps import deliver
-from tests.assistance.support import Assistance, item
+from tests.kit.apps import deliver
+from tests.kit.assistance import Assistance, item
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -13,8 +13,8 @@ import pytest
 from services.assistance.models import IdempotencyRecord
 from shared.clock import utcnow
 from shared.db import transaction
-from tests.assistance.support import Assistance, item
-from tests.registry.support import problem
+from tests.kit.apps import problem
+from tests.kit.assistance import Assistance, item
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -10,8 +10,9 @@ import pytest
 
 from shared import clock
 from shared.ids import new_id
-from tests.assistance.support import HOSPITAL, Assistance, partner
-from tests.registry.support import problem
+from tests.assistance.support import HOSPITAL, partner
+from tests.kit.apps import problem
+from tests.kit.assistance import Assistance
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

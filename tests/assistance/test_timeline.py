@@ -11,9 +11,8 @@ import pytest
 from shared.events.assessment import POVERTY_STATUS_CHANGED
 from shared.events.registry import HOUSEHOLD_ASSIGNED
 from shared.ids import new_id
-from tests.apps import deliver
-from tests.assistance.support import Assistance, item
-from tests.registry.support import problem
+from tests.kit.apps import deliver, problem
+from tests.kit.assistance import Assistance, item
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -28,7 +28,7 @@ from ops.broker import free_port
 from ops.launcher import System
 from services import SERVICES
 from shared.db import create_engine
-from tests.conftest import POSTGRES_URL_ENV, postgres_admin_url
+from tests.kit.env import POSTGRES_URL_ENV, postgres_admin_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)

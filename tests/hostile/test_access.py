@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services import SERVICES, load
-from tests.apps import make_settings
 from tests.hostile.openapi import json_bodies, nodes
-from tests.registry.support import Registry, household, person, problem
+from tests.kit.apps import make_settings, problem
+from tests.kit.registry import Registry, household, person
 
 BOTH = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -16,10 +16,10 @@ from services import SERVICES, load
 from shared.errors import Unprocessable
 from shared.guards import UNSTORABLE_MESSAGE, check_json_text
 from shared.ids import new_id
-from tests.apps import make_settings
-from tests.assistance.support import Assistance
 from tests.hostile.openapi import MAP, json_bodies, nodes
-from tests.registry.support import Registry, household, person, problem
+from tests.kit.apps import make_settings, problem
+from tests.kit.assistance import Assistance
+from tests.kit.registry import Registry, household, person
 
 BOTH = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

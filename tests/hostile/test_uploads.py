@@ -23,8 +23,9 @@ from services.registry.models import ImportJob
 from shared import migrations
 from shared.db import transaction
 from shared.imports import upload_name
-from tests import apps
-from tests.registry.support import ALL, citizen_id, problem
+from tests.kit import apps
+from tests.kit.apps import problem
+from tests.kit.registry import ALL, citizen_id
 
 SQLITE = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 LIMIT = 8 * 1024 * 1024

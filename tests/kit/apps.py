@@ -1,4 +1,5 @@
-"""Running a service app in-process for tests: settings, lifespan, an HTTP client, tokens."""
+"""Running a service app in-process for tests: settings, lifespan, an HTTP client, tokens, problem answers, CSV
+imports, and events delivered through a service's real consumer path."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from shared.db import transaction
 from shared.events.catalogue import EventType
 from shared.events.envelope import CloudEvent, source_for
 from shared.settings import AuthSettings, ServiceSettings
-from tests.conftest import kafka_settings
+from tests.kit.env import kafka_settings
 
 
 def make_settings(name: str, url: str, bootstrap: str, **overrides: object) -> ServiceSettings:
@@ -79,6 +80,14 @@ def bearer(auth: AuthSettings, *scopes: str, areas: tuple[str, ...] = ("*",), cl
     """An Authorization header with a development token for these scopes and areas."""
     token = issue_token(auth, client_id=client_id, scopes=list(scopes), areas=list(areas))
     return {"Authorization": f"Bearer {token}"}
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The body of a problem+json answer (RFC 9457) with this status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def outbox_events(app: FastAPI, outbox: Outbox) -> list[tuple[str, str, dict[str, Any]]]:

@@ -1,24 +1,20 @@
-"""Helpers for the assessment tests: announce households as the registry would, answer bodies; the tpmap-2560
-set and households drawn at random (hypothesis) for the scoring and MPI properties."""
+"""The assessment service as tests drive it (the `assessment` fixture's object): households announced as the
+registry would, answer and measurement bodies."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import httpx
-from hypothesis import strategies as st
 
 from services.assessment.models import outbox
-from services.assessment.scoring import Person, applies
-from services.assessment.sets.service import load_files
 from shared.events.catalogue import EventType
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.settings import AuthSettings
-from tests.apps import bearer, deliver, outbox_events
+from tests.kit.apps import bearer, deliver, outbox_events
 
 ALL = ("assessment:read", "assessment:write")
 SURVEYED = "2022-01-15"  # B.E. 2565
@@ -87,32 +83,3 @@ class Assessment:
         """(type, key, data) of every outbox row, in order."""
         return await outbox_events(self.app, outbox)
 
-
-TPMAP = next(f.definition for f in load_files() if f.definition.id == "tpmap-2560")
-ON = date(2022, 1, 15)
-
-
-def born(years: int, months: int = 0) -> date:
-    """A birth date `years` and `months` before the survey date."""
-    month = ON.month - months
-    year = ON.year - years
-    while month < 1:
-        month += 12
-        year -= 1
-    return date(year, month, 1)
-
-
-def applicable(members: list[Person]) -> set[str]:
-    return {i.code for i in TPMAP.indicators if applies(i, members, ON)}
-
-
-people = st.lists(st.tuples(st.integers(0, 95), st.booleans()), min_size=1, max_size=6)
-
-
-@st.composite
-def households(draw: st.DrawFn) -> tuple[list[Person], dict[str, bool], bool, str]:
-    members = [Person(born(age, 3), disabled) for age, disabled in draw(people)]
-    codes = applicable(members) - {"drinking_water", "use_water", "household_income"}
-    answers = {code: draw(st.booleans()) for code in sorted(codes)}
-    answers |= {c: draw(st.booleans()) for c in ("drinking_water", "use_water", "household_income")}
-    return members, answers, draw(st.booleans()), draw(st.sampled_from(["4001", "4002", "4003"]))

@@ -1,5 +1,5 @@
-"""Helpers for the assistance tests: households announced as registry and assessment would, signed pushes,
-partners."""
+"""The assistance service as tests drive it (the `assistance` fixture's object): households announced as registry
+and assessment would, budgets, signed pushes, batch items."""
 
 from __future__ import annotations
 
@@ -18,12 +18,11 @@ from shared.events.assessment import ASSESSMENT_RECORDED
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector
-from tests.apps import bearer, deliver, outbox_events
-from tests.registry.support import citizen_id
+from tests.kit.apps import bearer, deliver, outbox_events
+from tests.kit.registry import citizen_id
 
 ALL = ("assistance:read", "assistance:write")
 PAID_ON = "2022-01-27"  # the kick-off in Khon Kaen, FY 2565
-HOSPITAL = "โรงพยาบาลขอนแก่น"
 
 
 @dataclass
@@ -102,11 +101,3 @@ def item(ref: str, *, cid: str | None = None, household_id: str | None = None, a
          ) -> dict[str, Any]:
     return {"item_ref": ref, "amount": amount} | ({"citizen_id": cid} if cid else {"household_id": household_id})
 
-
-async def partner(assistance: Assistance, name: str = HOSPITAL, *, sector: str = "government",
-                  areas: list[str] | None = None, client_id: str | None = None) -> dict[str, Any]:
-    created = await assistance.client.post("/v1/partners", json={
-        "name": name, "sector": sector, "areas": areas or ["40"], "client_id": client_id}, headers=assistance.admin)
-    assert created.status_code == 201, created.text
-    body: dict[str, Any] = created.json()
-    return body

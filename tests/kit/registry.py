@@ -1,4 +1,4 @@
-"""Helpers for the registry tests: a running registry app, valid citizen IDs, request bodies."""
+"""The registry as tests drive it (the `registry` fixture's object), valid citizen IDs, request bodies."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 from services.registry.models import outbox
 from shared.pii import check_digit
 from shared.settings import AuthSettings
-from tests.apps import bearer, outbox_events
+from tests.kit.apps import bearer, outbox_events
 
 ALL = ("registry:read", "registry:write", "registry:lookup", "pii:read", "audit:read")
 
@@ -61,10 +61,3 @@ class Registry:
     async def events(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(type, key, data) of every outbox row, in order."""
         return await outbox_events(self.app, outbox)
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    return body

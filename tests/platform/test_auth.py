@@ -424,7 +424,7 @@ async def test_tokens_of_another_type_or_too_long_a_life_are_401(
 
 def test_production_refuses_a_client_without_areas(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from services import load
-    from tests.apps import make_settings as service_settings
+    from tests.kit.apps import make_settings as service_settings
 
     settings = service_settings("reporting", f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", "127.0.0.1:1",
                                 env="production")

@@ -18,16 +18,8 @@ from shared.db import transaction
 from shared.events.catalogue import EventType, dlq_topic
 from shared.events.envelope import CloudEvent
 from shared.settings import KafkaSettings
-from tests.conftest import kafka_settings
-from tests.platform.busfixtures import (
-    Producer,
-    Sink,
-    WidgetChanged,
-    make_producer,
-    make_sink,
-    new_event_type,
-    wait_for,
-)
+from tests.kit.bus import Producer, Sink, WidgetChanged, make_producer, make_sink, new_event_type, wait_for
+from tests.kit.env import kafka_settings
 
 
 @asynccontextmanager

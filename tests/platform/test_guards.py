@@ -19,8 +19,8 @@ from shared import migrations
 from shared.app import uvicorn_options
 from shared.guards import GuardMiddleware, RateLimiter
 from shared.settings import LimitSettings
-from tests.apps import bearer, make_settings, running, serving
-from tests.registry.support import citizen_id, household, person, problem
+from tests.kit.apps import bearer, make_settings, problem, running, serving
+from tests.kit.registry import citizen_id, household, person
 
 SQLITE = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 

@@ -18,7 +18,7 @@ from fastapi.security.base import SecurityBase
 
 from services import SERVICES, load
 from shared.app import db_read_session, db_session
-from tests.apps import make_settings
+from tests.kit.apps import make_settings
 
 # GET routes that always write, and why (a GET that writes for some callers only, as an unmasked read writes
 # its audit row, takes `shared.app.session_by_caller` instead).

@@ -23,8 +23,8 @@ from shared.bus.retention import Retention, purge_inbox, purge_published
 from shared.clock import utcnow
 from shared.db import create_engine, sessionmaker, transaction
 from shared.settings import KafkaSettings
-from tests.conftest import kafka_settings
-from tests.platform.busfixtures import make_producer, make_sink, new_event_type, wait_for
+from tests.kit.bus import make_producer, make_sink, new_event_type, wait_for
+from tests.kit.env import kafka_settings
 
 NOWHERE = "127.0.0.1:1"  # no broker: the relay and the consumer purge before they connect
 DAY = timedelta(days=1)

@@ -30,7 +30,7 @@ from services import load
 from shared import migrations
 from shared.auth import issue_token
 from shared.db import create_engine
-from tests.apps import make_settings
+from tests.kit.apps import make_settings
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]

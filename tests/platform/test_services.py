@@ -16,7 +16,7 @@ from services import SERVICES, load
 from shared import migrations
 from shared.auth import issue_token
 from shared.db import create_engine
-from tests.apps import make_settings, running, wait_ready
+from tests.kit.apps import make_settings, running, wait_ready
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -185,8 +185,8 @@ async def test_a_write_is_committed_before_its_answer_is_sent(
     PostgreSQL: on SQLite a read waits behind the writer's lock anyway."""
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from tests.apps import serving
-    from tests.registry.support import ALL, citizen_id, household, person
+    from tests.kit.apps import serving
+    from tests.kit.registry import ALL, citizen_id, household, person
 
     settings = make_settings("registry", await databases.new("registry"), broker.bootstrap_servers, run_bus=False)
     app = load("registry").create_app(settings)

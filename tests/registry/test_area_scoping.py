@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.registry.support import ALL, Registry, household, person, problem
+from tests.kit.apps import problem
+from tests.kit.registry import ALL, Registry, household, person
 
 
 async def test_every_household_endpoint_hides_other_areas(registry: Registry) -> None:

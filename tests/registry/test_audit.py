@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.registry.support import Registry, household, person
+from tests.kit.registry import Registry, household, person
 
 
 async def test_the_audit_log_shows_an_auditor_only_its_own_areas(registry: Registry) -> None:

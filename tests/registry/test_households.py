@@ -16,8 +16,8 @@ from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
 from shared.events.envelope import CloudEvent
-from tests.apps import bearer, make_settings, running
-from tests.registry.support import ALL, Registry, citizen_id, household, person, problem
+from tests.kit.apps import bearer, make_settings, problem, running
+from tests.kit.registry import ALL, Registry, citizen_id, household, person
 
 
 async def test_register_and_read_back_thai_text_exactly(registry: Registry) -> None:

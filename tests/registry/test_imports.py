@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from services.registry.imports.schemas import COLUMNS
-from tests import apps
-from tests.registry.support import ALL, Registry, citizen_id, problem
+from tests.kit import apps
+from tests.kit.apps import problem
+from tests.kit.registry import ALL, Registry, citizen_id
 
 SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "samples" / "households.csv"
 HEAD = {"title": "นาย", "first_name": "ประเสริฐ", "last_name": "ศรีสุข", "sex": "male", "birth_date": "1965-03-01",

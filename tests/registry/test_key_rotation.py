@@ -27,9 +27,9 @@ from shared.events.registry import HOUSEHOLD_REGISTERED, HOUSEHOLD_UPDATED
 from shared.ids import new_id
 from shared.pii import CitizenIdProtector, PiiSettings
 from shared.settings import REPO_ROOT
-from tests.apps import deliver, make_settings, running
-from tests.assistance.support import Assistance, item
-from tests.registry.support import ALL, Registry, citizen_id, household, person, problem
+from tests.kit.apps import deliver, make_settings, problem, running
+from tests.kit.assistance import Assistance, item
+from tests.kit.registry import ALL, Registry, citizen_id, household, person
 
 BOTH = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

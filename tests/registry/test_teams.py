@@ -3,7 +3,8 @@ to one."""
 
 from __future__ import annotations
 
-from tests.registry.support import Registry, household, person, problem
+from tests.kit.apps import problem
+from tests.kit.registry import Registry, household, person
 
 
 async def test_teams_and_assignment(registry: Registry) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.registry.support import problem
-from tests.reporting.support import Reporting, four_households
+from tests.kit.apps import problem
+from tests.kit.reporting import Reporting
+from tests.reporting.support import four_households
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -11,8 +11,9 @@ from sqlalchemy import text
 
 from services.reporting import admin
 from shared.ids import new_id
-from tests.registry.support import problem
-from tests.reporting.support import A, C, Reporting, four_households
+from tests.kit.apps import problem
+from tests.kit.reporting import Reporting
+from tests.reporting.support import A, C, four_households
 
 
 @pytest.mark.parametrize("databases", ["postgres"], indirect=True)

@@ -17,9 +17,10 @@ from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
-from tests.apps import make_settings, serving
-from tests.conftest import system_tool
-from tests.reporting.support import A, C, Reporting, four_households
+from tests.kit.apps import make_settings, serving
+from tests.kit.env import system_tool
+from tests.kit.reporting import Reporting
+from tests.reporting.support import A, C, four_households
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build"

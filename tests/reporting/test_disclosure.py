@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.reporting.disclosure import parent_of, protect, tree_of
+from tests.kit.reporting import Reporting
 from tests.reporting.audit import Relation, intervals
-from tests.reporting.support import A, C, Reporting, by_area
+from tests.reporting.support import A, C, by_area
 
 T = 4
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from shared.events.registry import TEAM_CREATED
-from tests.registry.support import problem
-from tests.reporting.support import Reporting, by_area
+from tests.kit.apps import problem
+from tests.kit.reporting import Reporting
+from tests.reporting.support import by_area
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reporting.support import Reporting, four_households
+from tests.kit.reporting import Reporting
+from tests.reporting.support import four_households
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reporting.support import A, B, Reporting, by_area, four_households
+from tests.kit.reporting import Reporting
+from tests.reporting.support import A, B, by_area, four_households
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from shared.events.assistance import VISIT_RECORDED
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
-from tests.reporting.support import A, B, C, Reporting, by_area, four_households
+from tests.kit.reporting import Reporting
+from tests.reporting.support import A, B, C, by_area, four_households
 
 pytestmark = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
 

@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.reporting.reports.table import Column, Table, respond
-from tests.registry.support import problem
-from tests.reporting.support import Reporting, four_households
+from tests.kit.apps import problem
+from tests.kit.reporting import Reporting
+from tests.reporting.support import four_households
 
 
 def test_cells_that_start_a_formula_are_written_as_text() -> None:
