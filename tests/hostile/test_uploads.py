@@ -15,7 +15,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from services import load
 from services.registry.imports.schemas import COLUMNS
@@ -25,6 +24,7 @@ from shared.db import transaction
 from shared.imports import upload_name
 from tests.kit import apps
 from tests.kit.apps import problem
+from tests.kit.env import NO_BROKER
 from tests.kit.registry import ALL, citizen_id
 
 SQLITE = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
@@ -50,8 +50,8 @@ class Served:
 
 
 @pytest.fixture
-async def served(databases: ScratchDatabases, broker: LocalBroker, tmp_path: Path) -> AsyncIterator[Served]:
-    settings = apps.make_settings("registry", await databases.new("registry"), broker.bootstrap_servers,
+async def served(databases: ScratchDatabases, tmp_path: Path) -> AsyncIterator[Served]:
+    settings = apps.make_settings("registry", await databases.new("registry"), NO_BROKER,
                                   run_bus=False, import_max_bytes=LIMIT, data_dir=tmp_path)
     app = load("registry").create_app(settings)
     async with apps.serving(app) as base:

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
@@ -20,14 +19,15 @@ from shared.app import uvicorn_options
 from shared.guards import GuardMiddleware, RateLimiter
 from shared.settings import LimitSettings
 from tests.kit.apps import bearer, make_settings, problem, running, serving
+from tests.kit.env import NO_BROKER
 from tests.kit.registry import citizen_id, household, person
 
 SQLITE = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-async def guarded(databases: ScratchDatabases, broker: LocalBroker) -> AsyncIterator[tuple[httpx.AsyncClient, dict]]:
-    settings = make_settings("registry", await databases.new("registry"), broker.bootstrap_servers, run_bus=False,
+async def guarded(databases: ScratchDatabases) -> AsyncIterator[tuple[httpx.AsyncClient, dict]]:
+    settings = make_settings("registry", await databases.new("registry"), NO_BROKER, run_bus=False,
                              limits={"rate_per_s": 1, "burst": 3, "max_body_bytes": 4096})
     app = load("registry").create_app(settings)
     async with running(app) as client:
@@ -128,10 +128,10 @@ async def test_a_chunked_body_is_read_up_to_the_limit_and_no_further() -> None:
 @SQLITE
 @pytest.mark.parametrize("trusted", [[], ["127.0.0.1"]])
 async def test_forwarded_addresses_count_only_from_trusted_proxies(
-        databases: ScratchDatabases, broker: LocalBroker, trusted: list[str]) -> None:
+        databases: ScratchDatabases, trusted: list[str]) -> None:
     """Over real HTTP, as `kaenkhun serve` runs it: a client that rotates X-Forwarded-For does not get a fresh
     rate-limit bucket per request unless the peer is a configured proxy (none by default)."""
-    settings = make_settings("registry", await databases.new("registry"), broker.bootstrap_servers, run_bus=False,
+    settings = make_settings("registry", await databases.new("registry"), NO_BROKER, run_bus=False,
                              limits={"rate_per_s": 2, "burst": 2, "trusted_proxies": trusted})
     async with serving(load("registry").create_app(settings), **uvicorn_options(settings)) as base:
         async with httpx.AsyncClient(base_url=base) as client:
@@ -145,11 +145,11 @@ async def test_forwarded_addresses_count_only_from_trusted_proxies(
 
 
 @SQLITE
-async def test_an_idle_keep_alive_connection_is_closed(databases: ScratchDatabases, broker: LocalBroker) -> None:
+async def test_an_idle_keep_alive_connection_is_closed(databases: ScratchDatabases) -> None:
     """The HTTP server's own limits come from settings (`uvicorn_options`): an idle connection is let go after
     KAENKHUN_LIMITS_KEEP_ALIVE_S instead of staying open for ever (timeouts on slow headers and bodies are the
     reverse proxy's: README, "Behind a reverse proxy")."""
-    settings = make_settings("registry", await databases.new("registry"), broker.bootstrap_servers, run_bus=False,
+    settings = make_settings("registry", await databases.new("registry"), NO_BROKER, run_bus=False,
                              limits={"keep_alive_s": 1})
     options = uvicorn_options(settings)
     assert (options["timeout_keep_alive"], options["limit_concurrency"], options["h11_max_incomplete_event_size"]) == (

@@ -17,6 +17,7 @@ from shared import migrations
 from shared.auth import issue_token
 from shared.db import create_engine
 from tests.kit.apps import make_settings, running, wait_ready
+from tests.kit.env import NO_BROKER
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -179,7 +180,7 @@ def test_cli_replay_requeues_outbox_rows(tmp_path) -> None:  # type: ignore[no-u
 
 @pytest.mark.parametrize("databases", ["postgres"], indirect=True)
 async def test_a_write_is_committed_before_its_answer_is_sent(
-        broker: LocalBroker, databases: ScratchDatabases, monkeypatch: pytest.MonkeyPatch) -> None:
+        databases: ScratchDatabases, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over real HTTP, with every commit slowed down: the 201 arrives only once the transaction is committed, so
     the client that reads right after it finds what it wrote (FastAPI's default would send the answer first).
     PostgreSQL: on SQLite a read waits behind the writer's lock anyway."""
@@ -188,7 +189,7 @@ async def test_a_write_is_committed_before_its_answer_is_sent(
     from tests.kit.apps import serving
     from tests.kit.registry import ALL, citizen_id, household, person
 
-    settings = make_settings("registry", await databases.new("registry"), broker.bootstrap_servers, run_bus=False)
+    settings = make_settings("registry", await databases.new("registry"), NO_BROKER, run_bus=False)
     app = load("registry").create_app(settings)
     commit = AsyncSession.commit
 

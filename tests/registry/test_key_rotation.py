@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from services import load
 from services.registry.rekey import rekey
@@ -29,6 +28,7 @@ from shared.pii import CitizenIdProtector, PiiSettings
 from shared.settings import REPO_ROOT
 from tests.kit.apps import deliver, make_settings, problem, running
 from tests.kit.assistance import Assistance, item
+from tests.kit.env import NO_BROKER
 from tests.kit.registry import ALL, Registry, citizen_id, household, person
 
 BOTH = pytest.mark.parametrize("databases", ["sqlite", "postgres"], indirect=True)
@@ -50,9 +50,9 @@ def protector(pii: dict[str, Any]) -> CitizenIdProtector:
 
 
 @asynccontextmanager
-async def registry_with(url: str, broker: LocalBroker, pii: dict[str, Any]) -> AsyncIterator[Registry]:
+async def registry_with(url: str, pii: dict[str, Any]) -> AsyncIterator[Registry]:
     """The registry on `url` configured with these PII keys (a restart with a new configuration)."""
-    settings = make_settings("registry", url, broker.bootstrap_servers, run_bus=False, pii=pii)
+    settings = make_settings("registry", url, NO_BROKER, run_bus=False, pii=pii)
     app = load("registry").create_app(settings)
     async with running(app) as client:
         await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
@@ -60,10 +60,9 @@ async def registry_with(url: str, broker: LocalBroker, pii: dict[str, Any]) -> A
 
 
 @BOTH
-async def test_the_registry_rotates_both_keys_without_downtime(databases: ScratchDatabases,
-                                                               broker: LocalBroker) -> None:
+async def test_the_registry_rotates_both_keys_without_downtime(databases: ScratchDatabases) -> None:
     url = await databases.new("registry")
-    async with registry_with(url, broker, BEFORE) as registry:
+    async with registry_with(url, BEFORE) as registry:
         ids = [registry.cid() for _ in range(5)]
         homes = [(await registry.register(household(person(ids[0]), person(ids[1], "spouse")))).json(),
                  (await registry.register(household(person(ids[2]), village_no=4))).json(),
@@ -73,7 +72,7 @@ async def test_the_registry_rotates_both_keys_without_downtime(databases: Scratc
             json={"reason": "deceased"}, headers=registry.admin | {"If-Match": '"v1"'})
         assert removed.status_code == 200, removed.text
 
-    async with registry_with(url, broker, DURING) as registry:
+    async with registry_with(url, DURING) as registry:
         # Before the rekey: the old hashes are still found, so nobody can be registered twice.
         finder = registry.as_("registry:lookup")
         found = await registry.client.post("/v1/households:lookup", json={"citizen_id": ids[2]}, headers=finder)
@@ -100,7 +99,7 @@ async def test_the_registry_rotates_both_keys_without_downtime(databases: Scratc
         assert [m["citizen_id_hash"] for m in published[0][2]["members"]] == [current.hash(ids[0])]  # not removed
         assert new["id"] not in {k for _, k, _ in published}
 
-    async with registry_with(url, broker, AFTER) as registry:  # the old keys are gone
+    async with registry_with(url, AFTER) as registry:  # the old keys are gone
         finder = registry.as_("registry:lookup")
         for cid, home in ((ids[0], homes[0]), (ids[2], homes[1]), (ids[3], homes[2]), (ids[4], new)):
             found = await registry.client.post("/v1/households:lookup", json={"citizen_id": cid},
@@ -113,10 +112,10 @@ async def test_the_registry_rotates_both_keys_without_downtime(databases: Scratc
 
 
 @pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
-async def test_the_rekey_command(databases: ScratchDatabases, broker: LocalBroker, tmp_path: Path) -> None:
+async def test_the_rekey_command(databases: ScratchDatabases, tmp_path: Path) -> None:
     """`kaenkhun rekey --check` exits 1 while a member is under an older key; `kaenkhun rekey` fixes it."""
     url = await databases.new("registry")
-    async with registry_with(url, broker, BEFORE) as registry:
+    async with registry_with(url, BEFORE) as registry:
         assert (await registry.register()).status_code == 201
     env = dict(os.environ, KAENKHUN_REGISTRY_DATABASE_URL=url, KAENKHUN_DATA_DIR=str(tmp_path),
                KAENKHUN_PII_ENCRYPTION_KEYS=json.dumps(DURING["encryption_keys"]), KAENKHUN_PII_ACTIVE_KEY_ID="k2",
@@ -134,9 +133,8 @@ async def test_the_rekey_command(databases: ScratchDatabases, broker: LocalBroke
 
 
 @BOTH
-async def test_payments_match_under_either_hash_key_during_a_rotation(databases: ScratchDatabases,
-                                                                      broker: LocalBroker) -> None:
-    settings = make_settings("assistance", await databases.new("assistance"), broker.bootstrap_servers,
+async def test_payments_match_under_either_hash_key_during_a_rotation(databases: ScratchDatabases) -> None:
+    settings = make_settings("assistance", await databases.new("assistance"), NO_BROKER,
                              run_bus=False, pii=DURING)
     app = load("assistance").create_app(settings)
     async with running(app) as client:

@@ -13,12 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
 from tests.kit.apps import make_settings, serving
-from tests.kit.env import system_tool
+from tests.kit.env import NO_BROKER, system_tool
 from tests.kit.reporting import Reporting
 from tests.reporting.support import A, C, four_households
 
@@ -82,8 +81,8 @@ async def chromium(url: str, *extra: str) -> str:
 
 
 @pytest.fixture
-async def served(databases: ScratchDatabases, broker: LocalBroker) -> AsyncIterator[tuple[str, Reporting]]:
-    settings = make_settings("reporting", await databases.new("reporting"), broker.bootstrap_servers,
+async def served(databases: ScratchDatabases) -> AsyncIterator[tuple[str, Reporting]]:
+    settings = make_settings("reporting", await databases.new("reporting"), NO_BROKER,
                              run_bus=False)
     app = load("reporting").create_app(settings)
     async with serving(app) as base:
