@@ -14,7 +14,7 @@ from services import SERVICES, load
 from shared.db import create_engine, new_metadata, read_transaction, sessionmaker, transaction
 from shared.errors import BadRequest
 from shared.pagination import PageRequest, keyset, page_of
-from tests.apps import make_settings
+from tests.kit.apps import make_settings
 
 # Lists of the service's own configuration: whole, in the same envelope, without limit or cursor.
 WHOLE = {"assessment GET /v1/indicator-sets", "assistance GET /v1/programmes"}
