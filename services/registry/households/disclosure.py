@@ -25,17 +25,19 @@ from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector, mask_citizen_id
 
 
-def present(session: AsyncSession, record: HouseholdRecord, *, caller: CallerWithPurpose,
-            protector: CitizenIdProtector, action: str) -> HouseholdOut:
-    """The household as the caller may see it: citizen IDs masked without pii:read, audited with it."""
-    unmasked = caller.principal.has_scope(PII_READ)
+def unmasked_for(caller: CallerWithPurpose) -> bool:
+    """Whether the caller sees citizen IDs whole (pii:read); each such read is audited by the route."""
+    return caller.principal.has_scope(PII_READ)
+
+
+def present(record: HouseholdRecord, *, unmasked: bool, protector: CitizenIdProtector) -> HouseholdOut:
+    """The household with its citizen IDs whole or masked (no side effect: the route writes the audit row)."""
     household = record.household
-    if unmasked and record.members:
-        audit(session, caller=caller, action=action, household_id=household.id)
     members = []
     for m in record.members:
         members.append(MemberOut(
-            id=m.id, citizen_id=_shown(m, unmasked, protector), citizen_id_masked=not unmasked,
+            id=m.id, citizen_id=_shown(m, unmasked, protector, record.citizen_ids.get(m.id)),
+            citizen_id_masked=not unmasked,
             title=m.title, first_name=m.first_name, last_name=m.last_name, sex=Sex(m.sex),
             birth_date=m.birth_date, relation=Relation(m.relation), disability=m.disability,
         ))
@@ -53,18 +55,14 @@ def present(session: AsyncSession, record: HouseholdRecord, *, caller: CallerWit
     )
 
 
-def _shown(member: Member, unmasked: bool, protector: CitizenIdProtector) -> str:
-    digits = protector.decrypt(member.citizen_id_enc)
+def _shown(member: Member, unmasked: bool, protector: CitizenIdProtector, known: str | None = None) -> str:
+    digits = known or protector.decrypt(member.citizen_id_enc)
     return digits if unmasked else mask_citizen_id(digits, protector.mask_shown_digits)
 
 
-def present_duplicates(session: AsyncSession, groups: list[list[Member]], *, caller: CallerWithPurpose,
-                       protector: CitizenIdProtector) -> list[ProbableDuplicate]:
-    """Duplicate groups as the caller may see them: masked, or unmasked and audited per household."""
-    unmasked = caller.principal.has_scope(PII_READ)
-    if unmasked:
-        for household_id in sorted({m.household_id for group in groups for m in group}):
-            audit(session, caller=caller, action="pii_read", household_id=household_id)
+def present_duplicates(groups: list[list[Member]], *, unmasked: bool, protector: CitizenIdProtector,
+                       ) -> list[ProbableDuplicate]:
+    """Duplicate groups with their citizen IDs whole or masked (the route audits each household shown whole)."""
     return [
         ProbableDuplicate(
             first_name=group[0].first_name, last_name=group[0].last_name, birth_date=group[0].birth_date,

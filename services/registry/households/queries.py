@@ -4,7 +4,7 @@ elsewhere answers as one that does not exist), lists with filters and a cursor, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -41,6 +41,8 @@ class HouseholdRecord:
 
     household: Household
     members: list[Member]
+    # Citizen IDs this request brought (member id -> digits): shown from here rather than decrypted again.
+    citizen_ids: dict[str, str] = field(default_factory=dict)
 
 
 def sources_of(household: Household) -> list[Source]:

@@ -203,7 +203,9 @@ async def register(session: AsyncSession, *, caller: CallerWithPurpose, body: Ho
     """Register a household with its members; `household.registered` leaves with it."""
     registration = prepare(caller.principal, body, protector, utcnow())
     await ensure_not_registered(session, principal=caller.principal, lookups=registration.lookups)
-    record = HouseholdRecord(Household(**registration.household), [Member(**m) for m in registration.members])
+    members = [Member(**m) for m in registration.members]
+    record = HouseholdRecord(Household(**registration.household), members,
+                             {m.id: person.citizen_id for m, person in zip(members, body.members, strict=True)})
     session.add(record.household)
     session.add_all(record.members)
     await flush(session)

@@ -63,7 +63,10 @@ _CHANGE_RESPONSES: dict[int | str, dict[str, str]] = {
 
 def _reply(protector: CitizenIdProtector, session: SessionDep, record: HouseholdRecord, caller: CallerWithPurpose, *,
            status_code: int = 200, action: str = "pii_read") -> JSONResponse:
-    body = disclosure.present(session, record, caller=caller, protector=protector, action=action)
+    unmasked = disclosure.unmasked_for(caller)
+    if unmasked and record.members:  # a read of personal data: its audit row, in this transaction
+        disclosure.audit(session, caller=caller, action=action, household_id=record.household.id)
+    body = disclosure.present(record, unmasked=unmasked, protector=protector)
     headers = {"ETag": etag(record.household.version)}
     if status_code == 201:
         headers["Location"] = f"/v1/households/{record.household.id}"
@@ -109,8 +112,11 @@ async def list_households(principal: CanRead, protector: ProtectorDep, session: 
                               status=None if status == "any" else status, q=q)
     records, last = await queries.list_page(session, caller=caller, filters=filters, after=decode_cursor(page.cursor),
                                             limit=page.limit)
-    items = [disclosure.present(session, r, caller=caller, protector=protector, action="pii_read")
-             for r in records]
+    unmasked = disclosure.unmasked_for(caller)
+    for r in records:
+        if unmasked and r.members:
+            disclosure.audit(session, caller=caller, action="pii_read", household_id=r.household.id)
+    items = [disclosure.present(r, unmasked=unmasked, protector=protector) for r in records]
     return JSONResponse(HouseholdPage(items=items, next_cursor=encode_cursor(last)).model_dump(mode="json"))
 
 
@@ -212,6 +218,10 @@ async def list_duplicates(principal: CanRead, protector: ProtectorDep, session: 
                           purpose: Purpose = None) -> DuplicatePage:
     caller = _caller(principal, purpose)
     groups, next_cursor = await queries.probable_duplicates(session, caller=caller, page=page)
-    items = disclosure.present_duplicates(session, groups, caller=caller, protector=protector)
+    unmasked = disclosure.unmasked_for(caller)
+    if unmasked:
+        for household_id in sorted({m.household_id for group in groups for m in group}):
+            disclosure.audit(session, caller=caller, action="pii_read", household_id=household_id)
+    items = disclosure.present_duplicates(groups, unmasked=unmasked, protector=protector)
     return DuplicatePage(items=items, next_cursor=next_cursor)
 
