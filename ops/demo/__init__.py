@@ -1,7 +1,7 @@
-"""`kaenkhun demo`: the synthetic Khon Kaen (`population`) and the client that loads it through the public HTTP
-APIs (`loader`)."""
+"""`kaenkhun demo`: the synthetic Khon Kaen (`population`), the client that loads it through the public HTTP APIs
+(`loader`), and one whole run (`run`)."""
 
-from ops.demo.loader import Endpoints, Loader, Say, report_urls, run
+from ops.demo.loader import Endpoints, Loader, Say
 from ops.demo.population import (
     FAMILY_DEVELOPMENT_CENTRES,
     FISCAL_YEAR,
@@ -22,6 +22,7 @@ from ops.demo.population import (
     grant_families,
     population,
 )
+from ops.demo.run import report_urls, run
 
 __all__ = ["FAMILY_DEVELOPMENT_CENTRES", "FISCAL_YEAR", "GRANT", "GRANT_FAMILIES", "PROVINCE", "SUBSIDY", "SURNAMES",
            "SURVEYED_ON", "SURVEY_YEAR", "DemoError", "Endpoints", "Home", "Loader", "Member", "People", "Say",

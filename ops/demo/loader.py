@@ -39,7 +39,6 @@ from ops.demo.population import (
     FEMALE,
     FISCAL_YEAR,
     GRANT,
-    GRANT_FAMILIES,
     GRANTS_PAID_ON,
     IMPORT_FILE_HOUSEHOLDS,
     INDICATOR_SET,
@@ -59,10 +58,7 @@ from ops.demo.population import (
     Scenario,
     assessment_row,
     csv_file,
-    expected,
-    grant_families,
     household_rows,
-    population,
 )
 from services.assessment.sets.schemas import IndicatorSet
 from shared import clock, webhooks
@@ -406,32 +402,3 @@ def _all_accepted(batch: dict[str, Any]) -> dict[str, Any]:
         raise DemoError(f"batch {batch['batch_ref']}: {totals['rejected']} items rejected, e.g. "
                         f"{json.dumps(refused[:3], ensure_ascii=False)}")
     return totals
-
-
-async def run(loader: Loader) -> tuple[list[Home], dict[str, Any], float]:
-    """Load everything, wait until reporting shows it; (households, figures, seconds)."""
-    started = time.monotonic()
-    say, scenario = loader.say, loader.scenario
-    await loader.sign_in()
-    geography = await loader.geography()
-    indicator_set = await loader.indicator_set()
-    say(f"Khon Kaen   {len(geography.districts)} districts, {len(geography.all_subdistricts())} sub-districts; "
-        f"seed {scenario.seed}, scale {scenario.scale}: {scenario.households:,} households")
-    homes = population(scenario, geography, indicator_set)
-    await loader.teams(geography)
-    centre_ids = await loader.centres(geography)
-    await loader.budgets(grants=GRANT * GRANT_FAMILIES, subsidies=SUBSIDY * FAMILY_DEVELOPMENT_CENTRES)
-    await loader.households(homes)
-    await loader.assessments(homes, indicator_set)
-    await loader.grants(grant_families(homes, 1), 1)
-    await loader.subsidies(centre_ids)
-    figures = await loader.wait_for(expected(scenario))
-    return homes, figures, time.monotonic() - started
-
-
-def report_urls(reporting: str) -> list[str]:
-    return [f"{reporting}/dashboard",
-            f"{reporting}/v1/reports/poverty?area={PROVINCE}&survey_year={SURVEY_YEAR}&level=district",
-            f"{reporting}/v1/reports/assistance?area={PROVINCE}&fiscal_year={FISCAL_YEAR}",
-            f"{reporting}/v1/reports/field-network?area={PROVINCE}",
-            f"{reporting}/v1/reports/poverty?area={PROVINCE}&survey_year={SURVEY_YEAR}&format=csv"]
