@@ -79,7 +79,7 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 async def db_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """FastAPI dependency for requests that write nothing: no writer lock, and the database refuses writes."""
-    async with read_transaction(request.app.state.sessionmaker) as session:
+    async with read_transaction(request.app.state.read_sessionmaker) as session:
         yield session
 
 
@@ -96,8 +96,9 @@ def session_by_caller(caller: Any, writes: Callable[[Principal], bool]) -> Any:
     dependency, so FastAPI checks the token once, before the session opens."""
 
     async def session(request: Request, principal: Principal = caller) -> AsyncIterator[AsyncSession]:
-        maker = request.app.state.sessionmaker
-        async with (transaction(maker) if writes(principal) else read_transaction(maker)) as opened:
+        state = request.app.state
+        async with (transaction(state.sessionmaker) if writes(principal) else
+                    read_transaction(state.read_sessionmaker)) as opened:
             yield opened
 
     session.chosen_by_caller = True  # type: ignore[attr-defined]  # for tests/platform/test_request_path.py
@@ -138,6 +139,9 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         engine = create_engine(settings.db_url)
         maker = sessionmaker(engine)
         app.state.engine, app.state.sessionmaker = engine, maker
+        # GETs read on connections of their own that cannot write (ReadSessionDep).
+        read_engine = create_engine(settings.db_url, read_only=True)
+        app.state.read_sessionmaker = sessionmaker(read_engine)
         relay = Relay(spec.outbox, maker, settings.kafka, topics=spec.catalogue.topics(spec.name),
                       metrics=app.state.metrics)
         consumer = (
@@ -161,6 +165,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             if consumer is not None:
                 await consumer.stop()
             await relay.stop()
+            await read_engine.dispose()
             await engine.dispose()
             log.info("service stopped", service=spec.name)
 

@@ -60,15 +60,23 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create the async engine; SQLite gets WAL, a busy timeout and write-locking transactions."""
+def create_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
+    """Create the async engine; SQLite gets WAL, a busy timeout and write-locking transactions.
+
+    `read_only`: an engine for reads alone, whose connections the database itself keeps from writing (SQLite:
+    `PRAGMA query_only` and deferred transactions, which take no write lock; PostgreSQL: every transaction READ
+    ONLY and REPEATABLE READ, so all reads of one unit of work see one snapshot) — set once per connection, so a
+    read costs no statement more than the query.
+    """
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        elif read_only:
+            raise ValueError("a read-only engine needs a database file: an in-memory database is per connection")
         path = database or ":memory:"
         engine = create_async_engine(url, async_creator=lambda: _connect_inline(path), **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, read_only=read_only)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -77,6 +85,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # statement (or the pool's ping) waiting for an answer that never comes, and the relay or consumer that
     # awaits it with it. asyncpg has no statement timeout by default; the retry loops recover from an error.
     connect_args = {"timeout": 10, "command_timeout": 120} | kwargs.pop("connect_args", {})
+    if read_only:
+        connect_args["server_settings"] = {"default_transaction_read_only": "on",
+                                           "default_transaction_isolation": "repeatable read"}
     return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 
@@ -109,7 +120,7 @@ async def _connect_inline(path: str) -> aiosqlite.Connection:
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
     # pysqlite's own transaction handling defers BEGIN and cannot take the write lock up front.
     # We emit BEGIN IMMEDIATE ourselves: writers queue on the busy timeout instead of failing
     # with "database is locked" when a read transaction later tries to write (WAL snapshot upgrade).
@@ -121,11 +132,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+        deferred = read_only or conn.get_execution_options().get(READ_ONLY)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 READ_ONLY = "kaenkhun_read_only"
@@ -175,30 +189,15 @@ async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[
 
 @asynccontextmanager
 async def read_transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A unit of work that only reads: it never takes the writer lock, the database refuses its writes, and all
-    its reads see one snapshot (a list and its count agree; a report's parts add up).
-
-    SQLite: a deferred BEGIN (a WAL reader blocks no writer, waits for none, and keeps the snapshot of its first
-    read) with `PRAGMA query_only`, set back when it ends; PostgreSQL: a REPEATABLE READ, READ ONLY transaction.
-    It ends in a rollback: there is nothing to keep.
-    """
-    engine = maker.kw["bind"]
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**{READ_ONLY: True})
-        sqlite = conn.dialect.name == "sqlite"
-        try:
-            async with conn.begin():
-                await conn.exec_driver_sql("PRAGMA query_only = ON" if sqlite else
-                                           "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                async with maker(bind=conn) as session:
-                    yield session
-                    if session.new or session.dirty or session.deleted:  # never drop a write silently
-                        raise RuntimeError("a read session was given changes to write; use a transaction")
-                    await session.rollback()
-        finally:
-            if sqlite:  # the connection goes back to the pool: writable again for the next unit of work
-                await conn.exec_driver_sql("PRAGMA query_only = OFF")
-                await conn.rollback()
+    """A unit of work that only reads, on a read-only engine's sessions (`create_engine(read_only=True)`): it never
+    takes the writer lock, the database refuses its writes, and all its reads see one snapshot (a list and its
+    count agree; a report's parts add up). It ends in a rollback: there is nothing to keep — and a session given
+    changes to write fails loudly rather than dropping them."""
+    async with maker() as session:
+        yield session
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("a read session was given changes to write; use a transaction")
+        await session.rollback()
 
 
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

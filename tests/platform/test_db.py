@@ -95,8 +95,8 @@ async def test_bulk_insert_stores_what_the_orm_would_and_rolls_back_with_the_tra
 
 
 async def test_a_read_session_takes_no_writer_lock_and_cannot_write(databases: ScratchDatabases) -> None:
-    """GET requests read in a read session: it does not queue behind a writer (SQLite's one writer lock), sees
-    only committed rows, and the database itself refuses its writes; its connection is writable again after."""
+    """GET requests read in a read session on a read-only engine: it does not queue behind a writer (SQLite's one
+    writer lock), sees one snapshot of committed rows, and the database itself refuses its writes."""
     metadata = new_metadata()
     table = Table("t", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)))
 
@@ -106,31 +106,36 @@ async def test_a_read_session_takes_no_writer_lock_and_cannot_write(databases: S
     class Row(Base):
         __table__ = table
 
-    engine = create_engine(await databases.new("reads"))
+    url = await databases.new("reads")
+    engine = create_engine(url)
+    read_engine = create_engine(url, read_only=True)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-        maker = sessionmaker(engine)
+        maker, readers = sessionmaker(engine), sessionmaker(read_engine)
         count = select(func.count()).select_from(table)
         async with transaction(maker) as session:
             await session.execute(insert(table).values(id=1, name="ขอนแก่น"))
+        async with read_transaction(readers) as reader:
+            assert (await reader.execute(count)).scalar_one() == 1
+            async with transaction(maker) as writer:  # commits while the reader is in its snapshot
+                await writer.execute(insert(table).values(id=2, name="later"))
+            assert (await reader.execute(count)).scalar_one() == 1  # still its snapshot
         async with transaction(maker) as writer:  # holds the writer lock until the end of the block
-            await writer.execute(insert(table).values(id=2, name="uncommitted"))
+            await writer.execute(insert(table).values(id=3, name="uncommitted"))
             async with asyncio.timeout(10):  # were the reader to wait for the writer, this would never end
-                async with read_transaction(maker) as reader:
-                    assert (await reader.execute(count)).scalar_one() == 1
+                async with read_transaction(readers) as reader:
+                    assert (await reader.execute(count)).scalar_one() == 2
         with pytest.raises(DBAPIError):
-            async with read_transaction(maker) as reader:
-                await reader.execute(insert(table).values(id=3, name="refused"))
+            async with read_transaction(readers) as reader:
+                await reader.execute(insert(table).values(id=4, name="refused"))
         with pytest.raises(RuntimeError, match="read session"):  # an ORM change is refused, never dropped
-            async with read_transaction(maker) as reader:
-                reader.add(Row(id=4, name="dropped?"))
-        for n in range(3):  # every pooled connection the read sessions used writes again
-            async with transaction(maker) as session:
-                await session.execute(insert(table).values(id=10 + n, name="written"))
-        async with read_transaction(maker) as reader:
-            assert (await reader.execute(count)).scalar_one() == 5
+            async with read_transaction(readers) as reader:
+                reader.add(Row(id=5, name="dropped?"))
+        async with read_transaction(readers) as reader:
+            assert (await reader.execute(count)).scalar_one() == 3
     finally:
+        await read_engine.dispose()
         await engine.dispose()
 
 
@@ -150,7 +155,7 @@ async def test_bulk_insert_reports_a_taken_key_as_sqlalchemy_does(databases: Scr
         with pytest.raises(IntegrityError):
             async with transaction(maker) as session:
                 await bulk_insert(session, table, [{"id": 2, "name": "new"}, {"id": 1, "name": "taken"}])
-        async with read_transaction(maker) as reader:
-            assert (await reader.execute(select(table.c.name))).scalars().all() == ["first"]
+        async with transaction(maker) as session:
+            assert (await session.execute(select(table.c.name))).scalars().all() == ["first"]
     finally:
         await engine.dispose()

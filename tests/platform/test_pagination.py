@@ -63,11 +63,13 @@ async def test_keyset_pages_neither_skip_nor_repeat_rows(databases: ScratchDatab
     metadata = new_metadata()
     table = Table("t", metadata, Column("id", String(36), primary_key=True), Column("name", String(50)),
                   Column("n", Integer))
-    engine = create_engine(await databases.new("pages"))
+    url = await databases.new("pages")
+    engine = create_engine(url)
+    read_engine = create_engine(url, read_only=True)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-        maker = sessionmaker(engine)
+        maker, readers = sessionmaker(engine), sessionmaker(read_engine)
         rows = [{"id": f"00000000-0000-7000-8000-{i:012d}", "name": "ขอนแก่น" if i % 3 else "กาฬสินธุ์", "n": i % 2}
                 for i in range(1, 12)]
         async with transaction(maker) as session:
@@ -79,7 +81,7 @@ async def test_keyset_pages_neither_skip_nor_repeat_rows(databases: ScratchDatab
             cursor = None
             while True:
                 page = PageRequest(cursor=cursor, limit=limit)
-                async with read_transaction(maker) as session:
+                async with read_transaction(readers) as session:
                     query = await keyset(session, table.select(), order=[table.c.name, table.c.n],
                                          id_column=table.c.id, page=page, descending=descending)
                     found, cursor = page_of((await session.execute(query)).all(), page, lambda r: r.id)
@@ -91,8 +93,9 @@ async def test_keyset_pages_neither_skip_nor_repeat_rows(databases: ScratchDatab
         assert await walk(True, 3) == [r["id"] for r in reversed(expected)]
         assert await walk(False, 100) == [r["id"] for r in expected]
         with pytest.raises(BadRequest):
-            async with read_transaction(maker) as session:
+            async with read_transaction(readers) as session:
                 await keyset(session, table.select(), order=[table.c.name], id_column=table.c.id,
                              page=PageRequest(cursor="MDAwMDAwMDAtMDAwMC03MDAwLTgwMDAtOTk5OTk5OTk5OTk5", limit=2))
     finally:
+        await read_engine.dispose()
         await engine.dispose()
