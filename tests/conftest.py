@@ -2,6 +2,7 @@
 registered here, once, for every test; helpers are imported from tests/kit/ (see its __init__.py)."""
 
 pytest_plugins = [
+    "tests.kit.fixtures.auth",
     "tests.kit.fixtures.broker",
     "tests.kit.fixtures.databases",
     "tests.kit.fixtures.services",

@@ -6,6 +6,8 @@
   problem+json answers, CSV imports, events delivered through a service's real consumer path.
 - registry.py, assessment.py, assistance.py, reporting.py: each service as tests drive it (the object its
   fixture yields) and the request bodies and events other tests build for it (citizen IDs, households, ...).
+- auth.py: the auth tests' own app (shared/auth on a tiny FastAPI app), its settings and clients, tokens for them,
+  and the checks of a 401 or 403 answer.
 - bus.py: a tiny producer service and consumer service built only from shared/bus, for the bus tests.
 - fixtures/: the fixtures every test may use: brokers, databases, the four services' apps.
 
