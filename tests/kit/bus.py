@@ -1,11 +1,13 @@
-"""A tiny producer service and consumer service built only from the shared bus, on real databases."""
+"""A tiny producer service and consumer service built only from the shared bus, on real databases, for the bus
+tests: the two running as a pipeline, stopping them, and the conditions the tests wait for."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,11 +15,13 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ops.scratchdb import ScratchDatabases
 from shared.bus import Consumer, Handlers, Outbox, Relay, inbox_table, outbox_table
 from shared.db import create_engine, new_metadata, sessionmaker, transaction
 from shared.events.catalogue import Catalogue, EventType
 from shared.events.envelope import CloudEvent
 from shared.settings import KafkaSettings
+from tests.kit.env import kafka_settings
 
 
 class WidgetChanged(BaseModel):
@@ -130,6 +134,42 @@ async def make_sink(
 
     sink.consumer = Consumer("sink", handlers, maker, inbox, settings, group_id=group or f"sink-{uuid.uuid4().hex[:8]}")
     return sink
+
+
+@asynccontextmanager
+async def pipeline(
+    databases: ScratchDatabases, bootstrap: str, *, batch: bool = False, **overrides: Any
+) -> AsyncIterator[tuple[Producer, Sink, EventType, KafkaSettings]]:
+    """A producer (outbox + relay) and a sink (consumer + inbox) on fresh databases, both running."""
+    settings = kafka_settings(bootstrap, **overrides)
+    event_type = new_event_type()
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    sink = await make_sink(await databases.new("sink"), settings, event_type, batch=batch)
+    producer.relay.start()
+    sink.consumer.start()
+    try:
+        yield producer, sink, event_type, settings
+    finally:
+        await close(producer, sink)
+
+
+async def close(*parts: Producer | Sink) -> None:
+    for part in parts:
+        if isinstance(part, Producer):
+            await part.relay.stop()
+        else:
+            await part.consumer.stop()
+        await part.engine.dispose()
+
+
+async def connected(sink: Sink) -> bool:
+    """Whether the sink's consumer has joined its group and been given partitions."""
+    return sink.consumer.connected and bool(sink.consumer._consumer and sink.consumer._consumer.assignment())
+
+
+async def effects_at_least(sink: Sink, n: int) -> bool:
+    """Whether the sink has applied at least n events (for `wait_for`)."""
+    return await sink.effect_count() >= n
 
 
 async def _create(engine: AsyncEngine, metadata: MetaData) -> None:
