@@ -8,6 +8,7 @@
   fixture yields) and the request bodies and events other tests build for it (citizen IDs, households, ...).
 - auth.py: the auth tests' own app (shared/auth on a tiny FastAPI app), its settings and clients, tokens for them,
   and the checks of a 401 or 403 answer.
+- observability.py: a tiny app with shared.observability installed, and a client on it.
 - bus.py: a tiny producer service and consumer service built only from shared/bus, for the bus tests.
 - fixtures/: the fixtures every test may use: brokers, databases, the four services' apps.
 
