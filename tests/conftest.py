@@ -4,6 +4,7 @@ registered here, once, for every test; helpers are imported from tests/kit/ (see
 pytest_plugins = [
     "tests.kit.fixtures.auth",
     "tests.kit.fixtures.broker",
+    "tests.kit.fixtures.compose",
     "tests.kit.fixtures.databases",
     "tests.kit.fixtures.services",
 ]

@@ -10,7 +10,9 @@
   and the checks of a 401 or 403 answer.
 - observability.py: a tiny app with shared.observability installed, and a client on it.
 - bus.py: a tiny producer service and consumer service built only from shared/bus, for the bus tests.
-- fixtures/: the fixtures every test may use: brokers, databases, the four services' apps.
+- compose.py: docker-compose.yml as the Compose and Dockerfile tests read it (paths, interpolation).
+- fixtures/: the fixtures every test may use: brokers, databases, the four services' apps, the auth tests' app,
+  the Compose file.
 
 What only one directory's tests use stays in that directory (its support.py, tests/reporting/audit.py,
 tests/hostile/openapi.py); the fixtures only one directory uses stay in its test modules.
