@@ -3,9 +3,9 @@
 from shared.bus.consumer import Consumer
 from shared.bus.handlers import Delivery, Handlers, PoisonMessage
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
+from shared.bus.models import inbox_table, outbox_table
 from shared.bus.outbox import Outbox, PendingEvent
 from shared.bus.relay import Relay
-from shared.bus.tables import inbox_table, outbox_table
 
 __all__ = [
     "Consumer", "Delivery", "Handlers", "Outbox", "PendingEvent", "PoisonMessage", "Relay",

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import Table, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from shared.bus.tables import outbox_position_table
+from shared.bus.models import outbox_position_table
 from shared.clock import utcnow
 from shared.db import bulk_insert, rowcount
 from shared.events.catalogue import EventType
