@@ -20,7 +20,7 @@ from typing import Annotated, Any, Generic, TypeVar, cast
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Integer, and_, or_, select
+from sqlalchemy import ColumnElement, Integer, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import BadRequest
@@ -66,7 +66,10 @@ async def keyset(session: AsyncSession, query: Q, *, order: Sequence[Any],
     keys = [*order, id_column]
     if (last_id := decode_cursor(page.cursor)) is not None:
         after: str | int = int(last_id) if isinstance(id_column.type, Integer) else last_id
-        anchor = (await session.execute(select(*keys).where(id_column == after))).first()
+        # The anchor row is looked up under the list's own filters (the caller's areas among them): a cursor made
+        # up from the id of a row the caller cannot see is refused like any other, and places nothing.
+        anchor = (await session.execute(cast(Any, query).with_only_columns(*keys).where(id_column == after)
+                                        .limit(1))).first()
         if anchor is None:
             raise BadRequest("The cursor is not one this API gave out.", type_slug="bad-cursor")
         query = cast(Any, query).where(_after(keys, tuple(anchor), descending))

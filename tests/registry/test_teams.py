@@ -3,6 +3,7 @@ to one."""
 
 from __future__ import annotations
 
+from shared.ids import encode_cursor
 from tests.kit.apps import problem
 from tests.kit.registry import Registry, household, person
 
@@ -35,3 +36,19 @@ async def test_teams_and_assignment(registry: Registry) -> None:
     assert (await registry.client.get("/v1/teams", headers=registry.as_("registry:read", areas=("41",)))).json() == {
         "items": [], "next_cursor": None}
     assert (await registry.events())[-1][0] == "household.assigned"
+
+
+async def test_a_cursor_made_from_a_team_of_another_area_is_refused(registry: Registry) -> None:
+    """A cursor names the last row of a page; one made up from the id of a row outside the caller's areas is 400,
+    as any cursor the API did not give, and tells nothing about where that row would sort."""
+    made = {}
+    for district, name in (("4001", "ทีมเมือง"), ("4002", "ทีมบ้านฝาง")):
+        response = await registry.client.post("/v1/teams", headers=registry.admin, json={
+            "name": name, "district_code": district, "subdistrict_codes": [f"{district}01"], "members": []})
+        made[district] = response.json()["id"]
+    ban_fang = registry.as_("registry:read", areas=("4002",))
+    own = (await registry.client.get("/v1/teams", params={"cursor": encode_cursor(made["4002"])},
+                                     headers=ban_fang)).json()
+    assert own == {"items": [], "next_cursor": None}  # its own team's id is a cursor it could have been given
+    problem(await registry.client.get("/v1/teams", params={"cursor": encode_cursor(made["4001"])},
+                                      headers=ban_fang), 400)
