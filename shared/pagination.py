@@ -94,6 +94,10 @@ async def filtered_page(session: AsyncSession, query: Q, *, order: Sequence[Any]
                         ) -> tuple[list[Any], str | None]:
     """A page of the rows `keep` accepts, for lists whose last filter is not SQL (e.g. areas held as a JSON list):
     rows are read in the list's order, a batch at a time, until the page is full or the rows run out."""
+    if (last_id := decode_cursor(page.cursor)) is not None:  # the cursor's row must be one the caller may see
+        anchor = (await session.execute(cast(Any, query).where(id_column == last_id))).scalars().first()
+        if anchor is None or not keep(anchor):
+            raise BadRequest("The cursor is not one this API gave out.", type_slug="bad-cursor")
     kept: list[Any] = []
     cursor = page.cursor
     while len(kept) <= page.limit:

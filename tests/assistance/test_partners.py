@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.ids import new_id
+from shared.ids import encode_cursor, new_id
 from tests.assistance.support import HOSPITAL, partner
 from tests.kit.apps import problem
 from tests.kit.assistance import Assistance
@@ -43,6 +43,8 @@ async def test_partners_of_the_seven_sectors(assistance: Assistance) -> None:
     assert sorted(p["name"] for p in seen["items"]) == sorted(["มหาวิทยาลัยขอนแก่น", HOSPITAL])
     temple = next(p for p in religious["items"] if p["name"] == "วัดหนองแวง")
     problem(await assistance.client.get(f"/v1/partners/{temple['id']}", headers=ban_fang), 404)
+    # A cursor made from the id of a partner it cannot see is refused, not placed.
+    problem(await assistance.client.get(url, params={"cursor": encode_cursor(temple["id"])}, headers=ban_fang), 400)
     elsewhere = assistance.as_("assistance:read", areas=("41",))
     assert (await assistance.client.get(url, headers=elsewhere)).json() == {"items": [], "next_cursor": None}
     # Paged one at a time, the list comes out whole, in order, once.
