@@ -77,6 +77,15 @@ async def keyset(session: AsyncSession, query: Q, *, order: Sequence[Any],
     return cast(Q, cast(Any, query).order_by(*ordered).limit(page.limit + 1))
 
 
+async def fetch_page(session: AsyncSession, query: Any, *, order: Sequence[Any], id_column: Any, page: PageRequest,
+                     descending: bool = False) -> tuple[list[Any], str | None]:
+    """A page of the ORM objects `query` selects, in the order of `keyset`, and the next cursor (the id of the
+    last, when more follow)."""
+    rows = (await session.execute(await keyset(session, query, order=order, id_column=id_column, page=page,
+                                               descending=descending))).scalars().all()
+    return page_of(rows, page, lambda row: getattr(row, id_column.key))
+
+
 def _after(keys: Sequence[ColumnElement[Any]], values: tuple[Any, ...], descending: bool) -> ColumnElement[bool]:
     """Rows after `values` in the order of `keys`: (k1 > v1) or (k1 = v1 and k2 > v2) or …"""
     return or_(*(and_(*(keys[j] == values[j] for j in range(i)), keys[i] < values[i] if descending else

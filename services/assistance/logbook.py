@@ -25,7 +25,7 @@ from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
 from shared.events.assistance import VISIT_RECORDED, VisitProblem, VisitRecorded
 from shared.ids import ID_PATTERN, new_id
-from shared.pagination import Page, PageDep, PageRequest, keyset, page_of, page_request
+from shared.pagination import Page, PageDep, PageRequest, fetch_page, page_request
 from shared.text import Notes, Text
 
 # -- schemas --
@@ -135,9 +135,8 @@ async def visits_in_area(session: AsyncSession, *, principal: Principal, area: s
 
 
 async def _page(session: AsyncSession, query: SelectOfScalar[Visit], page: PageRequest) -> Page[VisitOut]:
-    query = await keyset(session, query, order=[col(Visit.visited_on), col(Visit.recorded_at)],
-                         id_column=col(Visit.id), page=page, descending=True)
-    found, next_cursor = page_of((await session.execute(query)).scalars().all(), page, lambda v: v.id)
+    found, next_cursor = await fetch_page(session, query, order=[col(Visit.visited_on), col(Visit.recorded_at)],
+                                          id_column=col(Visit.id), page=page, descending=True)
     return Page[VisitOut](items=[present(v) for v in found], next_cursor=next_cursor)
 
 

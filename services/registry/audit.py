@@ -15,7 +15,7 @@ from services.registry.security import CanAudit
 from shared.app import ReadSessionDep
 from shared.auth import Principal, area_clause
 from shared.db import as_utc
-from shared.pagination import Page, PageDep, PageRequest, keyset, page_of
+from shared.pagination import Page, PageDep, PageRequest, fetch_page
 
 # -- schemas --
 
@@ -47,8 +47,8 @@ async def entries(session: AsyncSession, *, principal: Principal, household_id: 
         query = query.where(col(AuditEntry.client_id) == client_id)
     if since is not None:
         query = query.where(col(AuditEntry.at) >= since)
-    query = await keyset(session, query, order=[], id_column=col(AuditEntry.id), page=page, descending=True)
-    rows, next_cursor = page_of((await session.execute(query)).scalars().all(), page, lambda r: r.id or 0)
+    rows, next_cursor = await fetch_page(session, query, order=[], id_column=col(AuditEntry.id), page=page,
+                                         descending=True)
     items = [AuditOut(id=r.id or 0, at=as_utc(r.at), client_id=r.client_id, action=r.action,
                       household_id=r.household_id, purpose=r.purpose, correlation_id=r.correlation_id) for r in rows]
     return Page[AuditOut](items=items, next_cursor=next_cursor)

@@ -23,7 +23,7 @@ from shared.db import as_utc
 from shared.errors import NotFound, Unprocessable
 from shared.events.registry import TEAM_CREATED, TeamCreated
 from shared.ids import new_id
-from shared.pagination import Page, PageDep, PageRequest, keyset, page_of
+from shared.pagination import Page, PageDep, PageRequest, fetch_page
 from shared.text import Text
 
 # -- schemas --
@@ -101,9 +101,8 @@ async def in_areas(session: AsyncSession, *, principal: Principal, district: str
         query = query.where(col(Team.district_code) == district)
     if province is not None:
         query = query.where(col(Team.province_code) == province)
-    query = await keyset(session, query, order=[col(Team.district_code), col(Team.name)], id_column=col(Team.id),
-                         page=page)
-    teams, next_cursor = page_of((await session.execute(query)).scalars().all(), page, lambda t: t.id)
+    teams, next_cursor = await fetch_page(session, query, order=[col(Team.district_code), col(Team.name)],
+                                          id_column=col(Team.id), page=page)
     return Page[TeamOut](items=[_out(t) for t in teams], next_cursor=next_cursor)
 
 

@@ -24,7 +24,7 @@ from shared.errors import BadRequest, NotFound, PayloadTooLarge
 from shared.ids import new_id
 from shared.imports.parsing import RowError
 from shared.imports.runner import ImportJobs
-from shared.pagination import CURSOR_DESCRIPTION, PageRequest, keyset, page_of
+from shared.pagination import CURSOR_DESCRIPTION, PageRequest, fetch_page
 
 # -- schemas --
 
@@ -112,9 +112,8 @@ async def error_page(session: AsyncSession, *, jobs: ImportJobs[Any, Any], job_i
                      ) -> tuple[list[RowError], str | None]:
     """A page of a job's row errors in row order, and the cursor of the next page (None at the end)."""
     model = jobs.error_model
-    query = await keyset(session, select(model).where(model.import_id == job_id), order=[model.row],
-                         id_column=model.id, page=page)
-    found, next_cursor = page_of((await session.execute(query)).scalars().all(), page, lambda e: e.id)
+    found, next_cursor = await fetch_page(session, select(model).where(model.import_id == job_id),
+                                          order=[model.row], id_column=model.id, page=page)
     return [RowError(e.row, e.column, e.message) for e in found], next_cursor
 
 

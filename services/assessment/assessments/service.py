@@ -38,7 +38,7 @@ from shared.events.assessment import (
     PovertyStatusChanged,
 )
 from shared.ids import new_id
-from shared.pagination import PageRequest, keyset, page_of
+from shared.pagination import PageRequest, fetch_page
 
 # An assessment as stored: the ORM row, or (in a bulk import) its column values as attributes.
 Stored = Assessment | SimpleNamespace
@@ -236,10 +236,9 @@ async def history(session: AsyncSession, *, principal: Principal, household_id: 
     """A page of a household's assessments, newest survey year and revision first, and the next cursor (409 or 404
     as `known_household`)."""
     await known_household(session, principal=principal, household_id=household_id, retry_after_s=retry_after_s)
-    query = await keyset(session, select(Assessment).where(col(Assessment.household_id) == household_id),
-                         order=[col(Assessment.survey_year), col(Assessment.revision)], id_column=col(Assessment.id),
-                         page=page, descending=True)
-    return page_of((await session.execute(query)).scalars().all(), page, lambda a: a.id)
+    return await fetch_page(session, select(Assessment).where(col(Assessment.household_id) == household_id),
+                            order=[col(Assessment.survey_year), col(Assessment.revision)],
+                            id_column=col(Assessment.id), page=page, descending=True)
 
 
 async def find(session: AsyncSession, *, principal: Principal, household_id: str, assessment_id: str) -> Assessment:

@@ -42,7 +42,7 @@ from shared.events.assistance import (
 )
 from shared.ids import new_id
 from shared.money import ZERO
-from shared.pagination import Page, PageRequest, keyset, page_of
+from shared.pagination import Page, PageRequest, fetch_page
 
 SUBSIDISED = {CentreKind.family_development_centre.value}
 
@@ -82,9 +82,8 @@ async def list_centres(session: AsyncSession, *, principal: Principal, area: str
         query = query.where(col(Centre.subdistrict_code).startswith(area))
     if kind is not None:
         query = query.where(col(Centre.kind) == kind.value)
-    query = await keyset(session, query, order=[col(Centre.subdistrict_code), col(Centre.name)],
-                         id_column=col(Centre.id), page=page)
-    found, next_cursor = page_of((await session.execute(query)).scalars().all(), page, lambda c: c.id)
+    found, next_cursor = await fetch_page(session, query, order=[col(Centre.subdistrict_code), col(Centre.name)],
+                                          id_column=col(Centre.id), page=page)
     return Page[CentreOut](items=[present(c) for c in found], next_cursor=next_cursor)
 
 
