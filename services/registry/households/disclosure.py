@@ -3,6 +3,8 @@ duplicates, the household of a citizen ID, and the audit row every unmasked read
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -25,9 +27,15 @@ from shared.observability import get_correlation_id
 from shared.pii import CitizenIdProtector, mask_citizen_id
 
 
-def unmasked_for(caller: CallerWithPurpose) -> bool:
-    """Whether the caller sees citizen IDs whole (pii:read); each such read is audited by the route."""
-    return caller.principal.has_scope(PII_READ)
+def audit_reads(session: AsyncSession, *, caller: CallerWithPurpose, household_ids: Iterable[str],
+                action: str = "pii_read") -> bool:
+    """Whether the caller sees citizen IDs whole (pii:read); if so, the audit row of each household whose people
+    it is about to see, in the caller's transaction. The routes call it before they present."""
+    unmasked = caller.principal.has_scope(PII_READ)
+    if unmasked:
+        for household_id in household_ids:
+            audit(session, caller=caller, action=action, household_id=household_id)
+    return unmasked
 
 
 def present(record: HouseholdRecord, *, unmasked: bool, protector: CitizenIdProtector) -> HouseholdOut:

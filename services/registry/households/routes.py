@@ -63,9 +63,8 @@ _CHANGE_RESPONSES: dict[int | str, dict[str, str]] = {
 
 def _reply(protector: CitizenIdProtector, session: SessionDep, record: HouseholdRecord, caller: CallerWithPurpose, *,
            status_code: int = 200, action: str = "pii_read") -> JSONResponse:
-    unmasked = disclosure.unmasked_for(caller)
-    if unmasked and record.members:  # a read of personal data: its audit row, in this transaction
-        disclosure.audit(session, caller=caller, action=action, household_id=record.household.id)
+    unmasked = disclosure.audit_reads(session, caller=caller, action=action,
+                                      household_ids=[record.household.id] if record.members else [])
     body = disclosure.present(record, unmasked=unmasked, protector=protector)
     headers = {"ETag": etag(record.household.version)}
     if status_code == 201:
@@ -112,10 +111,8 @@ async def list_households(principal: CanRead, protector: ProtectorDep, session: 
                               status=None if status == "any" else status, q=q)
     records, last = await queries.list_page(session, caller=caller, filters=filters, after=decode_cursor(page.cursor),
                                             limit=page.limit)
-    unmasked = disclosure.unmasked_for(caller)
-    for r in records:
-        if unmasked and r.members:
-            disclosure.audit(session, caller=caller, action="pii_read", household_id=r.household.id)
+    unmasked = disclosure.audit_reads(session, caller=caller,
+                                      household_ids=[r.household.id for r in records if r.members])
     items = [disclosure.present(r, unmasked=unmasked, protector=protector) for r in records]
     return JSONResponse(HouseholdPage(items=items, next_cursor=encode_cursor(last)).model_dump(mode="json"))
 
@@ -218,10 +215,8 @@ async def list_duplicates(principal: CanRead, protector: ProtectorDep, session: 
                           purpose: Purpose = None) -> DuplicatePage:
     caller = _caller(principal, purpose)
     groups, next_cursor = await queries.probable_duplicates(session, caller=caller, page=page)
-    unmasked = disclosure.unmasked_for(caller)
-    if unmasked:
-        for household_id in sorted({m.household_id for group in groups for m in group}):
-            disclosure.audit(session, caller=caller, action="pii_read", household_id=household_id)
+    unmasked = disclosure.audit_reads(
+        session, caller=caller, household_ids=sorted({m.household_id for group in groups for m in group}))
     items = disclosure.present_duplicates(groups, unmasked=unmasked, protector=protector)
     return DuplicatePage(items=items, next_cursor=next_cursor)
 
