@@ -65,3 +65,18 @@ def environment_of(service: dict[str, Any]) -> dict[str, Any]:
         pairs = (item.split("=", 1) if "=" in item else (item, None) for item in environment)
         return {name: value for name, value in pairs}
     return dict(environment)
+
+
+def container_environment(raw_compose: dict[str, Any], service: str, shell: dict[str, str]) -> dict[str, str]:
+    """The environment `docker compose up` gives a service's container when run from a shell (or `.env`) holding
+    `shell`: every `${VAR…}` resolved from it, and each variable listed without a value passed through from it
+    when set there, left out when not."""
+    environment = environment_of(interpolate(raw_compose, shell)["services"][service])
+    resolved: dict[str, str] = {}
+    for name, value in environment.items():
+        if value is None:
+            if name in shell:
+                resolved[name] = shell[name]
+        else:
+            resolved[name] = str(value)
+    return resolved
