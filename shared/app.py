@@ -22,10 +22,12 @@ from shared import migrations
 from shared.auth import Principal, ServiceSecurity, install_auth, make_security
 from shared.bus import Consumer, Handlers, Outbox, Relay
 from shared.db import as_utc, create_engine, read_only, read_transaction, sessionmaker, transaction
+from shared.docs import install_docs
 from shared.errors import PROBLEM_JSON, Forbidden, install_problem_handlers
 from shared.events.catalogue import Catalogue
 from shared.guards import install_guards
 from shared.observability import Metrics, configure_logging, install_observability
+from shared.query import refuse_unknown_query_parameters
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger("kaenkhun.app")
@@ -174,6 +176,11 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         description=spec.description,
         version=spec.version,
         lifespan=lifespan,
+        # /docs and /redoc are served with their assets by the service itself (install_docs), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        # A query parameter the route does not declare is refused (shared/query.py), in every service.
+        dependencies=[Depends(refuse_unknown_query_parameters)],
         responses={"default": {"description": "Problem details (RFC 9457)",
                                "content": {PROBLEM_JSON: {}}}},
     )
@@ -185,6 +192,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                    body_limits=settings.body_limits())
     install_observability(app, service=spec.name, metrics=Metrics())
     install_auth(app, settings.auth)
+    install_docs(app)
     app.include_router(_health_router(spec))
     app.include_router(_bus_router(spec))
     for router in spec.routers:
