@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.events.registry import Relation, RemovalReason, Sex, Source
 from shared.pagination import Page
@@ -58,13 +58,28 @@ class MemberIn(BaseModel):
     relation: Relation
     disability: bool = False
 
-    @model_validator(mode="after")
-    def _born_in_the_past(self) -> MemberIn:
-        if self.birth_date > date.today():
-            raise ValueError("birth_date is in the future")
-        if self.birth_date.year < 1880:
-            raise ValueError("birth_date is before 1880")
-        return self
+    @field_validator("birth_date")
+    @classmethod
+    def _born_in_the_past(cls, value: date) -> date:
+        check_birth_date(value)
+        return value
+
+
+# Thai documents often give years in the Buddhist era (B.E. = C.E. + 543): 2525 is 1982.
+BUDDHIST_ERA_OFFSET = 543
+
+
+def check_birth_date(value: date) -> None:
+    """A birth date in the past and after 1880 (ValueError otherwise); a Buddhist-era year gets a hint."""
+    if value > date.today():
+        if value.year >= 2400:  # B.E. 2400 is 1857
+            christian = value.year - BUDDHIST_ERA_OFFSET
+            raise ValueError(f"birth_date {value.isoformat()} is in the future: it looks like a Buddhist-era year "
+                             f"({value.year}); dates are in the Christian era ({christian}): "
+                             f"{christian:04d}{value.isoformat()[4:]}")
+        raise ValueError("birth_date is in the future")
+    if value.year < 1880:
+        raise ValueError("birth_date is before 1880")
 
 
 def one_head_and_distinct_ids(members: list[MemberIn]) -> list[MemberIn]:
