@@ -9,6 +9,9 @@ HOUSEHOLD_COLUMNS = ("household_key", "subdistrict_code", "village_no", "house_n
                      "welfare_card")
 MEMBER_COLUMNS = ("citizen_id", "title", "first_name", "last_name", "sex", "birth_date", "relation", "disability")
 COLUMNS = HOUSEHOLD_COLUMNS + MEMBER_COLUMNS
+# Columns a file may leave out altogether (as if every cell were empty); the others must be in the header.
+OPTIONAL_COLUMNS = ("lat", "lon")
+REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 
 
 class ImportOut(imports.ImportOut):

@@ -25,7 +25,7 @@ from services.registry.households import registration
 from services.registry.households.queries import CallerWithPurpose
 from services.registry.households.registration import Registration
 from services.registry.households.schemas import Address, HouseholdCreate, MemberIn
-from services.registry.imports.schemas import COLUMNS, HOUSEHOLD_COLUMNS
+from services.registry.imports.schemas import COLUMNS, HOUSEHOLD_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from services.registry.models import ImportJob, ImportRowError
 from shared import imports
 from shared.auth import Principal
@@ -112,7 +112,10 @@ def read_groups(stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Gr
     """Households from a CSV byte stream, one at a time (UTF-8, with or without BOM)."""
     group: Group | None = None
     first: dict[str, str] = {}
-    for row_no, row in csv_rows(stream, header_errors, missing_columns(COLUMNS)):
+    absent = dict.fromkeys(OPTIONAL_COLUMNS, "")  # an optional column the file leaves out reads as empty
+    for row_no, row in csv_rows(stream, header_errors, missing_columns(REQUIRED_COLUMNS)):
+        if not isinstance(row, RowError) and not absent.keys() <= row.keys():
+            row = absent | row
         if isinstance(row, RowError):
             if group is not None:
                 yield group
