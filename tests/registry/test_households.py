@@ -114,6 +114,62 @@ async def test_patch_needs_the_current_etag(registry: Registry) -> None:
                       ("household.updated", ["address.subdistrict_code", "address.village_no"])]
 
 
+async def test_if_match_takes_a_bare_tag_and_says_what_it_got(registry: Registry) -> None:
+    created = (await registry.register()).json()
+    url = f"/v1/households/{created['id']}"
+    required = problem(await registry.client.patch(url, json={"welfare_card": False}, headers=registry.admin), 428)
+    assert '"v1"' in required["detail"] and "bare v1" in required["detail"]
+    stale = problem(await registry.client.patch(url, json={"welfare_card": False},
+                                                headers=registry.admin | {"If-Match": "v7"}), 412)
+    assert stale["detail"].startswith('If-Match names "v7", but the record is now at "v1"'), stale
+    assert stale["current_etag"] == '"v1"'
+    # RFC 9110 quotes entity tags; an unquoted v1 is taken as "v1", not refused with "it is now at "v1"".
+    response = await registry.client.patch(url, json={"welfare_card": False},
+                                           headers=registry.admin | {"If-Match": "v1"})
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == '"v2"'
+    response = await registry.client.patch(url, json={"welfare_card": True},
+                                           headers=registry.admin | {"If-Match": 'v9, "v2"'})
+    assert response.status_code == 200 and response.headers["etag"] == '"v3"'
+    weak = problem(await registry.client.patch(url, json={"welfare_card": False},
+                                               headers=registry.admin | {"If-Match": 'W/"v3"'}), 412)
+    assert "weak" in weak["detail"] and weak["current_etag"] == '"v3"'
+
+
+async def test_unknown_query_parameter_is_refused_by_name(registry: Registry) -> None:
+    await registry.register(household(person(registry.cid()), subdistrict="401001"))
+    await registry.register(household(person(registry.cid()), subdistrict="400101"))
+    # A misspelt filter used to be ignored and answer every household.
+    body = problem(await registry.client.get("/v1/households", params={"distrct": "4010"},
+                                             headers=registry.admin), 422)
+    assert body["errors"] == [{"field": "query.distrct", "message": "unknown query parameter", "code": "unknown"}]
+    assert "distrct" in body["detail"] and "district" in body["detail"]  # names what the operation takes
+    both = problem(await registry.client.get("/v1/households?district=4010&zzz=1&distrct=4010",
+                                             headers=registry.admin), 422)
+    assert [e["field"] for e in both["errors"]] == ["query.distrct", "query.zzz"]
+    listed = await registry.client.get("/v1/households", params={"district": "4010"}, headers=registry.admin)
+    assert listed.status_code == 200 and [h["address"]["district_code"] for h in listed.json()["items"]] == ["4010"]
+    # Every route, not only lists: one that takes no query parameter at all.
+    problem(await registry.client.get("/healthz?verbose=1"), 422)
+    # Pages outside the API accept any query (the OAuth2 redirect page receives ?code=…&state=…).
+    assert (await registry.client.get("/docs?x=1")).status_code == 200
+    assert (await registry.client.get("/openapi.json?v=2")).status_code == 200
+
+
+@pytest.mark.parametrize(("birth_date", "hint"), [
+    ("2525-05-01", "looks like a Buddhist-era year (2525); dates are in the Christian era (1982): 1982-05-01"),
+    ("2567-12-31", "looks like a Buddhist-era year (2567); dates are in the Christian era (2024)"),
+    ("2100-01-01", "birth_date is in the future"),
+    ("1870-01-01", "before 1880"),
+])
+async def test_birth_date_in_the_buddhist_era_gets_a_hint(registry: Registry, birth_date: str, hint: str) -> None:
+    body = problem(await registry.register(household(person(registry.cid(), birth_date=birth_date))), 422)
+    assert body["errors"][0]["field"] == "body.members.0.birth_date", body
+    assert hint in body["errors"][0]["message"]
+    ok = await registry.register(household(person(registry.cid(), birth_date="1982-05-01")))
+    assert ok.status_code == 201, ok.text
+
+
 async def test_area_claims_hide_other_areas(registry: Registry) -> None:
     mine = (await registry.register(household(person(registry.cid()), subdistrict="400101"))).json()
     other = (await registry.register(household(person(registry.cid()), subdistrict="400201"))).json()

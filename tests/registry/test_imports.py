@@ -111,6 +111,30 @@ async def test_bad_files_fail_clearly(registry: Registry) -> None:
     problem(response, 400)
 
 
+async def test_lat_and_lon_are_optional_columns(registry: Registry) -> None:
+    without = tuple(c for c in COLUMNS if c not in ("lat", "lon"))
+    cid, other = registry.cid(), registry.cid()
+    job = await run_import(registry, csv_bytes([row("A", cid), row("B", other, house_no="8/2")], columns=without))
+    assert (job["status"], job["households_created"], job["errors"]) == ("done", 2, []), job
+    listed = (await registry.client.get("/v1/households", headers=registry.admin)).json()["items"]
+    assert {(h["address"]["lat"], h["address"]["lon"]) for h in listed} == {(None, None)}
+    # With the columns, a value is still checked; without the other required ones the file fails.
+    job = await run_import(registry, csv_bytes([row("C", registry.cid(), lat="99")]))
+    assert [(e["row"], e["column"]) for e in job["errors"]] == [(2, "lat")]
+    job = await run_import(registry, csv_bytes([row("D", registry.cid())], columns=without[:-1]))
+    assert job["status"] == "failed" and "missing columns: disability" in job["errors"][0]["message"]
+
+
+async def test_a_buddhist_era_birth_date_gets_a_hint_on_its_row(registry: Registry) -> None:
+    job = await run_import(registry, csv_bytes([row("A", registry.cid()), row("B", registry.cid(),
+                                                                              birth_date="2525-05-01")]))
+    assert (job["status"], job["households_created"], job["rows_rejected"]) == ("done", 1, 1), job
+    [error] = job["errors"]
+    assert (error["row"], error["column"]) == (3, "birth_date")
+    assert "looks like a Buddhist-era year (2525); dates are in the Christian era (1982): 1982-05-01" in (
+        error["message"])
+
+
 async def test_the_readme_sample_file_imports_cleanly(registry: Registry) -> None:
     job = await run_import(registry, SAMPLE.read_bytes())  # noqa: ASYNC240 - a small test file
     assert (job["status"], job["households_created"], job["persons_created"], job["errors"]) == ("done", 3, 6, [])
