@@ -30,7 +30,7 @@ from services import SERVICES
 from shared.db import create_engine
 from tests.kit.env import POSTGRES_URL_ENV, postgres_admin_url
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.timeout(1200)]
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 

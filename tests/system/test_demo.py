@@ -28,7 +28,7 @@ from services import SERVICES
 from shared.db import create_engine
 from shared.settings import REPO_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.system]
 
 
 @pytest.fixture(scope="module")

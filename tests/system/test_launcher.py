@@ -13,9 +13,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from ops.broker import free_port, port_open
 from services import SERVICES
 from shared.settings import REPO_ROOT
+
+pytestmark = pytest.mark.system
 
 
 def _alive(pid: int) -> bool:
