@@ -237,6 +237,7 @@ def demo(
     """Load a synthetic Khon Kaen through the services' HTTP APIs and check the source document's figures."""
     from ops import demo as loader_module
     from services.assistance.settings import DEV_WEBHOOK_SECRET
+    from services.reporting.settings import ReportingSettings
     from shared.settings import DEV_CLIENT_SECRET
 
     def url(name: str) -> str:
@@ -268,8 +269,10 @@ def demo(
     typer.echo("\nlook at:")
     for link in loader_module.report_urls(endpoints.reporting):
         typer.echo(f"  {link}")
-    typer.echo("  (reports need a token: kaenkhun token --client khon-kaen-staff --scope 'reporting:read "
-               "reporting:detail')")
+    reporting = _settings("reporting")
+    assert isinstance(reporting, ReportingSettings)
+    typer.echo("  " + loader_module.reader_note(reporting.public(), reporting.small_count_max,
+                                                production=reporting.env.value == "production"))
 
 
 @app.command("check-consistency")

@@ -22,8 +22,9 @@ from ops.demo.population import (
     grant_families,
     population,
 )
-from ops.demo.run import report_urls, run
+from ops.demo.run import reader_note, report_urls, run
 
 __all__ = ["FAMILY_DEVELOPMENT_CENTRES", "FISCAL_YEAR", "GRANT", "GRANT_FAMILIES", "PROVINCE", "SUBSIDY", "SURNAMES",
            "SURVEYED_ON", "SURVEY_YEAR", "DemoError", "Endpoints", "Home", "Loader", "Member", "People", "Say",
-           "Scenario", "assessment_row", "expected", "grant_families", "population", "report_urls", "run"]
+           "Scenario", "assessment_row", "expected", "grant_families", "population", "reader_note", "report_urls",
+           "run"]

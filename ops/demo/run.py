@@ -48,3 +48,17 @@ def report_urls(reporting: str) -> list[str]:
             f"{reporting}/v1/reports/assistance?area={PROVINCE}&fiscal_year={FISCAL_YEAR}",
             f"{reporting}/v1/reports/field-network?area={PROVINCE}",
             f"{reporting}/v1/reports/poverty?area={PROVINCE}&survey_year={SURVEY_YEAR}&format=csv"]
+
+
+def reader_note(public_areas: list[str], small_count_max: int, *, production: bool) -> str:
+    """What the report links show without a token, as the reporting service's settings decide
+    (services/reporting/security.py: the public reader), and how to see more."""
+    token = ("a token from POST /oauth/token" if production else
+             "a token: kaenkhun token --client khon-kaen-staff --scope 'reporting:read reporting:detail'")
+    hidden = f"counts of 1 to {small_count_max} hidden" if small_count_max else "no count hidden"
+    if not public_areas:
+        return (f"(no area is public (KAENKHUN_REPORTING_PUBLIC_AREAS is unset), so the reports need {token}; "
+                "the dashboard too)")
+    where = "every area" if "*" in public_areas else "areas " + ", ".join(public_areas) + " only"
+    return (f"(without a token these show what the public sees: {where}, {hidden}; "
+            f"to see every count, {token})")

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from ops.demo import reader_note, report_urls
 from services.reporting import admin
 from shared.ids import new_id
 from tests.kit.apps import problem
@@ -72,11 +73,18 @@ async def test_the_public_reads_suppressed_reports_of_its_areas(reporting: Repor
     assert public.status_code == 200, public.text
     rows = {r["area_code"]: r for r in public.json()["rows"]}
     assert rows["4001"]["households"] is None and public.json()["suppressed_cells"] > 0  # 3: too few to show
+    # What `kaenkhun demo` prints under its links says the same (ops/demo/run.py), and the links answer.
+    note = reader_note(reporting.settings.public(), reporting.settings.small_count_max, production=False)
+    assert "the public sees: every area, counts of 1 to 4 hidden" in note
+    for link in report_urls("")[1:]:
+        assert (await reporting.client.get(link)).status_code == 200, link
 
     reporting.settings.public_areas = ["4002"]
     narrowed = await reporting.client.get("/v1/reports/poverty", params=params)
     assert [r["area_code"] for r in narrowed.json()["rows"]] == ["4002"]
+    assert "areas 4002 only" in reader_note(reporting.settings.public(), 4, production=False)
     reporting.settings.public_areas = []
     problem(await reporting.client.get("/v1/reports/poverty", params=params), 401)
+    assert "need a token" in reader_note(reporting.settings.public(), 4, production=True)
     problem(await reporting.client.get("/v1/reports/poverty", params=params,
                                        headers={"Authorization": "Bearer not-a-token"}), 401)
