@@ -38,15 +38,19 @@ def declared_query_parameters(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-_DECLARED: dict[int, frozenset[str] | None] = {}  # id(route) -> its names; None: the route takes any query
+_UNSET = object()
 
 
 def _declared_for(route: Any) -> frozenset[str] | None:
-    key = id(route)
-    if key not in _DECLARED:
+    """The names `route` takes, worked out on its first request and kept on the route itself (not by id(route):
+    an app built and dropped, as tests do, frees ids that a later route may get). None: it takes any query."""
+    declared = getattr(route, "_declared_query_parameters", _UNSET)
+    if declared is _UNSET:
         strict = isinstance(route, APIRoute) and route.include_in_schema
-        _DECLARED[key] = declared_query_parameters(route.dependant) if strict else None
-    return _DECLARED[key]
+        declared = declared_query_parameters(route.dependant) if strict else None
+        if route is not None:
+            route._declared_query_parameters = declared
+    return declared  # type: ignore[return-value]
 
 
 async def refuse_unknown_query_parameters(request: Request) -> None:
