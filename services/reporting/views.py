@@ -43,9 +43,14 @@ EXACT = "none: not about households"
 _LEVELS = "province, district, subdistrict or village"
 
 
-def _count(group: str) -> str:
-    return (f"count: hidden in public reports when 1 to the small-count threshold, or as a complement, with "
-            f"{group} (one pattern)")
+def _count(group: str | None = None) -> str:
+    shared = f", together with {group} (one pattern)" if group else ""
+    return f"count: hidden in public reports when 1 to the small-count threshold, or as a complement{shared}"
+
+
+def _public(counts: str) -> str:
+    return (f"not in the public reports as such; they give {counts}, counts hidden when 1 to the small-count "
+            "threshold or as a complement")
 
 
 def _follows(counts: str) -> str:
@@ -87,7 +92,7 @@ COLUMNS: dict[str, Doc] = {
     "poor_households": Doc("Alkire–Foster poor: deprivation score c ≥ k", "households", _count("poor_persons")),
     "poor_persons": Doc("q: members of poor households", "persons", _count("poor_households")),
     **{f"deprived_{d}": Doc(f"assessed households deprived in {d} (failing an indicator of it), target poor or "
-                            "not", "households", _count("nothing else")) for d in _DIMS},
+                            "not", "households", _count()) for d in _DIMS},
     **{f"target_poor_households_{d}": Doc(f"target-poor households deprived in {d}", "households",
                                           _count(f"target_poor_persons_{d}")) for d in _DIMS},
     **{f"target_poor_persons_{d}": Doc(f"TPMAP target-poor persons by dimension, {d}: members of target-poor "
@@ -95,18 +100,19 @@ COLUMNS: dict[str, Doc] = {
                                        "household is deprived in: the five add up to more than the total)",
                                        "persons", _count(f"target_poor_households_{d}")) for d in _DIMS},
     "exited": Doc("households target poor in their previous survey year and not in this one", "households",
-                  _count("nothing else")),
+                  _count()),
     "entered": Doc("households not target poor in their previous survey year and target poor in this one",
-                   "households", _count("nothing else")),
+                   "households", _count()),
     "censored_score_value": Doc("Σ persons × censored deprivation score c(k) of the poor: sum it and divide by "
                                 "the sum of assessed_persons for the MPI (M0)", "person-score (number)",
                                 _follows("poor_persons or assessed_persons")),
     "programme": Doc("assistance programme (family_grant, centre_subsidy, …)", "code", EXACT),
-    "payments": Doc("payments recorded, standing or reversed", "payments", _count("families_granted")),
-    "payments_standing": Doc("payments not reversed", "payments", _count("families_granted")),
-    "payments_reversed": Doc("payments reversed", "payments", _count("grants_reversed")),
+    "payments": Doc("payments recorded, standing or reversed", "payments",
+                    _public("families_granted, grants_reversed and centres_subsidised")),
+    "payments_standing": Doc("payments not reversed", "payments", _public("families_granted and centres_subsidised")),
+    "payments_reversed": Doc("payments reversed", "payments", _public("grants_reversed")),
     "recipients": Doc("distinct households or centres paid (standing payments)", "households or centres",
-                      _count("families_granted / centres_subsidised")),
+                      _public("families_granted and centres_subsidised")),
     "amount": Doc("baht paid by standing payments", "baht (2 decimals)",
                   _follows("families_granted or centres_subsidised")),
     "budget_allocated": Doc("baht the budget holds for the fiscal year", "baht (2 decimals)", EXACT),
@@ -118,8 +124,8 @@ COLUMNS: dict[str, Doc] = {
     "partner_sector": Doc("sector of the partner agency that helped (government, private, civil society, …)",
                           "code", EXACT),
     "kind": Doc("kind of help (cash, in kind, service, …)", "code", EXACT),
-    "help_records": Doc("help records", "records", _count("households_helped")),
-    "households_helped": Doc("distinct households helped", "households", _count("nothing else")),
+    "help_records": Doc("help records", "records", _public("households_helped")),
+    "households_helped": Doc("distinct households helped", "households", _count()),
     "help_value": Doc("baht value of the help, where it has one", "baht (2 decimals)",
                       _follows("households_helped")),
 }
