@@ -20,7 +20,7 @@ from services.reporting.reports.areas import (
     visible,
 )
 from services.reporting.reports.poverty import SurveyYear
-from services.reporting.reports.publication import Cache, CacheDep, as_of, cached_survey
+from services.reporting.reports.publication import Cache, CacheDep, as_of, cached_survey, indicator_sets
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -88,7 +88,7 @@ async def decomposition(session: AsyncSession, *, cache: Cache, threshold: int, 
     # the year's assessments used has its row, in the set's order (one no poor household failed contributes 0).
     failed = survey.by_indicator_of(area, principal)
     named: dict[str, IndicatorName] = {}
-    for set_id in survey.indicator_sets:
+    for set_id in await indicator_sets(session, cache=cache, province=area[:2], survey_year=survey_year):
         for indicator in indicator_names().get(set_id, ()):
             named.setdefault(indicator.code, indicator)  # a code two sets share is one row
     for code in sorted(set(failed) - set(named)):  # a code no set file names (a set the service lacks)

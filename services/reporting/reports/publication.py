@@ -142,7 +142,6 @@ class Survey:
     survey_year: int
     tree: Tree
     by_indicator: dict[str, dict[str, str]]
-    indicator_sets: tuple[str, ...] = ()  # the indicator sets the province's assessments of the year used
 
     def by_indicator_of(self, code: str, principal: Principal) -> dict[str, Fraction]:
         """Σ c(k) per indicator over the villages of `code` the caller may see."""
@@ -178,9 +177,7 @@ async def survey(session: AsyncSession, province: str, survey_year: int, thresho
             own[i] = getattr(village, name)
     tree = Tree(names, tree_of({code: tuple(v) for code, v in facts.items()}, zero, official_areas(province)))
     tree.protect(POVERTY_GROUPS, threshold)
-    sets = await session.execute(select(col(Assessment.indicator_set)).distinct().where(
-        col(Assessment.survey_year) == survey_year, col(Assessment.village_code).startswith(province, autoescape=True)))
-    return Survey(survey_year, tree, by_indicator, tuple(sorted(sets.scalars())))
+    return Survey(survey_year, tree, by_indicator)
 
 
 async def cached_survey(session: AsyncSession, *, cache: Cache, province: str, survey_year: int,
@@ -189,6 +186,20 @@ async def cached_survey(session: AsyncSession, *, cache: Cache, province: str, s
     key = ("survey", province, survey_year, threshold, await version(session))
     found: Survey = await cache.get(key, lambda: survey(session, province, survey_year, threshold))
     return found
+
+
+async def indicator_sets(session: AsyncSession, *, cache: Cache, province: str, survey_year: int) -> tuple[str, ...]:
+    """The indicator sets the province's assessments of the survey year used (from the cache while no event has
+    been applied since)."""
+    async def compute() -> tuple[str, ...]:
+        found = await session.execute(select(col(Assessment.indicator_set)).distinct().where(
+            col(Assessment.survey_year) == survey_year,
+            col(Assessment.village_code).startswith(province, autoescape=True)))
+        return tuple(sorted(found.scalars()))
+
+    sets: tuple[str, ...] = await cache.get(("indicator_sets", province, survey_year, await version(session)),
+                                            compute)
+    return sets
 
 
 async def assistance(session: AsyncSession, province: str, fiscal_year: int, target: Survey,
