@@ -123,7 +123,7 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
     assert float(page.figures["coverage"]) == money["total"]["coverage"]
     assert (page.figures["teams"], page.figures["social_assistance_centres"]) == ("1", "2")
     assert {d: page.bars[d] for d in ("health", "living", "education", "income", "access")} == {
-        d: str(total[d]) for d in ("health", "living", "education", "income", "access")}
+        d: str(total[f"deprived_{d}"]) for d in ("health", "living", "education", "income", "access")}
     assert page.rows["4001"][0] == "เมืองขอนแก่น" and page.rows["4001"][1] == "3"
     assert len([code for code in page.rows if code != "total"]) == 26
     assert float(page.bars["4001"]) == 3000 + 780000

@@ -186,7 +186,7 @@ async function render() {
       figure("teams", t("teams"), network.total.teams, number(network.total.teams)),
       figure("social_assistance_centres", t("centres"), network.total.social_assistance_centres,
              number(network.total.social_assistance_centres)));
-    bars($("dimensions"), DIMENSIONS.map((d) => ({ key: d, label: TEXT[state.lang].dims[d], value: total[d] })));
+    bars($("dimensions"), DIMENSIONS.map((d) => ({ key: d, label: TEXT[state.lang].dims[d], value: total["deprived_" + d] })));
     const table = $("areas");
     table.tHead.replaceChildren(el("tr", {}, ...[t("area"), t("households"), t("persons"), t("assessed"),
       t("targetPoor"), t("targetPersons"), "MPI", t("exited")].map((h) => el("th", {}, h))));
