@@ -5,8 +5,9 @@ Three tables of one province and fiscal year, each a tree for disclosure control
 - areas: province → district → sub-district → village, as the other area reports;
 - teams: province → district → (team, district) rows. A row counts a team's visits to villages of that district
   (a team working in two districts has a row in each; visits that name no team are a row of their own,
-  `team_id` null), so the rows of a district add up to the district's row in the area table. The district
-  cells of the two tables are linked: a district hidden in either is hidden in both (`_linked`);
+  `team_id` null), so the rows of a district add up to the district's row in the area table: the two tables
+  are linked, and the teams' rows are protected under the districts as the area table publishes them
+  (`_linked`);
 - sectors: province → sector. Without `reporting:detail` it is published for a whole province only (as the
   progress report's months are), so its total is the province's cell of the area table.
 `households_visited` and `households_helped` count distinct households: a household visited by two teams (or
@@ -213,17 +214,19 @@ def published(year: FieldYear, today: date, threshold: int) -> Published:
 
 def _linked(areas: dict[str, tuple[int, ...]], teams: dict[str, tuple[int, ...]], threshold: int,
             ) -> tuple[set[str], set[str]]:
-    """The hidden nodes of the area tree and of the teams tree, chosen so that the cells they share (the province
-    and its districts) are hidden in both or in neither: a cell one hides is forced into the other, until
-    neither adds one."""
-    forced: set[str] = set()
-    while True:
-        hidden_areas = protect(areas, threshold, forced=forced)
-        hidden_teams = protect(teams, threshold, parent=_team_parent, forced=forced)
-        shared = {c for c in hidden_areas | hidden_teams if len(c) <= 4 and not c.startswith("T:")}
-        if shared <= forced:
-            return hidden_areas, hidden_teams
-        forced |= shared
+    """The hidden nodes of the area tree, and of the teams table (its rows, and its totals: the province and
+    districts, hidden where the area tree hides them). The teams' rows of a district are protected under the
+    district as the area tree publishes it: where the district is shown, as children of a known total (the
+    districts are the roots of that forest, never chosen as complements); where it is hidden, all of them, so
+    that they add up to nothing an attacker did not have (a complement's room stays what the area tree gave it)."""
+    hidden_areas = protect(areas, threshold)
+    rows = {code: v for code, v in teams.items() if code.startswith("T:")}
+    forest = {code: v for code, v in teams.items() if len(code) == 4 and code not in hidden_areas} | {
+        code: v for code, v in rows.items() if _team_parent(code) not in hidden_areas}
+    hidden_teams = protect(forest, threshold, parent=lambda code: _team_parent(code) if code.startswith("T:") else None)
+    hidden_teams = {code for code in hidden_teams if code.startswith("T:")} | {
+        code for code in rows if _team_parent(code) in hidden_areas}
+    return hidden_areas, hidden_teams | {code for code in hidden_areas if len(code) <= 4}
 
 
 def _team_measures(year: FieldYear, seen: Callable[[str], bool]) -> dict[str, dict[str, int]]:
