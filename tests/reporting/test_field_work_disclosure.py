@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.reporting.disclosure import parent_of, tree_of
-from services.reporting.reports.field_work import _linked
+from services.reporting.reports.field_work.service import linked
 from tests.reporting.audit import Relation, intervals
 
 T = 4
@@ -41,7 +41,7 @@ def test_no_small_count_of_either_table_is_narrowed(seed: int, sparse: float) ->
     villages, rows = random_field_year(random.Random(seed), sparse)
     areas = tree_of({code: (n,) for code, n in villages.items()}, (0,))
     teams = {code: v for code, v in areas.items() if len(code) <= 4} | {row: (n,) for row, n in rows.items()}
-    hidden_areas, hidden_teams = _linked(areas, teams, T)
+    hidden_areas, hidden_teams = linked(areas, teams, T)
     shared = {code for code in areas if len(code) <= 4}
     assert hidden_areas & shared == hidden_teams & shared  # a district is hidden in both tables or in neither
     kids: dict[str, list[str]] = {}
