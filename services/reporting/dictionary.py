@@ -9,6 +9,7 @@ import sys
 from services.reporting import views
 from services.reporting.reports.assistance import ASSISTANCE_COLUMNS
 from services.reporting.reports.field_network import NETWORK_COLUMNS
+from services.reporting.reports.field_work.schemas import FIELD_WORK_COLUMNS, SECTOR_COLUMNS, TEAM_COLUMNS
 from services.reporting.reports.mpi_decomposition import DECOMPOSITION_COLUMNS
 from services.reporting.reports.poverty import POVERTY_COLUMNS
 from services.reporting.reports.progress import PROGRESS_COLUMNS
@@ -20,7 +21,10 @@ REPORTS = (("poverty", "/v1/reports/poverty", POVERTY_COLUMNS),
            ("mpi-decomposition", "/v1/reports/mpi-decomposition", DECOMPOSITION_COLUMNS),
            ("assistance", "/v1/reports/assistance", ASSISTANCE_COLUMNS),
            ("progress", "/v1/reports/progress", PROGRESS_COLUMNS),
-           ("field_network", "/v1/reports/field-network", NETWORK_COLUMNS))
+           ("field_network", "/v1/reports/field-network", NETWORK_COLUMNS),
+           ("field_work", "/v1/reports/field-work", FIELD_WORK_COLUMNS),
+           ("field_work_teams", "/v1/reports/field-work/teams", TEAM_COLUMNS),
+           ("field_work_sectors", "/v1/reports/field-work/sectors", SECTOR_COLUMNS))
 
 INTRO = """# Data dictionary
 

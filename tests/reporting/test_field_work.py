@@ -9,6 +9,7 @@ import io
 from datetime import date, timedelta
 from typing import Any
 
+import openpyxl
 import pyarrow.parquet as pq
 import pytest
 
@@ -231,12 +232,20 @@ async def test_formats_and_parameters(reporting: Reporting) -> None:
                                         headers=reporting.detail)
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
     read = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
-    assert read[-1]["row"] == "total" and read[-1]["visits"] == "5"
+    assert read[-1]["is_total"] == "true" and read[-1]["visits"] == "5"
+    assert {r["fiscal_year"] for r in read} == {str(year)} and {r["parent_area"] for r in read} == {"40"}
     assert sorted(int(r["visits"]) for r in read[:-1]) == [1, 1, 3]
+    as_xlsx = await reporting.client.get("/v1/reports/field-work", params=params | {"format": "xlsx", "lang": "th"},
+                                         headers=reporting.detail)
+    sheet = openpyxl.load_workbook(io.BytesIO(as_xlsx.content)).worksheets[0]
+    header = [cell.value for cell in sheet[1]]
+    assert "จำนวนครั้งที่เยี่ยมบ้าน" in header and "ส่งต่อ: เกินกำหนด" in header
+    last = [cell.value for cell in sheet[sheet.max_row]]
+    assert last[header.index("จำนวนครั้งที่เยี่ยมบ้าน")] == 5
     as_parquet = await reporting.client.get("/v1/reports/field-work/sectors", params=params | {"format": "parquet"},
                                             headers=reporting.detail)
     table = pq.read_table(io.BytesIO(as_parquet.content)).to_pylist()
-    assert table[-1]["row"] == "total" and table[-1]["referrals_done"] == 2 and as_parquet.headers["Kaenkhun-As-Of"]
+    assert table[-1]["is_total"] is True and table[-1]["referrals_done"] == 2 and as_parquet.headers["Kaenkhun-As-Of"]
     for bad in ({"fiscal_year": 1999}, {"level": "province", "area": "4001"}, {"area": "4x"}):
         problem(await reporting.client.get("/v1/reports/field-work", params=params | bad,
                                            headers=reporting.detail), 422)

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from services.reporting.reports.areas import AreaParam, LevelParam, depth_of, ensure_area_or_child, ensure_known
 from services.reporting.reports.field_work.service import field_work_by_area, field_work_by_sector, field_work_by_team
-from services.reporting.reports.table import FORMATS, FormatParam, choose_format, respond
+from services.reporting.reports.table import FORMATS, FormatParam, LangParam, choose_format, respond
 from services.reporting.security import DETAIL, CanRead
 from services.reporting.settings import SettingsDep
 from shared.app import ReadSessionDep
@@ -21,17 +21,19 @@ FiscalYearParam = Annotated[FiscalYear, Query()]
 @router.get("/field-work", summary="Visits and referrals of a fiscal year, by area", responses=FORMATS)
 async def field_work(principal: CanRead, settings: SettingsDep, request: Request, session: ReadSessionDep,
                      area: AreaParam, fiscal_year: FiscalYearParam, level: LevelParam = None,
-                     fmt: FormatParam = None) -> Response:
+                     fmt: FormatParam = None,
+                     lang: LangParam = "en") -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
     table = await field_work_by_area(session, threshold=settings.small_count_max, principal=principal, area=area,
                                      depth=depth, fiscal_year=fiscal_year)
-    return respond(table, choose_format(request, fmt))
+    return respond(table, choose_format(request, fmt), lang)
 
 
 @router.get("/field-work/teams", summary="Visits of a fiscal year, by field team", responses=FORMATS)
 async def field_work_teams(principal: CanRead, settings: SettingsDep, request: Request, session: ReadSessionDep,
-                           area: AreaParam, fiscal_year: FiscalYearParam, fmt: FormatParam = None) -> Response:
+                           area: AreaParam, fiscal_year: FiscalYearParam, fmt: FormatParam = None,
+                           lang: LangParam = "en") -> Response:
     ensure_known(area)
     ensure_area_or_child(principal, area)
     if not principal.has_scope(DETAIL) and len(area) > 4:
@@ -39,13 +41,14 @@ async def field_work_teams(principal: CanRead, settings: SettingsDep, request: R
                         "the scope reporting:detail.")
     table = await field_work_by_team(session, threshold=settings.small_count_max, principal=principal, area=area,
                                      fiscal_year=fiscal_year)
-    return respond(table, choose_format(request, fmt))
+    return respond(table, choose_format(request, fmt), lang)
 
 
 @router.get("/field-work/sectors", summary="Referrals and help of a fiscal year, by partner sector",
             responses=FORMATS)
 async def field_work_sectors(principal: CanRead, settings: SettingsDep, request: Request, session: ReadSessionDep,
-                             area: AreaParam, fiscal_year: FiscalYearParam, fmt: FormatParam = None) -> Response:
+                             area: AreaParam, fiscal_year: FiscalYearParam, fmt: FormatParam = None,
+                           lang: LangParam = "en") -> Response:
     ensure_known(area)
     ensure_area_or_child(principal, area)
     if not principal.has_scope(DETAIL) and (len(area) != 2 or not principal.can_see(area)):
@@ -53,4 +56,4 @@ async def field_work_sectors(principal: CanRead, settings: SettingsDep, request:
                         "need the scope reporting:detail.")
     table = await field_work_by_sector(session, threshold=settings.small_count_max, principal=principal, area=area,
                                        fiscal_year=fiscal_year)
-    return respond(table, choose_format(request, fmt))
+    return respond(table, choose_format(request, fmt), lang)
