@@ -247,6 +247,12 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
         await page.ready()
         assert "area=40&" in await page.url()
         assert shown(await page.dom()).figures["households"] == "4"
+        # Tapping a district on the map shows its figure and a link into it.
+        await page.click('circle[data-map-area="4002"]')
+        assert await page.script("return document.getElementById('map-info').textContent.startsWith('บ้านฝาง: 1')")
+        await page.click("#map-info a")
+        await page.ready()
+        assert "area=4002" in await page.url() and shown(await page.dom()).figures["households"] == "1"
         await page.open(f"{base}/dashboard?area=4001&survey_year=2565")  # a bookmark
         await page.click('nav a[data-crumb="40"]')
         await page.ready()
