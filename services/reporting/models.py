@@ -179,6 +179,22 @@ class Referral(Base, table=True):
     created_on: date
 
 
+class Visit(Base, table=True):
+    """A team's visit to a household, as `visit.recorded` published it (written once, keyed by its id): the
+    dimensions of the problems found, never their descriptions."""
+
+    __tablename__ = "rpt_visit"
+    __table_args__ = (Index("ix_rpt_visit_village_date", "village_code", "visited_on"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    household_id: str = Field(max_length=36)
+    village_code: str = Field(max_length=8)
+    team_id: str | None = Field(default=None, max_length=36)
+    visited_on: date
+    stage: str = Field(max_length=12)  # survive, sufficient, sustainable
+    dimensions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
 class Team(Base, table=True):
     """A field operations team: the district it belongs to and the sub-districts it covers."""
 
@@ -210,4 +226,4 @@ class Feed(Base, table=True):
     events: int = 0
 
 
-READ_MODELS = (Household, Assessment, Village, AreaYear, Payment, Budget, Help, Referral, Team, Centre, Feed)
+READ_MODELS = (Household, Assessment, Village, AreaYear, Payment, Budget, Help, Referral, Visit, Team, Centre, Feed)

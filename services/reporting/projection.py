@@ -2,7 +2,7 @@
 
 Each stream folds to the newest fact about one thing: a household's highest registry version, an
 assessment's highest revision per survey year, a referral's highest version, a budget's newest setting;
-payments and help are written once, keyed by their ids. An older or repeated fact changes nothing, so
+payments, visits and help are written once, keyed by their ids. An older or repeated fact changes nothing, so
 redelivery, reordering across topics and a full replay give the same figures.
 
 The area rows are maintained by difference: when a household's row changes, its old contribution leaves
@@ -37,6 +37,7 @@ from services.reporting.models import (
     Referral,
     Team,
     Village,
+    Visit,
 )
 from shared import clock
 from shared.bus import Handlers
@@ -57,6 +58,7 @@ from shared.events.assistance import (
     HELP_RECORDED,
     REFERRAL_CREATED,
     REFERRAL_UPDATED,
+    VISIT_RECORDED,
     BudgetSet,
     CentreRegistered,
     CentreSubsidyRecorded,
@@ -65,6 +67,7 @@ from shared.events.assistance import (
     DisbursementReversed,
     HelpRecorded,
     ReferralCreated,
+    VisitRecorded,
 )
 from shared.events.catalogue import Catalogue
 from shared.events.envelope import CloudEvent
@@ -298,7 +301,7 @@ async def assessment_events(session: AsyncSession, items: Items) -> None:
     await session.flush()
 
 
-# -- assistance: payments, budgets, referrals, help, centres -----------------------------------------
+# -- assistance: payments, budgets, visits, referrals, help, centres -----------------------------------------
 
 
 @handlers.on_batch(BUDGET_SET)
@@ -350,7 +353,14 @@ async def _payments(session: AsyncSession, items: Items) -> None:
 
 async def _logbook(session: AsyncSession, items: Items) -> None:
     helped: list[dict[str, Any]] = []
+    visits: list[dict[str, Any]] = []
     for event, payload in items:
+        if isinstance(payload, VisitRecorded):  # a visit is recorded once: its dimensions, never the descriptions
+            visits.append({"id": payload.visit_id, "household_id": payload.household_id,
+                           "village_code": payload.village_code, "team_id": payload.team_id,
+                           "visited_on": payload.visited_on, "stage": payload.stage,
+                           "dimensions": sorted({p.dimension for p in payload.problems})})
+            continue
         if isinstance(payload, HelpRecorded):
             helped.append({"id": payload.help_id, "household_id": payload.household_id,
                            "village_code": payload.village_code, "partner_sector": payload.partner_sector,
@@ -369,12 +379,13 @@ async def _logbook(session: AsyncSession, items: Items) -> None:
             row.status, row.version = payload.status, payload.version
         await session.flush()
     await _new_only(session, Help, helped)
+    await _new_only(session, Visit, visits)
 
 
 @handlers.on_batch(DISBURSEMENT_RECORDED, DISBURSEMENT_REVERSED, CENTRE_SUBSIDY_RECORDED, CENTRE_SUBSIDY_REVERSED,
-                   REFERRAL_CREATED, REFERRAL_UPDATED, HELP_RECORDED)
+                   VISIT_RECORDED, REFERRAL_CREATED, REFERRAL_UPDATED, HELP_RECORDED)
 async def assistance_events(session: AsyncSession, items: Items) -> None:
-    """Payments, reversals, referrals and help: one handler, so a batch of the topic is taken as a whole (a
+    """Payments, reversals, visits, referrals and help: one handler, so a batch of the topic is taken as a whole (a
     reversal or a referral's update always comes after what it changes, and is applied after it here)."""
     await _feed(session, items)
     await _payments(session, [i for i in items if isinstance(i[1], PAYMENT_EVENTS)])

@@ -1,11 +1,14 @@
-"""The read models from events: corrections, moves, redelivery and exits, reversals, and events reporting does
-not need (SQLite and PostgreSQL)."""
+"""The read models from events: corrections, moves, redelivery and exits, reversals, and field visits (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
+from services.reporting.models import Visit
 from shared.events.assistance import VISIT_RECORDED
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
@@ -47,17 +50,25 @@ async def test_corrections_moves_redelivery_and_exits(reporting: Reporting) -> N
     assert (rows["4002"]["exited"], rows["4002"]["entered"], rows["4001"]["entered"]) == (2, 0, 1)
 
 
-async def test_an_event_it_does_not_need_is_recorded_as_such(reporting: Reporting) -> None:
-    """A field visit reaches reporting on the household topic and changes nothing, but is accounted for in its
-    inbox (the history checker counts every event of a subscribed topic), once however often it comes."""
+async def test_a_visit_is_kept_once_without_its_descriptions(reporting: Reporting) -> None:
+    """A field visit reaches reporting on the household topic: kept once (its id) however often it comes, as a
+    redelivery (the same event) or as the same fact published again; the dimensions of its problems only."""
     visit = {"visit_id": "v1", "household_id": "h1", "village_code": A, "visited_on": "2022-02-01",
-             "stage": "survive", "team_id": None, "problems": [{"dimension": "health"}]}
+             "stage": "survive", "team_id": "t1",
+             "problems": [{"dimension": "income"}, {"dimension": "health", "indicator_code": "exercise"},
+                          {"dimension": "health"}]}
     event_id = await reporting.send(VISIT_RECORDED, visit)
     await reporting.send(VISIT_RECORDED, visit, event_id=event_id)
+    await reporting.send(VISIT_RECORDED, visit | {"stage": "sufficient"})  # the same visit id: the first stands
     inbox = reporting.app.state.spec.inbox
     async with reporting.app.state.engine.connect() as conn:
-        rows = (await conn.execute(select(inbox.c.event_id, inbox.c.outcome))).all()
-    assert [tuple(r) for r in rows] == [(event_id, "not_needed")]
+        outcomes = (await conn.execute(select(inbox.c.outcome))).scalars().all()
+        kept = (await conn.execute(select(Visit.id, Visit.household_id, Visit.village_code, Visit.team_id,
+                                          Visit.visited_on, Visit.stage, Visit.dimensions))).all()
+    assert sorted(outcomes) == ["processed", "processed"]
+    assert [tuple(r) for r in kept] == [("v1", "h1", A, "t1", date(2022, 2, 1), "survive", ["health", "income"])]
+    visits = await reporting.report("field-work", area="40", fiscal_year=2565)
+    assert (visits["total"]["visits"], visits["total"]["households_visited"]) == (1, 1)
 
 
 async def test_a_reversed_centre_subsidy_leaves_the_figures(reporting: Reporting) -> None:
