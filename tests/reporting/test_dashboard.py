@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import html.parser
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ import pytest
 
 from ops.scratchdb import ScratchDatabases
 from services import load
-from shared import migrations
+from shared import clock, migrations
+from shared.events.assistance import REFERRAL_CREATED, REFERRAL_UPDATED, VISIT_RECORDED
+from shared.ids import new_id
+from shared.money import fiscal_year
 from tests.kit.apps import make_settings, serving
 from tests.kit.browser import browser
 from tests.kit.env import NO_BROKER, system_tool
@@ -26,6 +30,7 @@ from tests.reporting.support import A, B, C, by_area, four_households
 pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build"
 DIMENSIONS = ("health", "living", "education", "income", "access")
+REFERRALS = ("referrals_open", "referrals_overdue", "referrals_done")
 TH_MONTHS = ["ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค."]
 
 
@@ -218,8 +223,6 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
                                                        "/v1/reports/progress"}
         async with httpx.AsyncClient(base_url=base, headers=reporting.detail) as http:
             for href in csvs:
-                if "field-work" in href:
-                    continue
                 response = await http.get(href)
                 assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv"), href
         await page.screenshot(SCREENSHOTS / "dashboard.png")
@@ -300,3 +303,67 @@ async def test_the_map_places_the_districts_from_installed_data(served: tuple[st
         assert [a["code"] for a in district["ancestors"]] == ["40"] and len(district["children"]) == 18
         assert (await http.get("/dashboard/map/99.json")).status_code == 404
         assert (await http.get("/dashboard/map/40010101.json")).status_code == 422
+
+
+async def visited(reporting: Reporting, household: str, village: str, team: str | None) -> None:
+    await reporting.send(VISIT_RECORDED, {
+        "visit_id": new_id(), "household_id": household, "village_code": village,
+        "visited_on": clock.today().isoformat(), "stage": "survive", "team_id": team,
+        "problems": [{"dimension": "health", "indicator_code": None}]}, key=household)
+
+
+async def referred(reporting: Reporting, household: str, village: str, sector: str, *, due_in_days: int = 30,
+                   status: str = "open") -> None:
+    facts = {"referral_id": new_id(), "household_id": household, "village_code": village, "dimension": "health",
+             "partner_id": new_id(), "partner_sector": sector,
+             "due_on": (clock.today() + timedelta(days=due_in_days)).isoformat()}
+    await reporting.send(REFERRAL_CREATED, facts | {"status": "open", "version": 1}, key=household)
+    if status != "open":
+        await reporting.send(REFERRAL_UPDATED, facts | {"status": status, "status_before": "open", "version": 2},
+                             key=household)
+
+
+async def test_the_field_work_panel_shows_the_field_work_report(served: tuple[str, Reporting]) -> None:
+    """This fiscal year's visits by district and by team and referrals by partner sector, as the field-work
+    reports give them: to a reader with reporting:detail every figure, to the public the hidden ones as —."""
+    base, reporting = served
+    year = fiscal_year(clock.today())
+    h1, h2, h3, h4 = (new_id() for _ in range(4))
+    t1, t2 = await reporting.team("4001", ["400101"]), await reporting.team("4002", ["400201"])
+    for household, village, team in ((h1, A, t1), (h1, A, t1), (h2, A, t1), (h3, B, None), (h4, C, t2)):
+        await visited(reporting, household, village, team)
+    await referred(reporting, h1, A, "government")
+    await referred(reporting, h1, A, "government", due_in_days=-3, status="in_progress")
+    await referred(reporting, h2, A, "private", status="done")
+    await referred(reporting, h4, C, "academic", status="done")
+    query = {"area": "40", "fiscal_year": year}
+    areas = await reporting.report("field-work", level="district", **query)
+    teams = await reporting.report("field-work/teams", **query)
+    sectors = await reporting.report("field-work/sectors", **query)
+    token = reporting.detail["Authorization"].removeprefix("Bearer ")
+
+    async with browser() as page:
+        await page.open(f"{base}/dashboard?survey_year={year}#token={token}")
+        detail = shown(await page.dom())
+        await page.screenshot(SCREENSHOTS / "dashboard-field.png")
+    assert {k: v for k, v in detail.bars.items() if k.startswith("visits:")} == {
+        f"visits:{r['area_code']}": str(r["visits"]) for r in areas["rows"] if r["visits"]}  # districts visited
+    assert detail.bars["visits:4001"] == "4" and detail.bars["visits:4002"] == "1"  # B is in 4001 too
+    assert {k: v for k, v in detail.bars.items() if k.startswith("team:")} == {
+        f"team:{r['district_code']}:{r['team_id'] or ''}": str(r["visits"]) for r in teams["rows"]}
+    assert detail.bars[f"team:4001:{t1}"] == "3" and detail.bars["team:4001:"] == "1"
+    assert {k: v for k, v in detail.bars.items() if k.startswith("sector:")} == {
+        f"sector:{r['partner_sector']}:{k}": str(r[k]) for r in sectors["rows"] if any(r[k] for k in REFERRALS)
+        for k in REFERRALS}  # sectors with referrals
+    assert (detail.bars["sector:government:referrals_open"], detail.bars["sector:government:referrals_overdue"],
+            detail.bars["sector:private:referrals_done"]) == ("2", "1", "1")
+    assert not detail.empty
+
+    # The public: small counts hidden (null) are drawn as labelled placeholders, with no value.
+    public_areas = (await reporting.client.get("/v1/reports/field-work", params=query | {"level": "district"})).json()
+    public = shown(await chromium(f"{base}/dashboard?survey_year={year}", "--dump-dom"))
+    assert public.ready == "true"
+    assert {k: v for k, v in public.bars.items() if k.startswith("visits:")} == {
+        f"visits:{r['area_code']}": "" if r["visits"] is None else str(r["visits"]) for r in public_areas["rows"]
+        if r["visits"] != 0}
+    assert public.bars["visits:4002"] == ""  # one visit: hidden

@@ -20,7 +20,7 @@ const TEXT = {
     mapSource: "ตำแหน่ง: GeoNames (CC BY 4.0)", open: "ดูพื้นที่นี้", trends: "แนวโน้มรายปีสำรวจ",
     fieldWork: "งานภาคสนาม", visitsByArea: "การเยี่ยมบ้านรายพื้นที่", visitsByTeam: "การเยี่ยมบ้านรายทีม",
     referrals: "การส่งต่อรายภาคีเครือข่าย", visits: "ครั้งที่เยี่ยม", open_: "ค้างดำเนินการ",
-    overdue: "เกินกำหนด", done: "เสร็จสิ้น", download: "ดาวน์โหลด", team: "ทีม", province: "จังหวัด",
+    overdue: "เกินกำหนด", done: "เสร็จสิ้น", noTeam: "ไม่ระบุทีม", download: "ดาวน์โหลด", team: "ทีม", province: "จังหวัด",
     sectors: { government: "ภาครัฐ", private: "ภาคเอกชน", academic: "ภาควิชาการ", religious: "ภาคศาสนา",
                media: "ภาคสื่อ", civil_society: "ภาคประชาสังคม", people: "ภาคประชาชน" },
     dims: { health: "สุขภาพ", living: "ความเป็นอยู่", education: "การศึกษา", income: "รายได้",
@@ -42,7 +42,7 @@ const TEXT = {
     mapSource: "Positions: GeoNames (CC BY 4.0)", open: "Open this area", trends: "Trends by survey year",
     fieldWork: "Field work", visitsByArea: "Home visits by area", visitsByTeam: "Home visits by team",
     referrals: "Referrals by partner sector", visits: "Visits", open_: "Open",
-    overdue: "Overdue", done: "Done", download: "Download", team: "Team", province: "Province",
+    overdue: "Overdue", done: "Done", noTeam: "No team named", download: "Download", team: "Team", province: "Province",
     sectors: { government: "Government", private: "Private sector", academic: "Academia", religious: "Religious",
                media: "Media", civil_society: "Civil society", people: "People" },
     dims: { health: "Health", living: "Living conditions", education: "Education", income: "Income",
@@ -232,6 +232,7 @@ function legend(items) {
 // draws a labelled placeholder, not nothing.
 function bars(container, items, series) {
   container.replaceChildren();
+  if (!items.length) { container.append(el("p", { class: "hint" }, t("noData"))); return; }
   const top = niceTop(Math.max(0, ...items.map((i) => Number(i.value) || 0)), items.every((i) => Number.isInteger(Number(i.value || 0))));
   let group = null;
   for (const item of items) {
@@ -313,7 +314,7 @@ function drawMap(info, poverty, money) {
   const values = items.filter((c) => c.value !== null && c.known).map((c) => Number(c.value));
   const max = Math.max(0, ...values), min = Math.min(max, ...values);
   const palette = state.figure === "coverage" ? BLUE : GOLD;
-  const classOf = (v) => (max === min ? palette.length - 1 : Math.min(palette.length - 1, Math.floor(((v - min) / (max - min)) * palette.length)));
+  const classOf = (v) => (max === min ? (max ? 2 : 0) : Math.min(palette.length - 1, Math.floor(((v - min) / (max - min)) * palette.length)));
   const dark = (c) => c.known && c.value !== null && classOf(Number(c.value)) >= 3;
   const fill = (c) => (!c.known ? "#ffffff" : c.value === null ? HIDDEN_FILL : palette[classOf(Number(c.value))]);
   const info_ = el("p", { class: "map-info", id: "map-info" });
@@ -359,9 +360,9 @@ function drawMap(info, poverty, money) {
     chart.setAttribute("viewBox", `0 0 ${w} ${Math.ceil(items.length / cols) * size + 8}`);
   }
   const bound = (v) => (state.figure === "coverage" ? percent(v) : number(v, state.figure === "MPI" ? 3 : Number.isInteger(v) ? 0 : 1));
-  const scaleItems = (max === min ? [palette.length - 1] : palette.map((_, i) => i)).map((i) => {
+  const scaleItems = (max === min ? [0] : palette.map((_, i) => i)).map((i) => {
     const from = min + ((max - min) * i) / palette.length, to = min + ((max - min) * (i + 1)) / palette.length;
-    return el("span", { class: "key" }, el("span", { class: "swatch", css: { background: palette[i] } }),
+    return el("span", { class: "key" }, el("span", { class: "swatch", css: { background: palette[max === min ? classOf(max) : i] } }),
               !values.length ? "" : max === min ? bound(min) : `${bound(from)}–${bound(to)}`);
   });
   const parts = [chart, el("div", { class: "legend", "data-legend": state.figure }, el("strong", {}, figureLabel(state.figure)), ...scaleItems,
@@ -397,18 +398,23 @@ function progressChart(rows) {
 
 function fieldWork(byArea, byTeam, bySector) {
   const none = (id) => $(id).replaceChildren(el("p", { class: "hint", "data-empty": "true" }, t("noData")));
-  if (byArea && byArea.rows.length) {
-    bars($("visits-area"), byArea.rows.map((r) => ({ key: `visits:${r.area_code}`, label: areaName(r), value: r.visits })),
+  // Areas and sectors with nothing to show are left out (a hidden figure, null, is shown as such).
+  const some = (r, keys) => keys.some((k) => r[k] === null || Number(r[k]));
+  const areasVisited = byArea ? byArea.rows.filter((r) => some(r, ["visits"])) : [];
+  const sectors = bySector ? bySector.rows.filter((r) => some(r, ["referrals_open", "referrals_overdue", "referrals_done"])) : [];
+  if (areasVisited.length) {
+    bars($("visits-area"), areasVisited.map((r) => ({ key: `visits:${r.area_code}`, label: areaName(r), value: r.visits })),
          [["s0", t("visits")]]);
   } else none("visits-area");
   if (byTeam && byTeam.rows.length) {
     bars($("visits-team"), byTeam.rows.map((r) => ({
-      key: `team:${r.team_id}`, value: r.visits,
-      label: r.team_name || `${t("team")} ${state.lang === "th" ? r.district_name_th || "" : r.district_name_en || ""} ${String(r.team_id).slice(-4)}`,
+      key: `team:${r.district_code}:${r.team_id || ""}`, value: r.visits,
+      group: state.lang === "th" ? r.district_name_th : r.district_name_en,
+      label: r.team_name || (r.team_id ? `${t("team")} …${String(r.team_id).slice(-4)}` : t("noTeam")),
     })), [["s0", t("visits")]]);
   } else none("visits-team");
-  if (bySector && bySector.rows.length) {
-    bars($("referrals"), bySector.rows.flatMap((r) => [["referrals_open", "open_", "s1"], ["referrals_overdue", "overdue", "s2"],
+  if (sectors.length) {
+    bars($("referrals"), sectors.flatMap((r) => [["referrals_open", "open_", "s1"], ["referrals_overdue", "overdue", "s2"],
       ["referrals_done", "done", "s0"]].map(([key, label, cls]) => ({
       key: `sector:${r.partner_sector}:${key}`, label: t(label), value: r[key], cls,
       group: TEXT[state.lang].sectors[r.partner_sector] || r.partner_sector,
