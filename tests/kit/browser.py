@@ -75,6 +75,11 @@ class Browser:
         """Emulate a CSS media type (\"print\" for the print styles, \"\" for the screen again)."""
         await self._call("POST", "/goog/cdp/execute", {"cmd": "Emulation.setEmulatedMedia", "params": {"media": kind}})
 
+    async def downloads_to(self, folder: Path) -> None:
+        """Save what the page downloads into `folder` (headless Chromium drops downloads otherwise)."""
+        await self._call("POST", "/goog/cdp/execute", {"cmd": "Browser.setDownloadBehavior", "params": {
+            "behavior": "allow", "downloadPath": str(folder)}})
+
     async def screenshot(self, path: Path) -> None:
         """The whole page as PNG, past the window's height too."""
         shot = await self._call("POST", "/goog/cdp/execute", {"cmd": "Page.captureScreenshot", "params": {

@@ -161,7 +161,7 @@ def same(shown_value: str, api_value: Any) -> bool:
     return shown_value != "" and float(shown_value) == float(api_value)
 
 
-async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Reporting]) -> None:
+async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Reporting], tmp_path: Path) -> None:
     base, reporting = served
     await two_survey_years(reporting)
     poverty = await reporting.report("poverty", area="40", level="district", survey_year=2565)
@@ -226,6 +226,17 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
                 response = await http.get(href)
                 assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv"), href
         await page.screenshot(SCREENSHOTS / "dashboard.png")
+        # A download button saves the report as the API gives it (fetched with the token, saved from a blob).
+        await page.downloads_to(tmp_path)
+        await page.click('#dl-areas button[data-format="csv"]')
+        saved = tmp_path / "poverty-40-2565.csv"
+        for _ in range(100):
+            if await asyncio.to_thread(saved.exists):
+                break
+            await asyncio.sleep(0.1)
+        async with httpx.AsyncClient(base_url=base, headers=reporting.detail) as http:
+            expected = (await http.get(next(href for href in csvs if href.startswith("/v1/reports/poverty")))).content
+        assert await asyncio.to_thread(saved.read_bytes) == expected
 
         # Another figure on the map: the address carries it.
         await page.open(f"{base}/dashboard?survey_year=2565&figure=MPI")
