@@ -266,7 +266,7 @@ function columns(container, groups, series, attrs) {
   for (let i = 0; i <= 4; i++) {
     const v = (max * i) / 4, y = top + plot - (plot * i) / 4;
     chart.append(svg("line", { x1: left, x2: w - right, y1: y, y2: y, class: i ? "grid" : "baseline" }),
-                 svg("text", { x: left - 4, y: y + 4, "text-anchor": "end", class: "tick" }, compact(v)));
+                 svg("text", { x: left - 4, y: y + 4, "text-anchor": "end", class: "tick" }, max >= 1000 ? compact(v) : number(v, Number.isInteger(max / 4) ? 0 : 2)));
   }
   groups.forEach((g, i) => {
     const x0 = left + i * step + (step - barW * series.length) / 2;
@@ -280,7 +280,7 @@ function columns(container, groups, series, attrs) {
       const bh = (plot * Number(value)) / max;
       chart.append(svg("rect", { x: x + 1, y: top + plot - bh, width: Math.max(barW - 2, 1), height: bh, class: s.cls, ...data },
                        svg("title", {}, `${g.label} · ${s.label}: ${number(value, s.digits || 0)}`)));
-      if (Number(value)) chart.append(svg("text", { x: x + barW / 2, y: top + plot - bh - 3, "text-anchor": "middle", class: "value" }, compact(value)));
+      if (Number(value)) chart.append(svg("text", { x: x + barW / 2, y: top + plot - bh - 3, "text-anchor": "middle", class: "value" }, s.digits === 3 ? number(value, 3) : compact(value)));
     });
     chart.append(svg("text", { x: left + i * step + step / 2, y: h - bottom + 16, "text-anchor": "middle", class: "label",
                              "data-label": g.key }, g.label));
@@ -385,8 +385,8 @@ function trendsChart(years, bodies) {
     { key: "target_poor_households", label: t("targetPoor"), cls: "s0" },
     { key: "exited", label: t("exited"), cls: "s1" },
   ], (g, s) => ({ "data-trend": `${g.key}:${s.key}` }));
-  $("trends-mpi").replaceChildren(el("span", { class: "label" }, "MPI: "), ...groups.flatMap((g, i) => [i ? " · " : "",
-    el("span", { "data-trend": `${g.key}:MPI`, "data-value": raw(g.values.MPI) }, `${g.label} ${g.values.MPI === null || g.values.MPI === undefined ? "—" : number(g.values.MPI, 3)}`)]));
+  columns($("trends-mpi"), groups, [{ key: "MPI", label: "MPI", cls: "s2", digits: 3 }],
+          (g, s) => ({ "data-trend": `${g.key}:${s.key}` }));
 }
 
 function progressChart(rows) {
