@@ -257,6 +257,13 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
         assert (district.figures["teams"], district.figures["social_assistance_centres"]) == ("1", "1")
         assert set(district.map) == {code for code in district.map if code.startswith("4001")} and district.map
         await page.screenshot(SCREENSHOTS / "dashboard-district.png")
+        await page.open(f"{base}/dashboard?area=400101&survey_year=2565")  # a sub-district: its villages, a grid
+        villages = by_area(await reporting.report("poverty", area="400101", level="village", survey_year=2565))
+        subdistrict = shown(await page.dom())
+        assert set(subdistrict.map) == set(villages) == {A}
+        assert same(subdistrict.map[A], villages[A]["target_poor_households"])
+        await page.back()
+        await page.ready()
         await page.back()
         await page.ready()
         assert "area=40&" in await page.url()

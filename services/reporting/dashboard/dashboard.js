@@ -16,7 +16,7 @@ const TEXT = {
     subsidies: "เงินอุดหนุน ศพค.", assessed: "ครัวเรือนที่สำรวจ", total: "รวม", loading: "กำลังโหลด…",
     failed: "โหลดข้อมูลไม่สำเร็จ", noData: "ยังไม่มีข้อมูล", teams: "ทีมปฏิบัติการ",
     centres: "ศูนย์ช่วยเหลือสังคมตำบล", map: "แผนที่", figure: "ตัวชี้วัด", hidden: "ปกปิด (—)",
-    deprivedIn: "ครัวเรือนขาดแคลนด้าน", notPlaced: "ไม่มีพิกัด", gridNote: "ไม่มีพิกัดของตำบล: แสดงเป็นตาราง",
+    deprivedIn: "ครัวเรือนขาดแคลนด้าน", notPlaced: "ไม่มีพิกัด", gridNote: "ไม่มีพิกัดของตำบล: แสดงเป็นตาราง", gridVillages: "หมู่บ้าน: แสดงเป็นตาราง",
     mapSource: "ตำแหน่ง: GeoNames (CC BY 4.0)", open: "ดูพื้นที่นี้", trends: "แนวโน้มรายปีสำรวจ",
     fieldWork: "งานภาคสนาม", visitsByArea: "การเยี่ยมบ้านรายพื้นที่", visitsByTeam: "การเยี่ยมบ้านรายทีม",
     referrals: "การส่งต่อรายภาคีเครือข่าย", visits: "ครั้งที่เยี่ยม", open_: "ค้างดำเนินการ",
@@ -38,7 +38,7 @@ const TEXT = {
     subsidies: "Centre subsidies", assessed: "Households surveyed", total: "Total", loading: "Loading…",
     failed: "Could not load the figures", noData: "No data yet", teams: "Field teams",
     centres: "Social assistance centres", map: "Map", figure: "Figure", hidden: "hidden (—)",
-    deprivedIn: "Households deprived in", notPlaced: "No position", gridNote: "Sub-districts have no position here: drawn as a grid",
+    deprivedIn: "Households deprived in", notPlaced: "No position", gridNote: "Sub-districts have no position here: drawn as a grid", gridVillages: "Villages, drawn as a grid",
     mapSource: "Positions: GeoNames (CC BY 4.0)", open: "Open this area", trends: "Trends by survey year",
     fieldWork: "Field work", visitsByArea: "Home visits by area", visitsByTeam: "Home visits by team",
     referrals: "Referrals by partner sector", visits: "Visits", open_: "Open",
@@ -306,10 +306,13 @@ const showFigure = (name, v) => (name === "coverage" ? percent(v) : name === "MP
 // most areas have no point (sub-districts) they are drawn as a grid of squares instead.
 function drawMap(info, poverty, money) {
   const box = $("map");
-  if (!info || !info.children.length) { box.replaceChildren(el("p", { class: "hint" }, t("noData"))); return; }
+  // Villages are not in the official geography: below a sub-district, the report's rows are the areas.
+  const children = info && info.children.length ? info.children
+    : poverty.rows.map((r) => ({ code: r.area_code, name_th: r.area_name_th, name_en: r.area_name_en, lat: null, lon: null }));
+  if (!children.length) { box.replaceChildren(el("p", { class: "hint" }, t("noData"))); return; }
   const byCode = (rows) => Object.fromEntries((rows || []).map((r) => [r.area_code, r]));
   const pov = byCode(poverty.rows), mon = byCode(money.rows);
-  const items = info.children.map((c) => ({ ...c, value: figureValue(state.figure, pov[c.code], mon[c.code]) ?? null,
+  const items = children.map((c) => ({ ...c, value: figureValue(state.figure, pov[c.code], mon[c.code]) ?? null,
     known: Boolean(state.figure === "coverage" ? mon[c.code] : pov[c.code]) }));
   const values = items.filter((c) => c.value !== null && c.known).map((c) => Number(c.value));
   const max = Math.max(0, ...values), min = Math.min(max, ...values);
@@ -353,7 +356,8 @@ function drawMap(info, poverty, money) {
     items.forEach((c, i) => {
       const x = 4 + (i % cols) * size, y = 4 + Math.floor(i / cols) * size;
       chart.append(mark(c, svg("rect", { x, y, width: size - 3, height: size - 3, rx: 3 })),
-                   svg("text", { x: x + size / 2, y: y + size / 2 - 2, "text-anchor": "middle", class: `place${dark(c) ? " dark" : ""}` }, nameOf(c).slice(0, 10)),
+                   svg("text", { x: x + size / 2, y: y + size / 2 - 2, "text-anchor": "middle", class: `place${dark(c) ? " dark" : ""}` },
+                       c.code.length === 8 ? `${state.lang === "th" ? "หมู่" : "Village"} ${Number(c.code.slice(6))}` : nameOf(c).slice(0, 10)),
                    svg("text", { x: x + size / 2, y: y + size / 2 + 11, "text-anchor": "middle", class: `inside${dark(c) ? " dark" : ""}` },
                        c.known ? showFigure(state.figure, c.value) : ""));
     });
@@ -367,7 +371,7 @@ function drawMap(info, poverty, money) {
   });
   const parts = [chart, el("div", { class: "legend", "data-legend": state.figure }, el("strong", {}, figureLabel(state.figure)), ...scaleItems,
     el("span", { class: "key" }, el("span", { class: "swatch", css: { background: HIDDEN_FILL } }), t("hidden")))];
-  if (placed.length * 2 < items.length) parts.push(el("p", { class: "hint" }, t("gridNote")));
+  if (placed.length * 2 < items.length) parts.push(el("p", { class: "hint" }, t(state.area.length >= 6 ? "gridVillages" : "gridNote")));
   else if (unplaced.length) {
     parts.push(el("p", { class: "hint unplaced" }, `${t("notPlaced")}: `, ...unplaced.flatMap((c, i) => [i ? ", " : "",
       el("span", { "data-map-area": c.code, "data-value": c.known ? raw(c.value) : "" }, `${nameOf(c)} ${c.known ? showFigure(state.figure, c.value) : ""}`)])));
