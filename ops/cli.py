@@ -261,7 +261,8 @@ def demo(
         figures, seconds = asyncio.run(_run())
     except loader_module.DemoError as exc:
         raise typer.Exit(_fail(f"demo failed: {exc}")) from None
-    typer.echo(f"\nloaded in {seconds:.1f} s; the reporting service now shows (Khon Kaen, B.E. 2565):")
+    typer.echo(f"\nloaded in {seconds:.1f} s; the reporting service now shows (Khon Kaen, B.E. 2565; *_2566: the "
+               "next survey year against it; visits and referrals: this fiscal year):")
     for name, value in figures.items():
         shown = f"{value:,}" if isinstance(value, int) else f"{Decimal(str(value)):,.2f} baht"
         typer.echo(f"  {name:<27} {shown:>19}")

@@ -3,10 +3,13 @@
 
 from ops.demo.loader import Endpoints, Loader, Say
 from ops.demo.population import (
+    ENTERED,
+    EXITED,
     FAMILY_DEVELOPMENT_CENTRES,
     FISCAL_YEAR,
     GRANT,
     GRANT_FAMILIES,
+    NEXT_SURVEY_YEAR,
     PROVINCE,
     SUBSIDY,
     SURNAMES,
@@ -19,11 +22,14 @@ from ops.demo.population import (
     Scenario,
     assessment_row,
     expected,
+    field_homes,
     grant_families,
+    next_year_fails,
     population,
 )
 from ops.demo.run import report_urls, run
 
-__all__ = ["FAMILY_DEVELOPMENT_CENTRES", "FISCAL_YEAR", "GRANT", "GRANT_FAMILIES", "PROVINCE", "SUBSIDY", "SURNAMES",
-           "SURVEYED_ON", "SURVEY_YEAR", "DemoError", "Endpoints", "Home", "Loader", "Member", "People", "Say",
-           "Scenario", "assessment_row", "expected", "grant_families", "population", "report_urls", "run"]
+__all__ = ["ENTERED", "EXITED", "FAMILY_DEVELOPMENT_CENTRES", "FISCAL_YEAR", "GRANT", "GRANT_FAMILIES",
+           "NEXT_SURVEY_YEAR", "PROVINCE", "SUBSIDY", "SURNAMES", "SURVEYED_ON", "SURVEY_YEAR", "DemoError",
+           "Endpoints", "Home", "Loader", "Member", "People", "Say", "Scenario", "assessment_row", "expected",
+           "field_homes", "grant_families", "next_year_fails", "population", "report_urls", "run"]

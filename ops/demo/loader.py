@@ -11,9 +11,13 @@ people:
   that are not target poor (deprived in nothing, or deprived but without a welfare card);
 - their assessments on TPMAP's 17 indicators (`POST /v1/assessment-imports`), answered for exactly the
   indicators that apply to the household's members on the survey date (read from `GET /v1/indicator-sets`);
+- the same households' assessments of the next survey year, B.E. 2566, in which some leave target poverty and a
+  few enter it (`population.next_year_fails`);
 - budgets (`PUT /v1/budgets/...`), then the ministry's pushes, signed as Standard Webhooks: one batch of
   360 families × 3,000 baht = 1,080,000 baht (`POST /v1/disbursement-batches`, by the head's citizen ID) and
-  78 × 10,000 = 780,000 baht of centre subsidies (`POST /v1/centre-subsidies`).
+  78 × 10,000 = 780,000 baht of centre subsidies (`POST /v1/centre-subsidies`);
+- the teams' field work of the current fiscal year: visits, referrals to partners of five sectors at every
+  stage, help given (`Loader.field_visits`).
 
 Everything comes from one seeded random generator, so the same seed and scale give the same people. Running
 it again against the same system changes nothing: teams and centres that exist are kept, imports of the same
@@ -37,12 +41,16 @@ import httpx
 from ops.demo.population import (
     FAMILY_DEVELOPMENT_CENTRES,
     FEMALE,
+    FIELD_PARTNERS,
+    FIELD_WORK_FIGURES,
     FISCAL_YEAR,
     GRANT,
     GRANTS_PAID_ON,
     IMPORT_FILE_HOUSEHOLDS,
     INDICATOR_SET,
     MALE,
+    NEXT_SURVEY_YEAR,
+    NEXT_SURVEYED_ON,
     POSITIONS,
     PROVINCE,
     SOCIAL_ASSISTANCE_CENTRES,
@@ -62,6 +70,7 @@ from ops.demo.population import (
 )
 from services.assessment.sets.schemas import IndicatorSet
 from shared import clock, webhooks
+from shared.money import fiscal_year
 
 Say = Callable[[str], None]
 
@@ -255,10 +264,18 @@ class Loader:
         if missing:
             raise DemoError(f"{len(missing)} households not found in the registry's list, e.g. {missing[:3]}")
 
-    async def assessments(self, homes: list[Home], indicator_set: IndicatorSet) -> None:
+    async def assessments(self, homes: list[Home], indicator_set: IndicatorSet, *, survey_year: int = SURVEY_YEAR,
+                          fails: dict[str, set[str]] | None = None) -> None:
+        """Import the assessments of a survey year: the first (the homes' own `fails`) or the next (`fails` by
+        home key, surveyed on `NEXT_SURVEYED_ON`)."""
         url = f"{self.endpoints.assessment}/v1/assessment-imports"
-        rng = self.rng("assessments")
-        rows = [assessment_row(h, indicator_set, rng) for h in homes]
+        if fails is None:
+            rng = self.rng("assessments")
+            rows = [assessment_row(h, indicator_set, rng) for h in homes]
+        else:
+            rng = self.rng(f"assessments-{survey_year}")
+            rows = [assessment_row(h, indicator_set, rng, survey_year=survey_year, surveyed_on=NEXT_SURVEYED_ON,
+                                   fails=fails[h.key]) for h in homes]
         columns = ["household_id", "indicator_set", "survey_year", "surveyed_on",
                    *(i.measurement.name if i.measurement else i.code for i in indicator_set.indicators)]
         done = 0
@@ -266,7 +283,8 @@ class Loader:
             chunk = rows[start:start + IMPORT_FILE_HOUSEHOLDS]
             deadline = time.monotonic() + self.timeout_s
             while True:
-                status = await self._import(url, csv_file(chunk, columns), f"แบบสำรวจ-{start // 1000:03d}.csv")
+                name = f"แบบสำรวจ-{survey_year}-{start // 1000:03d}.csv"
+                status = await self._import(url, csv_file(chunk, columns), name)
                 waiting = [e for e in status["errors"] if "not reached the assessment service" in e["message"]]
                 if len(waiting) < status["rows_rejected"]:
                     raise DemoError(f"assessments rejected: {json.dumps(status['errors'][:5], ensure_ascii=False)}")
@@ -277,7 +295,7 @@ class Loader:
                 self.say(f"assessments waiting for {len(waiting):,} households to reach the assessment service")
                 await asyncio.sleep(1)
             done += len(chunk)
-            self.say(f"assessments {done:,} / {len(rows):,}  ({status['assessments_created']:,} new, "
+            self.say(f"assessments {survey_year}: {done:,} / {len(rows):,}  ({status['assessments_created']:,} new, "
                      f"{status['assessments_unchanged']:,} unchanged in this file)")
 
     # -- the ministry's pushes ----------------------------------------------------------------------------
@@ -332,14 +350,74 @@ class Loader:
             helped += 1
         return helped
 
-    async def _partner(self, name: str) -> str:
-        """The id of the government partner of this name serving the province (registered once)."""
+    async def _partner(self, name: str, sector: str = "government") -> str:
+        """The id of the partner of this name and sector serving the province (registered once)."""
         url = f"{self.endpoints.assistance}/v1/partners"
-        found = [p for p in await self.every(url, {"sector": "government"}) if p["name"] == name]
+        found = [p for p in await self.every(url, {"sector": sector}) if p["name"] == name]
         if found:
             return str(found[0]["id"])
-        made = await self.call("POST", url, json={"name": name, "sector": "government", "areas": [PROVINCE]})
+        made = await self.call("POST", url, json={"name": name, "sector": sector, "areas": [PROVINCE]})
         return str(made["id"])
+
+    async def field_visits(self, homes: Sequence[Home], indicator_set: IndicatorSet) -> dict[str, int]:
+        """The teams' work of this fiscal year: each home visited today by the team covering its sub-district,
+        about what it fails; one in five visited twice; four in five referred to a partner of one of five
+        sectors, and the referrals left at every stage (done with help given, in progress, open, open and past
+        due, cancelled). Kept if the province has visits already. Returns what the field-work report must show
+        (`expected_field_work`)."""
+        assistance, today = self.endpoints.assistance, clock.today()
+        if (await self.call("GET", f"{assistance}/v1/visits", params={"area": PROVINCE, "limit": 1}))["items"]:
+            self.say("field work  already there: kept")
+            return {}
+        await self.wait_target_poor(homes)  # known to the assistance service
+        teams: dict[str, str] = {}
+        for team in sorted(await self.every(f"{self.endpoints.registry}/v1/teams", {"province": PROVINCE}),
+                           key=lambda t: (len(t["subdistrict_codes"]), t["id"])):
+            for code in team["subdistrict_codes"]:
+                teams.setdefault(code, team["id"])
+        partners = [await self._partner(name, sector) for name, sector in FIELD_PARTNERS]
+        dimension = {i.code: i.dimension for i in indicator_set.indicators}
+        wanted = dict.fromkeys(("visits", "households_visited", "referrals_open", "referrals_overdue",
+                                "referrals_done"), 0)
+
+        async def work(n: int, home: Home) -> None:
+            url = f"{assistance}/v1/households/{home.household_id}"
+            code = sorted(home.fails)[0] if home.fails else None
+            problems = [{"dimension": dimension[code], "indicator_code": code, "description": "พบปัญหาตามแบบสำรวจ"}
+                        ] if code else []
+            for _ in range(2 if n % 5 == 0 else 1):
+                await self.call("POST", f"{url}/visits", json={
+                    "visited_on": today.isoformat(), "stage": "survive", "team_id": teams.get(home.subdistrict),
+                    "problems": problems})
+                wanted["visits"] += 1
+            wanted["households_visited"] += 1
+            stage = n % 5
+            if code is None or stage == 4:
+                return
+            due = today + timedelta(days=-10 if stage == 3 else 30)
+            referral = await self.call("POST", f"{url}/referrals", json={
+                "dimension": dimension[code], "action": "ติดตามแก้ไขปัญหาตามแผนพัฒนาครัวเรือน",
+                "partner_id": partners[n // 5 % len(partners)], "due_on": due.isoformat()})
+            step = f"{assistance}/v1/referrals/{referral['id']}"
+            if stage in (0, 1):
+                await self.call("PATCH", step, json={"status": "in_progress"})
+            if stage == 0:
+                await self.call("POST", f"{step}/help", headers={"Idempotency-Key": f"demo-{home.key}"}, json={
+                    "kind": "service", "given_on": today.isoformat(), "notes": "ให้ความช่วยเหลือตามแผน"})
+                await self.call("PATCH", step, json={"status": "done", "note": "แก้ไขแล้ว"})
+                wanted["referrals_done"] += 1
+            else:
+                wanted["referrals_open"] += 1
+                wanted["referrals_overdue"] += stage == 3
+            if n % 10 == 7:  # every other open one of stage 2: the partner could not take it on
+                await self.call("PATCH", step, json={"status": "cancelled", "note": "หน่วยงานไม่สามารถรับได้"})
+                wanted["referrals_open"] -= 1
+
+        await asyncio.gather(*(work(n, h) for n, h in enumerate(homes)))
+        self.say(f"field work  {wanted['visits']:,} visits to {len(homes):,} households; referrals: "
+                 f"{wanted['referrals_open']:,} open ({wanted['referrals_overdue']:,} overdue), "
+                 f"{wanted['referrals_done']:,} done")
+        return wanted
 
     async def grants(self, homes: Sequence[Home], batch_no: int) -> dict[str, Any]:
         await self.wait_target_poor(homes)
@@ -374,13 +452,28 @@ class Loader:
             self.call("GET", f"{base}/assistance", params={"area": PROVINCE, "fiscal_year": FISCAL_YEAR}),
             self.call("GET", f"{base}/field-network", params={"area": PROVINCE}))
         p, a, n = poverty["total"], assistance["total"], network["total"]
+        changes = await self.poverty_changes()
         return {"districts": n["districts"], "subdistricts": n["subdistricts"], "teams": n["teams"],
                 "social_assistance_centres": n["social_assistance_centres"],
                 "family_development_centres": n["family_development_centres"],
                 "households": p["households"], "target_poor_households": p["target_poor_households"],
                 "target_poor_persons": p["target_poor_persons"], "families_granted": a["families_granted"],
                 "grant_amount": a["grant_amount"], "centres_subsidised": a["centres_subsidised"],
-                "subsidy_amount": a["subsidy_amount"]}
+                "subsidy_amount": a["subsidy_amount"], **changes}
+
+    async def poverty_changes(self) -> dict[str, Any]:
+        """The second survey year as the poverty report gives it: target poor, exits and entries."""
+        body = await self.call("GET", f"{self.endpoints.reporting}/v1/reports/poverty",
+                               params={"area": PROVINCE, "survey_year": NEXT_SURVEY_YEAR})
+        total = body["total"]
+        return {"target_poor_households_2566": total["target_poor_households"], "exited_2566": total["exited"],
+                "entered_2566": total["entered"]}
+
+    async def field_work_figures(self) -> dict[str, Any]:
+        """This fiscal year's field work as the field-work report gives it."""
+        body = await self.call("GET", f"{self.endpoints.reporting}/v1/reports/field-work",
+                               params={"area": PROVINCE, "fiscal_year": fiscal_year(clock.today())})
+        return {name: body["total"][name] for name in FIELD_WORK_FIGURES}
 
     async def wait_for(self, wanted: dict[str, Any], what: Callable[[], Awaitable[dict[str, Any]]] | None = None,
                        ) -> dict[str, Any]:

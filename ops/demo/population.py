@@ -1,5 +1,9 @@
 """The demo's synthetic Khon Kaen: the people, homes and areas it loads, drawn from one seeded generator so
-the same seed and scale give the same people, and the figures reporting must show once they are loaded."""
+the same seed and scale give the same people, and the figures reporting must show once they are loaded.
+
+Two survey years: B.E. 2565 reproduces the source document; in B.E. 2566 the same households are surveyed again,
+`EXITED` target-poor households (per scale) are no longer deprived and `ENTERED` households deprived in nothing
+the year before now are, so the poverty report's `exited` and `entered` show real changes."""
 
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ PROVINCE = "40"
 SURVEY_YEAR = 2565
 FISCAL_YEAR = 2565
 SURVEYED_ON = date(2022, 1, 15)
+NEXT_SURVEY_YEAR = 2566
+NEXT_SURVEYED_ON = date(2023, 1, 15)
+EXITED = 250  # per scale: target poor in 2565, deprived in nothing in 2566 (the last target households)
+ENTERED = 60  # per scale: deprived in nothing in 2565 (with a welfare card), target poor in 2566
 GRANTS_PAID_ON = date(2022, 1, 27)  # the kick-off in Khon Kaen
 SUBSIDIES_PAID_ON = date(2022, 2, 10)
 INDICATOR_SET = "tpmap-2560"
@@ -35,6 +43,12 @@ GRANT_FAMILIES = 360
 GRANT = Decimal("3000.00")
 SUBSIDY = Decimal("10000.00")  # per centre: not published; 78 × 10,000 = 780,000 baht is
 IMPORT_FILE_HOUSEHOLDS = 1000
+FIELD_HOMES = 150  # per run: target households the teams visit in the current fiscal year
+# The partners the demo refers households to, one per sector it uses.
+FIELD_PARTNERS = (("โรงพยาบาลขอนแก่น", "government"), ("บริษัท ขอนแก่นพัฒนาอาชีพ จำกัด", "private"),
+                  ("มหาวิทยาลัยขอนแก่น", "academic"), ("มูลนิธิเพื่อนบ้านอีสาน", "civil_society"),
+                  ("วัดหนองแวง พระอารามหลวง", "religious"))
+FIELD_WORK_FIGURES = ("visits", "households_visited", "referrals_open", "referrals_overdue", "referrals_done")
 
 MEASURED = {"drinking_water": "drinking_water_lpd", "use_water": "use_water_lpd",
             "household_income": "income_per_person_year"}
@@ -216,22 +230,48 @@ def household_rows(homes: Iterable[Home]) -> list[dict[str, Any]]:
              "disability": "true" if m.disability else "false"} for h in homes for m in h.members]
 
 
-def assessment_row(home: Home, indicator_set: IndicatorSet, rng: random.Random) -> dict[str, Any]:
-    """A surveyor's answers: every indicator that applies, failed where the household is deprived."""
+def assessment_row(home: Home, indicator_set: IndicatorSet, rng: random.Random, *, survey_year: int = SURVEY_YEAR,
+                   surveyed_on: date = SURVEYED_ON, fails: set[str] | None = None) -> dict[str, Any]:
+    """A surveyor's answers: every indicator that applies, failed where the household is deprived (`fails`, by
+    default the household's in the first survey year)."""
     assert home.household_id is not None
     persons = [Person(m.birth_date, m.disability) for m in home.members]
+    failed = home.fails if fails is None else fails
     row: dict[str, Any] = {"household_id": home.household_id, "indicator_set": indicator_set.id,
-                           "survey_year": SURVEY_YEAR, "surveyed_on": SURVEYED_ON.isoformat()}
+                           "survey_year": survey_year, "surveyed_on": surveyed_on.isoformat()}
     for indicator in indicator_set.indicators:
-        if not applies(indicator, persons, SURVEYED_ON):
+        if not applies(indicator, persons, surveyed_on):
             continue
-        fails = indicator.code in home.fails
+        fail = indicator.code in failed
         if indicator.measurement is not None:  # below the threshold (at most 95% of it) or at least it
-            percent = rng.randint(30, 95) if fails else rng.randint(100, 250)
+            percent = rng.randint(30, 95) if fail else rng.randint(100, 250)
             row[indicator.measurement.name] = str(int(indicator.measurement.at_least * percent / 100))
         else:
-            row[indicator.code] = "false" if fails else "true"
+            row[indicator.code] = "false" if fail else "true"
     return row
+
+
+def next_year_fails(scenario: Scenario, homes: Sequence[Home], indicator_set: IndicatorSet) -> dict[str, set[str]]:
+    """What each household fails in the second survey year, by key: the same indicators where they still apply
+    (a target household whose indicators no longer apply fails another one: it stays target poor), except the
+    last `EXITED` target households (nothing) and the first `ENTERED` households deprived in nothing with a
+    welfare card (one indicator)."""
+    rng = random.Random(f"{scenario.seed}:{NEXT_SURVEY_YEAR}")
+    targets = [h for h in homes if h.target]
+    exited = {h.key for h in targets[len(targets) - EXITED * scenario.scale:]}
+    entered = {h.key for h in [h for h in homes if not h.fails and h.welfare_card][:ENTERED * scenario.scale]}
+    fails: dict[str, set[str]] = {}
+    for home in homes:
+        persons = [Person(m.birth_date, m.disability) for m in home.members]
+        applicable = sorted(i.code for i in indicator_set.indicators if applies(i, persons, NEXT_SURVEYED_ON))
+        if home.key in exited:
+            fails[home.key] = set()
+        elif home.key in entered:
+            fails[home.key] = {rng.choice(applicable)}
+        else:
+            kept = home.fails & set(applicable)
+            fails[home.key] = kept or ({rng.choice(applicable)} if home.target else set())
+    return fails
 
 
 def csv_file(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
@@ -249,6 +289,8 @@ class DemoError(RuntimeError):
 def expected(scenario: Scenario, *, grant_batches: int = 1) -> dict[str, Any]:
     """The figures the reporting service must show once the demo has loaded."""
     return {"districts": 26, "subdistricts": 199, "teams": TEAMS,
+            "target_poor_households_2566": scenario.target_households + (ENTERED - EXITED) * scenario.scale,
+            "exited_2566": EXITED * scenario.scale, "entered_2566": ENTERED * scenario.scale,
             "social_assistance_centres": SOCIAL_ASSISTANCE_CENTRES,
             "family_development_centres": FAMILY_DEVELOPMENT_CENTRES, "households": scenario.households,
             "target_poor_households": scenario.target_households, "target_poor_persons": scenario.target_persons,
@@ -256,6 +298,13 @@ def expected(scenario: Scenario, *, grant_batches: int = 1) -> dict[str, Any]:
             "grant_amount": f"{GRANT * GRANT_FAMILIES * grant_batches:.2f}",
             "centres_subsidised": FAMILY_DEVELOPMENT_CENTRES,
             "subsidy_amount": f"{SUBSIDY * FAMILY_DEVELOPMENT_CENTRES:.2f}"}
+
+
+def field_homes(homes: Sequence[Home]) -> list[Home]:
+    """The households the teams visit: target households after the grant batches' 720 and before the ones that
+    exit poverty in the next survey year."""
+    targets = [h for h in homes if h.target]
+    return targets[720:720 + FIELD_HOMES]
 
 
 def grant_families(homes: Sequence[Home], batch_no: int) -> list[Home]:

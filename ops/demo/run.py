@@ -11,14 +11,19 @@ from ops.demo.population import (
     FISCAL_YEAR,
     GRANT,
     GRANT_FAMILIES,
+    NEXT_SURVEY_YEAR,
     PROVINCE,
     SUBSIDY,
     SURVEY_YEAR,
     Home,
     expected,
+    field_homes,
     grant_families,
+    next_year_fails,
     population,
 )
+from shared import clock
+from shared.money import fiscal_year
 
 
 async def run(loader: Loader) -> tuple[list[Home], dict[str, Any], float]:
@@ -38,7 +43,11 @@ async def run(loader: Loader) -> tuple[list[Home], dict[str, Any], float]:
     await loader.assessments(homes, indicator_set)
     await loader.grants(grant_families(homes, 1), 1)
     await loader.subsidies(centre_ids)
+    await loader.assessments(homes, indicator_set, survey_year=NEXT_SURVEY_YEAR,
+                             fails=next_year_fails(scenario, homes, indicator_set))
+    field = await loader.field_visits(field_homes(homes), indicator_set)
     figures = await loader.wait_for(expected(scenario))
+    figures |= await (loader.wait_for(field, loader.field_work_figures) if field else loader.field_work_figures())
     return homes, figures, time.monotonic() - started
 
 
@@ -46,5 +55,8 @@ def report_urls(reporting: str) -> list[str]:
     return [f"{reporting}/dashboard",
             f"{reporting}/v1/reports/poverty?area={PROVINCE}&survey_year={SURVEY_YEAR}&level=district",
             f"{reporting}/v1/reports/assistance?area={PROVINCE}&fiscal_year={FISCAL_YEAR}",
+            f"{reporting}/v1/reports/poverty?area={PROVINCE}&survey_year={NEXT_SURVEY_YEAR}&level=district",
             f"{reporting}/v1/reports/field-network?area={PROVINCE}",
+            f"{reporting}/v1/reports/field-work?area={PROVINCE}&fiscal_year={fiscal_year(clock.today())}",
+            f"{reporting}/v1/reports/field-work/sectors?area={PROVINCE}&fiscal_year={fiscal_year(clock.today())}",
             f"{reporting}/v1/reports/poverty?area={PROVINCE}&survey_year={SURVEY_YEAR}&format=csv"]

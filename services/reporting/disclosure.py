@@ -32,7 +32,7 @@ every level, every additive relation among them, two linear programs per hidden 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,12 +89,10 @@ class _Walk:
         return max(self.threshold + 1 - self.values[code][j], 0)
 
 
-def protect(values: Mapping[str, Values], threshold: int, parent: Parent = parent_of,
-            forced: Collection[str] = ()) -> set[str]:
+def protect(values: Mapping[str, Values], threshold: int, parent: Parent = parent_of) -> set[str]:
     """The codes whose cells are hidden, for one column group (a tuple of columns sharing one pattern, the
     unit count first) over a whole tree of areas; `values` must hold every node, each parent the sum of its
-    children (`tree_of`). `forced`: cells hidden whatever their value, because a linked table hides them (the
-    same cell in another tree): protected as the primary ones are."""
+    children (`tree_of`)."""
     if threshold <= 0 or not values:
         return set()
     walk = _Walk(values, parent, threshold)
@@ -106,7 +104,6 @@ def protect(values: Mapping[str, Values], threshold: int, parent: Parent = paren
     for kids in walk.children.values():
         kids.sort()
     walk.primary = {code for code, vs in values.items() if any(1 <= v <= threshold for v in vs)}
-    walk.primary |= {code for code in forced if code in values}
     walk.hidden = set(walk.primary)
     roots = [code for code in values if parent(code) not in values]
     for root in roots:

@@ -99,6 +99,13 @@ def test_demo_loads_khon_kaen_and_survives_kills_mid_batch(system: System) -> No
         "districts": "26", "teams": "211", "social_assistance_centres": "224", "target_poor_households": "3,569",
         "target_poor_persons": "9,090", "families_granted": "360", "grant_amount": "1,080,000.00 baht",
         "subsidy_amount": "780,000.00 baht"}, run.stdout
+    # The next survey year: real exits and entries; the teams' visits and referrals of this fiscal year.
+    assert {name: shown.get(name) for name in ("target_poor_households_2566", "exited_2566", "entered_2566",
+                                                "visits", "households_visited", "referrals_open",
+                                                "referrals_overdue", "referrals_done")} == {
+        "target_poor_households_2566": "3,379", "exited_2566": "250", "entered_2566": "60", "visits": "180",
+        "households_visited": "150", "referrals_open": "75", "referrals_overdue": "30", "referrals_done": "30"
+    }, run.stdout
     assert f"{system.url('reporting')}/dashboard" in run.stdout
 
     async def scenario() -> None:

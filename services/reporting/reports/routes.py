@@ -10,15 +10,8 @@ the order the API lists them.
 
 from fastapi import APIRouter
 
-from services.reporting.reports import (
-    assistance,
-    field_network,
-    field_work,
-    freshness,
-    mpi_decomposition,
-    poverty,
-    progress,
-)
+from services.reporting.reports import assistance, field_network, freshness, mpi_decomposition, poverty, progress
+from services.reporting.reports.field_work import routes as field_work
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 for report in (poverty, mpi_decomposition, assistance, progress, field_network, field_work, freshness):

@@ -1,93 +1,36 @@
-"""The field-work report: teams' visits to households and referrals to partner agencies in a fiscal year, by
-area (`/field-work`), by field team (`/field-work/teams`) and by partner sector (`/field-work/sectors`).
+"""The field-work report's rules: a province's field year read once, counted by area, by team and by sector, and
+the cells hidden from callers without `reporting:detail` (see the package's docstring)."""
 
-Three tables of one province and fiscal year, each a tree for disclosure control:
-- areas: province → district → sub-district → village, as the other area reports;
-- teams: province → district → (team, district) rows. A row counts a team's visits to villages of that district
-  (a team working in two districts has a row in each; visits that name no team are a row of their own,
-  `team_id` null), so the rows of a district add up to the district's row in the area table. The district
-  cells of the two tables are linked: a district hidden in either is hidden in both (`_linked`);
-- sectors: province → sector. Without `reporting:detail` it is published for a whole province only (as the
-  progress report's months are), so its total is the province's cell of the area table.
-`households_visited` and `households_helped` count distinct households: a household visited by two teams (or
-helped by two sectors) counts in both rows and once in the total, so those rows may add up to more.
-"""
+from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.reporting.disclosure import parent_of, protect
 from services.reporting.models import Help, Referral, Team, Visit
-from services.reporting.reports.areas import (
-    AREA_COLUMNS,
-    AreaParam,
-    LevelParam,
-    area_names,
-    depth_of,
-    ensure_area_or_child,
-    ensure_known,
-    level_name,
-    official_areas,
-    visible,
+from services.reporting.reports.areas import area_names, level_name, official_areas, visible
+from services.reporting.reports.field_work.schemas import (
+    FIELD_WORK_COLUMNS,
+    REFERRAL_GROUPS,
+    REFERRALS,
+    SECTOR_COLUMNS,
+    SECTORS,
+    TEAM_COLUMNS,
+    UNDER_WAY,
+    VISIT_GROUP,
+    VISITS,
 )
 from services.reporting.reports.publication import as_of
-from services.reporting.reports.table import (
-    FORMATS,
-    Column,
-    FormatParam,
-    Table,
-    choose_format,
-    count_column,
-    disclose,
-    respond,
-)
-from services.reporting.security import DETAIL, CanRead
-from services.reporting.settings import SettingsDep
+from services.reporting.reports.table import Table, disclose
+from services.reporting.security import DETAIL
 from shared import clock
-from shared.app import ReadSessionDep
 from shared.auth import Principal
-from shared.errors import Forbidden
-from shared.money import FiscalYear, fiscal_year_bounds
-
-# -- schemas --
-
-SECTORS = ("government", "private", "academic", "religious", "media", "civil_society", "people")
-UNDER_WAY = ("open", "in_progress")  # a referral's statuses before it is done or cancelled
-
-VISITS = (count_column("visits", "visits recorded in the fiscal year (by visit date)"),
-          count_column("households_visited", "distinct households visited in the fiscal year"))
-REFERRALS = (
-    count_column("referrals_open", "referrals made in the fiscal year still open or in progress"),
-    count_column("referrals_overdue", "of them, past their due date today"),
-    count_column("referrals_done", "referrals made in the fiscal year that are done (cancelled ones count in "
-                                   "none of these columns)"),
-)
-FIELD_WORK_COLUMNS = (*AREA_COLUMNS, *VISITS, *REFERRALS)
-TEAM_COLUMNS = (
-    Column("team_id", "str", "the field team (ทีมปฏิบัติการ); empty for visits that name no team"),
-    Column("district_code", "str", "the district of the villages visited"),
-    Column("district_name_th", "str", "Thai name"),
-    Column("district_name_en", "str", "English name"),
-    *VISITS,
-)
-SECTOR_COLUMNS = (
-    Column("partner_sector", "str", "the sector of the partner agencies referred to"),
-    *REFERRALS,
-    count_column("households_helped", "distinct households the sector's partners helped in the fiscal year"),
-)
-# Column groups that share one hidden pattern: the household count first, the visits with it.
-VISIT_GROUP = ("households_visited", "visits")
-REFERRAL_GROUPS = (("referrals_open",), ("referrals_overdue",), ("referrals_done",))
-
-# -- rules --
+from shared.money import fiscal_year_bounds
 
 Fact = tuple[str, Hashable | None]  # (village, a household to count once, or None to count every fact)
 
@@ -197,7 +140,7 @@ def published(year: FieldYear, today: date, threshold: int) -> Published:
     team_measures = _team_measures(year, lambda _: True)
     team_nodes = {c for c in area_nodes if len(c) <= 4} | set(team_measures["visits"])
     merged = {name: {**everything[name], **team_measures[name]} for name in VISIT_GROUP}
-    hidden_areas, hidden_teams = _linked(_values(merged, VISIT_GROUP, area_nodes),
+    hidden_areas, hidden_teams = linked(_values(merged, VISIT_GROUP, area_nodes),
                                          _values(merged, VISIT_GROUP, team_nodes), threshold)
     area_hidden = dict.fromkeys(VISIT_GROUP, frozenset(hidden_areas))
     team_hidden = dict.fromkeys(VISIT_GROUP, frozenset(hidden_teams))
@@ -211,19 +154,21 @@ def published(year: FieldYear, today: date, threshold: int) -> Published:
     return Published(area_hidden, team_hidden, sector_hidden)
 
 
-def _linked(areas: dict[str, tuple[int, ...]], teams: dict[str, tuple[int, ...]], threshold: int,
+def linked(areas: dict[str, tuple[int, ...]], teams: dict[str, tuple[int, ...]], threshold: int,
             ) -> tuple[set[str], set[str]]:
-    """The hidden nodes of the area tree and of the teams tree, chosen so that the cells they share (the province
-    and its districts) are hidden in both or in neither: a cell one hides is forced into the other, until
-    neither adds one."""
-    forced: set[str] = set()
-    while True:
-        hidden_areas = protect(areas, threshold, forced=forced)
-        hidden_teams = protect(teams, threshold, parent=_team_parent, forced=forced)
-        shared = {c for c in hidden_areas | hidden_teams if len(c) <= 4 and not c.startswith("T:")}
-        if shared <= forced:
-            return hidden_areas, hidden_teams
-        forced |= shared
+    """The hidden nodes of the area tree, and of the teams table (its rows, and its totals: the province and
+    districts, hidden where the area tree hides them). The teams' rows of a district are protected under the
+    district as the area tree publishes it: where the district is shown, as children of a known total (the
+    districts are the roots of that forest, never chosen as complements); where it is hidden, all of them, so
+    that they add up to nothing an attacker did not have (a complement's room stays what the area tree gave it)."""
+    hidden_areas = protect(areas, threshold)
+    rows = {code: v for code, v in teams.items() if code.startswith("T:")}
+    forest = {code: v for code, v in teams.items() if len(code) == 4 and code not in hidden_areas} | {
+        code: v for code, v in rows.items() if _team_parent(code) not in hidden_areas}
+    hidden_teams = protect(forest, threshold, parent=lambda code: _team_parent(code) if code.startswith("T:") else None)
+    hidden_teams = {code for code in hidden_teams if code.startswith("T:")} | {
+        code for code in rows if _team_parent(code) in hidden_areas}
+    return hidden_areas, hidden_teams | {code for code in hidden_areas if len(code) <= 4}
 
 
 def _team_measures(year: FieldYear, seen: Callable[[str], bool]) -> dict[str, dict[str, int]]:
@@ -321,47 +266,3 @@ async def field_work_by_sector(session: AsyncSession, *, threshold: int, princip
         return table
     hidden = published(year, today, threshold).sectors
     return disclose(table, principal, hidden, whole=lambda _: principal.can_see(year.province))
-
-
-# -- routes --
-
-router = APIRouter()
-FiscalYearParam = Annotated[FiscalYear, Query()]
-
-
-@router.get("/field-work", summary="Visits and referrals of a fiscal year, by area", responses=FORMATS)
-async def field_work(principal: CanRead, settings: SettingsDep, request: Request, session: ReadSessionDep,
-                     area: AreaParam, fiscal_year: FiscalYearParam, level: LevelParam = None,
-                     fmt: FormatParam = None) -> Response:
-    depth = depth_of(area, level)
-    ensure_area_or_child(principal, area)
-    table = await field_work_by_area(session, threshold=settings.small_count_max, principal=principal, area=area,
-                                     depth=depth, fiscal_year=fiscal_year)
-    return respond(table, choose_format(request, fmt))
-
-
-@router.get("/field-work/teams", summary="Visits of a fiscal year, by field team", responses=FORMATS)
-async def field_work_teams(principal: CanRead, settings: SettingsDep, request: Request, session: ReadSessionDep,
-                           area: AreaParam, fiscal_year: FiscalYearParam, fmt: FormatParam = None) -> Response:
-    ensure_known(area)
-    ensure_area_or_child(principal, area)
-    if not principal.has_scope(DETAIL) and len(area) > 4:
-        raise Forbidden("Visits by team are published for a province or a district; for a smaller area they need "
-                        "the scope reporting:detail.")
-    table = await field_work_by_team(session, threshold=settings.small_count_max, principal=principal, area=area,
-                                     fiscal_year=fiscal_year)
-    return respond(table, choose_format(request, fmt))
-
-
-@router.get("/field-work/sectors", summary="Referrals and help of a fiscal year, by partner sector",
-            responses=FORMATS)
-async def field_work_sectors(principal: CanRead, settings: SettingsDep, request: Request, session: ReadSessionDep,
-                             area: AreaParam, fiscal_year: FiscalYearParam, fmt: FormatParam = None) -> Response:
-    ensure_known(area)
-    ensure_area_or_child(principal, area)
-    if not principal.has_scope(DETAIL) and (len(area) != 2 or not principal.can_see(area)):
-        raise Forbidden("Figures by partner sector are published for a whole province; for a smaller area they "
-                        "need the scope reporting:detail.")
-    table = await field_work_by_sector(session, threshold=settings.small_count_max, principal=principal, area=area,
-                                       fiscal_year=fiscal_year)
-    return respond(table, choose_format(request, fmt))
