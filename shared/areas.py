@@ -55,6 +55,11 @@ def find(code: str) -> Area | None:
     return None
 
 
+def provinces() -> list[Area]:
+    """Every province, by code."""
+    return [Area(p.code, "province", p.name_th, p.name_en, None) for p in geothai.provinces()]
+
+
 def children(area: Area) -> list[Area]:
     """The official children of a province or district (villages come from the register, see the route)."""
     if area.level == "province":

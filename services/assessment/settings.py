@@ -7,8 +7,8 @@ from fastapi import Depends
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.assessment.sets.service import SETS_DIR
 from shared.app import service_settings
+from shared.indicators import SETS_DIR
 from shared.settings import ServiceSettings
 
 

@@ -14,11 +14,13 @@ from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reporting.models import READ_MODELS, inbox
+from services.reporting.views import BI_VIEWS
 from shared.bus import Outbox
 from shared.db import sessionmaker, transaction
 
 PRODUCERS = ("registry", "assessment", "assistance")
-BI_VIEWS = ("report_poverty_by_area", "report_assistance_by_area", "report_budgets", "report_help_by_area")
+__all__ = ["BI_VIEWS", "empty_read_models", "grant_bi_role", "replay_everything"]
+
 
 
 async def empty_read_models(engine: AsyncEngine) -> None:

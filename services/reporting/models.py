@@ -34,7 +34,8 @@ DIMENSIONS = ("health", "living", "education", "income", "access")
 # The count columns of `rpt_area_year` (AreaYear), which the projection keeps and the reports add up.
 YEAR_COUNTS = ("assessed_households", "assessed_persons", "poor_households", "poor_persons",
                "target_poor_households", "target_poor_persons", *(f"deprived_{d}" for d in DIMENSIONS),
-               "entered", "exited")
+               "entered", "exited", *(f"target_poor_households_{d}" for d in DIMENSIONS),
+               *(f"target_poor_persons_{d}" for d in DIMENSIONS))
 
 
 def _money(nullable: bool = False) -> Any:
@@ -80,13 +81,15 @@ class Assessment(Base, table=True):
 
 
 class Village(Base, table=True):
-    """Open households and their members in a village, now."""
+    """Open households and their members in a village, now, and those of them on the welfare-card register."""
 
     __tablename__ = "rpt_village"
 
     village_code: str = Field(primary_key=True, max_length=8)
     households: int
     persons: int
+    welfare_card_households: int = 0
+    welfare_card_persons: int = 0
 
 
 class AreaYear(Base, table=True):
@@ -109,6 +112,18 @@ class AreaYear(Base, table=True):
     deprived_access: int
     entered: int
     exited: int
+    # TPMAP by dimension: target-poor households deprived in the dimension, and their members (a person counts
+    # in every dimension their household is deprived in).
+    target_poor_households_health: int = 0
+    target_poor_households_living: int = 0
+    target_poor_households_education: int = 0
+    target_poor_households_income: int = 0
+    target_poor_households_access: int = 0
+    target_poor_persons_health: int = 0
+    target_poor_persons_living: int = 0
+    target_poor_persons_education: int = 0
+    target_poor_persons_income: int = 0
+    target_poor_persons_access: int = 0
     censored_score: str = Field(max_length=80)  # Σ persons × c(k), exact
     censored_score_value: float = 0.0  # the same as a number, for BI tools that sum it across villages
     censored_by_indicator: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -214,6 +229,22 @@ class Centre(Base, table=True):
     id: str = Field(primary_key=True, max_length=36)
     kind: str = Field(max_length=40)
     subdistrict_code: str = Field(max_length=6, index=True)
+
+
+class Area(Base, table=True):
+    """The official areas (provinces, districts, sub-districts) with their names and parents, from `shared.areas`:
+    reference data for the BI views (not a read model: it comes from no event; see `views.sync_areas`)."""
+
+    __tablename__ = "rpt_area"
+
+    code: str = Field(primary_key=True, max_length=8)
+    level: str = Field(max_length=12)
+    name_th: str = Field(max_length=200)
+    name_en: str = Field(max_length=200)
+    parent_code: str | None = Field(default=None, max_length=6)
+    province_code: str = Field(max_length=2)
+    district_code: str | None = Field(default=None, max_length=4)
+    subdistrict_code: str | None = Field(default=None, max_length=6)
 
 
 class Feed(Base, table=True):

@@ -110,10 +110,13 @@ async def _new_only(session: AsyncSession, model: Any, rows: list[dict[str, Any]
 # -- registry: households and the villages' sums, teams ---------------------------------------------
 
 
-def _village_part(household: Household | None) -> tuple[str, int, int] | None:
+def _village_part(household: Household | None) -> tuple[str, tuple[int, int, int, int]] | None:
+    """What an open household adds to its village: households, persons, and the same on the welfare-card
+    register."""
     if household is None or household.status != "open":
         return None
-    return household.village_code, 1, household.members
+    card = int(household.welfare_card)
+    return household.village_code, (1, household.members, card, card * household.members)
 
 
 async def _add_to_villages(session: AsyncSession, deltas: dict[str, list[int]]) -> None:
@@ -121,13 +124,16 @@ async def _add_to_villages(session: AsyncSession, deltas: dict[str, list[int]]) 
         return
     rows = {v.village_code: v for v in (await session.execute(
         select(Village).where(col(Village.village_code).in_(list(deltas))))).scalars()}
-    for code, (households, persons) in deltas.items():
+    for code, (households, persons, card_households, card_persons) in deltas.items():
         row = rows.get(code)
         if row is None:
-            row = Village(village_code=code, households=0, persons=0)
+            row = Village(village_code=code, households=0, persons=0, welfare_card_households=0,
+                          welfare_card_persons=0)
             session.add(row)
         row.households += households
         row.persons += persons
+        row.welfare_card_households += card_households
+        row.welfare_card_persons += card_persons
 
 
 @handlers.on_batch(*HOUSEHOLD_EVENTS)
@@ -152,9 +158,9 @@ async def household_changed(session: AsyncSession, items: Items) -> None:
             row.members, row.welfare_card = len(facts.members), facts.welfare_card
         for part, sign in ((before, -1), (_village_part(row), 1)):
             if part is not None:
-                delta = deltas.setdefault(part[0], [0, 0])
-                delta[0] += sign * part[1]
-                delta[1] += sign * part[2]
+                delta = deltas.setdefault(part[0], [0, 0, 0, 0])
+                for i, value in enumerate(part[1]):
+                    delta[i] += sign * value
     await _add_to_villages(session, deltas)
     await session.flush()
 
@@ -191,7 +197,11 @@ class YearSums:
                             ("target_poor_households", row.target_poor),
                             ("target_poor_persons", row.persons * row.target_poor),
                             ("entered", row.change == "entered"), ("exited", row.change == "exited"),
-                            *((f"deprived_{d}", d in row.deprived) for d in DIMENSIONS)):
+                            *((f"deprived_{d}", d in row.deprived) for d in DIMENSIONS),
+                            *((f"target_poor_households_{d}", row.target_poor and d in row.deprived)
+                              for d in DIMENSIONS),
+                            *((f"target_poor_persons_{d}", row.persons * (row.target_poor and d in row.deprived))
+                              for d in DIMENSIONS)):
             counts[name] += sign * int(value)
         if row.poor:  # censoring: only the poor's scores count towards M0
             self.scores[key] = self.scores.get(key, Fraction(0)) + sign * row.persons * Fraction(row.score)

@@ -50,12 +50,12 @@ class Reporting:
         return event_id
 
     async def registered(self, village: str, persons: int, *, household_id: str | None = None, version: int = 1,
-                         status: str = "open") -> str:
+                         status: str = "open", welfare_card: bool = True) -> str:
         household_id = household_id or new_id()
         await self.send(HOUSEHOLD_REGISTERED, {
             "household_id": household_id, "version": version, "status": status, "province_code": village[:2],
             "district_code": village[:4], "subdistrict_code": village[:6], "village_no": int(village[6:]),
-            "village_code": village, "sources": ["tpmap"], "welfare_card": True, "team_id": None,
+            "village_code": village, "sources": ["tpmap"], "welfare_card": welfare_card, "team_id": None,
             "members": [{"member_id": new_id(), "citizen_id_hash": "0" * 64, "sex": "female",
                          "birth_date": "1970-05-01", "relation": "head" if i == 0 else "child", "disability": False}
                         for i in range(persons)]})

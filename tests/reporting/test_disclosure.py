@@ -84,13 +84,14 @@ RATIOS = {"H": ("poor_persons", "assessed_persons"), "A": ("poor_persons",),
           "budget_used": ("families_granted", "centres_subsidised")}
 # Additive over the area tree; centres and their money are counted by sub-district (villages hold none).
 BY_SUBDISTRICT = {"centres_subsidised", "subsidy_amount"}
-NOT_ADDITIVE = {"area_code", "area_name_th", "area_name_en", "part", "code", "name_th", "name_en", "budget_allocated",
-                "budget_used", *RATIOS} - {"grant_amount", "subsidy_amount"}
+NOT_ADDITIVE = {"area_code", "area_name_th", "area_name_en", "part", "code", "name_th", "name_en", "dimension",
+                "budget_allocated", "budget_used", *RATIOS} - {"grant_amount", "subsidy_amount"}
 
 
 async def a_province(reporting: Reporting, rng: random.Random) -> None:
     """Three districts, three sub-districts each, up to six villages each: households with every kind of small
-    count, assessed, some paid (and some of those reversed), some helped, centres subsidised."""
+    count (most on the welfare-card register), assessed, some paid (and some of those reversed), some helped,
+    centres subsidised."""
     for district in ("4001", "4002", "4005"):
         for subdistrict in [f"{district}{n:02d}" for n in (1, 2, 3)]:
             if rng.random() < 0.5:
@@ -100,7 +101,7 @@ async def a_province(reporting: Reporting, rng: random.Random) -> None:
                 village = f"{subdistrict}{village_no:02d}"
                 for _ in range(rng.choice([0, 1, 1, 2, 3, 4, 5, 6, 9])):
                     persons = rng.randint(1, 5)
-                    household = await reporting.registered(village, persons)
+                    household = await reporting.registered(village, persons, welfare_card=rng.random() < 0.7)
                     deprived = tuple(d for d in ("health", "living", "education", "income", "access")
                                      if rng.random() < 0.3)
                     poor = len(deprived) >= 2

@@ -21,6 +21,14 @@ async def test_the_parts_add_up_to_m0_exactly(reporting: Reporting) -> None:
     assert parts[("area", "4002")]["contribution"] == round(1 / 7, 6)
     assert parts[("indicator", "housing")]["contribution"] == round(3 / 70, 6)
     assert parts[("indicator", "literacy")]["contribution"] == round(1 / 14, 6)
-    assert "exercise" not in {code for part, code in parts if part == "indicator"}  # h2 is not poor: censored
+    # Every indicator of the set has its row, named, in the set's order; exercise contributes 0 (h2 is not poor:
+    # censored) and newborn_weight (failed by no one) too. A code the set does not name comes last, unnamed.
+    indicators = [r for r in decomposition["rows"] if r["part"] == "indicator"]
+    assert [r["code"] for r in indicators][:5] == ["newborn_weight", "safe_food", "medicine_use", "exercise", "housing"]
+    assert len(indicators) == 18 and indicators[-1]["code"] == "income_per_person" and indicators[-1]["name_en"] == ""
+    assert parts[("indicator", "exercise")]["contribution"] == 0.0
+    assert (parts[("indicator", "newborn_weight")]["name_th"], parts[("indicator", "newborn_weight")]["dimension"]) == (
+        "เด็กแรกเกิดมีน้ำหนัก 2,500 กรัมขึ้นไป", "health")
+    assert parts[("indicator", "housing")]["name_en"] == "Secure tenure and a durable house"
     indicators = sum(r["contribution"] for r in decomposition["rows"] if r["part"] == "indicator")
     assert indicators == pytest.approx(0.25, abs=1e-5)

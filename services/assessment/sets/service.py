@@ -24,8 +24,7 @@ from services.assessment.sets.schemas import IndicatorSet, SetDetail, SetSummary
 from shared.clock import utcnow
 from shared.db import transaction
 from shared.errors import NotFound, ServiceUnavailable
-
-SETS_DIR = Path(__file__).parents[1] / "indicator_sets"
+from shared.indicators import SETS_DIR
 
 log = structlog.get_logger("kaenkhun.assessment.sets")
 

@@ -20,8 +20,9 @@ LEVELS = {"province": 2, "district": 4, "subdistrict": 6, "village": 8}
 AreaParam = Annotated[str, Query(pattern=AREA_CODE_PATTERN, description="DOPA code, e.g. 40")]
 LevelParam = Annotated[Level | None, Query(description="one row per area of this level (default: one below)")]
 
-AREA_COLUMNS = (Column("area_code", "str", "DOPA code"), Column("area_name_th", "str", "Thai name"),
-                Column("area_name_en", "str", "English name"))
+AREA_COLUMNS = (Column("area_code", "str", "DOPA code", label_th="รหัสพื้นที่"),
+                Column("area_name_th", "str", "Thai name", label_th="ชื่อพื้นที่"),
+                Column("area_name_en", "str", "English name", label_th="ชื่อพื้นที่ (อังกฤษ)"))
 
 
 def area_names(code: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from services.reporting.reports.table import (
     FORMATS,
     Column,
     FormatParam,
+    LangParam,
     Table,
     choose_format,
     count_column,
@@ -43,19 +44,24 @@ from shared.money import FiscalYear
 
 ASSISTANCE_COLUMNS = (
     *AREA_COLUMNS,
-    count_column("families_granted", "households paid a family grant in the fiscal year (standing payments)"),
-    Column("grant_amount", "money", "baht of those grants", follows=("families_granted",)),
-    count_column("grants_reversed", "grant payments reversed"),
-    count_column("centres_subsidised", "family development centres paid a subsidy"),
-    Column("subsidy_amount", "money", "baht of those subsidies", follows=("centres_subsidised",)),
+    count_column("families_granted", "households paid a family grant in the fiscal year (standing payments)",
+                 "ครัวเรือนที่ได้รับเงินช่วยเหลือครอบครัว"),
+    Column("grant_amount", "money", "baht of those grants", follows=("families_granted",),
+           label_th="จำนวนเงินช่วยเหลือครอบครัว (บาท)"),
+    count_column("grants_reversed", "grant payments reversed", "รายการจ่ายที่ยกเลิก"),
+    count_column("centres_subsidised", "family development centres paid a subsidy", "ศูนย์ที่ได้รับเงินอุดหนุน"),
+    Column("subsidy_amount", "money", "baht of those subsidies", follows=("centres_subsidised",),
+           label_th="จำนวนเงินอุดหนุนศูนย์ (บาท)"),
     Column("budget_allocated", "money", "budgets of the fiscal year set for this area or areas inside it",
-           exact=True),
+           exact=True, label_th="งบประมาณที่จัดสรร (บาท)"),
     Column("budget_used", "money", "standing payments drawn on those budgets",
-           follows=("families_granted", "centres_subsidised")),
-    count_column("target_poor_households", "target poor in the survey year (default: the fiscal year's B.E. year)"),
-    count_column("target_poor_helped", "of them, households paid a grant or helped by a partner in the fiscal year"),
+           follows=("families_granted", "centres_subsidised"), label_th="งบประมาณที่ใช้ (บาท)"),
+    count_column("target_poor_households", "target poor in the survey year (default: the fiscal year's B.E. year)",
+                 "ครัวเรือนยากจนเป้าหมาย"),
+    count_column("target_poor_helped", "of them, households paid a grant or helped by a partner in the fiscal year",
+                 "ครัวเรือนยากจนเป้าหมายที่ได้รับความช่วยเหลือ"),
     Column("coverage", "float", "target_poor_helped ÷ target_poor_households",
-           follows=("target_poor_helped", "target_poor_households")),
+           follows=("target_poor_helped", "target_poor_households"), label_th="สัดส่วนที่ได้รับความช่วยเหลือ"),
 )
 # The columns read from the fiscal year's tree as they are.
 ASSISTANCE_FIGURES = ("families_granted", "grant_amount", "grants_reversed", "centres_subsidised", "subsidy_amount",
@@ -98,10 +104,10 @@ router = APIRouter()
 async def assistance(principal: CanRead, cache: CacheDep, settings: SettingsDep, request: Request,
                      session: ReadSessionDep, area: AreaParam, fiscal_year: Annotated[FiscalYear, Query()],
                      level: LevelParam = None, survey_year: Annotated[int | None, Query(ge=2500, le=2700)] = None,
-                     fmt: FormatParam = None) -> Response:
+                     fmt: FormatParam = None, lang: LangParam = "en") -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
     table = await assistance_by_area(session, cache=cache,
                                      threshold=settings.small_count_max, principal=principal,
                                      area=area, depth=depth, fiscal_year=fiscal_year, survey_year=survey_year)
-    return respond(table, choose_format(request, fmt))
+    return respond(table, choose_format(request, fmt), lang)

@@ -25,7 +25,16 @@ from services.reporting.reports.areas import (
     visible,
 )
 from services.reporting.reports.publication import as_of
-from services.reporting.reports.table import FORMATS, Column, FormatParam, Table, choose_format, disclose, respond
+from services.reporting.reports.table import (
+    FORMATS,
+    Column,
+    FormatParam,
+    LangParam,
+    Table,
+    choose_format,
+    disclose,
+    respond,
+)
 from services.reporting.security import CanRead
 from shared.app import ReadSessionDep
 from shared.auth import Principal, area_clause
@@ -35,13 +44,15 @@ from shared.errors import Unprocessable
 
 NETWORK_COLUMNS = (
     *AREA_COLUMNS,
-    Column("districts", "int", "official districts (อำเภอ) in the area", exact=True),
-    Column("subdistricts", "int", "official sub-districts (ตำบล) in the area", exact=True),
-    Column("teams", "int", "field operations teams (ทีมปฏิบัติการ) of its districts", exact=True),
-    Column("team_members", "int", "people in those teams", exact=True),
+    Column("districts", "int", "official districts (อำเภอ) in the area", exact=True, label_th="จำนวนอำเภอ"),
+    Column("subdistricts", "int", "official sub-districts (ตำบล) in the area", exact=True, label_th="จำนวนตำบล"),
+    Column("teams", "int", "field operations teams (ทีมปฏิบัติการ) of its districts", exact=True,
+           label_th="ทีมปฏิบัติการ"),
+    Column("team_members", "int", "people in those teams", exact=True, label_th="สมาชิกทีม"),
     Column("social_assistance_centres", "int", "sub-district social assistance centres (ศูนย์ช่วยเหลือสังคมตำบล)",
-           exact=True),
-    Column("family_development_centres", "int", "community family development centres (ศพค.)", exact=True),
+           exact=True, label_th="ศูนย์ช่วยเหลือสังคมตำบล"),
+    Column("family_development_centres", "int", "community family development centres (ศพค.)", exact=True,
+           label_th="ศูนย์พัฒนาครอบครัวในชุมชน (ศพค.)"),
 )
 CENTRE_KINDS = {"tambon_social_assistance_centre": "social_assistance_centres",
                 "family_development_centre": "family_development_centres"}
@@ -108,11 +119,11 @@ router = APIRouter()
 @router.get("/field-network", summary="Districts, sub-districts, field teams and centres, by area",
             responses=FORMATS)
 async def field_network(principal: CanRead, request: Request, session: ReadSessionDep, area: AreaParam,
-                        level: LevelParam = None, fmt: FormatParam = None) -> Response:
+                        level: LevelParam = None, fmt: FormatParam = None, lang: LangParam = "en") -> Response:
     depth = depth_of(area, level or ("subdistrict" if len(area) >= 6 else None))
     if depth > 6:
         raise Unprocessable("teams and centres are counted by district and sub-district, not by village", errors=[
             {"field": "query.level", "message": "province, district or subdistrict", "code": "level"}])
     ensure_area_or_child(principal, area)
     table = await network_by_area(session, principal=principal, area=area, depth=depth)
-    return respond(table, choose_format(request, fmt))
+    return respond(table, choose_format(request, fmt), lang)

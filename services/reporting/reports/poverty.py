@@ -27,6 +27,7 @@ from services.reporting.reports.table import (
     FORMATS,
     Column,
     FormatParam,
+    LangParam,
     Table,
     choose_format,
     count_column,
@@ -43,22 +44,41 @@ from shared.auth import Principal
 
 SurveyYear = Annotated[int, Query(ge=2500, le=2700, description="B.E., e.g. 2565")]
 
+DIMENSION_TH = {"health": "สุขภาพ", "living": "ความเป็นอยู่", "education": "การศึกษา", "income": "รายได้",
+                "access": "การเข้าถึงบริการรัฐ"}
 POVERTY_COLUMNS = (
     *AREA_COLUMNS,
-    count_column("households", "open households registered now"),
-    count_column("persons", "their members"),
-    count_column("assessed_households", "households with an assessment in the survey year"),
-    count_column("assessed_persons", "n: persons in assessed households"),
-    count_column("target_poor_households", "TPMAP target poor: deprived in a dimension (and a welfare card)"),
-    count_column("target_poor_persons", "persons in target-poor households"),
-    count_column("poor_households", "Alkire–Foster poor: deprivation score c ≥ k"),
-    count_column("poor_persons", "q: persons in poor households"),
-    *(count_column(d, f"households deprived in {d}") for d in DIMENSIONS),
-    Column("H", "float", "headcount ratio q / n", follows=("poor_persons", "assessed_persons")),
-    Column("A", "float", "intensity: average score of the poor", follows=("poor_persons",)),
-    Column("MPI", "float", "M0 = H × A", follows=("poor_persons", "assessed_persons")),
-    count_column("exited", "households target poor in their previous survey year and not in this one"),
-    count_column("entered", "households not target poor in their previous survey year and target poor in this one"),
+    count_column("households", "open households registered now", "ครัวเรือนในทะเบียน"),
+    count_column("persons", "their members", "คนในทะเบียน"),
+    count_column("welfare_card_households", "of them, households on the state welfare-card register now",
+                 "ครัวเรือนที่มีบัตรสวัสดิการแห่งรัฐ"),
+    count_column("welfare_card_persons", "members of those households (TPMAP: welfare-card persons)",
+                 "คนที่มีบัตรสวัสดิการแห่งรัฐ"),
+    count_column("assessed_households", "households with an assessment in the survey year", "ครัวเรือนที่สำรวจ"),
+    count_column("assessed_persons", "n: persons in assessed households", "คนที่สำรวจ"),
+    count_column("target_poor_households", "TPMAP target poor: deprived in a dimension (and a welfare card)",
+                 "ครัวเรือนยากจนเป้าหมาย"),
+    count_column("target_poor_persons", "persons in target-poor households (TPMAP: target poor, any dimension)",
+                 "คนจนเป้าหมาย"),
+    count_column("poor_households", "Alkire–Foster poor: deprivation score c ≥ k", "ครัวเรือนยากจนหลายมิติ"),
+    count_column("poor_persons", "q: persons in poor households", "คนยากจนหลายมิติ"),
+    *(count_column(f"deprived_{d}", f"assessed households deprived in {d} (target poor or not)",
+                   f"ครัวเรือนที่ขาดด้าน{DIMENSION_TH[d]}") for d in DIMENSIONS),
+    *(count_column(f"target_poor_households_{d}", f"target-poor households deprived in {d}",
+                   f"ครัวเรือนยากจนเป้าหมายด้าน{DIMENSION_TH[d]}") for d in DIMENSIONS),
+    *(count_column(f"target_poor_persons_{d}", f"TPMAP: target-poor persons by dimension, {d} (a person counts in "
+                   "every dimension their household is deprived in)", f"คนจนเป้าหมายด้าน{DIMENSION_TH[d]}")
+      for d in DIMENSIONS),
+    Column("H", "float", "headcount ratio q / n", follows=("poor_persons", "assessed_persons"),
+           label_th="สัดส่วนคนจน (H)"),
+    Column("A", "float", "intensity: average score of the poor", follows=("poor_persons",),
+           label_th="ความรุนแรงของความยากจน (A)"),
+    Column("MPI", "float", "M0 = H × A", follows=("poor_persons", "assessed_persons"),
+           label_th="ดัชนีความยากจนหลายมิติ (MPI)"),
+    count_column("exited", "households target poor in their previous survey year and not in this one",
+                 "ครัวเรือนที่พ้นความยากจนเป้าหมาย"),
+    count_column("entered", "households not target poor in their previous survey year and target poor in this one",
+                 "ครัวเรือนที่เข้าสู่ความยากจนเป้าหมาย"),
 )
 
 # -- rules --
@@ -91,10 +111,10 @@ router = APIRouter()
             responses=FORMATS)
 async def poverty(principal: CanRead, cache: CacheDep, settings: SettingsDep, request: Request, session: ReadSessionDep,
                   area: AreaParam, survey_year: SurveyYear, level: LevelParam = None,
-                  fmt: FormatParam = None) -> Response:
+                  fmt: FormatParam = None, lang: LangParam = "en") -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
     table = await poverty_by_area(session, cache=cache,
                                   threshold=settings.small_count_max, principal=principal,
                                   area=area, depth=depth, survey_year=survey_year)
-    return respond(table, choose_format(request, fmt))
+    return respond(table, choose_format(request, fmt), lang)

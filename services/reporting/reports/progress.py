@@ -21,6 +21,7 @@ from services.reporting.reports.table import (
     FORMATS,
     Column,
     FormatParam,
+    LangParam,
     Table,
     choose_format,
     count_column,
@@ -37,17 +38,23 @@ from shared.money import ZERO, fiscal_year, fiscal_year_bounds
 # -- schemas --
 
 PROGRESS_COLUMNS = (
-    Column("month", "str", "YYYY-MM (C.E.)"),
-    count_column("assessed_households", "households surveyed in the month"),
-    count_column("target_poor_households", "of them, target poor"),
-    count_column("exited", "of them, out of target poverty since their previous survey year"),
-    count_column("entered", "of them, newly target poor"),
-    count_column("families_granted", "households paid a family grant in the month"),
-    Column("grant_amount", "money", "baht of those grants", follows=("families_granted",)),
-    count_column("centres_subsidised", "centres paid a subsidy in the month"),
-    Column("subsidy_amount", "money", "baht of those subsidies", follows=("centres_subsidised",)),
-    count_column("households_helped", "households helped by partner agencies in the month"),
-    Column("help_value", "money", "baht value of that help, where it has one", follows=("households_helped",)),
+    Column("month", "str", "YYYY-MM (C.E.)", label_th="เดือน (ค.ศ.)"),
+    count_column("assessed_households", "households surveyed in the month", "ครัวเรือนที่สำรวจ"),
+    count_column("target_poor_households", "of them, target poor", "ครัวเรือนยากจนเป้าหมาย"),
+    count_column("exited", "of them, out of target poverty since their previous survey year",
+                 "ครัวเรือนที่พ้นความยากจนเป้าหมาย"),
+    count_column("entered", "of them, newly target poor", "ครัวเรือนที่เข้าสู่ความยากจนเป้าหมาย"),
+    count_column("families_granted", "households paid a family grant in the month",
+                 "ครัวเรือนที่ได้รับเงินช่วยเหลือครอบครัว"),
+    Column("grant_amount", "money", "baht of those grants", follows=("families_granted",),
+           label_th="จำนวนเงินช่วยเหลือครอบครัว (บาท)"),
+    count_column("centres_subsidised", "centres paid a subsidy in the month", "ศูนย์ที่ได้รับเงินอุดหนุน"),
+    Column("subsidy_amount", "money", "baht of those subsidies", follows=("centres_subsidised",),
+           label_th="จำนวนเงินอุดหนุนศูนย์ (บาท)"),
+    count_column("households_helped", "households helped by partner agencies in the month",
+                 "ครัวเรือนที่หน่วยงานภาคีช่วยเหลือ"),
+    Column("help_value", "money", "baht value of that help, where it has one", follows=("households_helped",),
+           label_th="มูลค่าความช่วยเหลือ (บาท)"),
 )
 Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM (C.E.)")]
 
@@ -169,7 +176,7 @@ async def progress(principal: CanRead, settings: SettingsDep, request: Request, 
                    area: AreaParam,
                    from_: Annotated[str, Query(alias="from", pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                                                description="first month, YYYY-MM (C.E.)")],
-                   to: Month, fmt: FormatParam = None) -> Response:
+                   to: Month, fmt: FormatParam = None, lang: LangParam = "en") -> Response:
     ensure_known(area)
     ensure_area_or_child(principal, area)
     months = months_between(from_, to)
@@ -178,4 +185,4 @@ async def progress(principal: CanRead, settings: SettingsDep, request: Request, 
                         "need the scope reporting:detail.")
     table = await progress_by_month(session, threshold=settings.small_count_max,
                                     principal=principal, area=area, months=months)
-    return respond(table, choose_format(request, fmt))
+    return respond(table, choose_format(request, fmt), lang)

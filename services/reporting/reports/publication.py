@@ -32,17 +32,21 @@ from shared.money import ZERO, fiscal_year_bounds
 
 CENTRE_SUBSIDY = "centre_subsidy"  # paid to centres; every other programme to households
 
-# The poverty counts, by the names the reports give them, and the groups that share one hidden pattern: a
-# person count with its household count (the household is the unit: five persons may be one household).
-POVERTY_COUNTS = ("households", "persons", "assessed_households", "assessed_persons", "target_poor_households",
-                  "target_poor_persons", "poor_households", "poor_persons", *DIMENSIONS, "exited", "entered")
-POVERTY_GROUPS = (("households", "persons"), ("assessed_households", "assessed_persons"),
+# The poverty counts, by the names the reports give them (those of `rpt_area_year` and the BI views), and the
+# groups that share one hidden pattern: a person count with its household count (the household is the unit:
+# five persons may be one household).
+VILLAGE_COUNTS = ("households", "persons", "welfare_card_households", "welfare_card_persons")
+POVERTY_COUNTS = (*VILLAGE_COUNTS, "assessed_households", "assessed_persons", "target_poor_households",
+                  "target_poor_persons", "poor_households", "poor_persons", *(f"deprived_{d}" for d in DIMENSIONS),
+                  *(f"target_poor_{unit}_{d}" for d in DIMENSIONS for unit in ("households", "persons")),
+                  "exited", "entered")
+POVERTY_GROUPS = (("households", "persons"), ("welfare_card_households", "welfare_card_persons"),
+                  ("assessed_households", "assessed_persons"),
                   ("target_poor_households", "target_poor_persons"), ("poor_households", "poor_persons"),
-                  *((d,) for d in DIMENSIONS), ("exited",), ("entered",))
-_AREA_YEAR = {"assessed_households": "assessed_households", "assessed_persons": "assessed_persons",
-              "target_poor_households": "target_poor_households", "target_poor_persons": "target_poor_persons",
-              "poor_households": "poor_households", "poor_persons": "poor_persons",
-              **{d: f"deprived_{d}" for d in DIMENSIONS}, "exited": "exited", "entered": "entered"}
+                  *((f"deprived_{d}",) for d in DIMENSIONS),
+                  *((f"target_poor_households_{d}", f"target_poor_persons_{d}") for d in DIMENSIONS),
+                  ("exited",), ("entered",))
+_FROM_AREA_YEAR = frozenset(POVERTY_COUNTS) - frozenset(VILLAGE_COUNTS)
 
 ASSISTANCE_COUNTS = ("families_granted", "grants_reversed", "centres_subsidised", "target_poor_helped")
 ASSISTANCE_MONEY = ("grant_amount", "subsidy_amount", "budget_allocated", "budget_used")
@@ -160,8 +164,8 @@ async def survey(session: AsyncSession, province: str, survey_year: int, thresho
     for row in found.scalars():
         own = facts.setdefault(row.village_code, list(zero))
         for i, name in enumerate(names[:-1]):
-            if name in _AREA_YEAR:
-                own[i] = getattr(row, _AREA_YEAR[name])
+            if name in _FROM_AREA_YEAR:
+                own[i] = getattr(row, name)
         own[-1] = Fraction(row.censored_score)
         if row.censored_by_indicator:
             by_indicator[row.village_code] = row.censored_by_indicator
@@ -169,7 +173,8 @@ async def survey(session: AsyncSession, province: str, survey_year: int, thresho
         col(Village.village_code).startswith(province, autoescape=True)))
     for village in registered.scalars():
         own = facts.setdefault(village.village_code, list(zero))
-        own[0], own[1] = village.households, village.persons
+        for i, name in enumerate(VILLAGE_COUNTS):
+            own[i] = getattr(village, name)
     tree = Tree(names, tree_of({code: tuple(v) for code, v in facts.items()}, zero, official_areas(province)))
     tree.protect(POVERTY_GROUPS, threshold)
     return Survey(survey_year, tree, by_indicator)
@@ -181,6 +186,20 @@ async def cached_survey(session: AsyncSession, *, cache: Cache, province: str, s
     key = ("survey", province, survey_year, threshold, await version(session))
     found: Survey = await cache.get(key, lambda: survey(session, province, survey_year, threshold))
     return found
+
+
+async def indicator_sets(session: AsyncSession, *, cache: Cache, province: str, survey_year: int) -> tuple[str, ...]:
+    """The indicator sets the province's assessments of the survey year used (from the cache while no event has
+    been applied since)."""
+    async def compute() -> tuple[str, ...]:
+        found = await session.execute(select(col(Assessment.indicator_set)).distinct().where(
+            col(Assessment.survey_year) == survey_year,
+            col(Assessment.village_code).startswith(province, autoescape=True)))
+        return tuple(sorted(found.scalars()))
+
+    sets: tuple[str, ...] = await cache.get(("indicator_sets", province, survey_year, await version(session)),
+                                            compute)
+    return sets
 
 
 async def assistance(session: AsyncSession, province: str, fiscal_year: int, target: Survey,

@@ -1,6 +1,9 @@
 """A report is a table: typed columns, rows by area (or month) and a total row. This module hides the cells
 that disclosure control chose (`disclosure`, for callers without `reporting:detail`: `disclose`, the one step
-every report passes) and writes the table as JSON, CSV (UTF-8 with a BOM, so Excel shows Thai) or Parquet.
+every report passes) and writes the table as JSON, CSV (UTF-8 with a BOM, so Excel shows Thai), Parquet or
+XLSX (`export`). JSON keeps the parameters as top-level keys and `rows` apart from `total`; the flat formats
+carry the parameters that identify the cut as leading columns of every row (`fiscal_year`, `survey_year`,
+`level`, `parent_area`: files of several years append), then `is_total` (true on the one total row, the last).
 
 Every figure column says how it is published: a count (hidden where its pattern says), a figure that follows
 counts (a ratio, money: hidden wherever one of them is) or an administrative figure published exactly (areas,
@@ -9,35 +12,33 @@ teams, centres, budgets allocated). A column that says none of these cannot be b
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from services.reporting.reports import export
 from services.reporting.security import DETAIL
 from shared.auth import Principal
 
-Kind = Literal["str", "int", "float", "money", "date"]
-Format = Literal["json", "csv", "parquet"]
+Kind = Literal["str", "int", "float", "money", "date", "bool"]
+Format = Literal["json", "csv", "parquet", "xlsx"]
+Lang = Literal["en", "th"]
 PARQUET = "application/vnd.apache.parquet"
 CSV = "text/csv"
-_ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "money": pa.decimal128(14, 2),
-          "date": pa.string()}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-FormatParam = Annotated[Format | None, Query(alias="format", description="json (default), csv or parquet; "
+FormatParam = Annotated[Format | None, Query(alias="format", description="json (default), csv, parquet or xlsx; "
                                                                          "or ask by Accept")]
+LangParam = Annotated[Lang, Query(description="the header language of CSV and XLSX: en (machine names, default) "
+                                              "or th (Thai labels); JSON and Parquet always use the names")]
 # The responses of a route that answers with a table (its OpenAPI document).
-FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {CSV: {}, PARQUET: {}},
-                                                  "description": "JSON by default; CSV or Parquet on request"}}
+FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {CSV: {}, PARQUET: {}, XLSX: {}},
+                                                  "description": "JSON by default; CSV, Parquet or XLSX on request"}}
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,16 @@ class Column:
     follows: tuple[str, ...] = ()
     # Not about households or persons (areas, teams, centres, budgets allocated): published as it is.
     exact: bool = False
+    # The header of the column in Thai exports (`lang=th`); the name where none is given.
+    label_th: str = ""
 
     def __post_init__(self) -> None:
         if self.kind != "str" and (self.count, bool(self.follows), self.exact).count(True) != 1:
             raise ValueError(f"column {self.name}: say how it is published (count, follows or exact)")
 
 
-def count_column(name: str, description: str) -> Column:
-    return Column(name, "int", description, count=True)
+def count_column(name: str, description: str, label_th: str = "") -> Column:
+    return Column(name, "int", description, count=True, label_th=label_th)
 
 
 def ratio(value: Fraction | float) -> float:
@@ -118,59 +121,57 @@ def choose_format(request: Request, asked: Format | None) -> Format:
     accept = request.headers.get("accept", "")
     if PARQUET in accept or "application/x-parquet" in accept:
         return "parquet"
+    if XLSX in accept:
+        return "xlsx"
     if CSV in accept:
         return "csv"
     return "json"
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    return value
+# The parameters that identify a table's cut, as the leading columns of every row of a flat export (CSV,
+# Parquet, XLSX), so the files of several years or levels can be appended; then `is_total`.
+DIMENSIONS = (
+    ("fiscal_year", Column("fiscal_year", "int", "fiscal year (B.E.) of the report", exact=True,
+                           label_th="ปีงบประมาณ (พ.ศ.)")),
+    ("survey_year", Column("survey_year", "int", "survey year (B.E.) of the report", exact=True,
+                           label_th="ปีสำรวจ (พ.ศ.)")),
+    ("level", Column("level", "str", "level of the rows: province, district, subdistrict or village",
+                     label_th="ระดับพื้นที่")),
+    ("area", Column("parent_area", "str", "DOPA code of the area asked for (the total row's area)",
+                    label_th="รหัสพื้นที่ที่เลือก")),
+)
+IS_TOTAL = Column("is_total", "bool", "false on the rows, true on the one total row (the last)", exact=True,
+                  label_th="แถวรวม")
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+def flat(table: Table) -> tuple[list[Column], list[dict[str, Any]]]:
+    """The table as one list of rows: the dimension columns, `is_total`, then the report's columns; the rows,
+    then the total (is_total true)."""
+    dimensions = [(column, table.params[param]) for param, column in DIMENSIONS if param in table.params]
+    columns = [column for column, _ in dimensions] + [IS_TOTAL, *table.columns]
+    leading = {column.name: value for column, value in dimensions}
+    rows = [{**leading, **r, "is_total": False} for r in table.rows]
+    return columns, [*rows, {**leading, **table.total, "is_total": True}]
 
 
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = _plain(value) if not isinstance(value, float) else repr(value)
-    text = str(text)
-    # A spreadsheet would run a cell starting with = + - @ as a formula (CSV injection): make it text.
-    if isinstance(value, str) and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
-
-
-def respond(table: Table, fmt: Format) -> Response:
-    """The table as JSON (with its parameters), CSV or Parquet; `Kaenkhun-As-Of` on every format."""
+def respond(table: Table, fmt: Format, lang: Lang = "en") -> Response:
+    """The table as JSON (with its parameters), CSV, Parquet or XLSX; `Kaenkhun-As-Of` on every format."""
     as_of = table.as_of.isoformat() if table.as_of else None
     headers = {"Kaenkhun-As-Of": as_of or "", "Kaenkhun-Suppressed-Cells": str(table.suppressed),
                "Cache-Control": "no-store"}
-    names = [c.name for c in table.columns]
     if fmt == "json":
-        body = {"report": table.name, **table.params, "as_of": as_of, "suppressed_cells": table.suppressed,
-                "rows": [{n: _plain(r.get(n)) for n in names} for r in table.rows],
-                "total": {n: _plain(table.total.get(n)) for n in names}}
-        return JSONResponse(body, headers=headers)
-    everything = [*({**r, "row": "area"} for r in table.rows), {**table.total, "row": "total"}]
+        names = [c.name for c in table.columns]
+        document = {"report": table.name, **table.params, "as_of": as_of, "suppressed_cells": table.suppressed,
+                "rows": [{n: export.plain(r.get(n)) for n in names} for r in table.rows],
+                "total": {n: export.plain(table.total.get(n)) for n in names}}
+        return JSONResponse(document, headers=headers)
+    columns, rows = flat(table)
     filename = f"{table.name}-{'-'.join(str(v) for v in table.params.values() if v is not None)}"
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(["row", *names])
-        for r in everything:
-            writer.writerow([r["row"], *(_csv_cell(r.get(n)) for n in names)])
-        return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
-                        headers=headers | {"Content-Disposition": f'attachment; filename="{filename}.csv"'})
-    schema = pa.schema([pa.field("row", pa.string()), *(pa.field(c.name, _ARROW[c.kind]) for c in table.columns)],
-                       metadata={"as_of": as_of or "", "report": table.name})
-    arrays = {"row": [r["row"] for r in everything]}
-    for c in table.columns:
-        arrays[c.name] = [None if r.get(c.name) is None else (str(r[c.name]) if c.kind == "date" else r[c.name])
-                          for r in everything]
-    sink = io.BytesIO()
-    pq.write_table(pa.Table.from_pydict(arrays, schema=schema), sink)
-    return Response(sink.getvalue(), media_type=PARQUET,
-                    headers=headers | {"Content-Disposition": f'attachment; filename="{filename}.parquet"'})
+        body, media_type = export.csv_bytes(columns, rows, lang), "text/csv; charset=utf-8"
+    elif fmt == "xlsx":
+        body, media_type = export.xlsx_bytes(table, columns, rows, lang), XLSX
+    else:
+        body, media_type = export.parquet_bytes(table, columns, rows), PARQUET
+    return Response(body, media_type=media_type,
+                    headers=headers | {"Content-Disposition": f'attachment; filename="{filename}.{fmt}"'})

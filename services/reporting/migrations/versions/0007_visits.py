@@ -1,7 +1,7 @@
 """field visits, for the field-work report
 
 Revision ID: reporting_0007
-Revises: reporting_0005
+Revises: reporting_0006
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = 'reporting_0007'
-down_revision: str | Sequence[str] | None = 'reporting_0005'
+down_revision: str | Sequence[str] | None = 'reporting_0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
