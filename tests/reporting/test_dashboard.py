@@ -30,6 +30,7 @@ from tests.reporting.support import A, B, C, by_area, four_households
 pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build"
 DIMENSIONS = ("health", "living", "education", "income", "access")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 REFERRALS = ("referrals_open", "referrals_overdue", "referrals_done")
 TH_MONTHS = ["ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค."]
 
@@ -192,8 +193,7 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
         assert th.figures["money_paid"] == "786000.00"
         assert float(th.figures["coverage"]) == money["total"]["coverage"]
         assert (th.figures["teams"], th.figures["social_assistance_centres"]) == ("1", "2")
-        assert {d: th.bars[d] for d in DIMENSIONS} == {d: str(total.get(f"deprived_{d}", total.get(d)))
-                                                      for d in DIMENSIONS}
+        assert {d: th.bars[d] for d in DIMENSIONS} == {d: str(total[f"deprived_{d}"]) for d in DIMENSIONS}
         assert th.rows["4001"][0] == "เมืองขอนแก่น" and th.rows["4001"][1] == "3"
         assert len([code for code in th.rows if code != "total"]) == 26
         # The map: a mark per district (placed or listed), each with the API's figure of the chosen measure.
@@ -217,14 +217,20 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
                 assert same(th.trends[f"{year}:{key}"], body["total"][key]), (year, key)
         assert later["total"]["exited"] == 2 and th.trends["2566:exited"] == "2"
         assert th.labels["2565"] == "พ.ศ. 2565"
-        # Downloads: each is the report's own URL, as CSV (and Excel, once the API offers it).
+        # Downloads: each is the report's own URL, as CSV and as Excel, with the page's language for the headers.
         csvs = [href for href in th.downloads if "format=csv" in href]
+        sheets = [href for href in th.downloads if "format=xlsx" in href]
+        assert len(sheets) == len(csvs) and all("lang=th" in href for href in th.downloads)
         assert {href.split("?")[0] for href in csvs} >= {"/v1/reports/poverty", "/v1/reports/assistance",
                                                        "/v1/reports/progress"}
         async with httpx.AsyncClient(base_url=base, headers=reporting.detail) as http:
             for href in csvs:
                 response = await http.get(href)
                 assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv"), href
+            for href in sheets:
+                response = await http.get(href)
+                assert response.status_code == 200, href
+                assert response.headers["content-type"].startswith(XLSX) and response.content[:2] == b"PK", href
         await page.screenshot(SCREENSHOTS / "dashboard.png")
         # A download button saves the report as the API gives it (fetched with the token, saved from a blob).
         await page.downloads_to(tmp_path)

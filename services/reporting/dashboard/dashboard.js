@@ -147,8 +147,8 @@ function dateTime(iso) {
     ? when.toLocaleString("th-TH-u-ca-buddhist", { day: "numeric", month: "long", year: "numeric", hour: "2-digit", minute: "2-digit" })
     : when.toLocaleString("en-GB", { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
 }
-// The poverty report names its dimension columns deprived_<dimension> (formerly just <dimension>).
-const deprived = (row, d) => (`deprived_${d}` in row ? row[`deprived_${d}`] : row[d]);
+// Households deprived in a dimension: the poverty report's deprived_<dimension>.
+const deprived = (row, d) => row[`deprived_${d}`];
 
 // -- the API --
 
