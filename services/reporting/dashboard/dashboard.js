@@ -187,12 +187,24 @@ async function monthly(area, months) {
 
 // -- downloads: what a panel shows, as CSV or Excel, from the same report URL --
 
-function downloads(id, reports) {
+// The query parameters each report declares (the service's OpenAPI document): the API refuses any other, so a
+// download asks for the header language only where the report offers it. Null when the document is not there.
+let declaredParameters = null;
+function declared() {
+  declaredParameters ??= fetch("/openapi.json").then((r) => (r.ok ? r.json() : null)).then((doc) => doc && new Map(
+    Object.entries(doc.paths).filter(([, item]) => item.get).map(([path, item]) => [path,
+      new Set((item.get.parameters || []).filter((p) => p.in === "query").map((p) => p.name))]))).catch(() => null);
+  return declaredParameters;
+}
+
+function downloads(id, reports, known) {
   const box = $(id);
   box.replaceChildren(el("span", { class: "label" }, t("download")));
   for (const [path, query] of reports) {
+    const names = known && known.get(`/v1/reports/${path}`);
     for (const [format, label] of [["csv", "CSV"], ["xlsx", "Excel"]]) {
-      const href = reportUrl(path, { ...query, format, lang: state.lang });
+      const wanted = Object.entries({ ...query, format, lang: state.lang }).filter(([name]) => !names || names.has(name));
+      const href = reportUrl(path, Object.fromEntries(wanted));
       const name = `${path.replace("/", "-")}-${query.area}-${query.survey_year || query.fiscal_year || query.from}.${format}`;
       box.append(el("button", { type: "button", "data-download": href, "data-format": format, title: `${path} ${label}`,
                                 onclick: () => save(href, name) }, reports.length > 1 ? `${path} ${label}` : label));
@@ -469,7 +481,7 @@ async function render() {
     $("year").value = String(state.year);
     const area = state.area, year = state.year, level = LEVEL_BELOW[area.length];
     const district = area.slice(0, 4);
-    const [poverty, money, progress, network, info, byArea, byTeam, bySector, trend] = await Promise.all([
+    const [poverty, money, progress, network, info, byArea, byTeam, bySector, trend, known] = await Promise.all([
       api("poverty", { area, level, survey_year: year }),
       api("assistance", { area, level, fiscal_year: year }),
       monthly(area, fiscalMonths(year)),
@@ -479,6 +491,7 @@ async function render() {
       optional("field-work/teams", { area: area.length > 4 ? district : area, fiscal_year: year }),
       optional("field-work/sectors", { area, fiscal_year: year }),
       Promise.all(surveyYears.length > 1 ? surveyYears.map((y) => optional("poverty", { area, level, survey_year: y })) : []),
+      declared(),
     ]);
     if (mine !== generation) return;  // the address changed meanwhile: a newer render draws
     crumbs(info, poverty);
@@ -519,12 +532,12 @@ async function render() {
     trendsChart(surveyYears.length > 1 ? surveyYears : [], trend);
     fieldWork(byArea, byTeam, bySector);
     const months = fiscalMonths(year);
-    downloads("dl-map", [["poverty", { area, level, survey_year: year }], ["assistance", { area, level, fiscal_year: year }]]);
-    downloads("dl-dimensions", [["poverty", { area, level, survey_year: year }]]);
-    downloads("dl-areas", [["poverty", { area, level, survey_year: year }]]);
-    downloads("dl-assistance", [["assistance", { area, level, fiscal_year: year }]]);
-    downloads("dl-progress", [["progress", { area: progress.province ? area.slice(0, 2) : area, ...months }]]);
-    downloads("dl-field", [["field-work", { area, fiscal_year: year, level }], ["field-work/sectors", { area, fiscal_year: year }]]);
+    downloads("dl-map", [["poverty", { area, level, survey_year: year }], ["assistance", { area, level, fiscal_year: year }]], known);
+    downloads("dl-dimensions", [["poverty", { area, level, survey_year: year }]], known);
+    downloads("dl-areas", [["poverty", { area, level, survey_year: year }]], known);
+    downloads("dl-assistance", [["assistance", { area, level, fiscal_year: year }]], known);
+    downloads("dl-progress", [["progress", { area: progress.province ? area.slice(0, 2) : area, ...months }]], known);
+    downloads("dl-field", [["field-work", { area, fiscal_year: year, level }], ["field-work/sectors", { area, fiscal_year: year }]], known);
     $("asof").textContent = dateTime(poverty.as_of);
     $("status").textContent = total.households || total.households === null ? "" : t("noData");
     document.body.dataset.ready = "true";
