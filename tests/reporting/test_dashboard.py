@@ -374,9 +374,13 @@ async def test_the_field_work_panel_shows_the_field_work_report(served: tuple[st
     token = reporting.detail["Authorization"].removeprefix("Bearer ")
 
     async with browser() as page:
-        await page.open(f"{base}/dashboard?survey_year={year}#token={token}")
+        await page.open(f"{base}/dashboard#token={token}")  # this fiscal year's field work by default
         detail = shown(await page.dom())
         await page.screenshot(SCREENSHOTS / "dashboard-field.png")
+        await page.open(f"{base}/dashboard?fiscal_year={year - 1}")  # or the year the address names
+        last_year = shown(await page.dom())
+        assert not [k for k in last_year.bars if k.startswith(("visits:", "sector:"))] and last_year.empty == 2
+        assert {v for k, v in last_year.bars.items() if k.startswith("team:")} == {"0"}  # the teams, no visits
     assert {k: v for k, v in detail.bars.items() if k.startswith("visits:")} == {
         f"visits:{r['area_code']}": str(r["visits"]) for r in areas["rows"] if r["visits"]}  # districts visited
     assert detail.bars["visits:4001"] == "4" and detail.bars["visits:4002"] == "1"  # B is in 4001 too

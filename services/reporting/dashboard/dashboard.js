@@ -18,7 +18,7 @@ const TEXT = {
     centres: "ศูนย์ช่วยเหลือสังคมตำบล", map: "แผนที่", figure: "ตัวชี้วัด", hidden: "ปกปิด (—)",
     deprivedIn: "ครัวเรือนขาดแคลนด้าน", notPlaced: "ไม่มีพิกัด", gridNote: "ไม่มีพิกัดของตำบล: แสดงเป็นตาราง", gridVillages: "หมู่บ้าน: แสดงเป็นตาราง",
     mapSource: "ตำแหน่ง: GeoNames (CC BY 4.0)", open: "ดูพื้นที่นี้", trends: "แนวโน้มรายปีสำรวจ",
-    fieldWork: "งานภาคสนาม", visitsByArea: "การเยี่ยมบ้านรายพื้นที่", visitsByTeam: "การเยี่ยมบ้านรายทีม",
+    fieldWork: "งานภาคสนาม", fiscalYear: "ปีงบประมาณ", visitsByArea: "การเยี่ยมบ้านรายพื้นที่", visitsByTeam: "การเยี่ยมบ้านรายทีม",
     referrals: "การส่งต่อรายภาคีเครือข่าย", visits: "ครั้งที่เยี่ยม", open_: "ค้างดำเนินการ",
     overdue: "เกินกำหนด", done: "เสร็จสิ้น", noTeam: "ไม่ระบุทีม", download: "ดาวน์โหลด", team: "ทีม", province: "จังหวัด",
     sectors: { government: "ภาครัฐ", private: "ภาคเอกชน", academic: "ภาควิชาการ", religious: "ภาคศาสนา",
@@ -40,7 +40,7 @@ const TEXT = {
     centres: "Social assistance centres", map: "Map", figure: "Figure", hidden: "hidden (—)",
     deprivedIn: "Households deprived in", notPlaced: "No position", gridNote: "Sub-districts have no position here: drawn as a grid", gridVillages: "Villages, drawn as a grid",
     mapSource: "Positions: GeoNames (CC BY 4.0)", open: "Open this area", trends: "Trends by survey year",
-    fieldWork: "Field work", visitsByArea: "Home visits by area", visitsByTeam: "Home visits by team",
+    fieldWork: "Field work", fiscalYear: "Fiscal year", visitsByArea: "Home visits by area", visitsByTeam: "Home visits by team",
     referrals: "Referrals by partner sector", visits: "Visits", open_: "Open",
     overdue: "Overdue", done: "Done", noTeam: "No team named", download: "Download", team: "Team", province: "Province",
     sectors: { government: "Government", private: "Private sector", academic: "Academia", religious: "Religious",
@@ -69,7 +69,12 @@ if (handed) {
 const token = sessionStorage.getItem("kaenkhun.token");
 
 // -- the state is the address: ?area=4001&survey_year=2568&lang=th&figure=MPI (bookmarkable, Back works) --
-const state = { lang: "th", area: "40", year: null, figure: "target_poor_households" };
+const state = { lang: "th", area: "40", year: null, figure: "target_poor_households", fiscal: null };
+// Field work is this fiscal year's unless the address names one (fiscal_year=): Oct–Sep, B.E., Thai time.
+function currentFiscalYear() {
+  const now = new Date(Date.now() + 7 * 3600 * 1000);
+  return now.getUTCFullYear() + (now.getUTCMonth() >= 9 ? 1 : 0) + 543;
+}
 function readAddress() {
   const params = new URLSearchParams(location.search);
   state.lang = params.get("lang") === "en" ? "en" : "th";
@@ -77,12 +82,15 @@ function readAddress() {
   state.area = /^(\d{2}|\d{4}|\d{6}|\d{8})$/.test(area) ? area : "40";
   const year = Number(params.get("survey_year"));
   state.year = Number.isInteger(year) && year >= 2500 && year <= 2700 ? year : null;
+  const fiscal = Number(params.get("fiscal_year"));
+  state.fiscal = Number.isInteger(fiscal) && fiscal >= 2500 && fiscal <= 2700 ? fiscal : null;
   state.figure = FIGURES.includes(params.get("figure")) ? params.get("figure") : "target_poor_households";
 }
 function address(changes) {
   const next = { ...state, ...changes };
   const params = new URLSearchParams({ area: next.area });
   if (next.year !== null) params.set("survey_year", next.year);
+  if (next.fiscal !== null) params.set("fiscal_year", next.fiscal);
   params.set("lang", next.lang);
   params.set("figure", next.figure);
   return `${location.pathname}?${params}`;
@@ -481,15 +489,19 @@ async function render() {
     $("year").value = String(state.year);
     const area = state.area, year = state.year, level = LEVEL_BELOW[area.length];
     const district = area.slice(0, 4);
+    const fiscal = state.fiscal ?? currentFiscalYear();
+    const fiscalChoices = [...new Set([...years.fiscal_years, currentFiscalYear(), fiscal])].sort();
+    $("fiscal").replaceChildren(...fiscalChoices.map((y) => el("option", { value: y }, state.lang === "th" ? y : `${y} (${y - 544}–${String(y - 543).slice(2)})`)));
+    $("fiscal").value = String(fiscal);
     const [poverty, money, progress, network, info, byArea, byTeam, bySector, trend, known] = await Promise.all([
       api("poverty", { area, level, survey_year: year }),
       api("assistance", { area, level, fiscal_year: year }),
       monthly(area, fiscalMonths(year)),
       api("field-network", { area: area.slice(0, 6) }),  // teams and centres: down to a sub-district
       areaMap(area.length === 8 ? area.slice(0, 6) : area),
-      optional("field-work", { area, fiscal_year: year, level }),
-      optional("field-work/teams", { area: area.length > 4 ? district : area, fiscal_year: year }),
-      optional("field-work/sectors", { area, fiscal_year: year }),
+      optional("field-work", { area, fiscal_year: fiscal, level }),
+      optional("field-work/teams", { area: area.length > 4 ? district : area, fiscal_year: fiscal }),
+      optional("field-work/sectors", { area, fiscal_year: fiscal }),
       Promise.all(surveyYears.length > 1 ? surveyYears.map((y) => optional("poverty", { area, level, survey_year: y })) : []),
       declared(),
     ]);
@@ -537,7 +549,7 @@ async function render() {
     downloads("dl-areas", [["poverty", { area, level, survey_year: year }]], known);
     downloads("dl-assistance", [["assistance", { area, level, fiscal_year: year }]], known);
     downloads("dl-progress", [["progress", { area: progress.province ? area.slice(0, 2) : area, ...months }]], known);
-    downloads("dl-field", [["field-work", { area, fiscal_year: year, level }], ["field-work/sectors", { area, fiscal_year: year }]], known);
+    downloads("dl-field", [["field-work", { area, fiscal_year: fiscal, level }], ["field-work/sectors", { area, fiscal_year: fiscal }]], known);
     $("asof").textContent = dateTime(poverty.as_of);
     $("status").textContent = total.households || total.households === null ? "" : t("noData");
     document.body.dataset.ready = "true";
@@ -551,6 +563,7 @@ async function render() {
 $("lang").addEventListener("click", () => navigate({ lang: state.lang === "th" ? "en" : "th" }));
 $("year").addEventListener("change", (e) => navigate({ year: Number(e.target.value) }));
 $("figure").addEventListener("change", (e) => navigate({ figure: e.target.value }));
+$("fiscal").addEventListener("change", (e) => navigate({ fiscal: Number(e.target.value) }));
 $("print").addEventListener("click", () => window.print());
 window.addEventListener("popstate", () => { readAddress(); render(); });
 readAddress();
