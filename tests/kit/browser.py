@@ -80,6 +80,11 @@ class Browser:
         await self._call("POST", "/goog/cdp/execute", {"cmd": "Browser.setDownloadBehavior", "params": {
             "behavior": "allow", "downloadPath": str(folder)}})
 
+    async def console(self) -> list[str]:
+        """The messages the page logged (console, CSP violations, failed loads) since last asked."""
+        entries = await self._call("POST", "/se/log", {"type": "browser"})
+        return [entry["message"] for entry in entries]
+
     async def screenshot(self, path: Path) -> None:
         """The whole page as PNG, past the window's height too."""
         shot = await self._call("POST", "/goog/cdp/execute", {"cmd": "Page.captureScreenshot", "params": {
@@ -107,7 +112,8 @@ async def browser(width: int = 1400, height: int = 1900) -> AsyncIterator[Browse
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", f"--window-size={width},{height}"]}
             created = await http.post("/session", json={"capabilities": {"alwaysMatch": {
-                "browserName": "chrome", "goog:chromeOptions": options}}})
+                "browserName": "chrome", "goog:chromeOptions": options,
+                "goog:loggingPrefs": {"browser": "ALL"}}}})
             assert created.status_code == 200, created.text[:2000]
             session = created.json()["value"]["sessionId"]
             try:

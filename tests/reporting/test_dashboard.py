@@ -187,6 +187,7 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
         th = shown(await page.dom())
         assert th.ready == "true" and th.lang == "th"
         assert all(asset.startswith("/dashboard/assets/") for asset in th.assets)  # nothing from the internet
+        assert not [m for m in await page.console() if "Content Security Policy" in m or "Uncaught" in m]
         total: dict[str, Any] = poverty["total"]
         assert th.figures["households"] == str(total["households"]) == "4"
         assert th.figures["target_poor_households"] == str(total["target_poor_households"])
@@ -308,6 +309,7 @@ async def test_the_dashboard_shows_the_figures_of_the_api(served: tuple[str, Rep
         assert await page.script("return getComputedStyle(document.querySelector('.controls')).display") == "none"
         await page.screenshot(SCREENSHOTS / "dashboard-print.png")
         await page.media("")
+        assert not [m for m in await page.console() if "Content Security Policy" in m or "Uncaught" in m]
 
     # The public (no token) drilled into a district: its three households are hidden, and the months, which are
     # published for a whole province only, come from the province.
@@ -381,6 +383,7 @@ async def test_the_field_work_panel_shows_the_field_work_report(served: tuple[st
         last_year = shown(await page.dom())
         assert not [k for k in last_year.bars if k.startswith(("visits:", "sector:"))] and last_year.empty == 2
         assert {v for k, v in last_year.bars.items() if k.startswith("team:")} == {"0"}  # the teams, no visits
+        assert not [m for m in await page.console() if "Content Security Policy" in m or "Uncaught" in m]
     assert {k: v for k, v in detail.bars.items() if k.startswith("visits:")} == {
         f"visits:{r['area_code']}": str(r["visits"]) for r in areas["rows"] if r["visits"]}  # districts visited
     assert detail.bars["visits:4001"] == "4" and detail.bars["visits:4002"] == "1"  # B is in 4001 too
