@@ -1,13 +1,16 @@
 """GET /dashboard: the page, its script and its style, all served by the service itself (the users' machines
-may have no internet). The page reads the same report endpoints as BI tools do."""
-
-from __future__ import annotations
+may have no internet). The page reads the same report endpoints as BI tools do; its map's points come from
+`places` (data the project installs), at /dashboard/map/{area}.json."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+
+from services.reporting import places
+from shared.errors import NotFound
 
 # -- routes --
 
@@ -35,6 +38,16 @@ async def dashboard() -> FileResponse:
 @router.get("/dashboard/assets/{name}", include_in_schema=False)
 async def asset(name: Literal["dashboard.js", "dashboard.css"]) -> FileResponse:
     return FileResponse(ASSETS / name, media_type=_TYPES[name], headers=SECURITY_HEADERS)
+
+
+@router.get("/dashboard/map/{area}.json", include_in_schema=False)
+async def area_map(area: Annotated[str, PathParam(pattern=r"^(\d{2}|\d{4}|\d{6})$")]) -> JSONResponse:
+    """The area's names, its ancestors' and its children's, each child with its point (lat/lon) or none.
+    Official geography, not survey figures: public like the page itself."""
+    found: dict[str, Any] | None = places.area_map(area)
+    if found is None:
+        raise NotFound(f"No province, district or sub-district has the code {area}.")
+    return JSONResponse(found, headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/", include_in_schema=False)
