@@ -27,6 +27,7 @@ from shared.errors import PROBLEM_JSON, Forbidden, install_problem_handlers
 from shared.events.catalogue import Catalogue
 from shared.guards import install_guards
 from shared.observability import Metrics, configure_logging, install_observability
+from shared.openapi import install_openapi
 from shared.query import refuse_unknown_query_parameters
 from shared.settings import ServiceSettings
 
@@ -193,6 +194,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     install_observability(app, service=spec.name, metrics=Metrics())
     install_auth(app, settings.auth)
     install_docs(app)
+    install_openapi(app, spec.catalogue, spec.name)
     app.include_router(_health_router(spec))
     app.include_router(_bus_router(spec))
     for router in spec.routers:

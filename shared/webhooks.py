@@ -13,11 +13,29 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from shared.errors import Unauthorized
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_S = 5 * 60
+
+# The three headers as OpenAPI header parameters: of the pushes a service receives (the routes read them from the
+# request themselves, so that a missing one is 401, not a validation error) and of the webhooks it sends.
+SIGNATURE_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string", "minLength": 1},
+     "description": "The message's id: the same on every retry of the same message (the receiver drops "
+                    "duplicates by it). Of an event delivered to a subscription, the CloudEvent's `id`.",
+     "example": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"},
+    {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+     "description": f"When this attempt was signed, in Unix seconds; more than {TOLERANCE_S // 60} minutes from "
+                    "the receiver's clock is refused.",
+     "example": "1735689600"},
+    {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string", "minLength": 1},
+     "description": "`v1,<base64 of HMAC-SHA256 of \"{webhook-id}.{webhook-timestamp}.{body}\">` under the shared "
+                    "secret (`whsec_` + base64 of the key); several, space-separated, while a secret is rotated.",
+     "example": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="},
+]
 
 
 def _key(secret: str) -> bytes:

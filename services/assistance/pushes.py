@@ -31,6 +31,20 @@ from shared.errors import PROBLEM_JSON, BadRequest, Conflict, Problem, Unprocess
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 MAX_KEY = 255
+# The header as an OpenAPI parameter, for the routes that read it with idempotency_key() (a missing key is 400).
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key", "in": "header", "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
+    "description": "A key of your choosing, the same on every retry of the same request (IETF Idempotency-Key): "
+                   "a retry answers what the first request did, with `Idempotent-Replayed: true`, and has no "
+                   "second effect; the same key with another body is 422.",
+    "example": "9f6c2b1e-4f1a-4c7e-9a53-0d2f8c1b7e44",
+}
+# The response header of a replayed answer.
+REPLAYED_HEADER: dict[str, Any] = {
+    "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 
 
 # -- schemas --
@@ -139,9 +153,11 @@ def push_route(body: type[BaseModel], response: type[BaseModel], summary: str) -
         "description": "Headers: `Idempotency-Key` (required; the same key on every retry of the same push) and "
                        "`webhook-id`, `webhook-timestamp`, `webhook-signature` (Standard Webhooks, the ministry's "
                        "secret).",
-        "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {
-            "schema": _inlined(body.model_json_schema())}}}},
-        "responses": {400: {"description": "No Idempotency-Key"}, 401: {"description": "Bad or stale signature"},
+        "openapi_extra": {"parameters": [IDEMPOTENCY_KEY_PARAMETER, *webhooks.SIGNATURE_PARAMETERS],
+                          "requestBody": {"required": True, "content": {"application/json": {
+                              "schema": _inlined(body.model_json_schema())}}}},
+        "responses": {201: {"headers": {"Idempotent-Replayed": REPLAYED_HEADER}},
+                      400: {"description": "No Idempotency-Key"}, 401: {"description": "Bad or stale signature"},
                       409: {"description": "The same key is still being processed, or the batch_ref exists"},
                       422: {"description": "Invalid body, or the same key with a different body"}},
     }

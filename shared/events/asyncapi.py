@@ -1,4 +1,6 @@
-"""An AsyncAPI 3.0 document generated from the event catalogue (CloudEvents structured mode over Kafka)."""
+"""An AsyncAPI 3.0 document generated from the event catalogue: CloudEvents structured mode over Kafka between
+the services, and the same events delivered to subscribers' URLs as signed webhooks (`POST /v1/subscriptions` on
+the producing service: every event type a service publishes can be subscribed to)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from pydantic.json_schema import models_json_schema
 
 from shared.events.catalogue import Catalogue, EventType, dlq_topic
 from shared.events.envelope import CORRELATION_HEADER, CloudEvent
+from shared.webhooks import SIGNATURE_PARAMETERS
+
+WEBHOOK_SERVER = "subscriber"
 
 
 def _message_name(event_type: EventType) -> str:
@@ -25,6 +30,7 @@ def asyncapi_document(catalogue: Catalogue, version: str = "0.1.0") -> dict[str,
     operations: dict[str, Any] = {}
     for event_type in types:
         name = _message_name(event_type)
+        payload = _payload(event_type)
         messages[name] = {
             "name": event_type.type,
             "title": event_type.name,
@@ -39,20 +45,9 @@ def asyncapi_document(catalogue: Catalogue, version: str = "0.1.0") -> dict[str,
                     "ce_type": {"type": "string", "const": event_type.type},
                 },
             },
-            "payload": {
-                "allOf": [
-                    {"$ref": "#/components/schemas/CloudEvent"},
-                    {
-                        "type": "object",
-                        "properties": {
-                            "type": {"const": event_type.type},
-                            "subject": {"type": "string", "description": f"The {event_type.aggregate} id"},
-                            "data": {"$ref": f"#/components/schemas/{event_type.payload.__name__}"},
-                        },
-                    },
-                ]
-            },
+            "payload": payload,
             "bindings": {"kafka": {"key": {"type": "string", "description": f"{event_type.aggregate} id"}}},
+            "x-subscribable": True,
         }
         channel = channels.setdefault(
             event_type.topic,
@@ -65,6 +60,7 @@ def asyncapi_document(catalogue: Catalogue, version: str = "0.1.0") -> dict[str,
             {"action": "send", "channel": {"$ref": f"#/channels/{_channel_id(event_type.topic)}"}, "messages": []},
         )
         op["messages"].append({"$ref": f"#/channels/{_channel_id(event_type.topic)}/messages/{name}"})
+    webhook_channels, webhook_operations = _webhooks(types, messages)
     for topic in list(channels):
         channels[dlq_topic(topic)] = {
             "address": dlq_topic(topic),
@@ -77,14 +73,89 @@ def asyncapi_document(catalogue: Catalogue, version: str = "0.1.0") -> dict[str,
             "version": version,
             "description": "CloudEvents 1.0 in structured mode; one topic per producing aggregate; the Kafka key is "
             "the aggregate id so one household's events stay in order. No raw citizen ID, name or address "
-            "crosses the bus.",
+            "crosses the bus. Every event type a service publishes can also be received over HTTP: subscribe with "
+            "`POST /v1/subscriptions` on that service (scope `events:subscribe`, `{url, event_types, areas}`); "
+            "the channels `webhooks_<service>` list what each service delivers, signed as Standard Webhooks do "
+            "(`webhook-id` = the event id), at least once.",
         },
         "defaultContentType": "application/cloudevents+json",
-        "servers": {"local": {"host": "127.0.0.1:9092", "protocol": "kafka"}},
-        "channels": {_channel_id(topic): spec for topic, spec in channels.items()},
-        "operations": operations,
+        "servers": {
+            "local": {"host": "127.0.0.1:9092", "protocol": "kafka"},
+            WEBHOOK_SERVER: {
+                "host": "{host}", "protocol": "https",
+                "description": "A subscriber's receiver: the `url` its subscription names (http is allowed in "
+                               "development only).",
+                "variables": {"host": {"description": "host (and port) of the subscription's url"}},
+            },
+        },
+        "channels": {_channel_id(topic): spec for topic, spec in channels.items()} | webhook_channels,
+        "operations": operations | webhook_operations,
         "components": {"schemas": schemas, "messages": messages},
     }
+
+
+def _payload(event_type: EventType) -> dict[str, Any]:
+    """A message's payload: the CloudEvent with this type's `type` and `data`."""
+    return {
+        "allOf": [
+            {"$ref": "#/components/schemas/CloudEvent"},
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": event_type.type},
+                    "subject": {"type": "string", "description": f"The {event_type.aggregate} id"},
+                    "data": {"$ref": f"#/components/schemas/{event_type.payload.__name__}"},
+                },
+            },
+        ]
+    }
+
+
+def _webhooks(types: list[EventType], messages: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per producing service, the channel of its webhook deliveries (every type it publishes) and its send
+    operation; adds a `webhook_…` message per type (the same payload, the Standard Webhooks headers)."""
+    headers = {
+        "type": "object",
+        "required": [p["name"] for p in SIGNATURE_PARAMETERS],
+        "properties": {p["name"]: {**p["schema"], "description": p["description"]} for p in SIGNATURE_PARAMETERS},
+    }
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for producer in sorted({t.producer for t in types}):
+        channel_id = f"webhooks_{producer}"
+        channel: dict[str, Any] = {
+            "address": None,
+            "title": f"Webhooks of {producer}",
+            "description": f"What a subscription to the {producer} service (`POST /v1/subscriptions`) can receive: "
+                           "each event as CloudEvents JSON POSTed to the subscription's url, signed as Standard "
+                           "Webhooks do with the subscription's secret; `webhook-id` is the event id (the same on "
+                           "every redelivery). At least once, in order per aggregate, retried with backoff for at "
+                           "least 24 h; a 2xx acknowledges, 410 disables the subscription. A subscriber receives "
+                           "only events of its areas (a partner agency's client: only those of referrals "
+                           "addressed to it).",
+            "servers": [{"$ref": f"#/servers/{WEBHOOK_SERVER}"}],
+            "messages": {},
+        }
+        for event_type in (t for t in types if t.producer == producer):
+            name = f"webhook_{_message_name(event_type)}"
+            messages[name] = {
+                "name": event_type.name,
+                "title": f"{event_type.name} (webhook)",
+                "summary": messages[_message_name(event_type)]["summary"],
+                "contentType": "application/cloudevents+json",
+                "headers": headers,
+                "payload": _payload(event_type),
+                "bindings": {"http": {"headers": headers}},
+            }
+            channel["messages"][name] = {"$ref": f"#/components/messages/{name}"}
+        channels[channel_id] = channel
+        operations[f"{producer}_delivers_webhooks"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "bindings": {"http": {"method": "POST"}},
+            "messages": [{"$ref": f"#/channels/{channel_id}/messages/{m}"} for m in channel["messages"]],
+        }
+    return channels, operations
 
 
 def _channel_id(topic: str) -> str:

@@ -64,6 +64,10 @@ class Catalogue:
         """Topics of the catalogue (of one producing service when given), sorted."""
         return sorted({t.topic for t in self.types.values() if producer is None or t.producer == producer})
 
+    def produced_by(self, producer: str) -> list[EventType]:
+        """The types one service publishes, by name: also what a subscription to that service can receive."""
+        return sorted((t for t in self.types.values() if t.producer == producer), key=lambda t: t.name)
+
     def on_topic(self, topic: str) -> list[EventType]:
         return [t for t in self.types.values() if t.topic == topic]
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from services.assistance.logbook import Dimension, HouseholdId
 from services.assistance.partners import staff_or_partner
-from services.assistance.pushes import idempotency_key
+from services.assistance.pushes import IDEMPOTENCY_KEY_PARAMETER, REPLAYED_HEADER, idempotency_key
 from services.assistance.referrals import service
 from services.assistance.referrals.schemas import (
     HelpIn,
@@ -91,7 +91,9 @@ async def change_status(principal: SignedIn, referral_id: ReferralId, body: Stat
 @router.post("/v1/referrals/{referral_id}/help", status_code=201, summary="Record help given under a referral",
              description="Send an `Idempotency-Key` header, the same on every retry: a retry with the same body "
                          "answers what the first did (`Idempotent-Replayed: true`), never a second record.",
-             responses={200: {"description": "A retry: the help recorded by the first request with this key"},
+             openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
+             responses={200: {"description": "A retry: the help recorded by the first request with this key",
+                              "headers": {"Idempotent-Replayed": REPLAYED_HEADER}},
                         400: {"description": "No Idempotency-Key"},
                         409: {"description": "The referral was cancelled, or the first request with this key is "
                                              "still being recorded"},
