@@ -8,6 +8,7 @@ schema (OpenAPI requires one; FastAPI passes a route's `responses={...: {"header
 
 # No `from __future__ import annotations`: the webhook receivers are made in a loop, and FastAPI must read their
 # body model from the annotation at runtime (a string naming a local variable cannot be resolved).
+import functools
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
@@ -25,9 +26,10 @@ SUBSCRIBE_SCOPE = "events:subscribe"
 DEFAULT_HEADER_SCHEMA: dict[str, Any] = {"type": "string"}
 
 DELIVERY = (
-    "**How it arrives.** Subscribe with `POST /v1/subscriptions` on this service (scope `events:subscribe`) "
+    "**How it arrives.** Subscribe with `POST /v1/subscriptions` on this service (scope `" + SUBSCRIBE_SCOPE + "`) "
     "`{{\"url\": ..., \"event_types\": [\"{name}\"], \"areas\": [...]}}`: each event of this type about your areas "
-    "is POSTed to your `url` as CloudEvents JSON (structured mode), `type` = `{type}`, signed as "
+    "(a partner agency's client: about the referrals addressed to it) is POSTed to your `url` as CloudEvents JSON "
+    "(structured mode), `type` = `{type}`, signed as "
     "[Standard Webhooks](https://www.standardwebhooks.com) do with your subscription's secret (`whsec_…`): "
     "`webhook-id` is the event's `id` (the same on every redelivery: drop duplicates by it), `webhook-timestamp` "
     "the Unix seconds of this attempt and `webhook-signature` `v1,<base64 HMAC-SHA256 of \"id.timestamp.body\">` "
@@ -37,6 +39,7 @@ DELIVERY = (
 )
 
 
+@functools.cache  # one model per event type, however many apps a process builds
 def envelope_model(event_type: EventType) -> type[BaseModel]:
     """The CloudEvent of one event type: the envelope with `type` fixed and `data` its payload model."""
     model: type[BaseModel] = create_model(

@@ -149,6 +149,21 @@ def test_asyncapi_lists_every_event_and_what_a_subscription_receives(tmp_path: P
         assert operation["action"] == "send" and len(operation["messages"]) == len(published)
 
 
+def test_every_reference_of_the_asyncapi_document_resolves() -> None:
+    doc = asyncapi_document(Catalogue().merged(load(name).spec.catalogue for name in SERVICES))
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            return ([node["$ref"]] if isinstance(node.get("$ref"), str) else []) + [
+                r for v in node.values() for r in refs(v)]
+        return [r for v in node for r in refs(v)] if isinstance(node, list) else []
+
+    found = refs(doc)
+    assert len(found) > 100
+    for ref in found:
+        assert resolve(doc, {"$ref": ref}), ref  # KeyError names a reference to nothing
+
+
 def test_the_committed_asyncapi_document_is_current() -> None:
     catalogue = Catalogue().merged(load(name).spec.catalogue for name in SERVICES)
     committed = json.loads((REPO_ROOT / "docs" / "asyncapi.json").read_text(encoding="utf-8"))
