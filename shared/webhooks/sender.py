@@ -83,6 +83,15 @@ class Sender:
             await self._client.aclose()
             self._client = None
 
+    async def kill(self) -> None:
+        """Stop abruptly, as a crash would: deliveries in flight are abandoned, leased (tests use it)."""
+        for task in [*self._tasks, *([self._task] if self._task else [])]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *([self._task] if self._task else []), return_exceptions=True)
+        self._task = None
+        self._tasks.clear()
+        self._in_flight.clear()
+
     async def run(self) -> None:
         async with transaction(self.maker) as session:
             self._sqlite = session.get_bind().dialect.name == "sqlite"

@@ -14,14 +14,19 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.assistance.models import webhook
-from shared.events.assistance import DISBURSEMENT_REVERSED, REFERRAL_CREATED, REFERRAL_UPDATED
+from ops.broker import LocalBroker
+from ops.scratchdb import ScratchDatabases
+from services import load
+from services.assistance.models import outbox, webhook
+from shared import migrations
+from shared.db import transaction
+from shared.events.assistance import DISBURSEMENT_REVERSED, REFERRAL_CREATED, REFERRAL_UPDATED, ReferralCreated
 from shared.events.catalogue import EventType
 from shared.ids import new_id
 from shared.webhooks.sender import Sender
 from shared.webhooks.settings import WebhookSettings
 from shared.webhooks.targets import TargetRefused, check_target
-from tests.kit.apps import consumer_record, problem, serving
+from tests.kit.apps import bearer, consumer_record, make_settings, problem, running, serving
 from tests.kit.assistance import Assistance
 
 SUBSCRIBER = ("events:subscribe", "assistance:read")
@@ -65,8 +70,8 @@ async def receiving(script: list[int | str] | None = None) -> AsyncIterator[Rece
 @asynccontextmanager
 async def sending(assistance: Assistance, **overrides: Any) -> AsyncIterator[Sender]:
     """The app's sender with short delays, running (the fixture's app runs with the bus off)."""
-    settings = WebhookSettings(backoff_base_s=0.05, backoff_max_s=0.2, timeout_s=0.5, poll_interval_s=0.05,
-                               lease_s=5, **overrides)
+    settings = WebhookSettings.model_validate({"backoff_base_s": 0.05, "backoff_max_s": 0.2, "timeout_s": 0.5,
+                                               "poll_interval_s": 0.05, "lease_s": 5} | overrides)
     sender = Sender(webhook, assistance.app.state.sessionmaker, settings, production=False)
     assistance.app.state.webhook_sender = sender
     sender.start()
@@ -308,3 +313,41 @@ async def test_redelivery_of_one_and_duplicates_share_the_id(assistance: Assista
         assert {h["webhook-id"] for h, _ in receiver.delivered()} == {event_id}
         assert problem(await assistance.client.post(
             f"/v1/subscriptions/{sub['id']}/deliveries/999999:redeliver", headers=headers), 404)
+
+
+async def test_a_killed_sender_loses_nothing(assistance: Assistance) -> None:
+    """Killed mid-delivery (the receiver has the request, the answer never counts): the next sender sends it
+    again after the lease (at once on SQLite, one process), with the same webhook-id."""
+    async with receiving(["timeout"]) as receiver:
+        async with sending(assistance, timeout_s=5, lease_s=1) as sender:
+            sub = await subscribe(assistance, receiver.url)
+            event_id = await publish(assistance, REFERRAL_CREATED, referral(new_id()))
+            await wait_for(lambda: len(receiver.received) == 1)
+            await sender.kill()
+        async with sending(assistance, lease_s=1):
+            await wait_for(lambda: len(receiver.received) == 2)
+        assert [h["webhook-id"] for h, _, _ in receiver.received] == [event_id, event_id]
+        items = (await assistance.client.get(f"/v1/subscriptions/{sub['id']}/deliveries",
+                                             headers=assistance.as_(*SUBSCRIBER, areas=("40",)))).json()["items"]
+        assert items[0]["delivered_at"] is not None
+
+
+async def test_over_the_bus(broker: LocalBroker, databases: ScratchDatabases) -> None:
+    """The whole path in one service: its outbox, the broker, its `assistance-webhooks` consumer group, the sender."""
+    settings = make_settings("assistance", await databases.new("assistance"), broker.bootstrap_servers,
+                             webhooks={"poll_interval_s": 0.05})
+    app = load("assistance").create_app(settings)
+    async with receiving() as receiver, running(app) as client:
+        await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
+        response = await client.post("/v1/subscriptions", json={
+            "url": receiver.url, "event_types": ["referral.created"], "areas": ["96"]},
+            headers=bearer(settings.auth, *SUBSCRIBER, areas=("96",)))
+        assert response.status_code == 201, response.text
+        secret = response.json()["secret"]
+        async with transaction(app.state.sessionmaker) as session:
+            event_id = await outbox.add(session, REFERRAL_CREATED, ReferralCreated.model_validate(
+                referral(new_id(), village="96010101")), key=new_id())
+        outbox.wakeup.set()
+        await wait_for(lambda: event_id in {h["webhook-id"] for h, _ in receiver.delivered()}, timeout_s=60)
+        headers, body = next((h, b) for h, b in receiver.delivered() if h["webhook-id"] == event_id)
+        assert Webhook(secret).verify(body, headers)["data"]["village_code"] == "96010101"
