@@ -57,6 +57,19 @@ class Webhooks:
                 if t.producer == self.service and "partner_id" in t.payload.model_fields}
 
 
+def staff_with(read_scope: str) -> PartnerOf:
+    """For a service without partner clients: a subscriber must also hold the service's read scope (what it
+    receives is what it could read), and is never a partner."""
+
+    async def partner_of(_session: AsyncSession, principal: Principal) -> str | None:
+        if not principal.has_scope(read_scope):
+            raise Forbidden(f"Subscribing needs the scope {read_scope} too: the events tell what it reads.",
+                            missing_scopes=[read_scope])
+        return None
+
+    return partner_of
+
+
 # -- schemas --
 
 

@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI, Request, Response
+from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from services import load
 from services.assistance.models import outbox, webhook
+from services.registry.models import outbox as registry_outbox
 from shared import migrations
 from shared.db import transaction
 from shared.events.assistance import DISBURSEMENT_REVERSED, REFERRAL_CREATED, REFERRAL_UPDATED, ReferralCreated
@@ -28,6 +31,7 @@ from shared.webhooks.settings import WebhookSettings
 from shared.webhooks.targets import TargetRefused, check_target
 from tests.kit.apps import bearer, consumer_record, make_settings, problem, running, serving
 from tests.kit.assistance import Assistance
+from tests.kit.registry import Registry
 
 SUBSCRIBER = ("events:subscribe", "assistance:read")
 
@@ -351,3 +355,29 @@ async def test_over_the_bus(broker: LocalBroker, databases: ScratchDatabases) ->
         await wait_for(lambda: event_id in {h["webhook-id"] for h, _ in receiver.delivered()}, timeout_s=60)
         headers, body = next((h, b) for h, b in receiver.delivered() if h["webhook-id"] == event_id)
         assert Webhook(secret).verify(body, headers)["data"]["village_code"] == "96010101"
+
+
+async def test_registry_events_reach_subscribers_with_the_read_scope(registry: Registry) -> None:
+    """The registry offers the same subscriptions for its events; a subscriber must hold registry:read too."""
+    url = "http://127.0.0.1:9/hook"
+    body = {"url": url, "event_types": ["household.registered"], "areas": ["4001"]}
+    refused = await registry.client.post("/v1/subscriptions", json=body,
+                                         headers=registry.as_("events:subscribe", areas=("40",)))
+    assert problem(refused, 403)["missing_scopes"] == ["registry:read"]
+    subscriber = registry.as_("events:subscribe", "registry:read", areas=("40",))
+    created = await registry.client.post("/v1/subscriptions", json=body, headers=subscriber)
+    assert created.status_code == 201, created.text
+    assert (await registry.register()).status_code == 201
+    # The outbox row, as the registry's `registry-webhooks` consumer group reads it from the broker.
+    async with transaction(registry.app.state.sessionmaker) as session:
+        row = (await session.execute(select(registry_outbox.table.c.event_id, registry_outbox.table.c.value,
+                                            registry_outbox.table.c.key))).one()
+    record = ConsumerRecord(topic="registry.household", partition=0, offset=0, timestamp=0, timestamp_type=0,
+                            key=row.key.encode(), value=row.value.encode(), checksum=None, serialized_key_size=0,
+                            serialized_value_size=0, headers=[])
+    consumer = registry.app.state.webhook_consumer
+    assert consumer.name == "registry-webhooks"
+    await consumer.process([consumer.handlers.decode(record)])
+    items = (await registry.client.get(f"/v1/subscriptions/{created.json()['id']}/deliveries",
+                                       headers=subscriber)).json()["items"]
+    assert [(d["event_id"], d["event_type"]) for d in items] == [(row.event_id, "household.registered")]
