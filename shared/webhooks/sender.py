@@ -59,6 +59,8 @@ class Sender:
         self.allow_private = settings.private_allowed(production)
         self.wakeup = wakeup or asyncio.Event()
         self._in_flight: Counter[str] = Counter()
+        self._outcomes: list[tuple[Any, int | None, str | None, asyncio.Future[None]]] = []
+        self._settle_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -106,7 +108,7 @@ class Sender:
             except Exception as exc:
                 log.warning("webhook sender turn failed", error=repr(exc))
                 started = 0
-            if started:
+            if started and len(self._tasks) < self.settings.max_in_flight:
                 continue
             self.wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -122,14 +124,15 @@ class Sender:
     async def send_due(self) -> int:
         """Lease the due deliveries there is room for and start sending them; returns how many started."""
         room = self.settings.max_in_flight - len(self._tasks)
-        if room <= 0:
-            return 0
+        if room <= 0 or (self._tasks and room < max(1, self.settings.max_in_flight // 4)):
+            return 0  # a turn costs a transaction: take a few at a time, not one each time one settles
         d, s = self.tables.deliveries, self.tables.subscriptions
         now = utcnow()
         older = d.alias("older")
         full = [sid for sid, n in self._in_flight.items() if n >= self.settings.per_subscription]
         query = (
-            select(d.c.id, d.c.subscription_id, d.c.event_id, d.c.body, d.c.attempts, s.c.url, s.c.secrets)
+            select(d.c.id, d.c.subscription_id, d.c.event_id, d.c.body, d.c.attempts, s.c.url, s.c.secrets,
+                   s.c.failing_since)
             .join(s, s.c.id == d.c.subscription_id)
             .where(d.c.delivered_at.is_(None), d.c.next_attempt_at <= now,
                    or_(d.c.claimed_until.is_(None), d.c.claimed_until < now), s.c.status == "active",
@@ -161,7 +164,22 @@ class Sender:
     async def _deliver(self, row: Any) -> None:
         try:
             status, error = await self._post(row)
-            await self._settle(row, status, error)
+            settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._outcomes.append((row, status, error, settled))
+            async with self._settle_lock:  # outcomes that arrived meanwhile are settled together, in one transaction
+                if not settled.done():
+                    batch, self._outcomes = self._outcomes, []
+                    try:
+                        async with transaction(self.maker) as session:
+                            for outcome in batch:
+                                await self._settle(session, *outcome[:3])
+                    except Exception as exc:
+                        for *_, future in batch:
+                            future.set_exception(exc)
+                    else:
+                        for *_, future in batch:
+                            future.set_result(None)
+            await settled
         except Exception as exc:  # the row stays leased: sent again when the lease ends
             log.warning("webhook delivery not settled", delivery=row.id, error=repr(exc))
         finally:
@@ -191,31 +209,30 @@ class Sender:
             return response.status_code, None
         return response.status_code, response.text[:500] or None
 
-    async def _settle(self, row: Any, status: int | None, error: str | None) -> None:
+    async def _settle(self, session: AsyncSession, row: Any, status: int | None, error: str | None) -> None:
         d, s = self.tables.deliveries, self.tables.subscriptions
         now = utcnow()
         attempts = row.attempts + 1
-        async with transaction(self.maker) as session:
-            outcome = {"attempts": attempts, "last_status": status, "claimed_until": None}
-            if status is not None and 200 <= status < 300:
-                await session.execute(update(d).where(d.c.id == row.id).values(
-                    **outcome, last_error=None, delivered_at=now))
-                await session.execute(update(s).where(s.c.id == row.subscription_id, s.c.failing_since.is_not(None))
-                                      .values(failing_since=None))
-                return
+        outcome = {"attempts": attempts, "last_status": status, "claimed_until": None}
+        if status is not None and 200 <= status < 300:
             await session.execute(update(d).where(d.c.id == row.id).values(
-                **outcome, last_error=error or f"HTTP {status}",
-                next_attempt_at=now + timedelta(seconds=backoff_s(attempts, self.settings))))
-            if status == 410:
-                await self._disable(session, row.subscription_id, "The receiver answered 410 Gone.")
-                return
-            await session.execute(update(s).where(s.c.id == row.subscription_id, s.c.failing_since.is_(None))
-                                  .values(failing_since=now))
-            since = (await session.execute(select(s.c.failing_since).where(s.c.id == row.subscription_id))).scalar()
-            if since is not None and now - as_utc(since) >= timedelta(hours=self.settings.retry_hours):
-                await self._disable(session, row.subscription_id,
-                                    f"Deliveries have failed since {as_utc(since).isoformat()} (more than "
-                                    f"{self.settings.retry_hours:g} h); last: {error or f'HTTP {status}'}"[:2000])
+                **outcome, last_error=None, delivered_at=now))
+            if row.failing_since is not None:  # as it was when taken; a later failure set it again: cleared later
+                await session.execute(update(s).where(s.c.id == row.subscription_id).values(failing_since=None))
+            return
+        await session.execute(update(d).where(d.c.id == row.id).values(
+            **outcome, last_error=error or f"HTTP {status}",
+            next_attempt_at=now + timedelta(seconds=backoff_s(attempts, self.settings))))
+        if status == 410:
+            await self._disable(session, row.subscription_id, "The receiver answered 410 Gone.")
+            return
+        await session.execute(update(s).where(s.c.id == row.subscription_id, s.c.failing_since.is_(None))
+                              .values(failing_since=now))
+        since = (await session.execute(select(s.c.failing_since).where(s.c.id == row.subscription_id))).scalar()
+        if since is not None and now - as_utc(since) >= timedelta(hours=self.settings.retry_hours):
+            await self._disable(session, row.subscription_id,
+                                f"Deliveries have failed since {as_utc(since).isoformat()} (more than "
+                                f"{self.settings.retry_hours:g} h); last: {error or f'HTTP {status}'}"[:2000])
 
     async def _disable(self, session: AsyncSession, subscription_id: str, reason: str) -> None:
         s = self.tables.subscriptions
