@@ -265,7 +265,7 @@ def subscription_router(hooks: Webhooks, security: ServiceSecurity) -> APIRouter
     @router.post("/{subscription_id}/deliveries/{delivery_id}:redeliver", status_code=202,
                  summary="Send one delivery again (now, with the same webhook-id)")
     async def redeliver_one(principal: Annotated[Principal, can_subscribe], request: Request,
-                            subscription_id: SubscriptionId, delivery_id: Annotated[int, Path(ge=1)],
+                            subscription_id: SubscriptionId, delivery_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
                             session: SessionDep) -> Requeued:
         await owned(session, principal, subscription_id)
         count = await requeue(session, subscription_id, deliveries.c.id == delivery_id)

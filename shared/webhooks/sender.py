@@ -36,6 +36,7 @@ log = structlog.get_logger("kaenkhun.webhooks")
 
 CONTENT_TYPE = "application/cloudevents+json"
 USER_AGENT = "kaenkhun-webhooks/1"
+_SQLITE_STARTED: set[str] = set()  # SQLite databases a sender of this process has started on
 
 
 def current_secrets(secrets: list[dict[str, Any]], now: datetime) -> list[str]:
@@ -64,7 +65,6 @@ class Sender:
         self._tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
-        self._sqlite = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -96,8 +96,12 @@ class Sender:
 
     async def run(self) -> None:
         async with transaction(self.maker) as session:
-            self._sqlite = session.get_bind().dialect.name == "sqlite"
-            if self._sqlite:  # one process: whatever a dead one had leased is free now
+            bind = session.get_bind()
+            database = str(bind.engine.url) if hasattr(bind, "engine") else ""
+            if bind.dialect.name == "sqlite" and database not in _SQLITE_STARTED:
+                # One process per SQLite database: whatever a process killed before this one had leased is free
+                # now (a second sender in this same process, as in tests, leaves the first one's leases alone).
+                _SQLITE_STARTED.add(database)
                 d = self.tables.deliveries
                 await session.execute(update(d).where(d.c.claimed_until.is_not(None)).values(claimed_until=None))
         while True:

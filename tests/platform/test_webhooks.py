@@ -381,3 +381,20 @@ async def test_registry_events_reach_subscribers_with_the_read_scope(registry: R
     items = (await registry.client.get(f"/v1/subscriptions/{created.json()['id']}/deliveries",
                                        headers=subscriber)).json()["items"]
     assert [(d["event_id"], d["event_type"]) for d in items] == [(row.event_id, "household.registered")]
+
+
+async def test_two_replicas_never_send_the_same_delivery(assistance: Assistance) -> None:
+    """Two senders on one database (replicas): each delivery is leased by one (SKIP LOCKED on PostgreSQL), so the
+    receiver gets every event exactly once when nothing fails."""
+    async with receiving() as receiver:
+        sub = await subscribe(assistance, receiver.url)
+        ids = {await publish(assistance, REFERRAL_CREATED, referral(new_id()), offset=n) for n in range(40)}
+        async with sending(assistance, per_subscription=8) as first, sending(assistance, per_subscription=8):
+            await wait_for(lambda: len(receiver.delivered()) >= 40)
+            await asyncio.sleep(0.3)
+            await first.drain()
+        got = [h["webhook-id"] for h, _ in receiver.delivered()]
+        assert sorted(got) == sorted(ids)
+        items = (await assistance.client.get(f"/v1/subscriptions/{sub['id']}/deliveries", params={"limit": 100},
+                                             headers=assistance.as_(*SUBSCRIBER, areas=("40",)))).json()["items"]
+        assert len(items) == 40 and all(d["attempts"] == 1 and d["delivered_at"] for d in items)
