@@ -192,7 +192,10 @@ def subscription_router(hooks: Webhooks, security: ServiceSecurity) -> APIRouter
         return row
 
     @router.post("", status_code=201, summary="Subscribe to events (the signing secret is shown this once)",
-                 responses={403: {"description": "An area outside your own"},
+                 response_model=SubscriptionCreated,
+                 responses={201: {"description": "Subscribed", "headers": {"Location": {
+                                "description": "the subscription", "schema": {"type": "string"}}}},
+                            403: {"description": "An area outside your own"},
                             422: {"description": "Unknown event type, or a URL that may not receive webhooks"}})
     async def subscribe(principal: Annotated[Principal, can_subscribe], request: Request, body: SubscriptionIn,
                         session: SessionDep) -> JSONResponse:
