@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting load venv lint asyncapi clean
+.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting bench-webhooks load venv lint asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-assistance: $(STAMP)
 
 bench-reporting: $(STAMP)
 	$(BIN)/python -m bench.reporting $(BENCH_ARGS)
+
+bench-webhooks: $(STAMP)
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
 load: $(STAMP)
 	$(BIN)/python -u -m bench.load $(LOAD_ARGS)

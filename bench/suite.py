@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, http, registry, reporting, system
+from bench import bus, http, registry, reporting, system, webhooks
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT, KafkaSettings
@@ -153,6 +153,13 @@ async def reporting_rows(persons: int, requests: int, postgres_url: str | None) 
     return rows
 
 
+async def webhook_rows(deliveries: int) -> list[Row]:
+    result = await webhooks.measure(deliveries)
+    return [Row(f"webhook deliveries/s to a local receiver (SQLite, {deliveries:,} signed deliveries, 16 in flight)",
+                f"{result.rate:,.0f}", "raw httpx POSTs of the same bodies, 16 concurrent", f"{result.raw_rate:,.0f}",
+                _ratio(result.rate, result.raw_rate))]
+
+
 def system_rows(scale: int, samples: int) -> list[Row]:
     figures = system.measure(scale, samples, say=lambda line: print(f"    {line}", flush=True))
     p50, p95 = figures.lag_p50_p95
@@ -178,7 +185,7 @@ def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, 
         "# Benchmark results", "",
         f"Written by `{command}` in {elapsed_s / 60:.0f} min. Ratios are figure ÷ baseline: above 1 is slower for "
         "latencies, below 1 is slower for rates. What each part measures: the docstrings of bench/bus.py, "
-        "bench/registry.py, bench/http.py, bench/system.py and bench/reporting.py.", "",
+        "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py and bench/reporting.py.", "",
         "## Machine", "", *lines, "", "## Figures", "", *table, ""]), encoding="utf-8")
     return path
 
@@ -200,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         ("bus", lambda: asyncio.run(bus_rows(5_000 if q else 20_000))),
         ("registry import", lambda: asyncio.run(registry_rows(10_000 if q else 100_000, args.postgres_url))),
         ("HTTP", lambda: http_rows(5 if q else 15)),
+        ("webhooks", lambda: asyncio.run(webhook_rows(500 if q else 2_000))),
         ("whole system", lambda: system_rows(2 if q else 30, 50 if q else 200)),
         ("reporting", lambda: asyncio.run(reporting_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
     ]

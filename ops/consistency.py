@@ -142,8 +142,9 @@ async def delivery(engines: Mapping[str, AsyncEngine], *, kafka: KafkaSettings |
             continue
         topics = set(handlers.topics())
         inbox = load(consumer).spec.inbox
+        # Only this consumer's rows: the inbox is shared with the service's other consumer groups (its webhooks').
         taken = await _rows(engine, select(inbox.c.event_id, inbox.c.topic, inbox.c.outcome, inbox.c.processed_at,
-                                           inbox.c.partition, inbox.c.offset))
+                                           inbox.c.partition, inbox.c.offset).where(inbox.c.consumer == consumer))
         seen = {row.event_id for row in taken}
         wanted = [e for e in outboxed.values() if e.topic in topics]
         judged = [e for e in wanted if horizons.must_be_taken(e)]
@@ -364,12 +365,13 @@ async def _still_moving(engines: Mapping[str, AsyncEngine], kafka: KafkaSettings
         groups[name] = topics = handlers.topics()
         inbox = load(name).spec.inbox
         if horizons.kept_for_ever:
-            taken = (await _rows(engine, select(func.count()).select_from(inbox)))[0][0]
+            taken = (await _rows(engine, select(func.count()).select_from(inbox).where(inbox.c.consumer == name)))[0][0]
             wanted = sum(published[t] for t in topics)
             if taken < wanted:
                 return f"{name} has taken {taken:,} of the {wanted:,} events published on its topics"
         else:
-            seen = {event_id for (event_id,) in await _rows(engine, select(inbox.c.event_id))}
+            seen = {event_id for (event_id,) in await _rows(engine, select(inbox.c.event_id)
+                                                            .where(inbox.c.consumer == name))}
             missing = sum(len(must_take[t] - seen) for t in topics)
             if missing:
                 return f"{name} has yet to take {missing:,} of the events published on its topics"

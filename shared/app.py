@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -31,6 +31,9 @@ from shared.openapi import install_openapi
 from shared.query import refuse_unknown_query_parameters
 from shared.settings import ServiceSettings
 
+if TYPE_CHECKING:
+    from shared.webhooks.routes import Webhooks
+
 log = structlog.get_logger("kaenkhun.app")
 
 
@@ -51,6 +54,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     # Background work of the service (e.g. bulk imports): entered after the bus starts, left before it stops.
     extensions: Sequence[Callable[[FastAPI], AbstractAsyncContextManager[None]]] = ()
+    # Event subscriptions (signed webhooks out) for the events the service publishes: shared/webhooks.
+    webhooks: Webhooks | None = None
     version: str = "0.1.0"
 
     @property
@@ -153,10 +158,14 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             else None
         )
         app.state.relay, app.state.consumer = relay, consumer
+        hooks_consumer, sender = _webhook_workers(spec, settings, maker, app)
         if settings.run_bus:
             relay.start()
             if consumer is not None:
                 consumer.start()
+            if hooks_consumer is not None and sender is not None:
+                hooks_consumer.start()
+                sender.start()
         log.info("service started", service=spec.name, port=settings.port)
         try:
             async with AsyncExitStack() as stack:
@@ -165,6 +174,9 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 settle_heap()
                 yield
         finally:
+            if hooks_consumer is not None and sender is not None:
+                await hooks_consumer.stop()
+                await sender.stop()
             if consumer is not None:
                 await consumer.stop()
             await relay.stop()
@@ -199,7 +211,28 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.include_router(_bus_router(spec))
     for router in spec.routers:
         app.include_router(router)
+    if spec.webhooks is not None:
+        from shared.webhooks.routes import subscription_router
+
+        app.include_router(subscription_router(spec.webhooks, spec.security))
     return app
+
+
+def _webhook_workers(spec: ServiceSpec, settings: ServiceSettings, maker: Any, app: FastAPI) -> tuple[Any, Any]:
+    """The consumer group `<service>-webhooks` that turns the service's own events into deliveries, and the sender
+    that POSTs them (app.state.webhook_consumer / webhook_sender; started with the bus)."""
+    if spec.webhooks is None:
+        app.state.webhook_consumer = app.state.webhook_sender = None
+        return None, None
+    from shared.webhooks.fanout import fanout_handlers
+    from shared.webhooks.sender import Sender
+
+    sender = Sender(spec.webhooks.tables, maker, settings.webhooks, production=settings.env == "production")
+    handlers = fanout_handlers(spec.name, spec.catalogue, spec.webhooks.tables, sender.wakeup)
+    name = f"{spec.name}-webhooks"
+    consumer = Consumer(name, handlers, maker, spec.inbox, settings.kafka, metrics=app.state.metrics)
+    app.state.webhook_consumer, app.state.webhook_sender = consumer, sender
+    return consumer, sender
 
 
 def _health_router(spec: ServiceSpec) -> APIRouter:

@@ -9,6 +9,8 @@ from typing import ClassVar
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.webhooks.settings import WebhookSettings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_KEYS_DIR = Path(__file__).resolve().parent / "auth" / "dev_keys"
 
@@ -97,7 +99,7 @@ def _dev_clients() -> dict[str, OAuthClient]:
         "kaenkhun-admin": OAuthClient(secret=secret, scopes=["*"], areas=["*"]),
         "khon-kaen-staff": OAuthClient(secret=secret, scopes=["*"], areas=["40"]),
         # A partner agency's client: tie it to a partner with POST /v1/partners {"client_id": "kk-partner"}.
-        "kk-partner": OAuthClient(secret=secret, scopes=["assistance:partner"], areas=["40"]),
+        "kk-partner": OAuthClient(secret=secret, scopes=["assistance:partner", "events:subscribe"], areas=["40"]),
     }
 
 
@@ -186,6 +188,7 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @model_validator(mode="after")
     def _defaults(self) -> ServiceSettings:

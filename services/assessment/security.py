@@ -4,6 +4,7 @@ from typing import Annotated
 
 from shared.app import service_security
 from shared.auth import Principal
+from shared.webhooks.routes import SUBSCRIBE, SUBSCRIBE_DESCRIPTION
 
 READ = "assessment:read"
 WRITE = "assessment:write"
@@ -12,6 +13,7 @@ security = service_security(
     "assessment",
     {
         READ: "Read indicator sets, assessments and MPI figures in the token's areas",
+        SUBSCRIBE: SUBSCRIBE_DESCRIPTION,
         WRITE: "Record assessments (one household or a CSV file) in the token's areas",
     },
 )

@@ -3,18 +3,30 @@
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assistance import budgets, logbook, partners, timeline
 from services.assistance.centres.routes import router as centres
 from services.assistance.disbursements.routes import router as disbursements
-from services.assistance.models import inbox, metadata, outbox
+from services.assistance.models import inbox, metadata, outbox, webhook
+from services.assistance.partners import staff_or_partner
 from services.assistance.projection import handlers
 from services.assistance.referrals.routes import router as referrals
-from services.assistance.security import security
+from services.assistance.security import READ, security
 from services.assistance.settings import AssistanceSettings
 from shared.app import ServiceSpec, create_service_app
+from shared.auth import Principal
 from shared.events.assistance import ASSISTANCE_EVENTS
 from shared.pii import CitizenIdProtector
+from shared.webhooks.routes import Webhooks
+
+
+async def partner_of(session: AsyncSession, principal: Principal) -> str | None:
+    """A subscriber with the read scope is staff (its areas bound it); a partner agency's client subscribes for
+    its partner, and receives only the events naming it (referrals addressed to it, help under them)."""
+    partner = (await staff_or_partner(session, principal=principal, staff_scope=READ)).partner
+    return partner.id if partner is not None else None
+
 
 SPEC = ServiceSpec(
     name="assistance",
@@ -28,6 +40,7 @@ SPEC = ServiceSpec(
     catalogue=ASSISTANCE_EVENTS,
     security=security,
     handlers=handlers,
+    webhooks=Webhooks("assistance", webhook, ASSISTANCE_EVENTS, partner_of),
     routers=(budgets.router, disbursements, centres, logbook.router, partners.router, referrals, timeline.router),
 )
 

@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from shared.bus import Outbox, inbox_table, outbox_table
 from shared.db import new_metadata, timestamp_column
 from shared.money import money_column
+from shared.webhooks.models import webhook_tables
 
 metadata = new_metadata()
 
@@ -23,6 +24,7 @@ class Base(SQLModel, registry=registry(metadata=metadata)):
 
 outbox = Outbox("assistance", outbox_table(metadata))
 inbox = inbox_table(metadata)
+webhook = webhook_tables(metadata)  # event subscriptions and their deliveries (shared/webhooks)
 
 
 def _money(default: Decimal | None = None) -> Any:

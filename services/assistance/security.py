@@ -8,6 +8,7 @@ from typing import Annotated
 
 from shared.app import service_security
 from shared.auth import Principal
+from shared.webhooks.routes import SUBSCRIBE, SUBSCRIBE_DESCRIPTION
 
 READ = "assistance:read"
 WRITE = "assistance:write"
@@ -19,6 +20,7 @@ security = service_security(
         READ: "Read programmes, budgets, batches and payments in the token's areas",
         WRITE: "Set budgets, reverse payments, record visits and refer households in the token's areas",
         PARTNER: "Act for the partner agency tied to this client: its referrals, their outcomes and the help given",
+        SUBSCRIBE: SUBSCRIBE_DESCRIPTION,
     },
 )
 

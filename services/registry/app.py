@@ -8,12 +8,13 @@ from services.registry import areas, audit, teams
 from services.registry.households.routes import router as households
 from services.registry.imports.routes import router as imports
 from services.registry.imports.service import importer_extension
-from services.registry.models import inbox, metadata, outbox
-from services.registry.security import security
+from services.registry.models import inbox, metadata, outbox, webhook
+from services.registry.security import READ, security
 from services.registry.settings import RegistrySettings
 from shared.app import ServiceSpec, create_service_app
 from shared.events.registry import REGISTRY_EVENTS
 from shared.pii import CitizenIdProtector
+from shared.webhooks.routes import Webhooks, staff_with
 
 SPEC = ServiceSpec(
     name="registry",
@@ -24,6 +25,7 @@ SPEC = ServiceSpec(
     inbox=inbox,
     migrations_dir=Path(__file__).parent / "migrations",
     catalogue=REGISTRY_EVENTS,
+    webhooks=Webhooks("registry", webhook, REGISTRY_EVENTS, staff_with(READ)),
     security=security,
     routers=(areas.router, households, teams.router, imports, audit.router),
     extensions=(importer_extension,),

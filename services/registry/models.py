@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 from shared.bus import Outbox, inbox_table, outbox_table
 from shared.db import new_metadata, timestamp_column
 from shared.imports import ImportJobColumns, ImportRowErrorColumns
+from shared.webhooks.models import webhook_tables
 
 metadata = new_metadata()
 
@@ -21,6 +22,7 @@ class Base(SQLModel, registry=registry(metadata=metadata)):
 
 outbox = Outbox("registry", outbox_table(metadata))
 inbox = inbox_table(metadata)
+webhook = webhook_tables(metadata)  # event subscriptions and their deliveries (shared/webhooks)
 
 
 class Household(Base, table=True):

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from shared.app import service_security
 from shared.auth import Principal
+from shared.webhooks.routes import SUBSCRIBE, SUBSCRIBE_DESCRIPTION
 
 READ = "registry:read"
 WRITE = "registry:write"
@@ -15,6 +16,7 @@ security = service_security(
     "registry",
     {
         READ: "Read households, members (IDs masked), areas and teams in the token's areas",
+        SUBSCRIBE: SUBSCRIBE_DESCRIPTION,
         WRITE: "Change households, members, teams and assignments; with registry:lookup, register people "
                "(households, members, bulk imports)",
         LOOKUP: "Find the household of a citizen ID",

@@ -4,6 +4,10 @@ The sender signs `{webhook-id}.{webhook-timestamp}.{body}` with HMAC-SHA256 unde
 (`whsec_` + base64 of the key) and sends `webhook-signature: v1,<base64>`, several space-separated when it
 signs with more than one secret (a rotation). The receiver accepts the request if any signature matches
 one of its secrets and the timestamp is within the tolerance (5 minutes) of its clock, either way.
+
+The same signatures go out on the services' own webhooks (event subscriptions): `shared.webhooks.models`
+(tables), `.fanout` (deliveries from the service's own events), `.sender` (signed POSTs, retries), `.targets`
+(SSRF guard), `.routes` (`/v1/subscriptions`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,6 +48,11 @@ def _key(secret: str) -> bytes:
         return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
     except ValueError:
         raise ValueError("a webhook secret is 'whsec_' followed by base64") from None
+
+
+def new_secret() -> str:
+    """A new signing secret: `whsec_` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode()
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
