@@ -5,14 +5,21 @@ as the first did, with a link to the batch now (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlmodel import col, select
 
+from ops.scratchdb import ScratchDatabases
+from services import load
+from services.assistance.models import Disbursement
+from shared import migrations
 from shared.auth import TOKEN_URL
 from shared.clock import THAILAND
+from shared.db import as_utc, create_engine, sessionmaker, transaction
 from shared.ids import new_id
 from shared.settings import DEV_CLIENT_SECRET
 from tests.assistance.support import partner
@@ -256,3 +263,31 @@ async def test_a_replayed_push_answers_as_the_first_with_a_link_to_the_batch_now
     state = (await assistance.client.get("/v1/disbursement-batches/MSDHS-CS-1",
                                          headers=await ministry_token(assistance))).json()
     assert [(i["status"], i["reason"]) for i in state["items"]] == [("rejected", "unknown_centre")]
+
+
+async def test_the_migration_dates_each_stored_payment_by_its_last_move(databases: ScratchDatabases) -> None:
+    """Payments recorded before the feed existed get `updated_at`: when reversed, or else when recorded."""
+    engine = create_engine(await databases.new("assistance"))
+    migrations_dir = load("assistance").spec.migrations_dir
+    recorded, undone = datetime(2026, 1, 5, 3, 0, tzinfo=UTC), datetime(2026, 2, 1, 9, 30, tzinfo=UTC)
+    try:
+        await migrations.upgrade(engine, migrations_dir, "assistance_0007")
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO disbursement_batch (id, batch_ref, programme, fiscal_year, paid_on, webhook_id, "
+                "idempotency_key, items, accepted, rejected, accepted_amount, created_at) VALUES ('b', 'OLD-1', "
+                "'family_grant', 2569, :paid_on, 'w', 'k', 2, 2, 0, 6000, :at)"), {"paid_on": date(2026, 1, 5),
+                                                                                 "at": recorded})
+            for ref, reversed_at in (("1", None), ("2", undone)):
+                await conn.execute(text(
+                    "INSERT INTO disbursement (id, batch_id, item_ref, programme, fiscal_year, paid_on, amount, "
+                    "status, reversed_at, created_at) VALUES (:id, 'b', :ref, 'family_grant', 2569, :paid_on, "
+                    "3000, :status, :reversed_at, :at)"),
+                    {"id": f"d{ref}", "ref": ref, "paid_on": date(2026, 1, 5), "at": recorded,
+                     "status": "reversed" if reversed_at else "accepted", "reversed_at": reversed_at})
+        await migrations.upgrade(engine, migrations_dir)
+        async with transaction(sessionmaker(engine)) as session:
+            rows = (await session.execute(select(Disbursement).order_by(col(Disbursement.id)))).scalars().all()
+            assert [(d.id, as_utc(d.updated_at)) for d in rows] == [("d1", recorded), ("d2", undone)]
+    finally:
+        await engine.dispose()
