@@ -64,8 +64,9 @@ async def get_batch(principal: ReadsDisbursements, batch_ref: Annotated[str, Pat
 
 @router.get("/v1/disbursements", summary="The feed of payments, in the order their state last moved",
             description=f"{READERS} Ordered by (`updated_at`, id): recorded, then moved again when reversed. "
-                        "Follow `next_cursor`; to start again later, pass the last `updated_at` seen as "
-                        "`updated_since` (inclusive: the last payment comes again, drop it by its id).",
+                        "Follow `next_cursor`; to start again later, pass a minute before the last `updated_at` "
+                        "seen as `updated_since` (inclusive) and drop repeats by id and `updated_at`: a payment "
+                        "shows once its transaction commits, a moment after its `updated_at`.",
             openapi_extra=DISBURSEMENT_READERS)
 async def payments_feed(principal: ReadsDisbursements, session: ReadSessionDep,
                         status: Annotated[Status | None, Query(description="only payments in this state now")] = None,
