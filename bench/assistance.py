@@ -105,7 +105,8 @@ async def raw_insert(app: Any, n: int) -> float:
     rows = [{"id": new_id(), "batch_id": batch_id, "item_ref": f"R{k:06d}", "programme": "family_grant",
              "fiscal_year": 2565, "paid_on": now.date(), "household_id": new_id(), "centre_id": None,
              "village_code": "40010101", "budget_id": None, "amount": Decimal("3000.00"), "status": "accepted",
-             "reason": None, "note": None, "reversed_at": None, "reversal_reason": None, "created_at": now}
+             "reason": None, "note": None, "reversed_at": None, "reversal_reason": None, "created_at": now,
+             "updated_at": now}
             for k in range(n)]
     started = time.perf_counter()
     async with transaction(app.state.sessionmaker) as session:

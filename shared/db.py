@@ -217,8 +217,12 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mappin
     dialect = connection.dialect
     row_tuple = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     records: list[Sequence[Any]] = list(map(row_tuple, rows))
+    # On SQLite, each type's dialect implementation (as SQLAlchemy's own statements use it: a timestamp stored
+    # as "YYYY-MM-DD HH:MM:SS.ffffff", not the driver's str() of it, so stored times compare with bound ones).
+    # COPY takes each value as the generic type gives it.
     converted = [(i, process) for i, c in enumerate(columns)
-                 if (process := table.c[c].type.bind_processor(dialect)) is not None]
+                 if (process := (table.c[c].type if dialect.name == "postgresql" else
+                                 table.c[c].type.dialect_impl(dialect)).bind_processor(dialect)) is not None]
     if converted:  # e.g. JSON columns: serialised as SQLAlchemy would
         for n, record in enumerate(records):
             values = list(record)

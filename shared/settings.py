@@ -100,6 +100,9 @@ def _dev_clients() -> dict[str, OAuthClient]:
         "khon-kaen-staff": OAuthClient(secret=secret, scopes=["*"], areas=["40"]),
         # A partner agency's client: tie it to a partner with POST /v1/partners {"client_id": "kk-partner"}.
         "kk-partner": OAuthClient(secret=secret, scopes=["assistance:partner", "events:subscribe"], areas=["40"]),
+        # The ministry's grant system (MSDHS): reads back every batch it pushed and every payment, in every area.
+        "msdhs-ministry": OAuthClient(secret=secret, scopes=["assistance:disbursements:read", "events:subscribe"],
+                                      areas=["*"]),
     }
 
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -104,9 +104,10 @@ class IdempotencyRecord(Base, table=True):
 
 
 class DisbursementBatch(Base, table=True):
-    """A batch of payments the ministry pushed."""
+    """A batch of payments the ministry pushed; `created_at` is when it was received (the list's order)."""
 
     __tablename__ = "disbursement_batch"
+    __table_args__ = (Index("ix_disbursement_batch_created_at", "created_at", "id"),)
 
     id: str = Field(primary_key=True, max_length=36)
     batch_ref: str = Field(max_length=100, unique=True)
@@ -123,10 +124,13 @@ class DisbursementBatch(Base, table=True):
 
 
 class Disbursement(Base, table=True):
-    """One item of a batch: a payment accepted (drawn from a budget) or rejected with a reason code."""
+    """One item of a batch: a payment accepted (drawn from a budget) or rejected with a reason code; an item that
+    matched no household is kept too (no household, no village). `updated_at` moves when its state does (the
+    feed's order)."""
 
     __tablename__ = "disbursement"
-    __table_args__ = (UniqueConstraint("batch_id", "item_ref"),)
+    __table_args__ = (UniqueConstraint("batch_id", "item_ref"),
+                      Index("ix_disbursement_updated_at", "updated_at", "id"))
 
     id: str = Field(primary_key=True, max_length=36)
     batch_id: str = Field(foreign_key="disbursement_batch.id", max_length=36, index=True)
@@ -145,6 +149,7 @@ class Disbursement(Base, table=True):
     reversed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     reversal_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(sa_column=timestamp_column())
+    updated_at: datetime = Field(sa_column=timestamp_column())
 
 
 class Centre(Base, table=True):

@@ -4,7 +4,9 @@ The ministry retries on timeouts, so the same push arrives twice. Following the 
 the first request with a key claims it (its own short transaction) and runs; its response is stored with
 its effects, in one transaction. The same key again with the same body gets the stored response (and
 `Idempotent-Replayed: true`), with no second effect; with a different body, 422; while the first still
-runs, 409 with Retry-After. A claim whose process died is taken over after `idempotency_lock_s`. A
+runs, 409 with Retry-After. A push that recorded something answers, first time and replayed, with `Location`
+and `Link: <…>; rel="status"` (RFC 8631) naming where its state is read now: the stored answer is the state
+then, that resource the state now. A claim whose process died is taken over after `idempotency_lock_s`. A
 missing key is 400; a missing, stale (over 5 minutes) or wrong signature is 401, checked first.
 """
 
@@ -103,8 +105,9 @@ def idempotency_key(request: Request) -> str:
 
 async def handle_push(request: Request, scope: str, model: type[BodyT],
                       run: Callable[[AsyncSession, Push], Awaitable[tuple[int, BaseModel]]], *,
-                      settings: AssistanceSettings) -> JSONResponse:
-    """Verify, claim the key, run `run` once, and answer (or replay) its response."""
+                      settings: AssistanceSettings, location: Callable[[Any], str] | None = None) -> JSONResponse:
+    """Verify, claim the key, run `run` once, and answer (or replay) its response; `location` gives, from the
+    body, where the state of what a successful push recorded is read now."""
     raw = await request.body()
     webhook_id = webhooks.verify([s.get_secret_value() for s in settings.ministry_webhook_secrets],
                                  request.headers, raw, tolerance_s=settings.webhook_tolerance_s)
@@ -115,9 +118,10 @@ async def handle_push(request: Request, scope: str, model: type[BodyT],
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
     digest = hashlib.sha256(raw).hexdigest()
     maker = request.app.state.sessionmaker
+    where = location(body) if location is not None else None
     replay = await _claim(maker, scope, key, digest, settings.idempotency_lock_s)
     if replay is not None:
-        return _answer(replay.response_status or 200, replay.response_body or {}, replayed=True)
+        return _answer(replay.response_status or 200, replay.response_body or {}, replayed=True, location=where)
     try:
         async with transaction(maker) as session:
             try:
@@ -136,13 +140,25 @@ async def handle_push(request: Request, scope: str, model: type[BodyT],
             if record is not None and record.status == "processing":
                 await session.delete(record)
         raise
-    return _answer(status, content)
+    return _answer(status, content, location=where)
 
 
-def _answer(status: int, content: dict[str, Any], *, replayed: bool = False) -> JSONResponse:
-    """The response to a push, first time or replayed (a stored refusal stays problem+json)."""
+def _answer(status: int, content: dict[str, Any], *, replayed: bool = False, location: str | None = None
+            ) -> JSONResponse:
+    """The response to a push, first time or replayed (a stored refusal stays problem+json, with no link)."""
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    if location is not None and status < 300:
+        headers |= {"Location": location, "Link": f'<{location}>; rel="status"'}
     return JSONResponse(content, status_code=status, media_type=PROBLEM_JSON if status >= 400 else None,
-                        headers={"Idempotent-Replayed": "true"} if replayed else None)
+                        headers=headers or None)
+
+
+_STATUS_HEADERS = {
+    "Location": {"description": "the recorded batch, as it is now", "schema": {"type": "string"}},
+    "Link": {"description": '`<the same>; rel="status"` (RFC 8631): where the state of what was pushed is read now',
+             "schema": {"type": "string"}},
+    "Idempotent-Replayed": {"description": "`true` on a replay of the first answer", "schema": {"type": "string"}},
+}
 
 
 def push_route(body: type[BaseModel], response: type[BaseModel], summary: str) -> dict[str, Any]:
@@ -156,7 +172,8 @@ def push_route(body: type[BaseModel], response: type[BaseModel], summary: str) -
         "openapi_extra": {"parameters": [IDEMPOTENCY_KEY_PARAMETER, *webhooks.SIGNATURE_PARAMETERS],
                           "requestBody": {"required": True, "content": {"application/json": {
                               "schema": _inlined(body.model_json_schema())}}}},
-        "responses": {201: {"headers": {"Idempotent-Replayed": REPLAYED_HEADER}},
+        "responses": {201: {"description": "Recorded: every item's outcome and the totals (replayed as first given)",
+                            "headers": {"Idempotent-Replayed": REPLAYED_HEADER, **_STATUS_HEADERS}},
                       400: {"description": "No Idempotency-Key"}, 401: {"description": "Bad or stale signature"},
                       409: {"description": "The same key is still being processed, or the batch_ref exists"},
                       422: {"description": "Invalid body, or the same key with a different body"}},

@@ -25,8 +25,8 @@ async def test_the_kick_off_360_families_once_even_when_pushed_twice(assistance:
     first = await assistance.push(body, key="kk-kickoff-2565")
     assert first.status_code == 201, first.text
     totals = first.json()["totals"]
-    assert totals == {"items": 360, "accepted": 360, "rejected": 0, "reversed": 0,
-                      "accepted_amount": "1080000.00", "rejected_amount": "0.00"}
+    assert totals == {"items": 360, "amount": "1080000.00", "accepted": 360, "rejected": 0, "reversed": 0,
+                      "accepted_amount": "1080000.00", "rejected_amount": "0.00", "reversed_amount": "0.00"}
     assert await assistance.remaining() == Decimal("0.00")
 
     again = await assistance.push(body, key="kk-kickoff-2565")  # the ministry's retry: new signature, same key

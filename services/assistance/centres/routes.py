@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assistance.centres import service
 from services.assistance.centres.schemas import CentreIn, CentreKind, CentreOut, Reconciliation, SubsidyBatchIn
+from services.assistance.disbursements.reads import batch_location
 from services.assistance.disbursements.schemas import BatchOut
 from services.assistance.pushes import Push, handle_push, push_route
 from services.assistance.security import CanRead, CanWrite
@@ -51,7 +52,8 @@ async def push_subsidies(request: Request, settings: SettingsDep) -> Any:
     async def run(session: AsyncSession, push: Push) -> tuple[int, BaseModel]:
         return await service.record_subsidies(session, settings=settings, push=push)
 
-    return await handle_push(request, "centre-subsidy", SubsidyBatchIn, run, settings=settings)
+    return await handle_push(request, "centre-subsidy", SubsidyBatchIn, run, settings=settings,
+                             location=batch_location)
 
 
 @router.get("/v1/reconciliation", summary="Every budget of a fiscal year in an area beside the sum of its payments")

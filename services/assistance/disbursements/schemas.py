@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -69,24 +69,52 @@ class BatchIn(BaseModel):
     items: list[ItemIn] = Field(min_length=1)
 
 
+class Status(StrEnum):
+    accepted = "accepted"
+    rejected = "rejected"
+    reversed = "reversed"
+
+
 class ItemOut(BaseModel):
     item_ref: str
-    status: str = Field(description="accepted, rejected or reversed")
+    status: Status = Field(description="accepted, rejected or reversed (an accepted payment reversed since)")
     reason: str | None = Field(description="why it was rejected (a code)")
     reason_text: str | None
     disbursement_id: str
-    household_id: str | None
+    household_id: str | None = Field(description="null for an item that matched no household")
     centre_id: str | None = None
     amount: Money
+    reversed_at: datetime | None = Field(None, description="when a reversed payment was reversed")
+    reversal_reason: str | None = Field(None, description="why it was reversed, as the reverser wrote it")
+
+
+class PaymentOut(ItemOut):
+    """A payment of the feed: an item, with its batch and when its state last moved."""
+
+    batch_ref: str
+    programme: str
+    fiscal_year: int
+    paid_on: date
+    updated_at: datetime = Field(description="when it was recorded, or reversed (the feed's order)")
 
 
 class Totals(BaseModel):
+    """The whole batch's totals, whoever reads it: `items` and `amount` never change; a reversal moves a payment
+    from `accepted` to `reversed` (and its money from `accepted_amount` to `reversed_amount`)."""
+
     items: int
+    amount: Amount = Field(description="baht of every item, accepted or not")
     accepted: int
     rejected: int
     reversed: int
     accepted_amount: Amount = Field(description="baht accepted and not reversed")
     rejected_amount: Amount
+    reversed_amount: Amount = Field(description="baht accepted, then reversed")
+
+
+class OutsideView(BaseModel):
+    items: int = Field(description="items of the batch not listed to this reader: outside its token's areas, or "
+                                   "matched to no household (only a reader of every area sees those)")
 
 
 class BatchOut(BaseModel):
@@ -94,8 +122,22 @@ class BatchOut(BaseModel):
     programme: str
     fiscal_year: int
     paid_on: date
-    items: list[ItemOut]
+    received_at: datetime = Field(description="when the push was recorded")
+    items: list[ItemOut] = Field(description="the items in the reader's areas (every item for the ministry)")
     totals: Totals
+    outside_view: OutsideView = Field(default_factory=lambda: OutsideView(items=0))
+
+
+class BatchSummary(BaseModel):
+    """A batch in the list: what it is and its totals now, without its items."""
+
+    batch_ref: str
+    programme: str
+    fiscal_year: int
+    paid_on: date
+    received_at: datetime
+    totals: Totals
+    outside_view: OutsideView
 
 
 class ReversalIn(BaseModel):

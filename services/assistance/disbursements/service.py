@@ -11,7 +11,6 @@ are pushed, checked and written the same way, with the rules here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.assistance.budgets import FAMILY_GRANT, Ledger, give_back, programmes
-from services.assistance.disbursements.schemas import REASONS, BatchIn, BatchOut, ItemOut, Reason, Totals
+from services.assistance.disbursements.reads import batch_out, item_out
+from services.assistance.disbursements.schemas import BatchIn, BatchOut, ItemOut, Reason
 from services.assistance.models import Allowance, Disbursement, DisbursementBatch, KnownHousehold, MemberHash, outbox
 from services.assistance.pushes import Push
 from services.assistance.settings import AssistanceSettings
@@ -142,6 +142,8 @@ async def write_batch(session: AsyncSession, *, batch: DisbursementBatch, ledger
     await allowances.write(session)
     session.add(batch)
     await session.flush()
+    for row in rows:  # a new item's state moved when it was recorded
+        row.setdefault("updated_at", row["created_at"])
     await bulk_insert(session, DISBURSEMENT_TABLE, rows)
     await outbox.add_many(session, events)
     return 201, batch_out(batch, [SimpleNamespace(**r) for r in rows])
@@ -236,32 +238,6 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
                              events=events)
 
 
-def batch_out(batch: DisbursementBatch, items: Sequence[Disbursement | SimpleNamespace]) -> BatchOut:
-    """The batch and its items (stored rows, or the rows just written)."""
-    return BatchOut(
-        batch_ref=batch.batch_ref, programme=batch.programme, fiscal_year=batch.fiscal_year, paid_on=batch.paid_on,
-        items=[ItemOut(item_ref=d.item_ref, status=d.status, reason=d.reason,
-                       reason_text=REASONS[Reason(d.reason)] if d.reason else None, disbursement_id=d.id,
-                       household_id=d.household_id, centre_id=d.centre_id, amount=d.amount) for d in items],
-        totals=Totals(
-            items=len(items), accepted=sum(d.status == "accepted" for d in items),
-            rejected=sum(d.status == "rejected" for d in items), reversed=sum(d.status == "reversed" for d in items),
-            accepted_amount=sum((d.amount for d in items if d.status == "accepted"), ZERO),
-            rejected_amount=sum((d.amount for d in items if d.status == "rejected"), ZERO)))
-
-
-async def get_batch(session: AsyncSession, *, principal: Principal, batch_ref: str) -> BatchOut:
-    """A batch and each of its items in the caller's areas, as they are now."""
-    batch = (await session.execute(select(DisbursementBatch).where(
-        col(DisbursementBatch.batch_ref) == batch_ref))).scalar_one_or_none()
-    if batch is None:
-        raise NotFound(f"There is no batch {batch_ref}.")
-    items = (await session.execute(select(Disbursement).where(col(Disbursement.batch_id) == batch.id)
-                                   .order_by(col(Disbursement.item_ref)))).scalars().all()
-    visible = [d for d in items if principal.sees_all_areas or principal.can_see(d.village_code or "")]
-    return batch_out(batch, visible)
-
-
 async def reverse(session: AsyncSession, *, principal: Principal, disbursement_id: str, reason: str) -> ItemOut:
     """Reverse an accepted payment: its money goes back to the budget, the recipient's yearly count down; the
     household's `disbursement.reversed` or the centre's `centre_subsidy.reversed` tells the others."""
@@ -270,7 +246,7 @@ async def reverse(session: AsyncSession, *, principal: Principal, disbursement_i
         raise NotFound(f"There is no payment {disbursement_id} in your areas.")
     done = await session.execute(
         update(Disbursement).where(col(Disbursement.id) == disbursement_id, col(Disbursement.status) == "accepted")
-        .values(status="reversed", reversed_at=utcnow(), reversal_reason=reason)
+        .values(status="reversed", reversed_at=(now := utcnow()), reversal_reason=reason, updated_at=now)
         .execution_options(synchronize_session=False))
     if rowcount(done) != 1:
         raise Conflict(f"Payment {disbursement_id} is {payment.status}; only an accepted payment can be reversed.",
@@ -293,6 +269,4 @@ async def reverse(session: AsyncSession, *, principal: Principal, disbursement_i
             fiscal_year=payment.fiscal_year, amount=f"{payment.amount:.2f}", budget_id=payment.budget_id,
             reason=reason, subdistrict_code=payment.village_code or "")
     await outbox.add_many(session, [PendingEvent(event_type, undone, recipient)])
-    return ItemOut(item_ref=payment.item_ref, status=payment.status, reason=None, reason_text=None,
-                   disbursement_id=payment.id, household_id=payment.household_id, centre_id=payment.centre_id,
-                   amount=payment.amount)
+    return item_out(payment)
