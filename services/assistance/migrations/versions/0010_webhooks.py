@@ -1,7 +1,7 @@
 """Event subscriptions (signed webhooks out) and their deliveries.
 
 Revision ID: assistance_0010
-Revises: assistance_0007
+Revises: assistance_0008
 """
 
 from shared.webhooks.migrations import create_webhook_tables_v1, drop_webhook_tables_v1
