@@ -7,7 +7,7 @@ Revises: assistance_0008
 from shared.webhooks.migrations import create_webhook_tables_v1, drop_webhook_tables_v1
 
 revision = "assistance_0010"
-down_revision = "assistance_0007"
+down_revision = "assistance_0008"
 branch_labels = None
 depends_on = None
 
