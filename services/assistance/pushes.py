@@ -157,7 +157,6 @@ _STATUS_HEADERS = {
     "Location": {"description": "the recorded batch, as it is now", "schema": {"type": "string"}},
     "Link": {"description": '`<the same>; rel="status"` (RFC 8631): where the state of what was pushed is read now',
              "schema": {"type": "string"}},
-    "Idempotent-Replayed": {"description": "`true` on a replay of the first answer", "schema": {"type": "string"}},
 }
 
 
@@ -173,7 +172,7 @@ def push_route(body: type[BaseModel], response: type[BaseModel], summary: str) -
                           "requestBody": {"required": True, "content": {"application/json": {
                               "schema": _inlined(body.model_json_schema())}}}},
         "responses": {201: {"description": "Recorded: every item's outcome and the totals (replayed as first given)",
-                            "headers": {"Idempotent-Replayed": REPLAYED_HEADER, **_STATUS_HEADERS}},
+                            "headers": {**_STATUS_HEADERS, "Idempotent-Replayed": REPLAYED_HEADER}},
                       400: {"description": "No Idempotency-Key"}, 401: {"description": "Bad or stale signature"},
                       409: {"description": "The same key is still being processed, or the batch_ref exists"},
                       422: {"description": "Invalid body, or the same key with a different body"}},

@@ -28,8 +28,8 @@ from services.assistance.disbursements.schemas import (
     ItemOut,
     OutsideView,
     PaymentOut,
+    PaymentStatus,
     Reason,
-    Status,
     Totals,
 )
 from services.assistance.models import Disbursement, DisbursementBatch
@@ -47,7 +47,7 @@ Row = Disbursement | SimpleNamespace  # a stored item, or one just decided (a di
 
 def item_out(d: Row) -> ItemOut:
     """An item as it is now: accepted, rejected with its reason, or reversed with when and why."""
-    return ItemOut(item_ref=d.item_ref, status=Status(d.status), reason=d.reason,
+    return ItemOut(item_ref=d.item_ref, status=PaymentStatus(d.status), reason=d.reason,
                    reason_text=REASONS[Reason(d.reason)] if d.reason else None, disbursement_id=d.id,
                    household_id=d.household_id, centre_id=d.centre_id, amount=d.amount,
                    reversed_at=as_utc(d.reversed_at) if d.reversed_at else None, reversal_reason=d.reversal_reason)
@@ -55,17 +55,17 @@ def item_out(d: Row) -> ItemOut:
 
 def totals_of(sums: dict[str, tuple[int, Decimal]]) -> Totals:
     """Totals from each status's (count, amount)."""
-    count = {s: sums.get(s, (0, ZERO))[0] for s in Status}
-    amount = {s: sums.get(s, (0, ZERO))[1] for s in Status}
-    return Totals(items=sum(count.values()), amount=sum(amount.values(), ZERO), accepted=count[Status.accepted],
-                  rejected=count[Status.rejected], reversed=count[Status.reversed],
-                  accepted_amount=amount[Status.accepted], rejected_amount=amount[Status.rejected],
-                  reversed_amount=amount[Status.reversed])
+    count = {s: sums.get(s, (0, ZERO))[0] for s in PaymentStatus}
+    amount = {s: sums.get(s, (0, ZERO))[1] for s in PaymentStatus}
+    return Totals(items=sum(count.values()), amount=sum(amount.values(), ZERO), accepted=count[PaymentStatus.accepted],
+                  rejected=count[PaymentStatus.rejected], reversed=count[PaymentStatus.reversed],
+                  accepted_amount=amount[PaymentStatus.accepted], rejected_amount=amount[PaymentStatus.rejected],
+                  reversed_amount=amount[PaymentStatus.reversed])
 
 
 def _sums(items: Sequence[Row]) -> dict[str, tuple[int, Decimal]]:
     return {s: (sum(d.status == s for d in items), sum((d.amount for d in items if d.status == s), ZERO))
-            for s in Status}
+            for s in PaymentStatus}
 
 
 def batch_out(batch: DisbursementBatch, items: Sequence[Row], visible: Sequence[Row] | None = None) -> BatchOut:
@@ -138,7 +138,7 @@ def _feed_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     return at.astimezone(UTC), key[1]
 
 
-async def feed(session: AsyncSession, *, principal: Principal, status: Status | None,
+async def feed(session: AsyncSession, *, principal: Principal, status: PaymentStatus | None,
                updated_since: datetime | None, cursor: str | None, limit: int) -> Page[PaymentOut]:
     """Payments in the caller's areas (every one, unmatched items too, for a reader of every area) in the order
     their state last moved, (updated_at, id) ascending, from `updated_since` (inclusive)."""

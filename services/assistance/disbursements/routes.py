@@ -16,8 +16,8 @@ from services.assistance.disbursements.schemas import (
     BatchSummary,
     ItemOut,
     PaymentOut,
+    PaymentStatus,
     ReversalIn,
-    Status,
 )
 from services.assistance.pushes import Push, handle_push, push_route
 from services.assistance.security import DISBURSEMENT_READERS, CanWrite, ReadsDisbursements
@@ -69,7 +69,8 @@ async def get_batch(principal: ReadsDisbursements, batch_ref: Annotated[str, Pat
                         "shows once its transaction commits, a moment after its `updated_at`.",
             openapi_extra=DISBURSEMENT_READERS)
 async def payments_feed(principal: ReadsDisbursements, session: ReadSessionDep,
-                        status: Annotated[Status | None, Query(description="only payments in this state now")] = None,
+                        status: Annotated[PaymentStatus | None,
+                                          Query(description="only payments in this state now")] = None,
                         updated_since: Annotated[AwareDatetime | None, Query(
                             description="only payments whose state moved at or after this time")] = None,
                         cursor: Annotated[str | None, Query(max_length=200, description=CURSOR_DESCRIPTION)] = None,

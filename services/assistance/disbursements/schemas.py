@@ -69,7 +69,7 @@ class BatchIn(BaseModel):
     items: list[ItemIn] = Field(min_length=1)
 
 
-class Status(StrEnum):
+class PaymentStatus(StrEnum):
     accepted = "accepted"
     rejected = "rejected"
     reversed = "reversed"
@@ -77,7 +77,7 @@ class Status(StrEnum):
 
 class ItemOut(BaseModel):
     item_ref: str
-    status: Status = Field(description="accepted, rejected or reversed (an accepted payment reversed since)")
+    status: PaymentStatus = Field(description="accepted, rejected or reversed (an accepted payment reversed since)")
     reason: str | None = Field(description="why it was rejected (a code)")
     reason_text: str | None
     disbursement_id: str
