@@ -96,8 +96,9 @@ def _dev_clients() -> dict[str, OAuthClient]:
     return {
         "kaenkhun-admin": OAuthClient(secret=secret, scopes=["*"], areas=["*"]),
         "khon-kaen-staff": OAuthClient(secret=secret, scopes=["*"], areas=["40"]),
-        # A partner agency's client: tie it to a partner with POST /v1/partners {"client_id": "kk-partner"}.
-        "kk-partner": OAuthClient(secret=secret, scopes=["assistance:partner"], areas=["40"]),
+        # A partner agency's client: tie it to a partner with POST /v1/partners {"client_id": "kk-partner"}; in the
+        # registry it reads the contact of the households referred to that partner.
+        "kk-partner": OAuthClient(secret=secret, scopes=["assistance:partner", "registry:partner"], areas=["40"]),
     }
 
 

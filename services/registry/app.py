@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.registry import areas, audit, teams
+from services.registry import areas, audit, partners, teams
 from services.registry.households.routes import router as households
 from services.registry.imports.routes import router as imports
 from services.registry.imports.service import importer_extension
@@ -25,7 +25,8 @@ SPEC = ServiceSpec(
     migrations_dir=Path(__file__).parent / "migrations",
     catalogue=REGISTRY_EVENTS,
     security=security,
-    routers=(areas.router, households, teams.router, imports, audit.router),
+    handlers=partners.handlers,
+    routers=(areas.router, households, teams.router, imports, audit.router, partners.router),
     extensions=(importer_extension,),
 )
 

@@ -185,7 +185,7 @@ async def transfer_member(session: AsyncSession, *, caller: CallerWithPurpose, h
         citizen_id_enc=member.citizen_id_enc, citizen_id_hash=member.citizen_id_hash, title=member.title,
         first_name=member.first_name, last_name=member.last_name, first_name_key=member.first_name_key,
         last_name_key=member.last_name_key, sex=member.sex, birth_date=member.birth_date,
-        relation=relation.value, disability=member.disability, active=True, created_at=now,
+        relation=relation.value, disability=member.disability, phone=member.phone, active=True, created_at=now,
     )
     session.add(moved)
     await flush(session)
