@@ -169,10 +169,30 @@ async def test_the_contact_phone_is_validated_masked_and_never_in_events(registr
     arrived = (await registry.client.get(f"/v1/households/{target['id']}", headers=registry.admin)).json()
     assert arrived["members"][-1]["phone"] == "04-312-3456"
 
+    # A member's phone changes in place (If-Match), or goes; the event says what changed, never the number.
+    current = await registry.client.get(f"/v1/households/{home['id']}", headers=registry.admin)
+    head_id, home_now = current.json()["members"][0]["id"], current.headers["etag"]
+    member_url = f"/v1/households/{home['id']}/members/{head_id}"
+    problem(await registry.client.patch(member_url, json={"phone": "0812345678"}, headers=registry.admin), 428)
+    problem(await registry.client.patch(member_url, json={"phone": "12"}, headers=registry.admin
+                                        | {"If-Match": home_now}), 422)
+    changed = await registry.client.patch(member_url, json={"phone": "09-1234-5678"},
+                                          headers=registry.admin | {"If-Match": home_now})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["members"][0]["phone"] == "091-234-5678"
+    same = await registry.client.patch(member_url, json={"phone": "0912345678"},
+                                       headers=registry.admin | {"If-Match": changed.headers["etag"]})
+    assert same.headers["etag"] == changed.headers["etag"]  # nothing changed: same version, no event
+    removed = await registry.client.patch(member_url, json={"phone": None},
+                                          headers=registry.admin | {"If-Match": changed.headers["etag"]})
+    assert removed.json()["members"][0]["phone"] is None
+    updates = [d["changed"] for t, _, d in await registry.events() if t == "household.updated"]
+    assert updates == [["members.phone"], ["members.phone"]]
+
     # No event carries a phone, in any form.
     published = json.dumps([data for _, _, data in await registry.events()])
     assert '"phone"' not in published
-    for digits in ("0812345678", "812345678", "5678", "043123456", "3456"):
+    for digits in ("0812345678", "812345678", "043123456", "0912345678", "912345678"):
         assert digits not in published
 
 

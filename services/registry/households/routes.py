@@ -23,6 +23,7 @@ from services.registry.households.schemas import (
     HouseholdPatch,
     Lookup,
     MemberIn,
+    MemberPatch,
     MemberRemove,
     MemberTransfer,
 )
@@ -148,6 +149,17 @@ async def add_member(principal: CanRegister, household_id: str, body: MemberIn, 
     except registration.CitizenIdRegistered as exc:
         return await _refused(request, session, caller, exc)
     return _reply(protector, session, record, caller, status_code=201)
+
+
+@router.patch("/households/{household_id}/members/{member_id}", response_model=HouseholdOut,
+              responses=_CHANGE_RESPONSES, summary="Change a member's contact phone (merge patch; If-Match required)")
+async def patch_member(principal: CanWrite, household_id: str, member_id: str, body: MemberPatch,
+                       protector: ProtectorDep, session: SessionDep, if_match: IfMatch = None,
+                       purpose: Purpose = None) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    record = await commands.change_member(session, caller=caller, household_id=household_id, member_id=member_id,
+                                         body=body, if_match=if_match)
+    return _reply(protector, session, record, caller)
 
 
 @router.post("/households/{household_id}/members/{member_id}:remove", response_model=HouseholdOut,

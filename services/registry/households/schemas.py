@@ -135,6 +135,15 @@ class HouseholdPatch(BaseModel):
     welfare_card: bool | None = None
 
 
+class MemberPatch(BaseModel):
+    """A member's fields that change in place (JSON merge patch): the contact phone, or null to remove it."""
+
+    model_config = _STRICT
+
+    phone: Phone | None = Field(description="a Thai mobile or fixed-line number, +66 allowed; null removes it",
+                                examples=["081-234-5678"])
+
+
 class MemberRemove(BaseModel):
     model_config = _STRICT
 
