@@ -9,6 +9,7 @@ from services.registry.households.routes import router as households
 from services.registry.imports.routes import router as imports
 from services.registry.imports.service import importer_extension
 from services.registry.models import inbox, metadata, outbox
+from services.registry.projection import handlers
 from services.registry.security import security
 from services.registry.settings import RegistrySettings
 from shared.app import ServiceSpec, create_service_app
@@ -25,7 +26,7 @@ SPEC = ServiceSpec(
     migrations_dir=Path(__file__).parent / "migrations",
     catalogue=REGISTRY_EVENTS,
     security=security,
-    handlers=partners.handlers,
+    handlers=handlers,
     routers=(areas.router, households, teams.router, imports, audit.router, partners.router),
     extensions=(importer_extension,),
 )

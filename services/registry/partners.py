@@ -3,7 +3,8 @@ assistance service's events, and a partner's client reads the minimum it needs t
 it — the head's title and name, the house number, the village and sub-district, a contact phone — while such a
 referral is open.
 
-A partner's client is tied to its partner by its client id (the token's `sub`), as in the assistance service
+The registry keeps what it learns of referrals in `projection`. A partner's client is tied to its partner by its
+client id (the token's `sub`), as in the assistance service
 (`services/assistance/partners.py`); the referral events name that client (`partner_client_id`). The client holds
 `registry:partner`. Every read is audited with the purpose the caller declares (`X-Purpose`, required), and so is
 every refusal; a household with no referral open to the caller's partner answers 404, whether it exists or not.
@@ -25,12 +26,7 @@ from services.registry.models import Household, Member, ReferralAccess
 from services.registry.security import CanActForPartner
 from shared import areas
 from shared.app import SessionDep
-from shared.bus import Handlers
-from shared.clock import utcnow
 from shared.errors import NotFound, problem_response
-from shared.events.assistance import REFERRAL_CREATED, REFERRAL_UPDATED, ReferralCreated
-from shared.events.catalogue import Catalogue
-from shared.events.envelope import CloudEvent
 from shared.ids import ID_PATTERN
 from shared.pii import format_phone
 
@@ -60,38 +56,6 @@ class ContactOut(BaseModel):
 
 # A referral the partner is still working on; done, cancelled and declined ones open nothing.
 OPEN = frozenset({"open", "in_progress"})
-
-handlers = Handlers(Catalogue())
-
-
-@handlers.on_batch(REFERRAL_CREATED, REFERRAL_UPDATED)
-async def referral_changed(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
-    """Keep each referral's newest version: its household, partner, partner's client and status. A redelivered
-    or late event (a version already kept or older) changes nothing."""
-    newest: dict[str, ReferralCreated] = {}
-    for _, payload in items:
-        assert isinstance(payload, ReferralCreated)
-        held = newest.get(payload.referral_id)
-        if held is None or payload.version > held.version:
-            newest[payload.referral_id] = payload
-    if not newest:
-        return
-    existing = {r.referral_id: r for r in (await session.execute(
-        select(ReferralAccess).where(col(ReferralAccess.referral_id).in_(list(newest))))).scalars()}
-    for referral_id, facts in newest.items():
-        row = existing.get(referral_id)
-        if row is None:
-            row = ReferralAccess(referral_id=referral_id, household_id=facts.household_id,
-                                 partner_id=facts.partner_id, status=facts.status, version=facts.version,
-                                 updated_at=utcnow())
-            session.add(row)
-        elif row.version >= facts.version:
-            continue
-        row.status, row.version, row.updated_at = facts.status, facts.version, utcnow()
-        row.partner_id = facts.partner_id
-        if facts.partner_client_id is not None:
-            row.partner_client_id = facts.partner_client_id
-    await session.flush()
 
 
 async def open_referrals(session: AsyncSession, *, client_id: str, household_ids: Sequence[str]

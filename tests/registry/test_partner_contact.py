@@ -66,8 +66,9 @@ async def test_a_partner_reads_the_contact_only_while_its_referral_is_open(regis
     before = problem(await registry.client.get(url, headers=hospital | purpose()), 404)
     assert before["type"].endswith("no-open-referral")
 
+    created_id = new_id()
     assert await deliver(registry.app, REFERRAL_CREATED, referral_event(
-        home["id"], referral_id=referral_id, partner_id=partner_id)) == 1
+        home["id"], referral_id=referral_id, partner_id=partner_id), event_id=created_id) == 1
     read = await registry.client.get(url, headers=hospital | purpose())
     assert read.status_code == 200, read.text
     assert read.json() == {
@@ -106,6 +107,12 @@ async def test_a_partner_reads_the_contact_only_while_its_referral_is_open(regis
     await deliver(registry.app, REFERRAL_UPDATED, referral_event(
         home["id"], referral_id=referral_id, partner_id=partner_id, status="in_progress", version=2)
         | {"status_before": "open"})
+    problem(await registry.client.get(url, headers=hospital | purpose()), 404)
+    # The creation redelivered (the same event id: the inbox knows it) or published again under a new id.
+    await deliver(registry.app, REFERRAL_CREATED, referral_event(
+        home["id"], referral_id=referral_id, partner_id=partner_id), event_id=created_id)
+    await deliver(registry.app, REFERRAL_CREATED, referral_event(
+        home["id"], referral_id=referral_id, partner_id=partner_id))
     problem(await registry.client.get(url, headers=hospital | purpose()), 404)
 
 
