@@ -61,6 +61,51 @@ def format_citizen_id(digits: str) -> str:
     return f"{digits[0]}-{digits[1:5]}-{digits[5:10]}-{digits[10:12]}-{digits[12]}"
 
 
+class InvalidPhone(ValueError):
+    """Not a Thai telephone number; the message says why."""
+
+
+def validate_thai_phone(value: str) -> str:
+    """A Thai telephone number as its national digits (`0812345678`, `021234567`), or InvalidPhone. Accepted:
+    a mobile number (10 digits, 06/08/09…), a fixed line (9 digits, 02–05/07…), with spaces, dashes, dots or
+    brackets, in the national form (0…) or the international one (+66…, 66…, 0066…)."""
+    digits = "".join(ch for ch in value if ch not in " -.()")
+    if digits.startswith("+"):
+        digits = digits[1:]
+        if not digits.startswith("66"):
+            raise InvalidPhone("only Thai numbers: an international number starts +66")
+    if not digits.isascii() or not digits.isdigit():
+        raise InvalidPhone("a telephone number has only digits (spaces, dashes, dots and brackets are ignored)")
+    for country in ("0066", "66"):
+        if digits.startswith(country) and len(digits) - len(country) in (8, 9):
+            rest = digits[len(country):]
+            digits = rest if rest.startswith("0") else "0" + rest  # +66 81 234 5678, or +66 081 234 5678
+            break
+    if len(digits) < 2 or not digits.startswith("0"):
+        raise InvalidPhone("a Thai number starts with 0 (or +66)")
+    if digits[1] in "689":
+        if len(digits) != 10:
+            raise InvalidPhone(f"a mobile number (0{digits[1]}…) has 10 digits, not {len(digits)}")
+    elif digits[1] in "23457":
+        if len(digits) != 9:
+            raise InvalidPhone(f"a fixed-line number (0{digits[1]}…) has 9 digits, not {len(digits)}")
+    else:
+        raise InvalidPhone(f"no Thai number starts 0{digits[1]}")
+    return digits
+
+
+def format_phone(digits: str) -> str:
+    """`081-234-5678` (mobile) or `02-123-4567` (fixed line), the way Thai numbers are written."""
+    head = 3 if len(digits) == 10 else 2
+    return f"{digits[:head]}-{digits[head:head + 3]}-{digits[head + 3:]}"
+
+
+def mask_phone(digits: str, shown: int = 4) -> str:
+    """`xxx-xxx-5678`: only the last `shown` digits (at most four), as citizen IDs are masked."""
+    shown = max(0, min(shown, 4))
+    return format_phone("x" * (len(digits) - shown) + (digits[len(digits) - shown:] if shown else ""))
+
+
 def _key_bytes(value: str, name: str) -> bytes:
     try:
         key = base64.b64decode(value, validate=True)

@@ -98,8 +98,10 @@ def _dev_clients() -> dict[str, OAuthClient]:
     return {
         "kaenkhun-admin": OAuthClient(secret=secret, scopes=["*"], areas=["*"]),
         "khon-kaen-staff": OAuthClient(secret=secret, scopes=["*"], areas=["40"]),
-        # A partner agency's client: tie it to a partner with POST /v1/partners {"client_id": "kk-partner"}.
-        "kk-partner": OAuthClient(secret=secret, scopes=["assistance:partner", "events:subscribe"], areas=["40"]),
+        # A partner agency's client: tie it to a partner with POST /v1/partners {"client_id": "kk-partner"}; in the
+        # registry it reads the contact of the households referred to that partner.
+        "kk-partner": OAuthClient(secret=secret, scopes=["assistance:partner", "registry:partner", "events:subscribe"],
+                                  areas=["40"]),
         # The ministry's grant system (MSDHS): reads back every batch it pushed and every payment, in every area.
         "msdhs-ministry": OAuthClient(secret=secret, scopes=["assistance:disbursements:read", "events:subscribe"],
                                       areas=["*"]),

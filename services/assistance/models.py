@@ -203,7 +203,7 @@ class Partner(Base, table=True):
 
 class Referral(Base, table=True):
     """An action of a household's development plan, referred to a partner: open → in_progress → done, or
-    cancelled."""
+    cancelled, or declined by the partner."""
 
     __tablename__ = "referral"
 
@@ -216,6 +216,7 @@ class Referral(Base, table=True):
     due_on: date
     status: str = Field(max_length=12, index=True)
     outcome: str | None = Field(default=None, max_length=4000)
+    decline_reason: str | None = Field(default=None, max_length=2000)
     version: int = 1
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_column=timestamp_column())

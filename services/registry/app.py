@@ -4,11 +4,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.registry import areas, audit, teams
+from services.registry import areas, audit, partners, teams
 from services.registry.households.routes import router as households
 from services.registry.imports.routes import router as imports
 from services.registry.imports.service import importer_extension
 from services.registry.models import inbox, metadata, outbox, webhook
+from services.registry.projection import handlers
 from services.registry.security import READ, security
 from services.registry.settings import RegistrySettings
 from shared.app import ServiceSpec, create_service_app
@@ -27,7 +28,8 @@ SPEC = ServiceSpec(
     catalogue=REGISTRY_EVENTS,
     webhooks=Webhooks("registry", webhook, REGISTRY_EVENTS, staff_with(READ)),
     security=security,
-    routers=(areas.router, households, teams.router, imports, audit.router),
+    handlers=handlers,
+    routers=(areas.router, households, teams.router, imports, audit.router, partners.router),
     extensions=(importer_extension,),
 )
 

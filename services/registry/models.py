@@ -81,6 +81,9 @@ class Member(Base, table=True):
     birth_date: date
     relation: str = Field(max_length=10)
     disability: bool = False
+    # A contact phone, normalised to its national digits (0812345678); personal data: masked in reads, never
+    # in events.
+    phone: str | None = Field(default=None, max_length=10)
     active: bool = True
     removed_reason: str | None = Field(default=None, max_length=20)
     removed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
@@ -114,6 +117,22 @@ class AuditEntry(Base, table=True):
     household_id: str | None = Field(default=None, max_length=36, index=True)
     purpose: str | None = Field(default=None, max_length=500)
     correlation_id: str | None = Field(default=None, max_length=128)
+
+
+class ReferralAccess(Base, table=True):
+    """What the registry knows of a referral from the assistance service's events: which household, which
+    partner (and the OAuth client acting for it), its status now. A partner's client may read a household's
+    contact while a referral addressed to it is open or in progress."""
+
+    __tablename__ = "referral_access"
+
+    referral_id: str = Field(primary_key=True, max_length=36)
+    household_id: str = Field(max_length=36, index=True)
+    partner_id: str = Field(max_length=36)
+    partner_client_id: str | None = Field(default=None, max_length=200, index=True)
+    status: str = Field(max_length=12)
+    version: int
+    updated_at: datetime = Field(sa_column=timestamp_column())
 
 
 class ImportJob(ImportJobColumns, Base, table=True):

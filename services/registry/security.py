@@ -11,6 +11,7 @@ WRITE = "registry:write"
 LOOKUP = "registry:lookup"
 PII_READ = "pii:read"
 AUDIT_READ = "audit:read"
+PARTNER = "registry:partner"
 
 security = service_security(
     "registry",
@@ -22,6 +23,9 @@ security = service_security(
         LOOKUP: "Find the household of a citizen ID",
         PII_READ: "See citizen IDs unmasked (every such read is written to the audit log)",
         AUDIT_READ: "Read the personal-data audit log",
+        PARTNER: "Act for the partner agency tied to this client (as assistance:partner does): read the contact of "
+                 "a household while a referral addressed to the partner is open, every read audited with its "
+                 "purpose; look up a citizen ID among those households only",
     },
 )
 
@@ -33,6 +37,8 @@ can_lookup = security.require(LOOKUP)
 # person), so registering people is a lookup too: it needs both scopes, and a conflict is audited.
 can_register = security.require(WRITE, LOOKUP)
 can_audit = security.require(AUDIT_READ)
+can_act_for_partner = security.require(PARTNER)
+signed_in = security.require()  # the lookup route decides between registry:lookup and registry:partner
 
 # The caller, as a route's first parameter (so the token is checked before a database session opens).
 CanRead = Annotated[Principal, can_read]
@@ -40,3 +46,5 @@ CanWrite = Annotated[Principal, can_write]
 CanLookup = Annotated[Principal, can_lookup]
 CanRegister = Annotated[Principal, can_register]
 CanAudit = Annotated[Principal, can_audit]
+CanActForPartner = Annotated[Principal, can_act_for_partner]
+SignedIn = Annotated[Principal, signed_in]

@@ -116,12 +116,16 @@ class ReferralCreated(ReferralFacts):
     """An action of a household's development plan was referred to a partner agency."""
 
     due_on: date
-    status: str = Field(description="open, in_progress, done or cancelled")
+    status: str = Field(description="open, in_progress, done, cancelled or declined")
     version: int
+    partner_client_id: str | None = Field(
+        None, description="the OAuth client acting for the partner (tokens' `sub`), if one is tied to it: how the "
+                          "registry knows which client may read the household's contact while the referral is open")
 
 
 class ReferralUpdated(ReferralCreated):
-    """A referral moved on: open → in_progress → done, or cancelled."""
+    """A referral moved on: open → in_progress → done, cancelled from open or in progress, or declined by the
+    partner from open."""
 
     status_before: str
 

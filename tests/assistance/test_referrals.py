@@ -208,3 +208,52 @@ async def test_help_is_recorded_once_however_often_it_is_sent(assistance: Assist
     detail = (await assistance.client.get(f"/v1/referrals/{referral['id']}", headers=assistance.admin)).json()
     assert len(detail["help"]) == 2
     assert [t for t, _, _ in await assistance.events()].count("help.recorded") == 2
+
+
+async def test_a_partner_declines_a_referral_with_its_reason(assistance: Assistance) -> None:
+    household_id, _ = await assistance.household()
+    hospital = await partner(assistance, client_id="kk-hospital")
+    as_hospital = assistance.as_(PARTNER, client_id="kk-hospital")
+    referral = await refer(assistance, household_id, hospital["id"], dimension="health")
+    url = f"/v1/referrals/{referral['id']}"
+    reason = "อยู่นอกเขตบริการของโรงพยาบาล"
+
+    # A reason is required; staff cancel rather than decline.
+    missing = problem(await assistance.client.patch(url, json={"status": "declined"}, headers=as_hospital), 422)
+    assert missing["errors"][0]["field"] == "body.reason"
+    problem(await assistance.client.patch(url, json={"status": "declined", "reason": reason},
+                                          headers=assistance.admin), 403)
+    declined = await assistance.client.patch(url, json={"status": "declined", "reason": reason}, headers=as_hospital)
+    assert declined.status_code == 200, declined.text
+    assert declined.json()["status"] == "declined" and declined.json()["decline_reason"] == reason
+    assert declined.json()["overdue"] is False
+    assert [(c["status_before"], c["status"], c["note"], c["changed_by"]) for c in declined.json()["changes"]] == [
+        (None, "open", None, "test-client"), ("open", "declined", reason, "kk-hospital")]
+    # Final: no move, no help under it.
+    for status in ("open", "in_progress", "done", "cancelled", "declined"):
+        problem(await assistance.client.patch(url, json={"status": status, "reason": "x"}, headers=as_hospital), 409)
+    problem(await assistance.client.post(f"{url}/help", json={"kind": "health", "given_on": TODAY},
+                                         headers=as_hospital | key("d1")), 409)
+
+    # Only from open: a referral under way is finished or cancelled, not declined.
+    started = await refer(assistance, household_id, hospital["id"])
+    await assistance.client.patch(f"/v1/referrals/{started['id']}", json={"status": "in_progress"},
+                                  headers=as_hospital)
+    conflict = problem(await assistance.client.patch(f"/v1/referrals/{started['id']}", json={
+        "status": "declined", "reason": reason}, headers=as_hospital), 409)
+    assert conflict["status_now"] == "in_progress"
+
+    # The field team sees it in the list and on the household's timeline.
+    listed = (await assistance.client.get("/v1/referrals", params={"status": "declined"},
+                                          headers=assistance.admin)).json()
+    assert [(r["id"], r["decline_reason"]) for r in listed["items"]] == [(referral["id"], reason)]
+    timeline = (await assistance.client.get(f"/v1/households/{household_id}/timeline",
+                                            headers=assistance.admin)).json()
+    steps = [e["details"] for e in timeline["entries"] if e["type"] == "referral.updated"]
+    assert {"status_before": "open", "status": "declined", "note": reason}.items() <= steps[0].items()
+
+    # The events: the new status, the partner and its client, never the reason's or the action's text.
+    published = [d for t, _, d in await assistance.events() if t.startswith("referral.")]
+    assert [(d["status"], d["partner_id"], d["partner_client_id"]) for d in published][:2] == [
+        ("open", hospital["id"], "kk-hospital"), ("declined", hospital["id"], "kk-hospital")]
+    assert reason not in str(await assistance.events()) and ROOF not in str(await assistance.events())

@@ -22,7 +22,10 @@ from tests.kit.apps import make_settings
 
 # GET routes that always write, and why (a GET that writes for some callers only, as an unmasked read writes
 # its audit row, takes `shared.app.session_by_caller` instead).
-GETS_THAT_WRITE: dict[str, str] = {}
+GETS_THAT_WRITE: dict[str, str] = {
+    "registry GET /v1/households/{household_id}/contact": "a partner's contact read writes its audit row, read or "
+                                                           "refused",
+}
 
 
 def _opens_session(call: object) -> bool:

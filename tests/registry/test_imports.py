@@ -142,3 +142,14 @@ async def test_the_readme_sample_file_imports_cleanly(registry: Registry) -> Non
     [home] = listed["items"]
     assert home["address"]["lat"] == 16.4419 and home["sources"] == ["tpmap"]
     assert [m["relation"] for m in home["members"]] == ["head", "spouse", "child"]
+
+
+async def test_a_contact_phone_is_an_optional_column(registry: Registry) -> None:
+    without = tuple(c for c in COLUMNS if c != "phone")
+    job = await run_import(registry, csv_bytes([row("A", registry.cid())], columns=without))
+    assert (job["status"], job["households_created"], job["errors"]) == ("done", 1, []), job
+    job = await run_import(registry, csv_bytes([row("B", registry.cid(), house_no="8/2", phone="+66 81 234 5678"),
+                                                row("C", registry.cid(), house_no="9/9", phone="081-234-567")]))
+    assert (job["households_created"], [(e["row"], e["column"]) for e in job["errors"]]) == (1, [(3, "phone")]), job
+    listed = (await registry.client.get("/v1/households", headers=registry.admin)).json()["items"]
+    assert sorted(m["phone"] or "" for h in listed for m in h["members"]) == ["", "081-234-5678"]

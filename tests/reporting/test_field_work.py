@@ -153,6 +153,19 @@ async def test_redelivery_and_replay_change_nothing(reporting: Reporting) -> Non
     assert [(b["rows"], b["total"]) for b in before] == [(a["rows"], a["total"]) for a in after]
 
 
+async def test_a_declined_referral_counts_in_no_column(reporting: Reporting) -> None:
+    await field_work(reporting)
+    year = this_year()
+    total = (await reporting.report("field-work", area="40", fiscal_year=year))["total"]
+    household = new_id()
+    await referred(reporting, household, B, "government", due_in_days=-3, moves=("declined",))
+    await referred(reporting, household, B, "government", moves=("in_progress",))
+    after = (await reporting.report("field-work", area="40", fiscal_year=year))["total"]
+    # The referral under way counts as open; the one the partner declined (overdue or not) nowhere.
+    assert figures(after, *FIELDS) == figures(total, *FIELDS[:2]) + (
+        total["referrals_open"] + 1, total["referrals_overdue"], total["referrals_done"])
+
+
 async def test_overdue_follows_the_clock(reporting: Reporting, monkeypatch: pytest.MonkeyPatch) -> None:
     await field_work(reporting)
     year, today = this_year(), clock.today()

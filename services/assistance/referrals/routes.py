@@ -77,9 +77,15 @@ async def get_referral(principal: SignedIn, referral_id: ReferralId, session: Re
     return _answer(await service.get_referral(session, who=who, referral_id=referral_id))
 
 
-@router.patch("/v1/referrals/{referral_id}", summary="Move a referral on: open → in_progress → done, or cancelled",
+@router.patch("/v1/referrals/{referral_id}", summary="Move a referral on: open → in_progress → done, or cancelled, "
+                                                     "or declined by its partner",
+              description="`open` → `in_progress` → `done`, or `cancelled` from `open` or `in_progress`; the partner "
+                          "the referral is addressed to may answer `declined` from `open`, with its `reason` "
+                          "(staff cancel instead: 403). The field team sees the decline on the household's "
+                          "timeline and in `GET /v1/referrals?status=declined`.",
               response_model=ReferralDetail,
-              responses={409: {"description": "Not a move this referral can make from its status"},
+              responses={403: {"description": "Declining is for the partner's client"},
+                         409: {"description": "Not a move this referral can make from its status"},
                          412: {"description": "If-Match names an older version"}})
 async def change_status(principal: SignedIn, referral_id: ReferralId, body: StatusChangeIn, session: SessionDep,
                         if_match: Annotated[str | None, Header()] = None) -> JSONResponse:

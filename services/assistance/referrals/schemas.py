@@ -21,6 +21,7 @@ class Status(StrEnum):
     in_progress = "in_progress"
     done = "done"
     cancelled = "cancelled"
+    declined = "declined"  # by the partner, from open, with its reason
 
 
 class HelpKind(StrEnum):
@@ -47,6 +48,9 @@ class StatusChangeIn(BaseModel):
     status: Status
     note: Annotated[Notes, StringConstraints(max_length=4000)] | None = Field(
         None, description="what happened; on `done` it is the referral's outcome", examples=["ซ่อมหลังคาเสร็จแล้ว"])
+    reason: Annotated[Notes, StringConstraints(max_length=2000)] | None = Field(
+        None, description="why the partner declines (required with status `declined`, which only the partner's "
+                          "client may set)", examples=["อยู่นอกเขตบริการของโรงพยาบาล"])
 
 
 class HelpIn(BaseModel):
@@ -96,6 +100,7 @@ class ReferralOut(BaseModel):
     status: Status
     overdue: bool = Field(description="due before today (in Thailand) and not done or cancelled")
     outcome: str | None
+    decline_reason: str | None = Field(None, description="why the partner declined, when it did")
     version: int
     created_by: str
     created_at: datetime

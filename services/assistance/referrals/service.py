@@ -1,10 +1,10 @@
 """A household's development plan: actions referred to partner agencies, their progress and the help given.
 
-Each action is a referral to one partner: open → in_progress → done, or cancelled from open or in_progress;
-any other change is 409. Staff refer households in their areas and see every referral there; a partner's
-client sees and moves on only the referrals addressed to its partner, and records the help it gave. Every
-step is kept (`referral_change`) and published (`referral.created`, `referral.updated`, `help.recorded`);
-free text (the action, notes, outcomes) stays in the service.
+Each action is a referral to one partner: open → in_progress → done, or cancelled from open or in_progress, or
+declined by the partner from open (with its reason); any other change is 409. Staff refer households in their areas
+and see every referral there; a partner's client sees and moves on only the referrals addressed to its partner, and
+records the help it gave. Every step is kept (`referral_change`) and published (`referral.created`,
+`referral.updated`, `help.recorded`); free text (the action, notes, outcomes) stays in the service.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from shared.auth import Principal, area_clause
 from shared.bus import PendingEvent
 from shared.clock import utcnow
 from shared.db import as_utc, rowcount
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.etag import check_if_match
 from shared.events.assistance import (
     HELP_RECORDED,
@@ -53,10 +53,11 @@ from shared.pagination import PageRequest, keyset, page_of
 
 # The only moves a referral can make; done and cancelled are final.
 NEXT: dict[Status, frozenset[Status]] = {
-    Status.open: frozenset({Status.in_progress, Status.cancelled}),
+    Status.open: frozenset({Status.in_progress, Status.cancelled, Status.declined}),
     Status.in_progress: frozenset({Status.done, Status.cancelled}),
     Status.done: frozenset(),
     Status.cancelled: frozenset(),
+    Status.declined: frozenset(),
 }
 UNDER_WAY = (Status.open.value, Status.in_progress.value)
 
@@ -77,6 +78,7 @@ def present(referral: Referral, partner: Partner, today: date) -> ReferralOut:
         action=referral.action, partner=partner_ref(partner),
         due_on=referral.due_on, status=Status(referral.status),
         overdue=referral.status in UNDER_WAY and referral.due_on < today, outcome=referral.outcome,
+        decline_reason=referral.decline_reason,
         version=referral.version, created_by=referral.created_by, created_at=as_utc(referral.created_at),
         updated_at=as_utc(referral.updated_at))
 
@@ -91,6 +93,13 @@ def _facts(referral: Referral, partner: Partner) -> dict[str, object]:
     return {"referral_id": referral.id, "household_id": referral.household_id,
             "village_code": referral.village_code, "dimension": referral.dimension, "partner_id": partner.id,
             "partner_sector": partner.sector}
+
+
+def _referral_facts(referral: Referral, partner: Partner) -> dict[str, object]:
+    """What `referral.created` and `referral.updated` say: the facts, the partner's client (so the registry knows
+    who may read the household's contact while the referral is open), status and version."""
+    return _facts(referral, partner) | {"partner_client_id": partner.client_id, "due_on": referral.due_on,
+                                        "status": referral.status, "version": referral.version}
 
 
 async def _referral_in_reach(session: AsyncSession, who: StaffOrPartner, referral_id: str
@@ -138,8 +147,7 @@ async def refer(session: AsyncSession, *, principal: Principal, household_id: st
     session.add(ReferralChange(id=new_id(), referral_id=referral.id, household_id=household.id, status_before=None,
                                status=referral.status, changed_by=principal.client_id, changed_at=now))
     await outbox.add_many(session, [PendingEvent(REFERRAL_CREATED, ReferralCreated.model_validate(
-        _facts(referral, partner) | {"due_on": referral.due_on, "status": referral.status, "version": 1}),
-        household.id)])
+        _referral_facts(referral, partner)), household.id)])
     return present(referral, partner, clock.today())
 
 
@@ -197,10 +205,14 @@ async def change_status(session: AsyncSession, *, who: StaffOrPartner, referral_
         allowed = ", ".join(sorted(NEXT[before])) or "none: it is final"
         raise Conflict(f"A referral that is {before.value} cannot become {body.status.value} (allowed: {allowed}).",
                        status_now=before.value)
+    if body.status is Status.declined:
+        _check_decline(who, body)
     now = utcnow()
     values: dict[str, object] = {"status": body.status.value, "version": referral.version + 1, "updated_at": now}
     if body.status is Status.done:
         values["outcome"] = body.note
+    if body.status is Status.declined:
+        values["decline_reason"] = body.reason
     # Only from the version read above: a concurrent change makes this one a 409, never a lost update.
     moved = await session.execute(update(Referral).where(col(Referral.id) == referral.id,
                                                          col(Referral.version) == referral.version).values(values))
@@ -208,14 +220,23 @@ async def change_status(session: AsyncSession, *, who: StaffOrPartner, referral_
         raise Conflict("The referral changed while you were changing it: read it again and retry.")
     await session.refresh(referral)
     session.add(ReferralChange(id=new_id(), referral_id=referral.id, household_id=referral.household_id,
-                               status_before=before.value, status=referral.status, note=body.note,
+                               status_before=before.value, status=referral.status,
+                               note=body.reason if body.status is Status.declined else body.note,
                                changed_by=who.principal.client_id, changed_at=now))
     await outbox.add_many(session, [PendingEvent(REFERRAL_UPDATED, ReferralUpdated.model_validate(
-        _facts(referral, partner) | {"due_on": referral.due_on, "status_before": before.value,
-                                     "status": referral.status, "version": referral.version}),
-        referral.household_id)])
+        _referral_facts(referral, partner) | {"status_before": before.value}), referral.household_id)])
     await session.flush()
     return await _detail(session, referral, partner)
+
+
+def _check_decline(who: StaffOrPartner, body: StatusChangeIn) -> None:
+    """Declining is the partner's answer to what was referred to it, with its reason; staff cancel instead."""
+    if who.partner is None:
+        raise Forbidden("Only the partner a referral is addressed to declines it; staff cancel it "
+                        "(status cancelled).", type_slug="partner-only")
+    if not body.reason:
+        raise Unprocessable("Say why the partner declines: reason is required with status declined.", errors=[
+            {"field": "body.reason", "message": "required with status declined", "code": "required"}])
 
 
 async def record_help(session: AsyncSession, *, who: StaffOrPartner, referral_id: str, body: HelpIn, key: str
@@ -231,8 +252,8 @@ async def record_help(session: AsyncSession, *, who: StaffOrPartner, referral_id
             raise Unprocessable("This Idempotency-Key was used for different help under this referral; use a new "
                                 "key for new help.", type_slug="idempotency-key-reused")
         return present_help(earlier), True
-    if referral.status == Status.cancelled.value:
-        raise Conflict(f"Referral {referral_id} was cancelled: no help can be recorded under it.")
+    if referral.status in (Status.cancelled.value, Status.declined.value):
+        raise Conflict(f"Referral {referral_id} was {referral.status}: no help can be recorded under it.")
     if body.given_on > clock.today():
         raise Unprocessable("given_on is in the future", errors=[
             {"field": "body.given_on", "message": "must not be in the future", "code": "date"}])

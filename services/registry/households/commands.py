@@ -13,7 +13,7 @@ from sqlmodel import col
 from services.registry.households.events import publish
 from services.registry.households.queries import SOURCE_COLUMNS, CallerWithPurpose, HouseholdRecord, load, sources_of
 from services.registry.households.registration import ensure_not_registered, flush, member_row, village_in_areas
-from services.registry.households.schemas import HouseholdPatch, MemberIn
+from services.registry.households.schemas import HouseholdPatch, MemberIn, MemberPatch
 from services.registry.models import Household, Member, Team
 from shared.clock import utcnow
 from shared.db import rowcount
@@ -129,6 +129,23 @@ async def _next_position(session: AsyncSession, household_id: str) -> int:
     return (highest or 0) + 1
 
 
+async def change_member(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, member_id: str,
+                        body: MemberPatch, if_match: str | None) -> HouseholdRecord:
+    """Change a current member's contact phone. `household.updated` says `members.phone` changed, never the
+    number; a patch that changes nothing keeps the version and publishes nothing."""
+    record = await _open_for_change(session, caller=caller, household_id=household_id, if_match=if_match)
+    member = next((m for m in record.members if m.id == member_id), None)
+    if member is None:
+        raise NotFound(f"Household {household_id} has no current member {member_id}.")
+    if member.phone == body.phone:
+        return record
+    await take_next_version(session, record.household)
+    member.phone = body.phone
+    await flush(session)
+    await publish(session, HOUSEHOLD_UPDATED, record, changed=["members.phone"])
+    return record
+
+
 def _take_out(record: HouseholdRecord, member_id: str, new_head_member_id: str | None) -> Member:
     """Remove a member from the record's current members, handing the head role on if needed."""
     member = next((m for m in record.members if m.id == member_id), None)
@@ -185,7 +202,7 @@ async def transfer_member(session: AsyncSession, *, caller: CallerWithPurpose, h
         citizen_id_enc=member.citizen_id_enc, citizen_id_hash=member.citizen_id_hash, title=member.title,
         first_name=member.first_name, last_name=member.last_name, first_name_key=member.first_name_key,
         last_name_key=member.last_name_key, sex=member.sex, birth_date=member.birth_date,
-        relation=relation.value, disability=member.disability, active=True, created_at=now,
+        relation=relation.value, disability=member.disability, phone=member.phone, active=True, created_at=now,
     )
     session.add(moved)
     await flush(session)

@@ -24,7 +24,7 @@ from shared.db import as_utc
 from shared.errors import NotFound
 from shared.events.registry import Relation, Sex
 from shared.observability import get_correlation_id
-from shared.pii import CitizenIdProtector, mask_citizen_id
+from shared.pii import CitizenIdProtector, format_phone, mask_citizen_id, mask_phone
 
 
 def audit_reads(session: AsyncSession, *, caller: CallerWithPurpose, household_ids: Iterable[str],
@@ -48,6 +48,7 @@ def present(record: HouseholdRecord, *, unmasked: bool, protector: CitizenIdProt
             citizen_id_masked=not unmasked,
             title=m.title, first_name=m.first_name, last_name=m.last_name, sex=Sex(m.sex),
             birth_date=m.birth_date, relation=Relation(m.relation), disability=m.disability,
+            phone=_phone_shown(m.phone, unmasked, protector),
         ))
     return HouseholdOut(
         id=household.id, version=household.version, status=household.status,
@@ -66,6 +67,12 @@ def present(record: HouseholdRecord, *, unmasked: bool, protector: CitizenIdProt
 def _shown(member: Member, unmasked: bool, protector: CitizenIdProtector, known: str | None = None) -> str:
     digits = known or protector.decrypt(member.citizen_id_enc)
     return digits if unmasked else mask_citizen_id(digits, protector.mask_shown_digits)
+
+
+def _phone_shown(digits: str | None, unmasked: bool, protector: CitizenIdProtector) -> str | None:
+    if digits is None:
+        return None
+    return format_phone(digits) if unmasked else mask_phone(digits, protector.mask_shown_digits)
 
 
 def present_duplicates(groups: list[list[Member]], *, unmasked: bool, protector: CitizenIdProtector,
@@ -92,10 +99,7 @@ def audit(session: AsyncSession, *, caller: CallerWithPurpose, action: str, hous
 async def lookup(session: AsyncSession, *, caller: CallerWithPurpose, citizen_id: str, protector: CitizenIdProtector,
                  ) -> HouseholdRecord:
     """The open household holding this citizen ID, if it is in the caller's areas."""
-    household_id = (await session.execute(
-        select(col(Member.household_id)).where(col(Member.citizen_id_hash).in_(protector.hashes(citizen_id)),
-                                               col(Member.active).is_(True))
-    )).scalar_one_or_none()
+    household_id = await holder(session, citizen_id=citizen_id, protector=protector)
     # Every lookup is a use of a citizen ID: audited whether or not it finds anything.
     audit(session, caller=caller, action="lookup", household_id=None)
     if household_id is None:
@@ -104,3 +108,12 @@ async def lookup(session: AsyncSession, *, caller: CallerWithPurpose, citizen_id
         return await load(session, caller=caller, household_id=household_id)
     except NotFound:
         raise NotFound("No open household in your areas has this citizen ID.") from None
+
+
+async def holder(session: AsyncSession, *, citizen_id: str, protector: CitizenIdProtector) -> str | None:
+    """The id of the open household holding this citizen ID, wherever it is (the caller decides what to tell)."""
+    found: str | None = (await session.execute(
+        select(col(Member.household_id)).where(col(Member.citizen_id_hash).in_(protector.hashes(citizen_id)),
+                                               col(Member.active).is_(True))
+    )).scalar_one_or_none()
+    return found

@@ -162,8 +162,8 @@ def member_row(household_id: str, position: int, person: MemberIn, protector: Ci
         "title": person.title, "first_name": person.first_name, "last_name": person.last_name,
         "first_name_key": name_key(person.first_name), "last_name_key": name_key(person.last_name),
         "sex": person.sex.value, "birth_date": person.birth_date, "relation": person.relation.value,
-        "disability": person.disability, "active": True, "removed_reason": None, "removed_at": None,
-        "transferred_to": None, "created_at": now,
+        "disability": person.disability, "phone": person.phone, "active": True, "removed_reason": None,
+        "removed_at": None, "transferred_to": None, "created_at": now,
     }
 
 

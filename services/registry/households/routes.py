@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.registry import partners
 from services.registry.households import commands, disclosure, queries, registration
 from services.registry.households.queries import CallerWithPurpose, HouseholdFilter, HouseholdRecord
 from services.registry.households.schemas import (
@@ -22,13 +23,15 @@ from services.registry.households.schemas import (
     HouseholdPatch,
     Lookup,
     MemberIn,
+    MemberPatch,
     MemberRemove,
     MemberTransfer,
 )
-from services.registry.security import PII_READ, CanLookup, CanRead, CanRegister, CanWrite, can_read
+from services.registry.partners import ContactOut
+from services.registry.security import LOOKUP, PARTNER, PII_READ, CanRead, CanRegister, CanWrite, SignedIn, can_read
 from shared.app import SessionDep, session_by_caller
 from shared.auth import Principal
-from shared.errors import NotFound, problem_response
+from shared.errors import Forbidden, NotFound, Unprocessable, problem_response
 from shared.etag import etag
 from shared.events.registry import Source
 from shared.ids import decode_cursor, encode_cursor
@@ -148,6 +151,17 @@ async def add_member(principal: CanRegister, household_id: str, body: MemberIn, 
     return _reply(protector, session, record, caller, status_code=201)
 
 
+@router.patch("/households/{household_id}/members/{member_id}", response_model=HouseholdOut,
+              responses=_CHANGE_RESPONSES, summary="Change a member's contact phone (merge patch; If-Match required)")
+async def patch_member(principal: CanWrite, household_id: str, member_id: str, body: MemberPatch,
+                       protector: ProtectorDep, session: SessionDep, if_match: IfMatch = None,
+                       purpose: Purpose = None) -> JSONResponse:
+    caller = _caller(principal, purpose)
+    record = await commands.change_member(session, caller=caller, household_id=household_id, member_id=member_id,
+                                         body=body, if_match=if_match)
+    return _reply(protector, session, record, caller)
+
+
 @router.post("/households/{household_id}/members/{member_id}:remove", response_model=HouseholdOut,
              responses=_CHANGE_RESPONSES, summary="Remove a member: deceased, moved out, or a data error")
 async def remove_member(principal: CanWrite, household_id: str, member_id: str, body: MemberRemove,
@@ -194,17 +208,49 @@ async def assign_household(principal: CanWrite, household_id: str, body: Assignm
     return _reply(protector, session, record, caller)
 
 
-@router.post("/households:lookup", response_model=HouseholdOut, summary="The open household of a citizen ID",
-             responses={404: {"description": "No open household in your areas has this citizen ID"}})
-async def lookup_household(principal: CanLookup, body: Lookup, request: Request, protector: ProtectorDep,
+@router.post("/households:lookup", response_model=HouseholdOut | ContactOut,
+             summary="The open household of a citizen ID",
+             description=f"Staff ({LOOKUP}): the open household holding the citizen ID, if it is in the token's "
+                         f"areas. A partner agency's client ({PARTNER}, without {LOOKUP}): only among the "
+                         "households with a referral open to its partner, and then only their contact (as "
+                         "`GET /v1/households/{id}/contact` answers); `X-Purpose` is required. Every lookup is "
+                         "written to the audit log, whether it finds anything or not.",
+             responses={403: {"description": f"Neither {LOOKUP} nor {PARTNER}"},
+                        404: {"description": "No open household in your areas has this citizen ID (a partner: no "
+                                             "household referred to it)"},
+                        422: {"description": "Not a citizen ID, or a partner's lookup without X-Purpose"}})
+async def lookup_household(principal: SignedIn, body: Lookup, request: Request, protector: ProtectorDep,
                            session: SessionDep, purpose: Purpose = None) -> JSONResponse:
     caller = _caller(principal, purpose)
     try:
+        if not principal.has_scope(LOOKUP):
+            return await _partner_lookup(session, caller=caller, citizen_id=body.citizen_id, protector=protector)
         record = await disclosure.lookup(session, caller=caller, citizen_id=body.citizen_id,
                                       protector=protector)
     except NotFound as exc:
         return problem_response(exc, request)  # returned, not raised: the audit row of the lookup is kept
     return _reply(protector, session, record, caller)
+
+
+async def _partner_lookup(session: SessionDep, *, caller: CallerWithPurpose, citizen_id: str,
+                          protector: CitizenIdProtector) -> JSONResponse:
+    """A partner's lookup: the contact of the household holding the citizen ID if a referral to the partner is
+    open for it; the same 404 whether nobody holds the ID or a household not referred to the partner does."""
+    if not caller.principal.has_scope(PARTNER):
+        raise Forbidden(f"This operation needs the scope {LOOKUP} (staff) or {PARTNER} (a partner agency).")
+    if not caller.purpose:
+        raise Unprocessable("Say why you look this person up: X-Purpose is required for a partner's lookup.",
+                            errors=[{"field": "header.X-Purpose", "message": "required", "code": "required"}])
+    household_id = await disclosure.holder(session, citizen_id=citizen_id, protector=protector)
+    refused = NotFound("No household referred to your partner has this citizen ID.", type_slug="no-open-referral")
+    if household_id is None:
+        disclosure.audit(session, caller=caller, action="partner_lookup_refused", household_id=None)
+        raise refused
+    try:
+        found = await partners.contact(session, caller=caller, household_id=household_id, action="partner_lookup")
+    except NotFound:
+        raise refused from None  # never the id of a household the partner may not know of
+    return JSONResponse(found.model_dump(mode="json"))
 
 
 @router.get("/duplicates", response_model=DuplicatePage, summary="Probable duplicate people",

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from shared.events.registry import Relation, RemovalReason, Sex, Source
 from shared.pagination import Page
-from shared.pii import InvalidCitizenId, validate_citizen_id
+from shared.pii import InvalidCitizenId, InvalidPhone, validate_citizen_id, validate_thai_phone
 from shared.text import Text
 
 
@@ -25,6 +25,16 @@ CitizenId = Annotated[
     StringConstraints(min_length=1, max_length=20),
     AfterValidator(_citizen_id),
 ]
+
+
+def _phone(value: str) -> str:
+    try:
+        return validate_thai_phone(value)
+    except InvalidPhone as exc:
+        raise ValueError(str(exc)) from exc
+
+
+Phone = Annotated[str, StringConstraints(min_length=1, max_length=20), AfterValidator(_phone)]
 Name = Annotated[Text, StringConstraints(max_length=120)]
 SubdistrictCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 HouseNo = Annotated[Text, StringConstraints(max_length=40)]
@@ -57,6 +67,9 @@ class MemberIn(BaseModel):
     birth_date: date
     relation: Relation
     disability: bool = False
+    phone: Phone | None = Field(None, description="a contact phone: a Thai mobile (10 digits) or fixed-line (9 digits) "
+                                                  "number, +66 allowed; stored as its national digits, masked like "
+                                                  "citizen IDs in reads, never in events", examples=["081-234-5678"])
 
     @field_validator("birth_date")
     @classmethod
@@ -122,6 +135,15 @@ class HouseholdPatch(BaseModel):
     welfare_card: bool | None = None
 
 
+class MemberPatch(BaseModel):
+    """A member's fields that change in place (JSON merge patch): the contact phone, or null to remove it."""
+
+    model_config = _STRICT
+
+    phone: Phone | None = Field(description="a Thai mobile or fixed-line number, +66 allowed; null removes it",
+                                examples=["081-234-5678"])
+
+
 class MemberRemove(BaseModel):
     model_config = _STRICT
 
@@ -173,6 +195,8 @@ class MemberOut(BaseModel):
     birth_date: date
     relation: Relation
     disability: bool
+    phone: str | None = Field(None, description="the contact phone (081-234-5678), masked (xxx-xxx-5678) unless the "
+                                                "caller has scope pii:read; null when none is recorded")
 
 
 class AddressOut(BaseModel):

@@ -102,7 +102,7 @@ def _member(row_no: int, row: dict[str, str]) -> tuple[MemberIn | None, list[Row
         return MemberIn.model_validate({
             "citizen_id": row["citizen_id"].strip(), "title": row["title"], "first_name": row["first_name"],
             "last_name": row["last_name"], "sex": row["sex"].strip(), "birth_date": row["birth_date"].strip(),
-            "relation": row["relation"].strip(), "disability": disability,
+            "relation": row["relation"].strip(), "disability": disability, "phone": row["phone"].strip() or None,
         }), []
     except ValidationError as exc:
         return None, _errors(row_no, exc)

@@ -1,13 +1,13 @@
 """Event subscriptions (signed webhooks out) and their deliveries.
 
 Revision ID: registry_0009
-Revises: registry_0006
+Revises: registry_0007
 """
 
 from shared.webhooks.migrations import create_webhook_tables_v1, drop_webhook_tables_v1
 
 revision = "registry_0009"
-down_revision = "registry_0006"
+down_revision = "registry_0007"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@ from services.reporting.reports.areas import AREA_COLUMNS
 from services.reporting.reports.table import Column, count_column
 
 SECTORS = ("government", "private", "academic", "religious", "media", "civil_society", "people")
-UNDER_WAY = ("open", "in_progress")  # a referral's statuses before it is done or cancelled
+UNDER_WAY = ("open", "in_progress")  # a referral's statuses before it is done, cancelled or declined
 
 VISITS = (count_column("visits", "visits recorded in the fiscal year (by visit date)", "จำนวนครั้งที่เยี่ยมบ้าน"),
           count_column("households_visited", "distinct households visited in the fiscal year",
@@ -16,8 +16,8 @@ REFERRALS = (
     count_column("referrals_open", "referrals made in the fiscal year still open or in progress",
                  "ส่งต่อ: ยังดำเนินการ"),
     count_column("referrals_overdue", "of them, past their due date today", "ส่งต่อ: เกินกำหนด"),
-    count_column("referrals_done", "referrals made in the fiscal year that are done (cancelled ones count in "
-                                   "none of these columns)", "ส่งต่อ: เสร็จสิ้น"),
+    count_column("referrals_done", "referrals made in the fiscal year that are done (cancelled ones, and those "
+                                   "the partner declined, count in none of these columns)", "ส่งต่อ: เสร็จสิ้น"),
 )
 FIELD_WORK_COLUMNS = (*AREA_COLUMNS, *VISITS, *REFERRALS)
 TEAM_COLUMNS = (
