@@ -178,7 +178,7 @@ async def checker_finds_nothing_then_what_was_broken(system: System) -> None:
 
     found = await findings(system.data_dir / "reporting.db")
     assert [f"{f.check}: {f.summary} {f.examples}" for f in found.values() if not f.ok] == []
-    assert len(found) == 3 * 4 + 4 + 2  # delivery, origin, dead letters, order × 3 consumers; reporting; money
+    assert len(found) == 4 * 4 + 4 + 2  # delivery, origin, dead letters, order × 4 consumers; reporting; money
     assert "identical" in found["reporting = assistance: payments, amounts, reversals"].summary
 
     broken = system.data_dir / "reporting-broken.db"
