@@ -12,11 +12,17 @@ from services.assistance.models import inbox, metadata, outbox, webhook
 from services.assistance.partners import staff_or_partner
 from services.assistance.projection import handlers
 from services.assistance.referrals.routes import router as referrals
-from services.assistance.security import READ, security
+from services.assistance.security import DISBURSEMENTS_READ, READ, security
 from services.assistance.settings import AssistanceSettings
 from shared.app import ServiceSpec, create_service_app
 from shared.auth import Principal
-from shared.events.assistance import ASSISTANCE_EVENTS
+from shared.events.assistance import (
+    ASSISTANCE_EVENTS,
+    CENTRE_SUBSIDY_RECORDED,
+    CENTRE_SUBSIDY_REVERSED,
+    DISBURSEMENT_RECORDED,
+    DISBURSEMENT_REVERSED,
+)
 from shared.pii import CitizenIdProtector
 from shared.webhooks.routes import Webhooks
 
@@ -40,7 +46,10 @@ SPEC = ServiceSpec(
     catalogue=ASSISTANCE_EVENTS,
     security=security,
     handlers=handlers,
-    webhooks=Webhooks("assistance", webhook, ASSISTANCE_EVENTS, partner_of),
+    # The ministry's reader (every area, no staff scope) hears of the payments it pushed: recorded and reversed.
+    webhooks=Webhooks("assistance", webhook, ASSISTANCE_EVENTS, partner_of, reader_types={DISBURSEMENTS_READ: frozenset(
+        t.name for t in (DISBURSEMENT_RECORDED, DISBURSEMENT_REVERSED, CENTRE_SUBSIDY_RECORDED,
+                         CENTRE_SUBSIDY_REVERSED))}),
     routers=(budgets.router, disbursements, centres, logbook.router, partners.router, referrals, timeline.router),
 )
 

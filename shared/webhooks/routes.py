@@ -47,10 +47,17 @@ class Webhooks:
     tables: WebhookTables
     catalogue: Catalogue
     partner_of: PartnerOf | None = None
+    # A client that `partner_of` refuses (403) but holds one of these scopes may still subscribe, to the event
+    # types listed for that scope only (the ministry's disbursements reader: the payments' events).
+    reader_types: dict[str, frozenset[str]] = field(default_factory=dict)
     owned: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.owned = sorted(t.name for t in self.catalogue.types.values() if t.producer == self.service)
+
+    def types_for_reader(self, principal: Principal) -> set[str]:
+        """The event types a client may subscribe to by its `reader_types` scopes (empty: none)."""
+        return {t for scope, types in self.reader_types.items() if principal.has_scope(scope) for t in types}
 
     def partner_types(self) -> set[str]:
         return {t.name for t in self.catalogue.types.values()
@@ -153,8 +160,7 @@ def check_areas(principal: Principal, wanted: list[str]) -> list[str]:
     return sorted(set(wanted))
 
 
-def check_types(hooks: Webhooks, wanted: list[str], partner_id: str | None) -> list[str]:
-    allowed = hooks.partner_types() if partner_id is not None else set(hooks.owned)
+def check_types(hooks: Webhooks, wanted: list[str], allowed: set[str]) -> list[str]:
     unknown = [t for t in wanted if t not in allowed]
     if unknown:
         raise Unprocessable(
@@ -199,8 +205,16 @@ def subscription_router(hooks: Webhooks, security: ServiceSecurity) -> APIRouter
                             422: {"description": "Unknown event type, or a URL that may not receive webhooks"}})
     async def subscribe(principal: Annotated[Principal, can_subscribe], request: Request, body: SubscriptionIn,
                         session: SessionDep) -> JSONResponse:
-        partner_id = await hooks.partner_of(session, principal) if hooks.partner_of is not None else None
-        event_types = check_types(hooks, body.event_types, partner_id)
+        partner_id, allowed = None, set(hooks.owned)
+        try:
+            partner_id = await hooks.partner_of(session, principal) if hooks.partner_of is not None else None
+            if partner_id is not None:
+                allowed = hooks.partner_types()
+        except Forbidden:
+            allowed = hooks.types_for_reader(principal)
+            if not allowed:
+                raise
+        event_types = check_types(hooks, body.event_types, allowed)
         area_codes = check_areas(principal, body.areas)
         await check_url(request, body.url)
         secret = new_secret()

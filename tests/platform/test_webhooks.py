@@ -250,6 +250,25 @@ async def test_subscribing_is_bounded_by_scope_areas_and_types(assistance: Assis
     assert deleted.status_code == 204
 
 
+async def test_the_ministry_subscribes_to_the_payments_events_only(assistance: Assistance) -> None:
+    """The ministry's reader (`assistance:disbursements:read`, every area, no staff scope) may subscribe to the
+    payments' events — so a reversal reaches it without polling — and to nothing else."""
+    ministry = assistance.as_("events:subscribe", "assistance:disbursements:read", client_id="msdhs-ministry")
+    body = {"url": "http://127.0.0.1:9/hook", "areas": ["*"]}
+    payments = ["centre_subsidy.recorded", "centre_subsidy.reversed", "disbursement.recorded",
+                "disbursement.reversed"]
+    created = await assistance.client.post("/v1/subscriptions", json=body | {"event_types": payments},
+                                           headers=ministry)
+    assert created.status_code == 201, created.text
+    assert (created.json()["event_types"], created.json()["partner_id"]) == (payments, None)
+    refused = problem(await assistance.client.post("/v1/subscriptions", json=body | {
+        "event_types": ["disbursement.reversed", "referral.created"]}, headers=ministry), 422)
+    assert [e["message"] for e in refused["errors"]] == ["unknown event type referral.created"]
+    # Without the reader's scope (nor staff's, nor a partner's) it is still 403.
+    assert problem(await assistance.client.post("/v1/subscriptions", json=body | {"event_types": payments},
+                                                headers=assistance.as_("events:subscribe")), 403)
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1/hook", "https://127.0.0.1/hook", "https://169.254.169.254/x",
                                  "https://10.0.0.1/hook", "https://[::1]/hook", "https://localhost/hook",
                                  "https://192.168.1.1/hook", "https://100.64.0.1/hook", "https://224.0.0.1/hook",
