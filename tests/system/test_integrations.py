@@ -31,6 +31,7 @@ from standardwebhooks import Webhook
 
 from ops.launcher import System
 from services.assistance.settings import DEV_WEBHOOK_SECRET
+from shared import clock
 from shared.settings import DEV_CLIENT_SECRET
 from shared.webhooks import signed_headers
 from tests.kit.apps import serving
@@ -183,7 +184,7 @@ async def _loop(system: System) -> None:
         await subscribe(partner, partner_hook, ["referral.created"], ["40"])
 
         # -- staff refer the household to the partner → the partner's receiver gets the signed event
-        due_on = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
+        due_on = (clock.today() + timedelta(days=30)).isoformat()
         referral_body = {"dimension": "health", "action": "ตรวจสุขภาพและให้คำแนะนำ", "partner_id": hospital["id"],
                          "due_on": due_on}
         referral = await staff.ok("POST", "assistance", f"/v1/households/{household_id}/referrals", 201,
@@ -215,7 +216,7 @@ async def _loop(system: System) -> None:
         # -- the partner moves it on, records help (Idempotency-Key, retried once), finishes it
         step = f"/v1/referrals/{referral['id']}"
         await partner.ok("PATCH", "assistance", step, json={"status": "in_progress", "note": "นัดตรวจ"})
-        help_body = {"kind": "health", "value": "1500.00", "given_on": datetime.now(UTC).date().isoformat(),
+        help_body = {"kind": "health", "value": "1500.00", "given_on": clock.today().isoformat(),
                      "notes": "ตรวจสุขภาพและรับยา"}
         key = {"Idempotency-Key": f"help-{referral['id']}"}
         helped = await partner.ok("POST", "assistance", f"{step}/help", 201, json=help_body, headers=key)
