@@ -83,14 +83,22 @@ def terminate(processes: Mapping[str, subprocess.Popen[bytes]], timeout_s: float
 
 class System:
     """A local broker and the four services, each its own process; SQLite files in `data_dir` unless
-    `database_urls` names a database for a service."""
+    `database_urls` names a database for a service.
+
+    With `replicas` > 1 each service runs as that many processes (instances `registry-1`, `registry-2`, …,
+    which must share a PostgreSQL database) behind a load balancer (`ops.balancer`, one process per service)
+    on the service's port: `url(name)` is the balancer, `instance_url(instance)` one replica."""
 
     def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, cpus: str | None = None,
-                 database_urls: dict[str, str] | None = None) -> None:
+                 database_urls: dict[str, str] | None = None, replicas: int = 1) -> None:
         self.data_dir = data_dir
         self.ports = {name: free_port() for name in SERVICES}
+        self.replicas = replicas
+        self.instance_ports = ({name: self.ports[name] for name in SERVICES} if replicas == 1 else
+                               {f"{name}-{i}": free_port() for name in SERVICES for i in range(1, replicas + 1)})
         self.broker = LocalBroker(port=free_port(), log_path=data_dir / "broker.log")
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.balancers: dict[str, subprocess.Popen[bytes]] = {}
         self.cpus = cpus  # taskset CPU list for the services, e.g. "0"
         self.env = dict(os.environ if env is None else env, KAENKHUN_DATA_DIR=str(data_dir))
         for name in ("KAFKA_BOOTSTRAP_SERVERS", "KAENKHUN_KAFKA_BOOTSTRAP_SERVERS"):
@@ -102,6 +110,8 @@ class System:
             self.env[f"KAENKHUN_{name.upper()}_DATABASE_URL"] = url
         self.database_urls = {name: (database_urls or {}).get(name, f"sqlite+aiosqlite:///{data_dir / name}.db")
                               for name in SERVICES}
+        if replicas > 1 and any(url.startswith("sqlite") for url in self.database_urls.values()):
+            raise ValueError("replicas share their service's database: give every service a PostgreSQL URL")
 
     @property
     def kafka(self) -> KafkaSettings:
@@ -109,7 +119,15 @@ class System:
         return KafkaSettings(bootstrap_servers=self.broker.bootstrap_servers)
 
     def url(self, name: str) -> str:
+        """Where clients reach a service (its load balancer when it has several replicas)."""
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def instances(self, name: str | None = None) -> list[str]:
+        """The processes of a service (of every service if None): `registry`, or `registry-1`, `registry-2` …"""
+        return [i for i in self.instance_ports if name is None or i == name or i.rsplit("-", 1)[0] == name]
+
+    def instance_url(self, instance: str) -> str:
+        return f"http://127.0.0.1:{self.instance_ports[instance]}"
 
     def loader(self, scenario: demo.Scenario | None = None, *, say: demo.Say = lambda _: None,
                timeout_s: float = 600.0) -> demo.Loader:
@@ -122,28 +140,50 @@ class System:
         self.broker.start()
         self.env["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
         prepare(self.env, SERVICES)
-        for name in SERVICES:
-            self.processes[name] = spawn(name, self.env, self.log(name), self.cpus)
-        self._wait(SERVICES, timeout_s)
+        for instance in self.instances():
+            self.processes[instance] = self._spawn(instance)
+        if self.replicas > 1:
+            for name in SERVICES:
+                backends = [f"--backend=127.0.0.1:{self.instance_ports[i]}" for i in self.instances(name)]
+                with open(self.data_dir / f"balancer-{name}.log", "ab") as log:
+                    self.balancers[name] = subprocess.Popen(
+                        [sys.executable, "-m", "ops.balancer", f"--listen=127.0.0.1:{self.ports[name]}", *backends],
+                        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait(self.instances(), timeout_s)
+        if self.replicas > 1:
+            wait_ready(self.balancers, {n: self.url(n) for n in SERVICES},
+                       {n: self.data_dir / f"balancer-{n}.log" for n in SERVICES}, timeout_s)
         return self
+
+    def _spawn(self, instance: str) -> subprocess.Popen[bytes]:
+        name = instance.rsplit("-", 1)[0] if instance not in SERVICES else instance
+        env = dict(self.env, **{f"KAENKHUN_{name.upper()}_PORT": str(self.instance_ports[instance])})
+        return spawn(name, env, self.log(instance), self.cpus)
 
     def log(self, name: str) -> Path:
         return self.data_dir / f"{name}.log"
 
-    def _wait(self, names: Sequence[str], timeout_s: float) -> None:
-        wait_ready({n: self.processes[n] for n in names}, {n: self.url(n) for n in names},
-                   {n: self.log(n) for n in names}, timeout_s)
+    def _wait(self, instances: Sequence[str], timeout_s: float) -> None:
+        wait_ready({n: self.processes[n] for n in instances}, {n: self.instance_url(n) for n in instances},
+                   {n: self.log(n) for n in instances}, timeout_s)
 
-    def start(self, name: str, timeout_s: float = 90.0) -> None:
-        """Start one service (again) and wait until its /readyz answers 200."""
-        self.processes[name] = spawn(name, self.env, self.log(name), self.cpus)
-        self._wait([name], timeout_s)
+    def start(self, instance: str, timeout_s: float = 90.0) -> None:
+        """Start one service (or replica) again and wait until its /readyz answers 200."""
+        self.processes[instance] = self._spawn(instance)
+        self._wait([instance], timeout_s)
 
-    def kill(self, name: str) -> None:
+    def kill(self, instance: str) -> None:
         """SIGKILL: no shutdown, no flush, no commit, as a crash or the OOM killer would."""
-        process = self.processes[name]
+        process = self.processes[instance]
         process.send_signal(signal.SIGKILL)
         process.wait()
+
+    def freeze(self, instance: str) -> None:
+        """SIGSTOP: the process holds its connections and answers nothing, as a hung node or a long GC pause."""
+        self.processes[instance].send_signal(signal.SIGSTOP)
+
+    def thaw(self, instance: str) -> None:
+        self.processes[instance].send_signal(signal.SIGCONT)
 
     def peak_memory_mib(self) -> dict[str, float]:
         """Each running service's peak resident set (VmHWM), in MiB."""
@@ -156,6 +196,10 @@ class System:
         return peaks
 
     def stop(self) -> None:
+        for process in self.processes.values():  # a frozen replica would not hear SIGTERM
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+        terminate(self.balancers)
         terminate(self.processes)
         self.broker.stop()
 
