@@ -130,8 +130,6 @@ def test_every_file_is_used_by_a_kustomization_and_every_reference_exists() -> N
             "only the development overlay may generate a Secret (with public development values)")
     stray = [p.relative_to(REPO) for p in _yaml_files() if not _is_kustomization(p) and p.resolve() not in used]
     assert not stray, f"files no kustomization uses: {stray}"
-    for overlay in OVERLAYS:
-        assert (KUBERNETES / "overlays" / overlay / "kustomization.yaml").resolve() not in used
 
 
 # -- the overlays as kubectl renders them --------------------------------------------------------------------------
@@ -186,9 +184,10 @@ def _dockerfile(pattern: str) -> str:
 
 
 def _bytes(quantity: str) -> int:
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
-    number, unit = re.fullmatch(r"(\d+)([KMG]i)?", quantity).groups()  # type: ignore[union-attr]
-    return int(number) * units.get(unit or "", 1)
+    parsed = re.fullmatch(r"(\d+)([KMG]i)?", quantity)
+    assert parsed, quantity
+    number, unit = parsed.groups()
+    return int(number) * {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}.get(unit or "", 1)
 
 
 def _cpu(quantity: str) -> float:
