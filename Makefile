@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting bench-webhooks load venv lint asyncapi clean
+.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting bench-webhooks load venv lint asyncapi checkov clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,21 @@ bench-webhooks: $(STAMP)
 
 load: $(STAMP)
 	$(BIN)/python -u -m bench.load $(LOAD_ARGS)
+
+# checkov (the policy checker tests/test_kubernetes.py runs on deploy/kubernetes) in a virtualenv of its own: it
+# pins packages (packaging, among ~80) that the project's would otherwise have to follow. Pinned, so that a new
+# release's new checks do not fail a build that did not change.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := build/tools/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov==$(CHECKOV_VERSION)'
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
 
 asyncapi: $(STAMP)
 	$(BIN)/kaenkhun asyncapi --output docs/asyncapi.json

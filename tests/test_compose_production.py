@@ -4,54 +4,16 @@ accepted, and the app is built; without one of those secrets the service refuses
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import secrets
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services import SERVICES, load
 from shared.settings import Environment
 from tests.kit.compose import container_environment
-
-
-def _key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def production_secrets() -> dict[str, str]:
-    """What an operator puts in `.env` for production (the comment at the top of docker-compose.yml)."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return {
-        "KAENKHUN_ENV": "production",
-        "KAENKHUN_AUTH_PRIVATE_KEY_PEM": private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
-        "KAENKHUN_AUTH_PUBLIC_KEY_PEM": private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
-        "KAENKHUN_AUTH_ISSUER": "https://kaenkhun.example.go.th",
-        "KAENKHUN_AUTH_CLIENTS": json.dumps({"khon-kaen-staff": {"secret": secrets.token_urlsafe(24),
-                                                                 "scopes": ["*"], "areas": ["40"]}}),
-        "KAENKHUN_PII_ENCRYPTION_KEYS": json.dumps({"k1": _key()}),
-        "KAENKHUN_PII_ACTIVE_KEY_ID": "k1",
-        "KAENKHUN_PII_HASH_KEY": _key(),
-        "KAENKHUN_ASSISTANCE_MINISTRY_WEBHOOK_SECRETS": json.dumps(["whsec_" + _key()]),
-        "KAENKHUN_REPORTING_PUBLIC_AREAS": '["40"]',
-        "KAENKHUN_BI_PASSWORD": secrets.token_urlsafe(16),
-        "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
-    }
-
-
-def _only(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
-    """The process environment is the container's: no setting of this machine's leaks into the check."""
-    for name in list(os.environ):
-        if name.startswith(("KAENKHUN_", "KAFKA_", "POSTGRES_")):
-            monkeypatch.delenv(name)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+from tests.kit.production import only_environment, production_secrets
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -60,7 +22,7 @@ def test_each_service_starts_in_production_from_the_compose_environment(
 ) -> None:
     shell = production_secrets()
     environment = container_environment(raw_compose, name, shell)
-    _only(monkeypatch, environment)
+    only_environment(monkeypatch, environment)
     service = load(name)
     settings = service.settings()
     assert settings.env is Environment.production
@@ -90,7 +52,7 @@ def test_a_missing_production_secret_is_refused_by_name(
     del shell[missing]
     if missing == "KAENKHUN_AUTH_PUBLIC_KEY_PEM":
         del shell["KAENKHUN_AUTH_PRIVATE_KEY_PEM"]  # both fall back to the development pair
-    _only(monkeypatch, container_environment(raw_compose, service, shell))
+    only_environment(monkeypatch, container_environment(raw_compose, service, shell))
     loaded = load(service)
     with pytest.raises(RuntimeError, match="KAENKHUN_ENV=production refuses") as refused:
         loaded.create_app(loaded.settings())
@@ -101,7 +63,7 @@ def test_public_areas_default_to_none_in_production(raw_compose: dict[str, Any],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     shell = production_secrets()
     del shell["KAENKHUN_REPORTING_PUBLIC_AREAS"]
-    _only(monkeypatch, container_environment(raw_compose, "reporting", shell))
+    only_environment(monkeypatch, container_environment(raw_compose, "reporting", shell))
     settings = load("reporting").settings()
     assert "KAENKHUN_REPORTING_PUBLIC_AREAS" not in os.environ
     assert settings.public() == []

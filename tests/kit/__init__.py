@@ -11,6 +11,8 @@
 - observability.py: a tiny app with shared.observability installed, and a client on it.
 - bus.py: a tiny producer service and consumer service built only from shared/bus, for the bus tests.
 - compose.py: docker-compose.yml as the Compose and Dockerfile tests read it (paths, interpolation).
+- production.py: the keys and secrets an operator supplies for production, and a process environment of only
+  a container's variables (the Compose and Kubernetes production tests).
 - fixtures/: the fixtures every test may use: brokers, databases, the four services' apps, the auth tests' app,
   the Compose file.
 
