@@ -37,6 +37,7 @@ import contextlib
 import csv
 import io
 import os
+import secrets
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator, Sequence
@@ -55,7 +56,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from shared.auth import Principal
 from shared.clock import utcnow
 from shared.db import read_only, rowcount, transaction
-from shared.ids import new_id
 from shared.imports.parsing import RowError
 from shared.imports.settings import ImportSettings
 
@@ -197,8 +197,9 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
         self.engine = maker.kw["bind"]
         self.postgres = self.engine.dialect.name == "postgresql"
         # Who this replica is, as a job's owner: unique even for two apps in one process (tests).
-        self.owner = f"{socket.gethostname()}/{os.getpid()}/{new_id()[:8]}"[-200:]
+        self.owner = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"[-200:]
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._held: set[str] = set()  # jobs claimed here whose task has not ended: their leases are renewed
         self._loops: list[asyncio.Task[None]] = []
 
     # -- what a service provides ---------------------------------------------------------------------------
@@ -244,11 +245,12 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
         self._start(job_id, claim_and_run())
 
     async def claim(self, job_id: str | None = None) -> list[str]:
-        """Take the jobs no live replica runs (queued, or running under a lease that ran out), or only `job_id`
-        if given; returns their ids."""
+        """Take the jobs no live replica runs (queued, or running under a lease that ran out, or this replica's
+        but not running here), or only `job_id` if given; returns their ids."""
         t = self.job_model
         claimable = and_(t.status.in_(["queued", "running"]),
-                         or_(t.owner.is_(None), t.lease_until.is_(None), t.lease_until < self.clock()))
+                         or_(t.owner.is_(None), t.lease_until.is_(None), t.lease_until < self.clock(),
+                             t.owner == self.owner))
         query = select(t.id).where(claimable).order_by(t.created_at).with_for_update(skip_locked=True)
         if job_id is not None:
             query = query.where(t.id == job_id)
@@ -263,8 +265,9 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
                 update(t).where(t.id.in_(ids), claimable).values(
                     owner=self.owner, status="running", lease_until=self.clock(self.settings.import_lease_s),
                     heartbeat_at=self.clock(), started_at=func.coalesce(t.started_at, self.clock()),
-                    resumed=t.resumed + case((t.started_at.is_(None), 0), else_=1))
+                    resumed=t.resumed + case((or_(t.started_at.is_(None), t.owner == self.owner), 0), else_=1))
                 .returning(t.id, t.resumed))).all())
+        self._held.update(job for job, _ in taken)
         for job, resumed in taken:
             if resumed:
                 log.info("import taken over", import_id=job, owner=self.owner, resumed=resumed)
@@ -276,7 +279,11 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
             return
         task = asyncio.create_task(work, name=f"import-{job_id}")
         self._tasks[job_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+        task.add_done_callback(lambda _t: self._ended(job_id))
+
+    def _ended(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        self._held.discard(job_id)
 
     async def wait(self, job_id: str) -> None:
         task = self._tasks.get(job_id)
@@ -285,7 +292,7 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
 
     async def heartbeat(self) -> None:
         """Renew the leases of the jobs this replica runs; stop those another replica has taken meanwhile."""
-        running = list(self._tasks)
+        running = list(self._held)
         if not running:
             return
         t = self.job_model
@@ -325,9 +332,9 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
     async def stop(self) -> None:
         """Stop the jobs and let them go at once (their lease ends now): another replica takes them at its next
         look instead of after the lease."""
+        running = list(self._held)
         for task in [*self._loops, *self._tasks.values()]:
             task.cancel()
-        running = list(self._tasks)
         for task in [*self._loops, *self._tasks.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -489,7 +496,7 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
         found = (await session.execute(
             update(t).where(t.id == job.id, t.owner == self.owner)
             .values({getattr(t, name): getattr(t, name) + n for name, n in delta.values().items() if n}
-                    | {t.lease_until: self.clock(self.settings.import_lease_s)})
+                    or {t.owner: t.owner})
             .returning(t.checkpoint_row, t.checkpoint_ahead))).first()
         if found is None:
             raise TakenOver(job.id)
