@@ -399,10 +399,11 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
                 writers.release()
 
         # Prepare the next chunk in a thread while this one is written: the database (its own
-        # process on PostgreSQL) works while we parse.
+        # process on PostgreSQL) works while we parse. Awaited shielded: a job stopped (cancelled) while the
+        # thread reads must not let go of the thread's task, whose end `finally` waits for before closing.
         parsing = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
         try:
-            while (chunk := await parsing) is not None:
+            while (chunk := await asyncio.shield(parsing)) is not None:
                 parsing = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
                 await writers.acquire()
                 for finished in [w for w in writing if w.done()]:

@@ -239,3 +239,34 @@ async def test_a_replica_killed_mid_import_leaves_the_job_to_the_other(databases
         for replica in replicas:
             replica.stop()
         await engine.dispose()
+
+
+async def test_a_replica_that_stops_lets_its_job_go_at_once(registry: Registry) -> None:
+    app, settings = registry.app, registry.app.state.settings
+    content, bad = households_file(30, bad_every=4, seed=13)
+    replica = {"maker": app.state.sessionmaker, "protector": app.state.protector,
+               "settings": ImportSettings(import_lease_s=3600, import_heartbeat_s=60), "chunk": 5,
+               "max_errors": 10_000}
+    reading = asyncio.Event()
+
+    async def say_so() -> None:
+        reading.set()
+
+    a = Stalling(**replica, at=3, meanwhile=say_so)
+    upload = UploadFile(io.BytesIO(content), filename="households.csv")
+    async with transaction(app.state.sessionmaker) as session:
+        job_id = await accept_upload(session, jobs=a, file=upload, max_bytes=settings.import_max_bytes,
+                                     principal=Principal("test-client", areas={"*"}))
+    await reading.wait()
+    await a.stop()  # as on SIGTERM: its lease of an hour ends now, not in an hour
+
+    body = (await registry.client.get(f"/v1/imports/{job_id}", headers=registry.admin)).json()
+    assert (body["status"], body["owner"]) == ("running", a.owner) and body["orphaned_since"] is not None, body
+    b = Importer(**replica)
+    assert await b.claim() == [job_id]
+    await b.run(job_id)
+    body = (await registry.client.get(f"/v1/imports/{job_id}", headers=registry.admin)).json()
+    assert (body["status"], body["owner"], body["resumed"]) == ("done", b.owner, 1)
+    assert (body["rows"], body["households_created"], body["rows_rejected"]) == (30, 30 - len(bad), len(bad)), body
+    assert sorted(e["row"] for e in body["errors"]) == bad
+    assert await count(registry, Household) == 30 - len(bad)
