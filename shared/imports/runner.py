@@ -8,6 +8,8 @@ queued, or running under a lease that ran out, passes (on PostgreSQL after `FOR 
 do not even wait for each other). The replica that received the upload claims it at once; every replica also
 looks every `import_poll_s` (and at start-up) for jobs to take, and renews its own jobs' leases every
 `import_heartbeat_s`. A replica that dies mid-import stops renewing: after the lease another one takes the job over.
+A job that loses the database mid-way (a connection refused or cut) is not failed: it stops, and is taken again
+(by this replica at its next look, or by another after the lease) from its checkpoint.
 
 Running a job: a thread reads the stored file as a stream (`StoredUpload`: its pieces are fetched on the event
 loop and handed to the thread) and reads it into units (a household, a row), `chunk` at a time, prepared (pure
