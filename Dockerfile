@@ -30,7 +30,7 @@ ENV PATH="/opt/venv/bin:${PATH}" \
 RUN groupadd --system --gid 10001 kaenkhun \
  && useradd --system --uid 10001 --gid kaenkhun --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin kaenkhun \
- && mkdir -p /app/var/imports \
+ && mkdir -p /app/var \
  && chown -R kaenkhun:kaenkhun /app
 
 COPY --from=build /opt/venv /opt/venv

@@ -13,9 +13,8 @@ runs the job in the background and keeps the rejected rows with their column and
 from __future__ import annotations
 
 import contextlib
-import itertools
 import re
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import IO, Any
@@ -28,7 +27,15 @@ from sqlmodel import col, select
 
 from services.assessment.assessments.schemas import AssessmentIn
 from services.assessment.assessments.service import Stored, check, events, is_repeat, new_revision
-from services.assessment.models import Assessment, ImportJob, ImportRowError, KnownHousehold, metadata, outbox
+from services.assessment.models import (
+    Assessment,
+    ImportChunk,
+    ImportJob,
+    ImportRowError,
+    KnownHousehold,
+    metadata,
+    outbox,
+)
 from services.assessment.security import can_write
 from services.assessment.sets.service import Sets
 from shared import imports
@@ -53,6 +60,15 @@ class ImportOut(imports.ImportOut):
 
 
 # -- rules --
+
+
+@dataclass
+class Line:
+    """One row of the file as read: its cells, or why they cannot be read."""
+
+    row: int
+    cells: dict[str, str] | RowError
+    rows: int = 1
 
 
 @dataclass
@@ -81,23 +97,19 @@ def _column(location: str) -> str | None:
     return parts[0] if parts and parts[0] in FIXED_COLUMNS else None
 
 
-class AssessmentImporter(imports.ImportJobs[Row, Counts]):
+class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
     """The assessment service's import jobs."""
 
-    job_model, error_model, counts_type = ImportJob, ImportRowError, Counts
+    job_model, error_model, chunk_model, counts_type = ImportJob, ImportRowError, ImportChunk, Counts
     analyze = ("assessment",)
 
-    def __init__(self, maker: Any, sets: Sets, directory: Any, *, chunk: int, max_errors: int) -> None:
-        super().__init__(maker, directory, chunk=chunk, max_errors=max_errors)
+    def __init__(self, maker: Any, sets: Sets, settings: imports.ImportSettings, *, chunk: int,
+                 max_errors: int) -> None:
+        super().__init__(maker, settings, chunk=chunk, max_errors=max_errors)
         self.sets = sets
 
     def check_ready(self) -> None:
         self.sets.all()  # 503 until the indicator sets are loaded: the file's columns need them
-
-    async def resume(self) -> None:
-        if not self.sets.loaded:  # retried by `resume_when_migrated`
-            raise RuntimeError("the indicator sets are not loaded yet")
-        await super().resume()
 
     # -- reading (in a thread) -------------------------------------------------------------------------------
 
@@ -149,18 +161,13 @@ class AssessmentImporter(imports.ImportJobs[Row, Counts]):
             errors.insert(0, RowError(row_no, "household_id", "not a household id of the registry"))
         return Row(row_no, household_id, None if errors else body, errors)
 
-    def prepare(self, stream: IO[bytes], importer: Principal, header_errors: list[RowError]
-                ) -> Generator[list[Row], None, None]:
+    def units(self, stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Line]:
+        return (Line(row_no, cells) for row_no, cells in csv_rows(stream, header_errors, self._check_header))
+
+    def prepare(self, units: list[Line], importer: Principal) -> list[Row]:
         codes, _ = self._known_columns()
-
-        def parsed() -> Iterator[Row]:
-            for row_no, row in csv_rows(stream, header_errors, self._check_header):
-                yield (Row(row_no, "", None, [row]) if isinstance(row, RowError)
-                       else self._parse(row_no, row, codes))
-
-        rows = parsed()
-        while chunk := list(itertools.islice(rows, self.chunk)):
-            yield chunk
+        return [Row(line.row, "", None, [line.cells]) if isinstance(line.cells, RowError)
+                else self._parse(line.row, line.cells, codes) for line in units]
 
     # -- writing ---------------------------------------------------------------------------------------------
 
@@ -230,10 +237,9 @@ class AssessmentImporter(imports.ImportJobs[Row, Counts]):
 
 @contextlib.asynccontextmanager
 async def importer_extension(app: FastAPI) -> AsyncIterator[None]:
-    """The assessment service's background importer: resumes unfinished jobs at start, stops with the app."""
+    """The assessment service's background importer: runs the jobs this replica claims, stops with the app."""
     settings = app.state.settings
-    jobs = AssessmentImporter(app.state.sessionmaker, app.state.sets,
-                              settings.data_dir / "imports" / settings.service_name,
+    jobs = AssessmentImporter(app.state.sessionmaker, app.state.sets, settings,
                               chunk=settings.import_chunk_rows, max_errors=settings.import_max_errors)
     async with imports.running_jobs(app, jobs):
         yield

@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.bus import Outbox, inbox_table, outbox_table
 from shared.db import new_metadata, timestamp_column
-from shared.imports import ImportJobColumns, ImportRowErrorColumns
+from shared.imports import ImportChunkColumns, ImportJobColumns, ImportRowErrorColumns
 from shared.webhooks.models import webhook_tables
 
 metadata = new_metadata()
@@ -114,3 +114,7 @@ class ImportJob(ImportJobColumns, Base, table=True):
 
 class ImportRowError(ImportRowErrorColumns, Base, table=True):
     __tablename__ = "import_row_error"
+
+
+class ImportChunk(ImportChunkColumns, Base, table=True):
+    __tablename__ = "import_chunk"

@@ -7,17 +7,19 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.app import service_settings
+from shared.imports import ImportSettings
 from shared.pii import PiiSettings
 from shared.settings import ServiceSettings
 
 
-class RegistrySettings(ServiceSettings):
+class RegistrySettings(ServiceSettings, ImportSettings):
     service_name: ClassVar[str] = "registry"
     default_port: ClassVar[int] = 8001
     model_config = SettingsConfigDict(env_prefix="KAENKHUN_REGISTRY_", extra="ignore")
 
     pii: PiiSettings = Field(default_factory=PiiSettings)
-    # Bulk import: households per transaction, and at most this many row errors kept per import.
+    # Bulk import: households per transaction, and at most this many row errors kept per import (the lease
+    # and the stored upload's pieces: `ImportSettings`).
     import_chunk_households: int = 500
     import_max_errors: int = 10_000
     import_max_bytes: int = 512 * 1024 * 1024

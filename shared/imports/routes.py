@@ -13,7 +13,7 @@ import pydantic
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.app import ReadSessionDep, SessionDep
@@ -23,7 +23,7 @@ from shared.db import as_utc
 from shared.errors import BadRequest, NotFound, PayloadTooLarge
 from shared.ids import new_id
 from shared.imports.parsing import RowError
-from shared.imports.runner import ImportJobs
+from shared.imports.runner import ImportJobs, database_now
 from shared.pagination import CURSOR_DESCRIPTION, PageRequest, fetch_page
 
 # -- schemas --
@@ -53,6 +53,18 @@ class ImportOut(BaseModel):
     errors_total: int = pydantic.Field(description="row errors kept (at most the service's import_max_errors)")
     errors_next_cursor: str | None = pydantic.Field(
         description="pass as `errors_cursor` for the next page of errors; null on the last page")
+    owner: str | None = pydantic.Field(
+        default=None, description="the replica (host/process/instance) that runs the job, or last ran it")
+    lease_until: datetime | None = pydantic.Field(
+        default=None, description="the job is its owner's until then, unless renewed (null once it has ended)")
+    heartbeat_at: datetime | None = pydantic.Field(default=None, description="when its owner last renewed it")
+    checkpoint_row: int = pydantic.Field(
+        default=0, description="data rows of the file before which every row is committed, counts included")
+    resumed: int = pydantic.Field(
+        default=0, description="how many times a replica took the job over from one that had stopped running it")
+    orphaned_since: datetime | None = pydantic.Field(default=None, description=(
+        "while running: when its owner's lease ran out, if no replica has taken it over yet (one will, "
+        "from its checkpoint)"))
 
 
 OutT = TypeVar("OutT", bound=ImportOut)
@@ -65,41 +77,41 @@ _NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def upload_name(given: str | None) -> str:
-    """What a job keeps of an upload's file name: a label only (the file is stored under the job's id), so
-    the last path component, without control characters, at most 255 characters; `upload.csv` if nothing
-    is left. `../../etc/passwd` is kept as `passwd`, `C:\\data\\บ้าน.csv` as `บ้าน.csv`."""
+    """What a job keeps of an upload's file name: a label only (the file is stored in the database under the
+    job's id), so the last path component, without control characters, at most 255 characters; `upload.csv` if
+    nothing is left. `../../etc/passwd` is kept as `passwd`, `C:\\data\\บ้าน.csv` as `บ้าน.csv`."""
     name = _NOT_IN_NAMES.sub("", given or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
     return name[:255] if name not in ("", ".", "..") else "upload.csv"
 
 
-async def accept_upload(session: AsyncSession, *, jobs: ImportJobs[Any, Any], file: UploadFile,
+async def accept_upload(session: AsyncSession, *, jobs: ImportJobs[Any, Any, Any], file: UploadFile,
                         principal: Principal, max_bytes: int) -> str:
-    """Store an uploaded file as a queued job and start it; returns the job's id."""
-    job_id = new_id()
-    path = jobs.path(job_id)
-    digest, size = hashlib.sha256(), 0
-    try:
-        with path.open("wb") as out:
-            while chunk := await file.read(1 << 20):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PayloadTooLarge(f"The file is larger than {max_bytes} bytes; split it.")
-                digest.update(chunk)
-                out.write(chunk)
-        if size == 0:
-            raise BadRequest("The file is empty.", type_slug="empty-file")
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    session.add(jobs.job_model(id=job_id, status="queued", filename=upload_name(file.filename),
-                               sha256=digest.hexdigest(), size_bytes=size, client_id=principal.client_id,
-                               areas=sorted(principal.areas), created_at=utcnow()))
-    await session.commit()  # the job row must exist before its task looks for it
-    jobs.start(job_id)
-    return job_id
+    """Store an uploaded file with a queued job, in the database (so that any replica can run it), and start it
+    here; returns the job's id. The file goes in pieces as it is read: memory stays flat, and a file refused
+    half-way leaves nothing (one transaction)."""
+    job = jobs.job_model(id=new_id(), status="queued", filename=upload_name(file.filename), sha256="",
+                         size_bytes=0, client_id=principal.client_id, areas=sorted(principal.areas),
+                         created_at=utcnow())
+    session.add(job)
+    await session.flush()  # the pieces refer to it
+    digest, size, seq = hashlib.sha256(), 0, 0
+    pieces = jobs.chunk_model.__table__
+    while piece := await file.read(jobs.settings.import_stored_chunk_bytes):
+        size += len(piece)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"The file is larger than {max_bytes} bytes; split it.")
+        digest.update(piece)
+        await session.execute(insert(pieces).values(import_id=job.id, seq=seq, data=piece))
+        seq += 1
+    if size == 0:
+        raise BadRequest("The file is empty.", type_slug="empty-file")
+    job.sha256, job.size_bytes = digest.hexdigest(), size
+    await session.commit()  # the job must be there for its claim
+    jobs.submit(job.id)
+    return str(job.id)
 
 
-async def find_job(session: AsyncSession, *, jobs: ImportJobs[Any, Any], job_id: str, principal: Principal) -> Any:
+async def find_job(session: AsyncSession, *, jobs: ImportJobs[Any, Any, Any], job_id: str, principal: Principal) -> Any:
     """The job if the caller uploaded it, else None: a job's errors quote rows of its file (names, citizen IDs),
     which only its uploader has seen — even a client of every area does not read another's."""
     job = await session.get(jobs.job_model, job_id)
@@ -108,7 +120,7 @@ async def find_job(session: AsyncSession, *, jobs: ImportJobs[Any, Any], job_id:
     return job
 
 
-async def error_page(session: AsyncSession, *, jobs: ImportJobs[Any, Any], job_id: str, page: PageRequest,
+async def error_page(session: AsyncSession, *, jobs: ImportJobs[Any, Any, Any], job_id: str, page: PageRequest,
                      ) -> tuple[list[RowError], str | None]:
     """A page of a job's row errors in row order, and the cursor of the next page (None at the end)."""
     model = jobs.error_model
@@ -117,14 +129,20 @@ async def error_page(session: AsyncSession, *, jobs: ImportJobs[Any, Any], job_i
     return [RowError(e.row, e.column, e.message) for e in found], next_cursor
 
 
-def present_job(out: type[OutT], job: Any, errors: list[RowError], next_cursor: str | None) -> OutT:
-    """The job as `out`: its columns by name, times in UTC, and a page of its errors."""
+def present_job(out: type[OutT], job: Any, errors: list[RowError], next_cursor: str | None, now: datetime,
+                ) -> OutT:
+    """The job as `out`: its columns by name, times in UTC, whether it is orphaned at `now` (the database's
+    clock), and a page of its errors."""
     def at(value: datetime | None) -> datetime | None:
         return as_utc(value).astimezone(UTC) if value is not None else None
 
+    lease_until = at(job.lease_until)
+    orphaned = job.status == "running" and (lease_until is None or lease_until < as_utc(now))
     values = {name: getattr(job, name) for name in out.model_fields if hasattr(job, name)}
     return out.model_validate(values | {
         "created_at": at(job.created_at), "started_at": at(job.started_at), "finished_at": at(job.finished_at),
+        "lease_until": lease_until, "heartbeat_at": at(job.heartbeat_at),
+        "orphaned_since": (lease_until or at(job.started_at)) if orphaned else None,
         "errors": [ImportErrorOut(row=e.row, column=e.column, message=e.message) for e in errors],
         "errors_total": job.errors_kept, "errors_next_cursor": next_cursor})
 
@@ -141,7 +159,7 @@ def import_router(prefix: str, out: type[OutT], can_write: Any, *, summary: str)
         202: {"description": "Accepted; poll the Location"}, 413: {"description": "Too large"}})
     async def create_import(principal: Principal = can_write, *, file: UploadFile, request: Request,
                             session: SessionDep) -> JSONResponse:
-        jobs: ImportJobs[Any, Any] = request.app.state.imports
+        jobs: ImportJobs[Any, Any, Any] = request.app.state.imports
         jobs.check_ready()
         job_id = await accept_upload(session, jobs=jobs, file=file, principal=principal,
                                      max_bytes=request.app.state.settings.import_max_bytes)
@@ -157,12 +175,12 @@ def import_router(prefix: str, out: type[OutT], can_write: Any, *, summary: str)
         errors_cursor: Annotated[str | None, Query(max_length=200, description=CURSOR_DESCRIPTION)] = None,
         errors_limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     ) -> Any:
-        jobs: ImportJobs[Any, Any] = request.app.state.imports
+        jobs: ImportJobs[Any, Any, Any] = request.app.state.imports
         job = await find_job(session, jobs=jobs, job_id=import_id, principal=principal)
         if job is None:
             raise NotFound(f"There is no import {import_id} of yours.")
         errors, next_cursor = await error_page(session, jobs=jobs, job_id=import_id,
                                                page=PageRequest(cursor=errors_cursor, limit=errors_limit))
-        return present_job(out, job, errors, next_cursor)
+        return present_job(out, job, errors, next_cursor, await database_now(session))
 
     return router

@@ -11,8 +11,7 @@ creates nothing.
 from __future__ import annotations
 
 import contextlib
-import itertools
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -26,7 +25,7 @@ from services.registry.households.queries import CallerWithPurpose
 from services.registry.households.registration import Registration
 from services.registry.households.schemas import Address, HouseholdCreate, MemberIn
 from services.registry.imports.schemas import COLUMNS, HOUSEHOLD_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
-from services.registry.models import ImportJob, ImportRowError
+from services.registry.models import ImportChunk, ImportJob, ImportRowError
 from shared import imports
 from shared.auth import Principal
 from shared.clock import utcnow
@@ -199,23 +198,23 @@ class Counts(imports.Counts):
     households_unchanged: int = 0
 
 
-class Importer(imports.ImportJobs[Prepared, Counts]):
+class Importer(imports.ImportJobs[Group, Prepared, Counts]):
     """The registry's import jobs: households with their members."""
 
-    job_model, error_model, counts_type = ImportJob, ImportRowError, Counts
+    job_model, error_model, chunk_model, counts_type = ImportJob, ImportRowError, ImportChunk, Counts
     analyze = ("member",)
 
-    def __init__(self, maker: Any, protector: CitizenIdProtector, directory: Any, *, chunk: int,
+    def __init__(self, maker: Any, protector: CitizenIdProtector, settings: imports.ImportSettings, *, chunk: int,
                  max_errors: int) -> None:
-        super().__init__(maker, directory, chunk=chunk, max_errors=max_errors)
+        super().__init__(maker, settings, chunk=chunk, max_errors=max_errors)
         self.protector = protector
 
-    def prepare(self, stream: IO[bytes], importer: Principal, header_errors: list[RowError]
-                ) -> Generator[list[Prepared], None, None]:
-        groups = read_groups(stream, header_errors)
-        while chunk := list(itertools.islice(groups, self.chunk)):
-            now = utcnow()
-            yield [prepare(group, importer, self.protector, now) for group in chunk]
+    def units(self, stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Group]:
+        return read_groups(stream, header_errors)
+
+    def prepare(self, units: list[Group], importer: Principal) -> list[Prepared]:
+        now = utcnow()
+        return [prepare(group, importer, self.protector, now) for group in units]
 
     def conflict_errors(self, item: Prepared) -> list[RowError]:
         return [RowError(row_no, "citizen_id", "registered elsewhere while this file was imported")
@@ -261,10 +260,9 @@ class Importer(imports.ImportJobs[Prepared, Counts]):
 
 @contextlib.asynccontextmanager
 async def importer_extension(app: FastAPI) -> AsyncIterator[None]:
-    """The registry's background importer: resumes unfinished jobs at start, stops with the app."""
+    """The registry's background importer: runs the jobs this replica claims, stops with the app."""
     settings = app.state.settings
-    jobs = Importer(app.state.sessionmaker, app.state.protector,
-                    settings.data_dir / "imports" / settings.service_name,
+    jobs = Importer(app.state.sessionmaker, app.state.protector, settings,
                     chunk=settings.import_chunk_households, max_errors=settings.import_max_errors)
     async with imports.running_jobs(app, jobs):
         yield
