@@ -144,11 +144,11 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json, service=spec.name)
-        engine = create_engine(settings.db_url)
+        engine = create_engine(settings.db_url, pool=settings.db)
         maker = sessionmaker(engine)
         app.state.engine, app.state.sessionmaker = engine, maker
         # GETs read on connections of their own that cannot write (ReadSessionDep).
-        read_engine = create_engine(settings.db_url, read_only=True)
+        read_engine = create_engine(settings.db_url, read_only=True, pool=settings.db)
         app.state.read_sessionmaker = sessionmaker(read_engine)
         relay = Relay(spec.outbox, maker, settings.kafka, topics=spec.catalogue.topics(spec.name),
                       metrics=app.state.metrics)

@@ -150,6 +150,25 @@ class AuthSettings(BaseSettings):
         return problems
 
 
+class DatabaseSettings(BaseSettings):
+    """Each engine's connection pool on PostgreSQL (env prefix KAENKHUN_DB_; SQLite, one file per process, has
+    none to size). A service process has two engines, one for writes and one for reads (`ReadSessionDep`), so it
+    opens at most 2 × (pool_size + max_overflow) connections; every replica of every service counts against the
+    server's `max_connections` (README, "Running several replicas")."""
+
+    model_config = SettingsConfigDict(env_prefix="KAENKHUN_DB_", extra="ignore")
+
+    pool_size: int = Field(default=4, ge=1, description="connections each engine keeps open")
+    max_overflow: int = Field(default=1, ge=0, description="connections an engine may open beyond pool_size "
+                                                           "under load (closed again when returned)")
+    pool_timeout_s: float = Field(default=15.0, gt=0, description=(
+        "how long a unit of work waits for a free connection before it is answered 503 with Retry-After"))
+
+    def connections_per_process(self) -> int:
+        """The most connections one service process opens: its write and its read engine, each full."""
+        return 2 * (self.pool_size + self.max_overflow)
+
+
 class LimitSettings(BaseSettings):
     """Limits every service applies to each request (env prefix KAENKHUN_LIMITS_; see shared.guards)."""
 
@@ -193,6 +212,7 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @model_validator(mode="after")
