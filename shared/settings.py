@@ -35,8 +35,17 @@ class KafkaSettings(BaseSettings):
     # Apache Kafka supports the idempotent producer; the local Tansu broker does not.
     # Correctness never depends on it (outbox + inbox do), it only trims duplicates on retry.
     idempotent_producer: bool = False
-    topic_partitions: int = 6
-    topic_replication_factor: int = 1
+    # Topics the services create (existing topics are left as they are: Kafka can add partitions to a topic, but
+    # that moves keys to other partitions, so their order is no longer guaranteed across the change).
+    topic_partitions: int = Field(default=12, ge=1, description=(
+        "partitions of each topic: the most consumers of one group that share its work (replicas of a service "
+        "beyond it idle)"))
+    topic_replication_factor: int = Field(default=1, ge=1, description="copies of each partition, on as many "
+                                                                       "brokers (3 on a three-broker cluster)")
+    topic_min_insync_replicas: int | None = Field(default=None, ge=1, description=(
+        "the topic's `min.insync.replicas`: copies that must hold a record before an `acks=all` write (the "
+        "relay's) succeeds (2 of 3 on a three-broker cluster: one broker may be down, none is lost); unset: the "
+        "broker's default"))
     relay_batch_size: int = 1000
     # Batches sent ahead while the oldest waits for its acks.
     relay_pipeline_depth: int = Field(default=4, ge=1)
@@ -70,6 +79,14 @@ class KafkaSettings(BaseSettings):
     retention_interval_s: float = Field(default=3600.0, gt=0, description=(
         "How often the relay (on the leading replica) and the consumer (on one replica at a time) delete rows "
         "past their retention."))
+
+    @model_validator(mode="after")
+    def _enough_replicas(self) -> KafkaSettings:
+        min_isr, replicas = self.topic_min_insync_replicas, self.topic_replication_factor
+        if min_isr is not None and min_isr > replicas:
+            raise ValueError(f"topic_min_insync_replicas ({min_isr}) cannot exceed topic_replication_factor "
+                             f"({replicas}): no write would succeed")
+        return self
 
     @model_validator(mode="after")
     def _inbox_outlives_outbox(self) -> KafkaSettings:
