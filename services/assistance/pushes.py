@@ -4,10 +4,11 @@ The ministry retries on timeouts, so the same push arrives twice. Following the 
 the first request with a key claims it (its own short transaction) and runs; its response is stored with
 its effects, in one transaction. The same key again with the same body gets the stored response (and
 `Idempotent-Replayed: true`), with no second effect; with a different body, 422; while the first still
-runs, 409 with Retry-After (the seconds until its claim may be taken over). A push that recorded something answers, first time and replayed, with `Location`
-and `Link: <…>; rel="status"` (RFC 8631) naming where its state is read now: the stored answer is the state
-then, that resource the state now. A claim whose process died is taken over after `idempotency_lock_s`. A
-missing key is 400; a missing, stale (over 5 minutes) or wrong signature is 401, checked first.
+runs, 409 with Retry-After (the seconds until its claim may be taken over). A push that recorded something
+answers, first time and replayed, with `Location` and `Link: <…>; rel="status"` (RFC 8631) naming where its
+state is read now: the stored answer is the state then, that resource the state now. A claim whose process
+died is taken over after `idempotency_lock_s`. A missing key is 400; a missing, stale (over 5 minutes) or
+wrong signature is 401, checked first.
 """
 
 from __future__ import annotations
