@@ -201,6 +201,15 @@ class LimitSettings(BaseSettings):
     max_concurrency: int = Field(default=1_000, ge=1, description="connections and tasks at once; beyond: 503")
     max_incomplete_event_bytes: int = Field(default=16_384, ge=1024,
                                             description="request line and headers still arriving (h11)")
+    # Shared by the replicas: with a Redis URL, every replica of a service counts a caller's requests in one bucket
+    # (rate_per_s and burst are then per service, not per process). Unset: each process counts its own.
+    redis_url: SecretStr | None = Field(default=None, description=(
+        "redis:// or rediss:// URL of the store the replicas share their buckets in; unset: per process"))
+    redis_prefix: str = Field(default="kaenkhun:ratelimit:", min_length=1,
+                              description="prefix of the keys (one per service and caller) in Redis")
+    redis_timeout_s: float = Field(default=0.25, gt=0, description=(
+        "how long a check may wait for Redis; past it, or if Redis is unreachable, the request is counted in "
+        "this process instead (fail open, with a warning and `rate_limit_store_errors_total`)"))
     # Addresses (or CIDR ranges) of the reverse proxies whose X-Forwarded-For / -Proto are believed; empty: none,
     # so a client cannot choose the address its requests are counted under.
     trusted_proxies: list[str] = Field(default_factory=list)
