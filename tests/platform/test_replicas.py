@@ -9,7 +9,7 @@ import random
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,7 @@ from services import load
 from shared import migrations
 from shared.db import create_engine
 from shared.settings import REPO_ROOT, DatabaseSettings
-from tests.kit.apps import bearer, make_settings, serving
+from tests.kit.apps import bearer, make_settings, running, serving
 from tests.kit.env import NO_BROKER, postgres_admin_url
 from tests.kit.registry import ALL, citizen_id, household, person
 
@@ -185,3 +185,70 @@ async def test_three_concurrent_migrations_of_an_empty_database_all_succeed_and_
         assert [r[0] for r in await check.fetch("SELECT version_num FROM alembic_version")] == [head]
     finally:
         await check.close()
+
+
+@asynccontextmanager
+async def _role_owning_a_database(databases: ScratchDatabases, limit: int) -> AsyncIterator[str]:
+    """A new database owned by a new login role that may hold `limit` connections (PostgreSQL refuses one more
+    with SQLSTATE 53300, as `max_connections` does); the role's URL, migrated for the registry. Dropped after."""
+    admin_url = postgres_admin_url()
+    assert admin_url is not None
+    role = f"kk_limited_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(_dsn(admin_url))
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT {limit}')
+    url = await databases.new("registry")
+    database = make_url(url).database
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
+        role_url = make_url(url).set(username=role, password=None).render_as_string(hide_password=False)
+        migrator = create_engine(role_url)
+        try:
+            await migrations.upgrade(migrator, load("registry").spec.migrations_dir)
+        finally:
+            await migrator.dispose()
+        yield role_url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        databases.created.remove(str(database))
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
+
+
+@POSTGRES
+async def test_eight_processes_under_load_stay_within_their_connection_budget(databases: ScratchDatabases) -> None:
+    """The issue's deployment: two replicas of four services, 8 processes, on a server that admits 90 more
+    connections (PostgreSQL's default 100 less the reserved and the operators'). Each process's write and read
+    pools are driven full at once (30 requests in flight each); with the default pools (2 × (4 + 1)) no process
+    opens more than 10 connections, so every request is answered (201 / 200; with the old 2 × (10 + 20) they
+    asked for 480 and were refused with 500), and the server never saw more than 80 at once."""
+    async with _role_owning_a_database(databases, limit=90) as url:
+        role = make_url(url).username
+        settings = make_settings("registry", url, NO_BROKER, run_bus=False)
+        assert settings.db.connections_per_process() == 10
+        apps = [load("registry").create_app(settings) for _ in range(8)]
+        writer, reader = bearer(settings.auth, *ALL), bearer(settings.auth, "registry:read")
+        peak = 0
+        watcher = await asyncpg.connect(_dsn(postgres_admin_url() or ""))
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                count = await watcher.fetchval("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role)
+                peak = max(peak, count)
+                await asyncio.sleep(0.02)
+
+        async with AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(running(app)) for app in apps]
+            watching = asyncio.create_task(watch())
+            try:
+                answers = await asyncio.gather(*(
+                    request for client in clients for request in (
+                        *(client.post("/v1/households", headers=writer,
+                                      json=household(person(citizen_id(_rng)))) for _ in range(15)),
+                        *(client.get("/v1/households", headers=reader) for _ in range(15)))))
+            finally:
+                watching.cancel()
+                await watcher.close()
+        statuses = sorted({response.status_code for response in answers})
+        assert statuses == [200, 201], [r.text for r in answers if r.status_code >= 300][:3]
+        assert 0 < peak <= 80, peak
