@@ -209,7 +209,7 @@ CLUSTER_SHELL = {"KAENKHUN_KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092,kafka-2:9092,
 def test_cluster_profile_is_three_kraft_brokers_replicating_three_times(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert "profiles" not in services["kafka"]  # the single broker stays the default
-    voters_seen = set()
+    voters_seen, cluster_ids = set(), set()
     for n, name in enumerate(CLUSTER, start=1):
         node = services[name]
         assert node["profiles"] == ["cluster"]
@@ -231,12 +231,13 @@ def test_cluster_profile_is_three_kraft_brokers_replicating_three_times(compose:
         assert environment["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
         assert environment["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
         assert environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-        assert environment["CLUSTER_ID"] == str(environment_of(services["kafka"])["CLUSTER_ID"])
+        cluster_ids.add(environment["CLUSTER_ID"])
         (volume,) = node["volumes"]
         source, target = volume.split(":")
         assert target == environment["KAFKA_LOG_DIRS"] and source in compose["volumes"]
         assert "kafka-broker-api-versions.sh --bootstrap-server localhost:9092" in " ".join(node["healthcheck"]["test"])
     assert len(voters_seen) == 1  # one quorum
+    assert len(cluster_ids) == 1 and cluster_ids != {str(environment_of(services["kafka"])["CLUSTER_ID"])}
     assert len({services[name]["volumes"][0] for name in CLUSTER}) == 3  # a log each
 
 
