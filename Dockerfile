@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for all four Kaenkhun services; docker-compose.yml picks the service with
-# `kaenkhun migrate SERVICE && exec kaenkhun serve SERVICE`.
+# One image for all four Kaenkhun services and their one-shot migration; docker-compose.yml runs
+# `kaenkhun migrate` once, then `kaenkhun serve SERVICE` for each service.
 
 # --- build: install the distribution (no dev extras) into a virtualenv -------------
 FROM python:3.11-slim AS build
@@ -40,5 +40,5 @@ USER kaenkhun:kaenkhun
 
 EXPOSE 8001 8002 8003 8004
 
-# Compose gives each service its own command (migrate, then serve).
+# Compose gives each service its own command (`kaenkhun migrate`, `kaenkhun serve SERVICE`).
 CMD ["kaenkhun", "--help"]

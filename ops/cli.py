@@ -39,7 +39,8 @@ def _names(services: list[str] | None) -> list[str]:
 
 @app.command()
 def migrate(services: Annotated[list[str] | None, typer.Argument(help="default: all")] = None) -> None:
-    """Apply each service's Alembic migrations to its database."""
+    """Apply each service's Alembic migrations to its database. Safe to run from several places at once (on
+    PostgreSQL the first migrates, the others wait for it, then find nothing to do)."""
     from shared import migrations
     from shared.db import create_engine
 
@@ -48,10 +49,13 @@ def migrate(services: Annotated[list[str] | None, typer.Argument(help="default: 
             settings = _settings(name)
             engine = create_engine(settings.db_url)
             try:
-                await migrations.upgrade(engine, load(name).spec.migrations_dir)
+                done = await migrations.upgrade(engine, load(name).spec.migrations_dir)
             finally:
                 await engine.dispose()
-            typer.echo(f"{name}: migrated ({_redact(settings.db_url)})")
+            waited = " after waiting for another migration" if done.waited else ""
+            what = (f"migrated from {', '.join(done.before) or 'an empty database'} to {', '.join(done.after)}"
+                    if done.applied else f"already at {', '.join(done.after)}, nothing to do")
+            typer.echo(f"{name}: {what}{waited} ({_redact(settings.db_url)})")
 
     asyncio.run(_run())
 

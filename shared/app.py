@@ -25,7 +25,7 @@ from shared.db import as_utc, create_engine, read_only, read_transaction, sessio
 from shared.docs import install_docs
 from shared.errors import PROBLEM_JSON, Forbidden, install_problem_handlers
 from shared.events.catalogue import Catalogue
-from shared.guards import install_guards
+from shared.guards import install_guards, rate_limiter
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.openapi import install_openapi
 from shared.query import refuse_unknown_query_parameters
@@ -144,11 +144,11 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json, service=spec.name)
-        engine = create_engine(settings.db_url)
+        engine = create_engine(settings.db_url, pool=settings.db)
         maker = sessionmaker(engine)
         app.state.engine, app.state.sessionmaker = engine, maker
         # GETs read on connections of their own that cannot write (ReadSessionDep).
-        read_engine = create_engine(settings.db_url, read_only=True)
+        read_engine = create_engine(settings.db_url, read_only=True, pool=settings.db)
         app.state.read_sessionmaker = sessionmaker(read_engine)
         relay = Relay(spec.outbox, maker, settings.kafka, topics=spec.catalogue.topics(spec.name),
                       metrics=app.state.metrics)
@@ -182,6 +182,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await relay.stop()
             await read_engine.dispose()
             await engine.dispose()
+            await app.state.rate_limiter.close()
             log.info("service stopped", service=spec.name)
 
     app = FastAPI(
@@ -201,9 +202,11 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.state.spec = spec
     app.state.migrations_current = False
     install_problem_handlers(app)
+    metrics = Metrics()
+    limiter = rate_limiter(settings.limits, service=spec.name, on_error=metrics.rate_limit_store_errors_total.inc)
     install_guards(app, settings.limits, upload_bytes=getattr(settings, "import_max_bytes", None),
-                   body_limits=settings.body_limits())
-    install_observability(app, service=spec.name, metrics=Metrics())
+                   body_limits=settings.body_limits(), limiter=limiter)
+    install_observability(app, service=spec.name, metrics=metrics)
     install_auth(app, settings.auth)
     install_docs(app)
     install_openapi(app, spec.catalogue, spec.name)

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from shared.settings import DatabaseSettings
+
 # Set before any table so constraint names are stable across SQLite and PostgreSQL migrations.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -60,8 +62,13 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, read_only: bool = False, pool: DatabaseSettings | None = None,
+                  **kwargs: Any) -> AsyncEngine:
     """Create the async engine; SQLite gets WAL, a busy timeout and write-locking transactions.
+
+    `pool`: the size of a PostgreSQL engine's pool, its overflow and how long a checkout waits (default: the
+    KAENKHUN_DB_ settings), so that the replicas of every service together stay under the server's
+    `max_connections`.
 
     `read_only`: an engine for reads alone, whose connections the database itself keeps from writing (SQLite:
     `PRAGMA query_only` and deferred transactions, which take no write lock; PostgreSQL: every transaction READ
@@ -78,9 +85,11 @@ def create_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> AsyncE
         engine = create_async_engine(url, async_creator=lambda: _connect_inline(path), **kwargs)
         _configure_sqlite(engine, read_only=read_only)
         return engine
+    pool = pool or DatabaseSettings()
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", pool.pool_size)
+    kwargs.setdefault("max_overflow", pool.max_overflow)
+    kwargs.setdefault("pool_timeout", pool.pool_timeout_s)
     # No await on the database may wait for ever: a connection cut while PostgreSQL restarts can leave a
     # statement (or the pool's ping) waiting for an answer that never comes, and the relay or consumer that
     # awaits it with it. asyncpg has no statement timeout by default; the retry loops recover from an error.

@@ -5,11 +5,13 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -136,15 +138,27 @@ def _validation_errors(exc: RequestValidationError) -> tuple[list[dict[str, Any]
 
 # PostgreSQL: serialization failure, deadlock, lock not available (lock_timeout).
 _BUSY_SQLSTATES = {"40001", "40P01", "55P03"}
+# PostgreSQL has no connection to give: too_many_connections (max_connections, or a role's or database's
+# CONNECTION LIMIT), configuration_limit_exceeded. (cannot_connect_now, 57P03, while it starts or stops, is
+# the database being unreachable, below.)
+_SATURATED_SQLSTATES = {"53300", "53400"}
 
 
-def _sqlstate(exc: DBAPIError) -> str:
-    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+def _sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE of a driver error, whether SQLAlchemy wrapped it (DBAPIError) or asyncpg raised it itself."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
 
 
 def _busy(exc: DBAPIError) -> bool:
     """A lock that was not granted in time (SQLite's busy timeout, PostgreSQL's lock and serialization errors)."""
     return "database is locked" in str(exc.orig) or _sqlstate(exc) in _BUSY_SQLSTATES
+
+
+def _saturated(exc: BaseException) -> bool:
+    """No connection to be had: the server refused one more (or is starting or stopping), or this process's own
+    pool stayed full for its whole `KAENKHUN_DB_POOL_TIMEOUT_S`. Load, not a fault: the client retries."""
+    return isinstance(exc, PoolTimeout) or _sqlstate(exc) in _SATURATED_SQLSTATES
 
 
 def _unreachable(exc: DBAPIError) -> bool:
@@ -158,6 +172,13 @@ def _database_down(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unreachable", path=str(request.url.path), error=repr(exc)[:200])
     return problem_response(ServiceUnavailable("The database is unreachable; retry shortly.",
                                                type_slug="database-unavailable", headers={"Retry-After": "2"}),
+                            request)
+
+
+def _database_saturated(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database connections exhausted", path=str(request.url.path), error=repr(exc)[:200])
+    return problem_response(ServiceUnavailable("The database has no connection free; retry shortly.",
+                                               type_slug="database-saturated", headers={"Retry-After": "2"}),
                             request)
 
 
@@ -194,9 +215,25 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.warning("database busy", path=str(request.url.path), error=str(exc.orig)[:200])
             return problem_response(ServiceUnavailable("The database is busy; retry shortly.", type_slug="busy",
                                                        headers={"Retry-After": "1"}), request)
+        if _saturated(exc):
+            return _database_saturated(request, exc)
         if _unreachable(exc):
             return _database_down(request, exc)
         return await _unexpected(request, exc)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+        return _database_saturated(request, exc)
+
+    # asyncpg's own errors, when a connection is opened outside SQLAlchemy's pool (which wraps them).
+    @app.exception_handler(asyncpg.TooManyConnectionsError)
+    @app.exception_handler(asyncpg.ConfigurationLimitExceededError)
+    async def _refused_by_server(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        return _database_saturated(request, exc)
+
+    @app.exception_handler(asyncpg.CannotConnectNowError)
+    async def _starting_or_stopping(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        return _database_down(request, exc)
 
     @app.exception_handler(ConnectionError)
     async def _connection_error(request: Request, exc: ConnectionError) -> JSONResponse:

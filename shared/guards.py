@@ -13,7 +13,9 @@
   form) is refused with 415.
 - Each caller has a token bucket: `rate_per_s` requests a second on average, `burst` at once. A verified
   client is limited by its client id (`limit_client`, from the auth dependency); a request without a token,
-  or with one that fails verification, by its address. Over the limit: 429 with Retry-After.
+  or with one that fails verification, by its address. Over the limit: 429 with Retry-After. The buckets are
+  this process's own, or, with `redis_url`, kept in Redis and shared by every replica of the service
+  (`SharedRateLimiter`, which fails open to the process's own buckets while Redis is unreachable).
 Health, readiness and metrics are not limited: the orchestrator and the scraper must always get through.
 """
 
@@ -27,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, HTTPException, Request
 
 from shared.errors import (
@@ -40,6 +43,8 @@ from shared.errors import (
     UnsupportedMediaType,
 )
 from shared.settings import LimitSettings
+
+log = structlog.get_logger("kaenkhun.guards")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -133,13 +138,95 @@ class RateLimiter:
             self._buckets.popitem(last=False)  # the least recently seen
         return wait
 
-    def check(self, caller: str) -> None:
+    async def take(self, caller: str) -> float:
+        """What `wait_s` says; a limiter that counts elsewhere waits for its store here."""
+        return self.wait_s(caller)
+
+    async def check(self, caller: str) -> None:
         """Raise 429 (problem+json, Retry-After) when `caller` is over its rate."""
-        wait = self.wait_s(caller)
+        wait = await self.take(caller)
         if wait:
             raise TooManyRequests(f"Too many requests from {caller}: at most {self.rate:g} a second "
                                   f"({self.burst:.0f} at once). Retry after the time in Retry-After.",
                                   headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+    async def close(self) -> None:
+        """Let go of what the limiter holds (nothing, in process)."""
+
+
+# The token bucket as GCRA (generic cell rate algorithm): one key per caller holding the time at which its bucket
+# is full again ("theoretical arrival time"), in microseconds of Redis's own clock, so replicas whose clocks
+# differ agree. A request is let through if, once it is counted, the bucket is not over `burst`; refused ones
+# change nothing. The key expires when the bucket is full again. Returns the microseconds to wait (0: go on).
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local next_tat = tat + interval
+local allowed_at = next_tat - burst * interval
+if allowed_at > now then return allowed_at - now end
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.ceil((next_tat - now) / 1000))
+return 0
+"""
+# After Redis failed, how long this process counts on its own before it asks Redis again (so an unreachable Redis
+# costs one timeout per this interval, not one per request).
+REDIS_RETRY_S = 5.0
+
+
+class SharedRateLimiter(RateLimiter):
+    """The same buckets in Redis, shared by every replica of a service: a caller gets `rate_per_s` and `burst`
+    from the service, however many replicas its requests are spread over (per process, it would get them from
+    each). One round trip a check (a Lua script: atomic, whatever the replicas do at once).
+
+    It fails open: if Redis cannot be reached or does not answer within `redis_timeout_s`, the request is counted
+    in this process's own buckets (as without Redis, so never refused for Redis's sake), a warning is logged and
+    `rate_limit_store_errors_total` counts it; Redis is asked again after REDIS_RETRY_S."""
+
+    def __init__(self, settings: LimitSettings, *, service: str, on_error: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(settings, clock=clock)
+        # Only a deployment that shares its limits needs the package.
+        from redis.asyncio import Redis
+        from redis.exceptions import RedisError
+
+        self._store_errors: tuple[type[BaseException], ...] = (RedisError, OSError)
+        assert settings.redis_url is not None
+        self._redis = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=settings.redis_timeout_s,
+                                     socket_connect_timeout=settings.redis_timeout_s)
+        self._script = self._redis.register_script(_GCRA)
+        self._prefix = f"{settings.redis_prefix}{service}:"
+        self._interval_us = math.ceil(1_000_000 / self.rate) if self.rate > 0 else 0
+        self._on_error = on_error
+        self._local_until = 0.0
+
+    async def take(self, caller: str) -> float:
+        if self.rate <= 0:
+            return 0.0
+        if self._clock() < self._local_until:
+            return self.wait_s(caller)
+        try:
+            wait_us = await self._script(keys=[self._prefix + caller], args=[self._interval_us, int(self.burst)])
+        except self._store_errors as exc:
+            self._local_until = self._clock() + REDIS_RETRY_S
+            self._on_error()
+            log.warning("rate-limit store unreachable: counting in this process", error=repr(exc)[:200],
+                        retry_in_s=REDIS_RETRY_S)
+            return self.wait_s(caller)
+        return int(wait_us) / 1_000_000
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def rate_limiter(settings: LimitSettings, *, service: str, on_error: Callable[[], None] = lambda: None
+                 ) -> RateLimiter:
+    """The limiter the settings ask for: shared through Redis if `redis_url` is set, else per process."""
+    if settings.redis_url is None:
+        return RateLimiter(settings)
+    return SharedRateLimiter(settings, service=service, on_error=on_error)
 
 
 def client_address(scope: Scope) -> str:
@@ -148,27 +235,28 @@ def client_address(scope: Scope) -> str:
 
 
 def install_guards(app: FastAPI, settings: LimitSettings, *, upload_bytes: int | None = None,
-                   body_limits: Mapping[str, int] | None = None) -> None:
+                   body_limits: Mapping[str, int] | None = None, limiter: RateLimiter | None = None) -> None:
     """Put the guards in front of `app` (inside the observability middleware, which then logs what they refuse);
     `upload_bytes` is the largest file the app takes in a multipart upload (default: `max_body_bytes`);
-    `body_limits` the paths whose JSON bodies may be larger than `max_body_bytes`, and by how much."""
-    app.state.rate_limiter = RateLimiter(settings)
+    `body_limits` the paths whose JSON bodies may be larger than `max_body_bytes`, and by how much; `limiter`
+    counts the requests (default: per process, `RateLimiter`)."""
+    app.state.rate_limiter = limiter or RateLimiter(settings)
     app.add_middleware(GuardMiddleware, settings=settings, limiter=app.state.rate_limiter,
                        upload_bytes=upload_bytes or settings.max_body_bytes, body_limits=dict(body_limits or {}))
 
 
-def limit_client(request: Request, client_id: str) -> None:
+async def limit_client(request: Request, client_id: str) -> None:
     """Count a verified caller's request against its own bucket (called by the auth dependency)."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
-        limiter.check(f"client {client_id}")
+        await limiter.check(f"client {client_id}")
 
 
-def limit_address(request: Request) -> None:
+async def limit_address(request: Request) -> None:
     """Count a request whose token failed verification against its address's bucket."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
-        limiter.check(client_address(request.scope))
+        await limiter.check(client_address(request.scope))
 
 
 class GuardMiddleware:
@@ -189,7 +277,7 @@ class GuardMiddleware:
         try:
             self._check_header_size(scope)
             if "authorization" not in headers:
-                self.limiter.check(client_address(scope))
+                await self.limiter.check(client_address(scope))
             check_url_text(scope.get("raw_path") or scope["path"].encode(), "URL")
             check_url_text(scope["query_string"], "query")
             receive = await self._body(scope, headers, receive)

@@ -35,8 +35,17 @@ class KafkaSettings(BaseSettings):
     # Apache Kafka supports the idempotent producer; the local Tansu broker does not.
     # Correctness never depends on it (outbox + inbox do), it only trims duplicates on retry.
     idempotent_producer: bool = False
-    topic_partitions: int = 6
-    topic_replication_factor: int = 1
+    # Topics the services create (existing topics are left as they are: Kafka can add partitions to a topic, but
+    # that moves keys to other partitions, so their order is no longer guaranteed across the change).
+    topic_partitions: int = Field(default=12, ge=1, description=(
+        "partitions of each topic: the most consumers of one group that share its work (replicas of a service "
+        "beyond it idle)"))
+    topic_replication_factor: int = Field(default=1, ge=1, description="copies of each partition, on as many "
+                                                                       "brokers (3 on a three-broker cluster)")
+    topic_min_insync_replicas: int | None = Field(default=None, ge=1, description=(
+        "the topic's `min.insync.replicas`: copies that must hold a record before an `acks=all` write (the "
+        "relay's) succeeds (2 of 3 on a three-broker cluster: one broker may be down, none is lost); unset: the "
+        "broker's default"))
     relay_batch_size: int = 1000
     # Batches sent ahead while the oldest waits for its acks.
     relay_pipeline_depth: int = Field(default=4, ge=1)
@@ -70,6 +79,14 @@ class KafkaSettings(BaseSettings):
     retention_interval_s: float = Field(default=3600.0, gt=0, description=(
         "How often the relay (on the leading replica) and the consumer (on one replica at a time) delete rows "
         "past their retention."))
+
+    @model_validator(mode="after")
+    def _enough_replicas(self) -> KafkaSettings:
+        min_isr, replicas = self.topic_min_insync_replicas, self.topic_replication_factor
+        if min_isr is not None and min_isr > replicas:
+            raise ValueError(f"topic_min_insync_replicas ({min_isr}) cannot exceed topic_replication_factor "
+                             f"({replicas}): no write would succeed")
+        return self
 
     @model_validator(mode="after")
     def _inbox_outlives_outbox(self) -> KafkaSettings:
@@ -150,6 +167,25 @@ class AuthSettings(BaseSettings):
         return problems
 
 
+class DatabaseSettings(BaseSettings):
+    """Each engine's connection pool on PostgreSQL (env prefix KAENKHUN_DB_; SQLite, one file per process, has
+    none to size). A service process has two engines, one for writes and one for reads (`ReadSessionDep`), so it
+    opens at most 2 × (pool_size + max_overflow) connections; every replica of every service counts against the
+    server's `max_connections` (README, "Running several replicas")."""
+
+    model_config = SettingsConfigDict(env_prefix="KAENKHUN_DB_", extra="ignore")
+
+    pool_size: int = Field(default=4, ge=1, description="connections each engine keeps open")
+    max_overflow: int = Field(default=1, ge=0, description="connections an engine may open beyond pool_size "
+                                                           "under load (closed again when returned)")
+    pool_timeout_s: float = Field(default=15.0, gt=0, description=(
+        "how long a unit of work waits for a free connection before it is answered 503 with Retry-After"))
+
+    def connections_per_process(self) -> int:
+        """The most connections one service process opens: its write and its read engine, each full."""
+        return 2 * (self.pool_size + self.max_overflow)
+
+
 class LimitSettings(BaseSettings):
     """Limits every service applies to each request (env prefix KAENKHUN_LIMITS_; see shared.guards)."""
 
@@ -165,6 +201,15 @@ class LimitSettings(BaseSettings):
     max_concurrency: int = Field(default=1_000, ge=1, description="connections and tasks at once; beyond: 503")
     max_incomplete_event_bytes: int = Field(default=16_384, ge=1024,
                                             description="request line and headers still arriving (h11)")
+    # Shared by the replicas: with a Redis URL, every replica of a service counts a caller's requests in one bucket
+    # (rate_per_s and burst are then per service, not per process). Unset: each process counts its own.
+    redis_url: SecretStr | None = Field(default=None, description=(
+        "redis:// or rediss:// URL of the store the replicas share their buckets in; unset: per process"))
+    redis_prefix: str = Field(default="kaenkhun:ratelimit:", min_length=1,
+                              description="prefix of the keys (one per service and caller) in Redis")
+    redis_timeout_s: float = Field(default=0.25, gt=0, description=(
+        "how long a check may wait for Redis; past it, or if Redis is unreachable, the request is counted in "
+        "this process instead (fail open, with a warning and `rate_limit_store_errors_total`)"))
     # Addresses (or CIDR ranges) of the reverse proxies whose X-Forwarded-For / -Proto are believed; empty: none,
     # so a client cannot choose the address its requests are counted under.
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -193,6 +238,7 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @model_validator(mode="after")

@@ -4,15 +4,17 @@ The ministry retries on timeouts, so the same push arrives twice. Following the 
 the first request with a key claims it (its own short transaction) and runs; its response is stored with
 its effects, in one transaction. The same key again with the same body gets the stored response (and
 `Idempotent-Replayed: true`), with no second effect; with a different body, 422; while the first still
-runs, 409 with Retry-After. A push that recorded something answers, first time and replayed, with `Location`
-and `Link: <…>; rel="status"` (RFC 8631) naming where its state is read now: the stored answer is the state
-then, that resource the state now. A claim whose process died is taken over after `idempotency_lock_s`. A
-missing key is 400; a missing, stale (over 5 minutes) or wrong signature is 401, checked first.
+runs, 409 with Retry-After (the seconds until its claim may be taken over). A push that recorded something
+answers, first time and replayed, with `Location` and `Link: <…>; rel="status"` (RFC 8631) naming where its
+state is read now: the stored answer is the state then, that resource the state now. A claim whose process
+died is taken over after `idempotency_lock_s`. A missing key is 400; a missing, stale (over 5 minutes) or
+wrong signature is 401, checked first.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -78,15 +80,23 @@ async def _claim(maker: Any, scope: str, key: str, digest: str, lock_s: int) -> 
                                         "for a new request.", type_slug="idempotency-key-reused")
                 if record.status == "done":
                     return record
-                if as_utc(record.locked_at) + timedelta(seconds=lock_s) < now:
+                expires = as_utc(record.locked_at) + timedelta(seconds=lock_s)
+                if expires < now:
                     record.locked_at = now  # the first attempt died: this one takes over
                     return None
-                raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                               type_slug="idempotency-key-in-use", headers={"Retry-After": "2"})
+                raise _in_use((expires - now).total_seconds())
         except IntegrityError:
             continue
-    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                   type_slug="idempotency-key-in-use", headers={"Retry-After": "2"})
+    raise _in_use(lock_s)  # claimed just now by another request
+
+
+def _in_use(lock_left_s: float) -> Conflict:
+    """409 for a key whose first request is still running. Retry-After is the time left until its claim may be
+    taken over (at least 1 s): if that request's process died, a retry any earlier is refused again, and a client
+    that gives up after a few quick retries never gets its push through."""
+    return Conflict("A request with this Idempotency-Key is still being processed; retry after the time in "
+                    "Retry-After, when a request that died is taken over.", type_slug="idempotency-key-in-use",
+                    headers={"Retry-After": str(max(1, math.ceil(lock_left_s)))})
 
 
 # -- routes --

@@ -65,9 +65,9 @@ class ServiceSecurity:
                 who = await _verifier(request).verify_async(_bearer_token(authorization))
             except Unauthorized:
                 if authorization:  # guessed and forged tokens count against the address (no token: already)
-                    limit_address(request)
+                    await limit_address(request)
                 raise
-            limit_client(request, who.client_id)
+            await limit_client(request, who.client_id)
             missing = who.missing_scopes(security_scopes.scopes)
             if missing:
                 needed = " ".join(security_scopes.scopes)

@@ -107,10 +107,12 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], client_i
         missing = [t for t in wanted if t not in existing]
         if not missing:
             return
+        configs = ({"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+                   if settings.topic_min_insync_replicas is not None else None)
         response = await admin.create_topics(
             [
                 NewTopic(t, num_partitions=settings.topic_partitions,
-                         replication_factor=settings.topic_replication_factor)
+                         replication_factor=settings.topic_replication_factor, topic_configs=configs)
                 for t in missing
             ]
         )

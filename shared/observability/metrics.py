@@ -47,6 +47,11 @@ class Metrics:
         self.handler_failures_total = Counter(
             "handler_failures_total", "Event handler attempts that raised.", ["topic"], registry=r
         )
+        self.rate_limit_store_errors_total = Counter(
+            "rate_limit_store_errors_total",
+            "Rate-limit checks that could not reach the shared store (Redis) and counted in this process instead.",
+            registry=r,
+        )
 
 
 def _route_template(scope: Scope, base_root_path: str) -> str:

@@ -32,18 +32,24 @@ async def test_the_idempotency_key_matrix(assistance: Assistance) -> None:
     assert problem(another_key, 409)["type"].endswith("batch-exists")
     assert problem(await assistance.push(body, key="another"), 409) == problem(another_key, 409)  # replayed
 
-    # A first request still running: 409 with Retry-After. One whose process died long ago is taken over.
+    # A first request still running: 409 with Retry-After, the seconds until its claim may be taken over (if its
+    # process died, a retry any earlier is refused again). One whose process died long ago is taken over.
     in_flight = assistance.batch([item("1", household_id=household_id)])
     raw = json.dumps(in_flight, ensure_ascii=False).encode()
+    lock_s = assistance.settings.idempotency_lock_s
+    assert lock_s == 60
     async with transaction(assistance.app.state.sessionmaker) as session:
-        session.add(IdempotencyRecord(scope="disbursement-batch", key="running", status="processing",
-                                      request_sha256=hashlib.sha256(raw).hexdigest(), locked_at=utcnow(),
-                                      created_at=utcnow()))
-        session.add(IdempotencyRecord(scope="disbursement-batch", key="died", status="processing",
-                                      request_sha256=hashlib.sha256(raw).hexdigest(),
-                                      locked_at=utcnow() - timedelta(hours=1), created_at=utcnow()))
+        for key, age in (("running", timedelta(0)), ("running-45s", timedelta(seconds=45)),
+                         ("died", timedelta(hours=1))):
+            session.add(IdempotencyRecord(scope="disbursement-batch", key=key, status="processing",
+                                          request_sha256=hashlib.sha256(raw).hexdigest(), locked_at=utcnow() - age,
+                                          created_at=utcnow()))
     busy = await assistance.push(raw, key="running")
-    assert problem(busy, 409)["type"].endswith("idempotency-key-in-use") and busy.headers["retry-after"] == "2"
+    assert problem(busy, 409)["type"].endswith("idempotency-key-in-use")
+    assert 30 <= int(busy.headers["retry-after"]) <= 60  # the claim was made just now: (most of) the minute left
+    later = await assistance.push(raw, key="running-45s")
+    assert problem(later, 409)["type"].endswith("idempotency-key-in-use")
+    assert 1 <= int(later.headers["retry-after"]) <= 15  # 15 s left, less the time this test took
     taken_over = await assistance.push(raw, key="died")
     assert taken_over.status_code == 201 and taken_over.json()["items"][0]["reason"] == "yearly_cap_reached"
 

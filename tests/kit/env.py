@@ -45,3 +45,25 @@ def kafka_settings(bootstrap: str, **overrides: object) -> KafkaSettings:
 
 def postgres_admin_url() -> str | None:
     return os.environ.get(POSTGRES_URL_ENV) or None
+
+
+REDIS_URL_ENV = "KAENKHUN_TEST_REDIS_URL"
+REQUIRE_REDIS_ENV = "KAENKHUN_TEST_REQUIRE_REDIS"
+
+
+def redis_url() -> str:
+    """The Redis server the shared rate-limit tests use (KAENKHUN_TEST_REDIS_URL, default the local one at
+    127.0.0.1:6379). The test skips, saying why, when it (or the `redis` package) is not there, unless
+    KAENKHUN_TEST_REQUIRE_REDIS=1 (as .ci/run sets it): then it fails."""
+    url = os.environ.get(REDIS_URL_ENV) or "redis://127.0.0.1:6379/0"
+    try:
+        import redis
+
+        with redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1) as client:
+            client.ping()
+    except Exception as exc:  # the package missing, the server refusing, or any error of the package's own
+        reason = f"Redis at {url} is not usable ({exc!r}); set {REQUIRE_REDIS_ENV}=1 to make this a failure"
+        if os.environ.get(REQUIRE_REDIS_ENV) == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url

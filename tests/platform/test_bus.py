@@ -4,11 +4,16 @@ relay, Kafka, consumer and inbox, each event applied once and in order, and a re
 from __future__ import annotations
 
 import asyncio
+import uuid
+
+import pytest
 
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
+from shared.bus.kafka import Offsets, ensure_topics
 from shared.db import transaction
 from shared.events.envelope import CloudEvent
+from shared.settings import KafkaSettings
 from tests.kit.bus import close, make_sink, pipeline, wait_for
 from tests.kit.bus import effects_at_least as _effects_at_least
 
@@ -55,3 +60,19 @@ async def test_replay_publishes_again_without_second_effect(broker: LocalBroker,
         assert (await fresh.effects_by_key())["w"] == [1, 2, 3, 4, 5]
         assert await sink.effect_count() == 5
         await close(fresh)
+
+
+async def test_topics_are_created_with_twelve_partitions_by_default(broker: LocalBroker) -> None:
+    """The default leaves room for up to 12 replicas of a consumer to share a topic (README, "Running several
+    replicas"); the replication settings go with the request (one copy on a single broker)."""
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_min_insync_replicas=1)
+    assert (settings.topic_partitions, settings.topic_replication_factor) == (12, 1)
+    topic = f"kk.partitions.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic])
+    offsets = await Offsets.open(settings)
+    try:
+        assert await offsets.partitions([topic]) == [(topic, p) for p in range(12)]
+    finally:
+        await offsets.close()
+    with pytest.raises(ValueError, match="cannot exceed topic_replication_factor"):
+        KafkaSettings(topic_replication_factor=1, topic_min_insync_replicas=2)

@@ -1,12 +1,15 @@
 """Request guards on a real service (the registry, in-process): 413 for bodies over the limit (declared or
 chunked), 415 for bodies of a type the API does not take, 429 with Retry-After per verified client and per
-address for requests without a valid token; health and metrics are never limited."""
+address for requests without a valid token, counted per process or shared by the replicas in Redis (failing
+open while Redis is unreachable); health and metrics are never limited."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -16,10 +19,10 @@ from ops.scratchdb import ScratchDatabases
 from services import load
 from shared import migrations
 from shared.app import uvicorn_options
-from shared.guards import GuardMiddleware, RateLimiter
+from shared.guards import GuardMiddleware, RateLimiter, SharedRateLimiter
 from shared.settings import LimitSettings
 from tests.kit.apps import bearer, make_settings, problem, running, serving
-from tests.kit.env import NO_BROKER
+from tests.kit.env import NO_BROKER, redis_url
 from tests.kit.registry import citizen_id, household, person
 
 SQLITE = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
@@ -164,3 +167,80 @@ async def test_an_idle_keep_alive_connection_is_closed(databases: ScratchDatabas
         closed = await asyncio.wait_for(reader.read(), timeout=30)  # EOF: the server hung up on the idle socket
         assert closed == b""
         writer.close()
+
+
+@asynccontextmanager
+async def _replica(databases: ScratchDatabases, limits: dict[str, Any]) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """A registry replica (its own app and database), its rate limits as given."""
+    settings = make_settings("registry", await databases.new("registry"), NO_BROKER, run_bus=False, limits=limits)
+    app = load("registry").create_app(settings)
+    async with running(app) as client:
+        await migrations.upgrade(app.state.engine, app.state.spec.migrations_dir)
+        yield app, client
+
+
+@SQLITE
+async def test_replicas_share_one_bucket_per_caller_in_redis(databases: ScratchDatabases) -> None:
+    """With KAENKHUN_LIMITS_REDIS_URL two replicas count a client's requests together, against the real Redis:
+    a burst of 4 is 4 requests in all, however they are spread (per process it would be 4 on each); the 429 says
+    how long to wait; another client has its own bucket; without Redis each replica counts its own."""
+    prefix = f"kaenkhun-test:{uuid.uuid4().hex}:"
+    shared = {"rate_per_s": 0.05, "burst": 4, "redis_url": redis_url(), "redis_prefix": prefix}
+    async with _replica(databases, shared) as (app, one), _replica(databases, shared) as (_, two):
+        assert isinstance(app.state.rate_limiter, SharedRateLimiter)
+        token = bearer(app.state.settings.auth, "registry:read", client_id="agency-a")
+        other = bearer(app.state.settings.auth, "registry:read", client_id="agency-b")
+        statuses = [(await client.get("/v1/households", headers=token)).status_code for client in (one, two) * 2]
+        assert statuses == [200, 200, 200, 200]
+        for client in (one, two):
+            refused = problem(await client.get("/v1/households", headers=token), 429)
+            assert "client agency-a" in refused["detail"]
+        refused_answer = await two.get("/v1/households", headers=token)
+        assert 1 <= int(refused_answer.headers["retry-after"]) <= 20  # one request's worth at 0.05 a second
+        assert (await one.get("/v1/households", headers=other)).status_code == 200
+        keys = await _redis_keys(prefix)
+        assert keys == {f"{prefix}registry:client agency-a", f"{prefix}registry:client agency-b"}
+    local = {"rate_per_s": 0.05, "burst": 4}
+    async with _replica(databases, local) as (app, one), _replica(databases, local) as (_, two):
+        assert type(app.state.rate_limiter) is RateLimiter
+        token = bearer(app.state.settings.auth, "registry:read", client_id="agency-a")
+        statuses = [(await client.get("/v1/households", headers=token)).status_code for client in (one, two) * 4]
+        assert statuses == [200] * 8  # 4 on each
+    await _redis_delete(prefix)
+
+
+@SQLITE
+async def test_an_unreachable_redis_fails_open_to_the_process_own_buckets(databases: ScratchDatabases) -> None:
+    """Redis down (nothing listens at the URL): no request is refused for it; the process counts on its own
+    (its burst still holds), says so in a warning and counts it in rate_limit_store_errors_total."""
+    redis_url()  # the package, and a server to tell apart from the one that is not there
+    limits = {"rate_per_s": 0.05, "burst": 3, "redis_url": "redis://127.0.0.1:1/0", "redis_timeout_s": 0.5}
+    async with _replica(databases, limits) as (app, client):
+        token = bearer(app.state.settings.auth, "registry:read", client_id="agency-a")
+        statuses = [(await client.get("/v1/households", headers=token)).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        metrics = (await client.get("/metrics")).text
+        errors = [line for line in metrics.splitlines() if line.startswith("rate_limit_store_errors_total ")]
+        assert errors and float(errors[0].split()[1]) >= 1
+
+
+async def _redis_keys(prefix: str) -> set[str]:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url(), decode_responses=True)
+    try:
+        return {key async for key in client.scan_iter(match=prefix + "*")}
+    finally:
+        await client.aclose()
+
+
+async def _redis_delete(prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url())
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
