@@ -120,9 +120,15 @@ async def test_a_failure_in_the_pipeline_leaves_later_batches_pending(databases:
         async with transaction(producer.maker) as session:
             for seq, key in enumerate(["a", "b", "a", "b", "a", "b", "c"], start=1):
                 await producer.change(session, event_type, key, seq)
+        await producer.relay.leases.turn()  # the one relay: it takes every shard
         sends = _Sends()
         producer.relay._producer = sends  # type: ignore[assignment]
         settle = asyncio.create_task(producer.relay.publish_batch())
+
+        async def three_batches_sent() -> bool:
+            return len(sends.futures) >= 6
+
+        await wait_for(three_batches_sent, timeout_s=10)
         await asyncio.sleep(0.1)
         assert len(sends.futures) == 6, "three batches of two in flight before the first is awaited"
         sends.futures[0].set_exception(ConnectionError("lost"))  # row 1 (key a) fails ...
