@@ -113,7 +113,7 @@ class Relay:
 
     def _shards_changed(self) -> None:
         self._record_shards()
-        self.outbox.wakeup.set()  # shards gained: publish their pending rows now
+        self.outbox.wakeup.set()  # publish the pending rows of shards gained now
 
     def _record_shards(self) -> None:
         if self.metrics is None:

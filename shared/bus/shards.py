@@ -76,14 +76,14 @@ class ShardLeases:
         self.members = outbox_member_table(metadata)
         self.lease_s = lease_s
         self.heartbeat_s = heartbeat_s
-        self.on_change = on_change
+        self.on_change = on_change  # called after every change of the shards held
         self.member = new_member_id()
         self.live_members = 0
         # Shard -> the token this member holds it under; replaced (never changed in place) at every change, so
         # a batch keeps the tokens it was sent under.
         self._owned: Mapping[int, int] = {}
         self._valid_until = -math.inf  # monotonic: when our leases may have run out, for all we know
-        self._rows_made = False
+        self._joined = False  # a heartbeat went through: the shard rows exist, this member is known
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -107,6 +107,8 @@ class ShardLeases:
                 await self._task
             self._task = None
         self._set_owned({})
+        if not self._joined:
+            return  # never joined: nothing to give back
         try:
             async with transaction(self.maker) as session:
                 await session.execute(self._give_back(self.shards.c.owner == self.member))
@@ -132,7 +134,7 @@ class ShardLeases:
         started = loop.time()
         s, m = self.shards, self.members
         async with transaction(self.maker) as session:
-            if not self._rows_made:
+            if not self._joined:
                 await session.execute(upsert(session)(s).on_conflict_do_nothing(),
                                       [{"shard": n, "token": 0} for n in range(SHARDS)])
             seen = upsert(session)(m).values(member=self.member, seen_at=db_time(session))
@@ -143,7 +145,7 @@ class ShardLeases:
             await session.execute(update(s).where(s.c.owner == self.member)
                                   .values(lease_until=db_time(session, self.lease_s)))
             mine = await self._mine(session)
-        self._rows_made = True
+        self._joined = True
         self.live_members = live
         self._valid_until = started + self.lease_s - self.heartbeat_s
         lost = sorted(set(self._owned) - set(mine))
@@ -180,10 +182,9 @@ class ShardLeases:
     def _set_owned(self, owned: Mapping[int, int]) -> None:
         if dict(owned) == dict(self._owned):
             return
-        gained = set(owned) - set(self._owned)
         self._owned = dict(owned)
         log.info("outbox shards", member=self.member, shards=self.owned, members=self.live_members)
-        if gained and self.on_change is not None:
+        if self.on_change is not None:
             self.on_change()
 
     # -- fencing -------------------------------------------------------------------------------------

@@ -282,24 +282,13 @@ async def test_the_migration_gives_existing_rows_their_key_s_shard(databases: Sc
         await engine.dispose()
 
 
-class _Process:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.pid = process.pid
-
-    def terminate(self) -> None:
-        self.process.terminate()
-
-    async def wait(self) -> None:
-        await self.process.wait()
-
-
-async def _relay_process(url: str, broker: LocalBroker, event_type: EventType, log: Path) -> _Process:
+async def _relay_process(url: str, broker: LocalBroker, event_type: EventType,
+                         log: Path) -> asyncio.subprocess.Process:
+    """A replica's relay (tests/kit/relay_process.py) in a process of its own, logging to `log`."""
     with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.kit.relay_process", url, broker.bootstrap_servers, event_type.topic,
             str(LEASE_S), str(HEARTBEAT_S), cwd=REPO_ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT)
-    return _Process(process)
 
 
 async def _write(producer: Producer, event_type: EventType, seqs: range) -> None:
