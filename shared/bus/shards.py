@@ -167,8 +167,7 @@ class ShardLeases:
                     await session.execute(update(s).where(s.c.shard.in_(free), claimable).values(
                         owner=self.member, lease_until=db_time(session, self.lease_s), token=s.c.token + 1))
                     mine = await self._mine(session)
-            self._valid_until = started + self.lease_s - self.heartbeat_s
-            self._set_owned(mine)
+            self._set_owned(mine)  # the claims' leases run from later than `started`: `_valid_until` holds
 
     async def _mine(self, session: AsyncSession) -> dict[int, int]:
         s = self.shards
