@@ -166,15 +166,25 @@ async def run(args: argparse.Namespace, bootstrap: str) -> bool:
     print_raw(n, raw)
 
     kinds = ["sqlite"] + (["postgres"] if args.database == "postgres" else [])
+    # (transaction size, batched, publishing replicas). On PostgreSQL, also the outbox published by one replica
+    # and by two sharing its shards (shared/bus/shards.py), from a backlog of all N events written in one
+    # transaction: writing one event per statement is slower than publishing, and would time only the writes.
+    paths = [(1, False, 1), (100, False, 1), (500, True, 1)]
+    replicas = [(n, True, 1), (n, True, 2)]
     results: list[PathResult] = []
     with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-") as tmp:
-        for kind in kinds:
+        for kind in ["postgres"] if args.publishers_only else kinds:
             dbs = ScratchDatabases(kind, Path(tmp), args.postgres_url, prefix="kk_bench")
             try:
-                for per_transaction, batched in ((1, False), (100, False), (500, True)):
-                    label = f"{kind}, {per_transaction} event{'s' if per_transaction > 1 else ''}/transaction"
-                    label += ", batched" if batched else ""
-                    result = await outbox_path(dbs, settings, n, keys, per_transaction, label, batched)
+                runs = replicas if args.publishers_only else paths + (replicas if kind == "postgres" else [])
+                for per_transaction, batched, publishers in runs:
+                    if per_transaction == n:
+                        label = f"{kind}, backlog in 1 transaction, {publishers} publisher{'s' * (publishers > 1)}"
+                    else:
+                        label = f"{kind}, {per_transaction} event{'s' if per_transaction > 1 else ''}/transaction"
+                        label += ", batched" if batched else ""
+                    result = await outbox_path(dbs, settings, n, keys, per_transaction, label, batched,
+                                               publishers=publishers)
                     print_path(n, raw, result)
                     results.append(result)
             finally:
@@ -192,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="sqlite: the outbox path on SQLite only; postgres: on SQLite and then PostgreSQL")
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"),
                         help="admin URL for throwaway databases, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--publishers-only", action="store_true",
+                        help="only the outbox path on PostgreSQL from a backlog, published by one replica, then by two")
     args = parser.parse_args(argv)
+    if args.publishers_only:
+        args.database = "postgres"
     if args.database == "postgres" and not args.postgres_url:
         parser.error("--database postgres needs --postgres-url (or KAENKHUN_TEST_POSTGRES_URL)")
     if args.bootstrap:

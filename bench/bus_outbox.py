@@ -30,6 +30,7 @@ from shared.bus import (
     inbox_table,
     outbox_table,
 )
+from shared.bus.models import SHARDS
 from shared.db import create_engine, new_metadata, sessionmaker, transaction
 from shared.events.catalogue import Catalogue, EventType
 from shared.events.envelope import CloudEvent
@@ -63,18 +64,28 @@ def new_topic(label: str) -> str:
 # -- the outbox path -----------------------------------------------------------------------------------
 
 
-class TimedRelay(Relay):
-    """A Relay that notes when `target` rows have been published."""
+@dataclass
+class Tally:
+    """Rows published by the relays of one producer service (its replicas), and when the `target`-th was."""
 
-    def __init__(self, *args: Any, target: int, **kwargs: Any) -> None:
+    target: int
+    published: int = 0
+    done_at: float = 0.0
+
+
+class TimedRelay(Relay):
+    """A Relay that counts what it publishes in a tally shared with the other replicas' relays."""
+
+    def __init__(self, *args: Any, tally: Tally, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.target, self.published, self.done_at = target, 0, 0.0
+        self.tally = tally
 
     async def publish_batch(self) -> int:
         published = await super().publish_batch()
-        self.published += published
-        if published and self.published >= self.target and not self.done_at:
-            self.done_at = time.monotonic()
+        tally = self.tally
+        tally.published += published
+        if published and tally.published >= tally.target and not tally.done_at:
+            tally.done_at = time.monotonic()
         return published
 
 
@@ -178,12 +189,14 @@ class Pipeline:
     producer: async_sessionmaker[AsyncSession]
     state: Table
     outbox: Outbox
-    relay: TimedRelay
+    relays: list[TimedRelay]
+    tally: Tally
     sink_engine: AsyncEngine
     sink: async_sessionmaker[AsyncSession]
     effects: Table
     inbox: Table
     sink_spec: SinkSpec
+    replica_engines: list[AsyncEngine] = field(default_factory=list)
     sink_process: BaseProcess | None = None
     sink_conn: Connection | None = None
     done_at: float = 0.0
@@ -192,40 +205,50 @@ class Pipeline:
 
     @classmethod
     async def build(
-        cls, dbs: ScratchDatabases, settings: KafkaSettings, label: str, n: int, batch_handler: bool
+        cls, dbs: ScratchDatabases, settings: KafkaSettings, label: str, n: int, batch_handler: bool,
+        publishers: int = 1,
     ) -> Pipeline:
+        """`publishers`: replicas of the producer service publishing its outbox (each its relay and engine; the
+        first one also writes)."""
         event_type = event_type_on(new_topic(label))
         pmeta = new_metadata()
         state = Table("item_change", pmeta, Column("id", Integer, primary_key=True),
                       Column("key", String(40), nullable=False), Column("seq", Integer, nullable=False))
         outbox = Outbox(SERVICE, outbox_table(pmeta))
         smeta, effects, inbox = sink_tables()
-        producer_engine, producer = await create_tables(await dbs.new("producer"), pmeta)
+        producer_url = await dbs.new("producer")
+        producer_engine, producer = await create_tables(producer_url, pmeta)
         sink_url = await dbs.new("sink")
         sink_engine, sink = await create_tables(sink_url, smeta)
-        relay = TimedRelay(outbox, producer, settings, topics=[event_type.topic], target=n)
+        tally = Tally(n)
+        relays = [TimedRelay(outbox, producer, settings, topics=[event_type.topic], tally=tally)]
+        replica_engines = [create_engine(producer_url) for _ in range(publishers - 1)]
+        relays += [TimedRelay(outbox, sessionmaker(engine), settings, topics=[event_type.topic], tally=tally)
+                   for engine in replica_engines]
         spec = SinkSpec(sink_url, settings.bootstrap_servers, event_type.topic,
                         f"bench-sink-{uuid.uuid4().hex[:8]}", n, batch_handler)
-        return cls(event_type, producer_engine, producer, state, outbox, relay, sink_engine, sink, effects,
-                   inbox, spec)
+        return cls(event_type, producer_engine, producer, state, outbox, relays, tally, sink_engine, sink,
+                   effects, inbox, spec, replica_engines)
 
     async def start(self, timeout_s: float = 60.0) -> None:
-        """Start relay and the consumer process; return once the producer is connected and the group
-        has its partitions."""
-        await ensure_topics(self.relay.settings, [self.event_type.topic], client_id="bench")
+        """Start the relays and the consumer process; return once the producers are connected, the relays
+        share the outbox's shards evenly, and the group has its partitions."""
+        await ensure_topics(self.relays[0].settings, [self.event_type.topic], client_id="bench")
         parent, child = multiprocessing.get_context("spawn").Pipe()
         self.sink_conn = parent
         self.sink_process = multiprocessing.get_context("spawn").Process(
             target=run_sink, args=(self.sink_spec, child), name="bench-sink"
         )
         self.sink_process.start()
-        self.relay.start()
+        for relay in self.relays:
+            relay.start()
         if not await asyncio.to_thread(parent.poll, timeout_s) or parent.recv() != "ready":
             raise TimeoutError("consumer process not ready")
         deadline = time.monotonic() + timeout_s
-        while not self.relay.connected:
+        while not (all(r.connected for r in self.relays)
+                   and _shared_evenly([len(r.leases.owned) for r in self.relays])):
             if time.monotonic() > deadline:
-                raise TimeoutError("relay not ready")
+                raise TimeoutError("relays not ready")
             await asyncio.sleep(0.02)
 
     async def wait_done(self, timeout_s: float) -> None:
@@ -253,7 +276,8 @@ class Pipeline:
                     await self.outbox.add(session, self.event_type, Changed(key=key, seq=seq), key=key)
 
     async def stop(self) -> None:
-        await self.relay.stop()
+        for relay in self.relays:
+            await relay.stop()
         if self.sink_process is not None and self.sink_process.pid is not None:
             await asyncio.to_thread(self.sink_process.join, 30)
             if self.sink_process.is_alive():
@@ -288,8 +312,14 @@ class Pipeline:
         return self.checks
 
     async def dispose(self) -> None:
+        for engine in self.replica_engines:
+            await engine.dispose()
         await self.producer_engine.dispose()
         await self.sink_engine.dispose()
+
+
+def _shared_evenly(owned: list[int]) -> bool:
+    return sum(owned) == SHARDS and max(owned) - min(owned) <= 1
 
 
 @dataclass
@@ -307,9 +337,9 @@ class PathResult:
 
 
 async def outbox_path(dbs: ScratchDatabases, settings: KafkaSettings, n: int, keys: int, per_transaction: int,
-                      label: str, batched: bool = False) -> PathResult:
-    """Write n events into the outbox while relay and consumer run; time until the last is in the inbox."""
-    pipeline = await Pipeline.build(dbs, settings, label, n, batch_handler=batched)
+                      label: str, batched: bool = False, publishers: int = 1) -> PathResult:
+    """Write n events into the outbox while relay(s) and consumer run; time until the last is in the inbox."""
+    pipeline = await Pipeline.build(dbs, settings, label, n, batch_handler=batched, publishers=publishers)
     try:
         await pipeline.start()
         started = time.monotonic()
@@ -318,7 +348,7 @@ async def outbox_path(dbs: ScratchDatabases, settings: KafkaSettings, n: int, ke
         await pipeline.wait_done(timeout_s=max(120.0, n / 50))
         await pipeline.stop()
         checks = await pipeline.verify(n)
-        return PathResult(label, written - started, pipeline.relay.done_at - started,
+        return PathResult(label, written - started, pipeline.tally.done_at - started,
                           pipeline.done_at - started, checks)
     finally:
         await pipeline.stop()

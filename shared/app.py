@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import migrations
 from shared.auth import Principal, ServiceSecurity, install_auth, make_security
 from shared.bus import Consumer, Handlers, Outbox, Relay
+from shared.bus.models import SHARDS
 from shared.db import as_utc, create_engine, read_only, read_transaction, sessionmaker, transaction
 from shared.docs import install_docs
 from shared.errors import PROBLEM_JSON, Forbidden, install_problem_handlers
@@ -245,6 +246,8 @@ def _health_router(spec: ServiceSpec) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": spec.name}
 
+    # Every replica is ready alike: its relay keeps a producer connected to the broker whether or not it owns
+    # outbox shards at the moment (shared/bus/shards.py), so readiness never depends on which replica publishes.
     @router.get("/readyz", summary="Ready: database reachable, migrations current, broker connected",
                 responses={200: {"description": "Ready"},
                            503: {"description": "Not ready: see `checks`", "content": {"application/json": {}}}})
@@ -313,6 +316,11 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
             "oldest_pending_at": as_utc(oldest).isoformat() if oldest else None,
             "inbox": {outcome: count for outcome, count in inbox},
             "relay_connected": state.relay.connected,
+            # Publishing is shared among the replicas by outbox shard: this one's relay and what it publishes.
+            "relay_member": state.relay.leases.member,
+            "outbox_shards": state.relay.leases.owned,
+            "outbox_shards_total": SHARDS,
+            "relay_members_alive": state.relay.leases.live_members,
             "consumer_connected": state.consumer.connected if state.consumer is not None else None,
         }
 

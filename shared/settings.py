@@ -54,6 +54,14 @@ class KafkaSettings(BaseSettings):
     relay_linger_s: float = 0.02
     relay_backoff_initial_s: float = 0.5
     relay_backoff_max_s: float = 30.0
+    # Publishing is shared among a service's replicas by outbox shard (shared/bus/shards.py).
+    relay_lease_s: float = Field(default=10.0, gt=0, description=(
+        "How long a relay holds the outbox shards it publishes without renewing them. A replica that hangs or "
+        "is lost has its shards taken over by the others after this (and its events wait that long); a shorter "
+        "lease means more heartbeats (one small transaction each)."))
+    relay_heartbeat_s: float = Field(default=3.0, gt=0, description=(
+        "How often a relay renews its leases, notes itself alive and takes or gives back shards so that the "
+        "replicas alive share them evenly; at most a third of `relay_lease_s`."))
     consumer_max_attempts: int = 5
     consumer_retry_backoff_s: float = 0.2
     consumer_batch_size: int = 500
@@ -77,7 +85,7 @@ class KafkaSettings(BaseSettings):
         "segments, so a record may stay up to `segment.ms` + `retention.ms` after it was written, 7 + 7 days by "
         "default). Unset (the default): kept for ever, as the outbox is."))
     retention_interval_s: float = Field(default=3600.0, gt=0, description=(
-        "How often the relay (on the leading replica) and the consumer (on one replica at a time) delete rows "
+        "How often the relay and the consumer (each on one replica at a time) delete rows "
         "past their retention."))
 
     @model_validator(mode="after")
@@ -86,6 +94,13 @@ class KafkaSettings(BaseSettings):
         if min_isr is not None and min_isr > replicas:
             raise ValueError(f"topic_min_insync_replicas ({min_isr}) cannot exceed topic_replication_factor "
                              f"({replicas}): no write would succeed")
+        return self
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> KafkaSettings:
+        if self.relay_heartbeat_s * 3 > self.relay_lease_s:
+            raise ValueError(f"relay_heartbeat_s ({self.relay_heartbeat_s}) must be at most a third of "
+                             f"relay_lease_s ({self.relay_lease_s}): a lease must survive a late heartbeat")
         return self
 
     @model_validator(mode="after")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -64,3 +66,60 @@ def create_outbox_position_v1() -> None:
 
 def drop_outbox_position_v1() -> None:
     op.drop_table("outbox_position")
+
+
+def create_outbox_shards_v1() -> None:
+    """Publishing by shard (`shared.bus.shards`): the outbox's `shard` column (crc32 of the key % 32, as
+    `shared.bus.models.shard_of`; written here for every row, published ones too, since a replay makes them
+    pending again), the index the relays read, and the lease and member tables."""
+    op.add_column("outbox", sa.Column("shard", sa.Integer(), server_default=sa.text("0"), nullable=False))
+    bind = op.get_bind()
+    keys = [key for (key,) in bind.execute(sa.text("SELECT DISTINCT key FROM outbox"))]
+    if keys:
+        # The hash is computed here (neither database has crc32), once per key; one UPDATE applies it.
+        shard_of_key = op.create_table(
+            "outbox_shard_backfill",
+            sa.Column("key", sa.String(200), nullable=False),
+            sa.Column("shard", sa.Integer(), nullable=False),
+            sa.PrimaryKeyConstraint("key", name=op.f("pk_outbox_shard_backfill")),
+        )
+        for start in range(0, len(keys), 10_000):
+            op.bulk_insert(shard_of_key, [{"key": key, "shard": zlib.crc32(key.encode()) % 32}
+                                          for key in keys[start:start + 10_000]])
+        op.execute("UPDATE outbox SET shard = "
+                   "(SELECT b.shard FROM outbox_shard_backfill b WHERE b.key = outbox.key)")
+        op.drop_table("outbox_shard_backfill")
+    if bind.dialect.name != "sqlite":
+        # Every writer gives the shard; SQLite cannot drop a column's default without copying the table.
+        op.alter_column("outbox", "shard", server_default=None)
+    op.drop_index("ix_outbox_pending", table_name="outbox")
+    op.create_index(
+        "ix_outbox_shard_pending", "outbox", ["shard", "id"],
+        sqlite_where=sa.text("published_at IS NULL"), postgresql_where=sa.text("published_at IS NULL"),
+    )
+    op.create_table(
+        "outbox_shard",
+        sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("owner", sa.String(100), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("token", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.PrimaryKeyConstraint("shard", name=op.f("pk_outbox_shard")),
+    )
+    op.create_table(
+        "outbox_member",
+        sa.Column("member", sa.String(100), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("member", name=op.f("pk_outbox_member")),
+    )
+
+
+def drop_outbox_shards_v1() -> None:
+    op.drop_table("outbox_member")
+    op.drop_table("outbox_shard")
+    op.drop_index("ix_outbox_shard_pending", table_name="outbox")
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("shard")
+    op.create_index(
+        "ix_outbox_pending", "outbox", ["id"],
+        sqlite_where=sa.text("published_at IS NULL"), postgresql_where=sa.text("published_at IS NULL"),
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zlib
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -17,6 +20,22 @@ from sqlalchemy import (
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 OUTBOX_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+# The outbox is published by shard (`shared.bus.shards`): a row's shard is a stable hash of its key, so one key's
+# events share a shard and one relay at a time publishes them, in id order. Never change it: pending rows (and
+# rows a replay makes pending again) would land in other shards than the key's newer rows, and could overtake
+# them. create_outbox_shards_v1 (shared/bus/migrations.py) computes the same hash for the rows it backfills.
+SHARDS = 32
+
+
+def shard_of(key: str) -> int:
+    """The outbox shard of a message key (crc32: stable across processes and versions, unlike hash())."""
+    return zlib.crc32(key.encode()) % SHARDS
+
+
+def _shard_of_row(context: Any) -> int:
+    # The column's default: an outbox row inserted without its shard (tests, tools) gets its key's.
+    return shard_of(context.get_current_parameters()["key"])
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -35,9 +54,13 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("published_at", DateTime(timezone=True), nullable=True),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", Text, nullable=True),
+        Column("shard", Integer, nullable=False, default=_shard_of_row),
     )
+    # What each relay reads: its shards' pending rows in id order (one index range per shard, whatever the
+    # statistics say: no other index has pending rows by shard).
     Index(
-        "ix_outbox_pending",
+        "ix_outbox_shard_pending",
+        table.c.shard,
         table.c.id,
         sqlite_where=table.c.published_at.is_(None),
         postgresql_where=table.c.published_at.is_(None),
@@ -74,4 +97,31 @@ def outbox_position_table(metadata: MetaData) -> Table:
         Column("topic", String(200), primary_key=True),
         Column("partition", Integer, primary_key=True),
         Column("batch_base", BigInteger, nullable=False),
+    )
+
+
+def outbox_shard_table(metadata: MetaData) -> Table:
+    """Per outbox shard, the replica (relay member) publishing it and until when (the database's clock); `token`
+    grows at every change of owner, so an owner's writes can be fenced: see `shared.bus.shards`."""
+    if "outbox_shard" in metadata.tables:
+        return metadata.tables["outbox_shard"]
+    return Table(
+        "outbox_shard",
+        metadata,
+        Column("shard", Integer, primary_key=True, autoincrement=False),
+        Column("owner", String(100), nullable=True),
+        Column("lease_until", DateTime(timezone=True), nullable=True),
+        Column("token", BigInteger, nullable=False, server_default=text("0")),
+    )
+
+
+def outbox_member_table(metadata: MetaData) -> Table:
+    """The relays alive (each heartbeats `seen_at`, the database's clock): they share the shards evenly."""
+    if "outbox_member" in metadata.tables:
+        return metadata.tables["outbox_member"]
+    return Table(
+        "outbox_member",
+        metadata,
+        Column("member", String(100), primary_key=True),
+        Column("seen_at", DateTime(timezone=True), nullable=False),
     )

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import Table, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from shared.bus.models import outbox_position_table
+from shared.bus.models import outbox_member_table, outbox_position_table, outbox_shard_table, shard_of
 from shared.clock import utcnow
 from shared.db import bulk_insert, rowcount
 from shared.events.catalogue import EventType
@@ -41,6 +41,9 @@ class Outbox:
         self.service = service
         self.table = table
         self.positions = outbox_position_table(table.metadata)
+        # The relays' leases of the outbox's shards (shared/bus/shards.py), in the same database.
+        outbox_shard_table(table.metadata)
+        outbox_member_table(table.metadata)
         self.source = source_for(service)
         # Set after a transaction that wrote outbox rows commits, so the relay wakes at once.
         self.wakeup = asyncio.Event()
@@ -81,6 +84,7 @@ class Outbox:
                     "event_id": event_id,
                     "topic": item.event_type.topic,
                     "key": item.key,
+                    "shard": shard_of(item.key),
                     "event_type": item.event_type.type,
                     "value": value.decode(),
                     "correlation_id": correlation_id,

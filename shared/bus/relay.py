@@ -1,5 +1,6 @@
 """The relay: publishes the outbox's pending rows to Kafka in id order, batch by batch, and marks them published
-once the broker acknowledged them; one relay per service (`shared.bus.leader`)."""
+once the broker acknowledged them. Every replica of a service runs one, publishing the outbox shards it leases
+(`shared.bus.shards`); each keeps a producer connected, owning shards or not, so every replica is ready."""
 
 from __future__ import annotations
 
@@ -7,19 +8,21 @@ import asyncio
 import contextlib
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka.structs import RecordMetadata
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import delete, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.kafka import Offsets, ensure_topics, new_producer, with_dlqs
-from shared.bus.leader import Leadership
+from shared.bus.models import SHARDS
 from shared.bus.outbox import Outbox
 from shared.bus.retention import Retention, purge_published
+from shared.bus.shards import ShardLeases, upsert
 from shared.clock import utcnow
 from shared.db import as_utc, read_only, transaction
 from shared.events.envelope import CORRELATION_HEADER
@@ -35,6 +38,16 @@ log = structlog.get_logger("kaenkhun.bus.outbox")
 BROKER_CHECK_INTERVAL_S = 2.0
 # How old the last comparison of the broker's end offsets with ours may be when a new run of sends starts.
 VERIFY_INTERVAL_S = 0.5
+
+
+@dataclass
+class Flight:
+    """A batch sent and not yet settled: its outbox rows, their send futures, and the shards (-> tokens) it was
+    sent under (only rows of shards still held under them are marked)."""
+
+    rows: Sequence[Any]
+    futures: list[asyncio.Future[Any]]
+    tokens: Mapping[int, int]
 
 
 class Relay:
@@ -57,8 +70,8 @@ class Relay:
         self.metrics = metrics
         self.connected = False
         self._producer: AIOKafkaProducer | None = None
-        # Batches sent and not yet settled, oldest first: (outbox rows, their send futures).
-        self._in_flight: deque[tuple[Sequence[Any], list[asyncio.Future[Any]]]] = deque()
+        # Batches sent and not yet settled, oldest first.
+        self._in_flight: deque[Flight] = deque()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_check = 0.0
@@ -66,21 +79,25 @@ class Relay:
         self._verified_at = -math.inf  # when the broker's end offsets were last compared with ours
         engine: AsyncEngine = maker.kw["bind"]
         self._engine = engine
-        # Several replicas of a service share one PostgreSQL database; if they all relayed, one key's events
-        # could leave out of order: one relay per service (the lock's name is the same as ever, so replicas of
-        # an older version still exclude this one).
-        self.leadership = Leadership(engine, f"kaenkhun-relay:{outbox.service}")
+        # Several replicas of a service share one database: each publishes the shards it leases, so one key's
+        # events (one shard) leave from one relay at a time, in order.
+        self.leases = ShardLeases(maker, self.table.metadata, lease_s=settings.relay_lease_s,
+                                  heartbeat_s=settings.relay_heartbeat_s, on_change=self._shards_changed)
+        # Any replica may purge; one at a time (a transaction advisory lock on PostgreSQL).
         self.retention = Retention("outbox", maker, partial(purge_published, table=self.table),
-                                   days=settings.outbox_retention_days, interval_s=settings.retention_interval_s)
+                                   days=settings.outbox_retention_days, interval_s=settings.retention_interval_s,
+                                   lock=f"kaenkhun-outbox-retention:{outbox.service}")
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._stopping = False
+        self.leases.start()
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.outbox.service}")
 
     async def stop(self, flush_timeout_s: float = 10.0) -> None:
-        """Stop the loop after publishing what is pending (bounded by `flush_timeout_s`)."""
+        """Stop the loop after publishing what is pending in its shards (bounded by `flush_timeout_s`), then give
+        the shards back."""
         self._stopping = True
         self.outbox.wakeup.set()
         if self._task is not None:
@@ -92,17 +109,27 @@ class Relay:
                     await self._task
             self._task = None
         await self._close_producer()
-        await self.leadership.release()
+        await self.leases.stop()
+
+    def _shards_changed(self) -> None:
+        self._record_shards()
+        self.outbox.wakeup.set()  # publish the pending rows of shards gained now
+
+    def _record_shards(self) -> None:
+        if self.metrics is None:
+            return
+        owned = set(self.leases.owned)
+        self.metrics.outbox_shards_owned.labels(member=self.leases.member).set(len(owned))
+        for shard in range(SHARDS):
+            self.metrics.outbox_shard_owned.labels(shard=str(shard)).set(int(shard in owned))
 
     async def run(self) -> None:
-        """Loop until stopped: publish batches, sleep when idle, back off while the broker is down; now and then
-        delete published rows past their retention."""
+        """Loop until stopped: publish batches of the shards held, sleep when idle, back off while the broker is
+        down; now and then delete published rows past their retention."""
         backoff = self.settings.relay_backoff_initial_s
+        self._record_shards()
         while True:
             try:
-                if not await self.leadership.hold():
-                    await self._sleep(self.settings.relay_backoff_max_s / 6)
-                    continue
                 await self.retention.run_when_due()
                 await self._producer_ready()
                 published = await self.publish_batch()
@@ -213,8 +240,9 @@ class Relay:
         await self._fill_pipeline()
         if not self._in_flight:
             return 0
-        rows, futures = self._in_flight.popleft()
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        flight = self._in_flight.popleft()
+        rows = flight.rows
+        results = await asyncio.gather(*flight.futures, return_exceptions=True)
         published, failed, first_error = self._sort_outcomes(rows, results)
         bases: dict[tuple[str, int], int] = {}
         for result in results:
@@ -227,6 +255,12 @@ class Relay:
             await self._abandon_pipeline()
         now = utcnow()
         async with transaction(self.maker) as session:
+            # Fencing: only rows of shards still held under the tokens they were sent under (a replica that
+            # took a shard over publishes its rows itself).
+            held = await self.leases.still_held(session, flight.tokens)
+            shard_of = {row.id: row.shard for row in rows}
+            published = [i for i in published if shard_of[i] in held]
+            failed = [i for i in failed if shard_of[i] in held]
             if published:
                 await session.execute(
                     update(self.table).where(self.table.c.id.in_(published)).values(published_at=now)
@@ -250,32 +284,38 @@ class Relay:
     async def _advance_positions(self, session: AsyncSession, bases: dict[tuple[str, int], int]) -> None:
         """Note, per partition, the first offset of this batch (never going back). Not the last: Tansu reports
         a partition's end offset as its newest record batch's base offset + 1, so only "the end offset is
-        not above the base of what we sent last" tells a lost log on both brokers."""
+        not above the base of what we sent last" tells a lost log on both brokers. One upsert keeping the
+        larger base: replicas publishing to the same partitions race here; rows in one order, so two such
+        upserts cannot deadlock."""
         if not bases:
             return
         t = self.outbox.positions
-        held = {(r.topic, r.partition): r.batch_base for r in (await session.execute(
-            select(t).where(tuple_(t.c.topic, t.c.partition).in_(list(bases))))).all()}
-        for (topic, partition), base in bases.items():
-            if (topic, partition) not in held:
-                await session.execute(insert(t).values(topic=topic, partition=partition, batch_base=base))
-            elif held[(topic, partition)] < base:
-                await session.execute(update(t).where(t.c.topic == topic, t.c.partition == partition)
-                                      .values(batch_base=base))
+        stmt = upsert(session)(t).values([{"topic": topic, "partition": partition, "batch_base": base}
+                                          for (topic, partition), base in sorted(bases.items())])
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=[t.c.topic, t.c.partition], set_={"batch_base": stmt.excluded.batch_base},
+            where=t.c.batch_base < stmt.excluded.batch_base))
 
     async def _fill_pipeline(self) -> None:
-        """Send pending rows after the last one in flight, batch by batch, until the pipeline is full."""
+        """Send pending rows of the shards held after the last one in flight, batch by batch, until the pipeline
+        is full. After a change of shards, nothing more is sent until the batches in flight are settled (the
+        next rows are then read afresh, from the first pending one of each shard now held)."""
         while len(self._in_flight) < self.settings.relay_pipeline_depth:
-            after = self._in_flight[-1][0][-1].id if self._in_flight else None
-            rows = await self._pending_rows(after)
+            tokens = self.leases.held()
+            if not tokens or (self._in_flight and self._in_flight[-1].tokens is not tokens):
+                return
+            after = self._in_flight[-1].rows[-1].id if self._in_flight else None
+            rows = await self._pending_rows(after, tokens)
             if not rows:
                 return
             producer = await self._producer_ready()
             if not self._in_flight and asyncio.get_running_loop().time() - self._verified_at > VERIFY_INTERVAL_S:
                 await self._verify_log()
-                rows = await self._pending_rows(None)  # what is pending may have grown
+                rows = await self._pending_rows(None, tokens)  # what is pending may have grown
                 if not rows:
                     return
+            if self.leases.held() is not tokens:
+                return  # the leases ran out (or changed) meanwhile: renew first, send nothing stale
             futures = []
             for row in rows:
                 headers = [
@@ -287,24 +327,32 @@ class Relay:
                 futures.append(
                     await producer.send(row.topic, value=row.value.encode(), key=row.key.encode(), headers=headers)
                 )
-            self._in_flight.append((rows, futures))
+            self._in_flight.append(Flight(rows, futures, tokens))
             if len(rows) < self.settings.relay_batch_size:
                 return
 
-    async def _pending_rows(self, after: int | None) -> Sequence[Any]:
-        query = (
-            select(
-                self.table.c.id, self.table.c.topic, self.table.c.key,
-                self.table.c.value, self.table.c.correlation_id, self.table.c.event_type,
-            )
-            .where(self.table.c.published_at.is_(None))
-            .order_by(self.table.c.id)
-            .limit(self.settings.relay_batch_size)
-        )
-        if after is not None:
-            query = query.where(self.table.c.id > after)
+    async def _pending_rows(self, after: int | None, shards: Iterable[int]) -> Sequence[Any]:
+        """The first pending rows (after id `after`) of the given shards, in id order.
+
+        Per shard, the ids come from one range of the index on (shard, id) of pending rows, and only from it:
+        the range condition on `shard` and the order by (shard, id) leave no other index able to give them in
+        order, whatever the statistics say (by `shard = :s ORDER BY id`, a planner that believes most rows
+        pending may walk the primary key through every published row instead). The first `limit` ids of all
+        shards are then read in full by primary key.
+        """
+        t, limit = self.table, self.settings.relay_batch_size
+        per_shard = []
+        for shard in sorted(shards):
+            ids = (select(t.c.id).where(t.c.shard.between(shard, shard), t.c.published_at.is_(None))
+                   .order_by(t.c.shard, t.c.id).limit(limit))
+            if after is not None:
+                ids = ids.where(t.c.id > after)
+            per_shard.append(select(ids.subquery()))
+        first = union_all(*per_shard).order_by("id").limit(limit).subquery()
+        merged = (select(t.c.id, t.c.shard, t.c.topic, t.c.key, t.c.value, t.c.correlation_id, t.c.event_type)
+                  .where(t.c.id.in_(select(first.c.id))).order_by(t.c.id))
         async with read_only(self._engine) as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(merged)).all()
             if after is None:
                 await self._record_pending(conn)
         return rows
@@ -312,8 +360,8 @@ class Relay:
     async def _abandon_pipeline(self) -> None:
         """Forget the batches in flight: their rows stay pending and are sent again."""
         flights, self._in_flight = list(self._in_flight), deque()
-        for _rows, futures in flights:
-            await asyncio.gather(*futures, return_exceptions=True)
+        for flight in flights:
+            await asyncio.gather(*flight.futures, return_exceptions=True)
 
     @staticmethod
     def _sort_outcomes(rows: Sequence[Any], results: Sequence[Any]) -> tuple[list[int], list[int], Exception | None]:

@@ -2,9 +2,9 @@
 a batch per transaction, once an interval (`KafkaSettings.outbox_retention_days`, `inbox_retention_days`,
 `retention_interval_s`). Unset, nothing is deleted.
 
-The relay purges its outbox (so on the leading replica only), the consumer its inbox (one replica at a time,
-under a transaction advisory lock). A consumer's inbox must outlive its producers' outboxes: the settings
-refuse an inbox retention shorter than the outbox's + 1 day.
+The relay purges its outbox, the consumer its inbox, each on one replica at a time (under a transaction advisory
+lock). A consumer's inbox must outlive its producers' outboxes: the settings refuse an inbox retention shorter
+than the outbox's + 1 day.
 """
 
 from __future__ import annotations

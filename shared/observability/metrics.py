@@ -32,6 +32,14 @@ class Metrics:
         self.outbox_publish_lag_seconds = Gauge(
             "outbox_publish_lag_seconds", "Age of the oldest unpublished outbox row.", registry=r
         )
+        self.outbox_shards_owned = Gauge(
+            "outbox_shards_owned", "Outbox shards this replica's relay publishes (member: its id).", ["member"],
+            registry=r,
+        )
+        self.outbox_shard_owned = Gauge(
+            "outbox_shard_owned", "1 for each outbox shard this replica's relay publishes, else 0.", ["shard"],
+            registry=r,
+        )
         self.events_published_total = Counter(
             "events_published_total", "Events published to Kafka.", ["topic"], registry=r
         )

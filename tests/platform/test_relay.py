@@ -1,18 +1,28 @@
 """The relay, the outbox's publisher, against real brokers and databases (SQLite and PostgreSQL): a broker down
-while changes are written, a broker that lost its log, a failed send holding back its key's later events, one relay
-per service on PostgreSQL."""
+while changes are written, a broker that lost its log, a failed send holding back its key's later events, replicas
+sharing the outbox's shards (and taking over a frozen one's) on PostgreSQL, readiness without shards."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import Column, MetaData, Table, func, select
 
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
+from shared.bus.models import SHARDS, outbox_shard_table, shard_of
 from shared.db import transaction
+from shared.events.catalogue import EventType
+from shared.settings import REPO_ROOT
 from tests.kit.bus import Producer, close, make_producer, make_sink, new_event_type, wait_for
 from tests.kit.bus import connected as _connected
 from tests.kit.bus import effects_at_least as _effects_at_least
@@ -120,9 +130,15 @@ async def test_a_failure_in_the_pipeline_leaves_later_batches_pending(databases:
         async with transaction(producer.maker) as session:
             for seq, key in enumerate(["a", "b", "a", "b", "a", "b", "c"], start=1):
                 await producer.change(session, event_type, key, seq)
+        await producer.relay.leases.turn()  # the one relay: it takes every shard
         sends = _Sends()
         producer.relay._producer = sends  # type: ignore[assignment]
         settle = asyncio.create_task(producer.relay.publish_batch())
+
+        async def three_batches_sent() -> bool:
+            return len(sends.futures) >= 6
+
+        await wait_for(three_batches_sent, timeout_s=10)
         await asyncio.sleep(0.1)
         assert len(sends.futures) == 6, "three batches of two in flight before the first is awaited"
         sends.futures[0].set_exception(ConnectionError("lost"))  # row 1 (key a) fails ...
@@ -144,35 +160,190 @@ async def test_a_failure_in_the_pipeline_leaves_later_batches_pending(databases:
         await producer.engine.dispose()
 
 
-async def test_one_relay_per_service_on_postgresql(broker: LocalBroker, databases: ScratchDatabases) -> None:
+LEASE_S, HEARTBEAT_S = 2.0, 0.5
+# One key per outbox shard, so every replica has events to publish whichever shards it holds.
+KEYS = [next(f"w{n}" for n in range(10_000) if shard_of(f"w{n}") == shard) for shard in range(SHARDS)]
+
+
+async def test_replicas_share_the_shards_and_take_over_a_frozen_one(broker: LocalBroker, databases: ScratchDatabases,
+                                                                    tmp_path: Path) -> None:
+    """Two relays in processes of their own on one PostgreSQL database split the shards; one frozen (SIGSTOP) for
+    longer than the lease has its shards taken over, and its pending events go out through the other, in order;
+    resumed (SIGCONT), it publishes nothing stale, and the two split the shards again."""
     if databases.kind != "postgres":
-        pytest.skip("leader election applies to PostgreSQL; a SQLite file has one process")
+        pytest.skip("replicas in several processes share a PostgreSQL database; a SQLite file has one process")
     settings = kafka_settings(broker.bootstrap_servers)
     event_type = new_event_type()
     url = await databases.new("producer")
-    first = await make_producer(url, settings, event_type)
-    second = await make_producer(url, settings, event_type)  # a replica on the same database
+    writer = await make_producer(url, settings, event_type)  # the service's writes; its own relay never runs
     sink = await make_sink(await databases.new("sink"), settings, event_type)
-    first.relay.start()
-    await wait_for(lambda: _is_leader(first))
-    second.relay.start()
     sink.consumer.start()
+    first = await _relay_process(url, broker, event_type, tmp_path / "first.log")
+    second = await _relay_process(url, broker, event_type, tmp_path / "second.log")
     try:
-        for seq in range(1, 51):
-            async with transaction(second.maker) as session:
-                await second.change(session, event_type, "w", seq)
-        await wait_for(lambda: _effects_at_least(sink, 50))
-        assert not await _is_leader(second), "the replica must not relay while the leader lives"
-        await first.relay.stop()  # the leader goes away: the replica takes over
-        for seq in range(51, 101):
-            async with transaction(second.maker) as session:
-                await second.change(session, event_type, "w", seq)
-        await wait_for(lambda: _effects_at_least(sink, 100))
-        assert await _is_leader(second)
-        assert (await sink.effects_by_key())["w"] == list(range(1, 101))
+        await wait_for(lambda: _connected(sink))
+        await wait_for(lambda: _split(writer, {first.pid: 16, second.pid: 16}))
+        await _write(writer, event_type, range(1, 11))
+        await wait_for(lambda: _effects_at_least(sink, 320))
+        await wait_for(lambda: _nothing_pending(writer))
+        frozen = await _shards_of(writer, first.pid)
+        os.kill(first.pid, signal.SIGSTOP)  # hung while idle: nothing of its own in flight
+        stopped_at = asyncio.get_running_loop().time()
+        await _write(writer, event_type, range(11, 21))  # half of them in the frozen relay's shards
+        await wait_for(lambda: _effects_at_least(sink, 640))
+        print(f"the frozen relay's events went out {asyncio.get_running_loop().time() - stopped_at:.1f} s after "
+              f"it froze (lease {LEASE_S} s)")
+        assert await _split(writer, {second.pid: 32}), "the other relay took every shard over"
+        assert len(frozen) == 16 and sorted({shard_of(k) for k in KEYS} & frozen) == sorted(frozen)
+        os.kill(first.pid, signal.SIGCONT)
+        await wait_for(lambda: _split(writer, {first.pid: 16, second.pid: 16}))
+        await _write(writer, event_type, range(21, 31))
+        await wait_for(lambda: _effects_at_least(sink, 960))
+        await asyncio.sleep(1.0)
+        assert await sink.effect_count() == 960, "each event applied once"
+        effects = await sink.effects_by_key()
+        assert sorted(effects) == sorted(KEYS)
+        for seqs in effects.values():
+            assert seqs == list(range(1, 31)), "a key's events in order, none lost"
+        # Nothing stale and nothing twice: the topic holds each event exactly once.
+        event_ids = await _topic_event_ids(broker, event_type.topic, 960)
+        assert len(event_ids) == 960 and len(set(event_ids)) == 960
     finally:
-        await close(first, second, sink)
+        for process in (first, second):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGCONT)
+                process.terminate()
+            await process.wait()
+        await close(writer, sink)
 
 
-async def _is_leader(producer: Producer) -> bool:
-    return producer.relay.leadership.held
+async def test_a_replica_that_owns_no_shard_is_ready(own_broker: LocalBroker, databases: ScratchDatabases) -> None:
+    """Readiness does not depend on publishing: a second replica, while the first holds every shard, answers 200
+    on /readyz and says on /v1/bus that it publishes none. (A broker of its own: the registry's consumer groups
+    are new there, so no member of another test's run delays joining them.)"""
+    broker = own_broker
+    from services import load
+    from shared import migrations
+    from shared.db import create_engine
+    from tests.kit.apps import bearer, make_settings, running, wait_ready
+
+    url = await databases.new("registry")
+    # A replica gives shards back only at its heartbeats, a minute apart here.
+    slow = make_settings("registry", url, broker.bootstrap_servers,
+                         kafka=kafka_settings(broker.bootstrap_servers, relay_lease_s=180, relay_heartbeat_s=60))
+    engine = create_engine(url)
+    try:
+        await migrations.upgrade(engine, load("registry").spec.migrations_dir)
+    finally:
+        await engine.dispose()
+    first_app = load("registry").create_app(slow)
+    async with running(first_app) as first:
+        response = await wait_ready(first)
+        assert response.status_code == 200, response.text
+        await wait_for(lambda: _true(len(first_app.state.relay.leases.owned) == SHARDS))
+        second_app = load("registry").create_app(slow)
+        async with running(second_app) as second:
+            response = await wait_ready(second)
+            assert response.status_code == 200, response.text
+            assert response.json()["checks"] == {"database": "ok", "migrations": "ok", "broker": "ok"}
+            admin = bearer(slow.auth, "registry:admin")
+            bus = (await second.get("/v1/bus", headers=admin)).json()
+            assert bus["outbox_shards"] == [] and bus["relay_members_alive"] == 2 and bus["relay_connected"]
+            assert (await first.get("/v1/bus", headers=admin)).json()["outbox_shards"] == list(range(SHARDS))
+            metrics = (await second.get("/metrics")).text
+            assert f'outbox_shards_owned{{member="{bus["relay_member"]}"}} 0.0' in metrics
+            assert 'outbox_shard_owned{shard="0"} 0.0' in metrics
+
+
+async def test_the_migration_gives_existing_rows_their_key_s_shard(databases: ScratchDatabases) -> None:
+    """Rows written before the outbox had shards (published ones too: a replay makes them pending again) get their
+    key's shard, as the outbox computes it for new rows."""
+    from sqlalchemy import insert, text
+
+    from services import load
+    from shared import migrations
+    from shared.clock import utcnow
+    from shared.db import create_engine
+
+    engine = create_engine(await databases.new("registry"))
+    spec = load("registry").spec
+    try:
+        await migrations.upgrade(engine, spec.migrations_dir, "registry_0009")
+        rows = [{"event_id": f"e{n}", "topic": "t", "key": key, "event_type": "x", "value": "{}",
+                 "created_at": utcnow(), "published_at": utcnow() if n % 2 else None}
+                for n, key in enumerate(KEYS[:5] + ["ขอนแก่น-1", "ขอนแก่น-1"])]
+        async with engine.begin() as conn:
+            await conn.execute(insert(Table("outbox", MetaData(), *(Column(c) for c in rows[0]))), rows)
+        await migrations.upgrade(engine, spec.migrations_dir)
+        async with engine.connect() as conn:
+            found = (await conn.execute(text("SELECT key, shard FROM outbox ORDER BY event_id"))).all()
+        assert sorted(found) == sorted((row["key"], shard_of(row["key"])) for row in rows)
+    finally:
+        await engine.dispose()
+
+
+async def _relay_process(url: str, broker: LocalBroker, event_type: EventType,
+                         log: Path) -> asyncio.subprocess.Process:
+    """A replica's relay (tests/kit/relay_process.py) in a process of its own, logging to `log`."""
+    with log.open("wb") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.kit.relay_process", url, broker.bootstrap_servers, event_type.topic,
+            str(LEASE_S), str(HEARTBEAT_S), cwd=REPO_ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT)
+
+
+async def _write(producer: Producer, event_type: EventType, seqs: range) -> None:
+    for seq in seqs:
+        async with transaction(producer.maker) as session:
+            for key in KEYS:
+                await producer.change(session, event_type, key, seq)
+
+
+async def _owners(producer: Producer) -> dict[str, int]:
+    """Each member holding shards under a lease still running (by the database's clock): how many."""
+    shards = outbox_shard_table(producer.outbox.table.metadata)
+    async with producer.engine.connect() as conn:
+        rows = (await conn.execute(select(shards.c.owner, func.count()).where(
+            shards.c.owner.is_not(None), shards.c.lease_until > func.now()).group_by(shards.c.owner))).all()
+    return {owner: count for owner, count in rows}
+
+
+async def _split(producer: Producer, expected: dict[int, int]) -> bool:
+    """Whether the shards are held by the relay processes with these pids, that many each."""
+    owners = await _owners(producer)
+    return {int(owner.split(":")[-2]): count for owner, count in owners.items()} == expected
+
+
+async def _shards_of(producer: Producer, pid: int) -> set[int]:
+    shards = outbox_shard_table(producer.outbox.table.metadata)
+    async with producer.engine.connect() as conn:
+        return set((await conn.execute(select(shards.c.shard).where(
+            shards.c.owner.like(f"%:{pid}:%")))).scalars())
+
+
+async def _nothing_pending(producer: Producer) -> bool:
+    async with producer.engine.connect() as conn:
+        return (await producer.outbox.pending_stats(conn))[0] == 0
+
+
+async def _topic_event_ids(broker: LocalBroker, topic: str, expected: int) -> list[str]:
+    """The event ids of every record on the topic, read from the start (a while longer once `expected` are in,
+    so that extra copies would show)."""
+    reader = AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap_servers, group_id=None,
+                              auto_offset_reset="earliest", enable_auto_commit=False)
+    await reader.start()
+    ids: list[str] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    try:
+        while loop.time() < deadline:
+            for records in (await reader.getmany(timeout_ms=200)).values():
+                ids += [json.loads(record.value)["id"] for record in records]
+            if len(ids) >= expected:
+                deadline = min(deadline, loop.time() + 2.0)
+    finally:
+        await reader.stop()
+    return ids
+
+
+async def _true(value: bool) -> bool:
+    return value

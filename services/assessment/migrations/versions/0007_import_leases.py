@@ -7,7 +7,7 @@ Revises: assessment_0005
 from shared.imports.migrations import add_import_leases_v1, drop_import_leases_v1
 
 revision = "assessment_0007"
-down_revision = "assessment_0005"
+down_revision = "assessment_0006"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@ Revises: registry_0009
 from shared.imports.migrations import add_import_leases_v1, drop_import_leases_v1
 
 revision = "registry_0011"
-down_revision = "registry_0009"
+down_revision = "registry_0010"
 branch_labels = None
 depends_on = None
 
