@@ -168,7 +168,9 @@ def system_rows(scale: int, samples: int) -> list[Row]:
             Row(f"time to load `kaenkhun demo --scale {scale}` ({figures.households:,} households) end to end",
                 f"{figures.load_s:.0f} s"),
             Row("peak memory (RSS) per service during that load, MiB",
-                ", ".join(f"{name} {mib:.0f}" for name, mib in figures.peak_mib.items()))]
+                ", ".join(f"{name} {mib:.0f}" for name, mib in figures.peak_mib.items())),
+            Row(f"events written per household during that load (outbox rows ÷ {figures.households:,})",
+                ", ".join(f"{name} {count / figures.households:.2f}" for name, count in figures.events.items()))]
 
 
 def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, quick: bool) -> Path:

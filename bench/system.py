@@ -1,6 +1,9 @@
 """The whole system under the demo: time to load `--scale N` end to end, each service's peak memory, and the
 end-to-end lag from a registry write to the reporting service showing it.
 
+Also counted: the events each producing service wrote (its outbox rows, including the lag probe's few), the input
+of docs/scaling.md's national estimate.
+
 The broker and the four services run as separate processes on SQLite (`ops.launcher.System`, as
 `kaenkhun up` starts them). The load is `kaenkhun demo --scale N` (HTTP imports, assessments, pushes) and is
 timed until the reporting service shows every figure. Then, one at a time, a household is registered with
@@ -34,6 +37,7 @@ class SystemFigures:
     load_s: float
     peak_mib: dict[str, float]
     lag_ms: list[float]
+    events: dict[str, int]  # outbox rows each producing service wrote during the load (its events)
 
     @property
     def lag_p50_p95(self) -> tuple[float, float]:
@@ -82,7 +86,9 @@ def measure(scale: int, samples: int, say: demo.Say = print) -> SystemFigures:
                     await loader.close()
 
             seconds, lags = asyncio.run(run())
-            return SystemFigures(scale, loader.scenario.households, seconds, system.peak_memory_mib(), lags)
+            events = {name: int(system.rows(name, "SELECT count(*) FROM outbox")[0][0])
+                      for name in ("registry", "assessment", "assistance")}
+            return SystemFigures(scale, loader.scenario.households, seconds, system.peak_memory_mib(), lags, events)
         finally:
             system.stop()
 
@@ -96,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p50, p95 = figures.lag_p50_p95
     print(f"scale {figures.scale}: {figures.households:,} households loaded in {figures.load_s:.1f} s; peak memory "
           + ", ".join(f"{k} {v:.0f} MiB" for k, v in figures.peak_mib.items())
-          + f"; lag registry → reporting p50 {p50:.0f} ms, p95 {p95:.0f} ms ({len(figures.lag_ms)} writes)")
+          + f"; lag registry → reporting p50 {p50:.0f} ms, p95 {p95:.0f} ms ({len(figures.lag_ms)} writes); events "
+          + ", ".join(f"{k} {v:,}" for k, v in figures.events.items()))
     return 0
 
 

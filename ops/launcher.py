@@ -27,8 +27,12 @@ def prepare(env: dict[str, str], names: Sequence[str], *, quiet: bool = True) ->
     """Migrate the services' databases and create every topic (both idempotent), as separate commands; their
     output shown unless `quiet`."""
     for command in (["migrate", *names], ["topics"]):
-        subprocess.run([sys.executable, "-m", "ops.cli", *command], env=env, cwd=REPO_ROOT, check=True,
-                       capture_output=quiet)
+        done = subprocess.run([sys.executable, "-m", "ops.cli", *command], env=env, cwd=REPO_ROOT,
+                              capture_output=quiet)
+        if done.returncode != 0:
+            output = (done.stdout or b"") + (done.stderr or b"")
+            raise RuntimeError(f"kaenkhun {' '.join(command)} exited with code {done.returncode}\n"
+                               + output.decode(errors="replace")[-3000:])
 
 
 def spawn(name: str, env: dict[str, str], log_path: Path, cpus: str | None = None) -> subprocess.Popen[bytes]:
