@@ -80,22 +80,40 @@ async def _pg_version(url: str) -> str:
     return version
 
 
-async def bus_rows(events: int) -> list[Row]:
+async def bus_rows(events: int, postgres_url: str | None) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-") as tmp, \
             LocalBroker(log_path=Path(tmp) / "tansu.log") as broker:
         settings = KafkaSettings.model_validate({"bootstrap_servers": broker.bootstrap_servers})
         raw = await bus.raw_baseline(settings, events, 200)
         dbs = ScratchDatabases("sqlite", Path(tmp), None, prefix="kk_bench")
         try:
-            result = await bus.outbox_path(dbs, settings, events, 200, 500, "sqlite, batched", True)
+            results = [await bus.outbox_path(dbs, settings, events, 200, 500, "sqlite, batched", True)]
         finally:
             await dbs.drop_all()
-    if not all(result.checks.values()):
-        raise SystemExit(f"bus: correctness checks failed: {result.checks}")
-    rate, raw_rate = result.rate(events), raw.rate(events)
-    return [Row(f"bus events/s, outbox → Kafka → inbox (SQLite, {events:,} events, 500 per transaction, batch "
+        # The outbox of one service published by one replica and by two sharing its shards, from a backlog.
+        replicas = []
+        if postgres_url:
+            dbs = ScratchDatabases("postgres", Path(tmp), postgres_url, prefix="kk_bench")
+            try:
+                for publishers in (1, 2):
+                    replicas.append(await bus.outbox_path(dbs, settings, events, 200, events,
+                                                          f"postgres, {publishers} publishers", True,
+                                                          publishers=publishers))
+            finally:
+                await dbs.drop_all()
+    failed = [r.checks for r in results + replicas if not all(r.checks.values())]
+    if failed:
+        raise SystemExit(f"bus: correctness checks failed: {failed}")
+    rate, raw_rate = results[0].rate(events), raw.rate(events)
+    rows = [Row(f"bus events/s, outbox → Kafka → inbox (SQLite, {events:,} events, 500 per transaction, batch "
                 "handler)", f"{rate:,.0f}", "raw aiokafka produce + consume", f"{raw_rate:,.0f}",
                 _ratio(rate, raw_rate))]
+    if replicas:
+        one, two = (events / r.published_s for r in replicas)
+        rows.append(Row(f"outbox published events/s by two replicas sharing its shards (PostgreSQL, backlog of "
+                        f"{events:,}, both on this machine)", f"{two:,.0f}", "one replica publishing alone",
+                        f"{one:,.0f}", _ratio(two, one)))
+    return rows
 
 
 async def registry_rows(persons: int, postgres_url: str | None) -> list[Row]:
@@ -206,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     lines = machine(args.postgres_url)
     parts: list[tuple[str, Callable[[], list[Row]]]] = [
-        ("bus", lambda: asyncio.run(bus_rows(5_000 if q else 20_000))),
+        ("bus", lambda: asyncio.run(bus_rows(5_000 if q else 20_000, args.postgres_url))),
         ("registry import", lambda: asyncio.run(registry_rows(10_000 if q else 100_000, args.postgres_url))),
         ("HTTP", lambda: http_rows(5 if q else 15)),
         ("webhooks", lambda: asyncio.run(webhook_rows(500 if q else 2_000))),
