@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db import lost_to_contention, sqlstate
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://kaenkhun.github.io/problems/"
 
@@ -134,24 +136,11 @@ def _validation_errors(exc: RequestValidationError) -> tuple[list[dict[str, Any]
     return errors, len(found)
 
 
-# PostgreSQL: serialization failure, deadlock, lock not available (lock_timeout).
-_BUSY_SQLSTATES = {"40001", "40P01", "55P03"}
-
-
-def _sqlstate(exc: DBAPIError) -> str:
-    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
-
-
-def _busy(exc: DBAPIError) -> bool:
-    """A lock that was not granted in time (SQLite's busy timeout, PostgreSQL's lock and serialization errors)."""
-    return "database is locked" in str(exc.orig) or _sqlstate(exc) in _BUSY_SQLSTATES
-
-
 def _unreachable(exc: DBAPIError) -> bool:
     """The database went away (restart, network): OperationalError / InterfaceError, a dropped connection, or
     PostgreSQL's connection exceptions (SQLSTATE 08…) and shutdowns (57P01–57P03, e.g. "shutting down")."""
     return (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-            or isinstance(exc.orig, OSError) or _sqlstate(exc).startswith(("08", "57P")))
+            or isinstance(exc.orig, OSError) or sqlstate(exc).startswith(("08", "57P")))
 
 
 def _database_down(request: Request, exc: Exception) -> JSONResponse:
@@ -190,7 +179,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        if _busy(exc):  # a transient contention, not a fault: the client retries, as with any 503
+        if lost_to_contention(exc):  # a transient contention, not a fault: the client retries, as with any 503
             log.warning("database busy", path=str(request.url.path), error=str(exc.orig)[:200])
             return problem_response(ServiceUnavailable("The database is busy; retry shortly.", type_slug="busy",
                                                        headers={"Retry-After": "1"}), request)

@@ -1,8 +1,8 @@
 """Tables of the reporting service: read models built only from events, and the outbox and inbox of its bus.
 
 Household-level rows (`rpt_*`) hold the newest fact each event stream says about one thing; area rows
-(`rpt_village`, `rpt_area_year`) are recomputed from them for every village a batch of events touched, so
-a report adds up a few thousand village rows instead of scanning every household. Exact fractions (the
+(`rpt_village`, `rpt_area_year`) are kept from them by difference for every village a batch of events touched,
+so a report adds up a few thousand village rows instead of scanning every household. Exact fractions (the
 Alkire–Foster censored scores) are stored as text ("7/12"); money as NUMERIC(14,2).
 """
 
@@ -248,11 +248,14 @@ class Area(Base, table=True):
 
 
 class Feed(Base, table=True):
-    """Per topic: the newest event time applied and how many events were, for `as_of` and freshness."""
+    """Per topic and partition: the newest event time applied and how many events were, for `as_of` and
+    freshness (summed per topic). By partition, because a partition is consumed by one replica at a time: a
+    row per topic would be one row every replica adds to at once."""
 
     __tablename__ = "rpt_feed"
 
     topic: str = Field(primary_key=True, max_length=100)
+    partition: int = Field(primary_key=True)
     newest_event_at: datetime = Field(sa_column=timestamp_column())
     events: int = 0
 

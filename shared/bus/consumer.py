@@ -19,7 +19,7 @@ from shared.bus.handlers import NOT_NEEDED, BatchHandler, Delivery, Handlers
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
 from shared.bus.retention import Retention, purge_inbox
 from shared.clock import utcnow
-from shared.db import transaction
+from shared.db import lost_to_contention, transaction
 from shared.events.catalogue import dlq_topic
 from shared.settings import KafkaSettings
 
@@ -155,20 +155,7 @@ class Consumer:
     async def _process_batch(
         self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
-        deliveries = [self.handlers.decode(r) for records in batch.values() for r in records]
-        # Fast path: everything polled, partition after partition, in one transaction. If any
-        # handler fails, nothing of it is kept and the records go one at a time, so the failing one
-        # is retried, dead-lettered if it keeps failing, and the rest still follow in order.
-        if all(d.error is None for d in deliveries):
-            try:
-                await self.process(deliveries)
-            except Exception as exc:
-                log.info("batch failed, processing one by one", consumer=self.name, error=repr(exc))
-                for delivery in deliveries:
-                    await self._process_one_with_retries(delivery)
-        else:
-            for delivery in deliveries:
-                await self._process_one_with_retries(delivery)
+        await self.apply([self.handlers.decode(r) for records in batch.values() for r in records])
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         if self.before_offset_commit is not None:
             for tp, next_offset in offsets.items():
@@ -179,6 +166,33 @@ class Consumer:
             # The group rebalanced: another member now owns a partition and will redeliver from
             # the last committed offset; the inbox makes that redelivery a no-op.
             log.info("offset commit lost to a rebalance", consumer=self.name, error=repr(exc))
+
+    async def apply(self, deliveries: Sequence[Delivery]) -> None:
+        """Apply what a poll delivered, partition after partition, in one transaction.
+
+        A transaction that lost to a concurrent one (a deadlock, a serialization failure: replicas writing the
+        same read-model rows) kept nothing, so the whole batch runs again, up to `consumer_max_attempts` times.
+        If a handler fails otherwise, the records go one at a time, so the failing one is retried,
+        dead-lettered if it keeps failing, and the rest still follow in order.
+        """
+        if any(d.error is not None for d in deliveries):
+            for delivery in deliveries:
+                await self._process_one_with_retries(delivery)
+            return
+        for attempt in range(1, self.settings.consumer_max_attempts + 1):
+            try:
+                await self.process(deliveries)
+                return
+            except Exception as exc:
+                if lost_to_contention(exc) and attempt < self.settings.consumer_max_attempts:
+                    log.info("batch lost to a concurrent transaction, running it again", consumer=self.name,
+                             attempt=attempt, error=str(getattr(exc, "orig", exc))[:200])
+                    await asyncio.sleep(self.settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
+                    continue
+                log.info("batch failed, processing one by one", consumer=self.name, error=repr(exc))
+                break
+        for delivery in deliveries:
+            await self._process_one_with_retries(delivery)
 
     async def process(self, deliveries: Sequence[Delivery]) -> int:
         """Apply deliveries in one transaction with their inbox rows; duplicates are skipped.
@@ -208,6 +222,10 @@ class Consumer:
                     runs.append((handler, [delivery]))
             for handler, run in runs:
                 await handler(session, [(d.event, d.payload) for d in run])  # type: ignore[misc]
+            if runs:
+                applied = [d for d, outcome in taken if outcome == "processed"]
+                for finish in self.handlers.finishers:
+                    await finish(session, applied)
             now = utcnow()  # one time for the batch: within it, partition and offset give the order
             inbox_rows = [self._inbox_row(d, outcome, now) for d, outcome in taken]
             outcomes.extend(taken)
