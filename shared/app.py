@@ -258,7 +258,7 @@ def _health_router(spec: ServiceSpec) -> APIRouter:
         except Exception as exc:  # readiness reports, it does not fail
             checks["database"] = f"unreachable: {type(exc).__name__}"
             checks.setdefault("migrations", "unknown")
-        relay_ok = state.relay.connected
+        relay_ok = state.relay.connected or state.relay.standing_by  # a replica whose relay another one leads
         consumer_ok = state.consumer is None or state.consumer.connected
         checks["broker"] = "ok" if relay_ok and consumer_ok else "not connected"
         ready = all(v == "ok" for v in checks.values())

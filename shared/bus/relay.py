@@ -56,6 +56,8 @@ class Relay:
         self.topics = with_dlqs(topics)
         self.metrics = metrics
         self.connected = False
+        # Another replica leads (holds the relay lock): this one publishes nothing and needs no broker connection.
+        self.standing_by = False
         self._producer: AIOKafkaProducer | None = None
         # Batches sent and not yet settled, oldest first: (outbox rows, their send futures).
         self._in_flight: deque[tuple[Sequence[Any], list[asyncio.Future[Any]]]] = deque()
@@ -100,7 +102,8 @@ class Relay:
         backoff = self.settings.relay_backoff_initial_s
         while True:
             try:
-                if not await self.leadership.hold():
+                self.standing_by = not await self.leadership.hold()
+                if self.standing_by:
                     await self._sleep(self.settings.relay_backoff_max_s / 6)
                     continue
                 await self.retention.run_when_due()
