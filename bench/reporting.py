@@ -1,14 +1,18 @@
 """Reporting benchmark: how fast the read models take events in, and GET /v1/reports/poverty at district
 level with N persons loaded (p50/p95 over loopback HTTP to `kaenkhun serve reporting`), beside a DuckDB
-scan of the same raw household rows, in the same run.
+scan of the same raw household rows, in the same run; and (`--part replicas`, PostgreSQL) ingest by one
+replica against two replicas sharing the partitions and the database, in the same run.
 
     .venv/bin/python -m bench.reporting [--persons 1000000] [--requests 200] [--postgres-url URL]
+        [--part all|report|replicas] [--replica-persons 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -29,6 +33,7 @@ from services import load
 from services.reporting.settings import ReportingSettings
 from shared import migrations
 from shared.auth import issue_token
+from shared.db import create_engine
 from tests.kit.apps import consumer_record, make_settings
 from tests.kit.reporting import DIMENSIONS
 from tests.kit.reporting import household_events as events
@@ -70,6 +75,79 @@ async def ingest(url: str, persons: int) -> tuple[int, float, list[dict[str, Any
         if pending:
             await flush()
     return count, elapsed, raw
+
+
+PARTITIONS = 4
+
+
+def _replica(url: str, partitions: list[int], persons: int, ready: Any, go: Any, done: Any) -> None:
+    """One replica's process: the records of its partitions, polled as Kafka hands them over (up to 500, a
+    partition's records together and in order), through the consumer's real path; puts (events, seconds)."""
+
+    async def main() -> tuple[int, float]:
+        settings = make_settings("reporting", url, "127.0.0.1:1", run_bus=False, log_json=False,
+                                 log_level="WARNING")
+        app = load("reporting").create_app(settings)
+        async with app.router.lifespan_context(app):
+            consumer = app.state.consumer
+            queues: dict[int, list[Any]] = {p: [] for p in partitions}
+            for n, h in enumerate(households(persons)):
+                partition = n % PARTITIONS  # a household's events on one partition (its ids differ per process)
+                if partition in queues:
+                    for event_type, data in events(h):
+                        queue = queues[partition]
+                        record = consumer_record(event_type, data, offset=len(queue))
+                        queue.append(dataclasses.replace(record, partition=partition))
+            polls, left = [], [q for q in queues.values() if q]
+            while left:  # round robin over the partitions, as a fetch spreads over them
+                poll: list[Any] = []
+                for queue in left:
+                    poll.extend(queue[:BATCH // len(left)])
+                    del queue[:BATCH // len(left)]
+                polls.append(poll)
+                left = [q for q in left if q]
+            ready.set()
+            go.wait()
+            started = time.perf_counter()
+            for poll in polls:
+                await consumer.apply([consumer.handlers.decode(r) for r in poll])
+            return sum(len(p) for p in polls), time.perf_counter() - started
+
+    from shared.observability import configure_logging
+
+    configure_logging(level="WARNING", json=False)
+    done.put(asyncio.run(main()))
+
+
+async def replicas(admin_url: str, persons: int) -> list[tuple[int, int, float]]:
+    """Reporting ingest on PostgreSQL by one replica, then by two sharing the partitions and one database, each
+    replica its own process: (replicas, events, seconds from the start of all to the end of the last)."""
+    context = multiprocessing.get_context("spawn")
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for count in (1, 2):
+            dbs = ScratchDatabases("postgres", Path(folder), admin_url)
+            try:
+                url = await dbs.new("reporting")
+                engine = create_engine(url)
+                await migrations.upgrade(engine, load("reporting").spec.migrations_dir)
+                await engine.dispose()
+                ready, go, done = [context.Event() for _ in range(count)], context.Event(), context.Queue()
+                shares = [[p for p in range(PARTITIONS) if p % count == i] for i in range(count)]
+                processes = [context.Process(target=_replica, args=(url, share, persons, ready[i], go, done))
+                             for i, share in enumerate(shares)]
+                for process in processes:
+                    process.start()
+                for event in ready:
+                    await asyncio.to_thread(event.wait)
+                go.set()
+                finished = [await asyncio.to_thread(done.get) for _ in processes]
+                for process in processes:
+                    process.join()
+                results.append((count, sum(n for n, _ in finished), max(s for _, s in finished)))
+            finally:
+                await dbs.drop_all()
+    return results
 
 
 async def serve_and_query(url: str, requests: int) -> list[float]:
@@ -126,6 +204,20 @@ def quantiles(values: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[94] * 1000
 
 
+async def run_replicas(persons: int, postgres_url: str | None) -> None:
+    if not postgres_url:
+        raise SystemExit("the replica benchmark needs PostgreSQL: --postgres-url or KAENKHUN_TEST_POSTGRES_URL")
+    print(f"reporting replicas: {persons:,} persons, three events per household, {PARTITIONS} partitions, through "
+          "the consumer's real path on PostgreSQL: one replica, then two sharing the partitions and the database "
+          "(each replica a process of its own)")
+    figures = await replicas(postgres_url, persons)
+    rates = {count: events / seconds for count, events, seconds in figures}
+    for count, events_, seconds in figures:
+        print(f"  {count} replica{'s' if count > 1 else ''}: {events_:,} events in {seconds:.1f} s: "
+              f"{rates[count]:,.0f} events/s")
+    print(f"  two replicas / one: {rates[2] / rates[1]:.2f}")
+
+
 async def run(persons: int, requests: int, postgres_url: str | None) -> None:
     print(f"reporting benchmark: {persons:,} persons (Khon Kaen's 199 sub-districts × 12 villages), three events per "
           "household (registered, assessed, poverty status) through the consumer's real path; then "
@@ -155,11 +247,16 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"))
+    parser.add_argument("--part", choices=("all", "report", "replicas"), default="all")
+    parser.add_argument("--replica-persons", type=int, default=100_000)
     args = parser.parse_args()
     from shared.observability import configure_logging
 
     configure_logging(level="WARNING", json=False)
-    asyncio.run(run(args.persons, args.requests, args.postgres_url))
+    if args.part in ("all", "report"):
+        asyncio.run(run(args.persons, args.requests, args.postgres_url))
+    if args.part in ("all", "replicas"):
+        asyncio.run(run_replicas(args.replica_persons, args.postgres_url))
 
 
 if __name__ == "__main__":

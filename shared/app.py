@@ -51,6 +51,8 @@ class ServiceSpec:
     catalogue: Catalogue
     security: ServiceSecurity
     handlers: Handlers | None = None
+    # Partitions its consumer is to read again from the start (`shared.bus.rewind_table`): reporting's rebuild.
+    rewind: Table | None = None
     routers: Sequence[APIRouter] = ()
     # Background work of the service (e.g. bulk imports): entered after the bus starts, left before it stops.
     extensions: Sequence[Callable[[FastAPI], AbstractAsyncContextManager[None]]] = ()
@@ -153,7 +155,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         relay = Relay(spec.outbox, maker, settings.kafka, topics=spec.catalogue.topics(spec.name),
                       metrics=app.state.metrics)
         consumer = (
-            Consumer(spec.name, spec.handlers, maker, spec.inbox, settings.kafka, metrics=app.state.metrics)
+            Consumer(spec.name, spec.handlers, maker, spec.inbox, settings.kafka, metrics=app.state.metrics,
+                     rewind=spec.rewind)
             if spec.handlers is not None
             else None
         )

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from shared.bus import Outbox, inbox_table, outbox_table
+from shared.bus import Outbox, inbox_table, outbox_table, rewind_table
 from shared.db import new_metadata, timestamp_column
 from shared.money import money_column
 
@@ -29,6 +29,7 @@ class Base(SQLModel, registry=registry(metadata=metadata)):
 
 outbox = Outbox("reporting", outbox_table(metadata))
 inbox = inbox_table(metadata)
+rewind = rewind_table(metadata)  # partitions to read again from the start: see admin.rebuild
 
 DIMENSIONS = ("health", "living", "education", "income", "access")
 # The count columns of `rpt_area_year` (AreaYear), which the projection keeps and the reports add up.

@@ -10,9 +10,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, delete, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.handlers import NOT_NEEDED, BatchHandler, Delivery, Handlers
@@ -42,12 +42,14 @@ class Consumer:
         *,
         metrics: Metrics | None = None,
         group_id: str | None = None,
+        rewind: Table | None = None,
     ) -> None:
         self.name = name
         self.group_id = group_id or name
         self.handlers = handlers
         self.maker = maker
         self.inbox = inbox
+        self.rewind = rewind  # partitions to read again from the earliest offset (`rewind_table`), if any
         self.settings = settings
         self.metrics = metrics
         self.connected = False
@@ -107,7 +109,6 @@ class Consumer:
     async def _connect(self) -> AIOKafkaConsumer:
         await ensure_topics(self.settings, with_dlqs(self.topics), client_id=f"{self.name}-consumer")
         consumer = AIOKafkaConsumer(
-            *self.topics,
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=self.group_id,
             client_id=f"{self.name}-consumer",
@@ -121,6 +122,7 @@ class Consumer:
         )
         try:
             await consumer.start()
+            consumer.subscribe(self.topics, listener=_Rewind(self, consumer))
         except BaseException:
             with contextlib.suppress(Exception):
                 await consumer.stop()
@@ -149,6 +151,29 @@ class Consumer:
                 await self._close()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.relay_backoff_max_s)
+
+    async def rewind_assigned(self, consumer: AIOKafkaConsumer, assigned: Iterable[TopicPartition]) -> None:
+        """Move the newly assigned partitions marked in the rewind table to the earliest offset the broker holds,
+        commit that position at once (a partition that moves to another replica goes on from there too), then
+        delete their marks. A failure leaves the marks, and the next assignment tries again."""
+        if self.rewind is None:
+            return
+        table = self.rewind
+        async with transaction(self.maker) as session:
+            marked = {(t, p) for t, p in (await session.execute(select(table.c.topic, table.c.partition).where(
+                table.c.consumer == self.name))).all()}
+        due = [tp for tp in assigned if (tp.topic, tp.partition) in marked]
+        if not due:
+            return
+        earliest = await consumer.beginning_offsets(due)
+        for tp in due:
+            consumer.seek(tp, earliest[tp])
+        await consumer.commit({tp: earliest[tp] for tp in due})
+        async with transaction(self.maker) as session:
+            await session.execute(delete(table).where(table.c.consumer == self.name, tuple_(
+                table.c.topic, table.c.partition).in_([(tp.topic, tp.partition) for tp in due])))
+        log.info("partitions rewound to their earliest offset", consumer=self.name,
+                 partitions=sorted(f"{tp.topic}[{tp.partition}]@{earliest[tp]}" for tp in due))
 
     # -- processing ----------------------------------------------------------------------------------
 
@@ -222,15 +247,15 @@ class Consumer:
                     runs.append((handler, [delivery]))
             for handler, run in runs:
                 await handler(session, [(d.event, d.payload) for d in run])  # type: ignore[misc]
-            if runs:
-                applied = [d for d, outcome in taken if outcome == "processed"]
-                for finish in self.handlers.finishers:
-                    await finish(session, applied)
             now = utcnow()  # one time for the batch: within it, partition and offset give the order
             inbox_rows = [self._inbox_row(d, outcome, now) for d, outcome in taken]
             outcomes.extend(taken)
             if inbox_rows:
                 await session.execute(insert(self.inbox), inbox_rows)
+            if runs:  # last: what they write is shared with other replicas, whose locks wait for this commit
+                applied = [d for d, outcome in taken if outcome == "processed"]
+                for finish in self.handlers.finishers:
+                    await finish(session, applied)
         self._count(outcomes)
         await self._refresh_statistics(len(inbox_rows))
         return len(inbox_rows)
@@ -346,3 +371,20 @@ class Consumer:
         for (topic, _), lag in self._lag.items():
             totals[topic] = totals.get(topic, 0) + lag
         return totals
+
+
+class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Calls `Consumer.rewind_assigned` when the group hands this replica its partitions."""
+
+    def __init__(self, owner: Consumer, consumer: AIOKafkaConsumer) -> None:
+        self.owner, self.consumer = owner, consumer
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        try:
+            await self.owner.rewind_assigned(self.consumer, assigned)
+        except Exception as exc:
+            log.warning("rewinding partitions failed; the next assignment tries again", consumer=self.owner.name,
+                        error=repr(exc))

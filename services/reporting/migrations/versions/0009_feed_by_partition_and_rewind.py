@@ -1,6 +1,7 @@
-"""rpt_feed by topic and partition: a row per partition, which one replica at a time writes
+"""rpt_feed by topic and partition: a row per partition, which one replica at a time writes; consumer_rewind
 
 The counts held so far become partition 0's: freshness sums a topic's partitions, so its totals are unchanged.
+consumer_rewind: the partitions `kaenkhun rebuild reporting` has the consumer read again from the start.
 
 Revision ID: reporting_0009
 Revises: reporting_0007
@@ -18,6 +19,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('consumer_rewind',
+    sa.Column('consumer', sa.String(length=100), nullable=False),
+    sa.Column('topic', sa.String(length=200), nullable=False),
+    sa.Column('partition', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('consumer', 'topic', 'partition', name=op.f('pk_consumer_rewind'))
+    )
     with op.batch_alter_table('rpt_feed', schema=None) as batch_op:
         batch_op.add_column(sa.Column('partition', sa.Integer(), nullable=False, server_default='0'))
         batch_op.drop_constraint('pk_rpt_feed', type_='primary')
@@ -38,3 +45,4 @@ def downgrade() -> None:
     op.execute("INSERT INTO rpt_feed (topic, newest_event_at, events) "
                "SELECT topic, newest_event_at, events FROM rpt_feed_total")
     op.drop_table('rpt_feed_total')
+    op.drop_table('consumer_rewind')
