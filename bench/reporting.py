@@ -81,8 +81,8 @@ PARTITIONS = 4
 
 
 def _replica(url: str, partitions: list[int], persons: int, ready: Any, go: Any, done: Any) -> None:
-    """One replica's process: the records of its partitions, polled as Kafka hands them over (up to 500, a
-    partition's records together and in order), through the consumer's real path; puts (events, seconds)."""
+    """One replica's process: the records of its partitions in polls of up to 500 of one partition, in order,
+    through the consumer's real path; puts (events, seconds)."""
 
     async def main() -> tuple[int, float]:
         settings = make_settings("reporting", url, "127.0.0.1:1", run_bus=False, log_json=False,
@@ -90,21 +90,20 @@ def _replica(url: str, partitions: list[int], persons: int, ready: Any, go: Any,
         app = load("reporting").create_app(settings)
         async with app.router.lifespan_context(app):
             consumer = app.state.consumer
-            queues: dict[int, list[Any]] = {p: [] for p in partitions}
+            queues: dict[tuple[str, int], list[Any]] = {}  # per topic and partition, as Kafka keeps them
             for n, h in enumerate(households(persons)):
                 partition = n % PARTITIONS  # a household's events on one partition (its ids differ per process)
-                if partition in queues:
+                if partition in partitions:
                     for event_type, data in events(h):
-                        queue = queues[partition]
+                        queue = queues.setdefault((event_type.topic, partition), [])
                         record = consumer_record(event_type, data, offset=len(queue))
                         queue.append(dataclasses.replace(record, partition=partition))
-            polls, left = [], [q for q in queues.values() if q]
-            while left:  # round robin over the partitions, as a fetch spreads over them
-                poll: list[Any] = []
+            polls, left = [], list(queues.values())
+            while left:  # a poll of one partition's next records at a time, round robin over the partitions: the
+                # same shape of poll, so the same handler runs, with one replica or two
                 for queue in left:
-                    poll.extend(queue[:BATCH // len(left)])
-                    del queue[:BATCH // len(left)]
-                polls.append(poll)
+                    polls.append(queue[:BATCH])
+                    del queue[:BATCH]
                 left = [q for q in left if q]
             ready.set()
             go.wait()

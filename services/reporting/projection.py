@@ -95,9 +95,15 @@ def _insert(session: AsyncSession, table: Table) -> Any:
     return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
 
 
-def _chunks(keys: list[Any], size: int = 200) -> Iterable[list[Any]]:
-    """Sorted keys in statements of `size` rows (a statement takes at most 32,767 parameters)."""
-    return (keys[i:i + size] for i in range(0, len(keys), size))
+def _adding(session: AsyncSession, table: Table, key: Sequence[str], added: Sequence[str], **also: Any) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE that adds the `added` columns in SQL (and sets `also`, built from the
+    statement's `excluded`). Executed with its rows sorted by key, a statement the driver sends in multi-row
+    pages, in that order: concurrent transactions lock the rows in the same order."""
+    stmt = _insert(session, table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[name] for name in key],
+        set_={name: table.c[name] + stmt.excluded[name] for name in added}
+        | {name: make(stmt.excluded) for name, make in also.items()})
 
 
 async def _feed(session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
@@ -110,15 +116,12 @@ async def _feed(session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
         newest[key] = (max(held[0], time) if held else time, (held[1] if held else 0) + 1)
     if not newest:
         return
-    table = FEED
-    stmt = _insert(session, table).values([
-        {"topic": topic, "partition": partition, "newest_event_at": time, "events": count}
-        for (topic, partition), (time, count) in sorted(newest.items())])
-    later = stmt.excluded.newest_event_at > table.c.newest_event_at
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=[table.c.topic, table.c.partition],
-        set_={"events": table.c.events + stmt.excluded.events,
-              "newest_event_at": case((later, stmt.excluded.newest_event_at), else_=table.c.newest_event_at)}))
+    kept = FEED.c.newest_event_at
+    await session.execute(
+        _adding(session, FEED, ("topic", "partition"), ("events",), newest_event_at=lambda new: case(
+            (new.newest_event_at > kept, new.newest_event_at), else_=kept)),
+        [{"topic": topic, "partition": partition, "newest_event_at": time, "events": count}
+         for (topic, partition), (time, count) in sorted(newest.items())])
 
 
 class Shared:
@@ -169,13 +172,10 @@ def _village_part(household: Household | None) -> tuple[str, tuple[int, int, int
 
 
 async def _add_to_villages(session: AsyncSession, deltas: dict[str, list[int]]) -> None:
-    table = VILLAGE
-    for codes in _chunks(sorted(deltas)):
-        stmt = _insert(session, table).values([dict(zip(("village_code", *VILLAGE_COUNTS), (code, *deltas[code]),
-                                                        strict=True)) for code in codes])
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=[table.c.village_code],
-            set_={name: table.c[name] + stmt.excluded[name] for name in VILLAGE_COUNTS}))
+    if deltas:
+        await session.execute(_adding(session, VILLAGE, ("village_code",), VILLAGE_COUNTS), [
+            dict(zip(("village_code", *VILLAGE_COUNTS), (code, *deltas[code]), strict=True))
+            for code in sorted(deltas)])
 
 
 @handlers.on_batch(*HOUSEHOLD_EVENTS)
@@ -251,40 +251,38 @@ class YearSums:
     async def write(self, session: AsyncSession) -> None:
         """Add the counts in SQL, then the exact fractions to the rows the upsert has locked; delete the rows
         no assessment is left in."""
+        if not self.counts:
+            return
         table = AREA_YEAR
-        for keys in _chunks(sorted(self.counts)):
-            stmt = _insert(session, table).values([
-                {"survey_year": year, "village_code": village, **self.counts[(year, village)],
-                 "censored_score": "0", "censored_score_value": 0.0, "censored_by_indicator": {}}
-                for year, village in keys])
-            found = await session.execute(stmt.on_conflict_do_update(
-                index_elements=[table.c.survey_year, table.c.village_code],
-                set_={name: table.c[name] + stmt.excluded[name] for name in YEAR_COUNTS},
-            ).returning(table.c.survey_year, table.c.village_code, table.c.assessed_households,
-                        table.c.censored_score, table.c.censored_by_indicator))
-            fractions, emptied = [], []
-            for year, village, assessed, held_score, held_by_indicator in found.all():
-                key = (year, village)
-                if assessed == 0:
-                    emptied.append(key)
-                    continue
-                if key not in self.scores and key not in self.indicators:
-                    continue
-                score = Fraction(held_score) + self.scores.get(key, Fraction(0))
-                merged = {code: Fraction(value) for code, value in held_by_indicator.items()}
-                for code, part in self.indicators.get(key, {}).items():
-                    merged[code] = merged.get(code, Fraction(0)) + part
-                fractions.append({"year": year, "village": village, "score": str(score), "value": float(score),
-                                  "by_indicator": {code: str(v) for code, v in sorted(merged.items()) if v}})
-            if fractions:
-                await session.execute(
-                    update(table).where(table.c.survey_year == bindparam("year"),
-                                        table.c.village_code == bindparam("village"))
-                    .values(censored_score=bindparam("score"), censored_score_value=bindparam("value"),
-                            censored_by_indicator=bindparam("by_indicator")), fractions)
-            if emptied:
-                await session.execute(delete(table).where(
-                    tuple_(table.c.survey_year, table.c.village_code).in_(emptied)))
+        found = await session.execute(
+            _adding(session, table, ("survey_year", "village_code"), YEAR_COUNTS).returning(
+                table.c.survey_year, table.c.village_code, table.c.assessed_households, table.c.censored_score,
+                table.c.censored_by_indicator),
+            [{"survey_year": year, "village_code": village, **self.counts[(year, village)], "censored_score": "0",
+              "censored_score_value": 0.0, "censored_by_indicator": {}} for year, village in sorted(self.counts)])
+        fractions, emptied = [], []
+        for year, village, assessed, held_score, held_by_indicator in found.all():
+            key = (year, village)
+            if assessed == 0:
+                emptied.append(key)
+                continue
+            if key not in self.scores and key not in self.indicators:
+                continue
+            score = Fraction(held_score) + self.scores.get(key, Fraction(0))
+            merged = {code: Fraction(value) for code, value in held_by_indicator.items()}
+            for code, part in self.indicators.get(key, {}).items():
+                merged[code] = merged.get(code, Fraction(0)) + part
+            fractions.append({"year": year, "village": village, "score": str(score), "value": float(score),
+                              "by_indicator": {code: str(v) for code, v in sorted(merged.items()) if v}})
+        if fractions:
+            await session.execute(
+                update(table).where(table.c.survey_year == bindparam("year"),
+                                    table.c.village_code == bindparam("village"))
+                .values(censored_score=bindparam("score"), censored_score_value=bindparam("value"),
+                        censored_by_indicator=bindparam("by_indicator")), fractions)
+        if emptied:
+            await session.execute(delete(table).where(
+                tuple_(table.c.survey_year, table.c.village_code).in_(emptied)))
 
 
 async def _assessments(session: AsyncSession, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Assessment]:
