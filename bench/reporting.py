@@ -1,28 +1,28 @@
 """Reporting benchmark: how fast the read models take events in, and GET /v1/reports/poverty at district
 level with N persons loaded (p50/p95 over loopback HTTP to `kaenkhun serve reporting`), beside a DuckDB
-scan of the same raw household rows, in the same run.
+scan of the same raw household rows, in the same run; and (`--part replicas`, PostgreSQL) ingest by one
+replica against two replicas sharing the partitions and the database, in the same run.
 
     .venv/bin/python -m bench.reporting [--persons 1000000] [--requests 200] [--postgres-url URL]
+        [--part all|report|replicas] [--replica-persons 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import multiprocessing
 import os
-import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import geothai
 import httpx
 import pyarrow as pa
 
@@ -33,65 +33,13 @@ from services import load
 from services.reporting.settings import ReportingSettings
 from shared import migrations
 from shared.auth import issue_token
-from shared.events.assessment import ASSESSMENT_RECORDED, POVERTY_STATUS_CHANGED
-from shared.events.registry import HOUSEHOLD_REGISTERED
-from shared.ids import new_id
+from shared.db import create_engine
 from tests.kit.apps import consumer_record, make_settings
+from tests.kit.reporting import DIMENSIONS
+from tests.kit.reporting import household_events as events
+from tests.kit.reporting import synthetic_households as households
 
-DIMENSIONS = ("health", "living", "education", "income", "access")
-INDICATORS = {"health": ("safe_food", "medicine_use", "exercise"), "living": ("housing", "drinking_water"),
-              "education": ("literacy",), "income": ("working_age_income", "income_per_person"),
-              "access": ("elderly_care",)}
 BATCH = 500
-
-
-def households(persons: int, seed: int = 2565) -> Iterator[dict[str, Any]]:
-    """Households of 1–5 persons (2.85 on average) in Khon Kaen's villages, with a TPMAP-like assessment."""
-    rng = random.Random(seed)
-    subdistricts = [s.code for d in geothai.districts("40") for s in geothai.subdistricts(d.code)]
-    left = persons
-    while left > 0:
-        size = min(left, rng.choices((1, 2, 3, 4, 5), (15, 25, 30, 20, 10))[0])
-        left -= size
-        village = f"{rng.choice(subdistricts)}{rng.randint(1, 12):02d}"
-        failed: dict[str, str] = {}
-        deprived = []
-        for dimension, codes in INDICATORS.items():
-            misses = [c for c in codes if rng.random() < 0.12]
-            if misses:
-                deprived.append(dimension)
-                for code in misses:
-                    failed[code] = f"1/{5 * len(codes)}"
-        score = sum((Fraction(w) for w in failed.values()), Fraction(0))
-        yield {"id": new_id(), "village": village, "persons": size, "failed": failed, "deprived": deprived,
-               "score": score, "poor": score >= Fraction(1, 3),
-               "target_poor": bool(deprived)}
-
-
-def events(h: dict[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
-    village = h["village"]
-    areas = {"province_code": village[:2], "district_code": village[:4], "subdistrict_code": village[:6],
-             "village_code": village}
-    return [
-        (HOUSEHOLD_REGISTERED, {"household_id": h["id"], "version": 1, "status": "open", "village_no": int(village[6:]),
-                                "sources": ["tpmap"], "welfare_card": True, "team_id": None, **areas,
-                                "members": [{"member_id": new_id(), "citizen_id_hash": "0" * 64, "sex": "female",
-                                             "birth_date": "1970-01-01", "relation": "head" if i == 0 else "child",
-                                             "disability": False} for i in range(h["persons"])]}),
-        (ASSESSMENT_RECORDED, {"assessment_id": new_id(), "household_id": h["id"], "survey_year": 2565,
-                               "revision": 1, "surveyed_on": "2022-01-15", "indicator_set": "tpmap-2560",
-                               "indicator_set_version": 1, **areas,
-                               "dimensions": {d: d in h["deprived"] for d in DIMENSIONS},
-                               "indicators": {c: {"status": "fail", "weight": w} for c, w in h["failed"].items()},
-                               "score": str(h["score"]), "score_value": float(h["score"]), "poor": h["poor"],
-                               "severity": "poor" if h["poor"] else "none", "target_poor": h["target_poor"],
-                               "welfare_card": True, "member_count": h["persons"]}),
-        (POVERTY_STATUS_CHANGED, {"household_id": h["id"], "assessment_id": new_id(), "survey_year": 2565,
-                                  "revision": 1, "previous_assessment_id": None, "previous_survey_year": None,
-                                  "change": "first_assessment", "target_poor_before": None,
-                                  "target_poor_now": h["target_poor"], "poor_before": None, "poor_now": h["poor"],
-                                  "dimensions_entered": [], "dimensions_exited": [], "village_code": village}),
-    ]
 
 
 async def ingest(url: str, persons: int) -> tuple[int, float, list[dict[str, Any]]]:
@@ -127,6 +75,78 @@ async def ingest(url: str, persons: int) -> tuple[int, float, list[dict[str, Any
         if pending:
             await flush()
     return count, elapsed, raw
+
+
+PARTITIONS = 4
+
+
+def _replica(url: str, partitions: list[int], persons: int, ready: Any, go: Any, done: Any) -> None:
+    """One replica's process: the records of its partitions in polls of up to 500 of one partition, in order,
+    through the consumer's real path; puts (events, seconds)."""
+
+    async def main() -> tuple[int, float]:
+        settings = make_settings("reporting", url, "127.0.0.1:1", run_bus=False, log_json=False,
+                                 log_level="WARNING")
+        app = load("reporting").create_app(settings)
+        async with app.router.lifespan_context(app):
+            consumer = app.state.consumer
+            queues: dict[tuple[str, int], list[Any]] = {}  # per topic and partition, as Kafka keeps them
+            for n, h in enumerate(households(persons)):
+                partition = n % PARTITIONS  # a household's events on one partition (its ids differ per process)
+                if partition in partitions:
+                    for event_type, data in events(h):
+                        queue = queues.setdefault((event_type.topic, partition), [])
+                        record = consumer_record(event_type, data, offset=len(queue))
+                        queue.append(dataclasses.replace(record, partition=partition))
+            polls, left = [], list(queues.values())
+            while left:  # a poll of one partition's next records at a time, round robin over the partitions: the
+                # same shape of poll, so the same handler runs, with one replica or two
+                for queue in left:
+                    polls.append(queue[:BATCH])
+                    del queue[:BATCH]
+                left = [q for q in left if q]
+            ready.set()
+            go.wait()
+            started = time.perf_counter()
+            for poll in polls:
+                await consumer.apply([consumer.handlers.decode(r) for r in poll])
+            return sum(len(p) for p in polls), time.perf_counter() - started
+
+    from shared.observability import configure_logging
+
+    configure_logging(level="WARNING", json=False)
+    done.put(asyncio.run(main()))
+
+
+async def replicas(admin_url: str, persons: int) -> list[tuple[int, int, float]]:
+    """Reporting ingest on PostgreSQL by one replica, then by two sharing the partitions and one database, each
+    replica its own process: (replicas, events, seconds from the start of all to the end of the last)."""
+    context = multiprocessing.get_context("spawn")
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for count in (1, 2):
+            dbs = ScratchDatabases("postgres", Path(folder), admin_url)
+            try:
+                url = await dbs.new("reporting")
+                engine = create_engine(url)
+                await migrations.upgrade(engine, load("reporting").spec.migrations_dir)
+                await engine.dispose()
+                ready, go, done = [context.Event() for _ in range(count)], context.Event(), context.Queue()
+                shares = [[p for p in range(PARTITIONS) if p % count == i] for i in range(count)]
+                processes = [context.Process(target=_replica, args=(url, share, persons, ready[i], go, done))
+                             for i, share in enumerate(shares)]
+                for process in processes:
+                    process.start()
+                for event in ready:
+                    await asyncio.to_thread(event.wait)
+                go.set()
+                finished = [await asyncio.to_thread(done.get) for _ in processes]
+                for process in processes:
+                    process.join()
+                results.append((count, sum(n for n, _ in finished), max(s for _, s in finished)))
+            finally:
+                await dbs.drop_all()
+    return results
 
 
 async def serve_and_query(url: str, requests: int) -> list[float]:
@@ -183,6 +203,20 @@ def quantiles(values: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[94] * 1000
 
 
+async def run_replicas(persons: int, postgres_url: str | None) -> None:
+    if not postgres_url:
+        raise SystemExit("the replica benchmark needs PostgreSQL: --postgres-url or KAENKHUN_TEST_POSTGRES_URL")
+    print(f"reporting replicas: {persons:,} persons, three events per household, {PARTITIONS} partitions, through "
+          "the consumer's real path on PostgreSQL: one replica, then two sharing the partitions and the database "
+          "(each replica a process of its own)")
+    figures = await replicas(postgres_url, persons)
+    rates = {count: events / seconds for count, events, seconds in figures}
+    for count, events_, seconds in figures:
+        print(f"  {count} replica{'s' if count > 1 else ''}: {events_:,} events in {seconds:.1f} s: "
+              f"{rates[count]:,.0f} events/s")
+    print(f"  two replicas / one: {rates[2] / rates[1]:.2f}")
+
+
 async def run(persons: int, requests: int, postgres_url: str | None) -> None:
     print(f"reporting benchmark: {persons:,} persons (Khon Kaen's 199 sub-districts × 12 villages), three events per "
           "household (registered, assessed, poverty status) through the consumer's real path; then "
@@ -212,11 +246,16 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"))
+    parser.add_argument("--part", choices=("all", "report", "replicas"), default="all")
+    parser.add_argument("--replica-persons", type=int, default=100_000)
     args = parser.parse_args()
     from shared.observability import configure_logging
 
     configure_logging(level="WARNING", json=False)
-    asyncio.run(run(args.persons, args.requests, args.postgres_url))
+    if args.part in ("all", "report"):
+        asyncio.run(run(args.persons, args.requests, args.postgres_url))
+    if args.part in ("all", "replicas"):
+        asyncio.run(run_replicas(args.replica_persons, args.postgres_url))
 
 
 if __name__ == "__main__":

@@ -168,6 +168,12 @@ async def reporting_rows(persons: int, requests: int, postgres_url: str | None) 
             rows.append(Row(f"reporting district summary p95 ms at {persons:,} persons ({name}; read models fed "
                             f"at {count / seconds:,.0f} events/s)", f"{p95:.1f}",
                             "DuckDB scan of the same rows, p95 ms", f"{d95:.1f}", _ratio(p95, d95)))
+    if postgres_url:
+        figures = {count: events / seconds for count, events, seconds in
+                   await reporting.replicas(postgres_url, max(persons // 10, 3_000))}
+        rows.append(Row(f"reporting ingest events/s, two replicas sharing the partitions (PostgreSQL, "
+                        f"{max(persons // 10, 3_000):,} persons)", f"{figures[2]:,.0f}", "one replica, events/s",
+                        f"{figures[1]:,.0f}", _ratio(figures[2], figures[1])))
     return rows
 
 

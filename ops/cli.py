@@ -111,8 +111,11 @@ def replay(
 @app.command()
 def rebuild(
     service: Annotated[str, typer.Argument(help="the read-model service: reporting")],
+    from_outbox: Annotated[bool, typer.Option("--from-outbox", help="replay every producer's outbox even if the "
+                                              "broker still holds every record")] = False,
 ) -> None:
-    """Empty the reporting read models and make every producer publish all its events again."""
+    """Empty the reporting read models and read every event again: from the broker if it still holds them all,
+    else from every producer's outbox. Stop the reporting replicas first; start them when it is done."""
     from services.reporting import admin
     from shared.db import create_engine
 
@@ -120,20 +123,26 @@ def rebuild(
         raise typer.BadParameter("only the reporting service's read models can be rebuilt")
 
     async def _run() -> None:
-        engine = create_engine(_settings("reporting").db_url)
+        settings = _settings("reporting")
+        engine = create_engine(settings.db_url)
         try:
-            await admin.empty_read_models(engine)
+            source = await admin.rebuild(engine, settings.kafka, from_outbox=from_outbox)
         finally:
             await engine.dispose()
         typer.echo("reporting: read models and inbox emptied")
-        for producer in admin.PRODUCERS:
-            engine = create_engine(_settings(producer).db_url)
-            try:
-                count = await admin.replay_everything(engine, load(producer).spec.outbox)
-            finally:
-                await engine.dispose()
-            typer.echo(f"{producer}: {count} outbox events queued for publication again")
-        typer.echo("the reporting service applies them as they arrive: watch GET /v1/reports/freshness")
+        if source.broker:
+            typer.echo(f"from the broker ({source.reason}): {len(source.partitions)} partitions marked; the reporting "
+                       "consumer reads each from offset 0 when it starts")
+        else:
+            typer.echo(f"from the outboxes ({source.reason})")
+            for producer in admin.PRODUCERS:
+                engine = create_engine(_settings(producer).db_url)
+                try:
+                    count = await admin.replay_everything(engine, load(producer).spec.outbox)
+                finally:
+                    await engine.dispose()
+                typer.echo(f"{producer}: {count} outbox events queued for publication again")
+        typer.echo("start the reporting service; it applies the events as they arrive: watch GET /v1/reports/freshness")
 
     asyncio.run(_run())
 

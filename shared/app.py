@@ -52,6 +52,8 @@ class ServiceSpec:
     catalogue: Catalogue
     security: ServiceSecurity
     handlers: Handlers | None = None
+    # Partitions its consumer is to read again from the start (`shared.bus.rewind_table`): reporting's rebuild.
+    rewind: Table | None = None
     routers: Sequence[APIRouter] = ()
     # Background work of the service (e.g. bulk imports): entered after the bus starts, left before it stops.
     extensions: Sequence[Callable[[FastAPI], AbstractAsyncContextManager[None]]] = ()
@@ -154,7 +156,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         relay = Relay(spec.outbox, maker, settings.kafka, topics=spec.catalogue.topics(spec.name),
                       metrics=app.state.metrics)
         consumer = (
-            Consumer(spec.name, spec.handlers, maker, spec.inbox, settings.kafka, metrics=app.state.metrics)
+            Consumer(spec.name, spec.handlers, maker, spec.inbox, settings.kafka, metrics=app.state.metrics,
+                     rewind=spec.rewind)
             if spec.handlers is not None
             else None
         )
@@ -264,7 +267,7 @@ def _health_router(spec: ServiceSpec) -> APIRouter:
         except Exception as exc:  # readiness reports, it does not fail
             checks["database"] = f"unreachable: {type(exc).__name__}"
             checks.setdefault("migrations", "unknown")
-        relay_ok = state.relay.connected
+        relay_ok = state.relay.connected  # every replica's relay keeps its producer connected, shards or none
         consumer_ok = state.consumer is None or state.consumer.connected
         checks["broker"] = "ok" if relay_ok and consumer_ok else "not connected"
         ready = all(v == "ok" for v in checks.values())

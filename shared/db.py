@@ -17,7 +17,7 @@ import aiosqlite
 import asyncpg
 from sqlalchemy import Column, DateTime, MetaData, Table, event, text
 from sqlalchemy.engine import CursorResult, Result, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -56,6 +56,23 @@ def as_utc(value: datetime) -> datetime:
 def rowcount(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE matched (a conditional UPDATE's way of saying whether it applied)."""
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+# PostgreSQL: serialization failure, deadlock detected, lock not available (lock_timeout).
+CONTENTION_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE of a driver error, whether SQLAlchemy wrapped it (DBAPIError) or asyncpg raised it itself."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+
+
+def lost_to_contention(exc: BaseException) -> bool:
+    """A transaction that lost to a concurrent one (PostgreSQL's deadlock, serialization and lock-timeout errors,
+    SQLite's busy timeout): nothing of it was kept, and running the same work again is the remedy."""
+    return isinstance(exc, DBAPIError) and (
+        "database is locked" in str(exc.orig) or sqlstate(exc) in CONTENTION_SQLSTATES)
 
 
 def is_sqlite(url: str) -> bool:

@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db import lost_to_contention, sqlstate
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://kaenkhun.github.io/problems/"
 
@@ -136,36 +138,23 @@ def _validation_errors(exc: RequestValidationError) -> tuple[list[dict[str, Any]
     return errors, len(found)
 
 
-# PostgreSQL: serialization failure, deadlock, lock not available (lock_timeout).
-_BUSY_SQLSTATES = {"40001", "40P01", "55P03"}
 # PostgreSQL has no connection to give: too_many_connections (max_connections, or a role's or database's
 # CONNECTION LIMIT), configuration_limit_exceeded. (cannot_connect_now, 57P03, while it starts or stops, is
 # the database being unreachable, below.)
 _SATURATED_SQLSTATES = {"53300", "53400"}
 
 
-def _sqlstate(exc: BaseException) -> str:
-    """The SQLSTATE of a driver error, whether SQLAlchemy wrapped it (DBAPIError) or asyncpg raised it itself."""
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
-
-
-def _busy(exc: DBAPIError) -> bool:
-    """A lock that was not granted in time (SQLite's busy timeout, PostgreSQL's lock and serialization errors)."""
-    return "database is locked" in str(exc.orig) or _sqlstate(exc) in _BUSY_SQLSTATES
-
-
 def _saturated(exc: BaseException) -> bool:
     """No connection to be had: the server refused one more (or is starting or stopping), or this process's own
     pool stayed full for its whole `KAENKHUN_DB_POOL_TIMEOUT_S`. Load, not a fault: the client retries."""
-    return isinstance(exc, PoolTimeout) or _sqlstate(exc) in _SATURATED_SQLSTATES
+    return isinstance(exc, PoolTimeout) or sqlstate(exc) in _SATURATED_SQLSTATES
 
 
 def _unreachable(exc: DBAPIError) -> bool:
     """The database went away (restart, network): OperationalError / InterfaceError, a dropped connection, or
     PostgreSQL's connection exceptions (SQLSTATE 08…) and shutdowns (57P01–57P03, e.g. "shutting down")."""
     return (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-            or isinstance(exc.orig, OSError) or _sqlstate(exc).startswith(("08", "57P")))
+            or isinstance(exc.orig, OSError) or sqlstate(exc).startswith(("08", "57P")))
 
 
 def _database_down(request: Request, exc: Exception) -> JSONResponse:
@@ -211,7 +200,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        if _busy(exc):  # a transient contention, not a fault: the client retries, as with any 503
+        if lost_to_contention(exc):  # a transient contention, not a fault: the client retries, as with any 503
             log.warning("database busy", path=str(request.url.path), error=str(exc.orig)[:200])
             return problem_response(ServiceUnavailable("The database is busy; retry shortly.", type_slug="busy",
                                                        headers={"Retry-After": "1"}), request)

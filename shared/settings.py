@@ -80,10 +80,14 @@ class KafkaSettings(BaseSettings):
         "Inbox rows (the ids of the events a consumer took) older than this are deleted. An id must be kept as "
         "long as the event may be delivered again: as long as any producer's outbox keeps the event (a replay "
         "publishes it again), so at least `outbox_retention_days` + 1 (a consumer may take an event late, a "
-        "purge runs once an interval, clocks differ), and as long as the broker keeps it in its log (a consumer "
-        "group whose committed offsets expired reads from the earliest record; Apache Kafka deletes whole log "
-        "segments, so a record may stay up to `segment.ms` + `retention.ms` after it was written, 7 + 7 days by "
-        "default). Unset (the default): kept for ever, as the outbox is."))
+        "purge runs once an interval, clocks differ), and as long as the broker keeps it in its log, so at least "
+        "`topic_retention_days`. Unset (the default): kept for ever, as the outbox is."))
+    topic_retention_days: float = Field(default=14.0, gt=0, description=(
+        "How long the broker may keep a record of the topics, and so deliver it again (to a consumer group whose "
+        "committed offsets expired, or one `kaenkhun rebuild reporting` rewound to the earliest offset): the "
+        "topics' `retention.ms` plus `segment.ms`, as Apache Kafka deletes whole segments (7 + 7 days by "
+        "default). Not set on the broker by the services: say here what the cluster keeps. The inbox must keep "
+        "an event's id at least this long."))
     retention_interval_s: float = Field(default=3600.0, gt=0, description=(
         "How often the relay and the consumer (each on one replica at a time) delete rows "
         "past their retention."))
@@ -111,6 +115,10 @@ class KafkaSettings(BaseSettings):
                 f"inbox_retention_days ({inbox}) must be at least outbox_retention_days + 1 "
                 f"({'unset: kept for ever' if outbox is None else outbox + 1}): a consumer must remember an event "
                 "for as long as its producer may publish it again")
+        if inbox is not None and inbox < self.topic_retention_days:
+            raise ValueError(
+                f"inbox_retention_days ({inbox}) must be at least topic_retention_days ({self.topic_retention_days})"
+                ": a consumer must remember an event for as long as the broker may deliver it again")
         return self
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.reporting import web
-from services.reporting.models import inbox, metadata, outbox
+from services.reporting.models import inbox, metadata, outbox, rewind
 from services.reporting.projection import handlers
 from services.reporting.reports import routes as reports
 from services.reporting.security import security
@@ -20,6 +20,7 @@ SPEC = ServiceSpec(
     metadata=metadata,
     outbox=outbox,
     inbox=inbox,
+    rewind=rewind,
     migrations_dir=Path(__file__).parent / "migrations",
     catalogue=Catalogue(),
     security=security,

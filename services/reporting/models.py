@@ -1,8 +1,8 @@
 """Tables of the reporting service: read models built only from events, and the outbox and inbox of its bus.
 
 Household-level rows (`rpt_*`) hold the newest fact each event stream says about one thing; area rows
-(`rpt_village`, `rpt_area_year`) are recomputed from them for every village a batch of events touched, so
-a report adds up a few thousand village rows instead of scanning every household. Exact fractions (the
+(`rpt_village`, `rpt_area_year`) are kept from them by difference for every village a batch of events touched,
+so a report adds up a few thousand village rows instead of scanning every household. Exact fractions (the
 Alkire–Foster censored scores) are stored as text ("7/12"); money as NUMERIC(14,2).
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from shared.bus import Outbox, inbox_table, outbox_table
+from shared.bus import Outbox, inbox_table, outbox_table, rewind_table
 from shared.db import new_metadata, timestamp_column
 from shared.money import money_column
 
@@ -29,6 +29,7 @@ class Base(SQLModel, registry=registry(metadata=metadata)):
 
 outbox = Outbox("reporting", outbox_table(metadata))
 inbox = inbox_table(metadata)
+rewind = rewind_table(metadata)  # partitions to read again from the start: see admin.rebuild
 
 DIMENSIONS = ("health", "living", "education", "income", "access")
 # The count columns of `rpt_area_year` (AreaYear), which the projection keeps and the reports add up.
@@ -248,11 +249,14 @@ class Area(Base, table=True):
 
 
 class Feed(Base, table=True):
-    """Per topic: the newest event time applied and how many events were, for `as_of` and freshness."""
+    """Per topic and partition: the newest event time applied and how many events were, for `as_of` and
+    freshness (summed per topic). By partition, because a partition is consumed by one replica at a time: a
+    row per topic would be one row every replica adds to at once."""
 
     __tablename__ = "rpt_feed"
 
     topic: str = Field(primary_key=True, max_length=100)
+    partition: int = Field(primary_key=True)
     newest_event_at: datetime = Field(sa_column=timestamp_column())
     events: int = 0
 

@@ -8,6 +8,14 @@ redelivery, reordering across topics and a full replay give the same figures.
 The area rows are maintained by difference: when a household's row changes, its old contribution leaves
 its old village's sums and its new one joins the new village's, in the same transaction. The sums are
 exact (integers, and fractions as text), so they always equal a recount from the household rows.
+
+Replicas share the partitions of a topic (one consumer group), so one thing's events reach one replica, but
+the households of a village are on every partition: two replicas add to the same area rows at once. Those
+writes are gathered while the handlers run (`Shared`) and made by `finish`, at the end of the transaction, in
+one fixed order (villages, then survey years and villages, then the feed; keys sorted), each an upsert that
+adds in SQL (`events = events + excluded.events`): no update is lost to a concurrent one, and two replicas
+lock rows in the same order, so they wait for each other but never deadlock. The feed is kept per topic
+and partition, rows that one replica at a time writes.
 """
 
 from __future__ import annotations
@@ -19,28 +27,29 @@ from fractions import Fraction
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, tuple_, update
+from sqlalchemy import Table, bindparam, case, delete, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.reporting.models import (
     DIMENSIONS,
     YEAR_COUNTS,
-    AreaYear,
     Assessment,
     Budget,
     Centre,
-    Feed,
     Help,
     Household,
     Payment,
     Referral,
     Team,
-    Village,
     Visit,
+    metadata,
 )
 from shared import clock
 from shared.bus import Handlers
+from shared.bus.handlers import Delivery
 from shared.db import as_utc
 from shared.events.assessment import (
     ASSESSMENT_RECORDED,
@@ -76,23 +85,66 @@ from shared.events.registry import HOUSEHOLD_EVENTS, TEAM_CREATED, TeamCreated, 
 handlers = Handlers(Catalogue())
 PAYMENT_EVENTS = (DisbursementRecorded, DisbursementReversed, CentreSubsidyRecorded, CentreSubsidyReversed)
 Items = Sequence[tuple[CloudEvent, BaseModel]]
+VILLAGE_COUNTS = ("households", "persons", "welfare_card_households", "welfare_card_persons")
+VILLAGE, AREA_YEAR, FEED = (metadata.tables[name] for name in ("rpt_village", "rpt_area_year", "rpt_feed"))
 
 
-async def _feed(session: AsyncSession, items: Items) -> None:
-    """Note the newest event time and the count per topic (`as_of`, freshness)."""
-    newest: dict[str, tuple[datetime, int]] = {}
-    for event, _ in items:
-        topic = handlers.catalogue.types[event.type].topic
-        held = newest.get(topic)
-        newest[topic] = (max(held[0], event.time) if held else event.time, (held[1] if held else 0) + 1)
-    for topic, (time, count) in newest.items():
-        row = await session.get(Feed, topic)
-        if row is None:
-            session.add(Feed(topic=topic, newest_event_at=time, events=count))
-        else:
-            row.events += count
-            if time > as_utc(row.newest_event_at):
-                row.newest_event_at = time
+def _insert(session: AsyncSession, table: Table) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT … DO UPDATE and `excluded` (PostgreSQL; SQLite since 3.24):
+    the two dialects' constructs are alike, but share no type."""
+    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def _adding(session: AsyncSession, table: Table, key: Sequence[str], added: Sequence[str], **also: Any) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE that adds the `added` columns in SQL (and sets `also`, built from the
+    statement's `excluded`). Executed with its rows sorted by key, a statement the driver sends in multi-row
+    pages, in that order: concurrent transactions lock the rows in the same order."""
+    stmt = _insert(session, table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[name] for name in key],
+        set_={name: table.c[name] + stmt.excluded[name] for name in added}
+        | {name: make(stmt.excluded) for name, make in also.items()})
+
+
+async def _feed(session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
+    """Add the events applied and the newest event time per topic and partition (`as_of`, freshness)."""
+    newest: dict[tuple[str, int], tuple[datetime, int]] = {}
+    for delivery in deliveries:
+        assert delivery.event is not None
+        key, time = (delivery.record.topic, delivery.record.partition), delivery.event.time
+        held = newest.get(key)
+        newest[key] = (max(held[0], time) if held else time, (held[1] if held else 0) + 1)
+    if not newest:
+        return
+    kept = FEED.c.newest_event_at
+    await session.execute(
+        _adding(session, FEED, ("topic", "partition"), ("events",), newest_event_at=lambda new: case(
+            (new.newest_event_at > kept, new.newest_event_at), else_=kept)),
+        [{"topic": topic, "partition": partition, "newest_event_at": time, "events": count}
+         for (topic, partition), (time, count) in sorted(newest.items())])
+
+
+class Shared:
+    """What a transaction's events add to the area rows, which other replicas add to too: written by `finish`."""
+
+    def __init__(self) -> None:
+        self.villages: dict[str, list[int]] = {}
+        self.years = YearSums()
+
+    @staticmethod
+    def of(session: AsyncSession) -> Shared:
+        shared: Shared = session.info.setdefault("reporting.shared", Shared())
+        return shared
+
+
+@handlers.finally_
+async def finish(session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
+    """The writes replicas share, last, in one order: villages, survey years and villages, the feed."""
+    shared: Shared | None = session.info.pop("reporting.shared", None)
+    if shared is not None:
+        await _add_to_villages(session, shared.villages)
+        await shared.years.write(session)
+    await _feed(session, deliveries)
 
 
 async def _new_only(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
@@ -120,29 +172,18 @@ def _village_part(household: Household | None) -> tuple[str, tuple[int, int, int
 
 
 async def _add_to_villages(session: AsyncSession, deltas: dict[str, list[int]]) -> None:
-    if not deltas:
-        return
-    rows = {v.village_code: v for v in (await session.execute(
-        select(Village).where(col(Village.village_code).in_(list(deltas))))).scalars()}
-    for code, (households, persons, card_households, card_persons) in deltas.items():
-        row = rows.get(code)
-        if row is None:
-            row = Village(village_code=code, households=0, persons=0, welfare_card_households=0,
-                          welfare_card_persons=0)
-            session.add(row)
-        row.households += households
-        row.persons += persons
-        row.welfare_card_households += card_households
-        row.welfare_card_persons += card_persons
+    if deltas:
+        await session.execute(_adding(session, VILLAGE, ("village_code",), VILLAGE_COUNTS), [
+            dict(zip(("village_code", *VILLAGE_COUNTS), (code, *deltas[code]), strict=True))
+            for code in sorted(deltas)])
 
 
 @handlers.on_batch(*HOUSEHOLD_EVENTS)
 async def household_changed(session: AsyncSession, items: Items) -> None:
-    await _feed(session, items)
     newest = newest_snapshots(payload for _, payload in items)
     existing = {h.id: h for h in (await session.execute(
         select(Household).where(col(Household.id).in_(list(newest))))).scalars()}
-    deltas: dict[str, list[int]] = {}
+    deltas = Shared.of(session).villages
     for household_id, facts in newest.items():
         row = existing.get(household_id)
         if row is not None and row.version >= facts.version:
@@ -161,13 +202,11 @@ async def household_changed(session: AsyncSession, items: Items) -> None:
                 delta = deltas.setdefault(part[0], [0, 0, 0, 0])
                 for i, value in enumerate(part[1]):
                     delta[i] += sign * value
-    await _add_to_villages(session, deltas)
     await session.flush()
 
 
 @handlers.on_batch(TEAM_CREATED)
 async def team_created(session: AsyncSession, items: Items) -> None:
-    await _feed(session, items)
     rows = []
     for _, team in items:
         assert isinstance(team, TeamCreated)
@@ -210,33 +249,40 @@ class YearSums:
                 by_indicator[code] = by_indicator.get(code, Fraction(0)) + sign * row.persons * Fraction(weight)
 
     async def write(self, session: AsyncSession) -> None:
+        """Add the counts in SQL, then the exact fractions to the rows the upsert has locked; delete the rows
+        no assessment is left in."""
         if not self.counts:
             return
-        keys = list(self.counts)
-        rows = {(r.survey_year, r.village_code): r for r in (await session.execute(
-            select(AreaYear).where(tuple_(col(AreaYear.survey_year), col(AreaYear.village_code)).in_(keys))
-        )).scalars()}
-        emptied = []
-        for key, counts in self.counts.items():
-            row = rows.get(key)
-            if row is None:
-                row = AreaYear(survey_year=key[0], village_code=key[1], censored_score="0",
-                               censored_by_indicator={}, **dict.fromkeys(YEAR_COUNTS, 0))
-                session.add(row)
-            for name, count in counts.items():
-                setattr(row, name, getattr(row, name) + count)
-            score = Fraction(row.censored_score) + self.scores.get(key, Fraction(0))
-            row.censored_score, row.censored_score_value = str(score), float(score)
-            merged = {code: Fraction(value) for code, value in row.censored_by_indicator.items()}
+        table = AREA_YEAR
+        found = await session.execute(
+            _adding(session, table, ("survey_year", "village_code"), YEAR_COUNTS).returning(
+                table.c.survey_year, table.c.village_code, table.c.assessed_households, table.c.censored_score,
+                table.c.censored_by_indicator),
+            [{"survey_year": year, "village_code": village, **self.counts[(year, village)], "censored_score": "0",
+              "censored_score_value": 0.0, "censored_by_indicator": {}} for year, village in sorted(self.counts)])
+        fractions, emptied = [], []
+        for year, village, assessed, held_score, held_by_indicator in found.all():
+            key = (year, village)
+            if assessed == 0:
+                emptied.append(key)
+                continue
+            if key not in self.scores and key not in self.indicators:
+                continue
+            score = Fraction(held_score) + self.scores.get(key, Fraction(0))
+            merged = {code: Fraction(value) for code, value in held_by_indicator.items()}
             for code, part in self.indicators.get(key, {}).items():
                 merged[code] = merged.get(code, Fraction(0)) + part
-            row.censored_by_indicator = {code: str(value) for code, value in sorted(merged.items()) if value}
-            if row.assessed_households == 0:
-                emptied.append(key)
-        await session.flush()
+            fractions.append({"year": year, "village": village, "score": str(score), "value": float(score),
+                              "by_indicator": {code: str(v) for code, v in sorted(merged.items()) if v}})
+        if fractions:
+            await session.execute(
+                update(table).where(table.c.survey_year == bindparam("year"),
+                                    table.c.village_code == bindparam("village"))
+                .values(censored_score=bindparam("score"), censored_score_value=bindparam("value"),
+                        censored_by_indicator=bindparam("by_indicator")), fractions)
         if emptied:
-            await session.execute(delete(AreaYear).where(
-                tuple_(col(AreaYear.survey_year), col(AreaYear.village_code)).in_(emptied)))
+            await session.execute(delete(table).where(
+                tuple_(table.c.survey_year, table.c.village_code).in_(emptied)))
 
 
 async def _assessments(session: AsyncSession, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Assessment]:
@@ -258,7 +304,6 @@ async def assessment_events(session: AsyncSession, items: Items) -> None:
 
     One handler for both types: the assessment service publishes them alternately, household by household,
     so a batch of its topic is taken as a whole."""
-    await _feed(session, items)
     recorded: dict[tuple[str, int], tuple[CloudEvent, AssessmentRecorded]] = {}
     changes: dict[tuple[str, int], PovertyStatusChanged] = {}
     for event, payload in items:
@@ -272,7 +317,7 @@ async def assessment_events(session: AsyncSession, items: Items) -> None:
             if key not in changes or payload.revision > changes[key].revision:
                 changes[key] = payload
     existing = await _assessments(session, set(recorded) | set(changes))
-    sums = YearSums()
+    sums = Shared.of(session).years
     touched: set[tuple[str, int]] = set()
 
     def touch(key: tuple[str, int], row: Assessment) -> None:
@@ -307,7 +352,6 @@ async def assessment_events(session: AsyncSession, items: Items) -> None:
         row.change, row.change_revision = changed.change.value, changed.revision
     for key in touched:
         sums.add(existing[key], 1)
-    await sums.write(session)
     await session.flush()
 
 
@@ -316,7 +360,6 @@ async def assessment_events(session: AsyncSession, items: Items) -> None:
 
 @handlers.on_batch(BUDGET_SET)
 async def budget_set(session: AsyncSession, items: Items) -> None:
-    await _feed(session, items)
     for event, payload in items:
         assert isinstance(payload, BudgetSet)
         row = await session.get(Budget, payload.budget_id)
@@ -334,7 +377,6 @@ async def budget_set(session: AsyncSession, items: Items) -> None:
 
 @handlers.on_batch(CENTRE_REGISTERED)
 async def centre_registered(session: AsyncSession, items: Items) -> None:
-    await _feed(session, items)
     rows = []
     for _, centre in items:
         assert isinstance(centre, CentreRegistered)
@@ -397,6 +439,5 @@ async def _logbook(session: AsyncSession, items: Items) -> None:
 async def assistance_events(session: AsyncSession, items: Items) -> None:
     """Payments, reversals, visits, referrals and help: one handler, so a batch of the topic is taken as a whole (a
     reversal or a referral's update always comes after what it changes, and is applied after it here)."""
-    await _feed(session, items)
     await _payments(session, [i for i in items if isinstance(i[1], PAYMENT_EVENTS)])
     await _logbook(session, [i for i in items if not isinstance(i[1], PAYMENT_EVENTS)])

@@ -10,16 +10,16 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, delete, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.handlers import NOT_NEEDED, BatchHandler, Delivery, Handlers
 from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
 from shared.bus.retention import Retention, purge_inbox
 from shared.clock import utcnow
-from shared.db import transaction
+from shared.db import lost_to_contention, transaction
 from shared.events.catalogue import dlq_topic
 from shared.settings import KafkaSettings
 
@@ -42,12 +42,14 @@ class Consumer:
         *,
         metrics: Metrics | None = None,
         group_id: str | None = None,
+        rewind: Table | None = None,
     ) -> None:
         self.name = name
         self.group_id = group_id or name
         self.handlers = handlers
         self.maker = maker
         self.inbox = inbox
+        self.rewind = rewind  # partitions to read again from the earliest offset (`rewind_table`), if any
         self.settings = settings
         self.metrics = metrics
         self.connected = False
@@ -107,7 +109,6 @@ class Consumer:
     async def _connect(self) -> AIOKafkaConsumer:
         await ensure_topics(self.settings, with_dlqs(self.topics), client_id=f"{self.name}-consumer")
         consumer = AIOKafkaConsumer(
-            *self.topics,
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=self.group_id,
             client_id=f"{self.name}-consumer",
@@ -121,6 +122,7 @@ class Consumer:
         )
         try:
             await consumer.start()
+            consumer.subscribe(self.topics, listener=_Rewind(self, consumer))
         except BaseException:
             with contextlib.suppress(Exception):
                 await consumer.stop()
@@ -150,25 +152,35 @@ class Consumer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.relay_backoff_max_s)
 
+    async def rewind_assigned(self, consumer: AIOKafkaConsumer, assigned: Iterable[TopicPartition]) -> None:
+        """Move the newly assigned partitions marked in the rewind table to the earliest offset the broker holds,
+        commit that position at once (a partition that moves to another replica goes on from there too), then
+        delete their marks. A failure leaves the marks, and the next assignment tries again."""
+        if self.rewind is None:
+            return
+        table = self.rewind
+        async with transaction(self.maker) as session:
+            marked = {(t, p) for t, p in (await session.execute(select(table.c.topic, table.c.partition).where(
+                table.c.consumer == self.name))).all()}
+        due = [tp for tp in assigned if (tp.topic, tp.partition) in marked]
+        if not due:
+            return
+        earliest = await consumer.beginning_offsets(due)
+        for tp in due:
+            consumer.seek(tp, earliest[tp])
+        await consumer.commit({tp: earliest[tp] for tp in due})
+        async with transaction(self.maker) as session:
+            await session.execute(delete(table).where(table.c.consumer == self.name, tuple_(
+                table.c.topic, table.c.partition).in_([(tp.topic, tp.partition) for tp in due])))
+        log.info("partitions rewound to their earliest offset", consumer=self.name,
+                 partitions=sorted(f"{tp.topic}[{tp.partition}]@{earliest[tp]}" for tp in due))
+
     # -- processing ----------------------------------------------------------------------------------
 
     async def _process_batch(
         self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
-        deliveries = [self.handlers.decode(r) for records in batch.values() for r in records]
-        # Fast path: everything polled, partition after partition, in one transaction. If any
-        # handler fails, nothing of it is kept and the records go one at a time, so the failing one
-        # is retried, dead-lettered if it keeps failing, and the rest still follow in order.
-        if all(d.error is None for d in deliveries):
-            try:
-                await self.process(deliveries)
-            except Exception as exc:
-                log.info("batch failed, processing one by one", consumer=self.name, error=repr(exc))
-                for delivery in deliveries:
-                    await self._process_one_with_retries(delivery)
-        else:
-            for delivery in deliveries:
-                await self._process_one_with_retries(delivery)
+        await self.apply([self.handlers.decode(r) for records in batch.values() for r in records])
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         if self.before_offset_commit is not None:
             for tp, next_offset in offsets.items():
@@ -179,6 +191,33 @@ class Consumer:
             # The group rebalanced: another member now owns a partition and will redeliver from
             # the last committed offset; the inbox makes that redelivery a no-op.
             log.info("offset commit lost to a rebalance", consumer=self.name, error=repr(exc))
+
+    async def apply(self, deliveries: Sequence[Delivery]) -> None:
+        """Apply what a poll delivered, partition after partition, in one transaction.
+
+        A transaction that lost to a concurrent one (a deadlock, a serialization failure: replicas writing the
+        same read-model rows) kept nothing, so the whole batch runs again, up to `consumer_max_attempts` times.
+        If a handler fails otherwise, the records go one at a time, so the failing one is retried,
+        dead-lettered if it keeps failing, and the rest still follow in order.
+        """
+        if any(d.error is not None for d in deliveries):
+            for delivery in deliveries:
+                await self._process_one_with_retries(delivery)
+            return
+        for attempt in range(1, self.settings.consumer_max_attempts + 1):
+            try:
+                await self.process(deliveries)
+                return
+            except Exception as exc:
+                if lost_to_contention(exc) and attempt < self.settings.consumer_max_attempts:
+                    log.info("batch lost to a concurrent transaction, running it again", consumer=self.name,
+                             attempt=attempt, error=str(getattr(exc, "orig", exc))[:200])
+                    await asyncio.sleep(self.settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
+                    continue
+                log.info("batch failed, processing one by one", consumer=self.name, error=repr(exc))
+                break
+        for delivery in deliveries:
+            await self._process_one_with_retries(delivery)
 
     async def process(self, deliveries: Sequence[Delivery]) -> int:
         """Apply deliveries in one transaction with their inbox rows; duplicates are skipped.
@@ -213,6 +252,10 @@ class Consumer:
             outcomes.extend(taken)
             if inbox_rows:
                 await session.execute(insert(self.inbox), inbox_rows)
+            if runs:  # last: what they write is shared with other replicas, whose locks wait for this commit
+                applied = [d for d, outcome in taken if outcome == "processed"]
+                for finish in self.handlers.finishers:
+                    await finish(session, applied)
         self._count(outcomes)
         await self._refresh_statistics(len(inbox_rows))
         return len(inbox_rows)
@@ -328,3 +371,20 @@ class Consumer:
         for (topic, _), lag in self._lag.items():
             totals[topic] = totals.get(topic, 0) + lag
         return totals
+
+
+class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Calls `Consumer.rewind_assigned` when the group hands this replica its partitions."""
+
+    def __init__(self, owner: Consumer, consumer: AIOKafkaConsumer) -> None:
+        self.owner, self.consumer = owner, consumer
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        try:
+            await self.owner.rewind_assigned(self.consumer, assigned)
+        except Exception as exc:
+            log.warning("rewinding partitions failed; the next assignment tries again", consumer=self.owner.name,
+                        error=repr(exc))

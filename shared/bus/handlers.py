@@ -15,6 +15,8 @@ from shared.events.envelope import CloudEvent
 
 Handler = Callable[[AsyncSession, CloudEvent, BaseModel], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, Sequence[tuple[CloudEvent, BaseModel]]], Awaitable[None]]
+# Called once per transaction after every handler, with the deliveries they applied (see `Handlers.finally_`).
+Finisher = Callable[[AsyncSession, Sequence["Delivery"]], Awaitable[None]]
 
 
 class PoisonMessage(Exception):
@@ -48,11 +50,16 @@ class Handlers:
     `on` registers a handler called once per event; `on_batch` one called with consecutive events of
     its types together (in order, in the same transaction), so a projection can write them in one
     statement. Either way each event takes effect once, with its inbox row.
+
+    `finally_` registers a function called once per transaction, after the handlers, with every delivery they
+    applied (their Kafka records too): where a projection writes what many events share (sums over an area),
+    in one fixed order whatever the order the events came in, so replicas writing at once never deadlock.
     """
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
         self._handlers: dict[str, BatchHandler] = {}
+        self.finishers: list[Finisher] = []
 
     def on(self, *event_types: EventType) -> Callable[[Handler], Handler]:
         def register(func: Handler) -> Handler:
@@ -67,6 +74,10 @@ class Handlers:
             return func
 
         return register
+
+    def finally_(self, func: Finisher) -> Finisher:
+        self.finishers.append(func)
+        return func
 
     def _register(self, event_types: Sequence[EventType], handler: BatchHandler) -> None:
         for event_type in event_types:

@@ -59,6 +59,21 @@ class Offsets:
         found = await self._consumer.end_offsets(known) if known else {}
         return {(t, p): found.get(TopicPartition(t, p), 0) for t, p in wanted}
 
+    async def beginning_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Each (topic, partition)'s earliest offset the broker still holds (above 0: retention deleted the
+        records before it)."""
+        found = await self._consumer.beginning_offsets([TopicPartition(t, p) for t, p in partitions])
+        return {(tp.topic, tp.partition): offset for tp, offset in found.items()}
+
+    async def value_at(self, topic: str, partition: int, offset: int, timeout_ms: int = 5000) -> bytes | None:
+        """The value of the record at `offset` of a partition, None if the broker no longer has it there."""
+        tp = TopicPartition(topic, partition)
+        self._consumer.assign([tp])
+        self._consumer.seek(tp, offset)
+        found = await self._consumer.getmany(tp, timeout_ms=timeout_ms, max_records=1)
+        records = found.get(tp, [])
+        return records[0].value if records and records[0].offset == offset else None
+
     async def partitions(self, topics: Iterable[str]) -> list[tuple[str, int]]:
         """Every (topic, partition) the broker has of `topics` now."""
         existing = await self._consumer.topics()

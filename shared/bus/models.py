@@ -125,3 +125,15 @@ def outbox_member_table(metadata: MetaData) -> Table:
         Column("member", String(100), primary_key=True),
         Column("seen_at", DateTime(timezone=True), nullable=False),
     )
+
+
+def rewind_table(metadata: MetaData) -> Table:
+    """Partitions a consumer is to read again from the earliest offset the broker holds, at their next assignment
+    (`kaenkhun rebuild reporting` marks them; the consumer deletes each mark once it has moved there)."""
+    return Table(
+        "consumer_rewind",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("topic", String(200), primary_key=True),
+        Column("partition", Integer, primary_key=True),
+    )

@@ -3,9 +3,13 @@ delivered as its consumer would get them, and its reports read."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
+import geothai
 import httpx
 
 from services.reporting.settings import ReportingSettings
@@ -154,3 +158,60 @@ class Reporting:
         body: dict[str, Any] = response.json()
         return body
 
+
+# -- synthetic Khon Kaen, for the benchmark and the replica tests --
+
+DIMENSIONS = ("health", "living", "education", "income", "access")
+INDICATORS = {"health": ("safe_food", "medicine_use", "exercise"), "living": ("housing", "drinking_water"),
+              "education": ("literacy",), "income": ("working_age_income", "income_per_person"),
+              "access": ("elderly_care",)}
+
+
+def synthetic_households(persons: int, seed: int = 2565) -> Iterator[dict[str, Any]]:
+    """Households of 1–5 persons (2.85 on average) in Khon Kaen's villages, with a TPMAP-like assessment."""
+    rng = random.Random(seed)
+    subdistricts = [s.code for d in geothai.districts("40") for s in geothai.subdistricts(d.code)]
+    left = persons
+    while left > 0:
+        size = min(left, rng.choices((1, 2, 3, 4, 5), (15, 25, 30, 20, 10))[0])
+        left -= size
+        village = f"{rng.choice(subdistricts)}{rng.randint(1, 12):02d}"
+        failed: dict[str, str] = {}
+        deprived = []
+        for dimension, codes in INDICATORS.items():
+            misses = [c for c in codes if rng.random() < 0.12]
+            if misses:
+                deprived.append(dimension)
+                for code in misses:
+                    failed[code] = f"1/{5 * len(codes)}"
+        score = sum((Fraction(w) for w in failed.values()), Fraction(0))
+        yield {"id": new_id(), "village": village, "persons": size, "failed": failed, "deprived": deprived,
+               "score": score, "poor": score >= Fraction(1, 3),
+               "target_poor": bool(deprived)}
+
+
+def household_events(h: dict[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+    """A synthetic household's three events: registered, assessed, its poverty status."""
+    village = h["village"]
+    areas = {"province_code": village[:2], "district_code": village[:4], "subdistrict_code": village[:6],
+             "village_code": village}
+    return [
+        (HOUSEHOLD_REGISTERED, {"household_id": h["id"], "version": 1, "status": "open", "village_no": int(village[6:]),
+                                "sources": ["tpmap"], "welfare_card": True, "team_id": None, **areas,
+                                "members": [{"member_id": new_id(), "citizen_id_hash": "0" * 64, "sex": "female",
+                                             "birth_date": "1970-01-01", "relation": "head" if i == 0 else "child",
+                                             "disability": False} for i in range(h["persons"])]}),
+        (ASSESSMENT_RECORDED, {"assessment_id": new_id(), "household_id": h["id"], "survey_year": 2565,
+                               "revision": 1, "surveyed_on": "2022-01-15", "indicator_set": "tpmap-2560",
+                               "indicator_set_version": 1, **areas,
+                               "dimensions": {d: d in h["deprived"] for d in DIMENSIONS},
+                               "indicators": {c: {"status": "fail", "weight": w} for c, w in h["failed"].items()},
+                               "score": str(h["score"]), "score_value": float(h["score"]), "poor": h["poor"],
+                               "severity": "poor" if h["poor"] else "none", "target_poor": h["target_poor"],
+                               "welfare_card": True, "member_count": h["persons"]}),
+        (POVERTY_STATUS_CHANGED, {"household_id": h["id"], "assessment_id": new_id(), "survey_year": 2565,
+                                  "revision": 1, "previous_assessment_id": None, "previous_survey_year": None,
+                                  "change": "first_assessment", "target_poor_before": None,
+                                  "target_poor_now": h["target_poor"], "poor_before": None, "poor_now": h["poor"],
+                                  "dimensions_entered": [], "dimensions_exited": [], "village_code": village}),
+    ]

@@ -31,7 +31,8 @@ DAY = timedelta(days=1)
 
 
 def retained(**overrides: Any) -> KafkaSettings:
-    values: dict[str, Any] = {"outbox_retention_days": 7, "inbox_retention_days": 8, "retention_interval_s": 0.1}
+    values: dict[str, Any] = {"outbox_retention_days": 7, "inbox_retention_days": 8, "topic_retention_days": 7,
+                              "retention_interval_s": 0.1}
     return kafka_settings(NOWHERE, **(values | overrides))
 
 
@@ -55,11 +56,15 @@ async def event_ids(engine: AsyncEngine, table: Table, **where: Any) -> set[str]
         return set((await conn.execute(query)).scalars())
 
 
-def test_the_inbox_must_outlive_the_outbox() -> None:
+def test_the_inbox_must_outlive_the_outbox_and_the_topics() -> None:
     assert KafkaSettings().outbox_retention_days is None  # kept for ever unless set: rebuild needs the history
     assert KafkaSettings().inbox_retention_days is None
+    assert KafkaSettings().topic_retention_days == 14  # Apache Kafka's retention.ms + segment.ms, 7 + 7 days
     KafkaSettings(outbox_retention_days=7)  # the inbox keeps every id for ever: fine
-    KafkaSettings(outbox_retention_days=7, inbox_retention_days=8)
+    KafkaSettings(outbox_retention_days=7, inbox_retention_days=14)
+    KafkaSettings(outbox_retention_days=7, inbox_retention_days=8, topic_retention_days=7)
+    with pytest.raises(ValidationError, match="at least topic_retention_days"):
+        KafkaSettings(outbox_retention_days=7, inbox_retention_days=8)  # the broker may deliver it again
     with pytest.raises(ValidationError, match="at least outbox_retention_days"):
         KafkaSettings(outbox_retention_days=7, inbox_retention_days=7.5)
     with pytest.raises(ValidationError, match="kept for ever"):
@@ -196,6 +201,7 @@ async def test_the_checker_judges_what_both_sides_still_hold(databases: ScratchD
     # The retention the services run with, read from the environment as `kaenkhun check-consistency` reads it.
     monkeypatch.setenv("KAENKHUN_KAFKA_OUTBOX_RETENTION_DAYS", "7")
     monkeypatch.setenv("KAENKHUN_KAFKA_INBOX_RETENTION_DAYS", "8")
+    monkeypatch.setenv("KAENKHUN_KAFKA_TOPIC_RETENTION_DAYS", "7")
     engines = {name: create_engine(await databases.new(name)) for name in ("registry", "assessment")}
     for name, engine in engines.items():
         spec = load(name).spec

@@ -1,6 +1,6 @@
 """All four services over a real broker: reporting's figures agree with the sources (the assessment service's
-own MPI, the assistance service's payments), and a rebuild — read models emptied, every producer's outbox
-published again — gives the same figures."""
+own MPI, the assistance service's payments), and a rebuild — read models emptied, the events read again from the
+broker, or from every producer's outbox when the broker lost some — gives the same figures."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ import random
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from services import load
 from services.reporting import admin
+from services.reporting.models import inbox
 from shared import migrations
+from shared.clock import utcnow
+from shared.ids import new_id
 from tests.kit.apps import bearer, make_settings, running, wait_ready
 from tests.kit.assessment import MEASURED_OK, all_meet
 from tests.kit.assistance import Assistance, item
@@ -99,10 +103,31 @@ async def test_reports_agree_with_the_sources_and_survive_a_rebuild(
         assert money["grant_amount"] == "18000.00" and money["coverage"] == 1.0
         assert (money["budget_allocated"], money["budget_used"]) == ("1080000.00", "18000.00")
 
-        await admin.empty_read_models(apps["reporting"].state.engine)
+        # A rebuild, with the reporting consumer stopped: the broker holds every record, so the consumer reads
+        # them again from offset 0 and nothing is written to the producers' outboxes.
+        consumer, engine = apps["reporting"].state.consumer, apps["reporting"].state.engine
+        kafka = settings["reporting"].kafka
+        await consumer.stop()
+        source = await admin.rebuild(engine, kafka)
+        assert source.broker, source.reason
         emptied = (await reporting.get("/v1/reports/poverty", params={"area": "40", "survey_year": 2565},
                                        headers=staff)).json()["total"]
         assert emptied["assessed_households"] == 0
         for producer in ("registry", "assessment", "assistance"):
+            async with apps[producer].state.engine.connect() as conn:
+                assert (await load(producer).spec.outbox.pending_stats(conn))[0] == 0
+        consumer.start()
+        assert await settled((poverty, money)) == (poverty, money)
+
+        # The inbox took an offset the broker does not have (it lost its log): a rebuild replays the outboxes.
+        await consumer.stop()
+        async with engine.begin() as conn:
+            await conn.execute(insert(inbox), [{"consumer": "reporting", "event_id": new_id(),
+                                                "event_type": "x", "topic": "registry.household", "partition": 0,
+                                                "offset": 10**9, "outcome": "processed", "processed_at": utcnow()}])
+        source = await admin.rebuild(engine, kafka)
+        assert not source.broker and "lost" in source.reason
+        for producer in ("registry", "assessment", "assistance"):
             assert await admin.replay_everything(apps[producer].state.engine, load(producer).spec.outbox) > 0
+        consumer.start()
         assert await settled((poverty, money)) == (poverty, money)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -51,14 +51,17 @@ async def years_held(session: AsyncSession) -> Years:
 
 
 async def freshness_of(session: AsyncSession, *, consumer: Consumer | None) -> Freshness:
-    """Every topic the consumer reads or the read models have events of (`consumer`: None when it is off)."""
-    feeds = {f.topic: f for f in (await session.execute(select(Feed))).scalars()}
+    """Every topic the consumer reads or the read models have events of (`consumer`: None when it is off); the
+    feed is kept per partition, summed here."""
+    feeds = {topic: (as_utc(newest), int(events)) for topic, newest, events in (await session.execute(
+        select(col(Feed.topic), func.max(col(Feed.newest_event_at)), func.sum(col(Feed.events)))
+        .group_by(col(Feed.topic)))).all()}
     lags: dict[str, int] = consumer.lag_by_topic() if consumer is not None else {}
     topics = sorted(set(consumer.topics if consumer is not None else []) | set(feeds))
     return Freshness(as_of=await as_of(session), consumer_connected=bool(consumer and consumer.connected),
-                     topics=[TopicFreshness(topic=t, newest_event_at=as_utc(feeds[t].newest_event_at) if t in feeds
-                                            else None, events_applied=feeds[t].events if t in feeds else 0,
-                                            lag=lags.get(t)) for t in topics])
+                     topics=[TopicFreshness(topic=t, newest_event_at=feeds[t][0] if t in feeds else None,
+                                            events_applied=feeds[t][1] if t in feeds else 0, lag=lags.get(t))
+                             for t in topics])
 
 
 # -- routes --
