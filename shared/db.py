@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
 import aiosqlite
@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from shared.settings import DatabaseSettings
+if TYPE_CHECKING:
+    from shared.settings import DatabaseSettings
 
 # Set before any table so constraint names are stable across SQLite and PostgreSQL migrations.
 NAMING_CONVENTION = {
@@ -102,7 +103,10 @@ def create_engine(url: str, *, read_only: bool = False, pool: DatabaseSettings |
         engine = create_async_engine(url, async_creator=lambda: _connect_inline(path), **kwargs)
         _configure_sqlite(engine, read_only=read_only)
         return engine
-    pool = pool or DatabaseSettings()
+    if pool is None:
+        from shared.settings import DatabaseSettings  # settings import shared.errors, which imports this module
+
+        pool = DatabaseSettings()
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", pool.pool_size)
     kwargs.setdefault("max_overflow", pool.max_overflow)
