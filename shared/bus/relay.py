@@ -77,6 +77,11 @@ class Relay:
         self._last_check = 0.0
         self._offsets: Offsets | None = None  # asks the broker for end offsets (see _verify_log)
         self._verified_at = -math.inf  # when the broker's end offsets were last compared with ours
+        # Per partition, the first offset of the newest batch this relay's sends were acknowledged at. In one log
+        # a partition's offsets only grow, so a later batch acknowledged at or below it means the broker lost its
+        # log while our sends went on (a restarted Tansu the producer reconnected to on its own): see
+        # publish_batch. Replicas share partitions, so only this relay's own acks are compared.
+        self._acked: dict[tuple[str, int], int] = {}
         engine: AsyncEngine = maker.kw["bind"]
         self._engine = engine
         # Several replicas of a service share one database: each publishes the shards it leases, so one key's
@@ -183,7 +188,14 @@ class Relay:
         broker has lost its log (a restarted Tansu is a new, empty cluster; a topic was deleted and
         recreated), and what we published may never have reached our consumers. A restart between this
         check and the next sends loses nothing either (the next check finds it), but may deliver a key's
-        newer events before the older ones published again; projections keep the highest version."""
+        newer events before the older ones published again; projections keep the highest version.
+
+        It first refreshes the producer's metadata: a broker that came back empty may have had our topics
+        recreated meanwhile with another partition count (Tansu creates a topic a consumer asks for with 4
+        partitions), and a producer still partitioning by the old count would send keys to partitions no
+        consumer is assigned (Tansu accepts them), where they are never read."""
+        if self._producer is not None:
+            await asyncio.wait_for(self._producer.client.force_metadata_update(), timeout=5)
         async with read_only(self._engine) as conn:
             rows = (await conn.execute(select(self.outbox.positions))).all()
         acked = {(r.topic, r.partition): r.batch_base for r in rows}
@@ -204,6 +216,7 @@ class Relay:
         async with transaction(self.maker) as session:
             count = await self.outbox.mark_for_replay(session)
             await session.execute(delete(self.outbox.positions))
+        self._acked.clear()
         log.warning("the broker lost its log: publishing the outbox again", service=self.outbox.service,
                     partitions=lost[:10], events=count)
 
@@ -249,6 +262,10 @@ class Relay:
             if isinstance(result, RecordMetadata):
                 tp = (result.topic, result.partition)
                 bases[tp] = min(bases.get(tp, result.offset), result.offset)
+        went_back = [f"{t}[{p}] acked at {base} <= {self._acked[(t, p)]}" for (t, p), base in sorted(bases.items())
+                     if (t, p) in self._acked and base <= self._acked[(t, p)]]
+        for tp, base in bases.items():
+            self._acked[tp] = max(base, self._acked.get(tp, base))
         if first_error is not None:
             # Later batches may hold later events of the failed keys: none of them counts as
             # published; they all go again, in order, after the backoff (the inbox absorbs duplicates).
@@ -277,6 +294,10 @@ class Relay:
             for row in rows:
                 if row.id in published_ids:
                     self.metrics.events_published_total.labels(topic=row.topic).inc()
+        if went_back:
+            # What was published before the loss, and was not verified since, may be gone: everything again.
+            await self._abandon_pipeline()
+            await self._publish_everything_again(went_back)
         if first_error is not None:
             raise first_error
         return len(published)

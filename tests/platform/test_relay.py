@@ -111,6 +111,10 @@ class _Sends:
     def __init__(self) -> None:
         self.futures: list[asyncio.Future[Any]] = []
         self.keys: list[bytes] = []
+        self.client = self  # the relay refreshes its producer's metadata before it verifies the log
+
+    async def force_metadata_update(self) -> bool:
+        return True
 
     async def send(self, topic: str, *, value: bytes, key: bytes, headers: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
