@@ -120,9 +120,11 @@ class Consumer:
             fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             request_timeout_ms=max(self.settings.request_timeout_ms, 40_000),
         )
+        # Subscribed before it starts, as when the topics were given to the constructor: the first join then
+        # happens inside start(), with the subscription in place.
+        consumer.subscribe(self.topics, listener=_Rewind(self, consumer))
         try:
             await consumer.start()
-            consumer.subscribe(self.topics, listener=_Rewind(self, consumer))
         except BaseException:
             with contextlib.suppress(Exception):
                 await consumer.stop()
