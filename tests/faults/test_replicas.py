@@ -29,7 +29,7 @@ import pytest
 
 from ops import demo
 from ops.demo.population import csv_file, household_rows
-from ops.launcher import System
+from ops.launcher import System, ready
 from services import SERVICES
 from shared.settings import DEV_CLIENT_SECRET
 from tests.kit.faults import Load, PrivatePostgres, quiet_and_consistent
@@ -50,13 +50,6 @@ def import_file(rng: random.Random) -> tuple[bytes, int, int]:
                        people.household(rng.choice((1, 2, 3, 4))), set()) for n in range(IMPORT_HOUSEHOLDS)]
     rows = household_rows(homes)
     return csv_file(rows, list(rows[0])), len(homes), len(rows)
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 async def bus(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, Any]:

@@ -56,27 +56,6 @@ async def test_pool_sizes_come_from_the_settings_and_the_defaults_fit_two_replic
     assert 2 * 4 * DatabaseSettings().connections_per_process() == 80
 
 
-@asynccontextmanager
-async def _role_limited_to_one_connection(databases: ScratchDatabases) -> AsyncIterator[str]:
-    """A new database owned by a new login role that PostgreSQL lets hold one connection at a time; the role's
-    URL. Both are dropped afterwards."""
-    admin_url = postgres_admin_url()
-    assert admin_url is not None
-    role = f"kk_one_conn_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(_dsn(admin_url))
-    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
-    url = await databases.new("registry")
-    database = make_url(url).database
-    try:
-        await admin.execute(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
-        yield make_url(url).set(username=role, password=None).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        databases.created.remove(str(database))
-        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-        await admin.close()
-
-
 async def _register(base: str, headers: dict[str, str]) -> httpx.Response:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         return await client.post("/v1/households", headers=headers,
@@ -96,12 +75,7 @@ async def test_a_role_out_of_connections_is_answered_503_with_retry_after_not_50
     """PostgreSQL refuses the connection a request needs (SQLSTATE 53300, too_many_connections: here the role's
     CONNECTION LIMIT, in the issue `max_connections`): the request is answered 503 with Retry-After, over real
     HTTP, and the same request succeeds once a connection is free again."""
-    async with _role_limited_to_one_connection(databases) as url:
-        migrator = create_engine(url)
-        try:
-            await migrations.upgrade(migrator, load("registry").spec.migrations_dir)
-        finally:
-            await migrator.dispose()
+    async with _role_owning_a_database(databases, limit=1) as url:
         settings = make_settings("registry", url, NO_BROKER, run_bus=False)
         app = load("registry").create_app(settings)
         headers = bearer(settings.auth, *ALL)
