@@ -217,6 +217,7 @@ class Relay:
             count = await self.outbox.mark_for_replay(session)
             await session.execute(delete(self.outbox.positions))
         self._acked.clear()
+        self._verified_at = -math.inf  # verify (and refresh the metadata) again before the next send
         log.warning("the broker lost its log: publishing the outbox again", service=self.outbox.service,
                     partitions=lost[:10], events=count)
 
