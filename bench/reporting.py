@@ -26,7 +26,7 @@ import duckdb
 import httpx
 import pyarrow as pa
 
-from bench import wait_healthy
+from bench import prepare, wait_healthy
 from ops.broker import free_port
 from ops.scratchdb import ScratchDatabases
 from services import load
@@ -249,9 +249,7 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "report", "replicas"), default="all")
     parser.add_argument("--replica-persons", type=int, default=100_000)
     args = parser.parse_args()
-    from shared.observability import configure_logging
-
-    configure_logging(level="WARNING", json=False)
+    prepare()
     if args.part in ("all", "report"):
         asyncio.run(run(args.persons, args.requests, args.postgres_url))
     if args.part in ("all", "replicas"):
