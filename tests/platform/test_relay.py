@@ -27,6 +27,7 @@ from tests.kit.bus import Producer, close, make_producer, make_sink, new_event_t
 from tests.kit.bus import connected as _connected
 from tests.kit.bus import effects_at_least as _effects_at_least
 from tests.kit.env import kafka_settings
+from tests.kit.plans import table_scans
 
 
 async def test_broker_down_while_500_changes_are_written(own_broker: LocalBroker, databases: ScratchDatabases) -> None:
@@ -320,49 +321,22 @@ async def test_the_relay_s_periodic_queries_use_indexes_whatever_the_statistics(
 
 
 async def _outbox_scans(producer: Producer) -> list[str]:
-    """Run the relay's periodic queries, then EXPLAIN (FORMAT JSON) each statement they sent on the outbox, in one
-    transaction in the order sent (their SETs run too); the sequential scans of the outbox in the plans."""
+    """The sequential scans of the outbox in the plans of the relay's periodic queries."""
     from datetime import timedelta
-
-    from sqlalchemy import event
 
     from shared.clock import utcnow
 
-    sent: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        sent.append((statement, parameters))
-
-    event.listen(producer.engine.sync_engine, "before_cursor_execute", capture)
-    try:
+    async def periodic() -> None:
         await producer.relay._pending_rows(None, range(SHARDS))
         await producer.relay._pending_rows(100_000, range(0, SHARDS, 2))
         async with transaction(producer.maker) as session:
             await producer.outbox.pending_stats(session)
             await producer.relay.retention.purge(session, before=utcnow() - timedelta(days=7), limit=5_000)
             await session.rollback()
-    finally:
-        event.remove(producer.engine.sync_engine, "before_cursor_execute", capture)
-    table = producer.outbox.table.name
-    queries = [(s, p) for s, p in sent if table in s or s.startswith("SET ")]
-    assert sum(table in s for s, _ in queries) == 4, queries
-    scans = []
-    async with producer.engine.connect() as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
-        async with driver.transaction():
-            for statement, parameters in queries:
-                if statement.startswith("SET "):
-                    await driver.execute(statement)
-                    continue
-                found = await driver.fetchval("EXPLAIN (FORMAT JSON) " + statement, *parameters)
-                plan = (json.loads(found) if isinstance(found, str) else found)[0]["Plan"]
-                scans += [f"{node['Node Type']} in {' '.join(statement.split())[:80]}" for node in _nodes(plan)
-                          if node["Node Type"] == "Seq Scan" and node.get("Relation Name") == table]
+
+    explained, scans = await table_scans(producer.engine, producer.outbox.table.name, periodic)
+    assert explained == 4
     return scans
-
-
-def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    return [plan, *(node for child in plan.get("Plans", []) for node in _nodes(child))]
 
 
 async def _relay_process(url: str, broker: LocalBroker, event_type: EventType,
