@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from aiokafka.structs import ConsumerRecord
 
+from bench import prepare
 from ops.scratchdb import ScratchDatabases
 from services import load
 from services.assessment.scoring import Person, applies, score
@@ -164,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"),
                         help="admin URL for throwaway databases; PostgreSQL is measured when given")
     args = parser.parse_args(argv)
-    from shared.observability import configure_logging
-
-    configure_logging(level="WARNING", json=False)
+    prepare()
     print("assessment benchmark (tpmap-2560, households of 1-5 with random ages, 85 % of answers 'meets')")
     scoring_rate = bench_scoring(args.households)
     asyncio.run(bench_service(args, scoring_rate))

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from bench import prepare
 from ops.scratchdb import ScratchDatabases
 from services import load
 from services.assistance.models import metadata
@@ -141,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"),
                         help="admin URL for throwaway databases; PostgreSQL is measured when given")
-    asyncio.run(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    prepare()
+    asyncio.run(run(args))
     return 0
 
 

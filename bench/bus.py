@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
+from bench import prepare
 from bench.bus_outbox import SERVICE, Changed, PathResult, event_type_on, key_seq, new_topic, outbox_path
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publishers-only", action="store_true",
                         help="only the outbox path on PostgreSQL from a backlog, published by one replica, then by two")
     args = parser.parse_args(argv)
+    prepare()
     if args.publishers_only:
         args.database = "postgres"
     if args.database == "postgres" and not args.postgres_url:

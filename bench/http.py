@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import prepare
 from ops.broker import free_port
 from services.registry.settings import RegistrySettings
 from shared.auth import issue_token
@@ -138,8 +139,8 @@ def measure(seconds: int) -> dict[str, tuple[Load, Load]]:
     results: dict[str, list[Load]] = {"POST": [], "GET": []}
     with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-http-") as tmp:
         folder = Path(tmp)
-        env = os.environ | {"KAENKHUN_DATA_DIR": str(folder), "KAENKHUN_REGISTRY_RUN_BUS": "false",
-                            "KAENKHUN_LOG_LEVEL": "WARNING", "KAENKHUN_LIMITS_RATE_PER_S": "0"}  # the service itself
+        # No rate limit and log level WARNING: bench.prepare.
+        env = os.environ | {"KAENKHUN_DATA_DIR": str(folder), "KAENKHUN_REGISTRY_RUN_BUS": "false"}
         env.pop("KAENKHUN_REGISTRY_DATABASE_URL", None)
         subprocess.run([sys.executable, "-m", "ops.cli", "migrate", "registry"], env=env, cwd=REPO_ROOT,
                        check=True, capture_output=True)
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.http", description=__doc__)
     parser.add_argument("--seconds", type=int, default=15)
     args = parser.parse_args(argv)
+    prepare("wrk", "taskset")
     for method, (registry, bare) in measure(args.seconds).items():
         print(f"{method:4} registry {registry.requests_per_s:8,.0f} req/s p99 {registry.p99_ms:7.1f} ms "
               f"({registry.errors} errors)   bare {bare.requests_per_s:8,.0f} req/s p99 {bare.p99_ms:7.1f} ms   "

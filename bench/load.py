@@ -53,6 +53,7 @@ from typing import Any
 
 import httpx
 
+from bench import prepare
 from bench.load_mix import MIX, SEED, Operation, World, client_id, seed
 from ops import consistency, demo
 from ops.launcher import System
@@ -266,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=1, help="the demo's scale (1: 5,000 households)")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="the markdown report")
     args = parser.parse_args(argv)
+    prepare("taskset")
     command = shlex.join([".venv/bin/python", "-m", "bench.load", *(sys.argv[1:] if argv is None else argv)])
 
     def say(line: str) -> None:

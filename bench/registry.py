@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench import wait_healthy
+from bench import prepare, wait_healthy
 from ops.broker import free_port
 from ops.scratchdb import ScratchDatabases
 from services.registry.imports.schemas import COLUMNS
@@ -355,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"),
                         help="admin URL for throwaway databases; PostgreSQL is measured when given")
-    asyncio.run(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    prepare()
+    asyncio.run(run(args))
     return 0
 
 

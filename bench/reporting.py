@@ -1,7 +1,7 @@
 """Reporting benchmark: how fast the read models take events in, and GET /v1/reports/poverty at district
 level with N persons loaded (p50/p95 over loopback HTTP to `kaenkhun serve reporting`), beside a DuckDB
-scan of the same raw household rows, in the same run; and (`--part replicas`, PostgreSQL) ingest by one
-replica against two replicas sharing the partitions and the database, in the same run.
+scan of the same raw household rows, in the same run; and (`--part replicas`, or `all` when PostgreSQL is given)
+ingest by one replica against two replicas sharing the partitions and the database, in the same run.
 
     .venv/bin/python -m bench.reporting [--persons 1000000] [--requests 200] [--postgres-url URL]
         [--part all|report|replicas] [--replica-persons 100000]
@@ -26,7 +26,7 @@ import duckdb
 import httpx
 import pyarrow as pa
 
-from bench import wait_healthy
+from bench import prepare, wait_healthy
 from ops.broker import free_port
 from ops.scratchdb import ScratchDatabases
 from services import load
@@ -249,13 +249,13 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "report", "replicas"), default="all")
     parser.add_argument("--replica-persons", type=int, default=100_000)
     args = parser.parse_args()
-    from shared.observability import configure_logging
-
-    configure_logging(level="WARNING", json=False)
+    prepare()
     if args.part in ("all", "report"):
         asyncio.run(run(args.persons, args.requests, args.postgres_url))
-    if args.part in ("all", "replicas"):
+    if args.part == "replicas" or (args.part == "all" and args.postgres_url):
         asyncio.run(run_replicas(args.replica_persons, args.postgres_url))
+    elif args.part == "all":
+        print("reporting replicas: not measured (PostgreSQL only: --postgres-url or KAENKHUN_TEST_POSTGRES_URL)")
 
 
 if __name__ == "__main__":

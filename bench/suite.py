@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, http, registry, reporting, system, webhooks
+from bench import bus, http, prepare, registry, reporting, system, webhooks
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT, KafkaSettings
@@ -221,10 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"))
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the suite in a few minutes")
     args = parser.parse_args(argv)
-    from shared.observability import configure_logging
-
-    os.environ.setdefault("KAENKHUN_LOG_LEVEL", "WARNING")  # services built in-process read it from settings
-    configure_logging(level="WARNING", json=False)
+    prepare("wrk", "taskset")
     q = args.quick
     started = time.monotonic()
     rows: list[Row] = []

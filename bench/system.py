@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import tempfile
@@ -23,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import prepare
 from bench.registry import citizen_id
 from ops import demo
 from ops.launcher import System
@@ -73,8 +73,8 @@ async def _households(loader: demo.Loader, reporting: str, village: str) -> int:
 
 def measure(scale: int, samples: int, say: demo.Say = print) -> SystemFigures:
     with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-system-") as tmp:
-        # No rate limit: the lag probe polls the report as fast as it can, as one client.
-        system = System(Path(tmp), env=dict(os.environ, KAENKHUN_LIMITS_RATE_PER_S="0")).start_all()
+        # No rate limit (bench.prepare): the lag probe polls the report as fast as it can, as one client.
+        system = System(Path(tmp)).start_all()
         try:
             loader = system.loader(demo.Scenario(scale=scale), say=say, timeout_s=3600)
 
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=30)
     parser.add_argument("--samples", type=int, default=200)
     args = parser.parse_args(argv)
+    prepare()
     figures = measure(args.scale, args.samples, say=lambda line: print(f"  {line}", flush=True))
     p50, p95 = figures.lag_p50_p95
     print(f"scale {figures.scale}: {figures.households:,} households loaded in {figures.load_s:.1f} s; peak memory "

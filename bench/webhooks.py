@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, insert, select
 
+from bench import prepare
 from ops.broker import free_port
 from services.assistance.app import SPEC
 from services.assistance.models import webhook
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
+    prepare()
     result = asyncio.run(measure(args.deliveries, args.keys, args.concurrency, args.rounds))
     print(f"sender: {result.rate:,.0f} deliveries/s; raw httpx: {result.raw_rate:,.0f} POSTs/s; "
           f"ratio {result.rate / result.raw_rate:.3f}")

@@ -123,3 +123,13 @@ def drop_outbox_shards_v1() -> None:
         "ix_outbox_pending", "outbox", ["id"],
         sqlite_where=sa.text("published_at IS NULL"), postgresql_where=sa.text("published_at IS NULL"),
     )
+
+
+def create_inbox_purge_index_v1() -> None:
+    """What the inbox's retention reads (`shared.bus.retention.purge_inbox`): a consumer's rows by age; without it,
+    each purge reads the whole inbox."""
+    op.create_index("ix_inbox_consumer_processed_at", "inbox", ["consumer", "processed_at"])
+
+
+def drop_inbox_purge_index_v1() -> None:
+    op.drop_index("ix_inbox_consumer_processed_at", table_name="inbox")

@@ -71,7 +71,7 @@ def outbox_table(metadata: MetaData) -> Table:
 
 def inbox_table(metadata: MetaData) -> Table:
     """Events a consumer has taken into account, written in the same transaction as their effects."""
-    return Table(
+    table = Table(
         "inbox",
         metadata,
         Column("consumer", String(100), primary_key=True),
@@ -83,6 +83,9 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("outcome", String(20), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False),
     )
+    # What the retention reads: a consumer's rows by age (shared/bus/retention.py).
+    Index("ix_inbox_consumer_processed_at", table.c.consumer, table.c.processed_at)
+    return table
 
 
 def outbox_position_table(metadata: MetaData) -> Table:

@@ -174,6 +174,9 @@ UnitT = TypeVar("UnitT", bound=Unit)
 ItemT = TypeVar("ItemT", bound=Item)
 CountsT = TypeVar("CountsT", bound=Counts)
 Chunk = tuple[list[ItemT], list[Span]]
+# Analyzed with every job's own tables (ImportJobs.analyze): each imported unit writes its events there, in bulk.
+# Statistics from when the outbox was empty are what once had an idle service's relay scan it whole.
+ANALYZED_TOO = ("outbox",)
 
 
 class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
@@ -183,11 +186,12 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
     error_model: ClassVar[Any]  # table with import_id, row, column, message
     chunk_model: ClassVar[Any]  # table with import_id, seq, data: the stored upload
     counts_type: ClassVar[type[Counts]]
-    # Tables the job looks rows up in by lists of keys while it (or a burst of events just before it)
-    # grows them. PostgreSQL plans those lookups from statistics that autovacuum refreshes too late for a
-    # bulk load: a table it still believes nearly empty gets a sequential scan per chunk, and the job slows
-    # down as it goes (measured: 43 of 76 s for 60,000 assessments). So on PostgreSQL the job runs ANALYZE
-    # on them after 1, 2, 4, 8 … chunks, as autovacuum's scale factor would.
+    # Tables the job writes in bulk, looking rows up in some of them by lists of keys while it (or a burst of
+    # events just before it) grows them. PostgreSQL plans from statistics that autovacuum refreshes too late
+    # for a bulk load, where it runs at all: a table it still believes nearly empty gets a sequential scan per
+    # chunk, and the job slows down as it goes (measured: 43 of 76 s for 60,000 assessments). So on
+    # PostgreSQL the job runs ANALYZE on them, and on the outbox its events went to (ANALYZED_TOO), after 1,
+    # 2, 4, 8 … chunks, as autovacuum's scale factor would, and once more at its end.
     analyze: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, maker: async_sessionmaker[AsyncSession], settings: ImportSettings, *, chunk: int,
@@ -416,6 +420,8 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
                     await self._analyze()
                 writing.add(asyncio.create_task(write(chunk)))
             await asyncio.gather(*writing)
+            if chunks_written:
+                await self._analyze()
         finally:
             for task in writing:
                 task.cancel()
@@ -456,11 +462,11 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
         return bytes(data) if data is not None else None
 
     async def _analyze(self) -> None:
-        if not self.postgres or not self.analyze:
+        if not self.postgres:
             return
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for table in self.analyze:
+            for table in (*self.analyze, *ANALYZED_TOO):
                 await conn.execute(text(f'ANALYZE "{table}"'))
 
     async def _write_chunk(self, job: _Job, chunk: list[ItemT], spans: list[Span]) -> None:

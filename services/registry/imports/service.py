@@ -202,7 +202,7 @@ class Importer(imports.ImportJobs[Group, Prepared, Counts]):
     """The registry's import jobs: households with their members."""
 
     job_model, error_model, chunk_model, counts_type = ImportJob, ImportRowError, ImportChunk, Counts
-    analyze = ("member",)
+    analyze = ("household", "member")
 
     def __init__(self, maker: Any, protector: CitizenIdProtector, settings: imports.ImportSettings, *, chunk: int,
                  max_errors: int) -> None:
