@@ -50,30 +50,78 @@ def tree_of(facts: Mapping[str, tuple[Any, ...]], zero: tuple[Any, ...], areas: 
     """Every node of the tree: each code of `facts` (all of one level: villages, or sub-districts) added into
     itself and every node above it, and `areas` (official areas without facts) as `zero`. Values are tuples
     of numbers (int, float, Fraction, Decimal) added element by element."""
-    tree: dict[str, list[Any]] = {}
+    tree: dict[str, tuple[Any, ...]] = {}
     for code in areas:
         node: str | None = code
         while node is not None and node not in tree:
-            tree[node] = list(zero)
+            tree[node] = zero
             node = parent(node)
-    for code, own in facts.items():
-        node = code
+    # A level at a time, deepest first: each node is added once into its parent.
+    level: dict[str, tuple[Any, ...]] = dict(facts)
+    while level:
+        above: dict[str, tuple[Any, ...]] = {}
+        for code, own in level.items():
+            tree[code] = tuple(a + b for a, b in zip(tree.get(code, zero), own, strict=True))
+            up = parent(code)
+            if up is not None:
+                above[up] = tuple(a + b for a, b in zip(above.get(up, zero), own, strict=True))
+        level = above
+    return tree
+
+
+def regrow(sums: Mapping[str, tuple[Any, ...]], before: Mapping[str, tuple[Any, ...]],
+           after: Mapping[str, tuple[Any, ...]], zero: tuple[Any, ...],
+           parent: Parent = parent_of) -> dict[str, tuple[Any, ...]] | None:
+    """`tree_of(after, zero, areas)` worked out from `sums` = `tree_of(before, zero, areas)`: only the codes whose
+    facts changed are added again, with their difference, into themselves and the nodes above them. None when a
+    code of `before` is gone from `after` (its node would stay, at zero: build the tree again)."""
+    if any(code not in after for code in before):
+        return None
+    grown = dict(sums)
+    for code, own in after.items():
+        old = before.get(code)
+        if old == own:
+            continue
+        delta = tuple(a - b for a, b in zip(own, old or zero, strict=True))
+        node: str | None = code
         while node is not None:
-            sums = tree.get(node)
-            if sums is None:
-                sums = tree[node] = list(zero)
-            for j, v in enumerate(own):
-                sums[j] += v
+            got = grown.get(node, zero)
+            grown[node] = tuple(a + d for a, d in zip(got, delta, strict=True))
             node = parent(node)
-    return {code: tuple(v) for code, v in tree.items()}
+    return grown
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Who is whose child in a tree of areas, and the order a walk visits them (the roots, then a level at a
+    time): the same for every column group of one tree, so worked out once (`shape_of`)."""
+
+    children: dict[str, list[str]]
+    roots: list[str]
+    order: list[str]
+
+
+def shape_of(codes: Iterable[str], parent: Parent = parent_of) -> Shape:
+    """The shape of the tree whose nodes are `codes` (a parent among them is the parent of its children)."""
+    nodes = set(codes)
+    children: dict[str, list[str]] = {}
+    roots = []
+    for code in nodes:
+        up = parent(code)
+        if up is not None and up in nodes:
+            children.setdefault(up, []).append(code)
+        else:
+            roots.append(code)
+    for kids in children.values():
+        kids.sort()
+    return Shape(children, roots, _top_down(children, roots))
 
 
 @dataclass
 class _Walk:
     values: Mapping[str, Values]
-    parent: Parent
     threshold: int
-    children: dict[str, list[str]] = field(default_factory=dict)
+    children: dict[str, list[str]]
     hidden: set[str] = field(default_factory=set)
     primary: set[str] = field(default_factory=set)
     demand: dict[str, list[int]] = field(default_factory=dict)
@@ -89,27 +137,23 @@ class _Walk:
         return max(self.threshold + 1 - self.values[code][j], 0)
 
 
-def protect(values: Mapping[str, Values], threshold: int, parent: Parent = parent_of) -> set[str]:
+def protect(values: Mapping[str, Values], threshold: int, parent: Parent = parent_of,
+            shape: Shape | None = None) -> set[str]:
     """The codes whose cells are hidden, for one column group (a tuple of columns sharing one pattern, the
     unit count first) over a whole tree of areas; `values` must hold every node, each parent the sum of its
-    children (`tree_of`)."""
+    children (`tree_of`). `shape`, when given, is `shape_of(values, parent)` worked out beforehand."""
     if threshold <= 0 or not values:
         return set()
-    walk = _Walk(values, parent, threshold)
+    if shape is None:
+        shape = shape_of(values, parent)
+    walk = _Walk(values, threshold, shape.children)
     width = len(next(iter(values.values())))
-    for code in values:
-        up = parent(code)
-        if up is not None and up in values:
-            walk.children.setdefault(up, []).append(code)
-    for kids in walk.children.values():
-        kids.sort()
     walk.primary = {code for code, vs in values.items() if any(1 <= v <= threshold for v in vs)}
     walk.hidden = set(walk.primary)
-    roots = [code for code in values if parent(code) not in values]
-    for root in roots:
+    for root in shape.roots:
         walk.room[root] = [float("inf")] * width
-    for code in _top_down(walk.children, roots):
-        if walk.children.get(code):
+    for code in shape.order:
+        if code in walk.children:
             _relation(walk, code, walk.children[code], width)
     return walk.hidden
 
@@ -184,6 +228,10 @@ def _raise_demand(walk: _Walk, hidden: Iterable[str], deficit: Sequence[float], 
 def _hand_down_room(walk: _Walk, parent: str, kids: Sequence[str], width: int) -> None:
     """How far each hidden child can grow: what its hidden siblings give up, plus its parent's own room."""
     hidden = [k for k in kids if k in walk.hidden]
+    if not hidden:
+        return
     parent_room = walk.room.get(parent, [0.0] * width) if parent in walk.hidden else [0.0] * width
-    for k in hidden:
-        walk.room[k] = [sum(walk.cap(s, j) for s in hidden if s != k) + parent_room[j] for j in range(width)]
+    caps = {k: [walk.cap(k, j) for j in range(width)] for k in hidden}
+    totals = [sum(caps[k][j] for k in hidden) for j in range(width)]
+    for k in hidden:  # what its siblings give up: all the hidden give up, less its own share
+        walk.room[k] = [totals[j] - caps[k][j] + parent_room[j] for j in range(width)]
