@@ -118,7 +118,10 @@ def shape_of(codes: Iterable[str], parent: Parent = parent_of) -> Shape:
 
 
 @dataclass
-class _Walk:
+class Walk:
+    """One choice of a pattern (`walk`): the hidden codes, and what each relation handed down, so that the next
+    choice over the same tree can take over every relation whose inputs did not change."""
+
     values: Mapping[str, Values]
     threshold: int
     children: dict[str, list[str]]
@@ -136,26 +139,55 @@ class _Walk:
     def need(self, code: str, j: int) -> int:
         return max(self.threshold + 1 - self.values[code][j], 0)
 
+    def entering(self, code: str) -> tuple[bool, list[float] | None, list[int] | None]:
+        """What the relation below `code` starts from besides its cells: whether `code` is hidden, its room and
+        its demand."""
+        return code in self.hidden, self.room.get(code), self.demand.get(code)
+
 
 def protect(values: Mapping[str, Values], threshold: int, parent: Parent = parent_of,
             shape: Shape | None = None) -> set[str]:
     """The codes whose cells are hidden, for one column group (a tuple of columns sharing one pattern, the
     unit count first) over a whole tree of areas; `values` must hold every node, each parent the sum of its
     children (`tree_of`). `shape`, when given, is `shape_of(values, parent)` worked out beforehand."""
+    return walk(values, threshold, shape or shape_of(values, parent)).hidden
+
+
+def walk(values: Mapping[str, Values], threshold: int, shape: Shape, previous: Walk | None = None,
+         changed: Iterable[str] = (), parent: Parent = parent_of) -> Walk:
+    """`protect`, with what it handed down. `previous` is the walk over a tree of the same shape, threshold and
+    width whose values differ from `values` at `changed` only (and at the nodes above them): a relation among
+    unchanged cells that starts from what it started from then (`Walk.entering`) chooses what it chose then, so
+    it is taken over; the rest is chosen again. The hidden codes are the same as without `previous`."""
+    done = Walk(values, threshold, shape.children)
     if threshold <= 0 or not values:
-        return set()
-    if shape is None:
-        shape = shape_of(values, parent)
-    walk = _Walk(values, threshold, shape.children)
+        return done
     width = len(next(iter(values.values())))
-    walk.primary = {code for code, vs in values.items() if any(1 <= v <= threshold for v in vs)}
-    walk.hidden = set(walk.primary)
+    done.primary = {code for code, vs in values.items() if any(1 <= v <= threshold for v in vs)}
+    done.hidden = set(done.primary)
     for root in shape.roots:
-        walk.room[root] = [float("inf")] * width
+        done.room[root] = [float("inf")] * width
+    dirty: set[str] = set()
+    for code in changed:
+        node: str | None = code
+        while node is not None and node not in dirty:
+            dirty.add(node)
+            node = parent(node)
     for code in shape.order:
-        if code in walk.children:
-            _relation(walk, code, walk.children[code], width)
-    return walk.hidden
+        kids = done.children.get(code)
+        if not kids:
+            continue
+        if previous is not None and code not in dirty and done.entering(code) == previous.entering(code):
+            for kid in kids:
+                if kid in previous.hidden:
+                    done.hidden.add(kid)
+                if kid in previous.room:
+                    done.room[kid] = list(previous.room[kid])
+                if kid in previous.demand:
+                    done.demand[kid] = list(previous.demand[kid])
+            continue
+        _relation(done, code, kids, width)
+    return done
 
 
 def _top_down(children: Mapping[str, list[str]], roots: Iterable[str]) -> list[str]:
@@ -167,7 +199,7 @@ def _top_down(children: Mapping[str, list[str]], roots: Iterable[str]) -> list[s
     return order
 
 
-def _relation(walk: _Walk, parent: str, kids: list[str], width: int) -> None:
+def _relation(walk: Walk, parent: str, kids: list[str], width: int) -> None:
     """Choose complements among `kids` so that each hidden child is protected (see the module docstring)."""
     parent_hidden = parent in walk.hidden
     while True:
@@ -197,7 +229,7 @@ def _relation(walk: _Walk, parent: str, kids: list[str], width: int) -> None:
     _hand_down_room(walk, parent, kids, width)
 
 
-def _cheapest(walk: _Walk, candidates: Sequence[str], deficit: Sequence[float]) -> str:
+def _cheapest(walk: Walk, candidates: Sequence[str], deficit: Sequence[float]) -> str:
     """The smallest cell that covers the whole deficit by itself, else the largest (and then the next one)."""
     def covers(code: str) -> bool:
         return all(v >= d for v, d in zip(walk.values[code], deficit, strict=True))
@@ -212,7 +244,7 @@ def _cheapest(walk: _Walk, candidates: Sequence[str], deficit: Sequence[float]) 
     return max(candidates, key=lambda c: (walk.values[c][0], c))
 
 
-def _raise_demand(walk: _Walk, hidden: Iterable[str], deficit: Sequence[float], width: int) -> bool:
+def _raise_demand(walk: Walk, hidden: Iterable[str], deficit: Sequence[float], width: int) -> bool:
     """Every child is hidden already: ask more of the hidden parents among them. False when none can give."""
     raised = False
     for code in hidden:
@@ -225,7 +257,7 @@ def _raise_demand(walk: _Walk, hidden: Iterable[str], deficit: Sequence[float], 
     return raised
 
 
-def _hand_down_room(walk: _Walk, parent: str, kids: Sequence[str], width: int) -> None:
+def _hand_down_room(walk: Walk, parent: str, kids: Sequence[str], width: int) -> None:
     """How far each hidden child can grow: what its hidden siblings give up, plus its parent's own room."""
     hidden = [k for k in kids if k in walk.hidden]
     if not hidden:

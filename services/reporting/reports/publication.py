@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from services.reporting.disclosure import Shape, protect, regrow, shape_of, tree_of
+from services.reporting.disclosure import Shape, Walk, regrow, shape_of, tree_of, walk
 from services.reporting.models import DIMENSIONS, AreaYear, Assessment, Budget, Feed, Help, Payment, Village
 from services.reporting.reports.areas import official_areas
 from shared.auth import Principal
@@ -62,23 +62,32 @@ CENTRE_GROUPS = (("centres_subsidised",),)  # centres are counted by sub-distric
 
 
 class Pattern:
-    """The nodes hidden for one column group, chosen (`disclosure.protect`) the first time they are asked for,
-    over the sums of a tree as they were when the pattern was asked for (`Tree.protect`)."""
+    """The nodes hidden for one column group, chosen (`disclosure.walk`) the first time they are asked for,
+    over the sums of a tree as they were when the pattern was asked for (`Tree.protect`); from the walk of
+    `previous` (the group's pattern over the tree before, if it was chosen) where the relations did not change."""
 
-    def __init__(self, tree: Tree, group: tuple[str, ...], threshold: int, deepest: int) -> None:
+    def __init__(self, tree: Tree, group: tuple[str, ...], threshold: int, deepest: int,
+                 previous: Pattern | None = None, changed: Iterable[str] = ()) -> None:
         self.group, self.threshold, self.deepest = group, threshold, deepest
         self._tree: Tree | None = tree
-        self._hidden: frozenset[str] | None = None
+        # Only a pattern already chosen is worked from: a chain of patterns nobody asked for would keep every
+        # tree they were to be chosen over.
+        self._previous = previous if previous is not None and previous.walk is not None else None
+        self._changed = changed
+        self.walk: Walk | None = None
+        self.hidden: frozenset[str] = frozenset()
 
     def get(self) -> frozenset[str]:
-        if self._hidden is None:
+        if self.walk is None:
             assert self._tree is not None
             counts, index = self._tree.counts, [self._tree.columns.index(name) for name in self.group]
             picked = {code: tuple(int(values[i]) for i in index) for code, values in counts.items()
                       if len(code) <= self.deepest}
-            self._hidden = frozenset(protect(picked, self.threshold, shape=self._tree.shape(self.deepest)))
-            self._tree = None  # the tree it was chosen over may go
-        return self._hidden
+            before = self._previous.walk if self._previous is not None else None
+            self.walk = walk(picked, self.threshold, self._tree.shape(self.deepest), before, self._changed)
+            self.hidden = frozenset(self.walk.hidden)
+            self._tree = self._previous = None  # the trees it was chosen over may go
+        return self.hidden
 
 
 class Patterns(Mapping[str, frozenset[str]]):
@@ -153,22 +162,28 @@ class Tree:
         changed = self.changed(previous)
         for group in groups:
             kept = previous.hidden.patterns.get(group[0]) if previous is not None else None
-            if kept is None or (kept.group, kept.threshold, kept.deepest) != (group, threshold, deepest) \
-                    or changed & set(group):
-                kept = Pattern(self, group, threshold, deepest)
-            self.hidden.patterns |= {name: kept for name in group}
+            if kept is not None and (kept.group, kept.threshold, kept.deepest) != (group, threshold, deepest):
+                kept = None
+            if changed is None or kept is None:
+                pattern = Pattern(self, group, threshold, deepest)
+            else:
+                codes = set().union(*(changed.get(name, ()) for name in group))
+                pattern = kept if not codes else Pattern(self, group, threshold, deepest, kept, codes)
+            self.hidden.patterns |= dict.fromkeys(group, pattern)
 
-    def changed(self, previous: Tree | None) -> set[str]:
-        """The columns whose facts differ from `previous`'s: every column when the nodes differ."""
+    def changed(self, previous: Tree | None) -> dict[str, set[str]] | None:
+        """For each column, the codes whose facts differ from `previous`'s; None when the nodes differ."""
         if previous is None or previous.columns != self.columns or previous.counts.keys() != self.counts.keys():
-            return set(self.columns)
+            return None
         self.shapes = self.shapes or previous.shapes  # the same nodes: the same shapes
         zero = tuple(self.zero().values())
-        changed: set[str] = set()
+        changed: dict[str, set[str]] = {}
         for code in self.facts.keys() | previous.facts.keys():
             own, old = self.facts.get(code, zero), previous.facts.get(code, zero)
             if own != old:
-                changed |= {name for name, a, b in zip(self.columns, own, old, strict=True) if a != b}
+                for name, a, b in zip(self.columns, own, old, strict=True):
+                    if a != b:
+                        changed.setdefault(name, set()).add(code)
         return changed
 
 
