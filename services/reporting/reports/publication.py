@@ -156,8 +156,9 @@ class Tree:
                 previous: Tree | None = None) -> None:
         """The hidden pattern of each group of count columns over the nodes down to `deepest` digits, chosen
         when first read. From `previous` (the tree of the same report and year before), a group keeps its
-        pattern where the tree has the same nodes and none of the group's counts changed anywhere. Sums added
-        to the tree afterwards (budgets) change `sums`, not `counts`."""
+        pattern where the tree has the same nodes and none of the group's counts changed anywhere, and is
+        otherwise chosen again from the previous one's walk where its relations did not change. Sums added to
+        the tree afterwards (budgets) change `sums`, not `counts`."""
         self.counts = self.sums
         changed = self.changed(previous)
         for group in groups:
@@ -167,17 +168,22 @@ class Tree:
             if changed is None or kept is None:
                 pattern = Pattern(self, group, threshold, deepest)
             else:
-                codes = set().union(*(changed.get(name, ()) for name in group))
+                codes = set().union(*(changed.get(name, ()) for name in (*group, "")))
                 pattern = kept if not codes else Pattern(self, group, threshold, deepest, kept, codes)
             self.hidden.patterns |= dict.fromkeys(group, pattern)
 
     def changed(self, previous: Tree | None) -> dict[str, set[str]] | None:
-        """For each column, the codes whose facts differ from `previous`'s; None when the nodes differ."""
-        if previous is None or previous.columns != self.columns or previous.counts.keys() != self.counts.keys():
+        """For each column, the codes whose facts differ from `previous`'s, and under "" the nodes one of the
+        trees has and the other has not (they change every column's relations); None without `previous`."""
+        if previous is None or previous.columns != self.columns:
             return None
-        self.shapes = self.shapes or previous.shapes  # the same nodes: the same shapes
-        zero = tuple(self.zero().values())
         changed: dict[str, set[str]] = {}
+        moved = previous.counts.keys() ^ self.counts.keys()
+        if moved:
+            changed[""] = set(moved)
+        else:
+            self.shapes = self.shapes or previous.shapes  # the same nodes: the same shapes
+        zero = tuple(self.zero().values())
         for code in self.facts.keys() | previous.facts.keys():
             own, old = self.facts.get(code, zero), previous.facts.get(code, zero)
             if own != old:
@@ -256,22 +262,25 @@ async def survey(session: AsyncSession, province: str, survey_year: int, thresho
     zero: tuple[Any, ...] = (0,) * len(POVERTY_COUNTS) + (Fraction(0),)
     facts: dict[str, list[Any]] = {}
     by_indicator: dict[str, dict[str, str]] = {}
-    found = await session.execute(select(AreaYear).where(
+    # Columns, not ORM objects: a province is thousands of villages, read again after every event.
+    from_area_year = [(i, name) for i, name in enumerate(names[:-1]) if name in _FROM_AREA_YEAR]
+    found = await session.execute(select(
+        col(AreaYear.village_code), col(AreaYear.censored_score), col(AreaYear.censored_by_indicator),
+        *(getattr(AreaYear, name) for _, name in from_area_year)).where(
         col(AreaYear.survey_year) == survey_year, col(AreaYear.village_code).startswith(province, autoescape=True)))
-    for row in found.scalars():
-        own = facts.setdefault(row.village_code, list(zero))
-        for i, name in enumerate(names[:-1]):
-            if name in _FROM_AREA_YEAR:
-                own[i] = getattr(row, name)
-        own[-1] = Fraction(row.censored_score)
-        if row.censored_by_indicator:
-            by_indicator[row.village_code] = row.censored_by_indicator
-    registered = await session.execute(select(Village).where(
+    for village_code, censored_score, censored_by_indicator, *counts in found:
+        own = facts.setdefault(village_code, list(zero))
+        for (i, _), value in zip(from_area_year, counts, strict=True):
+            own[i] = value
+        own[-1] = Fraction(censored_score)
+        if censored_by_indicator:
+            by_indicator[village_code] = censored_by_indicator
+    registered = await session.execute(select(
+        col(Village.village_code), *(getattr(Village, name) for name in VILLAGE_COUNTS)).where(
         col(Village.village_code).startswith(province, autoescape=True)))
-    for village in registered.scalars():
-        own = facts.setdefault(village.village_code, list(zero))
-        for i, name in enumerate(VILLAGE_COUNTS):
-            own[i] = getattr(village, name)
+    for village_code, *counts in registered:
+        own = facts.setdefault(village_code, list(zero))
+        own[:len(VILLAGE_COUNTS)] = counts
     own_facts = {code: tuple(v) for code, v in facts.items()}
     before = previous.tree if previous is not None else None
     sums = regrow(before.counts, before.facts, own_facts, zero) if before is not None else None
