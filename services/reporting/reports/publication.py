@@ -10,9 +10,10 @@ Every report reads the read models from one snapshot (`snapshot`) and carries th
 After an event the figures are read again, and what is worked out from them is worked out again only where
 they changed, compared with the process's previous figures of the same province and year (not with a
 counter: any replica, whatever it saw before, ends with what a fresh computation gives): the sums are
-regrown from the facts that changed (`disclosure.regrow`), and a column group keeps its previous pattern when
-none of its counts changed anywhere. A pattern is chosen the first time a caller without `reporting:detail`
-asks for one of its columns: callers with detail never wait for it.
+regrown from the facts that changed (`disclosure.regrow`); a column group keeps its previous pattern when
+none of its counts changed anywhere, and otherwise takes over the previous choice in every relation whose
+cells did not change (`disclosure.walk`). A pattern is chosen the first time a caller without
+`reporting:detail` asks for one of its columns: callers with detail never wait for it.
 """
 
 from __future__ import annotations
