@@ -50,30 +50,81 @@ def tree_of(facts: Mapping[str, tuple[Any, ...]], zero: tuple[Any, ...], areas: 
     """Every node of the tree: each code of `facts` (all of one level: villages, or sub-districts) added into
     itself and every node above it, and `areas` (official areas without facts) as `zero`. Values are tuples
     of numbers (int, float, Fraction, Decimal) added element by element."""
-    tree: dict[str, list[Any]] = {}
+    tree: dict[str, tuple[Any, ...]] = {}
     for code in areas:
         node: str | None = code
         while node is not None and node not in tree:
-            tree[node] = list(zero)
+            tree[node] = zero
             node = parent(node)
-    for code, own in facts.items():
-        node = code
+    # A level at a time, deepest first: each node is added once into its parent.
+    level: dict[str, tuple[Any, ...]] = dict(facts)
+    while level:
+        above: dict[str, tuple[Any, ...]] = {}
+        for code, own in level.items():
+            tree[code] = tuple(a + b for a, b in zip(tree.get(code, zero), own, strict=True))
+            up = parent(code)
+            if up is not None:
+                above[up] = tuple(a + b for a, b in zip(above.get(up, zero), own, strict=True))
+        level = above
+    return tree
+
+
+def regrow(sums: Mapping[str, tuple[Any, ...]], before: Mapping[str, tuple[Any, ...]],
+           after: Mapping[str, tuple[Any, ...]], zero: tuple[Any, ...],
+           parent: Parent = parent_of) -> dict[str, tuple[Any, ...]] | None:
+    """`tree_of(after, zero, areas)` worked out from `sums` = `tree_of(before, zero, areas)`: only the codes whose
+    facts changed are added again, with their difference, into themselves and the nodes above them. None when a
+    code of `before` is gone from `after` (its node would stay, at zero: build the tree again)."""
+    if any(code not in after for code in before):
+        return None
+    grown = dict(sums)
+    for code, own in after.items():
+        old = before.get(code)
+        if old == own:
+            continue
+        delta = tuple(a - b for a, b in zip(own, old or zero, strict=True))
+        node: str | None = code
         while node is not None:
-            sums = tree.get(node)
-            if sums is None:
-                sums = tree[node] = list(zero)
-            for j, v in enumerate(own):
-                sums[j] += v
+            got = grown.get(node, zero)
+            grown[node] = tuple(a + d for a, d in zip(got, delta, strict=True))
             node = parent(node)
-    return {code: tuple(v) for code, v in tree.items()}
+    return grown
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Who is whose child in a tree of areas, and the order a walk visits them (the roots, then a level at a
+    time): the same for every column group of one tree, so worked out once (`shape_of`)."""
+
+    children: dict[str, list[str]]
+    roots: list[str]
+    order: list[str]
+
+
+def shape_of(codes: Iterable[str], parent: Parent = parent_of) -> Shape:
+    """The shape of the tree whose nodes are `codes` (a parent among them is the parent of its children)."""
+    nodes = set(codes)
+    children: dict[str, list[str]] = {}
+    roots = []
+    for code in nodes:
+        up = parent(code)
+        if up is not None and up in nodes:
+            children.setdefault(up, []).append(code)
+        else:
+            roots.append(code)
+    for kids in children.values():
+        kids.sort()
+    return Shape(children, roots, _top_down(children, roots))
 
 
 @dataclass
-class _Walk:
+class Walk:
+    """One choice of a pattern (`walk`): the hidden codes, and what each relation handed down, so that the next
+    choice over the same tree can take over every relation whose inputs did not change."""
+
     values: Mapping[str, Values]
-    parent: Parent
     threshold: int
-    children: dict[str, list[str]] = field(default_factory=dict)
+    children: dict[str, list[str]]
     hidden: set[str] = field(default_factory=set)
     primary: set[str] = field(default_factory=set)
     demand: dict[str, list[int]] = field(default_factory=dict)
@@ -88,30 +139,55 @@ class _Walk:
     def need(self, code: str, j: int) -> int:
         return max(self.threshold + 1 - self.values[code][j], 0)
 
+    def entering(self, code: str) -> tuple[bool, list[float] | None, list[int] | None]:
+        """What the relation below `code` starts from besides its cells: whether `code` is hidden, its room and
+        its demand."""
+        return code in self.hidden, self.room.get(code), self.demand.get(code)
 
-def protect(values: Mapping[str, Values], threshold: int, parent: Parent = parent_of) -> set[str]:
+
+def protect(values: Mapping[str, Values], threshold: int, parent: Parent = parent_of,
+            shape: Shape | None = None) -> set[str]:
     """The codes whose cells are hidden, for one column group (a tuple of columns sharing one pattern, the
     unit count first) over a whole tree of areas; `values` must hold every node, each parent the sum of its
-    children (`tree_of`)."""
+    children (`tree_of`). `shape`, when given, is `shape_of(values, parent)` worked out beforehand."""
+    return walk(values, threshold, shape or shape_of(values, parent)).hidden
+
+
+def walk(values: Mapping[str, Values], threshold: int, shape: Shape, previous: Walk | None = None,
+         changed: Iterable[str] = (), parent: Parent = parent_of) -> Walk:
+    """`protect`, with what it handed down. `previous` is the walk over a tree of the same shape, threshold and
+    width whose values differ from `values` at `changed` only (and at the nodes above them): a relation among
+    unchanged cells that starts from what it started from then (`Walk.entering`) chooses what it chose then, so
+    it is taken over; the rest is chosen again. The hidden codes are the same as without `previous`."""
+    done = Walk(values, threshold, shape.children)
     if threshold <= 0 or not values:
-        return set()
-    walk = _Walk(values, parent, threshold)
+        return done
     width = len(next(iter(values.values())))
-    for code in values:
-        up = parent(code)
-        if up is not None and up in values:
-            walk.children.setdefault(up, []).append(code)
-    for kids in walk.children.values():
-        kids.sort()
-    walk.primary = {code for code, vs in values.items() if any(1 <= v <= threshold for v in vs)}
-    walk.hidden = set(walk.primary)
-    roots = [code for code in values if parent(code) not in values]
-    for root in roots:
-        walk.room[root] = [float("inf")] * width
-    for code in _top_down(walk.children, roots):
-        if walk.children.get(code):
-            _relation(walk, code, walk.children[code], width)
-    return walk.hidden
+    done.primary = {code for code, vs in values.items() if any(1 <= v <= threshold for v in vs)}
+    done.hidden = set(done.primary)
+    for root in shape.roots:
+        done.room[root] = [float("inf")] * width
+    dirty: set[str] = set()
+    for code in changed:
+        node: str | None = code
+        while node is not None and node not in dirty:
+            dirty.add(node)
+            node = parent(node)
+    for code in shape.order:
+        kids = done.children.get(code)
+        if not kids:
+            continue
+        if previous is not None and code not in dirty and done.entering(code) == previous.entering(code):
+            for kid in kids:
+                if kid in previous.hidden:
+                    done.hidden.add(kid)
+                if kid in previous.room:
+                    done.room[kid] = list(previous.room[kid])
+                if kid in previous.demand:
+                    done.demand[kid] = list(previous.demand[kid])
+            continue
+        _relation(done, code, kids, width)
+    return done
 
 
 def _top_down(children: Mapping[str, list[str]], roots: Iterable[str]) -> list[str]:
@@ -123,7 +199,7 @@ def _top_down(children: Mapping[str, list[str]], roots: Iterable[str]) -> list[s
     return order
 
 
-def _relation(walk: _Walk, parent: str, kids: list[str], width: int) -> None:
+def _relation(walk: Walk, parent: str, kids: list[str], width: int) -> None:
     """Choose complements among `kids` so that each hidden child is protected (see the module docstring)."""
     parent_hidden = parent in walk.hidden
     while True:
@@ -153,7 +229,7 @@ def _relation(walk: _Walk, parent: str, kids: list[str], width: int) -> None:
     _hand_down_room(walk, parent, kids, width)
 
 
-def _cheapest(walk: _Walk, candidates: Sequence[str], deficit: Sequence[float]) -> str:
+def _cheapest(walk: Walk, candidates: Sequence[str], deficit: Sequence[float]) -> str:
     """The smallest cell that covers the whole deficit by itself, else the largest (and then the next one)."""
     def covers(code: str) -> bool:
         return all(v >= d for v, d in zip(walk.values[code], deficit, strict=True))
@@ -168,7 +244,7 @@ def _cheapest(walk: _Walk, candidates: Sequence[str], deficit: Sequence[float]) 
     return max(candidates, key=lambda c: (walk.values[c][0], c))
 
 
-def _raise_demand(walk: _Walk, hidden: Iterable[str], deficit: Sequence[float], width: int) -> bool:
+def _raise_demand(walk: Walk, hidden: Iterable[str], deficit: Sequence[float], width: int) -> bool:
     """Every child is hidden already: ask more of the hidden parents among them. False when none can give."""
     raised = False
     for code in hidden:
@@ -181,9 +257,13 @@ def _raise_demand(walk: _Walk, hidden: Iterable[str], deficit: Sequence[float], 
     return raised
 
 
-def _hand_down_room(walk: _Walk, parent: str, kids: Sequence[str], width: int) -> None:
+def _hand_down_room(walk: Walk, parent: str, kids: Sequence[str], width: int) -> None:
     """How far each hidden child can grow: what its hidden siblings give up, plus its parent's own room."""
     hidden = [k for k in kids if k in walk.hidden]
+    if not hidden:
+        return
     parent_room = walk.room.get(parent, [0.0] * width) if parent in walk.hidden else [0.0] * width
-    for k in hidden:
-        walk.room[k] = [sum(walk.cap(s, j) for s in hidden if s != k) + parent_room[j] for j in range(width)]
+    caps = {k: [walk.cap(k, j) for j in range(width)] for k in hidden}
+    totals = [sum(caps[k][j] for k in hidden) for j in range(width)]
+    for k in hidden:  # what its siblings give up: all the hidden give up, less its own share
+        walk.room[k] = [totals[j] - caps[k][j] + parent_room[j] for j in range(width)]

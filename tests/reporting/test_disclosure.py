@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.reporting.disclosure import parent_of, protect, tree_of
+from services.reporting.disclosure import parent_of, protect, regrow, shape_of, tree_of, walk
 from tests.kit.reporting import Reporting
 from tests.reporting.audit import Relation, intervals
 from tests.reporting.support import A, C, by_area
@@ -73,6 +73,32 @@ def test_nothing_small_nothing_hidden_and_zero_is_shown() -> None:
     assert protect(values, T) == set()
     assert protect(tree_of({"40010101": (2,)}, (0,)), 0) == set()
 
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), sparse=st.sampled_from([0.0, 0.3, 0.6]))
+def test_after_a_change_the_tree_and_pattern_worked_from_the_previous_ones_are_the_fresh_ones(seed: int,
+                                                                                               sparse: float) -> None:
+    # What a report recomputes after an event: the sums regrown, the pattern chosen again from the previous walk.
+    rng = random.Random(seed)
+    before = random_province(rng, sparse)
+    values = tree_of(before, (0, 0))
+    done = walk(values, T, shape_of(values))
+    for _ in range(5):
+        after = dict(before)
+        changed = rng.sample(sorted(after), min(len(after), rng.choice([1, 2, 3])))
+        for code in changed:
+            households = max(0, after[code][0] + rng.choice([-2, -1, 1, 1, 3]))
+            after[code] = (households, households * 3)
+        if rng.random() < 0.3:  # a household in a new village
+            code = f"{rng.choice(sorted(before))[:6]}{rng.randint(50, 60)}"
+            after[code], changed = (1, 2), [*changed, code]
+        grown = regrow(values, before, after, (0, 0))
+        assert grown == tree_of(after, (0, 0))
+        moved = list(grown.keys() ^ values.keys())
+        done = walk(grown, T, shape_of(grown), done, [*changed, *moved])
+        assert done.hidden == protect(grown, T)
+        before, values = after, grown
 
 # --- The attacker: every public report of a province, at every level, every relation among them. -----------
 

@@ -90,7 +90,7 @@ async def assistance_by_area(session: AsyncSession, *, cache: Cache, threshold: 
     table = Table("assistance", ASSISTANCE_COLUMNS, [row(c) for c in codes if visible(principal, c)], row(area),
                   await as_of(session), {"area": area, "level": level_name(depth), "fiscal_year": fiscal_year,
                                          "survey_year": target.survey_year})
-    hidden = tree.hidden | {"target_poor_households": target.tree.hidden["target_poor_households"]}
+    hidden = tree.hidden.taking(target.tree.hidden, ("target_poor_households",))
     return disclose(table, principal, hidden)
 
 

@@ -6,12 +6,20 @@ the whole tree for everyone. Both are computed from one snapshot of the read mod
 as long as no event has been applied since (`version`): every replica computes the same from the same data.
 Every report reads the read models from one snapshot (`snapshot`) and carries the newest event they reflect
 (`as_of`).
+
+After an event the figures are read again, and what is worked out from them is worked out again only where
+they changed, compared with the process's previous figures of the same province and year (not with a
+counter: any replica, whatever it saw before, ends with what a fresh computation gives): the sums are
+regrown from the facts that changed (`disclosure.regrow`); a column group keeps its previous pattern when
+none of its counts changed anywhere, and otherwise takes over the previous choice in every relation whose
+cells did not change (`disclosure.walk`). A pattern is chosen the first time a caller without
+`reporting:detail` asks for one of its columns: callers with detail never wait for it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from services.reporting.disclosure import protect, tree_of
+from services.reporting.disclosure import Shape, Walk, regrow, shape_of, tree_of, walk
 from services.reporting.models import DIMENSIONS, AreaYear, Assessment, Budget, Feed, Help, Payment, Village
 from services.reporting.reports.areas import official_areas
 from shared.auth import Principal
@@ -54,14 +62,68 @@ ASSISTANCE_GROUPS = (("families_granted",), ("grants_reversed",), ("target_poor_
 CENTRE_GROUPS = (("centres_subsidised",),)  # centres are counted by sub-district: their tree ends there
 
 
+class Pattern:
+    """The nodes hidden for one column group, chosen (`disclosure.walk`) the first time they are asked for,
+    over the sums of a tree as they were when the pattern was asked for (`Tree.protect`); from the walk of
+    `previous` (the group's pattern over the tree before, if it was chosen) where the relations did not change."""
+
+    def __init__(self, tree: Tree, group: tuple[str, ...], threshold: int, deepest: int,
+                 previous: Pattern | None = None, changed: Iterable[str] = ()) -> None:
+        self.group, self.threshold, self.deepest = group, threshold, deepest
+        self._tree: Tree | None = tree
+        # Only a pattern already chosen is worked from: a chain of patterns nobody asked for would keep every
+        # tree they were to be chosen over.
+        self._previous = previous if previous is not None and previous.walk is not None else None
+        self._changed = changed
+        self.walk: Walk | None = None
+        self.hidden: frozenset[str] = frozenset()
+
+    def get(self) -> frozenset[str]:
+        if self.walk is None:
+            assert self._tree is not None
+            counts, index = self._tree.counts, [self._tree.columns.index(name) for name in self.group]
+            picked = {code: tuple(int(values[i]) for i in index) for code, values in counts.items()
+                      if len(code) <= self.deepest}
+            before = self._previous.walk if self._previous is not None else None
+            self.walk = walk(picked, self.threshold, self._tree.shape(self.deepest), before, self._changed)
+            self.hidden = frozenset(self.walk.hidden)
+            self._tree = self._previous = None  # the trees it was chosen over may go
+        return self.hidden
+
+
+class Patterns(Mapping[str, frozenset[str]]):
+    """For each count column, the nodes hidden from callers without detail (a group's columns share one
+    `Pattern`, chosen when one of them is first read)."""
+
+    def __init__(self, patterns: Mapping[str, Pattern] | None = None) -> None:
+        self.patterns: dict[str, Pattern] = dict(patterns or {})
+
+    def __getitem__(self, name: str) -> frozenset[str]:
+        return self.patterns[name].get()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.patterns)
+
+    def __len__(self) -> int:
+        return len(self.patterns)
+
+    def taking(self, other: Patterns, names: Iterable[str]) -> Patterns:
+        """These patterns and those of `names` from `other` (still chosen only when read)."""
+        return Patterns(self.patterns | {name: other.patterns[name] for name in names})
+
+
 @dataclass
 class Tree:
     """Named sums at every node of a province's tree, and for each count column the nodes hidden from
-    callers without detail."""
+    callers without detail. `facts` are what the sums were added up from (by village, or sub-district);
+    `counts` the sums the patterns are chosen over (`sums` before anything else was added to them)."""
 
     columns: tuple[str, ...]
     sums: dict[str, tuple[Any, ...]]
-    hidden: dict[str, frozenset[str]] = field(default_factory=dict)
+    facts: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    hidden: Patterns = field(default_factory=Patterns)
+    counts: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    shapes: dict[int, Shape] = field(default_factory=dict)
 
     def at(self, code: str) -> dict[str, Any]:
         values = self.sums.get(code)
@@ -85,14 +147,51 @@ class Tree:
                     total[name] += value
         return total
 
-    def protect(self, groups: Iterable[tuple[str, ...]], threshold: int, deepest: int = 8) -> None:
-        """Choose the hidden pattern of each group of count columns over the nodes down to `deepest` digits."""
-        index = {name: i for i, name in enumerate(self.columns)}
+    def shape(self, deepest: int) -> Shape:
+        """The shape of the tree of `counts` down to `deepest` digits."""
+        if deepest not in self.shapes:
+            self.shapes[deepest] = shape_of(code for code in self.counts if len(code) <= deepest)
+        return self.shapes[deepest]
+
+    def protect(self, groups: Iterable[tuple[str, ...]], threshold: int, deepest: int = 8,
+                previous: Tree | None = None) -> None:
+        """The hidden pattern of each group of count columns over the nodes down to `deepest` digits, chosen
+        when first read. From `previous` (the tree of the same report and year before), a group keeps its
+        pattern where the tree has the same nodes and none of the group's counts changed anywhere, and is
+        otherwise chosen again from the previous one's walk where its relations did not change. Sums added to
+        the tree afterwards (budgets) change `sums`, not `counts`."""
+        self.counts = self.sums
+        changed = self.changed(previous)
         for group in groups:
-            picked = {code: tuple(int(values[index[n]]) for n in group) for code, values in self.sums.items()
-                      if len(code) <= deepest}
-            hidden = frozenset(protect(picked, threshold))
-            self.hidden |= {name: hidden for name in group}
+            kept = previous.hidden.patterns.get(group[0]) if previous is not None else None
+            if kept is not None and (kept.group, kept.threshold, kept.deepest) != (group, threshold, deepest):
+                kept = None
+            if changed is None or kept is None:
+                pattern = Pattern(self, group, threshold, deepest)
+            else:
+                codes = set().union(*(changed.get(name, ()) for name in (*group, "")))
+                pattern = kept if not codes else Pattern(self, group, threshold, deepest, kept, codes)
+            self.hidden.patterns |= dict.fromkeys(group, pattern)
+
+    def changed(self, previous: Tree | None) -> dict[str, set[str]] | None:
+        """For each column, the codes whose facts differ from `previous`'s, and under "" the nodes one of the
+        trees has and the other has not (they change every column's relations); None without `previous`."""
+        if previous is None or previous.columns != self.columns:
+            return None
+        changed: dict[str, set[str]] = {}
+        moved = previous.counts.keys() ^ self.counts.keys()
+        if moved:
+            changed[""] = set(moved)
+        else:
+            self.shapes = self.shapes or previous.shapes  # the same nodes: the same shapes
+        zero = tuple(self.zero().values())
+        for code in self.facts.keys() | previous.facts.keys():
+            own, old = self.facts.get(code, zero), previous.facts.get(code, zero)
+            if own != old:
+                for name, a, b in zip(self.columns, own, old, strict=True):
+                    if a != b:
+                        changed.setdefault(name, set()).add(code)
+        return changed
 
 
 async def as_of(session: AsyncSession) -> datetime | None:
@@ -114,6 +213,9 @@ class Cache:
     def __init__(self, size: int = 16) -> None:
         self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._size = size
+        # The newest trees computed of each report, province and year (whatever the version): what the next
+        # version is worked out from where the figures did not change.
+        self.previous: dict[tuple[Any, ...], Any] = {}
 
     async def get(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[Any]]) -> Any:
         if key in self._items:
@@ -153,38 +255,51 @@ class Survey:
         return out
 
 
-async def survey(session: AsyncSession, province: str, survey_year: int, threshold: int) -> Survey:
-    """Read a survey year of a province once and sum it up (see `Survey`)."""
+async def survey(session: AsyncSession, province: str, survey_year: int, threshold: int,
+                 previous: Survey | None = None) -> Survey:
+    """Read a survey year of a province once and sum it up (see `Survey`), from `previous` (the same province
+    and year before) where the figures did not change."""
     names = (*POVERTY_COUNTS, "censored")
     zero: tuple[Any, ...] = (0,) * len(POVERTY_COUNTS) + (Fraction(0),)
     facts: dict[str, list[Any]] = {}
     by_indicator: dict[str, dict[str, str]] = {}
-    found = await session.execute(select(AreaYear).where(
+    # Columns, not ORM objects: a province is thousands of villages, read again after every event.
+    from_area_year = [(i, name) for i, name in enumerate(names[:-1]) if name in _FROM_AREA_YEAR]
+    found = await session.execute(select(
+        col(AreaYear.village_code), col(AreaYear.censored_score), col(AreaYear.censored_by_indicator),
+        *(getattr(AreaYear, name) for _, name in from_area_year)).where(
         col(AreaYear.survey_year) == survey_year, col(AreaYear.village_code).startswith(province, autoescape=True)))
-    for row in found.scalars():
-        own = facts.setdefault(row.village_code, list(zero))
-        for i, name in enumerate(names[:-1]):
-            if name in _FROM_AREA_YEAR:
-                own[i] = getattr(row, name)
-        own[-1] = Fraction(row.censored_score)
-        if row.censored_by_indicator:
-            by_indicator[row.village_code] = row.censored_by_indicator
-    registered = await session.execute(select(Village).where(
+    for village_code, censored_score, censored_by_indicator, *counts in found:
+        own = facts.setdefault(village_code, list(zero))
+        for (i, _), value in zip(from_area_year, counts, strict=True):
+            own[i] = value
+        own[-1] = Fraction(censored_score)
+        if censored_by_indicator:
+            by_indicator[village_code] = censored_by_indicator
+    registered = await session.execute(select(
+        col(Village.village_code), *(getattr(Village, name) for name in VILLAGE_COUNTS)).where(
         col(Village.village_code).startswith(province, autoescape=True)))
-    for village in registered.scalars():
-        own = facts.setdefault(village.village_code, list(zero))
-        for i, name in enumerate(VILLAGE_COUNTS):
-            own[i] = getattr(village, name)
-    tree = Tree(names, tree_of({code: tuple(v) for code, v in facts.items()}, zero, official_areas(province)))
-    tree.protect(POVERTY_GROUPS, threshold)
+    for village_code, *counts in registered:
+        own = facts.setdefault(village_code, list(zero))
+        own[:len(VILLAGE_COUNTS)] = counts
+    own_facts = {code: tuple(v) for code, v in facts.items()}
+    before = previous.tree if previous is not None else None
+    sums = regrow(before.counts, before.facts, own_facts, zero) if before is not None else None
+    tree = Tree(names, sums if sums is not None else tree_of(own_facts, zero, official_areas(province)), own_facts)
+    tree.protect(POVERTY_GROUPS, threshold, previous=before)
     return Survey(survey_year, tree, by_indicator)
 
 
 async def cached_survey(session: AsyncSession, *, cache: Cache, province: str, survey_year: int,
                         threshold: int) -> Survey:
     """`survey`, from the cache while no event has been applied since."""
-    key = ("survey", province, survey_year, threshold, await version(session))
-    found: Survey = await cache.get(key, lambda: survey(session, province, survey_year, threshold))
+    what = ("survey", province, survey_year, threshold)
+
+    async def compute() -> Survey:
+        return await survey(session, province, survey_year, threshold, previous=cache.previous.get(what))
+
+    found: Survey = await cache.get((*what, await version(session)), compute)
+    cache.previous[what] = found
     return found
 
 
@@ -203,10 +318,11 @@ async def indicator_sets(session: AsyncSession, *, cache: Cache, province: str, 
 
 
 async def assistance(session: AsyncSession, province: str, fiscal_year: int, target: Survey,
-                     threshold: int) -> Tree:
+                     threshold: int, previous: Tree | None = None) -> Tree:
     """A fiscal year of a province: grants (each family counted once, in the village of its newest standing
     payment), reversals, centre subsidies (by sub-district), budgets and what was drawn on them (by the budget's
-    area), and which of the target poor of `target`'s survey year were paid or helped."""
+    area), and which of the target poor of `target`'s survey year were paid or helped; from `previous` (the
+    same province and years before) where the figures did not change."""
     names = (*ASSISTANCE_COUNTS, *ASSISTANCE_MONEY)
     index = {name: i for i, name in enumerate(names)}
     zero = (0,) * len(ASSISTANCE_COUNTS) + (ZERO,) * len(ASSISTANCE_MONEY)
@@ -253,9 +369,12 @@ async def assistance(session: AsyncSession, province: str, fiscal_year: int, tar
     for household_id, village in targets:
         if household_id in helped:
             add(village, "target_poor_helped")
-    tree = Tree(names, tree_of({c: tuple(v) for c, v in facts.items()}, zero, official_areas(province)))
-    tree.protect(ASSISTANCE_GROUPS, threshold)
-    tree.protect(CENTRE_GROUPS, threshold, deepest=6)
+    own_facts = {c: tuple(v) for c, v in facts.items()}
+    sums = regrow(previous.counts, previous.facts, own_facts, zero) if previous is not None else None
+    tree = Tree(names, sums if sums is not None else tree_of(own_facts, zero, official_areas(province)), own_facts)
+    tree.protect(ASSISTANCE_GROUPS, threshold, previous=previous)
+    tree.protect(CENTRE_GROUPS, threshold, deepest=6, previous=previous)
+    tree.sums = dict(tree.counts)  # the budgets go into sums, not into the counts the patterns are chosen over
     # Budgets are set for an area of any level: each counts in its area and the areas above it.
     budgets = await session.execute(select(Budget).where(
         col(Budget.fiscal_year) == fiscal_year, col(Budget.area_code).startswith(province, autoescape=True)))
@@ -275,8 +394,13 @@ async def assistance(session: AsyncSession, province: str, fiscal_year: int, tar
 async def cached_assistance(session: AsyncSession, *, cache: Cache, province: str, fiscal_year: int, target: Survey,
                             threshold: int) -> Tree:
     """`assistance`, from the cache while no event has been applied since."""
-    key = ("assistance", province, fiscal_year, target.survey_year, threshold, await version(session))
-    tree: Tree = await cache.get(key, lambda: assistance(session, province, fiscal_year, target, threshold))
+    what = ("assistance", province, fiscal_year, target.survey_year, threshold)
+
+    async def compute() -> Tree:
+        return await assistance(session, province, fiscal_year, target, threshold, previous=cache.previous.get(what))
+
+    tree: Tree = await cache.get((*what, await version(session)), compute)
+    cache.previous[what] = tree
     return tree
 
 
