@@ -16,7 +16,7 @@ from sqlalchemy import Table, delete, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.handlers import NOT_NEEDED, BatchHandler, Delivery, Handlers
-from shared.bus.kafka import ensure_topics, new_producer, with_dlqs
+from shared.bus.kafka import ensure_topics, group_lag_by_topic, new_producer, with_dlqs
 from shared.bus.retention import Retention, purge_inbox
 from shared.clock import utcnow
 from shared.db import lost_to_contention, transaction
@@ -58,7 +58,7 @@ class Consumer:
         self._dlq_producer: Any = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._lag: dict[tuple[str, int], int] = {}
+        self._group_lag: tuple[float, dict[str, int]] | None = None  # (when, per topic): `group_lag_by_topic`
         self._applied, self._next_analyze = 0, 1000
         # Replicas share the inbox: one at a time deletes what is past its retention.
         self.retention = Retention("inbox", maker, partial(purge_inbox, table=inbox, consumer=name),
@@ -356,23 +356,32 @@ class Consumer:
             self.metrics.events_consumed_total.labels(topic=delivery.record.topic, outcome=outcome).inc()
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        if self.metrics is None:
+            return
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
             with contextlib.suppress(IllegalStateError):
                 position = await consumer.position(tp)
-                self._lag[(tp.topic, tp.partition)] = max(highwater - position, 0)
-                if self.metrics is not None:
-                    self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                        self._lag[(tp.topic, tp.partition)])
+                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(highwater - position, 0))
 
-    def lag_by_topic(self) -> dict[str, int]:
-        """Records not yet consumed, per topic, as of the last batch (partitions this consumer holds)."""
-        totals: dict[str, int] = {}
-        for (topic, _), lag in self._lag.items():
-            totals[topic] = totals.get(topic, 0) + lag
-        return totals
+    async def group_lag_by_topic(self, max_age_s: float = 1.0) -> dict[str, int] | None:
+        """Per topic, the records the group has not committed yet over all the topic's partitions, whichever
+        replica holds them, as the broker says (so every replica answers the same); at most `max_age_s` old;
+        None when the broker cannot say."""
+        now = asyncio.get_running_loop().time()
+        if self._group_lag is not None and now - self._group_lag[0] < max_age_s:
+            return self._group_lag[1]
+        try:
+            lag = await asyncio.wait_for(group_lag_by_topic(self.settings, self.group_id, self.topics),
+                                         timeout=self.settings.request_timeout_ms / 1000)
+        except Exception as exc:  # broker down or slow: freshness says it does not know
+            log.warning("consumer group lag unavailable", consumer=self.name, error=repr(exc))
+            return None
+        self._group_lag = (now, lag)
+        return lag
 
 
 class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]

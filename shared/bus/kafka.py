@@ -84,23 +84,29 @@ class Offsets:
 
 
 async def group_lag(settings: KafkaSettings, groups: Mapping[str, Iterable[str]]) -> dict[str, int]:
-    """Per consumer group, the records of its topics it has not committed yet: Σ (end offset − committed offset)
-    over the topics' partitions (a partition it never committed counts from 0). Asked as a member of no
-    generation (it never subscribes, so the group does not rebalance)."""
+    """Per consumer group, the records of its topics it has not committed yet (`group_lag_by_topic`, summed)."""
+    return {group: sum((await group_lag_by_topic(settings, group, topics)).values())
+            for group, topics in groups.items()}
+
+
+async def group_lag_by_topic(settings: KafkaSettings, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """Per topic, the records a consumer group has not committed yet: Σ (end offset − committed offset) over
+    the topic's partitions (a partition it never committed counts from 0), whichever replica holds them. Asked
+    as a member of no generation (it never subscribes, so the group does not rebalance)."""
     offsets = await Offsets.open(settings, client_id="kaenkhun-lag")
     try:
-        lag: dict[str, int] = {}
-        for group, topics in groups.items():
-            ends = await offsets.end_offsets(await offsets.partitions(topics))
-            reader = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
-                                      client_id="kaenkhun-lag", enable_auto_commit=False,
-                                      request_timeout_ms=settings.request_timeout_ms)
-            await reader.start()
-            try:
-                committed = {tp: await reader.committed(TopicPartition(*tp)) or 0 for tp in ends}
-            finally:
-                await reader.stop()
-            lag[group] = sum(max(end - committed[tp], 0) for tp, end in ends.items())
+        ends = await offsets.end_offsets(await offsets.partitions(topics))
+        reader = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
+                                  client_id="kaenkhun-lag", enable_auto_commit=False,
+                                  request_timeout_ms=settings.request_timeout_ms)
+        await reader.start()
+        try:
+            committed = {tp: await reader.committed(TopicPartition(*tp)) or 0 for tp in ends}
+        finally:
+            await reader.stop()
+        lag = dict.fromkeys(topics, 0)
+        for (topic, partition), end in ends.items():
+            lag[topic] += max(end - committed[(topic, partition)], 0)
         return lag
     finally:
         await offsets.close()

@@ -209,3 +209,44 @@ async def test_rebalance_to_a_second_member_loses_and_repeats_nothing(
         assert first.calls + second.calls >= 200
     finally:
         await close(producer, first, second)
+
+
+async def test_group_lag_counts_every_partition_whoever_holds_it(broker: LocalBroker,
+                                                                 databases: ScratchDatabases) -> None:
+    """The lag a consumer reports (reporting's freshness) is the group's, from the broker: the events of every
+    partition not committed yet, whichever replica holds them. A consumer that holds no partition at all
+    (not started, as a replica whose twin has them all) says the same as one that holds every one."""
+    settings = kafka_settings(broker.bootstrap_servers)
+    event_type = new_event_type()
+    producer = await make_producer(await databases.new("producer"), settings, event_type)
+    group = f"sink-{uuid.uuid4().hex[:8]}"
+    sink = await make_sink(await databases.new("sink"), settings, event_type, group)
+    idle_twin = await make_sink(await databases.new("twin"), settings, event_type, group)
+    producer.relay.start()
+    try:
+        for seq in range(1, 11):
+            for key in range(3):
+                async with transaction(producer.maker) as session:
+                    await producer.change(session, event_type, f"w{key}", seq)
+        await producer.relay.flush()
+
+        async def lag() -> int:
+            return (await idle_twin.consumer.group_lag_by_topic(max_age_s=0) or {}).get(event_type.topic, -1)
+
+        # Published, nothing consumed: the idle twin, which holds no partition, sees the lag. (Apache Kafka
+        # says 30. Tansu's end offset of a partition is the first offset of its newest record batch + 1, not
+        # the last offset + 1, so it says less while records wait; caught up, it says 0 as Kafka does.)
+        async def waiting() -> bool:
+            return 0 < await lag() <= 30
+
+        await wait_for(waiting, timeout_s=30)
+        sink.consumer.start()
+        await wait_for(lambda: _effects_at_least(sink, 30))
+
+        async def caught_up() -> bool:  # applied and committed by the twin that holds the partitions
+            return await lag() == 0
+
+        await wait_for(caught_up, timeout_s=30)
+        assert await sink.consumer.group_lag_by_topic(max_age_s=0) == {event_type.topic: 0}
+    finally:
+        await close(producer, sink, idle_twin)

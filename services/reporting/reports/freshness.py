@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -30,7 +30,9 @@ class TopicFreshness(BaseModel):
     topic: str
     newest_event_at: datetime | None
     events_applied: int
-    lag: int | None
+    lag: int | None = Field(description="events of the topic the reporting consumer group has not committed yet, "
+                                        "over all its partitions (the broker's figure, the same from every "
+                                        "replica); null when the consumer is off or the broker cannot say")
 
 
 class Freshness(BaseModel):
@@ -56,7 +58,7 @@ async def freshness_of(session: AsyncSession, *, consumer: Consumer | None) -> F
     feeds = {topic: (as_utc(newest), int(events)) for topic, newest, events in (await session.execute(
         select(col(Feed.topic), func.max(col(Feed.newest_event_at)), func.sum(col(Feed.events)))
         .group_by(col(Feed.topic)))).all()}
-    lags: dict[str, int] = consumer.lag_by_topic() if consumer is not None else {}
+    lags = (await consumer.group_lag_by_topic() if consumer is not None else None) or {}
     topics = sorted(set(consumer.topics if consumer is not None else []) | set(feeds))
     return Freshness(as_of=await as_of(session), consumer_connected=bool(consumer and consumer.connected),
                      topics=[TopicFreshness(topic=t, newest_event_at=feeds[t][0] if t in feeds else None,
