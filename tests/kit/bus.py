@@ -45,6 +45,13 @@ class Producer:
         await session.execute(insert(self.state).values(widget_id=widget_id, seq=seq))
         await self.outbox.add(session, event_type, WidgetChanged(widget_id=widget_id, seq=seq), key=widget_id)
 
+    async def changes(self, event_type: EventType, seqs: range, keys: int) -> None:
+        """For each seq, a change of keys w0 … w{keys-1}, each in a transaction of its own."""
+        for seq in seqs:
+            for key in range(keys):
+                async with transaction(self.maker) as session:
+                    await self.change(session, event_type, f"w{key}", seq)
+
 
 @dataclass
 class Sink:

@@ -224,10 +224,7 @@ async def test_group_lag_counts_every_partition_whoever_holds_it(broker: LocalBr
     idle_twin = await make_sink(await databases.new("twin"), settings, event_type, group)
     producer.relay.start()
     try:
-        for seq in range(1, 11):
-            for key in range(3):
-                async with transaction(producer.maker) as session:
-                    await producer.change(session, event_type, f"w{key}", seq)
+        await producer.changes(event_type, range(1, 11), keys=3)
         await producer.relay.flush()
 
         async def lag() -> int:

@@ -43,10 +43,7 @@ async def test_broker_down_while_500_changes_are_written(own_broker: LocalBroker
     try:
         await wait_for(lambda: _connected(sink))
         own_broker.stop()
-        for seq in range(1, 101):
-            for key in range(5):
-                async with transaction(producer.maker) as session:
-                    await producer.change(session, event_type, f"w{key}", seq)
+        await producer.changes(event_type, range(1, 101), keys=5)
         async with transaction(producer.maker) as session:
             pending, _ = await producer.outbox.pending_stats(session)
         assert pending == 500, "nothing can be published while the broker is down"
@@ -118,10 +115,7 @@ async def _lost_log_scenario(own_broker: LocalBroker, databases: ScratchDatabase
     sink = await make_sink(await databases.new("sink"), settings, event_type)
     producer.relay.start()
     try:
-        for seq in range(1, 41):
-            for key in range(5):
-                async with transaction(producer.maker) as session:
-                    await producer.change(session, event_type, f"w{key}", seq)
+        await producer.changes(event_type, range(1, 41), keys=5)
         await producer.relay.flush()
         async with transaction(producer.maker) as session:
             noted = (await session.execute(select(func.count()).select_from(producer.outbox.positions))).scalar()
@@ -132,10 +126,7 @@ async def _lost_log_scenario(own_broker: LocalBroker, databases: ScratchDatabase
         else:
             await lose(event_type.topic)
         sink.consumer.start()
-        for seq in range(41, 51):
-            for key in range(5):
-                async with transaction(producer.maker) as session:
-                    await producer.change(session, event_type, f"w{key}", seq)
+        await producer.changes(event_type, range(41, 51), keys=5)
         await wait_for(lambda: _effects_at_least(sink, 250), timeout_s=90)
         await asyncio.sleep(1.0)
         assert await sink.effect_count() == 250
