@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from services.assessment.models import Assessment
-from services.assessment.mpi import Summary, Unit
+from services.assessment import aggregates
+from services.assessment.mpi import Summary
 from services.assessment.security import CanRead
 from services.assessment.sets.routes import SetsDep
 from services.assessment.sets.service import Sets
 from shared.app import ReadSessionDep
 from shared.areas import AREA_CODE_PATTERN, find
 from shared.auth import Principal
-from shared.auth.principal import area_clause
 from shared.errors import NotFound, Unprocessable
 
 LEVELS = {"province": 2, "district": 4, "subdistrict": 6, "village": 8}
@@ -74,7 +70,8 @@ def _row(code: str, summary: Summary, target: tuple[int, int]) -> MpiRow:
 
 async def area_report(session: AsyncSession, *, sets: Sets, principal: Principal, area: str, survey_year: int,
                       level: Level | None, indicator_set: str) -> MpiReport:
-    """The MPI of `area` by its sub-areas of `level`, from the current assessments the caller may see."""
+    """The MPI of `area` by its sub-areas of `level`, from the current assessments the caller may see, as the
+    village sums kept with them give it (`aggregates`): work in the number of villages, not of households."""
     definition = sets.get(indicator_set)
     if definition is None:
         raise NotFound(f"There is no indicator set {indicator_set}.")
@@ -84,22 +81,8 @@ async def area_report(session: AsyncSession, *, sets: Sets, principal: Principal
     if depth < len(area):
         raise Unprocessable(f"level {level} is above area {area}", errors=[
             {"field": "query.level", "message": "must be the area's level or below", "code": "level"}])
-    rows = await session.execute(
-        select(col(Assessment.village_code), col(Assessment.member_count), col(Assessment.score_num),
-               col(Assessment.score_den), col(Assessment.poor), col(Assessment.target_poor),
-               col(Assessment.indicators))
-        .where(col(Assessment.survey_year) == survey_year, col(Assessment.current).is_(True),
-               col(Assessment.indicator_set_id) == indicator_set,
-               col(Assessment.village_code).startswith(area, autoescape=True),
-               area_clause(principal, col(Assessment.village_code))))
-    parts: dict[str, Summary] = {}
-    targets: dict[str, tuple[int, int]] = {}
-    for village, members, num, den, poor, target_poor, indicators in rows:
-        key = village[:depth]
-        deprivations = {i["code"]: Fraction(i["weight"]) for i in indicators if i["status"] == "fail"}
-        parts.setdefault(key, Summary()).add(Unit(members, Fraction(num, den), poor, deprivations))
-        households, persons = targets.get(key, (0, 0))
-        targets[key] = (households + target_poor, persons + members * target_poor)
+    parts, targets = await aggregates.by_area(session, survey_year=survey_year, indicator_set=indicator_set,
+                                              area=area, depth=depth, principal=principal)
     total = Summary()
     for part in parts.values():
         total.merge(part)
