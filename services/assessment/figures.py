@@ -56,7 +56,8 @@ class MpiReport(BaseModel):
 # -- rules --
 
 
-def _row(code: str, summary: Summary, target: tuple[int, int]) -> MpiRow:
+def mpi_row(code: str, summary: Summary, target: tuple[int, int]) -> MpiRow:
+    """One row of the report: the area's sums, the ratios derived from them, and its target poor."""
     area = find(code)
     return MpiRow(
         area_code=code, area_name_th=area.name_th if area else "", area_name_en=area.name_en if area else "",
@@ -90,8 +91,8 @@ async def area_report(session: AsyncSession, *, sets: Sets, principal: Principal
     return MpiReport(
         survey_year=survey_year, indicator_set=indicator_set, poverty_cutoff=definition.poverty_cutoff, area=area,
         level=next(name for name, n in LEVELS.items() if n == depth),
-        rows=[_row(code, parts[code], targets[code]) for code in sorted(parts)],
-        total=_row(area, total, total_target),
+        rows=[mpi_row(code, parts[code], targets[code]) for code in sorted(parts)],
+        total=mpi_row(area, total, total_target),
     )
 
 
