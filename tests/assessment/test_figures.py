@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import Connection, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from services.assessment import models
+from services.assessment import aggregates, models
 from services.assessment.figures import LEVELS, MpiReport, mpi_row
 from services.assessment.imports import FIXED_COLUMNS
 from services.assessment.mpi import Summary, Unit
 from services.assessment.scoring import Person, applies
+from shared import migrations
 from shared.auth import Principal
 from shared.ids import new_id
 from shared.indicators import SETS_DIR
@@ -171,3 +174,27 @@ async def test_mpi_from_the_village_sums_is_the_report_of_every_assessment(asses
                     assert response.content == JSONResponse(expected.model_dump(mode="json")).body, query
                     compared += bool(expected.rows)
     assert compared > 100  # most of the comparisons have figures in them
+    # Migration assessment_0008 fills the same sums from the current assessments as were kept along the way.
+    kept = await _sums(assessment.app.state.engine)
+    await _downgrade(assessment.app.state.engine, assessment.app.state.spec.migrations_dir, "assessment_0007")
+    await migrations.upgrade(assessment.app.state.engine, assessment.app.state.spec.migrations_dir)
+    assert await _sums(assessment.app.state.engine) == kept
+
+
+async def _sums(engine: AsyncEngine) -> dict[str, set[tuple[Any, ...]]]:
+    """The rows of the village sums that count anything."""
+    async with engine.connect() as conn:
+        return {name: {tuple(r) for r in (await conn.execute(select(table))).all() if any(r[len(key):])}
+                for name, table, key in (("village", aggregates.VILLAGE, aggregates.KEY),
+                                         ("indicator", aggregates.INDICATOR, (*aggregates.KEY, "indicator")))}
+
+
+async def _downgrade(engine: AsyncEngine, migrations_dir: Path, revision: str) -> None:
+    config = migrations.alembic_config(migrations_dir, str(engine.url))
+
+    def run(connection: Connection) -> None:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)
