@@ -15,6 +15,7 @@ persons × c × denominator is an integer, and so are the sums. The report turns
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from math import lcm
@@ -113,21 +114,39 @@ async def _upsert(session: AsyncSession, table: Any, rows: Sequence[dict[str, An
         await session.execute(stmt, rows[start:start + 1000])
 
 
-async def by_area(session: AsyncSession, *, survey_year: int, indicator_set: str, area: str, depth: int,
-                  principal: Principal) -> tuple[dict[str, Summary], dict[str, tuple[int, int]]]:
-    """Each sub-area's Summary (code of `depth` digits → sums) and target poor (households, persons), from the
-    village sums under `area` in the caller's areas (any claim, province to village, is a prefix of the village
-    code, so this is exactly the households the caller may see); a sub-area without a counting household is left out."""
-    v = VILLAGE
-    part = func.substr(v.c.village_code, 1, depth)
-    rows = await session.execute(
-        select(part, v.c.denominator, *(func.sum(v.c[s]) for s in SUMS))
-        .where(v.c.survey_year == survey_year, v.c.indicator_set == indicator_set,
-               v.c.village_code.startswith(area, autoescape=True), area_clause(principal, v.c.village_code))
-        .group_by(part, v.c.denominator))
+@dataclass(frozen=True)
+class AreaSums:
+    """The village sums under an area, added up per sub-area in SQL: rows of (sub-area, denominator, *SUMS) and
+    of (sub-area, indicator, denominator, households, censored)."""
+
+    villages: list[tuple[Any, ...]]
+    indicators: list[tuple[Any, ...]]
+
+
+async def area_sums(session: AsyncSession, *, survey_year: int, indicator_set: str, area: str, depth: int,
+                    principal: Principal) -> AreaSums:
+    """The sums of the villages under `area` in the caller's areas (any claim, province to village, is a prefix of
+    the village code, so these are exactly the households the caller may see), per sub-area of `depth` digits."""
+    found = []
+    for table, columns, sums in ((VILLAGE, ("denominator",), SUMS),
+                                 (INDICATOR, ("indicator", "denominator"), ("households", "censored"))):
+        part = func.substr(table.c.village_code, 1, depth)
+        keys = [part, *(table.c[c] for c in columns)]
+        rows = await session.execute(
+            select(*keys, *(func.sum(table.c[s]) for s in sums))
+            .where(table.c.survey_year == survey_year, table.c.indicator_set == indicator_set,
+                   table.c.village_code.startswith(area, autoescape=True), area_clause(principal, table.c.village_code))
+            .group_by(*keys))
+        found.append([tuple(r) for r in rows])
+    return AreaSums(*found)
+
+
+def by_area(sums: AreaSums) -> tuple[dict[str, Summary], dict[str, tuple[int, int]]]:
+    """Each sub-area's Summary and target poor (households, persons), the same as adding its households one by one;
+    a sub-area without a counting household is left out. CPU work in the number of sub-areas × indicators."""
     parts: dict[str, Summary] = {}
     targets: dict[str, tuple[int, int]] = {}
-    for code, d, households, persons, poor_h, poor_p, target_h, target_p, censored in rows:
+    for code, d, households, persons, poor_h, poor_p, target_h, target_p, censored in sums.villages:
         summary = parts.setdefault(code, Summary())
         summary.households += int(households)
         summary.persons += int(persons)
@@ -136,15 +155,8 @@ async def by_area(session: AsyncSession, *, survey_year: int, indicator_set: str
         summary.censored_score += Fraction(int(censored), int(d))
         h, p = targets.get(code, (0, 0))
         targets[code] = (h + int(target_h), p + int(target_p))
-    i = INDICATOR
-    part = func.substr(i.c.village_code, 1, depth)
-    indicator_rows = await session.execute(
-        select(part, i.c.indicator, i.c.denominator, func.sum(i.c.households), func.sum(i.c.censored))
-        .where(i.c.survey_year == survey_year, i.c.indicator_set == indicator_set,
-               i.c.village_code.startswith(area, autoescape=True), area_clause(principal, i.c.village_code))
-        .group_by(part, i.c.indicator, i.c.denominator))
     counted: dict[tuple[str, str], int] = {}
-    for code, indicator, d, households, censored in indicator_rows:
+    for code, indicator, d, households, censored in sums.indicators:
         counted[code, indicator] = counted.get((code, indicator), 0) + int(households)
         if code in parts:
             values = parts[code].censored_by_indicator
@@ -156,4 +168,3 @@ async def by_area(session: AsyncSession, *, survey_year: int, indicator_set: str
     for code in empty:
         del parts[code], targets[code]
     return parts, targets
-
