@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, http, prepare, registry, reporting, system, webhooks
+from bench import bus, http, mpi, prepare, registry, reporting, system, webhooks
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT, KafkaSettings
@@ -177,6 +177,19 @@ async def reporting_rows(persons: int, requests: int, postgres_url: str | None) 
     return rows
 
 
+async def mpi_rows(persons: int, requests: int, postgres_url: str | None) -> list[Row]:
+    if not postgres_url:
+        return []
+    f = await mpi.measure(postgres_url, persons, requests)
+    _, scan_p95 = f.scan_p50_p95_ms
+    rows = [Row(f"`GET /v1/mpi` {name} p95 ms at {persons:,} persons (PostgreSQL, from the village sums)",
+                f"{p95:.1f}", "SQL GROUP BY scan of the same assessments, p95 ms", f"{scan_p95:.1f}",
+                _ratio(p95, scan_p95)) for name, (_, p95) in f.p50_p95_ms.items() if name in mpi.QUERIES]
+    rows.append(Row(f"`GET /v1/mpi` serving process RSS growth over {2 * requests + 20} requests, MiB",
+                    f"{f.rss_growth_mib:.1f}"))
+    return rows
+
+
 async def webhook_rows(deliveries: int) -> list[Row]:
     result = await webhooks.measure(deliveries)
     return [Row(f"webhook deliveries/s to a local receiver (SQLite, {deliveries:,} signed deliveries, 16 in flight; "
@@ -211,7 +224,8 @@ def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, 
         "# Benchmark results", "",
         f"Written by `{command}` in {elapsed_s / 60:.0f} min. Ratios are figure ÷ baseline: above 1 is slower for "
         "latencies, below 1 is slower for rates. What each part measures: the docstrings of bench/bus.py, "
-        "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py and bench/reporting.py.", "",
+        "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py, bench/reporting.py and "
+        "bench/mpi.py.", "",
         "## Machine", "", *lines, "", "## Figures", "", *table, ""]), encoding="utf-8")
     return path
 
@@ -233,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         ("webhooks", lambda: asyncio.run(webhook_rows(500 if q else 2_000))),
         ("whole system", lambda: system_rows(2 if q else 30, 50 if q else 200)),
         ("reporting", lambda: asyncio.run(reporting_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
+        ("MPI", lambda: asyncio.run(mpi_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
     ]
     for name, part in parts:
         print(f"{name} …", flush=True)

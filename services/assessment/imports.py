@@ -25,6 +25,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.assessment import aggregates
 from services.assessment.assessments.schemas import AssessmentIn
 from services.assessment.assessments.service import Stored, check, events, is_repeat, new_revision
 from services.assessment.models import (
@@ -188,7 +189,7 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
                     col(Assessment.household_id).in_(wanted), col(Assessment.current).is_(True)))).scalars():
                 counting.setdefault(a.household_id, {})[a.survey_year] = a
         errors: list[RowError] = []
-        superseded: list[str] = []
+        superseded: dict[str, Assessment] = {}
         created: list[dict[str, Any]] = []
         pending: list[PendingEvent] = []
         for item in chunk:
@@ -216,7 +217,7 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
                 counts.assessments_unchanged += 1
                 continue
             if isinstance(current, Assessment):  # stored before; one written earlier in this chunk is below
-                superseded.append(current.id)
+                superseded[current.id] = current
             earlier = [y for y in years if y < item.body.survey_year]
             previous = years[max(earlier)] if earlier else None
             row = new_revision(household, item.body, indicator_set, result, current, importer.client_id)
@@ -228,10 +229,14 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
             row["current"] = counting[row["household_id"]][row["survey_year"]].id == row["id"]
         if superseded:
             # Free the "current" slots first: the partial unique index allows one per household-year.
-            await session.execute(update(Assessment).where(col(Assessment.id).in_(superseded)).values(current=False))
+            await session.execute(update(Assessment).where(col(Assessment.id).in_(list(superseded)))
+                                  .values(current=False))
         if created:
             await bulk_insert(session, ASSESSMENT_TABLE, created)
             await outbox.add_many(session, pending)
+        # The MPI's village sums: one upsert per table for the whole chunk.
+        await aggregates.change(session, added=[SimpleNamespace(**row) for row in created if row["current"]],
+                                removed=superseded.values())
         return errors
 
 

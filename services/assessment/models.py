@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -100,6 +100,46 @@ class Assessment(Base, table=True):
     household_version: int
     recorded_at: datetime = Field(sa_column=timestamp_column())
     recorded_by: str = Field(max_length=200)
+
+
+def _sum() -> Column:  # type: ignore[type-arg]
+    return Column(BigInteger, nullable=False, server_default="0")
+
+
+class MpiVillage(Base, table=True):
+    """The sums behind the MPI of one village's current assessments of a survey year on an indicator set, kept in
+    the transaction that changes them (`services.assessment.aggregates`). Scores and weights are fractions:
+    `censored_score` is Σ persons × c(k) × `denominator`, an integer (a multiple of every weight's denominator of
+    the set's version), so sums stay exact; a set whose versions need different denominators has one row each."""
+
+    __tablename__ = "mpi_village"
+
+    survey_year: int = Field(primary_key=True)
+    indicator_set: str = Field(primary_key=True, max_length=64)
+    village_code: str = Field(primary_key=True, max_length=8)
+    denominator: int = Field(primary_key=True)
+    households: int = Field(sa_column=_sum())
+    persons: int = Field(sa_column=_sum())
+    poor_households: int = Field(sa_column=_sum())
+    poor_persons: int = Field(sa_column=_sum())
+    target_poor_households: int = Field(sa_column=_sum())
+    target_poor_persons: int = Field(sa_column=_sum())
+    censored_score: int = Field(sa_column=_sum())
+
+
+class MpiVillageIndicator(Base, table=True):
+    """Per indicator, the poor households of the village that fail it and Σ persons × w_j × `denominator` over
+    them (its censored contribution's numerator); same key as `mpi_village` with the indicator's code."""
+
+    __tablename__ = "mpi_village_indicator"
+
+    survey_year: int = Field(primary_key=True)
+    indicator_set: str = Field(primary_key=True, max_length=64)
+    village_code: str = Field(primary_key=True, max_length=8)
+    denominator: int = Field(primary_key=True)
+    indicator: str = Field(primary_key=True, max_length=64)
+    households: int = Field(sa_column=_sum())
+    censored: int = Field(sa_column=_sum())
 
 
 class ImportJob(ImportJobColumns, Base, table=True):

@@ -4,6 +4,7 @@ A household has one counting assessment per survey year; a correction is a new r
 kept, no longer current). Every recorded revision publishes `assessment.recorded` and
 `household.poverty_status_changed` (against the latest result of the previous survey year). The bulk import
 (`services.assessment.imports`) applies the same rules row by row: `check`, `is_repeat`, `new_revision`, `events`.
+Both keep the MPI's village sums (`services.assessment.aggregates`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.assessment import aggregates
 from services.assessment.assessments.schemas import AreaCodes, AssessmentIn, AssessmentOut, IndicatorOut
 from services.assessment.models import Assessment, KnownHousehold, outbox
 from services.assessment.projection import persons
@@ -161,6 +163,7 @@ async def record(session: AsyncSession, *, sets: Sets, principal: Principal, hou
         raise Conflict(f"Another assessment of household {household_id} for {body.survey_year} was recorded at "
                        "the same moment; read it and send yours again if it still applies.",
                        type_slug="concurrent-revision") from None
+    await aggregates.change(session, added=[assessment], removed=[current] if current is not None else [])
     await outbox.add_many(session, events(assessment, previous))
     return Recorded(assessment, created=True)
 
