@@ -1,6 +1,7 @@
 """Bulk import of assessments from a CSV file: one row per household and survey year.
 
-Columns: `household_id`, `indicator_set`, `survey_year`, `surveyed_on` (and optionally
+Columns: `household_id` or `household_key` (the registry's id of the household, or the key its registry import
+gave it: exactly one of them per row), `indicator_set`, `survey_year`, `surveyed_on` (and optionally
 `indicator_set_version`), then one column per indicator code (true/false, 1/0, ใช่/ไม่ใช่; empty = not
 answered, as for an indicator that does not apply or is decided by a measurement) and one per measurement
 (a number; empty = not measured). Every row goes through the same rules as
@@ -21,7 +22,7 @@ from typing import IO, Any
 
 from fastapi import FastAPI
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -47,8 +48,10 @@ from shared.errors import Problem
 from shared.ids import ID_PATTERN
 from shared.imports import RowError, csv_rows, parse_flag
 
-FIXED_COLUMNS = ("household_id", "indicator_set", "indicator_set_version", "survey_year", "surveyed_on")
-REQUIRED_COLUMNS = ("household_id", "indicator_set", "survey_year", "surveyed_on")
+FIXED_COLUMNS = ("household_id", "household_key", "indicator_set", "indicator_set_version", "survey_year",
+                 "surveyed_on")
+REQUIRED_COLUMNS = ("indicator_set", "survey_year", "surveyed_on")  # and household_id or household_key, or both
+HOUSEHOLD_COLUMNS = ("household_id", "household_key")
 ASSESSMENT_TABLE = metadata.tables["assessment"]
 
 
@@ -77,10 +80,15 @@ class Row:
     """One row of the file, parsed (no database yet), or why it cannot be."""
 
     row: int
-    household_id: str
+    household_id: str  # when the row gives `household_key`, filled once the key is found
     body: AssessmentIn | None
     errors: list[RowError] = field(default_factory=list)
     rows: int = 1
+    household_key: str | None = None
+
+    @property
+    def household_column(self) -> str:
+        return "household_key" if self.household_key else "household_id"
 
 
 @dataclass
@@ -123,6 +131,8 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
         codes, measurements = self._known_columns()
         problems = []
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if not any(c in header for c in HOUSEHOLD_COLUMNS):
+            missing.insert(0, " or ".join(HOUSEHOLD_COLUMNS))
         if missing:
             problems.append(f"missing columns: {', '.join(missing)}")
         unknown = [c for c in header if c not in FIXED_COLUMNS and c not in codes and c not in measurements]
@@ -133,7 +143,7 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
         return problems
 
     def _parse(self, row_no: int, row: dict[str, str], codes: set[str]) -> Row:
-        household_id = row["household_id"].strip()
+        household_id, household_key = (row.get(c, "").strip() for c in HOUSEHOLD_COLUMNS)
         errors: list[RowError] = []
         answers: dict[str, bool] = {}
         measurements: dict[str, str] = {}
@@ -158,9 +168,14 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
             errors += [RowError(row_no, _column(".".join(str(p) for p in e["loc"])),
                                 e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
             body = None
-        if not re.fullmatch(ID_PATTERN, household_id):
+        if household_id and household_key:
+            errors.insert(0, RowError(row_no, "household_key", "give household_id or household_key, not both"))
+        elif not household_id and not household_key:
+            column = "household_id" if "household_id" in row else "household_key"
+            errors.insert(0, RowError(row_no, column, "empty: give household_id or household_key"))
+        elif household_id and not re.fullmatch(ID_PATTERN, household_id):
             errors.insert(0, RowError(row_no, "household_id", "not a household id of the registry"))
-        return Row(row_no, household_id, None if errors else body, errors)
+        return Row(row_no, household_id, None if errors else body, errors, household_key=household_key or None)
 
     def units(self, stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Line]:
         return (Line(row_no, cells) for row_no, cells in csv_rows(stream, header_errors, self._check_header))
@@ -173,15 +188,14 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
     # -- writing ---------------------------------------------------------------------------------------------
 
     def conflict_errors(self, item: Row) -> list[RowError]:
-        return [RowError(item.row, "household_id", "this household's assessment was recorded at the same moment "
+        return [RowError(item.row, item.household_column, "this household's assessment was recorded at the same moment "
                                                    "by someone else; import the file again")]
 
     async def apply(self, session: AsyncSession, chunk: list[Row], counts: Counts, importer: Principal
                     ) -> list[RowError]:
         """Score and store the chunk's new assessments and revisions; report the rest."""
-        wanted = {r.household_id for r in chunk if r.body is not None}
-        households = {h.id: h for h in (await session.execute(
-            select(KnownHousehold).where(col(KnownHousehold.id).in_(wanted)))).scalars()} if wanted else {}
+        households = await self._households(session, chunk)
+        wanted = {r.household_id for r in chunk if r.body is not None and r.household_id}
         # Each household's counting assessment per survey year, kept up to date as the chunk goes on.
         counting: dict[str, dict[int, Stored]] = {}
         if wanted:
@@ -199,9 +213,13 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
                 continue
             household = households.get(item.household_id)
             if household is None or not importer.can_see(household.village_code):
-                message = ("the registry's household has not reached the assessment service yet; import the file "
-                           "again shortly" if household is None else "there is no such household in your areas")
-                errors.append(RowError(item.row, "household_id", message))
+                message = ("there is no such household in your areas" if household is not None else
+                           "no household with this key has reached the assessment service from the registry (a "
+                           "key of the registry's import; if just imported, import this file again shortly)"
+                           if item.household_key else
+                           "the registry's household has not reached the assessment service yet; import the file "
+                           "again shortly")
+                errors.append(RowError(item.row, item.household_column, message))
                 counts.rows_rejected += 1
                 continue
             try:
@@ -238,6 +256,23 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
         await aggregates.change(session, added=[SimpleNamespace(**row) for row in created if row["current"]],
                                 removed=superseded.values())
         return errors
+
+
+    @staticmethod
+    async def _households(session: AsyncSession, chunk: list[Row]) -> dict[str, KnownHousehold]:
+        """The chunk's households by id, found by their id or their key (one query); a row that gives a key
+        found here gets its household's id."""
+        ids = {r.household_id for r in chunk if r.body is not None and r.household_id}
+        keys = {r.household_key for r in chunk if r.body is not None and r.household_key}
+        if not ids and not keys:
+            return {}
+        found = list((await session.execute(select(KnownHousehold).where(
+            or_(col(KnownHousehold.id).in_(ids), col(KnownHousehold.household_key).in_(keys))))).scalars())
+        by_key = {h.household_key: h for h in found if h.household_key}
+        for r in chunk:
+            if r.household_key and (household := by_key.get(r.household_key)) is not None:
+                r.household_id = household.id
+        return {h.id: h for h in found}
 
 
 @contextlib.asynccontextmanager

@@ -50,6 +50,9 @@ class KnownHousehold(Base, table=True):
     __tablename__ = "household"
 
     id: str = Field(primary_key=True, max_length=36)
+    # The registry importer's own key of the household (unique in the registry): the assessment import takes it
+    # in place of the id.
+    household_key: str | None = Field(default=None, max_length=64, index=True)
     version: int
     status: str = Field(max_length=10)
     province_code: str = Field(max_length=2)

@@ -39,7 +39,8 @@ async def household_changed(session: AsyncSession, items: Sequence[tuple[CloudEv
         if row is not None and row.version >= facts.version:
             continue
         values = {
-            "version": facts.version, "status": facts.status, "province_code": facts.province_code,
+            "household_key": facts.household_key, "version": facts.version, "status": facts.status,
+            "province_code": facts.province_code,
             "district_code": facts.district_code, "subdistrict_code": facts.subdistrict_code,
             "village_code": facts.village_code, "welfare_card": facts.welfare_card,
             "sources": [s.value for s in facts.sources],

@@ -50,6 +50,8 @@ class Household(Base, table=True):
     team_id: str | None = Field(default=None, max_length=36, index=True)
     buddy_official: str | None = Field(default=None, max_length=200)
     import_id: str | None = Field(default=None, max_length=36)
+    # The importer's own key of the household (the import file's `household_key`): one household per key.
+    household_key: str | None = Field(default=None, max_length=64, unique=True, index=True)
     version: int = 1
     created_at: datetime = Field(sa_column=timestamp_column())
     updated_at: datetime = Field(sa_column=timestamp_column())

@@ -64,6 +64,10 @@ class HouseholdFacts(BaseModel):
     """A household as it stands after the change."""
 
     household_id: str
+    household_key: str | None = Field(
+        default=None, description="the importer's own key of the household (the registry import file's "
+                                  "`household_key`), unique in the registry; null if registered by hand. Added "
+                                  "to version 1 as an optional field: a consumer that does not know it ignores it")
     version: int
     status: str = Field(description="open or closed")
     province_code: str

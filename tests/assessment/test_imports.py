@@ -163,3 +163,42 @@ async def test_the_readme_sample_file_imports_cleanly(assessment: Assessment) ->
     assert (job["status"], job["rows_rejected"], job["errors"]) == ("done", 0, [])
     assert job["assessments_created"] == len(sample.splitlines()) - 1
 
+
+
+async def test_a_row_may_name_its_household_by_the_registry_imports_key(assessment: Assessment) -> None:
+    household_id = new_id()
+    await assessment.announce(facts(household_id, member(ADULT)) | {"household_key": "KK-0001"})
+    elsewhere = new_id()
+    await assessment.announce(facts(elsewhere, member(ADULT), village="40020101") | {"household_key": "KK-0002"})
+    by_key = {k: v for k, v in row("").items() if k != "household_id"}
+    columns = ("household_id", "household_key", *COLUMNS[1:])
+    rows = [
+        by_key | {"household_id": "", "household_key": "KK-0001"},                  # 2: recorded
+        by_key | {"household_id": "", "household_key": "KK-0404"},                  # 3: unknown key
+        by_key | {"household_id": household_id, "household_key": "KK-0001"},       # 4: both
+        by_key | {"household_id": "", "household_key": ""},                         # 5: neither
+        by_key | {"household_id": "", "household_key": "KK-0002"},                  # 6: outside the areas
+    ]
+    mueang = assessment.as_("assessment:write", "assessment:read", areas=("4001",))
+    job = await run_import(assessment, rows, mueang, columns=columns)
+    assert (job["status"], job["assessments_created"], job["rows_rejected"]) == ("done", 1, 4), job
+    assert [(e["row"], e["column"]) for e in job["errors"]] == [
+        (3, "household_key"), (4, "household_key"), (5, "household_id"), (6, "household_key")]
+    messages = [e["message"] for e in job["errors"]]
+    assert "no household with this key has reached the assessment service" in messages[0]
+    assert messages[1] == "give household_id or household_key, not both"
+    assert messages[2] == "empty: give household_id or household_key"
+    assert messages[3] == "there is no such household in your areas"
+    [recorded] = (await assessment.client.get(f"/v1/households/{household_id}/assessments",
+                                              headers=assessment.admin)).json()["items"]
+    assert recorded["revision"] == 1
+    # A file with only the key column: the same household, the same assessment (unchanged); an empty key names
+    # the key column.
+    only_key = ("household_key", *COLUMNS[1:])
+    again = await run_import(assessment, [by_key | {"household_key": "KK-0001"}, by_key | {"household_key": ""}],
+                             columns=only_key)
+    assert (again["assessments_created"], again["assessments_unchanged"]) == (0, 1), again
+    assert [(e["row"], e["column"]) for e in again["errors"]] == [(3, "household_key")]
+    missing = await run_import(assessment, [by_key], columns=COLUMNS[1:])
+    assert missing["status"] == "failed"
+    assert "missing columns: household_id or household_key" in missing["errors"][0]["message"]

@@ -176,3 +176,60 @@ async def test_on_postgresql_a_job_leaves_the_statistics_of_what_it_wrote_up_to_
             "SELECT relname, reltuples FROM pg_class WHERE relname IN ('household', 'member', 'outbox') "
             "AND relkind = 'r'"))).all())
     assert believed == {"household": 5, "member": 5, "outbox": 5}
+
+
+async def test_the_household_key_is_kept_shown_and_carried_in_the_events(registry: Registry) -> None:
+    first, second, third = registry.cid(), registry.cid(), registry.cid()
+    job = await run_import(registry, csv_bytes([row("KK-0001", first), row("KK-0002", second, house_no="8")]))
+    assert (job["households_created"], job["errors"]) == (2, []), job
+    listed = (await registry.client.get("/v1/households", headers=registry.admin)).json()["items"]
+    assert sorted(h["household_key"] for h in listed) == ["KK-0001", "KK-0002"]
+    by_key = {h["household_key"]: h["id"] for h in listed}
+    shown = (await registry.client.get(f"/v1/households/{by_key['KK-0001']}", headers=registry.admin)).json()
+    assert shown["household_key"] == "KK-0001"
+    assert sorted((t, k, d["household_key"]) for t, k, d in await registry.events()) == sorted(
+        ("household.registered", household_id, key) for key, household_id in by_key.items())
+
+    # The same file again changes nothing; a new household under a key another has is refused, on its first row,
+    # as is a household whose people have another key already, and a key that appears twice in one file.
+    again = await run_import(registry, csv_bytes([row("KK-0001", first), row("KK-0002", second, house_no="8")]))
+    assert (again["households_created"], again["households_unchanged"], again["errors"]) == (0, 2, [])
+    clash = await run_import(registry, csv_bytes([
+        row("KK-0001", third, house_no="9"), row("KK-0009", first),
+        row("KK-0100", registry.cid(), house_no="10"), row("KK-0101", registry.cid(), house_no="11"),
+        row("KK-0100", registry.cid(), house_no="12"),
+    ]))
+    assert (clash["households_created"], clash["rows_rejected"]) == (2, 3), clash
+    assert [(e["row"], e["column"]) for e in clash["errors"]] == [
+        (2, "household_key"), (3, "household_key"), (6, "household_key")]
+    messages = [e["message"] for e in clash["errors"]]
+    assert f"the key 'KK-0001' already belongs to another household (household {by_key['KK-0001']})" == messages[0]
+    assert "has the key 'KK-0001'" in messages[1] and "'KK-0100' already belongs" in messages[2]
+    # Outside the importer's areas, the household holding the key is not named.
+    ban_fang = registry.as_(*ALL, areas=("4002",), client_id="ban-fang")
+    job = await run_import(registry, csv_bytes([row("KK-0002", registry.cid(), subdistrict_code="400201")]),
+                           ban_fang)
+    assert [e["message"] for e in job["errors"]] == ["the key 'KK-0002' already belongs to another household"]
+    too_long = await run_import(registry, csv_bytes([row("K" * 65, registry.cid())]))
+    assert [(e["row"], e["column"], e["message"]) for e in too_long["errors"]][0] == (
+        2, "household_key", "at most 64 characters")
+
+
+async def test_importing_again_gives_a_household_registered_without_a_key_its_key(registry: Registry) -> None:
+    cid = registry.cid()
+    body = {"address": {"subdistrict_code": "400101", "village_no": 5, "house_no": "7/1"}, "sources": ["tpmap"],
+            "welfare_card": True, "members": [{"citizen_id": cid, "title": "นาย", "first_name": "ประเสริฐ",
+                                               "last_name": "ศรีสุข", "sex": "male", "birth_date": "1965-03-01",
+                                               "relation": "head"}]}
+    household = (await registry.register(body)).json()
+    assert household["household_key"] is None
+    job = await run_import(registry, csv_bytes([row("OLD-7", cid)]))
+    assert (job["households_created"], job["households_unchanged"], job["errors"]) == (0, 1, []), job
+    shown = (await registry.client.get(f"/v1/households/{household['id']}", headers=registry.admin)).json()
+    assert (shown["household_key"], shown["version"]) == ("OLD-7", 2)
+    [*_, (kind, key, data)] = await registry.events()
+    assert (kind, key, data["household_key"], data["changed"], data["version"]) == (
+        "household.updated", household["id"], "OLD-7", ["household_key"], 2)
+    again = await run_import(registry, csv_bytes([row("OLD-7", cid)]))
+    assert (again["households_unchanged"], again["errors"]) == (1, [])
+    assert len(await registry.events()) == 2

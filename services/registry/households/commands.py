@@ -106,6 +106,21 @@ async def change(session: AsyncSession, *, caller: CallerWithPurpose, household_
     return record
 
 
+async def set_key(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, household_key: str,
+                  ) -> HouseholdRecord | None:
+    """Give an open household registered before keys were kept its importer's key (importing its file again):
+    `household.updated` says `household_key` changed. None if it has a key already or is closed; 412
+    (PreconditionFailed) if it changed at the same moment."""
+    record = await load(session, caller=caller, household_id=household_id)
+    if record.household.household_key is not None or record.household.status != "open":
+        return None
+    await take_next_version(session, record.household)
+    record.household.household_key = household_key
+    await flush(session)
+    await publish(session, HOUSEHOLD_UPDATED, record, changed=["household_key"])
+    return record
+
+
 async def add_member(session: AsyncSession, *, caller: CallerWithPurpose, household_id: str, body: MemberIn,
                      if_match: str | None, protector: CitizenIdProtector) -> tuple[HouseholdRecord, Member]:
     record = await claim(session, caller=caller, household_id=household_id, if_match=if_match)

@@ -51,7 +51,7 @@ def present(record: HouseholdRecord, *, unmasked: bool, protector: CitizenIdProt
             phone=_phone_shown(m.phone, unmasked, protector),
         ))
     return HouseholdOut(
-        id=household.id, version=household.version, status=household.status,
+        id=household.id, household_key=household.household_key, version=household.version, status=household.status,
         closed_reason=household.closed_reason,
         address=AddressOut(
             province_code=household.province_code, district_code=household.district_code,

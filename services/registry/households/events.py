@@ -17,7 +17,7 @@ def facts(h: Any, members: Sequence[Any]) -> dict[str, Any]:
     """The snapshot of household `h` and its current `members` (rows or objects with the columns as
     attributes) for events: no names, no house number, no raw citizen ID."""
     return {
-        "household_id": h.id, "version": h.version, "status": h.status,
+        "household_id": h.id, "household_key": h.household_key, "version": h.version, "status": h.status,
         "province_code": h.province_code, "district_code": h.district_code,
         "subdistrict_code": h.subdistrict_code, "village_no": h.village_no, "village_code": h.village_code,
         "sources": sources_of(h), "welfare_card": h.welfare_card, "team_id": h.team_id,

@@ -12,7 +12,7 @@ areas, and `audit_conflicts` writes it to the audit log.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -101,6 +101,7 @@ class Holders:
 
     by_hash: dict[str, str]  # citizen-ID hash → household id
     villages: dict[str, str]  # household id → village code
+    keys: dict[str, str | None] = field(default_factory=dict)  # household id → its importer's key
 
     def of(self, lookups: Sequence[Sequence[str]]) -> list[str | None]:
         """Each person's open household, or None; a person is their citizen ID's hashes under every key."""
@@ -120,10 +121,22 @@ async def find_holders(session: AsyncSession, hashes: Collection[str]) -> Holder
             col(Member.citizen_id_hash).in_(hashes), col(Member.active).is_(True)))
         holders.by_hash = {hash_: household_id for hash_, household_id in found.all()}
     if holders.by_hash:
-        found = await session.execute(select(col(Household.id), col(Household.village_code)).where(
+        found = await session.execute(select(col(Household.id), col(Household.village_code),
+                                             col(Household.household_key)).where(
             col(Household.id).in_(set(holders.by_hash.values()))))
-        holders.villages = {household_id: village for household_id, village in found.all()}
+        rows: Sequence[Any] = found.all()
+        for household_id, village, key in rows:
+            holders.villages[household_id], holders.keys[household_id] = village, key
     return holders
+
+
+async def find_keys(session: AsyncSession, keys: Collection[str]) -> dict[str, tuple[str, str]]:
+    """The households already holding some importer's keys: key → (household id, village code)."""
+    if not keys:
+        return {}
+    found = await session.execute(select(col(Household.household_key), col(Household.id),
+                                         col(Household.village_code)).where(col(Household.household_key).in_(keys)))
+    return {row[0]: (row[1], row[2]) for row in found.all() if row[0] is not None}
 
 
 async def ensure_not_registered(session: AsyncSession, *, principal: Principal,
@@ -167,10 +180,10 @@ def member_row(household_id: str, position: int, person: MemberIn, protector: Ci
     }
 
 
-def prepare(principal: Principal, body: HouseholdCreate, protector: CitizenIdProtector, now: datetime,
-            ) -> Registration:
+def prepare(principal: Principal, body: HouseholdCreate, protector: CitizenIdProtector, now: datetime, *,
+            household_key: str | None = None) -> Registration:
     """All of registering `body` that needs no database (pure CPU): the address checked against the caller's
-    areas, the rows and the event."""
+    areas, the rows and the event; `household_key` is the importer's own key of the household, if any."""
     address = body.address
     code = village_in_areas(principal, address.subdistrict_code, address.village_no)
     household_id = new_id()
@@ -179,7 +192,7 @@ def prepare(principal: Principal, body: HouseholdCreate, protector: CitizenIdPro
                  "house_no": address.house_no, "lat": address.lat, "lon": address.lon,
                  "welfare_card": body.welfare_card, "status": "open", "version": 1, "created_at": now,
                  "updated_at": now, "closed_reason": None, "closed_at": None, "team_id": None,
-                 "buddy_official": None, "import_id": None}
+                 "buddy_official": None, "import_id": None, "household_key": household_key}
     household.update({column: source in body.sources for source, column in SOURCE_COLUMNS.items()})
     members = [member_row(household_id, position, m, protector, now) for position, m in enumerate(body.members, 1)]
     snapshot = facts(SimpleNamespace(**household), [SimpleNamespace(**m) for m in members])

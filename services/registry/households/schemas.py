@@ -212,6 +212,8 @@ class AddressOut(BaseModel):
 
 class HouseholdOut(BaseModel):
     id: str
+    household_key: str | None = Field(description="the importer's own key of the household (the import file's "
+                                                   "`household_key`); null for a household registered by hand")
     version: int
     status: str
     closed_reason: str | None

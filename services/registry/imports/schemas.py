@@ -13,6 +13,7 @@ COLUMNS = HOUSEHOLD_COLUMNS + MEMBER_COLUMNS
 # Columns a file may leave out altogether (as if every cell were empty); the others must be in the header.
 OPTIONAL_COLUMNS = ("lat", "lon", "phone")
 REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
+KEY_LENGTH = 64  # a `household_key` is kept on its household (`household.household_key`)
 
 
 class ImportOut(imports.ImportOut):

@@ -6,6 +6,11 @@ registers `import_chunk_households` households per transaction by the API's own 
 (`households.registration`: the same checks, conflicts, rows, event and audit), written in bulk. A household
 whose people are all already in one open household is counted as unchanged, so importing the same file again
 creates nothing.
+
+A household's `household_key` is kept on it (its importer's own key, which the assessment import takes in place
+of the household's id): one household per key in the whole registry. A new household whose key another
+household already has is refused; a household already on the register without a key (registered before keys
+were kept) gets the file's key when its file is imported again; one with another key is refused.
 """
 
 from __future__ import annotations
@@ -20,15 +25,22 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry.households import registration
+from services.registry.households import commands, registration
 from services.registry.households.queries import CallerWithPurpose
 from services.registry.households.registration import Registration
 from services.registry.households.schemas import Address, HouseholdCreate, MemberIn
-from services.registry.imports.schemas import COLUMNS, HOUSEHOLD_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from services.registry.imports.schemas import (
+    COLUMNS,
+    HOUSEHOLD_COLUMNS,
+    KEY_LENGTH,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+)
 from services.registry.models import ImportChunk, ImportJob, ImportRowError
 from shared import imports
 from shared.auth import Principal
 from shared.clock import utcnow
+from shared.errors import PreconditionFailed
 from shared.events.registry import Source
 from shared.imports import RowError, csv_rows, missing_columns, parse_flag
 from shared.pii import CitizenIdProtector
@@ -128,6 +140,8 @@ def read_groups(stream: IO[bytes], header_errors: list[RowError]) -> Iterator[Gr
             group = Group(key=key, first_row=row_no)
             if not key:
                 group.errors.append(RowError(row_no, "household_key", "empty"))
+            elif len(key) > KEY_LENGTH:
+                group.errors.append(RowError(row_no, "household_key", f"at most {KEY_LENGTH} characters"))
             group.address, group.sources, group.welfare_card, errors = _household_fields(row_no, row)
             group.errors += errors
             first = {c: row[c].strip() for c in HOUSEHOLD_COLUMNS[1:]}
@@ -185,7 +199,8 @@ def prepare(group: Group, importer: Principal, protector: CitizenIdProtector, no
                                    f"{group.rows} rows go in together once all are valid"))
         return Prepared(group, errors)
     try:
-        return Prepared(group, registration=registration.prepare(importer, body, protector, now))
+        return Prepared(group, registration=registration.prepare(importer, body, protector, now,
+                                                                 household_key=group.key))
     except registration.OutsideAreas as exc:
         return Prepared(group, [RowError(group.first_row, "subdistrict_code",
                                          f"area {exc.code} is outside the importing client's areas")])
@@ -226,36 +241,73 @@ class Importer(imports.ImportJobs[Group, Prepared, Counts]):
         errors: list[RowError] = []
         wanted = {h for p in chunk if p.registration is not None for hashes in p.registration.lookups for h in hashes}
         holders = await registration.find_holders(session, wanted)
+        keyed = await registration.find_keys(session, {p.group.key for p in chunk if p.registration is not None})
+        caller = CallerWithPurpose(importer, "bulk import")
         new: list[Registration] = []
+        to_key: list[tuple[Prepared, str]] = []
         conflicts: list[tuple[int, str]] = []
         for p in chunk:
             if p.registration is None:
                 errors += p.errors
                 counts.rows_rejected += p.rows
                 continue
+            key = p.group.key
             held = holders.of(p.registration.lookups)
             owners = set(held)
             if owners != {None}:
                 [owner, *others] = owners
                 if not others and owner and holders.visible(owner, importer):
-                    counts.households_unchanged += 1  # everyone already in one open household it sees: imported
+                    # Everyone already in one open household it sees: imported, under this key or (before keys
+                    # were kept) none yet.
+                    problem = self._key_problem(key, keyed.get(key), holders.keys.get(owner), owner, importer)
+                    if problem is None:
+                        counts.households_unchanged += 1
+                        if holders.keys.get(owner) is None:
+                            to_key.append((p, owner))
+                            keyed[key] = (owner, holders.villages[owner])
+                        continue
+                    errors.append(RowError(p.group.first_row, "household_key", problem))
+                    counts.rows_rejected += p.rows
                     continue
                 conflicts += [(row_no, holder) for (row_no, _), holder in zip(p.group.members, held, strict=True)
                               if holder]
                 counts.rows_rejected += p.rows
                 continue
+            if key in keyed:
+                errors.append(RowError(p.group.first_row, "household_key",
+                                       self._key_problem(key, keyed[key], None, None, importer) or ""))
+                counts.rows_rejected += p.rows
+                continue
+            keyed[key] = (p.registration.household["id"], p.registration.household["village_code"])
             new.append(p.registration)
             counts.households_created += 1
             counts.persons_created += len(p.registration.members)
         # Rows whose person is already registered elsewhere: said as POST /v1/households says it (the holder
         # named only inside the importer's areas), and written to the audit log as the lookup it is.
-        registration.audit_conflicts(session, caller=CallerWithPurpose(importer, "bulk import"),
-                                     holder_ids=[holder for _, holder in conflicts])
+        registration.audit_conflicts(session, caller=caller, holder_ids=[holder for _, holder in conflicts])
         errors += [RowError(row_no, "citizen_id",
                             registration.conflict_message(holder, holders.visible(holder, importer)))
                    for row_no, holder in conflicts]
         await registration.write_many(session, new)
+        for p, owner in to_key:
+            try:
+                await commands.set_key(session, caller=caller, household_id=owner, household_key=p.group.key)
+            except PreconditionFailed:
+                errors.append(RowError(p.group.first_row, "household_key", f"household {owner} changed while this "
+                                       "file was imported; import the file again to give it its key"))
         return errors
+
+    @staticmethod
+    def _key_problem(key: str, holder: tuple[str, str] | None, owner_key: str | None, owner: str | None,
+                     importer: Principal) -> str | None:
+        """Why `key` cannot be the key of the household `owner` (None: a new one), or None if it can: one
+        household per key, one key per household. The other household is named inside the importer's areas."""
+        if owner is not None and owner_key is not None:
+            return None if owner_key == key else f"these people's household {owner} has the key {owner_key!r}"
+        if holder is None or holder[0] == owner:
+            return None
+        named = f" (household {holder[0]})" if importer.can_see(holder[1]) else ""
+        return f"the key {key!r} already belongs to another household{named}"
 
 
 @contextlib.asynccontextmanager
