@@ -16,6 +16,8 @@ from weakref import WeakKeyDictionary
 import aiosqlite
 import asyncpg
 from sqlalchemy import Column, DateTime, MetaData, Table, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -228,6 +230,18 @@ async def read_transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIter
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("a read session was given changes to write; use a transaction")
         await session.rollback()
+
+
+def adding_upsert(session: AsyncSession, table: Table, key: Sequence[str], added: Sequence[str], **also: Any) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE that adds the `added` columns in SQL (`x = x + excluded.x`) and sets
+    `also`, each built from the statement's `excluded`: the dialect's INSERT (PostgreSQL; SQLite since 3.24 — the
+    two constructs are alike but share no type). Executed with its rows sorted by key, a statement the driver
+    sends in multi-row pages, in that order: concurrent transactions lock the rows in the same order."""
+    stmt = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[name] for name in key],
+        set_={name: table.c[name] + stmt.excluded[name] for name in added}
+        | {name: make(stmt.excluded) for name, make in also.items()})
 
 
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

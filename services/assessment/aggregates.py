@@ -22,13 +22,13 @@ from math import lcm
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.models import MpiVillage, MpiVillageIndicator
 from services.assessment.mpi import Summary
 from shared.auth import Principal
 from shared.auth.principal import area_clause
+from shared.db import adding_upsert
 
 VILLAGE = MpiVillage.__table__  # type: ignore[attr-defined]
 INDICATOR = MpiVillageIndicator.__table__  # type: ignore[attr-defined]
@@ -106,10 +106,7 @@ async def _upsert(session: AsyncSession, table: Any, rows: Sequence[dict[str, An
                   sums: Sequence[str]) -> None:
     if not rows:
         return
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=[table.c[k] for k in key],
-                                      set_={s: table.c[s] + stmt.excluded[s] for s in sums})
+    stmt = adding_upsert(session, table, key, sums)
     for start in range(0, len(rows), 1000):
         await session.execute(stmt, rows[start:start + 1000])
 

@@ -27,9 +27,7 @@ from fractions import Fraction
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, case, delete, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, case, delete, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -50,7 +48,7 @@ from services.reporting.models import (
 from shared import clock
 from shared.bus import Handlers
 from shared.bus.handlers import Delivery
-from shared.db import as_utc
+from shared.db import adding_upsert, as_utc
 from shared.events.assessment import (
     ASSESSMENT_RECORDED,
     POVERTY_STATUS_CHANGED,
@@ -89,23 +87,6 @@ VILLAGE_COUNTS = ("households", "persons", "welfare_card_households", "welfare_c
 VILLAGE, AREA_YEAR, FEED = (metadata.tables[name] for name in ("rpt_village", "rpt_area_year", "rpt_feed"))
 
 
-def _insert(session: AsyncSession, table: Table) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT … DO UPDATE and `excluded` (PostgreSQL; SQLite since 3.24):
-    the two dialects' constructs are alike, but share no type."""
-    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
-
-
-def _adding(session: AsyncSession, table: Table, key: Sequence[str], added: Sequence[str], **also: Any) -> Any:
-    """INSERT … ON CONFLICT (key) DO UPDATE that adds the `added` columns in SQL (and sets `also`, built from the
-    statement's `excluded`). Executed with its rows sorted by key, a statement the driver sends in multi-row
-    pages, in that order: concurrent transactions lock the rows in the same order."""
-    stmt = _insert(session, table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c[name] for name in key],
-        set_={name: table.c[name] + stmt.excluded[name] for name in added}
-        | {name: make(stmt.excluded) for name, make in also.items()})
-
-
 async def _feed(session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
     """Add the events applied and the newest event time per topic and partition (`as_of`, freshness)."""
     newest: dict[tuple[str, int], tuple[datetime, int]] = {}
@@ -118,7 +99,7 @@ async def _feed(session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
         return
     kept = FEED.c.newest_event_at
     await session.execute(
-        _adding(session, FEED, ("topic", "partition"), ("events",), newest_event_at=lambda new: case(
+        adding_upsert(session, FEED, ("topic", "partition"), ("events",), newest_event_at=lambda new: case(
             (new.newest_event_at > kept, new.newest_event_at), else_=kept)),
         [{"topic": topic, "partition": partition, "newest_event_at": time, "events": count}
          for (topic, partition), (time, count) in sorted(newest.items())])
@@ -173,7 +154,7 @@ def _village_part(household: Household | None) -> tuple[str, tuple[int, int, int
 
 async def _add_to_villages(session: AsyncSession, deltas: dict[str, list[int]]) -> None:
     if deltas:
-        await session.execute(_adding(session, VILLAGE, ("village_code",), VILLAGE_COUNTS), [
+        await session.execute(adding_upsert(session, VILLAGE, ("village_code",), VILLAGE_COUNTS), [
             dict(zip(("village_code", *VILLAGE_COUNTS), (code, *deltas[code]), strict=True))
             for code in sorted(deltas)])
 
@@ -255,7 +236,7 @@ class YearSums:
             return
         table = AREA_YEAR
         found = await session.execute(
-            _adding(session, table, ("survey_year", "village_code"), YEAR_COUNTS).returning(
+            adding_upsert(session, table, ("survey_year", "village_code"), YEAR_COUNTS).returning(
                 table.c.survey_year, table.c.village_code, table.c.assessed_households, table.c.censored_score,
                 table.c.censored_by_indicator),
             [{"survey_year": year, "village_code": village, **self.counts[(year, village)], "censored_score": "0",
