@@ -84,9 +84,14 @@ class Offsets:
 
 
 async def group_lag(settings: KafkaSettings, groups: Mapping[str, Iterable[str]]) -> dict[str, int]:
-    """Per consumer group, the records of its topics it has not committed yet (`group_lag_by_topic`, summed)."""
-    return {group: sum((await group_lag_by_topic(settings, group, topics)).values())
-            for group, topics in groups.items()}
+    """Per consumer group, the records of its topics it has not committed yet (`group_lag_by_topic`, summed),
+    asked through one offsets client."""
+    offsets = await Offsets.open(settings, client_id="kaenkhun-lag")
+    try:
+        return {group: sum((await _group_lag_by_topic(offsets, settings, group, topics)).values())
+                for group, topics in groups.items()}
+    finally:
+        await offsets.close()
 
 
 async def group_lag_by_topic(settings: KafkaSettings, group: str, topics: Iterable[str]) -> dict[str, int]:
@@ -95,21 +100,27 @@ async def group_lag_by_topic(settings: KafkaSettings, group: str, topics: Iterab
     as a member of no generation (it never subscribes, so the group does not rebalance)."""
     offsets = await Offsets.open(settings, client_id="kaenkhun-lag")
     try:
-        ends = await offsets.end_offsets(await offsets.partitions(topics))
-        reader = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
-                                  client_id="kaenkhun-lag", enable_auto_commit=False,
-                                  request_timeout_ms=settings.request_timeout_ms)
-        await reader.start()
-        try:
-            committed = {tp: await reader.committed(TopicPartition(*tp)) or 0 for tp in ends}
-        finally:
-            await reader.stop()
-        lag = dict.fromkeys(topics, 0)
-        for (topic, partition), end in ends.items():
-            lag[topic] += max(end - committed[(topic, partition)], 0)
-        return lag
+        return await _group_lag_by_topic(offsets, settings, group, topics)
     finally:
         await offsets.close()
+
+
+async def _group_lag_by_topic(offsets: Offsets, settings: KafkaSettings, group: str,
+                              topics: Iterable[str]) -> dict[str, int]:
+    topics = list(topics)
+    ends = await offsets.end_offsets(await offsets.partitions(topics))
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
+                              client_id="kaenkhun-lag", enable_auto_commit=False,
+                              request_timeout_ms=settings.request_timeout_ms)
+    await reader.start()
+    try:
+        committed = {tp: await reader.committed(TopicPartition(*tp)) or 0 for tp in ends}
+    finally:
+        await reader.stop()
+    lag = dict.fromkeys(topics, 0)
+    for (topic, partition), end in ends.items():
+        lag[topic] += max(end - committed[(topic, partition)], 0)
+    return lag
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], client_id: str = "kaenkhun") -> None:
