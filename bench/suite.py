@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, http, mpi, prepare, registry, reporting, system, webhooks
+from bench import bus, consumers, http, mpi, prepare, registry, reporting, system, webhooks
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT, KafkaSettings
@@ -177,6 +177,12 @@ async def reporting_rows(persons: int, requests: int, postgres_url: str | None) 
     return rows
 
 
+async def consumer_rows(persons: int, postgres_url: str | None) -> list[Row]:
+    figures = await consumers.measure(list(consumers.SERVICES), persons, postgres_url)
+    return [Row(f"{f.service} consumer events/s applied ({f.database}; {f.events:,} events of {persons:,} persons' "
+                "households, polls of 500)", f"{f.rate:,.0f}") for f in figures]
+
+
 async def mpi_rows(persons: int, requests: int, postgres_url: str | None) -> list[Row]:
     if not postgres_url:
         return []
@@ -224,8 +230,8 @@ def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, 
         "# Benchmark results", "",
         f"Written by `{command}` in {elapsed_s / 60:.0f} min. Ratios are figure ÷ baseline: above 1 is slower for "
         "latencies, below 1 is slower for rates. What each part measures: the docstrings of bench/bus.py, "
-        "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py, bench/reporting.py and "
-        "bench/mpi.py.", "",
+        "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py, bench/reporting.py, "
+        "bench/consumers.py and bench/mpi.py.", "",
         "## Machine", "", *lines, "", "## Figures", "", *table, ""]), encoding="utf-8")
     return path
 
@@ -247,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         ("webhooks", lambda: asyncio.run(webhook_rows(500 if q else 2_000))),
         ("whole system", lambda: system_rows(2 if q else 30, 50 if q else 200)),
         ("reporting", lambda: asyncio.run(reporting_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
+        ("consumers", lambda: asyncio.run(consumer_rows(10_000 if q else 100_000, args.postgres_url))),
         ("MPI", lambda: asyncio.run(mpi_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
     ]
     for name, part in parts:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -244,13 +244,13 @@ def _same(check: str, source: set[tuple[Any, ...]], reported: set[tuple[Any, ...
 async def _village_sums(engine: AsyncEngine) -> Finding:
     """The (survey year, village) sums, kept by difference as assessments come and change, equal the same sums
     taken afresh from the household rows."""
-    from services.reporting.models import YEAR_COUNTS, Assessment
+    from services.reporting.models import YEAR_COUNTS
     from services.reporting.projection import YearSums
 
     rows, sums = _table("reporting", "rpt_assessment"), _table("reporting", "rpt_area_year")
     afresh = YearSums()
     for row in await _rows(engine, select(rows)):
-        afresh.add(cast(Assessment, row), +1)
+        afresh.add(row._mapping, +1)
     recount = {key: (counts, afresh.scores.get(key, Fraction(0))) for key, counts in afresh.counts.items()}
     kept = {(r.survey_year, r.village_code): ({name: getattr(r, name) for name in YEAR_COUNTS},
                                               Fraction(r.censored_score))

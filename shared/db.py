@@ -15,7 +15,7 @@ from weakref import WeakKeyDictionary
 
 import aiosqlite
 import asyncpg
-from sqlalchemy import Column, DateTime, MetaData, Table, event, text
+from sqlalchemy import Column, DateTime, MetaData, Table, bindparam, event, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Result, make_url
@@ -232,16 +232,50 @@ async def read_transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIter
         await session.rollback()
 
 
+def _dialect_insert(session: AsyncSession, table: Table) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL; SQLite since 3.24 — the two constructs are alike
+    but share no type)."""
+    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+
+
 def adding_upsert(session: AsyncSession, table: Table, key: Sequence[str], added: Sequence[str], **also: Any) -> Any:
     """INSERT … ON CONFLICT (key) DO UPDATE that adds the `added` columns in SQL (`x = x + excluded.x`) and sets
-    `also`, each built from the statement's `excluded`: the dialect's INSERT (PostgreSQL; SQLite since 3.24 — the
-    two constructs are alike but share no type). Executed with its rows sorted by key, a statement the driver
-    sends in multi-row pages, in that order: concurrent transactions lock the rows in the same order."""
-    stmt = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+    `also`, each built from the statement's `excluded`. Executed with its rows sorted by key, a statement the
+    driver sends in multi-row pages, in that order: concurrent transactions lock the rows in the same order."""
+    stmt = _dialect_insert(session, table)
     return stmt.on_conflict_do_update(
         index_elements=[table.c[name] for name in key],
         set_={name: table.c[name] + stmt.excluded[name] for name in added}
         | {name: make(stmt.excluded) for name, make in also.items()})
+
+
+def newer_upsert(session: AsyncSession, table: Table, key: Sequence[str], replaced: Sequence[str],
+                 newer: Callable[[Any], Any], **also: Any) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE SET the `replaced` columns to the new row's (and `also`, each built
+    from the statement's `excluded`), only WHERE `newer` (built from `excluded` too) holds: a projection's "never
+    write an older fact over a newer one" as one statement for a whole batch, safe against another transaction
+    inserting the row first."""
+    stmt = _dialect_insert(session, table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[name] for name in key],
+        set_={name: stmt.excluded[name] for name in replaced}
+        | {name: make(stmt.excluded) for name, make in also.items()},
+        where=newer(stmt.excluded))
+
+
+async def update_many(session: AsyncSession, table: Table, key: Sequence[str],
+                      rows: Sequence[Mapping[str, Any]]) -> None:
+    """UPDATE each row, found by its `key` columns, to its other columns' values: one statement executed for
+    every row (a driver's executemany), in key order so that concurrent transactions lock rows in the same
+    order. Every row must have the same keys."""
+    if not rows:
+        return
+    values = [name for name in rows[0] if name not in key]
+    stmt = update(table).where(*(table.c[name] == bindparam(f"key_{name}", type_=table.c[name].type) for name in key)
+                               ).values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in values})
+    ordered = sorted(rows, key=lambda row: tuple(row[name] for name in key))
+    await session.execute(stmt, [{f"key_{name}": row[name] for name in key}
+                                 | {f"new_{name}": row[name] for name in values} for row in ordered])
 
 
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

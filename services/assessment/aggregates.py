@@ -1,10 +1,13 @@
-"""The MPI sums per village (`mpi_village`, `mpi_village_indicator`), kept in the same transaction as every change
-of a household's current assessment, and read back summed per sub-area for `GET /v1/mpi`.
+"""The MPI sums per village (`mpi_village`, `mpi_village_indicator`) and per sub-district (`mpi_subdistrict`,
+`mpi_subdistrict_indicator`: the same sums added up), kept in the same transaction as every change of a
+household's current assessment, and read back summed per sub-area for `GET /v1/mpi`: a province or a district
+from the sub-districts' rows (a twelfth of the villages'), for a caller who sees whole sub-districts.
 
 Every path that makes an assessment current or stops one counting calls `change(session, added=…, removed=…)`:
 the recording of one assessment (`assessments.service.record`) and the bulk import (`imports`, once per chunk).
-The deltas are folded per village in Python and written by one upsert per table (`x = x + excluded.x`), in key
-order, so that concurrent writers add up and cannot deadlock on each other's rows.
+The deltas are folded per village (and per sub-district) in Python and written by one upsert per table
+(`x = x + excluded.x`), in key order, villages first, so that concurrent writers add up and cannot deadlock on
+each other's rows.
 
 Exactness: a household's score and weights are fractions whose denominators divide the set version's
 `denominator(…)` (weights are 1 / (applicable dimensions × decided indicators of the dimension)), so
@@ -21,22 +24,41 @@ from functools import lru_cache
 from math import lcm
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assessment.models import MpiVillage, MpiVillageIndicator
+from services.assessment.models import MpiSubdistrict, MpiSubdistrictIndicator, MpiVillage, MpiVillageIndicator
 from services.assessment.mpi import Summary
 from shared.auth import Principal
 from shared.auth.principal import area_clause
 from shared.db import adding_upsert
 
-VILLAGE = MpiVillage.__table__  # type: ignore[attr-defined]
-INDICATOR = MpiVillageIndicator.__table__  # type: ignore[attr-defined]
 KEY = ("survey_year", "indicator_set", "village_code", "denominator")
 SUMS = ("households", "persons", "poor_households", "poor_persons", "target_poor_households", "target_poor_persons",
         "censored_score")
 
 Key = tuple[int, str, str, int]
+
+
+@dataclass(frozen=True)
+class Level:
+    """Where the sums of one level of area are kept: its two tables, the column of its area codes, their digits."""
+
+    sums: Table
+    indicators: Table
+    column: str
+    digits: int
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return ("survey_year", "indicator_set", self.column, "denominator")
+
+
+VILLAGES = Level(MpiVillage.__table__, MpiVillageIndicator.__table__,  # type: ignore[attr-defined]
+                 "village_code", 8)
+SUBDISTRICTS = Level(MpiSubdistrict.__table__, MpiSubdistrictIndicator.__table__,  # type: ignore[attr-defined]
+                     "subdistrict_code", 6)
+LEVELS = (VILLAGES, SUBDISTRICTS)
 
 
 @lru_cache(maxsize=256)
@@ -82,24 +104,37 @@ class Deltas:
                 pair[0] += sign
                 pair[1] += sign * persons * weight.numerator * (d // weight.denominator)
 
-    def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The changes as rows of `mpi_village` and `mpi_village_indicator`, in key order, none that is all 0."""
-        return ([dict(zip(KEY, key, strict=True)) | dict(zip(SUMS, sums, strict=True))
-                 for key, sums in sorted(self.villages.items()) if any(sums)],
-                [dict(zip((*KEY, "indicator"), key, strict=True)) | {"households": h, "censored": c}
-                 for key, (h, c) in sorted(self.indicators.items()) if h or c])
+    def rows(self, level: Level = VILLAGES) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The changes as rows of the level's two tables (`mpi_village` and `mpi_village_indicator` unless said),
+        added up per area of the level, in key order, none that is all 0."""
+        areas: dict[Key, list[int]] = {}
+        for (year, indicator_set, village, d), sums in self.villages.items():
+            into = areas.setdefault((year, indicator_set, village[:level.digits], d), [0] * len(SUMS))
+            for n, value in enumerate(sums):
+                into[n] += value
+        indicators: dict[tuple[int, str, str, int, str], list[int]] = {}
+        for (year, indicator_set, village, d, code), (h, c) in self.indicators.items():
+            pair = indicators.setdefault((year, indicator_set, village[:level.digits], d, code), [0, 0])
+            pair[0] += h
+            pair[1] += c
+        return ([dict(zip(level.key, key, strict=True)) | dict(zip(SUMS, sums, strict=True))
+                 for key, sums in sorted(areas.items()) if any(sums)],
+                [dict(zip((*level.key, "indicator"), key, strict=True)) | {"households": h, "censored": c}
+                 for key, (h, c) in sorted(indicators.items()) if h or c])
 
 
 async def change(session: AsyncSession, *, added: Iterable[Any] = (), removed: Iterable[Any] = ()) -> None:
-    """Apply to the village sums the assessments that now count (`added`) and those that no longer do."""
+    """Apply to the village and sub-district sums the assessments that now count (`added`) and those that no
+    longer do."""
     deltas = Deltas()
     for assessment in removed:
         deltas.add(assessment, -1)
     for assessment in added:
         deltas.add(assessment, 1)
-    village_rows, indicator_rows = deltas.rows()
-    await _upsert(session, VILLAGE, village_rows, KEY, SUMS)
-    await _upsert(session, INDICATOR, indicator_rows, (*KEY, "indicator"), ("households", "censored"))
+    for level in LEVELS:
+        area_rows, indicator_rows = deltas.rows(level)
+        await _upsert(session, level.sums, area_rows, level.key, SUMS)
+        await _upsert(session, level.indicators, indicator_rows, (*level.key, "indicator"), ("households", "censored"))
 
 
 async def _upsert(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]], key: Sequence[str],
@@ -120,21 +155,31 @@ class AreaSums:
     indicators: list[tuple[Any, ...]]
 
 
+def _level(principal: Principal, area: str, depth: int) -> Level:
+    """The sub-districts' sums when the sub-areas asked for are sub-districts or larger and the caller's areas are
+    whole sub-districts (or larger): then they hold exactly the caller's households; else the villages'."""
+    prefixes = principal.area_prefixes()
+    whole = prefixes is None or all(len(prefix) <= SUBDISTRICTS.digits for prefix in prefixes)
+    return SUBDISTRICTS if whole and depth <= SUBDISTRICTS.digits and len(area) <= SUBDISTRICTS.digits else VILLAGES
+
+
 async def area_sums(session: AsyncSession, *, survey_year: int, indicator_set: str, area: str, depth: int,
                     principal: Principal) -> AreaSums:
-    """The sums of the villages under `area` in the caller's areas (any claim, province to village, is a prefix of
-    the village code, so these are exactly the households the caller may see), per sub-area of `depth` digits."""
+    """The sums of the areas under `area` in the caller's areas (any claim, province to village, is a prefix of
+    the area code, so these are exactly the households the caller may see), per sub-area of `depth` digits."""
+    level = _level(principal, area, depth)
     found = []
-    for table, columns, sums in ((VILLAGE, ("denominator",), SUMS),
-                                 (INDICATOR, ("indicator", "denominator"), ("households", "censored"))):
-        part = func.substr(table.c.village_code, 1, depth)
+    for table, columns, sums in ((level.sums, ("denominator",), SUMS),
+                                 (level.indicators, ("indicator", "denominator"), ("households", "censored"))):
+        code = table.c[level.column]
+        part = func.substr(code, 1, depth)
         keys = [part, *(table.c[c] for c in columns)]
         rows = await session.execute(
             select(*keys, *(func.sum(table.c[s]) for s in sums))
             .where(table.c.survey_year == survey_year, table.c.indicator_set == indicator_set,
                    # The range lets the primary key's index find the area (LIKE cannot under most collations).
-                   table.c.village_code.between(area.ljust(8, "0"), area.ljust(8, "9")),
-                   table.c.village_code.startswith(area, autoescape=True), area_clause(principal, table.c.village_code))
+                   code.between(area.ljust(level.digits, "0"), area.ljust(level.digits, "9")),
+                   code.startswith(area, autoescape=True), area_clause(principal, code))
             .group_by(*keys))
         found.append([tuple(r) for r in rows])
     return AreaSums(*found)

@@ -145,6 +145,39 @@ class MpiVillageIndicator(Base, table=True):
     censored: int = Field(sa_column=_sum())
 
 
+class MpiSubdistrict(Base, table=True):
+    """`mpi_village`'s sums added up per sub-district, kept by the same changes in the same transaction: what a
+    report of a province or a district reads (a twelfth of the rows), for callers who see whole sub-districts."""
+
+    __tablename__ = "mpi_subdistrict"
+
+    survey_year: int = Field(primary_key=True)
+    indicator_set: str = Field(primary_key=True, max_length=64)
+    subdistrict_code: str = Field(primary_key=True, max_length=6)
+    denominator: int = Field(primary_key=True)
+    households: int = Field(sa_column=_sum())
+    persons: int = Field(sa_column=_sum())
+    poor_households: int = Field(sa_column=_sum())
+    poor_persons: int = Field(sa_column=_sum())
+    target_poor_households: int = Field(sa_column=_sum())
+    target_poor_persons: int = Field(sa_column=_sum())
+    censored_score: int = Field(sa_column=_sum())
+
+
+class MpiSubdistrictIndicator(Base, table=True):
+    """`mpi_village_indicator`'s sums added up per sub-district."""
+
+    __tablename__ = "mpi_subdistrict_indicator"
+
+    survey_year: int = Field(primary_key=True)
+    indicator_set: str = Field(primary_key=True, max_length=64)
+    subdistrict_code: str = Field(primary_key=True, max_length=6)
+    denominator: int = Field(primary_key=True)
+    indicator: str = Field(primary_key=True, max_length=64)
+    households: int = Field(sa_column=_sum())
+    censored: int = Field(sa_column=_sum())
+
+
 class ImportJob(ImportJobColumns, Base, table=True):
     """One bulk import of a CSV file of assessments; the columns
     every service's import job has are in `shared.imports`."""

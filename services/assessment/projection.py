@@ -11,49 +11,39 @@ from collections.abc import Sequence
 from datetime import date
 
 from pydantic import BaseModel
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from services.assessment.models import KnownHousehold
 from services.assessment.scoring import Person
 from shared.bus import Handlers
 from shared.clock import utcnow
+from shared.db import newer_upsert
 from shared.events.catalogue import Catalogue
 from shared.events.envelope import CloudEvent
 from shared.events.registry import HOUSEHOLD_EVENTS, newest_snapshots
 
 handlers = Handlers(Catalogue())
+HOUSEHOLD: Table = KnownHousehold.__table__  # type: ignore[attr-defined]
 
 
 @handlers.on_batch(*HOUSEHOLD_EVENTS)
 async def household_changed(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
-    """Upsert the newest snapshot of each household in the batch (older ones are ignored)."""
+    """Upsert the newest snapshot of each household in the batch over an older one (never over a newer one):
+    one statement for the batch."""
     newest = newest_snapshots(payload for _, payload in items)
-    existing = {
-        h.id: h for h in (await session.execute(
-            select(KnownHousehold).where(col(KnownHousehold.id).in_(list(newest))))).scalars()
-    }
+    if not newest:
+        return
     now = utcnow()
-    for household_id, facts in newest.items():
-        row = existing.get(household_id)
-        if row is not None and row.version >= facts.version:
-            continue
-        values = {
-            "household_key": facts.household_key, "version": facts.version, "status": facts.status,
-            "province_code": facts.province_code,
-            "district_code": facts.district_code, "subdistrict_code": facts.subdistrict_code,
-            "village_code": facts.village_code, "welfare_card": facts.welfare_card,
-            "sources": [s.value for s in facts.sources],
-            "members": [{"member_id": m.member_id, "birth_date": m.birth_date.isoformat(),
-                         "disability": m.disability} for m in facts.members],
-            "updated_at": now,
-        }
-        if row is None:
-            session.add(KnownHousehold.model_validate({"id": household_id, **values}))
-        else:
-            for name, value in values.items():
-                setattr(row, name, value)
-    await session.flush()
+    rows = [{"id": household_id, "household_key": facts.household_key, "version": facts.version,
+             "status": facts.status, "province_code": facts.province_code, "district_code": facts.district_code,
+             "subdistrict_code": facts.subdistrict_code, "village_code": facts.village_code,
+             "welfare_card": facts.welfare_card, "sources": [s.value for s in facts.sources],
+             "members": [{"member_id": m.member_id, "birth_date": m.birth_date.isoformat(),
+                          "disability": m.disability} for m in facts.members],
+             "updated_at": now} for household_id, facts in sorted(newest.items())]
+    await session.execute(newer_upsert(session, HOUSEHOLD, ("id",), [name for name in rows[0] if name != "id"],
+                                       lambda new: HOUSEHOLD.c.version < new.version), rows)
 
 
 def persons(household: KnownHousehold) -> list[Person]:

@@ -11,16 +11,17 @@ the event id), for the household's timeline.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, insert
+from sqlalchemy import Table, delete, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from services.assistance.models import HistoryEntry, KnownHousehold, MemberHash
 from shared.bus import Handlers
 from shared.clock import utcnow
+from shared.db import bulk_insert, newer_upsert
 from shared.events.assessment import (
     ASSESSMENT_RECORDED,
     POVERTY_STATUS_CHANGED,
@@ -35,6 +36,13 @@ handlers = Handlers(Catalogue())
 
 # What the timeline keeps of a registry event besides its own fields: no member details, only their number.
 _REGISTRY_KEPT = ("version", "status", "village_code", "sources", "welfare_card", "team_id")
+HOUSEHOLD: Table = KnownHousehold.__table__  # type: ignore[attr-defined]
+MEMBER_HASH: Table = MemberHash.__table__  # type: ignore[attr-defined]
+HISTORY: Table = HistoryEntry.__table__  # type: ignore[attr-defined]
+# What each side's events replace in a household's row; neither touches the other's.
+_SNAPSHOT = ("version", "status", "province_code", "district_code", "subdistrict_code", "village_code", "sources",
+             "updated_at")
+_ASSESSED = ("target_poor", "assessed_year", "assessed_revision", "updated_at")
 
 
 # -- rules --
@@ -65,72 +73,63 @@ async def _keep_history(session: AsyncSession, items: Sequence[tuple[CloudEvent,
         short = handlers.catalogue.types[event.type].name  # household.registered, not its CloudEvents type
         rows.append({"event_id": event.id, "household_id": household_id, "type": short, "source": source,
                      "occurred_at": event.time, "happened_on": happened_on, "details": details})
-    if rows:
-        await session.execute(insert(HistoryEntry), rows)
+    await bulk_insert(session, HISTORY, rows)
 
 
-async def _rows(session: AsyncSession, ids: Sequence[str]) -> dict[str, KnownHousehold]:
-    found = await session.execute(select(KnownHousehold).where(col(KnownHousehold.id).in_(list(ids))))
-    return {h.id: h for h in found.scalars()}
+def _unknown(household_id: str, now: datetime) -> dict[str, Any]:
+    """A household row before either service has said anything of it."""
+    return {"id": household_id, "version": 0, "status": "unknown", "province_code": "", "district_code": "",
+            "subdistrict_code": "", "village_code": "", "sources": [], "target_poor": None, "assessed_year": None,
+            "assessed_revision": None, "updated_at": now}
 
 
 @handlers.on_batch(*HOUSEHOLD_EVENTS)
 async def household_changed(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
-    """Keep the newest snapshot of each household and its members' citizen-ID hashes."""
+    """Keep the newest snapshot of each household and its members' citizen-ID hashes: one statement per table
+    for the batch."""
     await _keep_history(session, items)
     newest = newest_snapshots(payload for _, payload in items)
-    existing = await _rows(session, list(newest))
-    changed: list[HouseholdFacts] = []
-    for household_id, facts in newest.items():
-        row = existing.get(household_id)
-        if row is None:
-            row = KnownHousehold(id=household_id, updated_at=utcnow())
-            session.add(row)
-        elif row.version >= facts.version:
-            continue
-        row.version, row.status = facts.version, facts.status
-        row.province_code, row.district_code = facts.province_code, facts.district_code
-        row.subdistrict_code, row.village_code = facts.subdistrict_code, facts.village_code
-        row.sources = [s.value for s in facts.sources]
-        row.updated_at = utcnow()
-        changed.append(facts)
-    if changed:
-        await session.execute(delete(MemberHash).where(col(MemberHash.household_id).in_(
-            [f.household_id for f in changed])))
-        hashes = [{"citizen_id_hash": m.citizen_id_hash, "household_id": f.household_id}
-                  for f in changed if f.status == "open" for m in f.members]
-        if hashes:
-            await session.execute(insert(MemberHash), hashes)
-    await session.flush()
+    held = dict((await session.execute(select(HOUSEHOLD.c.id, HOUSEHOLD.c.version).where(
+        HOUSEHOLD.c.id.in_(list(newest))))).all())
+    changed = sorted((f for f in newest.values() if held.get(f.household_id, -1) < f.version),
+                     key=lambda f: f.household_id)  # sorted: replicas lock rows in the same order
+    if not changed:
+        return
+    now = utcnow()
+    await session.execute(newer_upsert(session, HOUSEHOLD, ("id",), _SNAPSHOT,
+                                       lambda new: HOUSEHOLD.c.version < new.version), [
+        _unknown(f.household_id, now) | {
+            "version": f.version, "status": f.status, "province_code": f.province_code,
+            "district_code": f.district_code, "subdistrict_code": f.subdistrict_code, "village_code": f.village_code,
+            "sources": [s.value for s in f.sources]} for f in changed])
+    await session.execute(delete(MEMBER_HASH).where(MEMBER_HASH.c.household_id.in_(
+        [f.household_id for f in changed])))
+    await bulk_insert(session, MEMBER_HASH, [{"citizen_id_hash": m.citizen_id_hash, "household_id": f.household_id}
+                                             for f in changed if f.status == "open" for m in f.members])
 
 
-@handlers.on_batch(ASSESSMENT_RECORDED)
-async def assessment_recorded(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
-    """Keep whether each household is target poor in its latest assessment."""
+@handlers.on_batch(ASSESSMENT_RECORDED, POVERTY_STATUS_CHANGED)
+async def assessment_events(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
+    """Keep whether each household is target poor in its latest assessment (newest survey year, then newest
+    revision), and every assessment and every entry into or exit from poverty on the households' timelines.
+    One handler for the topic's two types, as they come interleaved: one statement per table for the batch."""
     await _keep_history(session, items)
     latest: dict[str, AssessmentRecorded] = {}
     for _, payload in items:
-        assert isinstance(payload, AssessmentRecorded)
+        if not isinstance(payload, AssessmentRecorded):
+            continue
         held = latest.get(payload.household_id)
         if held is None or (payload.survey_year, payload.revision) > (held.survey_year, held.revision):
             latest[payload.household_id] = payload
-    existing = await _rows(session, list(latest))
-    for household_id, recorded in latest.items():
-        row = existing.get(household_id)
-        if row is None:  # the registry's event has not arrived yet: keep the assessment for when it does
-            row = KnownHousehold(id=household_id, updated_at=utcnow())
-            session.add(row)
-        elif row.assessed_year is not None and (
-                (recorded.survey_year, recorded.revision) <= (row.assessed_year, row.assessed_revision or 0)):
-            continue
-        row.target_poor = recorded.target_poor
-        row.assessed_year, row.assessed_revision = recorded.survey_year, recorded.revision
-        row.updated_at = utcnow()
-    await session.flush()
-
-
-@handlers.on_batch(POVERTY_STATUS_CHANGED)
-async def poverty_status_changed(session: AsyncSession, items: Sequence[tuple[CloudEvent, BaseModel]]) -> None:
-    """Keep entries into and exits from poverty on the households' timelines."""
-    await _keep_history(session, items)
-    await session.flush()
+    if not latest:
+        return
+    now = utcnow()
+    # A household the registry's event has not reached yet gets a row of its own, for when it does.
+    await session.execute(newer_upsert(
+        session, HOUSEHOLD, ("id",), _ASSESSED, lambda new: or_(
+            HOUSEHOLD.c.assessed_year.is_(None),
+            tuple_(HOUSEHOLD.c.assessed_year, func.coalesce(HOUSEHOLD.c.assessed_revision, 0))
+            < tuple_(new.assessed_year, new.assessed_revision))), [
+        _unknown(household_id, now) | {"target_poor": r.target_poor, "assessed_year": r.survey_year,
+                                       "assessed_revision": r.revision}
+        for household_id, r in sorted(latest.items())])

@@ -7,17 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic import BaseModel
+from sqlalchemy import Table, func
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from services.registry.models import ReferralAccess
 from shared.bus import Handlers
 from shared.clock import utcnow
+from shared.db import newer_upsert
 from shared.events.assistance import REFERRAL_CREATED, REFERRAL_UPDATED, ReferralCreated
 from shared.events.catalogue import Catalogue
 from shared.events.envelope import CloudEvent
 
 handlers = Handlers(Catalogue())
+REFERRAL_ACCESS: Table = ReferralAccess.__table__  # type: ignore[attr-defined]
 
 
 @handlers.on_batch(REFERRAL_CREATED, REFERRAL_UPDATED)
@@ -32,19 +34,12 @@ async def referral_changed(session: AsyncSession, items: Sequence[tuple[CloudEve
             newest[payload.referral_id] = payload
     if not newest:
         return
-    existing = {r.referral_id: r for r in (await session.execute(
-        select(ReferralAccess).where(col(ReferralAccess.referral_id).in_(list(newest))))).scalars()}
-    for referral_id, facts in newest.items():
-        row = existing.get(referral_id)
-        if row is None:
-            row = ReferralAccess(referral_id=referral_id, household_id=facts.household_id,
-                                 partner_id=facts.partner_id, status=facts.status, version=facts.version,
-                                 updated_at=utcnow())
-            session.add(row)
-        elif row.version >= facts.version:
-            continue
-        row.status, row.version, row.updated_at = facts.status, facts.version, utcnow()
-        row.partner_id = facts.partner_id
-        if facts.partner_client_id is not None:
-            row.partner_client_id = facts.partner_client_id
-    await session.flush()
+    now = utcnow()
+    await session.execute(newer_upsert(
+        session, REFERRAL_ACCESS, ("referral_id",), ("partner_id", "status", "version", "updated_at"),
+        lambda new: REFERRAL_ACCESS.c.version < new.version,
+        # An update that does not name the partner's client keeps the one already known.
+        partner_client_id=lambda new: func.coalesce(new.partner_client_id, REFERRAL_ACCESS.c.partner_client_id)), [
+        {"referral_id": referral_id, "household_id": facts.household_id, "partner_id": facts.partner_id,
+         "partner_client_id": facts.partner_client_id, "status": facts.status, "version": facts.version,
+         "updated_at": now} for referral_id, facts in sorted(newest.items())])

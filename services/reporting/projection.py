@@ -20,25 +20,23 @@ and partition, rows that one replica at a time writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, case, delete, tuple_, update
+from sqlalchemy import bindparam, case, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
 from services.reporting.models import (
     DIMENSIONS,
     YEAR_COUNTS,
-    Assessment,
     Budget,
     Centre,
     Help,
-    Household,
     Payment,
     Referral,
     Team,
@@ -48,7 +46,7 @@ from services.reporting.models import (
 from shared import clock
 from shared.bus import Handlers
 from shared.bus.handlers import Delivery
-from shared.db import adding_upsert, as_utc
+from shared.db import adding_upsert, as_utc, bulk_insert, update_many
 from shared.events.assessment import (
     ASSESSMENT_RECORDED,
     POVERTY_STATUS_CHANGED,
@@ -84,7 +82,9 @@ handlers = Handlers(Catalogue())
 PAYMENT_EVENTS = (DisbursementRecorded, DisbursementReversed, CentreSubsidyRecorded, CentreSubsidyReversed)
 Items = Sequence[tuple[CloudEvent, BaseModel]]
 VILLAGE_COUNTS = ("households", "persons", "welfare_card_households", "welfare_card_persons")
-VILLAGE, AREA_YEAR, FEED = (metadata.tables[name] for name in ("rpt_village", "rpt_area_year", "rpt_feed"))
+VILLAGE, AREA_YEAR, FEED, HOUSEHOLD, ASSESSMENT = (metadata.tables[name] for name in (
+    "rpt_village", "rpt_area_year", "rpt_feed", "rpt_household", "rpt_assessment"))
+Row = dict[str, Any]  # a row of a read model's table, by column
 
 
 async def _feed(session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
@@ -143,13 +143,13 @@ async def _new_only(session: AsyncSession, model: Any, rows: list[dict[str, Any]
 # -- registry: households and the villages' sums, teams ---------------------------------------------
 
 
-def _village_part(household: Household | None) -> tuple[str, tuple[int, int, int, int]] | None:
+def _village_part(household: Mapping[str, Any] | None) -> tuple[str, tuple[int, int, int, int]] | None:
     """What an open household adds to its village: households, persons, and the same on the welfare-card
     register."""
-    if household is None or household.status != "open":
+    if household is None or household["status"] != "open":
         return None
-    card = int(household.welfare_card)
-    return household.village_code, (1, household.members, card, card * household.members)
+    card, members = int(household["welfare_card"]), household["members"]
+    return household["village_code"], (1, members, card, card * members)
 
 
 async def _add_to_villages(session: AsyncSession, deltas: dict[str, list[int]]) -> None:
@@ -161,29 +161,27 @@ async def _add_to_villages(session: AsyncSession, deltas: dict[str, list[int]]) 
 
 @handlers.on_batch(*HOUSEHOLD_EVENTS)
 async def household_changed(session: AsyncSession, items: Items) -> None:
+    """The newest snapshot of each household: one read, one insert and one update for the batch."""
     newest = newest_snapshots(payload for _, payload in items)
-    existing = {h.id: h for h in (await session.execute(
-        select(Household).where(col(Household.id).in_(list(newest))))).scalars()}
+    existing = {row["id"]: dict(row) for row in (await session.execute(
+        select(HOUSEHOLD).where(HOUSEHOLD.c.id.in_(list(newest))))).mappings()}
     deltas = Shared.of(session).villages
+    inserted: list[Row] = []
+    updated: list[Row] = []
     for household_id, facts in newest.items():
-        row = existing.get(household_id)
-        if row is not None and row.version >= facts.version:
+        before = existing.get(household_id)
+        if before is not None and before["version"] >= facts.version:
             continue
-        before = _village_part(row)
-        if row is None:
-            row = Household(id=household_id, version=facts.version, status=facts.status,
-                            village_code=facts.village_code, members=len(facts.members),
-                            welfare_card=facts.welfare_card)
-            session.add(row)
-        else:
-            row.version, row.status, row.village_code = facts.version, facts.status, facts.village_code
-            row.members, row.welfare_card = len(facts.members), facts.welfare_card
-        for part, sign in ((before, -1), (_village_part(row), 1)):
+        row = {"id": household_id, "version": facts.version, "status": facts.status,
+               "village_code": facts.village_code, "members": len(facts.members), "welfare_card": facts.welfare_card}
+        (inserted if before is None else updated).append(row)
+        for part, sign in ((_village_part(before), -1), (_village_part(row), 1)):
             if part is not None:
                 delta = deltas.setdefault(part[0], [0, 0, 0, 0])
                 for i, value in enumerate(part[1]):
                     delta[i] += sign * value
-    await session.flush()
+    await bulk_insert(session, HOUSEHOLD, inserted)
+    await update_many(session, HOUSEHOLD, ("id",), updated)
 
 
 @handlers.on_batch(TEAM_CREATED)
@@ -207,27 +205,26 @@ class YearSums:
         self.scores: dict[tuple[int, str], Fraction] = {}
         self.indicators: dict[tuple[int, str], dict[str, Fraction]] = {}
 
-    def add(self, row: Assessment | None, sign: int) -> None:
-        if row is None:
-            return
-        key = (row.survey_year, row.village_code)
+    def add(self, row: Mapping[str, Any], sign: int) -> None:
+        """Add (sign 1) or take away (-1) what an assessment row (`rpt_assessment`'s columns) counts for."""
+        key = (row["survey_year"], row["village_code"])
+        persons, poor, target_poor, deprived = row["persons"], row["poor"], row["target_poor"], row["deprived"]
         counts = self.counts.setdefault(key, dict.fromkeys(YEAR_COUNTS, 0))
-        for name, value in (("assessed_households", 1), ("assessed_persons", row.persons),
-                            ("poor_households", row.poor), ("poor_persons", row.persons * row.poor),
-                            ("target_poor_households", row.target_poor),
-                            ("target_poor_persons", row.persons * row.target_poor),
-                            ("entered", row.change == "entered"), ("exited", row.change == "exited"),
-                            *((f"deprived_{d}", d in row.deprived) for d in DIMENSIONS),
-                            *((f"target_poor_households_{d}", row.target_poor and d in row.deprived)
-                              for d in DIMENSIONS),
-                            *((f"target_poor_persons_{d}", row.persons * (row.target_poor and d in row.deprived))
+        for name, value in (("assessed_households", 1), ("assessed_persons", persons),
+                            ("poor_households", poor), ("poor_persons", persons * poor),
+                            ("target_poor_households", target_poor),
+                            ("target_poor_persons", persons * target_poor),
+                            ("entered", row["change"] == "entered"), ("exited", row["change"] == "exited"),
+                            *((f"deprived_{d}", d in deprived) for d in DIMENSIONS),
+                            *((f"target_poor_households_{d}", target_poor and d in deprived) for d in DIMENSIONS),
+                            *((f"target_poor_persons_{d}", persons * (target_poor and d in deprived))
                               for d in DIMENSIONS)):
             counts[name] += sign * int(value)
-        if row.poor:  # censoring: only the poor's scores count towards M0
-            self.scores[key] = self.scores.get(key, Fraction(0)) + sign * row.persons * Fraction(row.score)
+        if poor:  # censoring: only the poor's scores count towards M0
+            self.scores[key] = self.scores.get(key, Fraction(0)) + sign * persons * Fraction(row["score"])
             by_indicator = self.indicators.setdefault(key, {})
-            for code, weight in row.failed.items():
-                by_indicator[code] = by_indicator.get(code, Fraction(0)) + sign * row.persons * Fraction(weight)
+            for code, weight in row["failed"].items():
+                by_indicator[code] = by_indicator.get(code, Fraction(0)) + sign * persons * Fraction(weight)
 
     async def write(self, session: AsyncSession) -> None:
         """Add the counts in SQL, then the exact fractions to the rows the upsert has locked; delete the rows
@@ -266,22 +263,19 @@ class YearSums:
                 tuple_(table.c.survey_year, table.c.village_code).in_(emptied)))
 
 
-async def _assessments(session: AsyncSession, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Assessment]:
+async def _assessments(session: AsyncSession, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Row]:
     wanted = list(keys)
     if not wanted:
         return {}
-    found = await session.execute(select(Assessment).where(
-        tuple_(col(Assessment.household_id), col(Assessment.survey_year)).in_(wanted)))
-    return {(a.household_id, a.survey_year): a for a in found.scalars()}
-
-
-def _snapshot(row: Assessment) -> Assessment:
-    return Assessment.model_validate(row.model_dump())
+    found = await session.execute(select(ASSESSMENT).where(
+        tuple_(ASSESSMENT.c.household_id, ASSESSMENT.c.survey_year).in_(wanted)))
+    return {(row["household_id"], row["survey_year"]): dict(row) for row in found.mappings()}
 
 
 @handlers.on_batch(ASSESSMENT_RECORDED, POVERTY_STATUS_CHANGED)
 async def assessment_events(session: AsyncSession, items: Items) -> None:
-    """Current assessments (newest revision per survey year) and their change against the previous year.
+    """Current assessments (newest revision per survey year) and their change against the previous year: one
+    read, one insert and one update for the batch.
 
     One handler for both types: the assessment service publishes them alternately, household by household,
     so a batch of its topic is taken as a whole."""
@@ -300,40 +294,43 @@ async def assessment_events(session: AsyncSession, items: Items) -> None:
     existing = await _assessments(session, set(recorded) | set(changes))
     sums = Shared.of(session).years
     touched: set[tuple[str, int]] = set()
+    inserted: set[tuple[str, int]] = set()
 
-    def touch(key: tuple[str, int], row: Assessment) -> None:
+    def touch(key: tuple[str, int], row: Row) -> None:
         if key not in touched:  # the row's contribution before this batch leaves the sums once
             touched.add(key)
-            sums.add(_snapshot(row), -1)
+            sums.add(row, -1)
 
     for key, (event, new) in recorded.items():
         row = existing.get(key)
-        if row is not None and row.revision >= new.revision:
+        if row is not None and row["revision"] >= new.revision:
             continue
-        fields: dict[str, Any] = {
+        fields: Row = {
             "revision": new.revision, "village_code": new.village_code, "surveyed_on": new.surveyed_on,
             "indicator_set": new.indicator_set, "persons": new.member_count, "score": new.score, "poor": new.poor,
             "target_poor": new.target_poor, "deprived": sorted(d for d, deprived in new.dimensions.items() if deprived),
             "failed": {code: o.weight for code, o in sorted(new.indicators.items()) if o.status == "fail"},
             "recorded_at": event.time}
         if row is None:
-            row = existing[key] = Assessment(household_id=key[0], survey_year=key[1], **fields)
-            session.add(row)
+            existing[key] = {"household_id": key[0], "survey_year": key[1], **fields, "change": None,
+                             "change_revision": None}
+            inserted.add(key)
             touched.add(key)
         else:
             touch(key, row)
-            for name, value in fields.items():
-                setattr(row, name, value)
+            row.update(fields)
     for key, changed in changes.items():
         row = existing.get(key)
         # The assessment comes first on the same partition; a status older than the row's is stale.
-        if row is None or changed.revision < row.revision or (row.change_revision or 0) >= changed.revision:
+        if row is None or changed.revision < row["revision"] or (row["change_revision"] or 0) >= changed.revision:
             continue
         touch(key, row)
-        row.change, row.change_revision = changed.change.value, changed.revision
+        row["change"], row["change_revision"] = changed.change.value, changed.revision
     for key in touched:
         sums.add(existing[key], 1)
-    await session.flush()
+    await bulk_insert(session, ASSESSMENT, [existing[key] for key in sorted(inserted)])
+    await update_many(session, ASSESSMENT, ("household_id", "survey_year"),
+                      [existing[key] for key in sorted(touched - inserted)])
 
 
 # -- assistance: payments, budgets, visits, referrals, help, centres -----------------------------------------

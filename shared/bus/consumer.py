@@ -19,7 +19,7 @@ from shared.bus.handlers import NOT_NEEDED, BatchHandler, Delivery, Handlers
 from shared.bus.kafka import ensure_topics, group_lag_by_topic, new_producer, with_dlqs
 from shared.bus.retention import Retention, purge_inbox
 from shared.clock import utcnow
-from shared.db import lost_to_contention, transaction
+from shared.db import bulk_insert, lost_to_contention, transaction
 from shared.events.catalogue import dlq_topic
 from shared.settings import KafkaSettings
 
@@ -252,8 +252,7 @@ class Consumer:
             now = utcnow()  # one time for the batch: within it, partition and offset give the order
             inbox_rows = [self._inbox_row(d, outcome, now) for d, outcome in taken]
             outcomes.extend(taken)
-            if inbox_rows:
-                await session.execute(insert(self.inbox), inbox_rows)
+            await bulk_insert(session, self.inbox, inbox_rows)
             if runs:  # last: what they write is shared with other replicas, whose locks wait for this commit
                 applied = [d for d, outcome in taken if outcome == "processed"]
                 for finish in self.handlers.finishers:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.assessment.aggregates import Deltas, denominator
+from services.assessment.aggregates import SUBDISTRICTS, Deltas, denominator
 from services.assessment.scoring import Person, score
 from tests.assessment.support import ON, TPMAP, households
 
@@ -42,6 +42,9 @@ def test_sums_are_exact_integers_over_one_denominator(population: list[Household
         censored = sum((r.member_count * Fraction(r.score_num, r.score_den) for r in mine if r.poor), Fraction(0))
         assert Fraction(sums[-1], d) == censored
         assert sums[:2] == [len(mine), sum(r.member_count for r in mine)]
+    for row in deltas.rows(SUBDISTRICTS)[0]:  # the villages' sums added up per sub-district
+        mine = [r for r in rows if r.village_code[:6] == row["subdistrict_code"]]
+        assert (row["households"], row["persons"]) == (len(mine), sum(r.member_count for r in mine))
     for r in rows:
         deltas.add(r, -1)
-    assert deltas.rows() == ([], [])
+    assert deltas.rows() == ([], []) and deltas.rows(SUBDISTRICTS) == ([], [])

@@ -3,6 +3,7 @@ delivered as its consumer would get them, and its reports read."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -190,6 +191,11 @@ def synthetic_households(persons: int, seed: int = 2565) -> Iterator[dict[str, A
                "target_poor": bool(deprived)}
 
 
+def _hash(member_id: str) -> str:
+    """A member's citizen-ID hash as events carry it: 64 hex digits, one per person."""
+    return hashlib.sha256(member_id.encode()).hexdigest()
+
+
 def household_events(h: dict[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
     """A synthetic household's three events: registered, assessed, its poverty status."""
     village = h["village"]
@@ -198,9 +204,10 @@ def household_events(h: dict[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
     return [
         (HOUSEHOLD_REGISTERED, {"household_id": h["id"], "version": 1, "status": "open", "village_no": int(village[6:]),
                                 "sources": ["tpmap"], "welfare_card": True, "team_id": None, **areas,
-                                "members": [{"member_id": new_id(), "citizen_id_hash": "0" * 64, "sex": "female",
-                                             "birth_date": "1970-01-01", "relation": "head" if i == 0 else "child",
-                                             "disability": False} for i in range(h["persons"])]}),
+                                "members": [{"member_id": member_id, "citizen_id_hash": _hash(member_id),
+                                             "sex": "female", "birth_date": "1970-01-01",
+                                             "relation": "head" if i == 0 else "child", "disability": False}
+                                            for i, member_id in enumerate(new_id() for _ in range(h["persons"]))]}),
         (ASSESSMENT_RECORDED, {"assessment_id": new_id(), "household_id": h["id"], "survey_year": 2565,
                                "revision": 1, "surveyed_on": "2022-01-15", "indicator_set": "tpmap-2560",
                                "indicator_set_version": 1, **areas,
