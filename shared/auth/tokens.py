@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import jwt
@@ -83,10 +85,21 @@ def issue_token(
 
 
 class TokenVerifier:
-    """Verifies bearer tokens against a configured PEM public key or, failing that, a JWKS URL."""
+    """Verifies bearer tokens against a configured PEM public key or, failing that, a JWKS URL.
+
+    A partner sends the same token with every request for its lifetime, and checking an RS256 signature costs
+    more than the rest of a small request: a token that passed is remembered (`CACHED_TOKENS` of them, the
+    oldest forgotten first) with what it grants, and taken at its word again until it expires — or, at most
+    `CACHE_S` after it was checked, so that a signing key withdrawn from the issuer's JWKS stops working as
+    soon as the key set is fetched again. Only tokens that passed every check are kept, by their exact text.
+    """
+
+    CACHED_TOKENS = 4096
+    CACHE_S = 300.0  # the JWKS client's own lifespan for a key set
 
     def __init__(self, settings: AuthSettings) -> None:
         self._settings = settings
+        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._jwks: jwt.PyJWKClient | None = None
         # A pinned PEM wins over JWKS: it needs no network and cannot be swapped by whoever serves the URL.
         self._public_key = load_public_key(settings.public_key_pem) if settings.public_key_pem else None
@@ -103,6 +116,28 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """Check signature, iss, aud, exp (with leeway) and claim shapes; raise Unauthorized otherwise."""
+        held = self._cached(token)
+        if held is not None:
+            return held
+        now = time.time()
+        principal, exp = self._verify(token)
+        self._verified[token] = (min(exp + self._settings.leeway_s, now + self.CACHE_S), principal)
+        while len(self._verified) > self.CACHED_TOKENS:  # JWKS verification runs in threads: no KeyError races
+            with contextlib.suppress(KeyError):
+                self._verified.popitem(last=False)
+        return principal
+
+    def _cached(self, token: str) -> Principal | None:
+        held = self._verified.get(token)
+        if held is None:
+            return None
+        if time.time() < held[0]:
+            return held[1]
+        self._verified.pop(token, None)
+        return None
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
+        """The principal of a token that passes every check, and its expiry (epoch seconds)."""
         settings = self._settings
         try:
             key: Any = self._public_key
@@ -132,11 +167,11 @@ class TokenVerifier:
                 (msg for kind, msg in _FAILURES if isinstance(exc, kind)), "The access token is invalid."
             )
             raise invalid_token(detail) from exc
-        return _principal_from_claims(claims)
+        return _principal_from_claims(claims), float(claims["exp"])
 
     async def verify_async(self, token: str) -> Principal:
         """Like verify, but moves a possible JWKS fetch off the event loop."""
-        if self._jwks is not None:
+        if self._jwks is not None and self._cached(token) is None:
             return await run_in_threadpool(self.verify, token)
         return self.verify(token)
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from shared.auth import JWKS_PATH, Principal, TokenVerifier, issue_token
-from shared.auth.keys import load_private_key
+from shared.auth.keys import load_private_key, load_public_key
 from shared.errors import Unauthorized
 from shared.settings import AuthSettings
 from tests.kit.auth import assert_problem, bearer, make_settings, other_key_pair, token_for
@@ -142,3 +142,31 @@ async def test_tokens_of_another_type_or_too_long_a_life_are_401(
 def test_issue_token_rejects_malformed_areas(settings: AuthSettings) -> None:
     with pytest.raises(ValueError, match="DOPA"):
         issue_token(settings, client_id="c", scopes=["households:read"], areas=["4"])
+
+
+def test_a_verified_token_is_taken_at_its_word_until_it_expires_and_no_longer() -> None:
+    settings = make_settings()
+    verifier = TokenVerifier(settings)
+    token = token_for(settings, scopes=["households:read"], areas=["40"], ttl_s=-28)  # 1–2 s left in the leeway
+    first = verifier.verify(token)
+    assert verifier.verify(token) == first == Principal(client_id="field-app", scopes=frozenset({"households:read"}),
+                                                        areas=frozenset({"40"}))
+    time.sleep(2.5)
+    with pytest.raises(Unauthorized, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_remembered_token_is_checked_again_after_a_while_so_a_withdrawn_key_stops_it() -> None:
+    settings = make_settings()
+    verifier = TokenVerifier(settings)
+    verifier.CACHE_S = 1.0
+    token = token_for(settings, scopes=["households:read"], areas=["40"])
+    verifier.verify(token)
+    verifier._public_key = load_public_key(other_key_pair()[1])  # the issuer's key is withdrawn
+    verifier.verify(token)  # still remembered
+    time.sleep(1.5)
+    with pytest.raises(Unauthorized, match="signature"):
+        verifier.verify(token)
+    # A token that failed is not remembered: it fails every time.
+    with pytest.raises(Unauthorized, match="signature"):
+        verifier.verify(token)
