@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, http, mpi, prepare, registry, reporting, system, webhooks
+from bench import bus, capacity, http, mpi, prepare, registry, reporting, system, webhooks
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT, KafkaSettings
@@ -210,6 +210,23 @@ def system_rows(scale: int, samples: int) -> list[Row]:
                 ", ".join(f"{name} {count / figures.households:.2f}" for name, count in figures.events.items()))]
 
 
+def capacity_rows(probe_s: float, confirm_s: float, postgres_url: str | None) -> list[Row]:
+    rows = []
+    for kind in ("sqlite", "postgres"):
+        if kind == "postgres" and not postgres_url:
+            continue
+        found = capacity.measure(kind, postgres_url, clients=6, scale=1, start=20.0, probe_s=probe_s,
+                                 confirm_s=confirm_s, say=lambda line: print(f"    {line}", flush=True))
+        if not found.system.rate or not found.bare.rate:
+            raise SystemExit(f"capacity ({found.database}): no rate held, system {found.system.rate:g}, bare "
+                             f"{found.bare.rate:g} requests/s")
+        rows.append(Row(f"partner mix of `make load`, highest rate held {confirm_s:g} s with p99 ≤ "
+                        f"{capacity.P99_MS:g} ms and no error, requests/s ({found.database}; probes of {probe_s:g} s)",
+                        f"{found.system.rate:g}", "bare FastAPI app, same database work, same search",
+                        f"{found.bare.rate:g}", capacity.ratio(found)))
+    return rows
+
+
 def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, quick: bool) -> Path:
     """bench/results.md and the README's copy; a --quick run writes bench/results-quick.md only."""
     table = ["| figure | value | baseline (same run) | baseline value | ratio |", "| --- | ---: | --- | ---: | ---: |"]
@@ -224,8 +241,8 @@ def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, 
         "# Benchmark results", "",
         f"Written by `{command}` in {elapsed_s / 60:.0f} min. Ratios are figure ÷ baseline: above 1 is slower for "
         "latencies, below 1 is slower for rates. What each part measures: the docstrings of bench/bus.py, "
-        "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py, bench/reporting.py and "
-        "bench/mpi.py.", "",
+        "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py, bench/reporting.py, "
+        "bench/mpi.py and bench/capacity.py.", "",
         "## Machine", "", *lines, "", "## Figures", "", *table, ""]), encoding="utf-8")
     return path
 
@@ -248,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         ("whole system", lambda: system_rows(2 if q else 30, 50 if q else 200)),
         ("reporting", lambda: asyncio.run(reporting_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
         ("MPI", lambda: asyncio.run(mpi_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
+        ("capacity", lambda: capacity_rows(10 if q else 25, 30 if q else 120, args.postgres_url)),
     ]
     for name, part in parts:
         print(f"{name} …", flush=True)
