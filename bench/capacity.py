@@ -13,8 +13,8 @@ probes of `--probe-s` (default 25 s) at a time (`search`):
    hold again, until one holds.
 
 Each probe runs on what the earlier ones left (their writes stay; the database grows by the load's writes as it
-would in service); between two probes the system settles (every outbox published, every inbox caught up, as the
-history checker's `--settle`), so that no probe pays for the backlog of the one before.
+would in service); before each probe the system settles (every outbox published, every inbox caught up, as the
+history checker's `--settle`), so that no probe pays for the seeding's backlog or for the one before.
 
 The search runs twice on each database (SQLite; and PostgreSQL when `--postgres-url` or
 KAENKHUN_TEST_POSTGRES_URL names a server, in scratch databases dropped afterwards): first against the system
@@ -137,6 +137,7 @@ def trial(figures_rate: float, seconds: float, tallies: dict[str, Tally], slip_m
 
 def prober(world: World, tokens: list[str], say: demo.Say, settle: Callable[[], Awaitable[None]]) -> Probe:
     async def probe(rate: float, seconds: float) -> Trial:
+        await settle()
         figures = await drive(world, tokens, rate, seconds, lambda _: None)
         found = trial(rate, seconds, figures.tallies, figures.slip_ms)
         say(f"  {rate:7.1f} requests/s for {seconds:3.0f} s: p50 {found.p50_ms:6.1f} ms  p99 {found.p99_ms:7.1f} ms"
@@ -144,7 +145,6 @@ def prober(world: World, tokens: list[str], say: demo.Say, settle: Callable[[], 
             + ("pass" if found.ok else "FAIL"))
         for example in [e for t in figures.tallies.values() for e in t.examples][:3]:
             say(f"    {example[:300]}")
-        await settle()
         return found
     return probe
 
@@ -161,7 +161,7 @@ async def _settle_system(system: System) -> None:
 
 
 async def _rest() -> None:
-    await asyncio.sleep(3)  # the bare app has nothing to catch up: only its connections to close
+    await asyncio.sleep(3)  # the bare app has nothing to catch up: only the last probe's connections to close
 
 
 @contextmanager
