@@ -10,7 +10,8 @@ probes of `--probe-s` (default 25 s) at a time (`search`):
 2. bisect between the highest rate that passed and the lowest that failed, until they are within 5 % (or
    1 request/s) of each other;
 3. confirm: hold the highest rate that passed for the full `--confirm-s`; if that fails, step down by 10 % and
-   hold again, until one holds.
+   hold again, at most 5 holds in all (down to 0.9⁴ ≈ 66 % of the rate bisected to): if none holds, the
+   search reports no capacity (0) rather than walking down further, and the probes in the report say why.
 
 Each probe runs on what the earlier ones left (their writes stay; the database grows by the load's writes as it
 would in service); before each probe the system settles (every outbox published, every inbox caught up, as the
@@ -62,6 +63,7 @@ TOLERANCE = 0.05  # bisect until the bracket is this narrow (relative), or FLOOR
 FLOOR = 1.0
 CEILING = 10_000.0
 STEP_DOWN = 0.9
+HOLDS = 5  # at most, stepping down by STEP_DOWN after each that fails
 SETTLE_S = 300.0
 OUTPUT = REPO_ROOT / "bench" / "capacity.md"
 
@@ -75,6 +77,7 @@ class Trial:
     p99_ms: float = 0.0
     errors: int = 0
     slip_ms: float = 0.0
+    slowest: str = ""  # the operation with the highest p99, and that p99
 
 
 @dataclass
@@ -88,7 +91,8 @@ Probe = Callable[[float, float], Awaitable[Trial]]  # (rate, seconds) -> how it 
 
 async def search(probe: Probe, *, start: float, probe_s: float, confirm_s: float) -> Search:
     """Bracket by doubling (or halving) from `start`, bisect to TOLERANCE, then hold the rate found for
-    `confirm_s`, stepping down by STEP_DOWN until a hold passes (see the module's docstring)."""
+    `confirm_s`, stepping down by STEP_DOWN until a hold passes, at most HOLDS times (see the module's
+    docstring)."""
     trials: list[Trial] = []
 
     async def passes(rate: float, seconds: float) -> bool:
@@ -117,7 +121,9 @@ async def search(probe: Probe, *, start: float, probe_s: float, confirm_s: float
             good = middle
         else:
             bad = middle
-    while good >= FLOOR:
+    for _ in range(HOLDS):
+        if good < FLOOR:
+            break
         if await passes(good, confirm_s):
             return Search(good, trials)
         good = round(good * STEP_DOWN, 1)
@@ -131,8 +137,9 @@ def trial(figures_rate: float, seconds: float, tallies: dict[str, Tally], slip_m
     latencies = [ms for t in tallies.values() for ms in t.latencies_ms]
     errors = sum(t.errors for t in tallies.values())
     p99 = percentile(latencies, 0.99)
+    slowest = max((percentile(t.latencies_ms, 0.99), name) for name, t in tallies.items() if t.latencies_ms)
     return Trial(figures_rate, seconds, errors == 0 and p99 <= P99_MS, percentile(latencies, 0.5), p99, errors,
-                 slip_ms)
+                 slip_ms, f"{slowest[1]} {slowest[0]:.0f}")
 
 
 def prober(world: World, tokens: list[str], say: demo.Say, settle: Callable[[], Awaitable[None]]) -> Probe:
@@ -142,7 +149,7 @@ def prober(world: World, tokens: list[str], say: demo.Say, settle: Callable[[], 
         found = trial(rate, seconds, figures.tallies, figures.slip_ms)
         say(f"  {rate:7.1f} requests/s for {seconds:3.0f} s: p50 {found.p50_ms:6.1f} ms  p99 {found.p99_ms:7.1f} ms"
             f"  errors {found.errors}  generator behind by up to {found.slip_ms:.0f} ms  "
-            + ("pass" if found.ok else "FAIL"))
+            + ("pass" if found.ok else "FAIL") + f"  (highest p99: {found.slowest} ms)")
         for example in [e for t in figures.tallies.values() for e in t.examples][:3]:
             say(f"    {example[:300]}")
         return found
@@ -255,10 +262,11 @@ def report(capacities: list[Capacity]) -> list[str]:
     lines += [f"| {c.database} | {c.system.rate:g} | {c.bare.rate:g} | {ratio(c)} | {c.seconds / 60:.0f} min |"
               for c in capacities]
     lines += ["", "Every probe, in order (latency from the scheduled send to the end of the answer):", "",
-              "| database | target | requests/s | seconds | p50 ms | p99 ms | errors | generator behind, ms | |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+              "| database | target | requests/s | seconds | p50 ms | p99 ms | errors | generator behind, ms | | "
+              "operation with the highest p99, ms |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     lines += [f"| {c.database} | {target} | {t.rate:g} | {t.seconds:g} | {t.p50_ms:.1f} | {t.p99_ms:.1f} | "
-              f"{t.errors} | {t.slip_ms:.0f} | {'pass' if t.ok else 'fail'} |"
+              f"{t.errors} | {t.slip_ms:.0f} | {'pass' if t.ok else 'fail'} | {t.slowest} |"
               for c in capacities for target, s in (("system", c.system), ("bare", c.bare)) for t in s.trials]
     return lines
 

@@ -34,6 +34,10 @@ Any status but the expected one, and any transport error or timeout, is an error
 
 Each client stays far under its limits: at 40 requests/s, 6 clients, the busiest service (registry, 42 %)
 gets 2.8 requests/s from each. Written to bench/load.md (or `--output`) with the machine and the command.
+
+`--capacity` (`make capacity`) instead searches the highest rate of the same mix held with p99 ≤ 100 ms and no
+error, with the rate limits off, against the system and against a bare app doing the same database work, on
+SQLite and (`--postgres-url`) PostgreSQL: bench/capacity.py, written to bench/capacity.md.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.capacity import FLOOR, TOLERANCE, Search, Trial, search
+from bench.capacity import FLOOR, HOLDS, TOLERANCE, Search, Trial, search
 
 
 async def run(capacity: float, *, start: float = 20.0, held: float | None = None) -> Search:
@@ -54,3 +54,10 @@ async def test_a_target_that_holds_nothing_has_no_capacity() -> None:
     assert found.rate == 0.0
     assert not any(t.ok for t in found.trials)
     assert min(t.rate for t in found.trials) >= FLOOR
+
+
+async def test_holds_stop_after_a_few_steps_down_when_none_passes() -> None:
+    found = await run(100.0, held=10.0)  # short probes pass up to 100, yet no rate near it holds
+    holds = [t for t in found.trials if t.seconds == 120]
+    assert found.rate == 0.0
+    assert len(holds) == HOLDS and not any(t.ok for t in holds)
