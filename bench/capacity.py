@@ -133,12 +133,13 @@ async def search(probe: Probe, *, start: float, probe_s: float, confirm_s: float
 # -- probing a target ---------------------------------------------------------------------------------------
 
 
-def trial(figures_rate: float, seconds: float, tallies: dict[str, Tally], slip_ms: float) -> Trial:
+def trial(rate: float, seconds: float, tallies: dict[str, Tally], slip_ms: float) -> Trial:
     latencies = [ms for t in tallies.values() for ms in t.latencies_ms]
     errors = sum(t.errors for t in tallies.values())
     p99 = percentile(latencies, 0.99)
-    slowest = max((percentile(t.latencies_ms, 0.99), name) for name, t in tallies.items() if t.latencies_ms)
-    return Trial(figures_rate, seconds, errors == 0 and p99 <= P99_MS, percentile(latencies, 0.5), p99, errors,
+    slowest = max(((percentile(t.latencies_ms, 0.99), name) for name, t in tallies.items() if t.latencies_ms),
+                  default=(0.0, "none"))
+    return Trial(rate, seconds, errors == 0 and p99 <= P99_MS, percentile(latencies, 0.5), p99, errors,
                  slip_ms, f"{slowest[1]} {slowest[0]:.0f}")
 
 
@@ -248,6 +249,14 @@ def measure(kind: str, postgres_url: str | None, *, clients: int, scale: int, st
     return Capacity(name, found, bare, time.monotonic() - started)
 
 
+def measure_all(postgres_url: str | None, *, clients: int, scale: int, start: float, probe_s: float,
+                confirm_s: float, say: demo.Say) -> list[Capacity]:
+    """`measure` on SQLite, then on PostgreSQL if `postgres_url` names a server."""
+    kinds = ["sqlite", "postgres"] if postgres_url else ["sqlite"]
+    return [measure(kind, postgres_url, clients=clients, scale=scale, start=start, probe_s=probe_s,
+                    confirm_s=confirm_s, say=say) for kind in kinds]
+
+
 # -- the report -----------------------------------------------------------------------------------------------
 
 
@@ -276,9 +285,8 @@ def main(args: argparse.Namespace, command: str, say: demo.Say) -> int:
     """`python -m bench.load --capacity`: the search on SQLite (and PostgreSQL), written to `args.output`."""
     from bench.suite import machine
 
-    capacities = [measure(kind, args.postgres_url, clients=args.clients, scale=args.scale, start=args.start_rate,
-                          probe_s=args.probe_s, confirm_s=args.confirm_s, say=say)
-                  for kind in ("sqlite", "postgres") if kind == "sqlite" or args.postgres_url]
+    capacities = measure_all(args.postgres_url, clients=args.clients, scale=args.scale, start=args.start_rate,
+                             probe_s=args.probe_s, confirm_s=args.confirm_s, say=say)
     lines = report(capacities)
     print("\n".join(["", *lines]), flush=True)
     output = args.output or OUTPUT

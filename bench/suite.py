@@ -211,20 +211,13 @@ def system_rows(scale: int, samples: int) -> list[Row]:
 
 
 def capacity_rows(probe_s: float, confirm_s: float, postgres_url: str | None) -> list[Row]:
-    rows = []
-    for kind in ("sqlite", "postgres"):
-        if kind == "postgres" and not postgres_url:
-            continue
-        found = capacity.measure(kind, postgres_url, clients=6, scale=1, start=20.0, probe_s=probe_s,
-                                 confirm_s=confirm_s, say=lambda line: print(f"    {line}", flush=True))
-        if not found.system.rate or not found.bare.rate:
-            raise SystemExit(f"capacity ({found.database}): no rate held, system {found.system.rate:g}, bare "
-                             f"{found.bare.rate:g} requests/s")
-        rows.append(Row(f"partner mix of `make load`, highest rate held {confirm_s:g} s with p99 ≤ "
-                        f"{capacity.P99_MS:g} ms and no error, requests/s ({found.database}; probes of {probe_s:g} s)",
-                        f"{found.system.rate:g}", "bare FastAPI app, same database work, same search",
-                        f"{found.bare.rate:g}", capacity.ratio(found)))
-    return rows
+    found = capacity.measure_all(postgres_url, clients=6, scale=1, start=20.0, probe_s=probe_s, confirm_s=confirm_s,
+                                 say=lambda line: print(f"    {line}", flush=True))
+    # A rate of 0: none held (a noisy machine can do that); the row says so rather than stopping the suite.
+    return [Row(f"partner mix of `make load`, highest rate held {confirm_s:g} s with p99 ≤ {capacity.P99_MS:g} ms and "
+                f"no error, requests/s ({c.database}; probes of {probe_s:g} s)", f"{c.system.rate:g}",
+                "bare FastAPI app, same database work, same search", f"{c.bare.rate:g}", capacity.ratio(c))
+            for c in found]
 
 
 def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, quick: bool) -> Path:
