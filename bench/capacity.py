@@ -15,7 +15,9 @@ probes of `--probe-s` (default 25 s) at a time (`search`):
 
 Each probe runs on what the earlier ones left (their writes stay; the database grows by the load's writes as it
 would in service); before each probe the system settles (every outbox published, every inbox caught up, as the
-history checker's `--settle`), so that no probe pays for the seeding's backlog or for the one before.
+history checker's `--settle`), so that no probe pays for the seeding's backlog or for the one before. A probe
+reports its p50, p99, errors, how far the generator fell behind and the operation with the highest p99; at low
+rates a short probe holds few requests (25 s at 4 requests/s: 100), so its p99 is close to its slowest answer.
 
 The search runs twice on each database (SQLite; and PostgreSQL when `--postgres-url` or
 KAENKHUN_TEST_POSTGRES_URL names a server, in scratch databases dropped afterwards): first against the system
@@ -29,8 +31,8 @@ households, as they do against the system until a registered household is 10 s o
 Rate limits are off for the search (`KAENKHUN_LIMITS_RATE_PER_S=0`, as every benchmark runs, bench.prepare):
 the default 50 requests/s per client and service would otherwise fail the probes above ~700 requests/s with 429s
 for a limit, not a capacity; the six clients of `make load` are kept. The services (and the bare app) are pinned
-with taskset to CPU 0, the generator to CPU 1, as in `make load`; a probe in which the generator fell behind its
-schedule says so in the report (its latencies, counted from the schedule, then include the lag).
+with taskset to CPU 0, the generator to CPU 1, as in `make load` (a generator behind its schedule shows in the
+latencies, which are counted from the schedule, and in the report's column of how far it fell behind).
 """
 
 from __future__ import annotations
