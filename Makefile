@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting bench-webhooks bench-mpi bench-consumers load venv lint asyncapi checkov clean
+.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting bench-webhooks bench-mpi bench-consumers load capacity venv lint asyncapi checkov clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-consumers: $(STAMP)
 
 load: $(STAMP)
 	$(BIN)/python -u -m bench.load $(LOAD_ARGS)
+
+capacity: $(STAMP)
+	$(BIN)/python -u -m bench.load --capacity $(LOAD_ARGS)
 
 # checkov (the policy checker tests/test_kubernetes.py runs on deploy/kubernetes) in a virtualenv of its own: it
 # pins packages (packaging, among ~80) that the project's would otherwise have to follow. Pinned, so that a new

@@ -34,6 +34,10 @@ Any status but the expected one, and any transport error or timeout, is an error
 
 Each client stays far under its limits: at 40 requests/s, 6 clients, the busiest service (registry, 42 %)
 gets 2.8 requests/s from each. Written to bench/load.md (or `--output`) with the machine and the command.
+
+`--capacity` (`make capacity`) instead searches the highest rate of the same mix held with p99 ≤ 100 ms and no
+error, with the rate limits off, against the system and against a bare app doing the same database work, on
+SQLite and (`--postgres-url`) PostgreSQL: bench/capacity.py, written to bench/capacity.md.
 """
 
 from __future__ import annotations
@@ -169,6 +173,13 @@ async def drive(world: World, tokens: list[str], rate: float, duration: float, s
     return Figures(tallies, rate, total, loop.time() - start, slip * 1000)
 
 
+def tokens(clients: int, ttl_s: float) -> list[str]:
+    """A token per load client, as a partner agency's client holds one (SCOPES, area 40)."""
+    auth = RegistrySettings().auth  # the services' own settings: same keys, issuer and audience
+    return [issue_token(auth, client_id=client_id(n), scopes=SCOPES, areas=[demo.PROVINCE], ttl_s=int(ttl_s))
+            for n in range(clients)]
+
+
 async def settle_and_check(system: System) -> tuple[list[consistency.Finding], float]:
     engines = {name: create_engine(url) for name, url in system.database_urls.items()}
     try:
@@ -185,13 +196,11 @@ async def settle_and_check(system: System) -> tuple[list[consistency.Finding], f
 
 async def run(system: System, args: argparse.Namespace, say: demo.Say) -> Figures:
     world = await seed(system, args.clients, args.scale, say)
-    auth = RegistrySettings().auth  # the services' own settings: same keys, issuer and audience
-    tokens = [issue_token(auth, client_id=client_id(n), scopes=SCOPES, areas=[demo.PROVINCE],
-                          ttl_s=int(args.duration) + 3600) for n in range(args.clients)]
+    signed = tokens(args.clients, args.duration + 3600)
     busiest = max(sum(op.weight for op in MIX if op.name.startswith(s)) for s in SERVICES) / 100
     say(f"load        {args.rate:g} requests/s for {args.duration:g} s from {args.clients} clients (each at most "
         f"{args.rate * busiest / args.clients:.1f} requests/s to one service; limit 50, burst 200)")
-    figures = await drive(world, tokens, args.rate, args.duration, say)
+    figures = await drive(world, signed, args.rate, args.duration, say)
     figures.peak_mib = system.peak_memory_mib()
     helped = len(figures.tallies[MIX[-1].name].latencies_ms) - figures.tallies[MIX[-1].name].errors
     figures.written = (f"{world.registered:,} households registered ({world.assessed_new:,} of them then assessed), "
@@ -265,13 +274,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load")
     parser.add_argument("--clients", type=int, default=6, help="partner clients, each with its own token")
     parser.add_argument("--scale", type=int, default=1, help="the demo's scale (1: 5,000 households)")
-    parser.add_argument("--output", type=Path, default=OUTPUT, help="the markdown report")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"the markdown report (default {OUTPUT.relative_to(REPO_ROOT)}, with --capacity "
+                             "bench/capacity.md)")
+    capacity = parser.add_argument_group("capacity search (bench/capacity.py; rate limits off, --rate and "
+                                         "--duration unused)")
+    capacity.add_argument("--capacity", action="store_true",
+                          help="search the highest rate held with p99 ≤ 100 ms and no error, beside a bare app")
+    capacity.add_argument("--probe-s", type=float, default=25.0, help="seconds of each probe")
+    capacity.add_argument("--confirm-s", type=float, default=120.0, help="seconds the rate found must hold")
+    capacity.add_argument("--start-rate", type=float, default=20.0, help="the first probe's requests/s")
+    capacity.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"),
+                          help="also search on PostgreSQL, in scratch databases on this server")
     args = parser.parse_args(argv)
     prepare("taskset")
     command = shlex.join([".venv/bin/python", "-m", "bench.load", *(sys.argv[1:] if argv is None else argv)])
 
     def say(line: str) -> None:
         print(f"  {line}", flush=True)
+
+    if args.capacity:
+        from bench import capacity as search
+
+        return search.main(args, command, say)
 
     # The default limits, whatever this shell says: the load must stay under them, not switch them off.
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAENKHUN_LIMITS_")}
@@ -287,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             system.stop()
     lines = report(figures)
     print("\n".join(["", *lines]), flush=True)
-    write(args.output, lines, args, command)
-    print(f"\nwrote {args.output}")
+    write(args.output or OUTPUT, lines, args, command)
+    print(f"\nwrote {args.output or OUTPUT}")
     errors = sum(t.errors for t in figures.tallies.values())
     return 1 if errors or not all(f.ok for f in figures.findings) else 0
 

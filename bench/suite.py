@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, consumers, http, mpi, prepare, registry, reporting, system, webhooks
+from bench import bus, capacity, consumers, http, mpi, prepare, registry, reporting, system, webhooks
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT, KafkaSettings
@@ -216,6 +216,16 @@ def system_rows(scale: int, samples: int) -> list[Row]:
                 ", ".join(f"{name} {count / figures.households:.2f}" for name, count in figures.events.items()))]
 
 
+def capacity_rows(probe_s: float, confirm_s: float, postgres_url: str | None) -> list[Row]:
+    found = capacity.measure_all(postgres_url, clients=6, scale=1, start=20.0, probe_s=probe_s, confirm_s=confirm_s,
+                                 say=lambda line: print(f"    {line}", flush=True))
+    # A rate of 0: none held (a noisy machine can do that); the row says so rather than stopping the suite.
+    return [Row(f"partner mix of `make load`, highest rate held {confirm_s:g} s with p99 ≤ {capacity.P99_MS:g} ms and "
+                f"no error, requests/s ({c.database}; probes of {probe_s:g} s)", f"{c.system.rate:g}",
+                "bare FastAPI app, same database work, same search", f"{c.bare.rate:g}", capacity.ratio(c))
+            for c in found]
+
+
 def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, quick: bool) -> Path:
     """bench/results.md and the README's copy; a --quick run writes bench/results-quick.md only."""
     table = ["| figure | value | baseline (same run) | baseline value | ratio |", "| --- | ---: | --- | ---: | ---: |"]
@@ -231,7 +241,7 @@ def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, 
         f"Written by `{command}` in {elapsed_s / 60:.0f} min. Ratios are figure ÷ baseline: above 1 is slower for "
         "latencies, below 1 is slower for rates. What each part measures: the docstrings of bench/bus.py, "
         "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py, bench/reporting.py, "
-        "bench/consumers.py and bench/mpi.py.", "",
+        "bench/consumers.py, bench/mpi.py and bench/capacity.py.", "",
         "## Machine", "", *lines, "", "## Figures", "", *table, ""]), encoding="utf-8")
     return path
 
@@ -255,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         ("reporting", lambda: asyncio.run(reporting_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
         ("consumers", lambda: asyncio.run(consumer_rows(10_000 if q else 100_000, args.postgres_url))),
         ("MPI", lambda: asyncio.run(mpi_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
+        ("capacity", lambda: capacity_rows(10 if q else 25, 30 if q else 120, args.postgres_url)),
     ]
     for name, part in parts:
         print(f"{name} …", flush=True)
