@@ -163,16 +163,18 @@ def walk(values: Mapping[str, Values], threshold: int, shape: Shape, previous: W
     if threshold <= 0 or not values:
         return done
     width = len(next(iter(values.values())))
-    done.primary = {code for code, vs in values.items() if any(1 <= v <= threshold for v in vs)}
+    dirty = with_ancestors(changed, parent)
+
+    def primary(code: str) -> bool:
+        return any(1 <= v <= threshold for v in values[code])
+
+    if previous is not None and previous.threshold == threshold:  # the same cells outside `dirty`
+        done.primary = (previous.primary - dirty) | {code for code in dirty if code in values and primary(code)}
+    else:
+        done.primary = {code for code in values if primary(code)}
     done.hidden = set(done.primary)
     for root in shape.roots:
         done.room[root] = [float("inf")] * width
-    dirty: set[str] = set()
-    for code in changed:
-        node: str | None = code
-        while node is not None and node not in dirty:
-            dirty.add(node)
-            node = parent(node)
     for code in shape.order:
         kids = done.children.get(code)
         if not kids:
@@ -188,6 +190,17 @@ def walk(values: Mapping[str, Values], threshold: int, shape: Shape, previous: W
             continue
         _relation(done, code, kids, width)
     return done
+
+
+def with_ancestors(codes: Iterable[str], parent: Parent = parent_of) -> set[str]:
+    """The codes and every area above them."""
+    found: set[str] = set()
+    for code in codes:
+        node: str | None = code
+        while node is not None and node not in found:
+            found.add(node)
+            node = parent(node)
+    return found
 
 
 def _top_down(children: Mapping[str, list[str]], roots: Iterable[str]) -> list[str]:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.reporting.disclosure import parent_of, protect, regrow, shape_of, tree_of, walk
+from services.reporting.reports.publication import Tree
 from tests.kit.reporting import Reporting
 from tests.reporting.audit import Relation, intervals
 from tests.reporting.support import A, C, by_area
@@ -99,6 +100,31 @@ def test_after_a_change_the_tree_and_pattern_worked_from_the_previous_ones_are_t
         done = walk(grown, T, shape_of(grown), done, [*changed, *moved])
         assert done.hidden == protect(grown, T)
         before, values = after, grown
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), sparse=st.sampled_from([0.0, 0.3, 0.6]))
+def test_a_reports_patterns_worked_from_the_previous_tree_are_the_fresh_ones(seed: int, sparse: float) -> None:
+    # As a report works them out after each event (publication.Tree): the cells a pattern is chosen over and
+    # its primary cells taken from the previous pattern where the facts did not change, the rest chosen again.
+    rng = random.Random(seed)
+    columns, zero = ("households", "persons", "welfare"), (0, 0, 0)
+    groups = (("households", "persons"), ("welfare",))
+    facts = {code: (h, p, h // 2) for code, (h, p) in random_province(rng, sparse).items()}
+    previous: Tree | None = None
+    for _ in range(5):
+        sums = regrow(previous.counts, previous.facts, facts, zero) if previous is not None else None
+        tree = Tree(columns, sums if sums is not None else tree_of(facts, zero), dict(facts))
+        tree.protect(groups, T, previous=previous)
+        fresh = Tree(columns, tree_of(facts, zero), dict(facts))
+        fresh.protect(groups, T)
+        assert {name: tree.hidden[name] for name in columns} == {name: fresh.hidden[name] for name in columns}
+        previous, facts = tree, dict(facts)
+        for code in rng.sample(sorted(facts), min(len(facts), rng.choice([1, 2, 3]))):
+            households = max(0, facts[code][0] + rng.choice([-2, -1, 1, 1, 3]))
+            facts[code] = (households, households * 3, facts[code][2] + rng.choice([0, 0, 1]))
+        if rng.random() < 0.3:  # a household in a new village
+            facts[f"{rng.choice(sorted(facts))[:6]}{rng.randint(50, 60)}"] = (1, 2, 1)
+
 
 # --- The attacker: every public report of a province, at every level, every relation among them. -----------
 
