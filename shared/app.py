@@ -22,6 +22,7 @@ from shared import migrations
 from shared.auth import Principal, ServiceSecurity, install_auth, make_security
 from shared.bus import Consumer, Handlers, Outbox, Relay
 from shared.bus.models import SHARDS
+from shared.bus.status import OutboxStatusReader
 from shared.db import as_utc, create_engine, read_only, read_transaction, sessionmaker, transaction
 from shared.docs import install_docs
 from shared.errors import PROBLEM_JSON, Forbidden, install_problem_handlers
@@ -162,11 +163,16 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             else None
         )
         app.state.relay, app.state.consumer = relay, consumer
+        # What the producers of the topics it consumes still hold in their outboxes, as they say on the bus.
+        upstream = OutboxStatusReader(spec.name, settings.kafka) if consumer is not None else None
+        app.state.upstream = upstream
         hooks_consumer, sender = _webhook_workers(spec, settings, maker, app)
         if settings.run_bus:
             relay.start()
             if consumer is not None:
                 consumer.start()
+            if upstream is not None:
+                upstream.start()
             if hooks_consumer is not None and sender is not None:
                 hooks_consumer.start()
                 sender.start()
@@ -181,6 +187,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             if hooks_consumer is not None and sender is not None:
                 await hooks_consumer.stop()
                 await sender.stop()
+            if upstream is not None:
+                await upstream.stop()
             if consumer is not None:
                 await consumer.stop()
             await relay.stop()
@@ -311,12 +319,17 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
             select(spec.inbox.c.outcome, func.count()).group_by(spec.inbox.c.outcome)
         )).all()
         state = request.app.state
+        consumes = state.consumer.topics if state.consumer is not None else []
         return {
             "service": spec.name,
             "produces": spec.catalogue.topics(spec.name),
-            "consumes": state.consumer.topics if state.consumer is not None else [],
+            "consumes": consumes,
             "outbox_pending": pending,
             "oldest_pending_at": as_utc(oldest).isoformat() if oldest else None,
+            # Per topic consumed, the events its producer's outbox still holds, by the newest status the producer
+            # sent (null: none fresh); with the consumer group's lag 0 and these 0, everything is applied.
+            "upstream_pending": (state.upstream.pending(consumes) if state.upstream is not None
+                                 else dict.fromkeys(consumes)),
             "inbox": {outcome: count for outcome, count in inbox},
             "relay_connected": state.relay.connected,
             # Publishing is shared among the replicas by outbox shard: this one's relay and what it publishes.
@@ -324,6 +337,7 @@ def _bus_router(spec: ServiceSpec) -> APIRouter:
             "outbox_shards": state.relay.leases.owned,
             "outbox_shards_total": SHARDS,
             "relay_members_alive": state.relay.leases.live_members,
+            "sends_outbox_status": state.relay.sends_status,
             "consumer_connected": state.consumer.connected if state.consumer is not None else None,
         }
 

@@ -62,6 +62,10 @@ class KafkaSettings(BaseSettings):
     relay_heartbeat_s: float = Field(default=3.0, gt=0, description=(
         "How often a relay renews its leases, notes itself alive and takes or gives back shards so that the "
         "replicas alive share them evenly; at most a third of `relay_lease_s`."))
+    outbox_status_interval_s: float = Field(default=5.0, gt=0, description=(
+        "How often the relay holding outbox shard 0 (one replica per service) sends its outbox's pending counts per "
+        "topic to `kaenkhun.bus.outbox-status`, where the consuming services read them (freshness, `/v1/bus`); "
+        "a status older than 3 intervals counts as unknown."))
     consumer_max_attempts: int = 5
     consumer_retry_backoff_s: float = 0.2
     consumer_batch_size: int = 500

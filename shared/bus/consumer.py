@@ -366,13 +366,16 @@ class Consumer:
                 self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(highwater - position, 0))
 
-    async def group_lag_by_topic(self, max_age_s: float = 1.0) -> dict[str, int] | None:
+    async def group_lag_by_topic(self, max_age_s: float = 1.0, *,
+                                 asked_after: float | None = None) -> dict[str, int] | None:
         """Per topic, the records the group has not committed yet over all the topic's partitions, whichever
-        replica holds them, as the broker says (so every replica answers the same); at most `max_age_s` old;
-        None when the broker cannot say."""
+        replica holds them, as the broker says (so every replica answers the same); at most `max_age_s` old, and
+        asked of the broker after `asked_after` (loop time) when given; None when the broker cannot say."""
         now = asyncio.get_running_loop().time()
-        if self._group_lag is not None and now - self._group_lag[0] < max_age_s:
-            return self._group_lag[1]
+        cached = self._group_lag
+        if (cached is not None and now - cached[0] < max_age_s
+                and (asked_after is None or cached[0] >= asked_after)):
+            return cached[1]
         try:
             lag = await asyncio.wait_for(group_lag_by_topic(self.settings, self.group_id, self.topics),
                                          timeout=self.settings.request_timeout_ms / 1000)

@@ -123,8 +123,11 @@ async def _group_lag_by_topic(offsets: Offsets, settings: KafkaSettings, group: 
     return lag
 
 
-async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], client_id: str = "kaenkhun") -> None:
-    """Create the topics that do not exist yet; safe to repeat (a restarted broker may have lost them)."""
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], client_id: str = "kaenkhun", *,
+                        partitions: int | None = None, configs: Mapping[str, str] | None = None) -> None:
+    """Create the topics that do not exist yet; safe to repeat (a restarted broker may have lost them). New topics
+    get `partitions` (default `topic_partitions`) and `configs` besides `min.insync.replicas`; existing ones are
+    left as they are."""
     wanted = sorted(set(topics))
     if not wanted:
         return
@@ -139,12 +142,13 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[str], client_i
         missing = [t for t in wanted if t not in existing]
         if not missing:
             return
-        configs = ({"min.insync.replicas": str(settings.topic_min_insync_replicas)}
-                   if settings.topic_min_insync_replicas is not None else None)
+        wanted_configs = dict(configs or {}) | (
+            {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+            if settings.topic_min_insync_replicas is not None else {})
         response = await admin.create_topics(
             [
-                NewTopic(t, num_partitions=settings.topic_partitions,
-                         replication_factor=settings.topic_replication_factor, topic_configs=configs)
+                NewTopic(t, num_partitions=partitions or settings.topic_partitions,
+                         replication_factor=settings.topic_replication_factor, topic_configs=wanted_configs or None)
                 for t in missing
             ]
         )

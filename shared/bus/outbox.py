@@ -112,7 +112,14 @@ class Outbox:
         event.listen(sync_session, "after_commit", _after_commit, once=True)
 
     async def pending_stats(self, session: AsyncSession | AsyncConnection) -> tuple[int, datetime | None]:
-        """How many rows are unpublished and when the oldest was written.
+        """How many rows are unpublished and when the oldest was written (`pending_by_topic`, over every topic)."""
+        by_topic = await self.pending_by_topic(session)
+        oldest = [at for _, at in by_topic.values() if at is not None]
+        return sum(count for count, _ in by_topic.values()), min(oldest, default=None)
+
+    async def pending_by_topic(self, session: AsyncSession | AsyncConnection,
+                               ) -> dict[str, tuple[int, datetime | None]]:
+        """Per topic with unpublished rows, how many there are and when the oldest was written.
 
         Counted shard by shard, each from its range of the index of pending rows (`ix_outbox_shard_pending`),
         whatever the statistics say. One count over the table is planned from them, and statistics taken while
@@ -121,10 +128,12 @@ class Outbox:
         idle turn of the relay. Per shard, a scan of the table would be repeated for each of the shards.
         """
         t = self.table
-        pending = union_all(*(select(t.c.created_at).where(t.c.shard.between(shard, shard), t.c.published_at.is_(None))
+        pending = union_all(*(select(t.c.topic, t.c.created_at)
+                              .where(t.c.shard.between(shard, shard), t.c.published_at.is_(None))
                               for shard in range(SHARDS))).subquery()
-        row = (await session.execute(select(func.count(), func.min(pending.c.created_at)))).one()
-        return int(row[0]), row[1]
+        rows = (await session.execute(select(pending.c.topic, func.count(), func.min(pending.c.created_at))
+                                      .group_by(pending.c.topic))).all()
+        return {topic: (int(count), oldest) for topic, count, oldest in rows}
 
     async def mark_for_replay(self, session: AsyncSession, *, since: datetime | None = None,
                               topic: str | None = None) -> int:

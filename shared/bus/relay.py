@@ -1,6 +1,7 @@
 """The relay: publishes the outbox's pending rows to Kafka in id order, batch by batch, and marks them published
 once the broker acknowledged them. Every replica of a service runs one, publishing the outbox shards it leases
-(`shared.bus.shards`); each keeps a producer connected, owning shards or not, so every replica is ready."""
+(`shared.bus.shards`); each keeps a producer connected, owning shards or not, so every replica is ready. The one
+holding shard 0 also sends the outbox's status now and then (`shared.bus.status`)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ from shared.bus.models import SHARDS
 from shared.bus.outbox import Outbox
 from shared.bus.retention import Retention, purge_published
 from shared.bus.shards import ShardLeases, upsert
+from shared.bus.status import STATUS_SHARD, ensure_status_topic, outbox_status
+from shared.bus.tasks import cancel
 from shared.clock import utcnow
 from shared.db import as_utc, read_only, transaction
 from shared.events.envelope import CORRELATION_HEADER
+from shared.events.status import OUTBOX_STATUS_TOPIC
 from shared.settings import KafkaSettings
 
 if TYPE_CHECKING:
@@ -66,13 +70,16 @@ class Relay:
         self.table = outbox.table
         self.maker = maker
         self.settings = settings
-        self.topics = with_dlqs(topics)
+        self.published_topics = sorted(topics)  # the outbox's own topics (the status lists each)
+        self.topics = with_dlqs(self.published_topics)
         self.metrics = metrics
         self.connected = False
         self._producer: AIOKafkaProducer | None = None
         # Batches sent and not yet settled, oldest first.
         self._in_flight: deque[Flight] = deque()
         self._task: asyncio.Task[None] | None = None
+        self._status_task: asyncio.Task[None] | None = None
+        self._status_due = asyncio.Event()  # send the outbox status now, not at the end of the interval
         self._stopping = False
         self._last_check = 0.0
         self._offsets: Offsets | None = None  # asks the broker for end offsets (see _verify_log)
@@ -99,12 +106,16 @@ class Relay:
         self._stopping = False
         self.leases.start()
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.outbox.service}")
+        self._status_task = asyncio.create_task(self._send_status_now_and_then(),
+                                                name=f"outbox-status-{self.outbox.service}")
 
     async def stop(self, flush_timeout_s: float = 10.0) -> None:
         """Stop the loop after publishing what is pending in its shards (bounded by `flush_timeout_s`), then give
         the shards back."""
         self._stopping = True
         self.outbox.wakeup.set()
+        status_task, self._status_task = self._status_task, None
+        await cancel(status_task)
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=flush_timeout_s)
@@ -119,6 +130,7 @@ class Relay:
     def _shards_changed(self) -> None:
         self._record_shards()
         self.outbox.wakeup.set()  # publish the pending rows of shards gained now
+        self._status_due.set()  # shard 0 gained: send the status at once (lost: nothing is sent)
 
     def _record_shards(self) -> None:
         if self.metrics is None:
@@ -167,6 +179,7 @@ class Relay:
     async def _producer_ready(self) -> AIOKafkaProducer:
         if self._producer is None:
             await ensure_topics(self.settings, self.topics, client_id=f"{self.outbox.service}-relay")
+            await ensure_status_topic(self.settings, client_id=f"{self.outbox.service}-relay")
             producer = new_producer(self.settings, client_id=f"{self.outbox.service}-relay")
             try:
                 await producer.start()
@@ -175,7 +188,7 @@ class Relay:
                     await producer.stop()
                 raise
             self._producer = producer
-            for topic in self.topics:
+            for topic in [*self.topics, OUTBOX_STATUS_TOPIC]:
                 producer.client.add_topic(topic)
             self._verified_at = -math.inf
             self.connected = True
@@ -230,7 +243,7 @@ class Relay:
         self._last_check = now
         if not await asyncio.wait_for(self._producer.client.force_metadata_update(), timeout=5):
             raise ConnectionError("broker metadata unavailable")
-        if not set(self.topics) <= self._producer.client.cluster.topics():
+        if not {*self.topics, OUTBOX_STATUS_TOPIC} <= self._producer.client.cluster.topics():
             raise ConnectionError("broker lost our topics")
 
     async def _close_producer(self) -> None:
@@ -412,6 +425,44 @@ class Relay:
         self.metrics.outbox_pending.set(count)
         lag = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
         self.metrics.outbox_publish_lag_seconds.set(max(lag, 0.0))
+
+    # -- outbox status -------------------------------------------------------------------------------
+
+    @property
+    def sends_status(self) -> bool:
+        """Whether this replica's relay is the one sending the outbox's status: the one holding shard 0. Any
+        replica would measure the same (the whole outbox), so one is enough: one query and one record per
+        interval, whatever the replicas; should it hang or be lost, the replica that takes shard 0 over sends
+        (at once: see `_shards_changed`)."""
+        return STATUS_SHARD in self.leases.held()
+
+    async def send_status(self) -> bool:
+        """Measure the outbox (`Outbox.pending_by_topic`: pending rows through their index, by shard) and send its
+        status to `OUTBOX_STATUS_TOPIC`, keyed by the service, if this relay sends it and is connected; whether it
+        did. Straight to the broker, not through the outbox it describes: a snapshot, harmless if sent twice."""
+        producer = self._producer
+        if producer is None or not self.sends_status:
+            return False
+        measured_at = utcnow()
+        async with read_only(self._engine) as conn:
+            pending = await self.outbox.pending_by_topic(conn)
+        status = outbox_status(self.outbox.service, pending, self.published_topics, measured_at=measured_at,
+                               interval_s=self.settings.outbox_status_interval_s)
+        await (await producer.send(OUTBOX_STATUS_TOPIC, value=status.model_dump_json().encode(),
+                                   key=self.outbox.service.encode()))
+        return True
+
+    async def _send_status_now_and_then(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_due.wait(), timeout=self.settings.outbox_status_interval_s)
+            self._status_due.clear()
+            try:
+                await self.send_status()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database away: the relay's loop reconnects; next interval
+                log.info("outbox status not sent", service=self.outbox.service, error=repr(exc))
 
     async def flush(self, timeout_s: float = 30.0) -> None:
         """Publish until nothing is pending (used by tests and by shutdown)."""

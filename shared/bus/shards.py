@@ -28,7 +28,6 @@ highest version of an aggregate, so an old event arriving late never overwrites 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import socket
@@ -43,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.models import SHARDS, outbox_member_table, outbox_shard_table
+from shared.bus.tasks import cancel
 from shared.db import transaction
 
 log = structlog.get_logger("kaenkhun.bus.shards")
@@ -101,11 +101,8 @@ class ShardLeases:
 
     async def stop(self) -> None:
         """Stop heartbeating and give every shard back, so the other replicas take them at once."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel(task)
         self._set_owned({})
         if not self._joined:
             return  # never joined: nothing to give back

@@ -1,6 +1,7 @@
 """An AsyncAPI 3.0 document generated from the event catalogue: CloudEvents structured mode over Kafka between
 the services, and the same events delivered to subscribers' URLs as signed webhooks (`POST /v1/subscriptions` on
-the producing service: every event type a service publishes can be subscribed to)."""
+the producing service: every event type a service publishes can be subscribed to); besides them, the relays'
+outbox status snapshots (shared/events/status.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 
 from shared.events.catalogue import Catalogue, EventType, dlq_topic
 from shared.events.envelope import CORRELATION_HEADER, CloudEvent
+from shared.events.status import OUTBOX_STATUS_TOPIC, OutboxStatus
 from shared.webhooks import SIGNATURE_PARAMETERS
 
 WEBHOOK_SERVER = "subscriber"
@@ -22,7 +24,8 @@ def _message_name(event_type: EventType) -> str:
 def asyncapi_document(catalogue: Catalogue, version: str = "0.1.0") -> dict[str, Any]:
     """Channels per topic, one message per event type, send operations per producing service."""
     types = sorted(catalogue.types.values(), key=lambda t: (t.topic, t.type))
-    _, defs = models_json_schema([(t.payload, "validation") for t in types] + [(CloudEvent, "validation")],
+    _, defs = models_json_schema([(t.payload, "validation") for t in types]
+                                 + [(CloudEvent, "validation"), (OutboxStatus, "validation")],
                                  ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     messages: dict[str, Any] = {}
@@ -66,6 +69,9 @@ def asyncapi_document(catalogue: Catalogue, version: str = "0.1.0") -> dict[str,
             "address": dlq_topic(topic),
             "description": f"Dead letters of {topic}: the original record with dlq-* headers naming the error.",
         }
+    status_channel, status_operation = _outbox_status(messages)
+    channels[OUTBOX_STATUS_TOPIC] = status_channel
+    operations["relays_send_outbox_status"] = status_operation
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -109,6 +115,32 @@ def _payload(event_type: EventType) -> dict[str, Any]:
             },
         ]
     }
+
+
+def _outbox_status(messages: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The channel of the relays' outbox status snapshots and their send operation; adds its message."""
+    messages["outbox_status"] = {
+        "name": "outbox-status",
+        "title": "Outbox status",
+        "summary": (OutboxStatus.__doc__ or "").strip().splitlines()[0],
+        "contentType": "application/json",
+        "payload": {"$ref": f"#/components/schemas/{OutboxStatus.__name__}"},
+        "bindings": {"kafka": {"key": {"type": "string", "description": "the producing service"}}},
+    }
+    channel_ref = f"#/channels/{_channel_id(OUTBOX_STATUS_TOPIC)}"
+    channel = {
+        "address": OUTBOX_STATUS_TOPIC,
+        "description": "Every service's relay (the replica holding outbox shard 0) sends, every "
+                       "`KAENKHUN_KAFKA_OUTBOX_STATUS_INTERVAL_S` (5 s), how many events of each topic it publishes "
+                       "are still waiting in its outbox, keyed by the service. Snapshots, not events: plain JSON, "
+                       "not through the outbox, the newest per service is all that counts. Each consuming replica "
+                       "reads the topic's tail in no consumer group, for reporting's freshness and `/v1/bus` "
+                       "(caught up = lag 0 and nothing pending). Counts and times only; kept an hour.",
+        "messages": {"outbox_status": {"$ref": "#/components/messages/outbox_status"}},
+    }
+    operation = {"action": "send", "channel": {"$ref": channel_ref},
+                 "messages": [{"$ref": f"{channel_ref}/messages/outbox_status"}]}
+    return channel, operation
 
 
 def _webhooks(types: list[EventType], messages: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,4 +1,7 @@
-"""The catalogue of event types: type → payload model, topic, aggregate. One topic per producing aggregate."""
+"""The catalogue of event types: type → payload model, topic, aggregate. One topic per producing aggregate.
+
+Besides the catalogue's topics, the bus has a dead-letter topic per topic (`dlq_topic`) and one topic of outbox
+status snapshots that every relay sends to (`shared.events.status.OUTBOX_STATUS_TOPIC`: counts, not events)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,26 @@
 """A tiny producer service and consumer service built only from the shared bus, on real databases, for the bus
-tests: the two running as a pipeline, stopping them, and the conditions the tests wait for."""
+tests: the two running as a pipeline, stopping them, the conditions the tests wait for, and a hung replica holding
+outbox shards (so their events wait in the outbox while the relay runs)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ops.scratchdb import ScratchDatabases
 from shared.bus import Consumer, Handlers, Outbox, Relay, inbox_table, outbox_table
+from shared.bus.models import outbox_shard_table
+from shared.bus.shards import upsert
 from shared.db import create_engine, new_metadata, sessionmaker, transaction
 from shared.events.catalogue import Catalogue, EventType
 from shared.events.envelope import CloudEvent
@@ -94,11 +98,12 @@ def new_event_type() -> EventType:
     return EventType("widget.changed", 1, topic, "producer", "widget", WidgetChanged)
 
 
-async def make_producer(url: str, settings: KafkaSettings, event_type: EventType) -> Producer:
+async def make_producer(url: str, settings: KafkaSettings, event_type: EventType, *,
+                        service: str = "producer") -> Producer:
     metadata = new_metadata()
     state = Table("widget_change", metadata, Column("id", Integer, primary_key=True),
                   Column("widget_id", String(40)), Column("seq", Integer))
-    outbox = Outbox("producer", outbox_table(metadata))
+    outbox = Outbox(service, outbox_table(metadata))
     engine = create_engine(url)
     await _create(engine, metadata)
     maker = sessionmaker(engine)
@@ -183,3 +188,25 @@ async def _create(engine: AsyncEngine, metadata: MetaData) -> None:
     # Test-only tables; services create theirs with Alembic migrations.
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+
+
+HUNG_REPLICA = "hung-replica"
+
+
+async def hung_replica_holds(maker: async_sessionmaker[AsyncSession], outbox: Outbox, shards: Iterable[int]) -> None:
+    """Another replica, hung, holds these outbox shards under a lease that does not run out: the running relays
+    take none of them (and give them up at their next heartbeat), so their events wait in the outbox."""
+    table = outbox_shard_table(outbox.table.metadata)
+    held = {"owner": HUNG_REPLICA, "lease_until": datetime(2999, 1, 1, tzinfo=UTC)}
+    async with transaction(maker) as session:
+        stmt = upsert(session)(table).values([{"shard": shard, "token": 1, **held} for shard in shards])
+        await session.execute(stmt.on_conflict_do_update(index_elements=[table.c.shard],
+                                                         set_={**held, "token": table.c.token + 1}))
+
+
+async def hung_replica_lets_go(maker: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    """That replica gives its shards back, as a clean stop does: the relays claim them at their next heartbeat."""
+    table = outbox_shard_table(outbox.table.metadata)
+    async with transaction(maker) as session:
+        await session.execute(update(table).where(table.c.owner == HUNG_REPLICA)
+                              .values(owner=None, lease_until=None, token=table.c.token + 1))

@@ -267,8 +267,8 @@ async def test_replicas_share_the_shards_and_take_over_a_frozen_one(broker: Loca
 
 async def test_a_replica_that_owns_no_shard_is_ready(own_broker: LocalBroker, databases: ScratchDatabases) -> None:
     """Readiness does not depend on publishing: a second replica, while the first holds every shard, answers 200
-    on /readyz and says on /v1/bus that it publishes none. (A broker of its own: the registry's consumer groups
-    are new there, so no member of another test's run delays joining them.)"""
+    on /readyz and says on /v1/bus that it publishes none (nor sends the outbox status). (A broker of its own: the
+    registry's consumer groups are new there, so no member of another test's run delays joining them.)"""
     broker = own_broker
     from services import load
     from shared import migrations
@@ -297,7 +297,9 @@ async def test_a_replica_that_owns_no_shard_is_ready(own_broker: LocalBroker, da
             admin = bearer(slow.auth, "registry:admin")
             bus = (await second.get("/v1/bus", headers=admin)).json()
             assert bus["outbox_shards"] == [] and bus["relay_members_alive"] == 2 and bus["relay_connected"]
-            assert (await first.get("/v1/bus", headers=admin)).json()["outbox_shards"] == list(range(SHARDS))
+            assert bus["sends_outbox_status"] is False, "the replica holding shard 0 sends the outbox's status"
+            first_bus = (await first.get("/v1/bus", headers=admin)).json()
+            assert first_bus["outbox_shards"] == list(range(SHARDS)) and first_bus["sends_outbox_status"] is True
             metrics = (await second.get("/metrics")).text
             assert f'outbox_shards_owned{{member="{bus["relay_member"]}"}} 0.0' in metrics
             assert 'outbox_shard_owned{shard="0"} 0.0' in metrics
