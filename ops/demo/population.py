@@ -138,10 +138,12 @@ class Geography:
 
 
 class People:
-    """Thai persons with valid, distinct citizen IDs, drawn from one random generator."""
+    """Thai persons with valid, distinct citizen IDs, drawn from one random generator; ages as on `on` (the survey
+    date)."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, on: date = SURVEYED_ON) -> None:
         self.rng = rng
+        self.on = on
         self.ids: set[str] = set()
 
     def citizen_id(self, born: date) -> str:
@@ -156,10 +158,10 @@ class People:
 
     def born(self, age_from: int, age_to: int) -> date:
         age = self.rng.randint(age_from, age_to)
-        return date(SURVEYED_ON.year - age - 1, self.rng.randint(1, 12), self.rng.randint(1, 28))
+        return date(self.on.year - age - 1, self.rng.randint(1, 12), self.rng.randint(1, 28))
 
     def person(self, relation: str, sex: str, born: date, surname: str) -> Member:
-        child = (SURVEYED_ON - born).days < 15 * 365
+        child = (self.on - born).days < 15 * 365
         names = MALE if sex == "male" else FEMALE
         title = (("เด็กชาย" if sex == "male" else "เด็กหญิง") if child
                  else "นาย" if sex == "male" else "นาง" if relation in ("spouse", "head", "parent") else "นางสาว")
@@ -231,14 +233,16 @@ def household_rows(homes: Iterable[Home]) -> list[dict[str, Any]]:
 
 
 def assessment_row(home: Home, indicator_set: IndicatorSet, rng: random.Random, *, survey_year: int = SURVEY_YEAR,
-                   surveyed_on: date = SURVEYED_ON, fails: set[str] | None = None) -> dict[str, Any]:
+                   surveyed_on: date = SURVEYED_ON, fails: set[str] | None = None, by_key: bool = False,
+                   ) -> dict[str, Any]:
     """A surveyor's answers: every indicator that applies, failed where the household is deprived (`fails`, by
-    default the household's in the first survey year)."""
-    assert home.household_id is not None
+    default the household's in the first survey year). The household by its registry id, or with `by_key` by
+    the `household_key` of its registry import."""
+    assert by_key or home.household_id is not None
     persons = [Person(m.birth_date, m.disability) for m in home.members]
     failed = home.fails if fails is None else fails
-    row: dict[str, Any] = {"household_id": home.household_id, "indicator_set": indicator_set.id,
-                           "survey_year": survey_year, "surveyed_on": surveyed_on.isoformat()}
+    row: dict[str, Any] = {"household_key": home.key} if by_key else {"household_id": home.household_id}
+    row |= {"indicator_set": indicator_set.id, "survey_year": survey_year, "surveyed_on": surveyed_on.isoformat()}
     for indicator in indicator_set.indicators:
         if not applies(indicator, persons, surveyed_on):
             continue
