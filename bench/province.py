@@ -509,10 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     prepare()
     from bench.suite import machine
 
+    described = machine(args.postgres_url)  # the commit as the run starts
     figures = asyncio.run(measure(Province(args.fraction, args.seed), args.postgres_url, requests=args.requests,
                                   say=lambda line: print(line, flush=True)))
     command = "make bench-province" + (f" BENCH_ARGS='--fraction {args.fraction:g}'" if args.fraction != 1 else "")
-    path = write(figures, machine(args.postgres_url), command, args.output)
+    path = write(figures, described, command, args.output)
     print(f"load {figures.load_s:,.1f} s; wrote {path}")
     return 0
 
