@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting bench-webhooks bench-mpi bench-consumers load capacity venv lint asyncapi checkov clean
+.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting bench-webhooks bench-mpi bench-consumers bench-province load capacity venv lint asyncapi checkov clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-mpi: $(STAMP)
 
 bench-consumers: $(STAMP)
 	$(BIN)/python -m bench.consumers $(BENCH_ARGS)
+
+bench-province: $(STAMP)
+	$(BIN)/python -u -m bench.province $(BENCH_ARGS)
 
 load: $(STAMP)
 	$(BIN)/python -u -m bench.load $(LOAD_ARGS)

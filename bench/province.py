@@ -227,6 +227,7 @@ class Figures:
     phases: list[Phase]
     reports_ms: dict[str, tuple[float, float]]  # report (of `REPORTS`) → (p50, p95)
     requests: int
+    load_average: tuple[float, float]  # the machine's, over 1 minute, as the load starts and as it ends
 
     @property
     def peak_mib(self) -> dict[str, float]:
@@ -401,6 +402,7 @@ async def measure(province: Province, postgres_url: str, *, requests: int = 20, 
     """Generate, start the system on fresh PostgreSQL databases, load, wait, time the reports; stop it all."""
     with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-province-") as tmp:
         folder = Path(tmp)
+        load_before = os.getloadavg()[0]
         say(f"province: {province.households:,} households, {province.persons:,} persons (fraction "
             f"{province.fraction:g} of TPMAP's Khon Kaen), seed {province.seed}")
         files: Files | None = None
@@ -427,6 +429,7 @@ async def measure(province: Province, postgres_url: str, *, requests: int = 20, 
                                          ("assessment import", "households", run.assessment_import),
                                          ("reporting", "events", run.reporting)):
                     phases.append(await timed(system, name, unit, say, work))
+                load_after = os.getloadavg()[0]
                 reports = await run.reports(requests)
             finally:
                 await run.loader.close()
@@ -434,7 +437,7 @@ async def measure(province: Province, postgres_url: str, *, requests: int = 20, 
             if system is not None:
                 system.stop()
             await dbs.drop_all()
-    return Figures(province, files, phases, reports, requests)
+    return Figures(province, files, phases, reports, requests, (load_before, load_after))
 
 
 # -- the results -----------------------------------------------------------------------------------------------
@@ -463,7 +466,10 @@ def write(figures: Figures, machine: list[str], command: str, path: Path = RESUL
         f"{VILLAGES:,} villages; {f.target_poor_households:,} target-poor households ({f.target_poor_persons:,} "
         f"persons) in survey year B.E. {SURVEY_YEAR}",
         f"- import files (UTF-8 CSV): registry {f.mib[0]:,.1f} MiB, assessments {f.mib[1]:,.1f} MiB",
-        "- PostgreSQL, one scratch database per service; the broker and the four services as processes", "",
+        "- PostgreSQL, one scratch database per service; the broker and the four services as processes",
+        f"- the machine's 1-minute load average: {figures.load_average[0]:.1f} as the run started (other work "
+        f"on the machine), {figures.load_average[1]:.1f} once reporting showed everything (this run's processes "
+        "included)", "",
         "## Phases", "", *table(figures), "",
         "Peak RSS per service over the whole load (VmHWM, the highest of its phases'): "
         + ", ".join(f"{k} {v:.0f} MiB" for k, v in figures.peak_mib.items()) + ".", "",

@@ -1,9 +1,11 @@
 """`make bench`: every headline figure beside its baseline, measured in the same run, written to
 bench/results.md with the machine it ran on.
 
-PostgreSQL figures are added when `--postgres-url` (or KAENKHUN_TEST_POSTGRES_URL) names a server. Nothing
-here asserts a time; each part checks its own correctness (every event once, every person imported, every
-request answered 2xx, every demo figure exact) and stops the suite if that fails.
+PostgreSQL figures are added when `--postgres-url` (or KAENKHUN_TEST_POSTGRES_URL) names a server; the
+province-scale load (bench/province.py, on PostgreSQL) only with `--province F`, a fraction of Khon Kaen (1 is
+the whole province: tens of minutes). Nothing here asserts a time; each part checks its own correctness (every
+event once, every person imported, every request answered 2xx, every demo figure exact) and stops the suite if
+that fails.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, capacity, consumers, http, mpi, prepare, registry, reporting, system, webhooks
+from bench import bus, capacity, consumers, http, mpi, prepare, province, registry, reporting, system, webhooks
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT, KafkaSettings
@@ -226,6 +228,12 @@ def capacity_rows(probe_s: float, confirm_s: float, postgres_url: str | None) ->
             for c in found]
 
 
+def province_rows(fraction: float, postgres_url: str) -> list[Row]:
+    figures = asyncio.run(province.measure(province.Province(fraction), postgres_url,
+                                           say=lambda line: print(f"    {line}", flush=True)))
+    return [Row(figure, value) for figure, value in province.rows(figures)]
+
+
 def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, quick: bool) -> Path:
     """bench/results.md and the README's copy; a --quick run writes bench/results-quick.md only."""
     table = ["| figure | value | baseline (same run) | baseline value | ratio |", "| --- | ---: | --- | ---: | ---: |"]
@@ -241,7 +249,8 @@ def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, 
         f"Written by `{command}` in {elapsed_s / 60:.0f} min. Ratios are figure ÷ baseline: above 1 is slower for "
         "latencies, below 1 is slower for rates. What each part measures: the docstrings of bench/bus.py, "
         "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py, bench/reporting.py, "
-        "bench/consumers.py, bench/mpi.py and bench/capacity.py.", "",
+        "bench/consumers.py, bench/mpi.py, bench/capacity.py and (with `--province`) "
+        "bench/province.py.", "",
         "## Machine", "", *lines, "", "## Figures", "", *table, ""]), encoding="utf-8")
     return path
 
@@ -250,7 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__)
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"))
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the suite in a few minutes")
+    parser.add_argument("--province", type=float, metavar="F", help=(
+        "also load a synthetic Khon Kaen through the public imports (bench/province.py) at this fraction of its "
+        "TPMAP size, on PostgreSQL; 1 is the whole province (tens of minutes)"))
     args = parser.parse_args(argv)
+    if args.province is not None and not (0 < args.province <= 1 and args.postgres_url):
+        parser.error("--province takes a fraction above 0 and at most 1, and needs PostgreSQL (--postgres-url)")
     prepare("wrk", "taskset")
     q = args.quick
     started = time.monotonic()
@@ -267,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         ("MPI", lambda: asyncio.run(mpi_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
         ("capacity", lambda: capacity_rows(10 if q else 25, 30 if q else 120, args.postgres_url)),
     ]
+    if args.province:
+        parts.append(("province", lambda: province_rows(args.province, args.postgres_url)))
     for name, part in parts:
         print(f"{name} …", flush=True)
         found = part()
@@ -274,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {row.figure}: {row.value}" + (f" (baseline {row.baseline_value}, ratio {row.ratio})"
                                                      if row.ratio != "—" else ""), flush=True)
         rows += found
-    command = "make bench" + (" BENCH_ARGS=--quick" if q else "")
+    options = (["--quick"] if q else []) + ([f"--province {args.province:g}"] if args.province else [])
+    command = "make bench" + (f" BENCH_ARGS='{' '.join(options)}'" if options else "")
     path = write(rows, lines, command, time.monotonic() - started, quick=q)
     print(f"wrote {path.relative_to(REPO_ROOT)}" + ("" if q else " and the README's table"))
     return 0
