@@ -22,8 +22,9 @@ it (VmHWM, reset at the phase's start through /proc/PID/clear_refs):
 - assessment import: `POST /v1/assessment-imports` of the whole file until its job is done (every assessment
   created, none rejected);
 - reporting: until `GET /v1/reports/poverty` shows every household, person, assessment and target-poor
-  household, and `/v1/reports/freshness` no lag (its rate: the events reporting applied in the meantime; it
-  consumes all along, so most arrive during the imports);
+  household, and `/v1/reports/freshness` says `caught_up` (nothing left in an outbox or unapplied; the
+  phase's rate: the events reporting applied in the meantime; it consumes all along, so many arrive during
+  the imports);
 then the poverty report of the province by district, of the province by village (every village) and of
 Mueang Khon Kaen by village, a few requests each, p50 / p95. The figures go to bench/province.md (`--output`);
 `make bench BENCH_ARGS="--province F"` adds them to the suite. Prints figures and asserts no time; it stops if
@@ -342,18 +343,18 @@ class Run:
                              f"{self.files.households:,}")
         return self.files.households
 
-    async def applied(self) -> tuple[int, int]:
-        """The reporting service's events applied and its consumer's lag, over every topic."""
+    async def freshness(self) -> tuple[int, bool]:
+        """The reporting service's events applied over every topic, and whether it has caught up (every event
+        the producers have written is published and applied: `caught_up`)."""
         freshness = await self.loader.call("GET", f"{self.system.url('reporting')}/v1/reports/freshness")
-        return (sum(t["events_applied"] for t in freshness["topics"]),
-                sum(t["lag"] or 0 for t in freshness["topics"]))
+        return sum(t["events_applied"] for t in freshness["topics"]), bool(freshness["caught_up"])
 
     async def reporting(self) -> int:
         """Until the poverty report shows every household, person, assessment and target-poor household, and the
-        reporting consumer has no lag; the events it applied meanwhile."""
+        reporting service has caught up; the events it applied meanwhile."""
         base = f"{self.system.url('reporting')}/v1/reports"
         files = self.files
-        before, _ = await self.applied()
+        before, _ = await self.freshness()
         wanted = {"households": files.households, "persons": files.persons, "assessed_households": files.households,
                   "assessed_persons": files.persons, "target_poor_households": files.target_poor_households,
                   "target_poor_persons": files.target_poor_persons}
@@ -365,11 +366,11 @@ class Run:
             differ = {k: (total.get(k), v) for k, v in wanted.items() if total.get(k) != v}
             if differ:
                 return ", ".join(f"{k} {got:,} / {want:,}" for k, (got, want) in differ.items())
-            _, lag = await self.applied()
-            return f"lag {lag:,}" if lag else None
+            _, caught_up = await self.freshness()
+            return None if caught_up else "not caught up (events unpublished or not applied)"
 
         await self.until("reporting", check)
-        after, _ = await self.applied()
+        after, _ = await self.freshness()
         return after - before
 
     async def reports(self, requests: int) -> dict[str, tuple[float, float]]:
