@@ -86,18 +86,31 @@ class Table:
         tree (`whole` false: an area the caller sees only part of); what follows counts is hidden with them."""
         by_name = {c.name: c for c in self.columns}
 
-        def hides(column: Column, key: str) -> bool:
+        def counts_under(column: Column) -> frozenset[str]:
+            """The count columns a column is hidden with: itself, or those it follows (through any depth)."""
             if column.count:
-                return not whole(key) or key in hidden[column.name]
-            return any(hides(by_name[name], key) for name in column.follows)
+                return frozenset({column.name})
+            return frozenset().union(*(counts_under(by_name[name]) for name in column.follows))
 
+        # Resolved once for the table, not per cell: a province by village is tens of thousands of cells.
+        patterns: dict[str, frozenset[str]] = {}
+
+        def pattern(name: str) -> frozenset[str]:
+            if name not in patterns:
+                patterns[name] = hidden[name]
+            return patterns[name]
+
+        guarded = [(c.name, counts_under(c)) for c in self.columns if c.count or c.follows]
         blanked = 0
         for cell in (*self.rows, self.total):
             key = cell["_key"]
-            for column in self.columns:
-                if (column.count or column.follows) and cell.get(column.name) is not None and hides(column, key):
-                    cell[column.name] = None
-                    blanked += 1
+            shown = [(name, under) for name, under in guarded if cell.get(name) is not None]
+            if whole(key):
+                gone = {count for count in frozenset().union(*(under for _, under in shown)) if key in pattern(count)}
+                shown = [(name, under) for name, under in shown if not gone.isdisjoint(under)]
+            for name, _ in shown:
+                cell[name] = None
+            blanked += len(shown)
         for param, column_name in self.params_follow.items():
             if self.total.get(column_name) is None and self.params.get(param) is not None:
                 self.params[param] = None
