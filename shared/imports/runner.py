@@ -57,7 +57,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from shared.auth import Principal
 from shared.clock import utcnow
-from shared.db import read_only, rowcount, transaction
+from shared.db import read_only, rowcount, sqlite_yielding, transaction
 from shared.imports.parsing import RowError
 from shared.imports.settings import ImportSettings
 
@@ -353,6 +353,12 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
                                                           t.status == "running").values(lease_until=self.clock()))
 
     async def run(self, job_id: str) -> None:
+        # The event loop serves requests between the job's SQLite statements (its status among them), not
+        # only between its chunks.
+        with sqlite_yielding():
+            await self._run_here(job_id)
+
+    async def _run_here(self, job_id: str) -> None:
         try:
             await self._run(job_id)
         except asyncio.CancelledError:
@@ -538,14 +544,6 @@ def _database_lost(exc: Exception) -> bool:
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated) or isinstance(exc, (OperationalError, InterfaceError))
     return isinstance(exc, OSError)
-
-
-async def database_now(session: AsyncSession) -> datetime:
-    """Now by the clock leases are measured with (see `ImportJobs.clock`)."""
-    if session.get_bind().dialect.name == "postgresql":
-        now: datetime = (await session.execute(select(func.now()))).scalar_one()
-        return now
-    return utcnow()
 
 
 @contextlib.asynccontextmanager
