@@ -103,7 +103,7 @@ async def run(args: argparse.Namespace) -> None:
         print(f"import status during a registry import of {args.persons:,} persons ({size / 2**20:.1f} MiB), "
               f"`GET /v1/imports/{{id}}` every {args.every_ms} ms, then `GET /healthz`, over loopback HTTP to "
               "`kaenkhun serve registry` (one process, bus off)")
-        kinds = ["sqlite"] + (["postgres"] if args.postgres_url else [])
+        kinds = [k for k in args.databases.split(",") if k == "sqlite" or (k == "postgres" and args.postgres_url)]
         for kind in kinds:
             dbs = ScratchDatabases(kind, folder, args.postgres_url, prefix="kk_bench")
             try:
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.import_status", description=__doc__)
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--every-ms", type=int, default=150)
+    parser.add_argument("--databases", default="sqlite,postgres", help="which of sqlite,postgres to measure")
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"),
                         help="admin URL for throwaway databases; PostgreSQL is measured when given")
     args = parser.parse_args(argv)
