@@ -143,14 +143,35 @@ class _InlineSQLiteConnection(aiosqlite.Connection):
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if _yielding.get():
             if getattr(fn, "__name__", None) == "commit":  # writes the transaction's pages: the worker thread's
-                return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-            await asyncio.sleep(0)
+                committing = asyncio.ensure_future(super()._execute(fn, *args, **kwargs))  # type: ignore[no-untyped-call]
+                try:
+                    return await asyncio.shield(committing)
+                except asyncio.CancelledError:
+                    try:  # the thread commits anyway: the unit of work ends as it does
+                        return await committing
+                    finally:
+                        _cancel_later()
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                _cancel_later()
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         return fn(*args, **kwargs)
 
 
 _yielding: ContextVar[bool] = ContextVar("kaenkhun_sqlite_yielding", default=False)
+
+
+def _cancel_later() -> None:
+    """A task cancelled at one of `sqlite_yielding`'s suspensions, inside a unit of work: the unit goes on as it
+    would without them (inline, no more suspensions: SQLAlchemy takes a cancellation in mid-statement for a
+    broken connection, whose transaction may then keep SQLite's write lock), and the task is cancelled at its
+    next suspension after it."""
+    _yielding.set(False)
+    task = asyncio.current_task()
+    if task is not None:
+        task.cancel()
 
 
 @contextmanager
