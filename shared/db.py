@@ -324,6 +324,8 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mappin
                                  table.c[c].type.dialect_impl(dialect)).bind_processor(dialect)) is not None]
     if converted:  # e.g. JSON columns: serialised as SQLAlchemy would
         for n, record in enumerate(records):
+            if n % 500 == 499:  # many rows (an import's members): let the loop serve others meanwhile
+                await asyncio.sleep(0)
             values = list(record)
             for i, process in converted:
                 if values[i] is not None:
