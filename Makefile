@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting bench-webhooks bench-mpi bench-consumers bench-province load capacity venv lint asyncapi checkov clean
+.PHONY: up test demo bench bench-http bench-system bench-bus bench-registry bench-assessment bench-assistance bench-reporting bench-webhooks bench-mpi bench-consumers bench-province bench-import-status load capacity venv lint asyncapi checkov clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-consumers: $(STAMP)
 
 bench-province: $(STAMP)
 	$(BIN)/python -u -m bench.province $(BENCH_ARGS)
+
+bench-import-status: $(STAMP)
+	$(BIN)/python -m bench.import_status $(BENCH_ARGS)
 
 load: $(STAMP)
 	$(BIN)/python -u -m bench.load $(LOAD_ARGS)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -133,12 +134,62 @@ class _InlineSQLiteConnection(aiosqlite.Connection):
     (see `transaction`) before SQLite's busy handler could make them wait; only another process
     holding the write lock (a CLI command) can stall the loop, for at most the busy timeout.
     PostgreSQL (asyncpg) is truly asynchronous and unaffected.
+
+    Within `sqlite_yielding()` the loop runs its other ready tasks before each call, and a commit runs on
+    the worker thread: a long unit of work (an import's chunk) then holds the loop for one statement at a
+    time, not for the whole transaction, and not while its pages are written out.
     """
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if _yielding.get():
+            if getattr(fn, "__name__", None) == "commit":  # writes the transaction's pages: the worker thread's
+                committing = asyncio.ensure_future(super()._execute(fn, *args, **kwargs))  # type: ignore[no-untyped-call]
+                try:
+                    return await asyncio.shield(committing)
+                except asyncio.CancelledError:
+                    try:  # the thread commits anyway: the unit of work ends as it does
+                        return await committing
+                    finally:
+                        _cancel_later()
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                _cancel_later()
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         return fn(*args, **kwargs)
+
+
+_yielding: ContextVar[bool] = ContextVar("kaenkhun_sqlite_yielding", default=False)
+
+
+def _cancel_later() -> None:
+    """A task cancelled at one of `sqlite_yielding`'s suspensions, inside a unit of work: the unit goes on as it
+    would without them (inline, no more suspensions: SQLAlchemy takes a cancellation in mid-statement for a
+    broken connection, whose transaction may then keep SQLite's write lock), and the task is cancelled at its
+    next suspension after it."""
+    _yielding.set(False)
+    task = asyncio.current_task()
+    if task is not None:
+        task.cancel()
+
+
+@contextmanager
+def sqlite_yielding() -> Iterator[None]:
+    """Within (this task and the tasks it starts), each SQLite call first lets the event loop run its other
+    ready tasks. For long bulk work such as an import's chunks: their statements run inline (see
+    `_InlineSQLiteConnection`) and awaiting them never suspends, so a chunk's transaction would hold the loop,
+    and every request the process serves, for its whole time (measured: ~160 ms a chunk of 500 households).
+    Its commit (tens of ms of writing pages) goes to aiosqlite's thread. Every statement there would free the
+    loop altogether but made the import three times slower: a statement that lets go of the interpreter lock
+    takes it back behind any busy thread (the import's parsing), for up to the switch interval (5 ms) each
+    time — an `executemany` after every row. No effect on PostgreSQL, whose driver suspends at each
+    statement anyway."""
+    token = _yielding.set(True)
+    try:
+        yield
+    finally:
+        _yielding.reset(token)
 
 
 async def _connect_inline(path: str) -> aiosqlite.Connection:
@@ -278,10 +329,14 @@ async def update_many(session: AsyncSession, table: Table, key: Sequence[str],
                                  | {f"new_{name}": row[name] for name in values} for row in ordered])
 
 
+SQLITE_BULK_SLICE_ROWS = 200  # rows per statement: a few ms each of inserting members (indexes included)
+SQLITE_MAX_VARIABLES = 32766  # SQLite's default limit of a statement's parameters since 3.32
+
+
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert many rows in the session's transaction by the driver's fastest path.
 
-    PostgreSQL: COPY (asyncpg `copy_records_to_table`); SQLite: one `executemany` of a prepared INSERT. Both
+    PostgreSQL: COPY (asyncpg `copy_records_to_table`); SQLite: multi-row INSERTs of `SQLITE_BULK_SLICE_ROWS`. Both
     bypass SQLAlchemy's per-row parameter handling, which costs more than the database for big batches;
     values go through each column type's own bind processor, so they are stored exactly as SQLAlchemy
     would store them. Every row must have the same keys.
@@ -303,13 +358,16 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mappin
                                  table.c[c].type.dialect_impl(dialect)).bind_processor(dialect)) is not None]
     if converted:  # e.g. JSON columns: serialised as SQLAlchemy would
         for n, record in enumerate(records):
+            if n % 500 == 499:  # many rows (an import's members): let the loop serve others meanwhile
+                await asyncio.sleep(0)
             values = list(record)
             for i, process in converted:
                 if values[i] is not None:
                     values[i] = process(values[i])
             records[n] = values
     assert driver is not None
-    sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" for _ in columns)})'
+    into, marks = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ', f"({', '.join('?' for _ in columns)})"
+    sql = into + marks
     try:
         if dialect.name == "postgresql":
             # SQLAlchemy opens the driver's transaction at its first statement: make sure that has happened,
@@ -318,8 +376,15 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mappin
             await driver.copy_records_to_table(table.name, records=records, columns=columns,
                                                schema_name=table.schema)
         else:
-            cursor = await driver.executemany(sql, records)
-            await cursor.close()
+            # Slices of rows, each one multi-row INSERT: SQLite lets go of the interpreter lock once a statement
+            # (an executemany takes it back after every row, each time behind any busy thread: the import's
+            # parsing), and within `sqlite_yielding` the loop serves others between the slices.
+            per = max(1, min(SQLITE_BULK_SLICE_ROWS, SQLITE_MAX_VARIABLES // len(columns)))
+            for start in range(0, len(records), per):
+                piece = records[start:start + per]
+                cursor = await driver.execute(into + ", ".join([marks] * len(piece)),
+                                              [value for record in piece for value in record])
+                await cursor.close()
     except (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError) as exc:
         # The driver's own error, as SQLAlchemy would have raised it: callers catch IntegrityError (a
         # concurrent writer took a key) whichever path wrote the rows.

@@ -37,3 +37,15 @@ def drop_import_leases_v1() -> None:
     with op.batch_alter_table("import_job") as batch:
         for column in ("resumed", "checkpoint_ahead", "checkpoint_row", "heartbeat_at", "lease_until", "owner"):
             batch.drop_column(column)
+
+
+def add_import_progress_v1() -> None:
+    """`import_job.bytes_done`: the bytes of the file read into the committed rows (the job's progress). Jobs
+    running across the upgrade count only the rows committed after it."""
+    with op.batch_alter_table("import_job") as batch:
+        batch.add_column(sa.Column("bytes_done", sa.Integer(), nullable=False, server_default="0"))
+
+
+def drop_import_progress_v1() -> None:
+    with op.batch_alter_table("import_job") as batch:
+        batch.drop_column("bytes_done")

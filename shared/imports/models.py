@@ -17,7 +17,8 @@ class ImportJobColumns(SQLModel):
     `shared.imports.runner`). The counts are those of the rows committed so far, and `checkpoint_row` says how
     many of the file's rows that is: every row before it, plus the spans in `checkpoint_ahead` (`[start, end)`,
     data rows counted from 0) that a second writer committed before the one ahead of it. A replica that takes
-    the job over skips them, so nothing is counted twice."""
+    the job over skips them, so nothing is counted twice; `bytes_done`, the bytes of the file those rows were
+    read from, is counted with them."""
 
     id: str = Field(primary_key=True, max_length=36)
     status: str = Field(max_length=10, index=True)  # queued, running, done, failed
@@ -29,6 +30,7 @@ class ImportJobColumns(SQLModel):
     rows: int = 0
     rows_rejected: int = 0
     errors_kept: int = 0
+    bytes_done: int = 0  # of `size_bytes`, read into the committed rows: the job's progress
     failure: str | None = Field(default=None, max_length=2000)
     created_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False)
     started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), nullable=True)

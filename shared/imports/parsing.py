@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -28,16 +29,35 @@ def parse_flag(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
+class Upload(io.BufferedReader):
+    """An uploaded file's bytes that know how far `csv_rows` has read them: `position` is the number of bytes
+    of the file's lines up to the end of the last row it has yielded (what it has read ahead is not counted);
+    how an import's progress is measured."""
+
+    position = 0
+
+
+def _counted(text: io.TextIOWrapper, upload: Upload) -> Iterator[str]:
+    """The text's lines, adding each line's bytes (UTF-8, as read) to the upload's position."""
+    if upload.peek(len(codecs.BOM_UTF8)).startswith(codecs.BOM_UTF8):
+        upload.position += len(codecs.BOM_UTF8)  # read with the first line, which does not show it
+    for line in text:
+        upload.position += len(line.encode())
+        yield line
+
+
 def csv_rows(stream: IO[bytes], header_errors: list[RowError], check_header: Callable[[list[str]], list[str]],
              ) -> Iterator[tuple[int, dict[str, str] | RowError]]:
     """The rows of a CSV byte stream (UTF-8, with or without BOM) as (row number, {column: cell}).
 
     Blank rows are skipped; a row the csv module cannot read (a cell over its 128 KiB limit) or whose cell
     count differs from the header's comes as a RowError, and the rows after it are read on. If
-    `check_header` finds problems with the header they go to `header_errors` and no row is read.
+    `check_header` finds problems with the header they go to `header_errors` and no row is read. An `Upload`'s
+    position moves on with the rows.
     """
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
+    lines: Iterable[str] = _counted(text, stream) if isinstance(stream, Upload) else text
+    reader = csv.reader(lines)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:

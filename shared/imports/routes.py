@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -23,7 +24,7 @@ from shared.db import as_utc
 from shared.errors import BadRequest, NotFound, PayloadTooLarge
 from shared.ids import new_id
 from shared.imports.parsing import RowError
-from shared.imports.runner import ImportJobs, database_now
+from shared.imports.runner import ImportJobs
 from shared.pagination import CURSOR_DESCRIPTION, PageRequest, fetch_page
 
 # -- schemas --
@@ -33,6 +34,17 @@ class ImportErrorOut(BaseModel):
     row: int
     column: str | None
     message: str
+
+
+class ImportProgress(BaseModel):
+    """How far a job is through its file, and how long the rest should take at its rate so far."""
+
+    percent: float = pydantic.Field(description=(
+        "of the file's bytes whose rows are committed (counts included), to 0.1; 0 while queued, 100 once done"))
+    bytes_done: int = pydantic.Field(description="those bytes, of `size_bytes`")
+    eta_s: int | None = pydantic.Field(description=(
+        "seconds left at the rate since the job started (`started_at`), while it runs; null while queued, "
+        "before its first rows are committed, while orphaned and once failed; 0 once done"))
 
 
 class ImportOut(BaseModel):
@@ -65,6 +77,7 @@ class ImportOut(BaseModel):
     orphaned_since: datetime | None = pydantic.Field(default=None, description=(
         "while running: when its owner's lease ran out, if no replica has taken it over yet (one will, "
         "from its checkpoint)"))
+    progress: ImportProgress
 
 
 OutT = TypeVar("OutT", bound=ImportOut)
@@ -111,13 +124,16 @@ async def accept_upload(session: AsyncSession, *, jobs: ImportJobs[Any, Any, Any
     return str(job.id)
 
 
-async def find_job(session: AsyncSession, *, jobs: ImportJobs[Any, Any, Any], job_id: str, principal: Principal) -> Any:
-    """The job if the caller uploaded it, else None: a job's errors quote rows of its file (names, citizen IDs),
-    which only its uploader has seen — even a client of every area does not read another's."""
-    job = await session.get(jobs.job_model, job_id)
-    if job is None or job.client_id != principal.client_id:
+async def find_job(session: AsyncSession, *, jobs: ImportJobs[Any, Any, Any], job_id: str, principal: Principal,
+                   ) -> tuple[Any, datetime] | None:
+    """The job if the caller uploaded it, with now by the database's clock (one query), else None: a job's
+    errors quote rows of its file (names, citizen IDs), which only its uploader has seen — even a client of
+    every area does not read another's."""
+    t = jobs.job_model
+    found = (await session.execute(select(t, jobs.clock()).where(t.id == job_id))).first()
+    if found is None or found[0].client_id != principal.client_id:
         return None
-    return job
+    return found[0], found[1]
 
 
 async def error_page(session: AsyncSession, *, jobs: ImportJobs[Any, Any, Any], job_id: str, page: PageRequest,
@@ -143,8 +159,24 @@ def present_job(out: type[OutT], job: Any, errors: list[RowError], next_cursor: 
         "created_at": at(job.created_at), "started_at": at(job.started_at), "finished_at": at(job.finished_at),
         "lease_until": lease_until, "heartbeat_at": at(job.heartbeat_at),
         "orphaned_since": (lease_until or at(job.started_at)) if orphaned else None,
+        "progress": progress(job, now, orphaned=orphaned),
         "errors": [ImportErrorOut(row=e.row, column=e.column, message=e.message) for e in errors],
         "errors_total": job.errors_kept, "errors_next_cursor": next_cursor})
+
+
+def progress(job: Any, now: datetime, *, orphaned: bool) -> ImportProgress:
+    """The job's progress at `now` (the database's clock, as `started_at`): its committed bytes of the file, and
+    the time the rest takes at the rate of those since it started, while a replica runs it."""
+    if job.status == "done":
+        return ImportProgress(percent=100.0, bytes_done=job.size_bytes, eta_s=0)
+    done = min(job.bytes_done, job.size_bytes)
+    eta_s = None
+    if job.status == "running" and not orphaned and done and job.started_at is not None:
+        elapsed_s = (as_utc(now) - as_utc(job.started_at)).total_seconds()
+        if elapsed_s > 0:
+            eta_s = math.ceil((job.size_bytes - done) * elapsed_s / done)
+    return ImportProgress(percent=math.floor(1000 * done / job.size_bytes) / 10 if job.size_bytes else 0.0,
+                          bytes_done=done, eta_s=eta_s)
 
 
 # -- routes --
@@ -176,11 +208,14 @@ def import_router(prefix: str, out: type[OutT], can_write: Any, *, summary: str)
         errors_limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     ) -> Any:
         jobs: ImportJobs[Any, Any, Any] = request.app.state.imports
-        job = await find_job(session, jobs=jobs, job_id=import_id, principal=principal)
-        if job is None:
+        found = await find_job(session, jobs=jobs, job_id=import_id, principal=principal)
+        if found is None:
             raise NotFound(f"There is no import {import_id} of yours.")
+        job, now = found
+        # Polled while the job runs: a job with no errors kept is one query.
         errors, next_cursor = await error_page(session, jobs=jobs, job_id=import_id,
-                                               page=PageRequest(cursor=errors_cursor, limit=errors_limit))
-        return present_job(out, job, errors, next_cursor, await database_now(session))
+                                               page=PageRequest(cursor=errors_cursor, limit=errors_limit),
+                                               ) if job.errors_kept or errors_cursor else ([], None)
+        return present_job(out, job, errors, next_cursor, now)
 
     return router

@@ -22,6 +22,9 @@ Each chunk's transaction also adds its counts to the job's and records the file 
 checkpoint, fenced: the UPDATE applies only while this replica is the job's owner, and if it is not (the job was
 taken over) the transaction rolls back and the job stops here. So the job's counts are exactly those of the
 committed rows, and a replica that takes the job over skips those rows: nothing is counted or reported twice.
+Among the counts is `bytes_done`, the bytes of the file that the committed units were read from (each unit's
+from the end of the one before it, as `csv_rows` reads them off the `Upload`): their share of the file's size
+is the job's progress, exact and the same whichever replicas committed them.
 Rows are counted from 0 over the file's units; the checkpoint is the number of rows before which all are
 committed (`checkpoint_row`), plus the spans beyond it (`checkpoint_ahead`) that a chunk committed before the
 chunk ahead of it (on PostgreSQL two chunks are written at once).
@@ -57,8 +60,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from shared.auth import Principal
 from shared.clock import utcnow
-from shared.db import read_only, rowcount, transaction
-from shared.imports.parsing import RowError
+from shared.db import read_only, rowcount, sqlite_yielding, transaction
+from shared.imports.parsing import RowError, Upload
 from shared.imports.settings import ImportSettings
 
 log = structlog.get_logger("kaenkhun.imports")
@@ -73,6 +76,7 @@ class Counts:
     rows: int = 0
     rows_rejected: int = 0
     errors_kept: int = 0
+    bytes_done: int = 0
 
     def values(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -173,7 +177,7 @@ class _Job:
 UnitT = TypeVar("UnitT", bound=Unit)
 ItemT = TypeVar("ItemT", bound=Item)
 CountsT = TypeVar("CountsT", bound=Counts)
-Chunk = tuple[list[ItemT], list[Span]]
+Chunk = tuple[list[ItemT], list[Span], list[int]]  # the items, the rows each covers, and the bytes
 # Analyzed with every job's own tables (ImportJobs.analyze): each imported unit writes its events there, in bulk.
 # Statistics from when the outbox was empty are what once had an idle service's relay scan it whole.
 ANALYZED_TOO = ("outbox",)
@@ -213,7 +217,8 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
     @abstractmethod
     def units(self, stream: IO[bytes], header_errors: list[RowError]) -> Iterator[UnitT]:
         """The file's units in order; runs in a thread, so it must not touch the database. Reading the same file
-        again must give the same units (a job taken over skips those already committed)."""
+        again must give the same units (a job taken over skips those already committed). Read with `csv_rows`,
+        which moves the stream's (an `Upload`'s) position on as it yields rows: the job's progress."""
 
     @abstractmethod
     def prepare(self, units: list[UnitT], importer: Principal) -> list[ItemT]:
@@ -353,6 +358,12 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
                                                           t.status == "running").values(lease_until=self.clock()))
 
     async def run(self, job_id: str) -> None:
+        # The event loop serves requests between the job's SQLite statements (its status among them), not
+        # only between its chunks.
+        with sqlite_yielding():
+            await self._run_here(job_id)
+
+    async def _run_here(self, job_id: str) -> None:
         try:
             await self._run(job_id)
         except asyncio.CancelledError:
@@ -395,7 +406,7 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
         header_errors: list[RowError] = []
         chunks_written = 0
         loop = asyncio.get_running_loop()
-        stream = io.BufferedReader(StoredUpload(lambda seq: self._piece(job_id, seq), loop))
+        stream = Upload(StoredUpload(lambda seq: self._piece(job_id, seq), loop))
         chunks = self._chunks(stream, state.importer, header_errors, done)
 
         async def write(chunk: Chunk[ItemT]) -> None:
@@ -436,23 +447,27 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
         await self._finish(job_id, header_errors[:max(self.max_errors - state.errors_kept, 0)], failure=failure)
         log.info("import finished", import_id=job_id, owner=self.owner)
 
-    def _chunks(self, stream: IO[bytes], importer: Principal, header_errors: list[RowError], done: Checkpoint,
+    def _chunks(self, stream: Upload, importer: Principal, header_errors: list[RowError], done: Checkpoint,
                 ) -> Generator[Chunk[ItemT], None, None]:
-        """The file's items not committed yet, `chunk` at a time, with the rows each covers (in the thread)."""
-        position = 0
+        """The file's items not committed yet, `chunk` at a time, with the rows each covers and its bytes (the
+        file read from the end of the unit before it, header and blank lines included; in the thread)."""
+        position = read = 0
         units: list[UnitT] = []
         spans: list[Span] = []
+        sizes: list[int] = []
         for unit in self.units(stream, header_errors):
             start, position = position, position + unit.rows
+            begin, read = read, stream.position
             if done.covers(start):
                 continue
             units.append(unit)
             spans.append((start, position))
+            sizes.append(read - begin)
             if len(units) == self.chunk:
-                yield self.prepare(units, importer), spans
-                units, spans = [], []
+                yield self.prepare(units, importer), spans, sizes
+                units, spans, sizes = [], [], []
         if units:
-            yield self.prepare(units, importer), spans
+            yield self.prepare(units, importer), spans, sizes
 
     async def _piece(self, job_id: str, seq: int) -> bytes | None:
         """One piece of a job's stored upload (None past the last), read without taking SQLite's write lock."""
@@ -469,8 +484,8 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
             for table in (*self.analyze, *ANALYZED_TOO):
                 await conn.execute(text(f'ANALYZE "{table}"'))
 
-    async def _write_chunk(self, job: _Job, chunk: list[ItemT], spans: list[Span]) -> None:
-        delta = self.counts_type(rows=sum(item.rows for item in chunk))
+    async def _write_chunk(self, job: _Job, chunk: list[ItemT], spans: list[Span], sizes: list[int]) -> None:
+        delta = self.counts_type(rows=sum(item.rows for item in chunk), bytes_done=sum(sizes))
         try:
             async with transaction(self.maker) as session:
                 errors = await self.apply(session, chunk, delta, job.importer)  # type: ignore[arg-type]
@@ -478,8 +493,8 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
         except IntegrityError:
             job.errors_kept -= delta.errors_kept
             # Someone wrote one of these at the same moment: go an item at a time.
-            for item, span in zip(chunk, spans, strict=True):
-                delta = self.counts_type(rows=item.rows)
+            for item, span, size in zip(chunk, spans, sizes, strict=True):
+                delta = self.counts_type(rows=item.rows, bytes_done=size)
                 try:
                     async with transaction(self.maker) as session:
                         errors = await self.apply(session, [item], delta, job.importer)  # type: ignore[arg-type]
@@ -487,7 +502,7 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
                 except IntegrityError:
                     job.errors_kept -= delta.errors_kept
                     async with transaction(self.maker) as session:
-                        delta = self.counts_type(rows=item.rows, rows_rejected=item.rows)
+                        delta = self.counts_type(rows=item.rows, rows_rejected=item.rows, bytes_done=size)
                         await self._commit(session, job, self.conflict_errors(item), delta, [span])
 
     async def _commit(self, session: AsyncSession, job: _Job, errors: list[RowError], delta: Counts,
@@ -538,14 +553,6 @@ def _database_lost(exc: Exception) -> bool:
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated) or isinstance(exc, (OperationalError, InterfaceError))
     return isinstance(exc, OSError)
-
-
-async def database_now(session: AsyncSession) -> datetime:
-    """Now by the clock leases are measured with (see `ImportJobs.clock`)."""
-    if session.get_bind().dialect.name == "postgresql":
-        now: datetime = (await session.execute(select(func.now()))).scalar_one()
-        return now
-    return utcnow()
 
 
 @contextlib.asynccontextmanager

@@ -133,6 +133,28 @@ async def test_bad_files_fail_clearly(assessment: Assessment) -> None:
                                          headers=assessment.as_("assessment:read")), 403)
 
 
+async def test_an_imports_progress_grows_to_100_with_an_estimate_of_the_time_left(assessment: Assessment) -> None:
+    households = [await assessment.household() for _ in range(3)]
+    rows = [row(h, survey_year=year, surveyed_on=f"{year - 543}-03-01") for h in households
+            for year in (2563, 2564, 2565)] + [row("H-17")]  # 10 rows, the last rejected
+    content = apps.csv_bytes(rows, COLUMNS)
+    lines = content.splitlines(keepends=True)  # the header (with the BOM), then a line a row
+    steps, final = await apps.run_import_in_steps(assessment.app, assessment.client, URL, content,
+                                                  assessment.admin, chunk=3)
+    assert [s["status"] for s in steps] == ["running"] * 4
+    progress = [s["progress"] for s in steps]
+    assert progress[0] == {"percent": 0.0, "bytes_done": 0, "eta_s": None}  # nothing committed: no rate yet
+    for chunks, (p, step) in enumerate(zip(progress, steps, strict=True)):
+        # Exactly the header and the rows of the chunks committed.
+        assert p["bytes_done"] == (len(b"".join(lines[:1 + 3 * chunks])) if chunks else 0)
+        assert step["rows"] == 3 * chunks
+        assert p["percent"] == int(1000 * p["bytes_done"] / len(content)) / 10 < 100
+        assert p["eta_s"] is None if not chunks else isinstance(p["eta_s"], int) and p["eta_s"] >= 0
+    assert [p["percent"] for p in progress] == sorted({p["percent"] for p in progress})
+    assert (final["status"], final["assessments_created"], final["rows_rejected"]) == ("done", 9, 1)
+    assert final["progress"] == {"percent": 100.0, "bytes_done": len(content), "eta_s": 0}
+
+
 async def test_a_job_is_seen_only_by_its_client_and_errors_page(assessment: Assessment) -> None:
     rows = [row(new_id()) for _ in range(5)]
     mine = assessment.as_("assessment:write", areas=("4001",))

@@ -122,6 +122,48 @@ async def run_import(app: FastAPI, client: httpx.AsyncClient, url: str, content:
     return body
 
 
+async def run_import_in_steps(app: FastAPI, client: httpx.AsyncClient, url: str, content: bytes,
+                              headers: dict[str, str], *, chunk: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Upload a CSV file and let its job write `chunk` units at a time, one chunk after another: returns the job's
+    status body read before each chunk is written (what the chunks before it committed, and no more), and once
+    the job has ended."""
+    jobs = app.state.imports
+    write_chunk, chunk_before = jobs._write_chunk, jobs.chunk
+    arrived: asyncio.Queue[None] = asyncio.Queue()
+    go: asyncio.Queue[None] = asyncio.Queue()
+    written: asyncio.Queue[None] = asyncio.Queue()
+
+    async def one_at_a_time(*args: Any) -> None:
+        await arrived.put(None)
+        await go.get()
+        try:
+            await write_chunk(*args)
+        finally:
+            await written.put(None)
+
+    jobs.chunk, jobs._write_chunk = chunk, one_at_a_time
+    try:
+        response = await client.post(url, files={"file": ("ไฟล์.csv", content, "text/csv")}, headers=headers)
+        assert response.status_code == 202, response.text
+        status_url = f"{url}/{response.json()['id']}"
+        ended = asyncio.ensure_future(jobs.wait(response.json()["id"]))
+        seen = []
+        while True:
+            arrival = asyncio.ensure_future(arrived.get())
+            await asyncio.wait({arrival, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not arrival.done():
+                arrival.cancel()
+                break
+            seen.append((await client.get(status_url, headers=headers)).json())
+            await go.put(None)
+            await written.get()
+        await ended
+        return seen, (await client.get(status_url, headers=headers)).json()
+    finally:
+        del jobs._write_chunk  # the class's again
+        jobs.chunk = chunk_before
+
+
 def consumer_record(event_type: EventType, data: dict[str, Any], *, event_id: str | None = None,
                     offset: int = 0, key: str | None = None) -> ConsumerRecord[bytes, bytes]:
     """An event as a service's consumer receives it from Kafka, keyed by its household unless `key` says."""

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -33,7 +34,7 @@ from shared.auth import Principal
 from shared.clock import utcnow
 from shared.db import create_engine, transaction
 from shared.imports import Checkpoint, ImportSettings
-from shared.imports.routes import accept_upload
+from shared.imports.routes import accept_upload, progress
 from shared.settings import REPO_ROOT
 from tests.kit import apps
 from tests.kit.registry import ALL, Registry, citizen_id
@@ -64,6 +65,26 @@ def test_a_checkpoint_is_the_committed_prefix_and_the_spans_beyond_it() -> None:
     assert done.plus([(0, 5)]) == Checkpoint(10)
     assert done.plus([(0, 3), (10, 12)]) == Checkpoint(3, ((5, 12),))
     assert Checkpoint(10).plus([(10, 15), (15, 20)]) == Checkpoint(20)
+
+
+def test_progress_is_the_committed_share_of_the_file_and_the_time_left_at_the_rate_so_far() -> None:
+    now = utcnow()
+
+    def job(status: str, bytes_done: int, started_s_ago: float | None = None) -> Any:
+        started_at = now - timedelta(seconds=started_s_ago) if started_s_ago is not None else None
+        return SimpleNamespace(status=status, size_bytes=1000, bytes_done=bytes_done, started_at=started_at)
+
+    def shown(*args: Any, orphaned: bool = False) -> tuple[float, int, int | None]:
+        p = progress(job(*args), now, orphaned=orphaned)
+        return p.percent, p.bytes_done, p.eta_s
+
+    assert shown("queued", 0) == (0.0, 0, None)
+    assert shown("running", 0, 5) == (0.0, 0, None)           # nothing committed yet: no rate to go by
+    assert shown("running", 375, 30) == (37.5, 375, 50)       # 375 bytes in 30 s: 625 more in 50 s
+    assert shown("running", 999, 1) == (99.9, 999, 1)         # never 100 before it is done
+    assert shown("running", 375, 30, orphaned=True) == (37.5, 375, None)  # nobody runs it now
+    assert shown("failed", 375, 30) == (37.5, 375, None)
+    assert shown("done", 990, 30) == (100.0, 1000, 0)         # blank lines at its end are read too
 
 
 class Stalling(Importer):
@@ -124,10 +145,14 @@ async def test_a_stale_owners_chunk_is_refused_and_the_new_owner_finishes_exactl
     orphaned = seen["orphaned"]
     assert (orphaned["status"], orphaned["owner"]) == ("running", a.owner), orphaned
     assert orphaned["orphaned_since"] == orphaned["lease_until"] is not None
+    assert 0 < orphaned["progress"]["percent"] < 100 and orphaned["progress"]["eta_s"] is None  # nobody runs it
     job = await job_row(registry, job_id)
     assert (job.status, job.owner, job.resumed) == ("running", b.owner, 1)
     committed = job.checkpoint_row + sum(end - start for start, end in job.checkpoint_ahead)
     assert 0 < committed < 40 and job.rows == committed
+    taken_over = (await registry.client.get(f"/v1/imports/{job_id}", headers=registry.admin)).json()["progress"]
+    assert orphaned["progress"]["bytes_done"] <= taken_over["bytes_done"] == job.bytes_done < len(content)
+    assert isinstance(taken_over["eta_s"], int)  # B runs it: at the rate since the job started
     assert await count(registry, Household) == job.households_created
     assert job.households_created + job.rows_rejected == job.rows
 
@@ -139,6 +164,9 @@ async def test_a_stale_owners_chunk_is_refused_and_the_new_owner_finishes_exactl
     assert sorted(e["row"] for e in body["errors"]) == bad  # each bad row once: none reported twice
     assert await count(registry, Household) == 40 - len(bad)
     assert await count(registry, ImportChunk) == 0  # the stored upload goes with the job's end
+    assert body["progress"] == {"percent": 100.0, "bytes_done": len(content), "eta_s": 0}
+    # A's bytes and B's add up to the file: B counted none of those A had committed again.
+    assert (await job_row(registry, job_id)).bytes_done == len(content)
 
 
 # -- two real replicas ---------------------------------------------------------------------------------------

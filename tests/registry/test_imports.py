@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from services.registry.imports.schemas import COLUMNS
+from services.registry.models import ImportJob
+from shared.db import transaction
 from tests.kit import apps
 from tests.kit.apps import problem
 from tests.kit.registry import ALL, Registry, citizen_id
@@ -111,6 +113,37 @@ async def test_bad_files_fail_clearly(registry: Registry) -> None:
     response = await registry.client.post("/v1/imports", files={"file": ("e.csv", b"", "text/csv")},
                                           headers=registry.admin)
     problem(response, 400)
+
+
+async def test_an_imports_progress_grows_to_100_with_an_estimate_of_the_time_left(registry: Registry) -> None:
+    rng = random.Random(23)
+    rows = []
+    for n in range(9):  # households of 1-3 people
+        rows += [row(f"P{n}", citizen_id(rng), house_no=f"{n}/1", relation="head" if i == 0 else "child")
+                 for i in range(n % 3 + 1)]
+    content = csv_bytes(rows)
+    steps, final = await apps.run_import_in_steps(registry.app, registry.client, "/v1/imports", content,
+                                                  registry.admin, chunk=2)
+    assert [s["status"] for s in steps] == ["running"] * 5  # 9 households, 2 a chunk
+    progress = [s["progress"] for s in steps]
+    # Before the first chunk is committed there is nothing to measure a rate by.
+    assert progress[0] == {"percent": 0.0, "bytes_done": 0, "eta_s": None}
+    done = [p["bytes_done"] for p in progress]
+    assert done == sorted(set(done)) and done[-1] < len(content)  # grows with each chunk, never past the file
+    for p, step in zip(progress[1:], steps[1:], strict=True):
+        assert p["percent"] == int(1000 * p["bytes_done"] / len(content)) / 10 and 0 < p["percent"] < 100
+        assert isinstance(p["eta_s"], int) and p["eta_s"] >= 0
+        assert content[:p["bytes_done"]].endswith(b"\r\n")  # whole lines of the file
+        assert step["rows"] == content[:p["bytes_done"]].count(b"\r\n") - 2  # less the header and the row read ahead
+    assert final["status"] == "done" and final["persons_created"] == len(rows)
+    assert final["progress"] == {"percent": 100.0, "bytes_done": len(content), "eta_s": 0}
+    async with transaction(registry.app.state.sessionmaker) as session:
+        job = await session.get(ImportJob, final["id"])
+        assert job is not None and job.bytes_done == len(content)  # as stored: every byte counted, once
+
+    wrong_header = await run_import(registry, csv_bytes([row("A", registry.cid())], columns=COLUMNS[:-1]))
+    assert wrong_header["status"] == "failed"
+    assert wrong_header["progress"] == {"percent": 0.0, "bytes_done": 0, "eta_s": None}
 
 
 async def test_lat_and_lon_are_optional_columns(registry: Registry) -> None:
