@@ -172,8 +172,8 @@ def events(assessment: Stored, previous: Stored | None, *, validated: bool = Tru
 
     Their payloads are built as the JSON data their models dump to, then validated into the models; a bulk import
     (`validated=False`) hands that data to the outbox as it is, which writes it as given (validating and dumping
-    the models cost more than the rest of an imported row's events; a test checks that validating the data and
-    dumping it again gives the same data)."""
+    the models cost more than the rest of an imported row's events; a test checks that an imported row publishes,
+    byte for byte but its ids, what the same request publishes through the models)."""
     c = _score(assessment)
     recorded = {
         "assessment_id": assessment.id, "household_id": assessment.household_id,
