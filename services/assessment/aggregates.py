@@ -4,7 +4,8 @@ household's current assessment, and read back summed per sub-area for `GET /v1/m
 from the sub-districts' rows (a twelfth of the villages'), for a caller who sees whole sub-districts.
 
 Every path that makes an assessment current or stops one counting calls `change(session, added=…, removed=…)`:
-the recording of one assessment (`assessments.service.record`) and the bulk import (`imports`, once per chunk).
+the recording of one assessment (`assessments.service.record`), and the bulk import (`imports`, once per chunk, as
+its two halves: `deltas` in the thread that scores the chunk, `write` on the event loop).
 The deltas are folded per village (and per sub-district) in Python and written by one upsert per table
 (`x = x + excluded.x`), in key order, villages first, so that concurrent writers add up and cannot deadlock on
 each other's rows.
@@ -123,18 +124,29 @@ class Deltas:
                  for key, (h, c) in sorted(indicators.items()) if h or c])
 
 
+def deltas(*, added: Iterable[Any] = (), removed: Iterable[Any] = ()) -> Deltas:
+    """The changes to the sums of the assessments that now count (`added`) and those that no longer do: pure CPU,
+    which a bulk import folds in a thread."""
+    folded = Deltas()
+    for assessment in removed:
+        folded.add(assessment, -1)
+    for assessment in added:
+        folded.add(assessment, 1)
+    return folded
+
+
+async def write(session: AsyncSession, changes: Deltas) -> None:
+    """Apply folded changes to the village and sub-district sums: one upsert per table."""
+    for level in LEVELS:
+        area_rows, indicator_rows = changes.rows(level)
+        await _upsert(session, level.sums, area_rows, level.key, SUMS)
+        await _upsert(session, level.indicators, indicator_rows, (*level.key, "indicator"), ("households", "censored"))
+
+
 async def change(session: AsyncSession, *, added: Iterable[Any] = (), removed: Iterable[Any] = ()) -> None:
     """Apply to the village and sub-district sums the assessments that now count (`added`) and those that no
     longer do."""
-    deltas = Deltas()
-    for assessment in removed:
-        deltas.add(assessment, -1)
-    for assessment in added:
-        deltas.add(assessment, 1)
-    for level in LEVELS:
-        area_rows, indicator_rows = deltas.rows(level)
-        await _upsert(session, level.sums, area_rows, level.key, SUMS)
-        await _upsert(session, level.indicators, indicator_rows, (*level.key, "indicator"), ("households", "censored"))
+    await write(session, deltas(added=added, removed=removed))
 
 
 async def _upsert(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]], key: Sequence[str],

@@ -13,6 +13,7 @@ runs the job in the background and keeps the rejected rows with their column and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -22,22 +23,14 @@ from typing import IO, Any
 
 from fastapi import FastAPI
 from pydantic import ValidationError
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from services.assessment import aggregates
 from services.assessment.assessments.schemas import AssessmentIn
 from services.assessment.assessments.service import Stored, check, events, is_repeat, new_revision
-from services.assessment.models import (
-    Assessment,
-    ImportChunk,
-    ImportJob,
-    ImportRowError,
-    KnownHousehold,
-    metadata,
-    outbox,
-)
+from services.assessment.models import ImportChunk, ImportJob, ImportRowError, metadata, outbox
+from services.assessment.projection import Known
 from services.assessment.security import can_write
 from services.assessment.sets.service import Sets
 from shared import imports
@@ -53,6 +46,7 @@ FIXED_COLUMNS = ("household_id", "household_key", "indicator_set", "indicator_se
 REQUIRED_COLUMNS = ("indicator_set", "survey_year", "surveyed_on")  # and household_id or household_key, or both
 HOUSEHOLD_COLUMNS = ("household_id", "household_key")
 ASSESSMENT_TABLE = metadata.tables["assessment"]
+HOUSEHOLD_TABLE = metadata.tables["household"]
 
 
 # -- schemas --
@@ -95,6 +89,18 @@ class Row:
 class Counts(imports.Counts):
     assessments_created: int = 0
     assessments_unchanged: int = 0
+
+
+@dataclass
+class Scored:
+    """What a chunk changes, decided without the database: the rows' errors, the new assessments' rows (and the
+    ids of the stored ones they stop counting), their events and the MPI sums' changes."""
+
+    errors: list[RowError] = field(default_factory=list)
+    created: list[dict[str, Any]] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    events: list[PendingEvent] = field(default_factory=list)
+    sums: aggregates.Deltas = field(default_factory=aggregates.Deltas)
 
 
 def _column(location: str) -> str | None:
@@ -193,22 +199,42 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
 
     async def apply(self, session: AsyncSession, chunk: list[Row], counts: Counts, importer: Principal
                     ) -> list[RowError]:
-        """Score and store the chunk's new assessments and revisions; report the rest."""
+        """Score and store the chunk's new assessments and revisions; report the rest.
+
+        The database is read (the households, their counting assessments) and written here, on the event loop;
+        what lies between (checking and scoring every row, the new rows, their events and the sums' changes) is
+        pure CPU and runs in a thread, so that the loop stays free for other requests meanwhile."""
         households = await self._households(session, chunk)
-        wanted = {r.household_id for r in chunk if r.body is not None and r.household_id}
+        wanted = {r.household_id for r in chunk if r.body is not None and r.household_id in households}
+        stored = [SimpleNamespace(**row) for row in (await session.execute(select(ASSESSMENT_TABLE).where(
+            ASSESSMENT_TABLE.c.household_id.in_(wanted), ASSESSMENT_TABLE.c.current.is_(True)))).mappings()
+                  ] if wanted else []
+        scored = await asyncio.to_thread(self._score, chunk, households, stored, counts, importer)
+        if scored.superseded:
+            # Free the "current" slots first: the partial unique index allows one per household-year.
+            await session.execute(update(ASSESSMENT_TABLE).where(ASSESSMENT_TABLE.c.id.in_(scored.superseded))
+                                  .values(current=False))
+        if scored.created:
+            await bulk_insert(session, ASSESSMENT_TABLE, scored.created)
+            await outbox.add_many(session, scored.events)
+        # The MPI's village and sub-district sums: one upsert per table for the whole chunk.
+        await aggregates.write(session, scored.sums)
+        return scored.errors
+
+    def _score(self, chunk: list[Row], households: dict[str, Known], stored: list[SimpleNamespace],
+               counts: Counts, importer: Principal) -> Scored:
+        """What the chunk changes, given its households and their counting assessments (`stored`): every row
+        through the rules of `POST /v1/households/{id}/assessments`, in file order (pure CPU: run in a thread)."""
         # Each household's counting assessment per survey year, kept up to date as the chunk goes on.
         counting: dict[str, dict[int, Stored]] = {}
-        if wanted:
-            for a in (await session.execute(select(Assessment).where(
-                    col(Assessment.household_id).in_(wanted), col(Assessment.current).is_(True)))).scalars():
-                counting.setdefault(a.household_id, {})[a.survey_year] = a
-        errors: list[RowError] = []
-        superseded: dict[str, Assessment] = {}
-        created: list[dict[str, Any]] = []
-        pending: list[PendingEvent] = []
+        for a in stored:
+            counting.setdefault(a.household_id, {})[a.survey_year] = a
+        before = {a.id: a for a in stored}
+        scored = Scored()
+        superseded: dict[str, Stored] = {}
         for item in chunk:
             if item.body is None:
-                errors += item.errors
+                scored.errors += item.errors
                 counts.rows_rejected += 1
                 continue
             household = households.get(item.household_id)
@@ -219,14 +245,14 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
                            if item.household_key else
                            "the registry's household has not reached the assessment service yet; import the file "
                            "again shortly")
-                errors.append(RowError(item.row, item.household_column, message))
+                scored.errors.append(RowError(item.row, item.household_column, message))
                 counts.rows_rejected += 1
                 continue
             try:
                 indicator_set, result = check(self.sets, household, item.body)
             except Problem as problem:
                 found = problem.extensions.get("errors") or [{"field": "", "message": problem.detail or ""}]
-                errors += [RowError(item.row, _column(e["field"]), e["message"]) for e in found]
+                scored.errors += [RowError(item.row, _column(e["field"]), e["message"]) for e in found]
                 counts.rows_rejected += 1
                 continue
             years = counting.setdefault(household.id, {})
@@ -234,40 +260,32 @@ class AssessmentImporter(imports.ImportJobs[Line, Row, Counts]):
             if is_repeat(current, household, indicator_set, item.body):
                 counts.assessments_unchanged += 1
                 continue
-            if isinstance(current, Assessment):  # stored before; one written earlier in this chunk is below
+            if current is not None and current.id in before:  # one written earlier in this chunk is below
                 superseded[current.id] = current
             earlier = [y for y in years if y < item.body.survey_year]
             previous = years[max(earlier)] if earlier else None
             row = new_revision(household, item.body, indicator_set, result, current, importer.client_id)
-            created.append(row)
+            scored.created.append(row)
             years[item.body.survey_year] = assessment = SimpleNamespace(**row)
-            pending += events(assessment, previous)
+            scored.events += events(assessment, previous, validated=False)
             counts.assessments_created += 1
-        for row in created:  # a row that a later one of this chunk revised no longer counts
+        for row in scored.created:  # a row that a later one of this chunk revised no longer counts
             row["current"] = counting[row["household_id"]][row["survey_year"]].id == row["id"]
-        if superseded:
-            # Free the "current" slots first: the partial unique index allows one per household-year.
-            await session.execute(update(Assessment).where(col(Assessment.id).in_(list(superseded)))
-                                  .values(current=False))
-        if created:
-            await bulk_insert(session, ASSESSMENT_TABLE, created)
-            await outbox.add_many(session, pending)
-        # The MPI's village sums: one upsert per table for the whole chunk.
-        await aggregates.change(session, added=[SimpleNamespace(**row) for row in created if row["current"]],
-                                removed=superseded.values())
-        return errors
-
+        scored.superseded = list(superseded)
+        scored.sums = aggregates.deltas(added=[SimpleNamespace(**row) for row in scored.created if row["current"]],
+                                        removed=superseded.values())
+        return scored
 
     @staticmethod
-    async def _households(session: AsyncSession, chunk: list[Row]) -> dict[str, KnownHousehold]:
+    async def _households(session: AsyncSession, chunk: list[Row]) -> dict[str, Known]:
         """The chunk's households by id, found by their id or their key (one query); a row that gives a key
         found here gets its household's id."""
         ids = {r.household_id for r in chunk if r.body is not None and r.household_id}
         keys = {r.household_key for r in chunk if r.body is not None and r.household_key}
         if not ids and not keys:
             return {}
-        found = list((await session.execute(select(KnownHousehold).where(
-            or_(col(KnownHousehold.id).in_(ids), col(KnownHousehold.household_key).in_(keys))))).scalars())
+        found = [SimpleNamespace(**row) for row in (await session.execute(select(HOUSEHOLD_TABLE).where(
+            or_(HOUSEHOLD_TABLE.c.id.in_(ids), HOUSEHOLD_TABLE.c.household_key.in_(keys))))).mappings()]
         by_key = {h.household_key: h for h in found if h.household_key}
         for r in chunk:
             if r.household_key and (household := by_key.get(r.household_key)) is not None:

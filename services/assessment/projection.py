@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from types import SimpleNamespace
 
 from pydantic import BaseModel
 from sqlalchemy import Table
@@ -25,6 +26,9 @@ from shared.events.registry import HOUSEHOLD_EVENTS, newest_snapshots
 
 handlers = Handlers(Catalogue())
 HOUSEHOLD: Table = KnownHousehold.__table__  # type: ignore[attr-defined]
+
+# A household as this service knows it: the ORM row, or (in a bulk import) its column values as attributes.
+Known = KnownHousehold | SimpleNamespace
 
 
 @handlers.on_batch(*HOUSEHOLD_EVENTS)
@@ -46,6 +50,6 @@ async def household_changed(session: AsyncSession, items: Sequence[tuple[CloudEv
                                        lambda new: HOUSEHOLD.c.version < new.version), rows)
 
 
-def persons(household: KnownHousehold) -> list[Person]:
+def persons(household: Known) -> list[Person]:
     """The household's current members, as scoring needs them."""
     return [Person(date.fromisoformat(m["birth_date"]), bool(m["disability"])) for m in household.members]

@@ -3,6 +3,7 @@ re-import that changes nothing, bad files (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,41 @@ async def test_a_row_may_name_its_household_by_the_registry_imports_key(assessme
     missing = await run_import(assessment, [by_key], columns=COLUMNS[1:])
     assert missing["status"] == "failed"
     assert "missing columns: household_id or household_key" in missing["errors"][0]["message"]
+
+
+async def test_an_imported_row_records_and_publishes_what_the_same_request_does(assessment: Assessment) -> None:
+    # The import builds its rows and events without the request's models (in bulk, in a thread): for the same
+    # answers, the same assessment, revisions and events, field by field and in the same order.
+    posted, imported = await assessment.household(), await assessment.household()
+    for household_id in (posted, imported):
+        assert (await assessment.assess(household_id, survey_year=2564, surveyed_on="2021-01-10")).status_code == 201
+    poor = {"housing": False, "clean_home": False, "literacy": False}
+    corrected = {"exercise": False}
+    for answers in (poor, corrected):  # 2565: revision 1 (entered), then a correction (revision 2)
+        assert (await assessment.assess(posted, all_meet(**answers), MEASURED_OK | {"income_per_person_year": "20000"}
+                                        )).status_code == 201
+        cells = {code: "false" for code in answers} | {"income_per_person_year": "20000"}
+        job = await run_import(assessment, [row(imported, **cells)])
+        assert (job["assessments_created"], job["rows_rejected"]) == (1, 0), job
+
+    def listed(body: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in a.items() if k not in ("id", "household_id", "recorded_at")} for a in body["items"]]
+
+    bodies = [(await assessment.client.get(f"/v1/households/{h}/assessments", headers=assessment.admin)).json()
+              for h in (posted, imported)]
+    assert listed(bodies[0]) == listed(bodies[1])
+    assert [(a["survey_year"], a["revision"], a["current"]) for a in bodies[1]["items"]] == [
+        (2565, 2, True), (2565, 1, False), (2564, 1, True)]
+
+    ids = {a["id"]: f"assessment-{n}" for body in bodies for n, a in enumerate(body["items"])}
+    ids |= {posted: "household", imported: "household"}
+
+    def published(household_id: str, events: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+        texts = [json.dumps([t, d]) for t, k, d in events if k == household_id]
+        for raw, name in ids.items():
+            texts = [text.replace(raw, name) for text in texts]
+        return texts
+
+    events = await assessment.events()
+    assert published(posted, events) == published(imported, events)
+    assert len(published(imported, events)) == 6
