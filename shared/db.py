@@ -300,6 +300,11 @@ def adding_upsert(session: AsyncSession, table: Table, key: Sequence[str], added
         | {name: make(stmt.excluded) for name, make in also.items()})
 
 
+def insert_new(session: AsyncSession, table: Table, key: Sequence[str]) -> Any:
+    """INSERT … ON CONFLICT (key) DO NOTHING: rows recorded once, whoever inserts them first."""
+    return _dialect_insert(session, table).on_conflict_do_nothing(index_elements=[table.c[name] for name in key])
+
+
 def newer_upsert(session: AsyncSession, table: Table, key: Sequence[str], replaced: Sequence[str],
                  newer: Callable[[Any], Any], **also: Any) -> Any:
     """INSERT … ON CONFLICT (key) DO UPDATE SET the `replaced` columns to the new row's (and `also`, each built

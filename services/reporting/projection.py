@@ -21,7 +21,7 @@ and partition, rows that one replica at a time writes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -38,7 +38,6 @@ from services.reporting.models import (
     Centre,
     Help,
     Payment,
-    Referral,
     Team,
     Visit,
     metadata,
@@ -46,7 +45,7 @@ from services.reporting.models import (
 from shared import clock
 from shared.bus import Handlers
 from shared.bus.handlers import Delivery
-from shared.db import adding_upsert, as_utc, bulk_insert, update_many
+from shared.db import adding_upsert, as_utc, bulk_insert, insert_new, newer_upsert, update_many
 from shared.events.assessment import (
     ASSESSMENT_RECORDED,
     POVERTY_STATUS_CHANGED,
@@ -84,6 +83,7 @@ Items = Sequence[tuple[CloudEvent, BaseModel]]
 VILLAGE_COUNTS = ("households", "persons", "welfare_card_households", "welfare_card_persons")
 VILLAGE, AREA_YEAR, FEED, HOUSEHOLD, ASSESSMENT = (metadata.tables[name] for name in (
     "rpt_village", "rpt_area_year", "rpt_feed", "rpt_household", "rpt_assessment"))
+REFERRAL = metadata.tables["rpt_referral"]
 Row = dict[str, Any]  # a row of a read model's table, by column
 
 
@@ -129,15 +129,11 @@ async def finish(session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
 
 
 async def _new_only(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows whose id is not there yet (a team, centre, payment or help is recorded once)."""
-    if not rows:
-        return
-    ids = [r["id"] for r in rows]
-    known = set((await session.execute(select(model.id).where(model.id.in_(ids)))).scalars())
-    fresh = {r["id"]: r for r in rows if r["id"] not in known}
-    for row in fresh.values():
-        session.add(model(**row))
-    await session.flush()
+    """Insert the rows whose id is not there yet (a team, centre, payment or help is recorded once): one
+    statement for the batch."""
+    if rows:
+        fresh = {row["id"]: row for row in rows}  # the first of each id in the batch
+        await session.execute(insert_new(session, model.__table__, ("id",)), [fresh[i] for i in sorted(fresh)])
 
 
 # -- registry: households and the villages' sums, teams ---------------------------------------------
@@ -384,6 +380,7 @@ async def _payments(session: AsyncSession, items: Items) -> None:
 async def _logbook(session: AsyncSession, items: Items) -> None:
     helped: list[dict[str, Any]] = []
     visits: list[dict[str, Any]] = []
+    referrals: dict[str, tuple[ReferralCreated, date]] = {}
     for event, payload in items:
         if isinstance(payload, VisitRecorded):  # a visit is recorded once: its dimensions, never the descriptions
             visits.append({"id": payload.visit_id, "household_id": payload.household_id,
@@ -398,16 +395,18 @@ async def _logbook(session: AsyncSession, items: Items) -> None:
                            "value": None if payload.value is None else Decimal(payload.value)})
             continue
         assert isinstance(payload, ReferralCreated)
-        row = await session.get(Referral, payload.referral_id)
-        if row is None:
-            session.add(Referral(id=payload.referral_id, household_id=payload.household_id,
-                                 village_code=payload.village_code, dimension=payload.dimension,
-                                 partner_sector=payload.partner_sector, status=payload.status,
-                                 due_on=payload.due_on, version=payload.version,
-                                 created_on=clock.thai_date(event.time)))
-        elif row.version < payload.version:
-            row.status, row.version = payload.status, payload.version
-        await session.flush()
+        held = referrals.get(payload.referral_id)
+        if held is None:  # the day of its first event in the batch, should the referral be new
+            referrals[payload.referral_id] = (payload, clock.thai_date(event.time))
+        elif payload.version > held[0].version:
+            referrals[payload.referral_id] = (payload, held[1])
+    if referrals:  # a referral's newest version wins; its first row keeps the day it was created
+        await session.execute(newer_upsert(session, REFERRAL, ("id",), ("status", "version"),
+                                           lambda new: REFERRAL.c.version < new.version), [
+            {"id": r.referral_id, "household_id": r.household_id, "village_code": r.village_code,
+             "dimension": r.dimension, "partner_sector": r.partner_sector, "status": r.status, "due_on": r.due_on,
+             "version": r.version, "created_on": created_on} for r, created_on in
+            (referrals[i] for i in sorted(referrals))])
     await _new_only(session, Help, helped)
     await _new_only(session, Visit, visits)
 
