@@ -142,16 +142,12 @@ async def record_subsidies(session: AsyncSession, *, settings: AssistanceSetting
         rows.append(row)
         if reason is None:
             assert centre is not None and budget is not None
-            batch.accepted += 1
-            batch.accepted_amount += item.amount
             events.append(PendingEvent(CENTRE_SUBSIDY_RECORDED, CentreSubsidyRecorded(
                 disbursement_id=row["id"], centre_id=centre.id, centre_kind=centre.kind, batch_ref=body.batch_ref,
                 item_ref=item.item_ref, programme=CENTRE_SUBSIDY, fiscal_year=body.fiscal_year,
                 paid_on=body.paid_on, amount=f"{item.amount:.2f}", budget_id=budget.id,
                 budget_area_code=budget.area_code, province_code=centre.province_code,
                 district_code=centre.district_code, subdistrict_code=centre.subdistrict_code), centre.id))
-        else:
-            batch.rejected += 1
     return await write_batch(session, batch=batch, ledger=ledger, allowances=allowances, rows=rows, events=events)
 
 
