@@ -256,15 +256,19 @@ def _dialect_insert(session: AsyncSession, table: Table) -> Any:
     return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
 
 
-def adding_upsert(session: AsyncSession, table: Table, key: Sequence[str], added: Sequence[str], **also: Any) -> Any:
+def adding_upsert(session: AsyncSession, table: Table, key: Sequence[str], added: Sequence[str], *,
+                  only_if: Callable[[Any], Any] | None = None, **also: Any) -> Any:
     """INSERT … ON CONFLICT (key) DO UPDATE that adds the `added` columns in SQL (`x = x + excluded.x`) and sets
-    `also`, each built from the statement's `excluded`. Executed with its rows sorted by key, a statement the
-    driver sends in multi-row pages, in that order: concurrent transactions lock the rows in the same order."""
+    `also`, each built from the statement's `excluded`; with `only_if` (built from `excluded` too), an existing
+    row is changed only where that holds (a conditional update: with RETURNING, the rows not returned are those
+    it refused). Executed with its rows sorted by key, a statement the driver sends in multi-row pages, in that
+    order: concurrent transactions lock the rows in the same order."""
     stmt = _dialect_insert(session, table)
     return stmt.on_conflict_do_update(
         index_elements=[table.c[name] for name in key],
         set_={name: table.c[name] + stmt.excluded[name] for name in added}
-        | {name: make(stmt.excluded) for name, make in also.items()})
+        | {name: make(stmt.excluded) for name, make in also.items()},
+        where=only_if(stmt.excluded) if only_if is not None else None)
 
 
 def newer_upsert(session: AsyncSession, table: Table, key: Sequence[str], replaced: Sequence[str],

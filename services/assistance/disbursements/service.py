@@ -21,8 +21,6 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Row, literal, update
 from sqlalchemy import select as sql_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -43,8 +41,8 @@ from services.assistance.settings import AssistanceSettings
 from shared.auth import Principal
 from shared.bus import PendingEvent
 from shared.clock import utcnow
-from shared.db import bulk_insert, listed, rowcount
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.db import adding_upsert, bulk_insert, listed, rowcount
+from shared.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from shared.events.assistance import (
     CENTRE_SUBSIDY_REVERSED,
     DISBURSEMENT_RECORDED,
@@ -101,36 +99,32 @@ def _eligible(household: Row[Any], sources: tuple[str, ...]) -> bool:
 
 
 class Allowances:
-    """Each recipient's payments from a programme in a fiscal year, locked for the caller's transaction (after
-    the budgets, in recipient order, so batches never deadlock) and counted in memory."""
+    """Each recipient's payments from a programme in a fiscal year (what the yearly cap counts): read for the
+    batch, counted in memory, and added back by one conditional upsert that refuses any recipient whose count
+    would pass the cap, so no race can exceed it. (Two batches of one programme and year never interleave: each
+    holds its budgets' locks until it commits. The condition holds the cap whoever else writes a count.)"""
 
-    def __init__(self, programme: str, fiscal_year: int, payments: dict[str, int]) -> None:
-        self.programme, self.fiscal_year = programme, fiscal_year
+    def __init__(self, programme: str, fiscal_year: int, cap: int, payments: dict[str, int]) -> None:
+        self.programme, self.fiscal_year, self.cap = programme, fiscal_year, cap
         self._payments = payments
         self._taken: dict[str, int] = {}
 
     @classmethod
-    async def lock(cls, session: AsyncSession, recipients: set[str], *, programme: str, fiscal_year: int
+    async def read(cls, session: AsyncSession, recipients: set[str], *, programme: str, fiscal_year: int, cap: int
                    ) -> Allowances:
-        """Make a row for each recipient that has none, then lock them all: two statements for any number."""
-        if not recipients:
-            return cls(programme, fiscal_year, {})
-        ordered = sorted(recipients)
-        dialect = (await session.connection()).dialect.name
-        new = (pg_insert if dialect == "postgresql" else sqlite_insert)(ALLOWANCE_TABLE).from_select(
-            ["household_id", "programme", "fiscal_year", "payments"],
-            listed(session, ordered, literal(programme), literal(fiscal_year), literal(0)))
-        await session.execute(new.on_conflict_do_nothing())
-        found = await session.execute(
-            sql_select(ALLOWANCE_TABLE.c.household_id, ALLOWANCE_TABLE.c.payments).where(
-                ALLOWANCE_TABLE.c.programme == programme, ALLOWANCE_TABLE.c.fiscal_year == fiscal_year,
-                ALLOWANCE_TABLE.c.household_id.in_(listed(session, ordered)))
-            .order_by(ALLOWANCE_TABLE.c.household_id).with_for_update())
-        return cls(programme, fiscal_year, {h: int(n) for h, n in found.all()})
+        """The recipients' counts (none yet: 0), in one statement for any number of them."""
+        payments = dict.fromkeys(recipients, 0)
+        if recipients:
+            found = await session.execute(
+                sql_select(ALLOWANCE_TABLE.c.household_id, ALLOWANCE_TABLE.c.payments).where(
+                    ALLOWANCE_TABLE.c.programme == programme, ALLOWANCE_TABLE.c.fiscal_year == fiscal_year,
+                    ALLOWANCE_TABLE.c.household_id.in_(listed(session, recipients))))
+            payments |= {h: int(n) for h, n in found.all()}
+        return cls(programme, fiscal_year, cap, payments)
 
-    def take(self, recipient: str, cap: int) -> bool:
+    def take(self, recipient: str) -> bool:
         """Count one more payment if the recipient is under the cap."""
-        if self._payments[recipient] >= cap:
+        if self._payments[recipient] >= self.cap:
             return False
         self._payments[recipient] += 1
         self._taken[recipient] = self._taken.get(recipient, 0) + 1
@@ -141,17 +135,24 @@ class Allowances:
         self._taken[recipient] -= 1
 
     async def write(self, session: AsyncSession) -> None:
-        """Add what was taken to the (still locked) rows: one UPDATE per number of payments taken (one, mostly)."""
+        """Add what was taken, making the rows missing, only where the count stays within the cap: one INSERT …
+        SELECT … ON CONFLICT DO UPDATE … WHERE per number of payments taken (one, mostly), in recipient order.
+        Should a count have grown since it was read, past what the cap leaves, the batch is refused whole (503,
+        retry: the retry reads the counts again)."""
         by_count: dict[int, list[str]] = {}
         for recipient, taken in self._taken.items():
             if taken:
                 by_count.setdefault(taken, []).append(recipient)
         for taken, recipients in sorted(by_count.items()):
-            await session.execute(
-                update(ALLOWANCE_TABLE).where(
-                    ALLOWANCE_TABLE.c.programme == self.programme, ALLOWANCE_TABLE.c.fiscal_year == self.fiscal_year,
-                    ALLOWANCE_TABLE.c.household_id.in_(listed(session, sorted(recipients))))
-                .values(payments=ALLOWANCE_TABLE.c.payments + taken))
+            stmt = adding_upsert(session, ALLOWANCE_TABLE, ("household_id", "programme", "fiscal_year"), ("payments",),
+                                 only_if=lambda new: ALLOWANCE_TABLE.c.payments + new.payments <= self.cap)
+            written = await session.execute(stmt.from_select(
+                ["household_id", "programme", "fiscal_year", "payments"],
+                listed(session, sorted(recipients), literal(self.programme), literal(self.fiscal_year),
+                       literal(taken))).returning(ALLOWANCE_TABLE.c.household_id))
+            if len(written.all()) != len(recipients):
+                raise ServiceUnavailable("Another payment to a recipient of this batch was recorded while it was "
+                                         "decided; retry shortly.", type_slug="busy", headers={"Retry-After": "1"})
 
 
 async def _give_allowance_back(session: AsyncSession, household_id: str, programme: str, year: int) -> None:
@@ -165,8 +166,8 @@ async def write_batch(session: AsyncSession, *, batch: DisbursementBatch, ledger
                       rows: list[dict[str, Any]], events: list[PendingEvent]) -> tuple[int, BatchOut]:
     """Write a decided batch: what it took from the budgets and the yearly counts, the batch with its totals, its
     items and the events of those accepted; answer 201 with the batch."""
-    await ledger.write(session)
     await allowances.write(session)
+    await ledger.write(session)
     accepted = [row["amount"] for row in rows if row["status"] == "accepted"]
     batch.accepted, batch.rejected = len(accepted), len(rows) - len(accepted)
     batch.accepted_amount = sum(accepted, ZERO)
@@ -243,9 +244,9 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
         else:
             reasons.append(None)
     ledger = await Ledger.lock(session, programme=programme.code, fiscal_year=body.fiscal_year)
-    allowances = await Allowances.lock(
+    allowances = await Allowances.read(
         session, {h.id for h, reason in zip(matched, reasons, strict=True) if h is not None and reason is None},
-        programme=programme.code, fiscal_year=body.fiscal_year)
+        programme=programme.code, fiscal_year=body.fiscal_year, cap=programme.yearly_cap or 1)
 
     batch = new_batch(push, body.batch_ref, body.programme, body.fiscal_year, body.paid_on, len(body.items))
     now = utcnow()
@@ -255,7 +256,7 @@ async def record_batch(session: AsyncSession, *, settings: AssistanceSettings, p
         budget: Budget | None = None
         if reason is None:
             assert household is not None  # matched, open and eligible
-            if not allowances.take(household.id, programme.yearly_cap or 1):
+            if not allowances.take(household.id):
                 reason = Reason.yearly_cap_reached
             elif (budget := ledger.budget_for(household.village_code)) is None or not ledger.draw(budget,
                                                                                                    item.amount):
