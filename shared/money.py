@@ -43,16 +43,16 @@ def _amount_schema(minimum: int, example: str) -> WithJsonSchema:
 # parses it as a float.
 Money = Annotated[
     Decimal,
-    BeforeValidator(_exact_amount),
     Field(gt=0, max_digits=14, decimal_places=2, allow_inf_nan=False),
+    BeforeValidator(_exact_amount),
     _amount_schema(1, "3000.00"),
     PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json"),
 ]
 # The same for a budget, which may be zero.
 Amount = Annotated[
     Decimal,
-    BeforeValidator(_exact_amount),
     Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False),
+    BeforeValidator(_exact_amount),
     _amount_schema(0, "1080000.00"),
     PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json"),
 ]

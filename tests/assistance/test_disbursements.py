@@ -5,12 +5,16 @@ test_projection."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from decimal import Decimal
 
 import pytest
+from pydantic import SecretStr
 
 from shared.ids import new_id
+from shared.pii import CitizenIdProtector
 from tests.kit.apps import problem
 from tests.kit.assistance import Assistance, item
 
@@ -71,6 +75,27 @@ async def test_each_item_is_checked_and_a_rejected_one_does_not_block_the_rest(a
     assert response.json()["items"][0]["household_id"] == poor
     assert response.json()["totals"]["accepted_amount"] == "9000.00"
     assert await assistance.remaining("4001") == Decimal("91000.00")
+
+
+async def test_during_a_hash_key_rotation_a_push_matches_members_hashed_under_either_key(
+        assistance: Assistance) -> None:
+    """Members announced under the key being replaced, and one re-hashed under the new key already, are all
+    found by citizen ID once the new key is current and the old one previous (the whole batch in one query)."""
+    await assistance.budget("9000.00")
+    families = [await assistance.household() for _ in range(2)]  # hashed under the current key
+    old = assistance.settings.pii
+    rotated = old.model_copy(update={"hash_key": SecretStr(base64.b64encode(os.urandom(32)).decode()),
+                                     "previous_hash_keys": [old.hash_key]})
+    assistance.app.state.protector = CitizenIdProtector(rotated)  # what the push route hashes with
+    assistance.settings = assistance.settings.model_copy(update={"pii": rotated})  # what the kit announces with
+    rehashed = await assistance.household()  # announced under the new key
+    body = assistance.batch([item("OLD-1", cid=families[0][1]), item("OLD-2", cid=families[1][1]),
+                             item("NEW-1", cid=rehashed[1])])
+    response = await assistance.push(body)
+    assert response.status_code == 201, response.text
+    assert {i["item_ref"]: (i["status"], i["household_id"]) for i in response.json()["items"]} == {
+        "OLD-1": ("accepted", families[0][0]), "OLD-2": ("accepted", families[1][0]),
+        "NEW-1": ("accepted", rehashed[0])}
 
 
 async def test_money_is_exact_and_bad_amounts_are_refused(assistance: Assistance) -> None:

@@ -103,8 +103,9 @@ async def record_subsidies(session: AsyncSession, *, settings: AssistanceSetting
     centres = {c.id: c for c in (await session.execute(
         select(Centre).where(col(Centre.id).in_(wanted)))).scalars()}
     ledger = await Ledger.lock(session, programme=CENTRE_SUBSIDY, fiscal_year=body.fiscal_year)
-    # The same yearly count as a household's grants (locked after the budgets, in id order): one per recipient.
-    allowances = await Allowances.lock(session, set(centres), programme=CENTRE_SUBSIDY, fiscal_year=body.fiscal_year)
+    # The same yearly count as a household's grants: one per recipient.
+    allowances = await Allowances.read(session, set(centres), programme=CENTRE_SUBSIDY, fiscal_year=body.fiscal_year,
+                                       cap=settings.centre_subsidy_yearly_cap)
     batch = new_batch(push, body.batch_ref, CENTRE_SUBSIDY, body.fiscal_year, body.paid_on, len(body.items))
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -120,7 +121,7 @@ async def record_subsidies(session: AsyncSession, *, settings: AssistanceSetting
             reason = Reason.centre_not_eligible
         elif centre.id in named:
             reason = Reason.centre_twice_in_batch
-        elif not allowances.take(centre.id, settings.centre_subsidy_yearly_cap):
+        elif not allowances.take(centre.id):
             reason = Reason.centre_yearly_cap_reached
         else:
             budget = ledger.budget_for(centre.subdistrict_code)
@@ -142,16 +143,12 @@ async def record_subsidies(session: AsyncSession, *, settings: AssistanceSetting
         rows.append(row)
         if reason is None:
             assert centre is not None and budget is not None
-            batch.accepted += 1
-            batch.accepted_amount += item.amount
             events.append(PendingEvent(CENTRE_SUBSIDY_RECORDED, CentreSubsidyRecorded(
                 disbursement_id=row["id"], centre_id=centre.id, centre_kind=centre.kind, batch_ref=body.batch_ref,
                 item_ref=item.item_ref, programme=CENTRE_SUBSIDY, fiscal_year=body.fiscal_year,
                 paid_on=body.paid_on, amount=f"{item.amount:.2f}", budget_id=budget.id,
                 budget_area_code=budget.area_code, province_code=centre.province_code,
                 district_code=centre.district_code, subdistrict_code=centre.subdistrict_code), centre.id))
-        else:
-            batch.rejected += 1
     return await write_batch(session, batch=batch, ledger=ledger, allowances=allowances, rows=rows, events=events)
 
 
