@@ -301,6 +301,13 @@ async def read_transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIter
         await session.rollback()
 
 
+async def no_table_scans(session: AsyncSession) -> None:
+    """On PostgreSQL, plan the rest of the session's transaction with sequential scans off: through the indexes,
+    whatever the statistics say (statistics from when a table was empty, or small, before a bulk write grew it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
+
+
 def _dialect_insert(session: AsyncSession, table: Table) -> Any:
     """The dialect's INSERT, which has ON CONFLICT (PostgreSQL; SQLite since 3.24 — the two constructs are alike
     but share no type)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import operator
 import os
 from typing import Annotated
@@ -167,8 +166,27 @@ class PiiSettings(BaseSettings):
         return problems
 
 
-def _hmac(key: bytes, digits: str) -> str:
-    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+class _Hmac:
+    """HMAC-SHA256 under one key (RFC 2104), its padded key already hashed: each ID then costs two SHA-256
+    copies and updates, a third of `hmac.new` per call (a bulk import hashes every person)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def hexdigest(self, digits: str) -> str:
+        inner = self._inner.copy()
+        inner.update(digits.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+_SHA256_BLOCK = 64
+_IPAD, _OPAD = bytes(b ^ 0x36 for b in range(256)), bytes(b ^ 0x5C for b in range(256))
 
 
 class CitizenIdProtector:
@@ -181,18 +199,18 @@ class CitizenIdProtector:
         }
         self._active = settings.active_key_id
         self.mask_shown_digits = settings.mask_shown_digits
-        self._hash_keys = [_key_bytes(key.get_secret_value(), "hash_key")
-                           for key in (settings.hash_key, *settings.previous_hash_keys)]
+        self._hashers = [_Hmac(_key_bytes(key.get_secret_value(), "hash_key"))
+                         for key in (settings.hash_key, *settings.previous_hash_keys)]
 
     def hash(self, digits: str) -> str:
         """The keyed hash of a validated ID under the current key: the blind index and the pseudonym on the
         bus (64 hex). What is stored or published."""
-        return _hmac(self._hash_keys[0], digits)
+        return self._hashers[0].hexdigest(digits)
 
     def hashes(self, digits: str) -> tuple[str, ...]:
         """The hash under the current key, then under each previous one: what a lookup must try while a
         rotation is under way (a member not re-hashed yet, an event published before it)."""
-        return tuple(_hmac(key, digits) for key in self._hash_keys)
+        return tuple(hasher.hexdigest(digits) for hasher in self._hashers)
 
     def encrypt(self, digits: str) -> str:
         """`<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>` with AES-256-GCM and a fresh 96-bit nonce."""

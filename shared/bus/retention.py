@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import Table, delete, select, text
+from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.leader import holds_transaction_lock
 from shared.clock import utcnow
-from shared.db import rowcount, transaction
+from shared.db import no_table_scans, rowcount, transaction
 
 log = structlog.get_logger("kaenkhun.bus.retention")
 
@@ -38,7 +38,7 @@ async def purge_published(session: AsyncSession, table: Table, *, before: dateti
     nothing else): with statistics from when the outbox was empty, PostgreSQL expects `limit` old rows early in
     a scan of the whole table, and with statistics from when a bulk import's rows were all pending, few published
     rows anywhere; either way it reads the whole table, every `retention_interval_s` and for every batch."""
-    await _no_table_scans(session)
+    await no_table_scans(session)
     old = (select(table.c.id).where(table.c.published_at.is_not(None), table.c.created_at < before)
            .order_by(table.c.created_at).limit(limit))
     return rowcount(await session.execute(delete(table).where(table.c.id.in_(old.scalar_subquery()))))
@@ -48,18 +48,11 @@ async def purge_inbox(session: AsyncSession, table: Table, *, consumer: str, bef
                       limit: int = BATCH) -> int:
     """Delete up to `limit` of `consumer`'s inbox rows taken before `before`, oldest first, through the index on
     (consumer, processed_at) whatever the statistics say (as `purge_published`)."""
-    await _no_table_scans(session)
+    await no_table_scans(session)
     old = (select(table.c.event_id).where(table.c.consumer == consumer, table.c.processed_at < before)
            .order_by(table.c.processed_at).limit(limit))
     return rowcount(await session.execute(
         delete(table).where(table.c.consumer == consumer, table.c.event_id.in_(old.scalar_subquery()))))
-
-
-async def _no_table_scans(session: AsyncSession) -> None:
-    """On PostgreSQL, plan the rest of the session's transaction (a purge's, which runs nothing else) with
-    sequential scans off: through the indexes, whatever the statistics say."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SET LOCAL enable_seqscan = off"))
 
 
 # Deletes up to `limit` rows of a table older than `before` in the session's transaction: `purge(session,

@@ -197,6 +197,10 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
     # PostgreSQL the job runs ANALYZE on them, and on the outbox its events went to (ANALYZED_TOO), after 1,
     # 2, 4, 8 … chunks, as autovacuum's scale factor would, and once more at its end.
     analyze: ClassVar[tuple[str, ...]] = ()
+    # False for a job whose own lookups go through their indexes whatever the statistics say (its `apply` plans
+    # them so, e.g. with `shared.db.no_table_scans`): its tables are analyzed once, at its end, and not also as
+    # they grow (measured on the registry's: 1.3 of 4.1 s of the database's CPU for 100,000 persons).
+    analyze_as_it_grows: ClassVar[bool] = True
 
     def __init__(self, maker: async_sessionmaker[AsyncSession], settings: ImportSettings, *, chunk: int,
                  max_errors: int) -> None:
@@ -427,7 +431,7 @@ class ImportJobs(ABC, Generic[UnitT, ItemT, CountsT]):
                     writing.discard(finished)
                     finished.result()  # a failed chunk fails the job
                 chunks_written += 1
-                if chunks_written & (chunks_written - 1) == 0:  # after 1, 2, 4, 8 … chunks
+                if self.analyze_as_it_grows and chunks_written & (chunks_written - 1) == 0:  # 1, 2, 4, 8 …
                     await self._analyze()
                 writing.add(asyncio.create_task(write(chunk)))
             await asyncio.gather(*writing)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 
 import pytest
@@ -49,6 +51,16 @@ def test_encryption_is_randomised_and_keys_rotate_without_losing_data() -> None:
     assert mask_citizen_id("1101700203450", 1) == "x-xxxx-xxxxx-xx-0"
     assert mask_citizen_id("1101700203450", 0) == "x-xxxx-xxxxx-xx-x"
     assert mask_citizen_id("1101700203450", 9) == "x-xxxx-xxxx3-45-0"  # never more than four
+
+
+def test_the_hash_is_hmac_sha256_of_the_digits_under_each_key() -> None:
+    current, previous = key(), key()
+    protector = CitizenIdProtector(PiiSettings(hash_key=current, previous_hash_keys=[previous]))
+    for digits in ("1101700203450", "3100600123458", ""):
+        expected = tuple(hmac.new(base64.b64decode(k.get_secret_value()), digits.encode(), hashlib.sha256).hexdigest()
+                         for k in (current, previous))
+        assert protector.hashes(digits) == expected
+        assert protector.hash(digits) == expected[0]
 
 
 def test_bad_keys_are_refused() -> None:

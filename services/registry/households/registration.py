@@ -17,6 +17,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy import ARRAY, any_, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -113,17 +114,25 @@ class Holders:
         return village is not None and principal.can_see(village)
 
 
+def _among(session: AsyncSession, column: Any, values: Collection[str]) -> Any:
+    """`column IN values`. On PostgreSQL `column = ANY(:array)`: one parameter however many values, where an IN
+    list is expanded, cast and sent value by value (thousands per chunk of an import)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
 async def find_holders(session: AsyncSession, hashes: Collection[str]) -> Holders:
     """The open households holding any of these citizen-ID hashes (two queries, however many)."""
     holders = Holders({}, {})
     if hashes:
         found = await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
-            col(Member.citizen_id_hash).in_(hashes), col(Member.active).is_(True)))
+            _among(session, col(Member.citizen_id_hash), hashes), col(Member.active).is_(True)))
         holders.by_hash = {hash_: household_id for hash_, household_id in found.all()}
     if holders.by_hash:
         found = await session.execute(select(col(Household.id), col(Household.village_code),
                                              col(Household.household_key)).where(
-            col(Household.id).in_(set(holders.by_hash.values()))))
+            _among(session, col(Household.id), set(holders.by_hash.values()))))
         rows: Sequence[Any] = found.all()
         for household_id, village, key in rows:
             holders.villages[household_id], holders.keys[household_id] = village, key
@@ -135,7 +144,8 @@ async def find_keys(session: AsyncSession, keys: Collection[str]) -> dict[str, t
     if not keys:
         return {}
     found = await session.execute(select(col(Household.household_key), col(Household.id),
-                                         col(Household.village_code)).where(col(Household.household_key).in_(keys)))
+                                         col(Household.village_code)).where(
+        _among(session, col(Household.household_key), keys)))
     return {row[0]: (row[1], row[2]) for row in found.all() if row[0] is not None}
 
 
@@ -167,11 +177,13 @@ class Registration:
 
 
 def member_row(household_id: str, position: int, person: MemberIn, protector: CitizenIdProtector,
-               now: datetime) -> dict[str, Any]:
-    """A member's row: the citizen ID encrypted and hashed, the names kept as typed with their search keys."""
+               now: datetime, citizen_id_hash: str | None = None) -> dict[str, Any]:
+    """A member's row: the citizen ID encrypted and hashed (`citizen_id_hash` if the caller has it already), the
+    names kept as typed with their search keys."""
     return {
         "id": new_id(), "household_id": household_id, "position": position,
-        "citizen_id_enc": protector.encrypt(person.citizen_id), "citizen_id_hash": protector.hash(person.citizen_id),
+        "citizen_id_enc": protector.encrypt(person.citizen_id),
+        "citizen_id_hash": citizen_id_hash or protector.hash(person.citizen_id),
         "title": person.title, "first_name": person.first_name, "last_name": person.last_name,
         "first_name_key": name_key(person.first_name), "last_name_key": name_key(person.last_name),
         "sex": person.sex.value, "birth_date": person.birth_date, "relation": person.relation.value,
@@ -194,10 +206,12 @@ def prepare(principal: Principal, body: HouseholdCreate, protector: CitizenIdPro
                  "updated_at": now, "closed_reason": None, "closed_at": None, "team_id": None,
                  "buddy_official": None, "import_id": None, "household_key": household_key}
     household.update({column: source in body.sources for source, column in SOURCE_COLUMNS.items()})
-    members = [member_row(household_id, position, m, protector, now) for position, m in enumerate(body.members, 1)]
+    lookups = [protector.hashes(m.citizen_id) for m in body.members]
+    members = [member_row(household_id, position, m, protector, now, hashes[0])
+               for position, (m, hashes) in enumerate(zip(body.members, lookups, strict=True), 1)]
     snapshot = facts(SimpleNamespace(**household), [SimpleNamespace(**m) for m in members])
     event = PendingEvent(HOUSEHOLD_REGISTERED, HOUSEHOLD_REGISTERED.payload.model_validate(snapshot), household_id)
-    return Registration(household, members, event, [protector.hashes(m.citizen_id) for m in body.members])
+    return Registration(household, members, event, lookups)
 
 
 async def flush(session: AsyncSession) -> None:
