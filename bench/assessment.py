@@ -45,14 +45,15 @@ def household(rng: random.Random) -> tuple[list[Person], dict[str, bool]]:
     return members, answers
 
 
-def bench_scoring(n: int) -> float:
+def bench_scoring(n: int, say: bool = True) -> float:
     rng = random.Random(2565)
     population = [household(rng) for _ in range(n)]
     started = time.perf_counter()
     poor = sum(score(TPMAP, members=m, welfare_card=True, surveyed_on=ON, answers=a, measurements={}).poor
                for m, a in population)
     elapsed = time.perf_counter() - started
-    print(f"  scoring rules alone: {n:,} households in {elapsed:.2f} s = {n / elapsed:,.0f} /s ({poor:,} poor)")
+    if say:
+        print(f"  scoring rules alone: {n:,} households in {elapsed:.2f} s = {n / elapsed:,.0f} /s ({poor:,} poor)")
     return n / elapsed
 
 
@@ -128,7 +129,9 @@ def assessment_csv(households: list[tuple[str, list[Person], dict[str, bool]]]) 
     return out.getvalue().encode()
 
 
-async def bench_import(kind: str, dbs: ScratchDatabases, folder: str, n: int, scoring_rate: float) -> None:
+async def bench_import(kind: str, dbs: ScratchDatabases, folder: str, n: int, scoring_rate: float,
+                       say: bool = True) -> float:
+    """Households imported per second."""
     async with service(await dbs.new("assessment"), folder) as (app, client, headers):
         households = population(n, 11)
         await announce(app, households)
@@ -142,8 +145,25 @@ async def bench_import(kind: str, dbs: ScratchDatabases, folder: str, n: int, sc
         job = (await client.get(f"/v1/assessment-imports/{job_id}", headers=headers)).json()
         assert (job["status"], job["assessments_created"]) == ("done", n), job
         rate = n / elapsed
-        print(f"  bulk import {kind:9} {n:,} households ({len(content) / 2**20:.1f} MiB) in {elapsed:.2f} s = "
-              f"{rate:,.0f} /s, {rate / scoring_rate:.3f} of scoring alone", flush=True)
+        if say:
+            print(f"  bulk import {kind:9} {n:,} households ({len(content) / 2**20:.1f} MiB) in {elapsed:.2f} s = "
+                  f"{rate:,.0f} /s, {rate / scoring_rate:.3f} of scoring alone", flush=True)
+        return rate
+
+
+async def measure_import(n: int, postgres_url: str | None) -> tuple[float, list[tuple[str, float]]]:
+    """Households scored per second by the rules alone, and (database, households imported per second) on SQLite
+    and, given its admin URL, PostgreSQL."""
+    scoring_rate = bench_scoring(n, say=False)
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ["sqlite"] + (["postgres"] if postgres_url else []):
+            dbs = ScratchDatabases(kind, Path(tmp), postgres_url, prefix="kk_bench")
+            try:
+                figures.append((kind, await bench_import(kind, dbs, tmp, n, scoring_rate, say=False)))
+            finally:
+                await dbs.drop_all()
+    return scoring_rate, figures
 
 
 async def bench_service(args: argparse.Namespace, scoring_rate: float) -> None:

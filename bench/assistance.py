@@ -116,25 +116,32 @@ async def raw_insert(app: Any, n: int) -> float:
     return time.perf_counter() - started
 
 
+async def measure(items: int, postgres_url: str | None) -> list[tuple[str, float, float]]:
+    """(database, pushed items/s, raw inserted rows/s) on SQLite and, given its admin URL, PostgreSQL."""
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ["sqlite"] + (["postgres"] if postgres_url else []):
+            dbs = ScratchDatabases(kind, Path(tmp), postgres_url, prefix="kk_bench")
+            try:
+                async with service(await dbs.new("assistance")) as (app, client, headers):
+                    cids = await announce(app, items, random.Random(2565))
+                    elapsed = await push(app, client, headers, cids)
+                    raw = await raw_insert(app, items)
+                figures.append((kind, items / elapsed, items / raw))
+            finally:
+                await dbs.drop_all()
+    return figures
+
+
 async def run(args: argparse.Namespace) -> None:
     from shared.observability import configure_logging
 
     configure_logging(level="WARNING", json=False)
     print(f"assistance benchmark: one signed batch of {args.items:,} family grants by citizen ID, all eligible, "
           "beside a raw bulk insert of as many disbursement rows")
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in ["sqlite"] + (["postgres"] if args.postgres_url else []):
-            dbs = ScratchDatabases(kind, Path(tmp), args.postgres_url, prefix="kk_bench")
-            try:
-                async with service(await dbs.new("assistance")) as (app, client, headers):
-                    cids = await announce(app, args.items, random.Random(2565))
-                    elapsed = await push(app, client, headers, cids)
-                    raw = await raw_insert(app, args.items)
-                rate, raw_rate = args.items / elapsed, args.items / raw
-                print(f"  {kind:9} push {elapsed:6.2f} s = {rate:8,.0f} items/s   raw insert {raw:5.2f} s = "
-                      f"{raw_rate:8,.0f} rows/s   ratio {rate / raw_rate:.3f}", flush=True)
-            finally:
-                await dbs.drop_all()
+    for kind, rate, raw_rate in await measure(args.items, args.postgres_url):
+        print(f"  {kind:9} push {rate:8,.0f} items/s   raw insert {raw_rate:8,.0f} rows/s   ratio "
+              f"{rate / raw_rate:.3f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

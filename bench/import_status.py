@@ -95,31 +95,45 @@ async def poll_import(url: str | None, folder: Path, csv_path: Path, every_s: fl
         await asyncio.wait_for(server.wait(), 30)
 
 
-async def run(args: argparse.Namespace) -> None:
+async def measure(persons: int, every_ms: int, kinds: list[str], postgres_url: str | None,
+                  ) -> list[tuple[str, Polled]]:
+    """(database, what the polling saw) for each of `kinds` (sqlite, postgres: when its admin URL is given)."""
+    found = []
     with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-import-status-") as tmp:
         folder = Path(tmp)
         csv_path = folder / "people.csv"
-        size = write_csv(csv_path, args.persons)
-        print(f"import status during a registry import of {args.persons:,} persons ({size / 2**20:.1f} MiB), "
-              f"`GET /v1/imports/{{id}}` every {args.every_ms} ms, then `GET /healthz`, over loopback HTTP to "
-              "`kaenkhun serve registry` (one process, bus off)")
-        kinds = [k for k in args.databases.split(",") if k == "sqlite" or (k == "postgres" and args.postgres_url)]
-        for kind in kinds:
-            dbs = ScratchDatabases(kind, folder, args.postgres_url, prefix="kk_bench")
+        write_csv(csv_path, persons)
+        for kind in [k for k in kinds if k == "sqlite" or (k == "postgres" and postgres_url)]:
+            dbs = ScratchDatabases(kind, folder, postgres_url, prefix="kk_bench")
             try:
                 url = await dbs.new("status") if kind == "postgres" else None
-                polled = await poll_import(url, folder / kind, csv_path, args.every_ms / 1000)
+                polled = await poll_import(url, folder / kind, csv_path, every_ms / 1000)
             finally:
                 await dbs.drop_all()
-            final = polled.final
-            shown = [p for p in polled.progress if p is not None]
-            print(f"  {kind:9} import {polled.import_s:6.1f} s, {final['status']}, "
-                  f"{final.get('persons_created', 0):,} persons")
-            print(f"  {'':9} status   {Polled.figures(polled.status_s)}")
-            print(f"  {'':9} /healthz {Polled.figures(polled.healthz_s)}")
-            if shown:
-                middle = shown[len(shown) // 2]
-                print(f"  {'':9} progress halfway through the reads: {middle}; last: {shown[-1]}", flush=True)
+            if polled.final.get("status") != "done":
+                raise SystemExit(f"import status: the import on {kind} ended {polled.final}")
+            found.append((kind, polled))
+    return found
+
+
+def quantile_ms(samples: list[float], q: int) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] * 1000
+
+
+async def run(args: argparse.Namespace) -> None:
+    print(f"import status during a registry import of {args.persons:,} persons, `GET /v1/imports/{{id}}` every "
+          f"{args.every_ms} ms, then `GET /healthz`, over loopback HTTP to `kaenkhun serve registry` (one process, "
+          "bus off)")
+    for kind, polled in await measure(args.persons, args.every_ms, args.databases.split(","), args.postgres_url):
+        final = polled.final
+        shown = [p for p in polled.progress if p is not None]
+        print(f"  {kind:9} import {polled.import_s:6.1f} s, {final['status']}, "
+              f"{final.get('persons_created', 0):,} persons")
+        print(f"  {'':9} status   {Polled.figures(polled.status_s)}")
+        print(f"  {'':9} /healthz {Polled.figures(polled.healthz_s)}")
+        if shown:
+            middle = shown[len(shown) // 2]
+            print(f"  {'':9} progress halfway through the reads: {middle}; last: {shown[-1]}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

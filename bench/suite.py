@@ -23,7 +23,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, capacity, consumers, http, mpi, prepare, province, registry, reporting, system, webhooks
+from bench import (
+    assessment,
+    assistance,
+    bus,
+    capacity,
+    consumers,
+    http,
+    import_status,
+    mpi,
+    prepare,
+    province,
+    registry,
+    reporting,
+    system,
+    webhooks,
+)
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
 from shared.settings import REPO_ROOT, KafkaSettings
@@ -134,6 +149,31 @@ async def registry_rows(persons: int, postgres_url: str | None) -> list[Row]:
                             f"{persons:,} persons)", f"{rate:,.0f}", f"raw {raw} of the same rows",
                             f"{raw_rate:,.0f}", _ratio(rate, raw_rate)))
     return rows
+
+
+def _database(kind: str) -> str:
+    return "SQLite" if kind == "sqlite" else "PostgreSQL"
+
+
+async def import_status_rows(persons: int, postgres_url: str | None) -> list[Row]:
+    found = await import_status.measure(persons, 150, ["sqlite", "postgres"], postgres_url)
+    return [Row(f"`GET /v1/imports/{{id}}` p95 / max ms while a registry import of {persons:,} persons runs "
+                f"({_database(kind)}; read every 150 ms, {len(polled.status_s)} reads)",
+                f"{import_status.quantile_ms(polled.status_s, 95):.0f} / {max(polled.status_s) * 1000:.0f}")
+            for kind, polled in found]
+
+
+async def assessment_import_rows(households: int, postgres_url: str | None) -> list[Row]:
+    scoring_rate, found = await assessment.measure_import(households, postgres_url)
+    return [Row(f"assessment import households/s ({_database(kind)}, {households:,} households of tpmap-2560)",
+                f"{rate:,.0f}", "scoring rules alone, same households", f"{scoring_rate:,.0f}",
+                _ratio(rate, scoring_rate)) for kind, rate in found]
+
+
+async def push_rows(items: int, postgres_url: str | None) -> list[Row]:
+    return [Row(f"ministry push items/s (one signed batch of {items:,} family grants, {_database(kind)})",
+                f"{rate:,.0f}", "raw bulk insert of as many disbursement rows", f"{raw_rate:,.0f}",
+                _ratio(rate, raw_rate)) for kind, rate, raw_rate in await assistance.measure(items, postgres_url)]
 
 
 def http_rows(seconds: int) -> list[Row]:
@@ -249,7 +289,8 @@ def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, 
         f"Written by `{command}` in {elapsed_s / 60:.0f} min. Ratios are figure ÷ baseline: above 1 is slower for "
         "latencies, below 1 is slower for rates. What each part measures: the docstrings of bench/bus.py, "
         "bench/registry.py, bench/http.py, bench/webhooks.py, bench/system.py, bench/reporting.py, "
-        "bench/consumers.py, bench/mpi.py, bench/capacity.py and (with `--province`) "
+        "bench/import_status.py, bench/assessment.py, bench/assistance.py, bench/consumers.py, bench/mpi.py, "
+        "bench/capacity.py and (with `--province`) "
         "bench/province.py.", "",
         "## Machine", "", *lines, "", "## Figures", "", *table, ""]), encoding="utf-8")
     return path
@@ -273,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     parts: list[tuple[str, Callable[[], list[Row]]]] = [
         ("bus", lambda: asyncio.run(bus_rows(5_000 if q else 20_000, args.postgres_url))),
         ("registry import", lambda: asyncio.run(registry_rows(10_000 if q else 100_000, args.postgres_url))),
+        ("import status", lambda: asyncio.run(import_status_rows(10_000 if q else 100_000, args.postgres_url))),
+        ("assessment import", lambda: asyncio.run(assessment_import_rows(10_000 if q else 100_000,
+                                                                         args.postgres_url))),
+        ("ministry push", lambda: asyncio.run(push_rows(2_000 if q else 10_000, args.postgres_url))),
         ("HTTP", lambda: http_rows(5 if q else 15)),
         ("webhooks", lambda: asyncio.run(webhook_rows(500 if q else 2_000))),
         ("whole system", lambda: system_rows(2 if q else 30, 50 if q else 200)),
