@@ -24,6 +24,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    any_,
     bindparam,
     event,
     func,
@@ -346,6 +347,14 @@ def newer_upsert(session: AsyncSession, table: Table, key: Sequence[str], replac
         set_={name: stmt.excluded[name] for name in replaced}
         | {name: make(stmt.excluded) for name, make in also.items()},
         where=newer(stmt.excluded))
+
+
+def among(session: AsyncSession, column: Any, values: Collection[Any]) -> Any:
+    """`column IN values`. On PostgreSQL `column = ANY(:array)`: one parameter however many values, where an IN
+    list is expanded, cast and sent value by value (thousands per chunk of an import, 500 per consumer poll)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def listed(session: AsyncSession, values: Collection[str], *also: Any) -> Select[Any]:

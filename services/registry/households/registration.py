@@ -17,7 +17,6 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ARRAY, any_, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -31,7 +30,7 @@ from shared import areas
 from shared.auth import Principal
 from shared.bus import PendingEvent
 from shared.clock import utcnow
-from shared.db import bulk_insert
+from shared.db import among, bulk_insert
 from shared.errors import Conflict, Forbidden, Unprocessable
 from shared.events.registry import HOUSEHOLD_REGISTERED
 from shared.ids import new_id
@@ -114,25 +113,17 @@ class Holders:
         return village is not None and principal.can_see(village)
 
 
-def _among(session: AsyncSession, column: Any, values: Collection[str]) -> Any:
-    """`column IN values`. On PostgreSQL `column = ANY(:array)`: one parameter however many values, where an IN
-    list is expanded, cast and sent value by value (thousands per chunk of an import)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
-
-
 async def find_holders(session: AsyncSession, hashes: Collection[str]) -> Holders:
     """The open households holding any of these citizen-ID hashes (two queries, however many)."""
     holders = Holders({}, {})
     if hashes:
         found = await session.execute(select(col(Member.citizen_id_hash), col(Member.household_id)).where(
-            _among(session, col(Member.citizen_id_hash), hashes), col(Member.active).is_(True)))
+            among(session, col(Member.citizen_id_hash), hashes), col(Member.active).is_(True)))
         holders.by_hash = {hash_: household_id for hash_, household_id in found.all()}
     if holders.by_hash:
         found = await session.execute(select(col(Household.id), col(Household.village_code),
                                              col(Household.household_key)).where(
-            _among(session, col(Household.id), set(holders.by_hash.values()))))
+            among(session, col(Household.id), set(holders.by_hash.values()))))
         rows: Sequence[Any] = found.all()
         for household_id, village, key in rows:
             holders.villages[household_id], holders.keys[household_id] = village, key
@@ -145,7 +136,7 @@ async def find_keys(session: AsyncSession, keys: Collection[str]) -> dict[str, t
         return {}
     found = await session.execute(select(col(Household.household_key), col(Household.id),
                                          col(Household.village_code)).where(
-        _among(session, col(Household.household_key), keys)))
+        among(session, col(Household.household_key), keys)))
     return {row[0]: (row[1], row[2]) for row in found.all() if row[0] is not None}
 
 
