@@ -95,7 +95,7 @@ async def db_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def service_settings(request: Request) -> ServiceSettings:
+async def service_settings(request: Request) -> ServiceSettings:
     """FastAPI dependency: the settings the app was built with; each service's settings.py gives it its type
     (`SettingsDep = Annotated[RegistrySettings, Depends(service_settings)]`)."""
     settings: ServiceSettings = request.app.state.settings

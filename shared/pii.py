@@ -228,7 +228,7 @@ class CitizenIdProtector:
         return not stored.startswith(self._active + ":")
 
 
-def citizen_id_protector(request: Request) -> CitizenIdProtector:
+async def citizen_id_protector(request: Request) -> CitizenIdProtector:
     """FastAPI dependency: the protector the app was built with (`app.state.protector`)."""
     protector: CitizenIdProtector = request.app.state.protector
     return protector

@@ -14,7 +14,7 @@ from shared.pagination import Page
 router = APIRouter(prefix="/v1/indicator-sets", tags=["indicator sets"])
 
 
-def loaded_sets(request: Request) -> Sets:
+async def loaded_sets(request: Request) -> Sets:
     """FastAPI dependency: the indicator sets the app loaded (`app.state.sets`)."""
     sets: Sets = request.app.state.sets
     return sets

@@ -414,7 +414,7 @@ async def cached_assistance(session: AsyncSession, *, cache: Cache, province: st
     return tree
 
 
-def publication_cache(request: Request) -> Cache:
+async def publication_cache(request: Request) -> Cache:
     """FastAPI dependency: the process's cache of published trees."""
     return Cache.of(request.app.state)
 
