@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
@@ -389,6 +390,18 @@ SQLITE_BULK_SLICE_ROWS = 200  # rows per statement: a few ms each of inserting m
 SQLITE_MAX_VARIABLES = 32766  # SQLite's default limit of a statement's parameters since 3.32
 
 
+@functools.lru_cache(maxsize=512)
+def _bind_processors(table: Table, columns: tuple[str, ...], dialect: Any) -> list[tuple[int, Callable[[Any], Any]]]:
+    """The columns whose values need converting before the driver takes them, with the conversion: on SQLite, each
+    type's dialect implementation (as SQLAlchemy's own statements use it: a timestamp stored as "YYYY-MM-DD
+    HH:MM:SS.ffffff", not the driver's str() of it, so stored times compare with bound ones); COPY takes each value
+    as the generic type gives it. Worked out once per table, columns and dialect (a registration writes a row or
+    two, and asking every column's type for its processor cost more than writing them)."""
+    return [(i, process) for i, c in enumerate(columns)
+            if (process := (table.c[c].type if dialect.name == "postgresql" else
+                            table.c[c].type.dialect_impl(dialect)).bind_processor(dialect)) is not None]
+
+
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert many rows in the session's transaction by the driver's fastest path.
 
@@ -406,12 +419,7 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mappin
     dialect = connection.dialect
     row_tuple = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     records: list[Sequence[Any]] = list(map(row_tuple, rows))
-    # On SQLite, each type's dialect implementation (as SQLAlchemy's own statements use it: a timestamp stored
-    # as "YYYY-MM-DD HH:MM:SS.ffffff", not the driver's str() of it, so stored times compare with bound ones).
-    # COPY takes each value as the generic type gives it.
-    converted = [(i, process) for i, c in enumerate(columns)
-                 if (process := (table.c[c].type if dialect.name == "postgresql" else
-                                 table.c[c].type.dialect_impl(dialect)).bind_processor(dialect)) is not None]
+    converted = _bind_processors(table, tuple(columns), dialect)
     if converted:  # e.g. JSON columns: serialised as SQLAlchemy would
         for n, record in enumerate(records):
             if n % 500 == 499:  # many rows (an import's members): let the loop serve others meanwhile
