@@ -5,21 +5,24 @@ PostgreSQL figures are added when `--postgres-url` (or KAENKHUN_TEST_POSTGRES_UR
 province-scale load (bench/province.py, on PostgreSQL) only with `--province F`, a fraction of Khon Kaen (1 is
 the whole province: tens of minutes). Nothing here asserts a time; each part checks its own correctness (every
 event once, every person imported, every request answered 2xx, every demo figure exact) and stops the suite if
-that fails.
+that fails. Each part runs in a fresh interpreter of its own, so that none measures what an earlier one left in
+the process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -296,6 +299,42 @@ def write(rows: list[Row], lines: list[str], command: str, elapsed_s: float, *, 
     return path
 
 
+def parts(args: argparse.Namespace) -> dict[str, Callable[[], list[Row]]]:
+    """The suite's parts in the order they run, each measuring with the sizes of a full run or of `--quick`."""
+    q = args.quick
+    found: dict[str, Callable[[], list[Row]]] = {
+        "bus": lambda: asyncio.run(bus_rows(5_000 if q else 20_000, args.postgres_url)),
+        "registry import": lambda: asyncio.run(registry_rows(10_000 if q else 100_000, args.postgres_url)),
+        "import status": lambda: asyncio.run(import_status_rows(10_000 if q else 100_000, args.postgres_url)),
+        "assessment import": lambda: asyncio.run(assessment_import_rows(10_000 if q else 100_000, args.postgres_url)),
+        "ministry push": lambda: asyncio.run(push_rows(2_000 if q else 10_000, args.postgres_url)),
+        "HTTP": lambda: http_rows(5 if q else 15),
+        "webhooks": lambda: asyncio.run(webhook_rows(500 if q else 2_000)),
+        "whole system": lambda: system_rows(2 if q else 30, 50 if q else 200),
+        "reporting": lambda: asyncio.run(reporting_rows(50_000 if q else 1_000_000, 200, args.postgres_url)),
+        "consumers": lambda: asyncio.run(consumer_rows(10_000 if q else 100_000, args.postgres_url)),
+        "MPI": lambda: asyncio.run(mpi_rows(50_000 if q else 1_000_000, 200, args.postgres_url)),
+        "capacity": lambda: capacity_rows(10 if q else 25, 30 if q else 120, args.postgres_url),
+    }
+    if args.province:
+        found["province"] = lambda: province_rows(args.province, args.postgres_url)
+    return found
+
+
+def in_own_process(name: str, args: argparse.Namespace) -> list[Row]:
+    """One part, run by a fresh interpreter: what a part leaves in the process must not slow the next (run in one
+    process after the 1,000,000-person reporting part, the consumers measured half their rate alone)."""
+    options = (["--postgres-url", args.postgres_url] if args.postgres_url else []) + (["--quick"] if args.quick else [])
+    options += ["--province", repr(args.province)] if args.province else []
+    with tempfile.TemporaryDirectory(prefix="kaenkhun-bench-part-") as tmp:
+        out = Path(tmp) / "rows.json"
+        ran = subprocess.run([sys.executable, "-u", "-m", "bench.suite", *options, "--part", name, "--rows-to",
+                              str(out)], cwd=REPO_ROOT)
+        if ran.returncode != 0:  # the part said why (a correctness check, a missing tool) on its way out
+            raise SystemExit(f"bench: the part {name!r} failed (exit {ran.returncode}); the suite stops")
+        return [Row(**row) for row in json.loads(out.read_text(encoding="utf-8"))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__)
     parser.add_argument("--postgres-url", default=os.environ.get("KAENKHUN_TEST_POSTGRES_URL"))
@@ -303,42 +342,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--province", type=float, metavar="F", help=(
         "also load a synthetic Khon Kaen through the public imports (bench/province.py) at this fraction of its "
         "TPMAP size, on PostgreSQL; 1 is the whole province (tens of minutes)"))
+    parser.add_argument("--part", help=argparse.SUPPRESS)  # one part, in the process the suite started for it
+    parser.add_argument("--rows-to", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.province is not None and not (0 < args.province <= 1 and args.postgres_url):
         parser.error("--province takes a fraction above 0 and at most 1, and needs PostgreSQL (--postgres-url)")
     prepare("wrk", "taskset")
-    q = args.quick
+    if args.part is not None:
+        found = parts(args)[args.part]()
+        args.rows_to.write_text(json.dumps([asdict(row) for row in found]), encoding="utf-8")
+        return 0
     started = time.monotonic()
     rows: list[Row] = []
     lines = machine(args.postgres_url)
-    parts: list[tuple[str, Callable[[], list[Row]]]] = [
-        ("bus", lambda: asyncio.run(bus_rows(5_000 if q else 20_000, args.postgres_url))),
-        ("registry import", lambda: asyncio.run(registry_rows(10_000 if q else 100_000, args.postgres_url))),
-        ("import status", lambda: asyncio.run(import_status_rows(10_000 if q else 100_000, args.postgres_url))),
-        ("assessment import", lambda: asyncio.run(assessment_import_rows(10_000 if q else 100_000,
-                                                                         args.postgres_url))),
-        ("ministry push", lambda: asyncio.run(push_rows(2_000 if q else 10_000, args.postgres_url))),
-        ("HTTP", lambda: http_rows(5 if q else 15)),
-        ("webhooks", lambda: asyncio.run(webhook_rows(500 if q else 2_000))),
-        ("whole system", lambda: system_rows(2 if q else 30, 50 if q else 200)),
-        ("reporting", lambda: asyncio.run(reporting_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
-        ("consumers", lambda: asyncio.run(consumer_rows(10_000 if q else 100_000, args.postgres_url))),
-        ("MPI", lambda: asyncio.run(mpi_rows(50_000 if q else 1_000_000, 200, args.postgres_url))),
-        ("capacity", lambda: capacity_rows(10 if q else 25, 30 if q else 120, args.postgres_url)),
-    ]
-    if args.province:
-        parts.append(("province", lambda: province_rows(args.province, args.postgres_url)))
-    for name, part in parts:
+    for name in parts(args):
         print(f"{name} …", flush=True)
-        found = part()
+        found = in_own_process(name, args)
         for row in found:
             print(f"  {row.figure}: {row.value}" + (f" (baseline {row.baseline_value}, ratio {row.ratio})"
                                                      if row.ratio != "—" else ""), flush=True)
         rows += found
-    options = (["--quick"] if q else []) + ([f"--province {args.province:g}"] if args.province else [])
+    options = (["--quick"] if args.quick else []) + ([f"--province {args.province:g}"] if args.province else [])
     command = "make bench" + (f" BENCH_ARGS='{' '.join(options)}'" if options else "")
-    path = write(rows, lines, command, time.monotonic() - started, quick=q)
-    print(f"wrote {path.relative_to(REPO_ROOT)}" + ("" if q else " and the README's table"))
+    path = write(rows, lines, command, time.monotonic() - started, quick=args.quick)
+    print(f"wrote {path.relative_to(REPO_ROOT)}" + ("" if args.quick else " and the README's table"))
     return 0
 
 
