@@ -60,7 +60,6 @@ class Consumer:
         self._stopping = False
         self._group_lag: tuple[float, dict[str, int]] | None = None  # (when, per topic): `group_lag_by_topic`
         self._applied, self._next_analyze = 0, 1000
-        self._analyzing: asyncio.Task[None] | None = None
         # Replicas share the inbox: one at a time deletes what is past its retention.
         self.retention = Retention("inbox", maker, partial(purge_inbox, table=inbox, consumer=name),
                                    days=settings.inbox_retention_days, interval_s=settings.retention_interval_s,
@@ -99,11 +98,6 @@ class Consumer:
         await self._close()
 
     async def _close(self) -> None:
-        analyzing, self._analyzing = self._analyzing, None
-        if analyzing is not None:
-            analyzing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await analyzing
         consumer, self._consumer = self._consumer, None
         producer, self._dlq_producer = self._dlq_producer, None
         self.connected = False
@@ -272,24 +266,15 @@ class Consumer:
 
         A burst of events grows the inbox and the projections faster than autovacuum notices (where it runs
         at all); with statistics that still say "empty", the planner scans whole tables for every batch and
-        a burst slows down as it goes. Doubling keeps the cost to a few ANALYZEs, each a bounded sample. Each
-        runs beside the batches that follow, on a connection of its own (one at a time; a threshold passed while
-        one runs waits for the next), not in their way: the whole database's ANALYZE was an eighth of a
-        consumer's time applying a backlog.
+        a burst slows down as it goes. Doubling keeps the cost to a few ANALYZEs, each a bounded sample.
         """
         self._applied += applied
-        if self._applied < self._next_analyze or (self._analyzing is not None and not self._analyzing.done()):
+        if self._applied < self._next_analyze:
             return
         self._next_analyze = self._applied * 2
-        if self.maker.kw["bind"].dialect.name == "postgresql":
-            self._analyzing = asyncio.create_task(self._analyze(), name=f"consumer-{self.name}-analyze")
-
-    async def _analyze(self) -> None:
-        try:
-            async with transaction(self.maker) as session:
+        async with transaction(self.maker) as session:
+            if session.get_bind().dialect.name == "postgresql":
                 await session.execute(text("ANALYZE"))
-        except Exception as exc:  # statistics are an optimisation: the next threshold tries again
-            log.warning("ANALYZE failed", consumer=self.name, error=repr(exc))
 
     async def _already_seen(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
         if not event_ids:
