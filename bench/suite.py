@@ -65,6 +65,10 @@ def _ratio(value: float, baseline: float) -> str:
     return f"{value / baseline:.3f}"
 
 
+def _database(kind: str) -> str:
+    return "SQLite" if kind == "sqlite" else "PostgreSQL"
+
+
 def machine(postgres_url: str | None) -> list[str]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -148,14 +152,10 @@ async def registry_rows(persons: int, postgres_url: str | None) -> list[Row]:
             finally:
                 await dbs.drop_all()
             rate, raw_rate = persons / result.import_s, persons / result.raw_s
-            rows.append(Row(f"registry import persons/s ({'SQLite' if kind == 'sqlite' else 'PostgreSQL'}, "
+            rows.append(Row(f"registry import persons/s ({_database(kind)}, "
                             f"{persons:,} persons)", f"{rate:,.0f}", f"raw {raw} of the same rows",
                             f"{raw_rate:,.0f}", _ratio(rate, raw_rate)))
     return rows
-
-
-def _database(kind: str) -> str:
-    return "SQLite" if kind == "sqlite" else "PostgreSQL"
 
 
 async def import_status_rows(persons: int, postgres_url: str | None) -> list[Row]:
@@ -209,7 +209,7 @@ async def reporting_rows(persons: int, requests: int, postgres_url: str | None) 
             scans, _ = reporting.duckdb_scan(raw, requests)
             _, p95 = reporting.quantiles(latencies)
             _, d95 = reporting.quantiles(scans)
-            name = "SQLite" if kind == "sqlite" else "PostgreSQL"
+            name = _database(kind)
             rows.append(Row(f"reporting district summary p95 ms at {persons:,} persons ({name}; read models fed "
                             f"at {count / seconds:,.0f} events/s)", f"{p95:.1f}",
                             "DuckDB scan of the same rows, p95 ms", f"{d95:.1f}", _ratio(p95, d95)))

@@ -48,8 +48,8 @@ def page_request(default: int = 100, maximum: int = 1000) -> Any:
     """A dependency reading `limit` (1..maximum, default `default`) and `cursor`, as every list does."""
 
     async def read(limit: Annotated[int, Query(ge=1, le=maximum, description=f"at most {maximum}")] = default,
-             cursor: Annotated[str | None, Query(max_length=200, description=CURSOR_DESCRIPTION)] = None,
-             ) -> PageRequest:
+                   cursor: Annotated[str | None, Query(max_length=200, description=CURSOR_DESCRIPTION)] = None,
+                   ) -> PageRequest:
         return PageRequest(cursor=cursor, limit=limit)
 
     return Depends(read)
