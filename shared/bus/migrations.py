@@ -133,3 +133,13 @@ def create_inbox_purge_index_v1() -> None:
 
 def drop_inbox_purge_index_v1() -> None:
     op.drop_index("ix_inbox_consumer_processed_at", table_name="inbox")
+
+
+def add_outbox_replayed_at_v1() -> None:
+    """When a replay last made an outbox row pending again (`Outbox.mark_for_replay`)."""
+    op.add_column("outbox", sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def drop_outbox_replayed_at_v1() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("replayed_at")

@@ -55,6 +55,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", Text, nullable=True),
         Column("shard", Integer, nullable=False, default=_shard_of_row),
+        # When a replay last made the row pending again (`Outbox.mark_for_replay`): what the consistency check
+        # tells a redelivery by, apart from the first publication.
+        Column("replayed_at", DateTime(timezone=True), nullable=True),
     )
     # What each relay reads: its shards' pending rows in id order (one index range per shard, whatever the
     # statistics say: no other index has pending rows by shard).

@@ -151,8 +151,8 @@ class Outbox:
     async def mark_for_replay(self, session: AsyncSession, *, since: datetime | None = None,
                               topic: str | None = None) -> int:
         """Make rows written since `since` (every retained row if None) pending again, so the relay publishes
-        them once more; returns how many rows that is."""
-        stmt = update(self.table).values(published_at=None)
+        them once more, noting when (`replayed_at`); returns how many rows that is."""
+        stmt = update(self.table).values(published_at=None, replayed_at=utcnow())
         if since is not None:
             stmt = stmt.where(self.table.c.created_at >= since)
         if topic is not None:

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import pytest
+from sqlalchemy import select
 
 from ops.broker import LocalBroker
 from ops.scratchdb import ScratchDatabases
@@ -51,6 +52,10 @@ async def test_replay_publishes_again_without_second_effect(broker: LocalBroker,
                 session, since=CloudEvent(source="x", type="x").time.replace(year=2000)
             )
         assert requeued == 5
+        async with producer.maker() as session:  # the replay is noted on each row (ops.consistency reads it)
+            table = producer.outbox.table
+            replayed = (await session.execute(select(table.c.replayed_at, table.c.published_at))).all()
+        assert len(replayed) == 5 and all(r.replayed_at is not None and r.published_at is None for r in replayed)
         await producer.relay.flush()
         fresh = await make_sink(await databases.new("fresh"), settings, event_type)
         fresh.consumer.start()
