@@ -154,7 +154,10 @@ class Reporting:
         return centre_id
 
     async def report(self, path: str, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
-        response = await self.client.get(f"/v1/reports/{path}", params=params, headers=headers or self.detail)
+        """A report as the read models are now: the tests send events, then read what they did
+        (`Cache-Control: no-cache`; see services.reporting.reports.publication)."""
+        response = await self.client.get(f"/v1/reports/{path}", params=params,
+                                         headers=(headers or self.detail) | {"Cache-Control": "no-cache"})
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body

@@ -4,12 +4,12 @@ it covers."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from fractions import Fraction
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.reports.areas import (
     AREA_COLUMNS,
@@ -21,7 +21,13 @@ from services.reporting.reports.areas import (
     level_name,
     visible,
 )
-from services.reporting.reports.publication import Cache, CacheDep, as_of, cached_assistance, cached_survey
+from services.reporting.reports.publication import (
+    Cache,
+    CacheDep,
+    cached_assistance,
+    cached_survey,
+    wants_fresh,
+)
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -36,7 +42,6 @@ from services.reporting.reports.table import (
 )
 from services.reporting.security import CanRead
 from services.reporting.settings import SettingsDep
-from shared.app import ReadSessionDep
 from shared.auth import Principal
 from shared.money import FiscalYear
 
@@ -70,14 +75,15 @@ ASSISTANCE_FIGURES = ("families_granted", "grant_amount", "grants_reversed", "ce
 # -- rules --
 
 
-async def assistance_by_area(session: AsyncSession, *, cache: Cache, threshold: int, principal: Principal,
-                             area: str, depth: int, fiscal_year: int, survey_year: int | None) -> Table:
+async def assistance_by_area(*, cache: Cache, threshold: int, principal: Principal,
+                             area: str, depth: int, fiscal_year: int, survey_year: int | None,
+                             fresh: bool = False) -> Table:
     """A row per area `depth` digits long inside `area` that the caller sees, and the total of what it sees;
     the target poor are those of `survey_year` (by default the fiscal year's B.E. year)."""
-    target = await cached_survey(session, cache=cache, province=area[:2], survey_year=survey_year or fiscal_year,
-                                 threshold=threshold)
-    tree = await cached_assistance(session, cache=cache, province=area[:2], fiscal_year=fiscal_year, target=target,
-                                   threshold=threshold)
+    target = await cached_survey(cache=cache, province=area[:2], survey_year=survey_year or fiscal_year,
+                                 threshold=threshold, fresh=fresh)
+    tree = await cached_assistance(cache=cache, province=area[:2], fiscal_year=fiscal_year, target=target,
+                                   threshold=threshold, fresh=fresh)
 
     def row(code: str) -> dict[str, Any]:
         sums = tree.seen(code, principal)
@@ -88,10 +94,16 @@ async def assistance_by_area(session: AsyncSession, *, cache: Cache, threshold: 
 
     codes = sorted(set(tree.nodes(area, depth)) | set(target.tree.nodes(area, depth)))
     table = Table("assistance", ASSISTANCE_COLUMNS, [row(c) for c in codes if visible(principal, c)], row(area),
-                  await as_of(session), {"area": area, "level": level_name(depth), "fiscal_year": fiscal_year,
+                  _older(tree.as_of, target.tree.as_of),
+                  {"area": area, "level": level_name(depth), "fiscal_year": fiscal_year,
                                          "survey_year": target.survey_year})
     hidden = tree.hidden.taking(target.tree.hidden, ("target_poor_households",))
     return disclose(table, principal, hidden)
+
+
+def _older(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The report's `as_of` from its two trees' (each may have been read at another moment): what both reflect."""
+    return min(a, b) if a is not None and b is not None else a or b
 
 
 # -- routes --
@@ -102,12 +114,13 @@ router = APIRouter()
 @router.get("/assistance", summary="Grants, subsidies, budgets and coverage of the target poor, by area",
             responses=FORMATS)
 async def assistance(principal: CanRead, cache: CacheDep, settings: SettingsDep, request: Request,
-                     session: ReadSessionDep, area: AreaParam, fiscal_year: Annotated[FiscalYear, Query()],
+                     area: AreaParam, fiscal_year: Annotated[FiscalYear, Query()],
                      level: LevelParam = None, survey_year: Annotated[int | None, Query(ge=2500, le=2700)] = None,
                      fmt: FormatParam = None, lang: LangParam = "en") -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
-    table = await assistance_by_area(session, cache=cache,
+    table = await assistance_by_area(cache=cache,
                                      threshold=settings.small_count_max, principal=principal,
-                                     area=area, depth=depth, fiscal_year=fiscal_year, survey_year=survey_year)
+                                     area=area, depth=depth, fiscal_year=fiscal_year, survey_year=survey_year,
+                                     fresh=wants_fresh(request))
     return respond(table, choose_format(request, fmt), lang)

@@ -20,7 +20,7 @@ from services.reporting.reports.areas import (
     visible,
 )
 from services.reporting.reports.poverty import SurveyYear
-from services.reporting.reports.publication import Cache, CacheDep, as_of, cached_survey, indicator_sets
+from services.reporting.reports.publication import Cache, CacheDep, cached_survey, indicator_sets, wants_fresh
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -61,11 +61,11 @@ DECOMPOSITION_COLUMNS = (
 
 
 async def decomposition(session: AsyncSession, *, cache: Cache, threshold: int, principal: Principal, area: str,
-                        depth: int, survey_year: int) -> Table:
+                        depth: int, survey_year: int, fresh: bool = False) -> Table:
     """A row per area `depth` digits long inside `area` that the caller sees, a row per indicator, and the
     total: M0 of what the caller sees."""
-    survey = await cached_survey(session, cache=cache, province=area[:2], survey_year=survey_year,
-                                 threshold=threshold)
+    survey = await cached_survey(cache=cache, province=area[:2], survey_year=survey_year,
+                                 threshold=threshold, fresh=fresh)
     whole = survey.tree.seen(area, principal)
     n, m0 = whole["assessed_persons"], (whole["censored"] / whole["assessed_persons"]
                                         if whole["assessed_persons"] else Fraction(0))
@@ -102,7 +102,7 @@ async def decomposition(session: AsyncSession, *, cache: Cache, threshold: int, 
     total = {"_key": area, "part": "total", "code": area, "name_th": names["area_name_th"],
              "name_en": names["area_name_en"], "assessed_persons": n, "poor_persons": whole["poor_persons"],
              "M0": ratio(m0), "contribution": ratio(m0), "share": 1.0 if m0 else 0.0}
-    table = Table("mpi-decomposition", DECOMPOSITION_COLUMNS, rows, total, await as_of(session),
+    table = Table("mpi-decomposition", DECOMPOSITION_COLUMNS, rows, total, survey.tree.as_of,
                   {"area": area, "level": level_name(depth), "survey_year": survey_year, "M0_exact": str(m0)},
                   params_follow={"M0_exact": "M0"})
     return disclose(table, principal, survey.tree.hidden)
@@ -121,5 +121,5 @@ async def mpi_decomposition(principal: CanRead, cache: CacheDep, settings: Setti
     ensure_area_or_child(principal, area)
     table = await decomposition(session, cache=cache,
                                 threshold=settings.small_count_max, principal=principal,
-                                area=area, depth=depth, survey_year=survey_year)
+                                area=area, depth=depth, survey_year=survey_year, fresh=wants_fresh(request))
     return respond(table, choose_format(request, fmt), lang)

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.models import DIMENSIONS
 from services.reporting.reports.areas import (
@@ -22,7 +21,7 @@ from services.reporting.reports.areas import (
     level_name,
     visible,
 )
-from services.reporting.reports.publication import POVERTY_COUNTS, Cache, CacheDep, as_of, cached_survey
+from services.reporting.reports.publication import POVERTY_COUNTS, Cache, CacheDep, cached_survey, wants_fresh
 from services.reporting.reports.table import (
     FORMATS,
     Column,
@@ -37,7 +36,6 @@ from services.reporting.reports.table import (
 )
 from services.reporting.security import CanRead
 from services.reporting.settings import SettingsDep
-from shared.app import ReadSessionDep
 from shared.auth import Principal
 
 # -- schemas --
@@ -91,14 +89,14 @@ def _row(code: str, sums: Mapping[str, Any]) -> dict[str, Any]:
                   "MPI": ratio(censored / n) if n else 0.0}
 
 
-async def poverty_by_area(session: AsyncSession, *, cache: Cache, threshold: int, principal: Principal, area: str,
-                          depth: int, survey_year: int) -> Table:
+async def poverty_by_area(*, cache: Cache, threshold: int, principal: Principal, area: str,
+                          depth: int, survey_year: int, fresh: bool = False) -> Table:
     """A row per area `depth` digits long inside `area` that the caller sees, and the total of what it sees."""
-    tree = (await cached_survey(session, cache=cache, province=area[:2], survey_year=survey_year,
-                                threshold=threshold)).tree
+    tree = (await cached_survey(cache=cache, province=area[:2], survey_year=survey_year,
+                                threshold=threshold, fresh=fresh)).tree
     rows = [_row(code, tree.seen(code, principal)) for code in tree.nodes(area, depth) if visible(principal, code)]
     table = Table("poverty", POVERTY_COLUMNS, rows, _row(area, tree.seen(area, principal)),
-                  await as_of(session), {"area": area, "level": level_name(depth), "survey_year": survey_year})
+                  tree.as_of, {"area": area, "level": level_name(depth), "survey_year": survey_year})
     return disclose(table, principal, tree.hidden)
 
 
@@ -109,12 +107,12 @@ router = APIRouter()
 
 @router.get("/poverty", summary="Households, target poor, deprivation by dimension, H, A, MPI and exits, by area",
             responses=FORMATS)
-async def poverty(principal: CanRead, cache: CacheDep, settings: SettingsDep, request: Request, session: ReadSessionDep,
-                  area: AreaParam, survey_year: SurveyYear, level: LevelParam = None,
-                  fmt: FormatParam = None, lang: LangParam = "en") -> Response:
+async def poverty(principal: CanRead, cache: CacheDep, settings: SettingsDep, request: Request, area: AreaParam,
+                  survey_year: SurveyYear, level: LevelParam = None, fmt: FormatParam = None,
+                  lang: LangParam = "en") -> Response:
     depth = depth_of(area, level)
     ensure_area_or_child(principal, area)
-    table = await poverty_by_area(session, cache=cache,
+    table = await poverty_by_area(cache=cache,
                                   threshold=settings.small_count_max, principal=principal,
-                                  area=area, depth=depth, survey_year=survey_year)
+                                  area=area, depth=depth, survey_year=survey_year, fresh=wants_fresh(request))
     return respond(table, choose_format(request, fmt), lang)

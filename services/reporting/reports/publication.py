@@ -4,8 +4,16 @@ A report row is a node of the province's tree (`disclosure.tree_of`), so the row
 and its total are read from one set of sums, and the hidden pattern (`disclosure.protect`) is chosen once over
 the whole tree for everyone. Both are computed from one snapshot of the read models and kept per process for
 as long as no event has been applied since (`version`): every replica computes the same from the same data.
-Every report reads the read models from one snapshot (`snapshot`) and carries the newest event they reflect
-(`as_of`).
+A tree is read from one snapshot of the read models and carries the newest event it reflects (`as_of`), which the
+report built from it gives.
+
+A report does not wait for its tree to be computed again after an event (`Cache.tree`): it is answered from the
+newest tree computed, with that tree's `as_of`, while one computation at a time per tree runs beside the requests
+on a read snapshot of its own, its summing and choosing in a worker thread, off the event loop. Under a steady
+flow of events the reports then cost what cutting a table from a tree costs, not a province's recomputation
+each; they trail the read models by about one computation, and say so in `as_of`. Only the first request for a
+tree, and a request sent with `Cache-Control: no-cache` (a client that must see what it just wrote), wait for a
+computation that began after they came.
 
 After an event the figures are read again, and what is worked out from them is worked out again only where
 they changed, compared with the process's previous figures of the same province and year (not with a
@@ -18,25 +26,29 @@ cells did not change (`disclosure.walk`). A pattern is chosen the first time a c
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from services.reporting.disclosure import Shape, Walk, regrow, shape_of, tree_of, walk, with_ancestors
 from services.reporting.models import DIMENSIONS, AreaYear, Assessment, Budget, Feed, Help, Payment, Village
 from services.reporting.reports.areas import official_areas
 from shared.auth import Principal
-from shared.db import as_utc
+from shared.db import as_utc, read_transaction
 from shared.money import ZERO, fiscal_year_bounds
+
+log = structlog.get_logger("kaenkhun.reporting.publication")
 
 CENTRE_SUBSIDY = "centre_subsidy"  # paid to centres; every other programme to households
 
@@ -132,6 +144,7 @@ class Tree:
     hidden: Patterns = field(default_factory=Patterns)
     counts: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     shapes: dict[int, Shape] = field(default_factory=dict)
+    as_of: datetime | None = None  # the newest event the read models reflected when the tree was read
 
     def at(self, code: str) -> dict[str, Any]:
         values = self.sums.get(code)
@@ -181,6 +194,16 @@ class Tree:
                 pattern = kept if not codes else Pattern(self, group, threshold, deepest, kept, codes)
             self.hidden.patterns |= dict.fromkeys(group, pattern)
 
+    def choose_as_before(self, previous: Tree | None) -> None:
+        """Choose now the patterns that callers without detail asked for over `previous`: the computation does
+        it, off the request path, and the next such caller finds them chosen."""
+        if previous is None:
+            return
+        for name, pattern in self.hidden.patterns.items():
+            before = previous.hidden.patterns.get(name)
+            if before is not None and before.walk is not None:
+                pattern.get()
+
     def changed(self, previous: Tree | None) -> dict[str, set[str]] | None:
         """For each column, the codes whose facts differ from `previous`'s, and under "" the nodes one of the
         trees has and the other has not (they change every column's relations); None without `previous`."""
@@ -215,17 +238,75 @@ async def version(session: AsyncSession) -> tuple[Any, ...]:
     return tuple(row)
 
 
-class Cache:
-    """The newest trees, per (what, province, year, version); a few per process, computed again when missing."""
+# A tree's computation: from a read session and the tree computed before (None before the first).
+Compute = Callable[[AsyncSession, Any], Awaitable[Any]]
 
-    def __init__(self, size: int = 16) -> None:
-        self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+class Cache:
+    """The trees of the reports, kept per process: the newest computed of each report, province and year (a few,
+    the least recently asked for going first), each with the `version` of the read models it was read at; and a
+    few small figures per version (`get`)."""
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession] | None = None, size: int = 16) -> None:
+        self.maker = maker  # read-only sessions, for the computations beside the requests
         self._size = size
-        # The newest trees computed of each report, province and year (whatever the version): what the next
-        # version is worked out from where the figures did not change.
-        self.previous: dict[tuple[Any, ...], Any] = {}
+        self._newest: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
+        self._computing: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
+        self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    def previous(self, what: tuple[Any, ...]) -> Any:
+        """The newest tree computed of `what` (None before the first): what the next one is worked out from."""
+        held = self._newest.get(what)
+        return held[1] if held is not None else None
+
+    async def tree(self, what: tuple[Any, ...], compute: Compute, *, fresh: bool = False) -> Any:
+        """The tree of `what` (`compute(session, previous)`) as the read models are now (`version`): the tree
+        computed at that version if there is one; otherwise one computation of `what` is started (unless one is
+        running) and the request is answered from the newest tree computed before, or, with none yet or when
+        `fresh`, waits for a computation that began after it came. The version is read on a connection of its
+        own, given back at once: a request never holds one while it waits (ten requests waiting on their
+        connections for a computation that needs one more would exhaust a pool of five)."""
+        assert self.maker is not None, "a cache of trees needs read sessions (Cache.of)"
+        async with read_transaction(self.maker) as session:
+            now = await version(session)
+        held = self._newest.get(what)
+        if held is not None:
+            self._newest.move_to_end(what)
+            if held[0] == now:
+                return held[1]
+        running = self._computing.get(what)
+        if held is not None and not fresh:
+            if running is None:
+                self._start(what, compute)
+            return held[1]
+        if running is not None:
+            if not fresh:
+                return await asyncio.shield(running)
+            await asyncio.shield(running)  # it may have read the read models before this request came: again
+        return await asyncio.shield(self._computing.get(what) or self._start(what, compute))
+
+    def _start(self, what: tuple[Any, ...], compute: Compute) -> asyncio.Task[Any]:
+        task = asyncio.create_task(self._compute(what, compute), name=f"publication {what}")
+        self._computing[what] = task
+        task.add_done_callback(_retrieved)
+        return task
+
+    async def _compute(self, what: tuple[Any, ...], compute: Compute) -> Any:
+        assert self.maker is not None
+        try:
+            async with read_transaction(self.maker) as session:
+                seen = await version(session)
+                value = await compute(session, self.previous(what))
+            self._newest[what] = (seen, value)
+            self._newest.move_to_end(what)
+            while len(self._newest) > self._size:
+                self._newest.popitem(last=False)
+            return value
+        finally:
+            self._computing.pop(what, None)
 
     async def get(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[Any]]) -> Any:
+        """A small figure (`key` ends with the version), computed again when missing."""
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
@@ -239,9 +320,20 @@ class Cache:
     def of(state: Any) -> Cache:
         """The process's cache, kept on the app's state (made by the first report that asks)."""
         if not hasattr(state, "publications"):
-            state.publications = Cache()
+            state.publications = Cache(state.read_sessionmaker)
         cache: Cache = state.publications
         return cache
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """A computation nobody waited for that failed is logged (the next request starts another)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("report tree not computed", task=task.get_name(), error=repr(task.exception()))
+
+
+def wants_fresh(request: Request) -> bool:
+    """`Cache-Control: no-cache`: the caller must see the read models as they are now (RFC 9111 5.2.1.4)."""
+    return "no-cache" in request.headers.get("cache-control", "").lower()
 
 
 @dataclass
@@ -266,50 +358,60 @@ class Survey:
 async def survey(session: AsyncSession, province: str, survey_year: int, threshold: int,
                  previous: Survey | None = None) -> Survey:
     """Read a survey year of a province once and sum it up (see `Survey`), from `previous` (the same province
-    and year before) where the figures did not change."""
+    and year before) where the figures did not change; the summing and the choosing of the patterns asked for
+    before in a worker thread."""
+    from_area_year = [name for name in POVERTY_COUNTS if name in _FROM_AREA_YEAR]
+    # Of the tables, not the ORM classes: rows as they come, without the ORM's loading of each (a tenth of the
+    # time).
+    area_year, village = AreaYear.__table__.c, Village.__table__.c  # type: ignore[attr-defined]
+    assessed = (await session.execute(select(
+        area_year.village_code, area_year.censored_score, area_year.censored_by_indicator,
+        *(area_year[name] for name in from_area_year)).where(
+        area_year.survey_year == survey_year, area_year.village_code.startswith(province, autoescape=True)))).all()
+    registered = (await session.execute(select(village.village_code, *(village[name] for name in VILLAGE_COUNTS))
+                                        .where(village.village_code.startswith(province, autoescape=True)))).all()
+    newest = await as_of(session)
+    return await asyncio.to_thread(_sum_survey, province, survey_year, threshold, assessed, registered, newest,
+                                   previous)
+
+
+def _sum_survey(province: str, survey_year: int, threshold: int, assessed: Sequence[Any], registered: Sequence[Any],
+                newest: datetime | None, previous: Survey | None) -> Survey:
     names = (*POVERTY_COUNTS, "censored")
     zero: tuple[Any, ...] = (0,) * len(POVERTY_COUNTS) + (Fraction(0),)
     facts: dict[str, list[Any]] = {}
     by_indicator: dict[str, dict[str, str]] = {}
     # Columns, not objects: a province is thousands of villages, read again after every event.
-    from_area_year = [(i, name) for i, name in enumerate(names[:-1]) if name in _FROM_AREA_YEAR]
-    # Of the tables, not the ORM classes: rows as they come, without the ORM's loading of each (a tenth of the
-    # time).
-    area_year, village = AreaYear.__table__.c, Village.__table__.c  # type: ignore[attr-defined]
-    found = await session.execute(select(
-        area_year.village_code, area_year.censored_score, area_year.censored_by_indicator,
-        *(area_year[name] for _, name in from_area_year)).where(
-        area_year.survey_year == survey_year, area_year.village_code.startswith(province, autoescape=True)))
-    for village_code, censored_score, censored_by_indicator, *counts in found:
+    from_area_year = [i for i, name in enumerate(names[:-1]) if name in _FROM_AREA_YEAR]
+    for village_code, censored_score, censored_by_indicator, *counts in assessed:
         own = facts.setdefault(village_code, list(zero))
-        for (i, _), value in zip(from_area_year, counts, strict=True):
+        for i, value in zip(from_area_year, counts, strict=True):
             own[i] = value
         own[-1] = Fraction(censored_score)
         if censored_by_indicator:
             by_indicator[village_code] = censored_by_indicator
-    registered = await session.execute(select(village.village_code, *(village[name] for name in VILLAGE_COUNTS))
-                                       .where(village.village_code.startswith(province, autoescape=True)))
     for village_code, *counts in registered:
         own = facts.setdefault(village_code, list(zero))
         own[:len(VILLAGE_COUNTS)] = counts
     own_facts = {code: tuple(v) for code, v in facts.items()}
     before = previous.tree if previous is not None else None
     sums = regrow(before.counts, before.facts, own_facts, zero) if before is not None else None
-    tree = Tree(names, sums if sums is not None else tree_of(own_facts, zero, official_areas(province)), own_facts)
+    tree = Tree(names, sums if sums is not None else tree_of(own_facts, zero, official_areas(province)), own_facts,
+                as_of=newest)
     tree.protect(POVERTY_GROUPS, threshold, previous=before)
+    tree.choose_as_before(before)
     return Survey(survey_year, tree, by_indicator)
 
 
-async def cached_survey(session: AsyncSession, *, cache: Cache, province: str, survey_year: int,
-                        threshold: int) -> Survey:
-    """`survey`, from the cache while no event has been applied since."""
+async def cached_survey(*, cache: Cache, province: str, survey_year: int, threshold: int,
+                        fresh: bool = False) -> Survey:
+    """`survey`, as `Cache.tree` gives it."""
     what = ("survey", province, survey_year, threshold)
 
-    async def compute() -> Survey:
-        return await survey(session, province, survey_year, threshold, previous=cache.previous.get(what))
+    async def compute(own: AsyncSession, previous: Survey | None) -> Survey:
+        return await survey(own, province, survey_year, threshold, previous=previous)
 
-    found: Survey = await cache.get((*what, await version(session)), compute)
-    cache.previous[what] = found
+    found: Survey = await cache.tree(what, compute, fresh=fresh)
     return found
 
 
@@ -332,7 +434,29 @@ async def assistance(session: AsyncSession, province: str, fiscal_year: int, tar
     """A fiscal year of a province: grants (each family counted once, in the village of its newest standing
     payment), reversals, centre subsidies (by sub-district), budgets and what was drawn on them (by the budget's
     area), and which of the target poor of `target`'s survey year were paid or helped; from `previous` (the
-    same province and years before) where the figures did not change."""
+    same province and years before) where the figures did not change. Read here, summed in a worker thread."""
+    payment, budget = Payment.__table__.c, Budget.__table__.c  # type: ignore[attr-defined]
+    paid = (await session.execute(select(
+        payment.programme, payment.reversed, payment.area_code, payment.amount, payment.centre_id,
+        payment.household_id, payment.paid_on, payment.budget_id).where(
+        payment.fiscal_year == fiscal_year, payment.area_code.startswith(province, autoescape=True)))).all()
+    start, end = fiscal_year_bounds(fiscal_year)
+    given = (await session.execute(select(col(Help.household_id)).where(
+        col(Help.given_on) >= start, col(Help.given_on) <= end,
+        col(Help.village_code).startswith(province, autoescape=True)))).scalars().all()
+    targets = (await session.execute(select(col(Assessment.household_id), col(Assessment.village_code)).where(
+        col(Assessment.survey_year) == target.survey_year, col(Assessment.target_poor).is_(True),
+        col(Assessment.village_code).startswith(province, autoescape=True)))).all()
+    budgets = (await session.execute(select(budget.id, budget.area_code, budget.amount).where(
+        budget.fiscal_year == fiscal_year, budget.area_code.startswith(province, autoescape=True)))).all()
+    newest = await as_of(session)
+    return await asyncio.to_thread(_sum_assistance, province, threshold, paid, given, targets, budgets, newest,
+                                   previous)
+
+
+def _sum_assistance(province: str, threshold: int, paid: Sequence[Any], given: Sequence[str],
+                    targets: Sequence[Any], budgets: Sequence[Any], newest: datetime | None,
+                    previous: Tree | None) -> Tree:
     names = (*ASSISTANCE_COUNTS, *ASSISTANCE_MONEY)
     index = {name: i for i, name in enumerate(names)}
     zero = (0,) * len(ASSISTANCE_COUNTS) + (ZERO,) * len(ASSISTANCE_MONEY)
@@ -344,10 +468,8 @@ async def assistance(session: AsyncSession, province: str, fiscal_year: int, tar
     family_village: dict[str, tuple[Any, str]] = {}
     drawn: dict[str, Decimal] = {}
     helped: set[str] = set()
-    paid = await session.execute(select(Payment).where(
-        col(Payment.fiscal_year) == fiscal_year, col(Payment.area_code).startswith(province, autoescape=True)))
     centres: set[str] = set()
-    for p in paid.scalars():
+    for p in paid:
         if p.programme == CENTRE_SUBSIDY:
             if not p.reversed:
                 add(p.area_code, "subsidy_amount", p.amount)
@@ -358,8 +480,8 @@ async def assistance(session: AsyncSession, province: str, fiscal_year: int, tar
             add(p.area_code, "grants_reversed")
         else:
             add(p.area_code, "grant_amount", p.amount)
-            newest = family_village.get(p.household_id or "")
-            if newest is None or (p.paid_on, p.area_code) > newest:
+            newest_paid = family_village.get(p.household_id or "")
+            if newest_paid is None or (p.paid_on, p.area_code) > newest_paid:
                 family_village[p.household_id or ""] = (p.paid_on, p.area_code)
         if not p.reversed:
             if p.household_id:
@@ -368,28 +490,21 @@ async def assistance(session: AsyncSession, province: str, fiscal_year: int, tar
                 drawn[p.budget_id] = drawn.get(p.budget_id, ZERO) + p.amount
     for _, village in family_village.values():
         add(village, "families_granted")
-    start, end = fiscal_year_bounds(fiscal_year)
-    given = await session.execute(select(col(Help.household_id)).where(
-        col(Help.given_on) >= start, col(Help.given_on) <= end,
-        col(Help.village_code).startswith(province, autoescape=True)))
-    helped.update(given.scalars())
-    targets = await session.execute(select(col(Assessment.household_id), col(Assessment.village_code)).where(
-        col(Assessment.survey_year) == target.survey_year, col(Assessment.target_poor).is_(True),
-        col(Assessment.village_code).startswith(province, autoescape=True)))
+    helped.update(given)
     for household_id, village in targets:
         if household_id in helped:
             add(village, "target_poor_helped")
     own_facts = {c: tuple(v) for c, v in facts.items()}
     sums = regrow(previous.counts, previous.facts, own_facts, zero) if previous is not None else None
-    tree = Tree(names, sums if sums is not None else tree_of(own_facts, zero, official_areas(province)), own_facts)
+    tree = Tree(names, sums if sums is not None else tree_of(own_facts, zero, official_areas(province)), own_facts,
+                as_of=newest)
     tree.protect(ASSISTANCE_GROUPS, threshold, previous=previous)
     tree.protect(CENTRE_GROUPS, threshold, deepest=6, previous=previous)
+    tree.choose_as_before(previous)
     tree.sums = dict(tree.counts)  # the budgets go into sums, not into the counts the patterns are chosen over
     # Budgets are set for an area of any level: each counts in its area and the areas above it.
-    budgets = await session.execute(select(Budget).where(
-        col(Budget.fiscal_year) == fiscal_year, col(Budget.area_code).startswith(province, autoescape=True)))
     money: dict[str, tuple[Decimal, Decimal]] = {}
-    for b in budgets.scalars():
+    for b in budgets:
         amount, used_so_far = money.get(b.area_code, (ZERO, ZERO))
         money[b.area_code] = (amount + b.amount, used_so_far + drawn.get(b.id, ZERO))
     rolled = tree_of(money, (ZERO, ZERO))
@@ -401,16 +516,15 @@ async def assistance(session: AsyncSession, province: str, fiscal_year: int, tar
     return tree
 
 
-async def cached_assistance(session: AsyncSession, *, cache: Cache, province: str, fiscal_year: int, target: Survey,
-                            threshold: int) -> Tree:
-    """`assistance`, from the cache while no event has been applied since."""
+async def cached_assistance(*, cache: Cache, province: str, fiscal_year: int, target: Survey, threshold: int,
+                            fresh: bool = False) -> Tree:
+    """`assistance`, as `Cache.tree` gives it."""
     what = ("assistance", province, fiscal_year, target.survey_year, threshold)
 
-    async def compute() -> Tree:
-        return await assistance(session, province, fiscal_year, target, threshold, previous=cache.previous.get(what))
+    async def compute(own: AsyncSession, previous: Tree | None) -> Tree:
+        return await assistance(own, province, fiscal_year, target, threshold, previous=previous)
 
-    tree: Tree = await cache.get((*what, await version(session)), compute)
-    cache.previous[what] = tree
+    tree: Tree = await cache.tree(what, compute, fresh=fresh)
     return tree
 
 
