@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka.structs import RecordMetadata
-from sqlalchemy import delete, select, union_all, update
+from sqlalchemy import bindparam, delete, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.kafka import Offsets, ensure_topics, new_producer, with_dlqs
@@ -91,6 +91,11 @@ class Relay:
         self._acked: dict[tuple[str, int], int] = {}
         engine: AsyncEngine = maker.kw["bind"]
         self._engine = engine
+        # `_any_pending`: the first pending row of a range of shards, from the index of pending rows (the range
+        # on `shard` and the order by (shard, id) leave no other index to read it from); built once.
+        t = self.table
+        self._probe = (select(t.c.id).where(t.c.shard.between(bindparam("lo"), bindparam("hi")),
+                                            t.c.published_at.is_(None)).order_by(t.c.shard, t.c.id).limit(1))
         # Several replicas of a service share one database: each publishes the shards it leases, so one key's
         # events (one shard) leave from one relay at a time, in order.
         self.leases = ShardLeases(maker, self.table.metadata, lease_s=settings.relay_lease_s,
@@ -376,6 +381,9 @@ class Relay:
         shards are then read in full by primary key.
         """
         t, limit = self.table, self.settings.relay_batch_size
+        if after is None and not await self._any_pending(shards):
+            self._record_nothing_pending()
+            return []
         per_shard = []
         for shard in sorted(shards):
             ids = (select(t.c.id).where(t.c.shard.between(shard, shard), t.c.published_at.is_(None))
@@ -391,6 +399,22 @@ class Relay:
             if after is None:
                 await self._record_pending(conn)
         return rows
+
+    async def _any_pending(self, shards: Iterable[int]) -> bool:
+        """Whether a pending row may be in the shards held: one probe of the index of pending rows over the range
+        from the lowest to the highest (a row of a shard in between that another replica holds says yes, and
+        the full read finds nothing of ours). An idle relay asks this five times a second: building and
+        running the per-shard read instead cost an idle service ~9 % of a core (py-spy: half its event loop's
+        samples, building the statement), this a prepared statement and one index probe."""
+        held = sorted(shards)
+        async with read_only(self._engine) as conn:
+            found = (await conn.execute(self._probe, {"lo": held[0], "hi": held[-1]})).first()
+        return found is not None
+
+    def _record_nothing_pending(self) -> None:
+        if self.metrics is not None:
+            self.metrics.outbox_pending.set(0)
+            self.metrics.outbox_publish_lag_seconds.set(0.0)
 
     async def _abandon_pipeline(self) -> None:
         """Forget the batches in flight: their rows stay pending and are sent again."""
