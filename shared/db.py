@@ -212,6 +212,19 @@ def sqlite_yielding() -> Iterator[None]:
         _yielding.reset(token)
 
 
+async def read_in_pages(session: AsyncSession, statement: Any, page: int = 500) -> list[Any]:
+    """Every row of a long read (a province's villages), `page` rows at a time, the event loop running its other
+    tasks between pages: one fetch of thousands of rows (SQLite's inline, `_InlineSQLiteConnection`; or
+    decoding a PostgreSQL result) would hold it, and every request the process serves, for tens of ms."""
+    rows: list[Any] = []
+    with sqlite_yielding():
+        result = await session.stream(statement.execution_options(yield_per=page))
+        async for part in result.partitions():
+            rows.extend(part)
+            await asyncio.sleep(0)
+    return rows
+
+
 async def _connect_inline(path: str) -> aiosqlite.Connection:
     def connector() -> sqlite3.Connection:
         # Opened on aiosqlite's thread, then used on the loop's: hence check_same_thread=False.

@@ -34,6 +34,7 @@ from shared.db import (
     bulk_insert,
     create_engine,
     new_metadata,
+    read_in_pages,
     read_only,
     read_transaction,
     sessionmaker,
@@ -163,4 +164,37 @@ async def test_bulk_insert_reports_a_taken_key_as_sqlalchemy_does(databases: Scr
         async with transaction(maker) as session:
             assert (await session.execute(select(table.c.name))).scalars().all() == ["first"]
     finally:
+        await engine.dispose()
+
+
+async def test_a_long_read_in_pages_lets_the_loop_serve_others_between_pages(databases: ScratchDatabases) -> None:
+    """`read_in_pages` returns every row in order, and between its pages the event loop runs other tasks (with one
+    fetch, a SQLite read on the loop's thread holds it throughout)."""
+    metadata = new_metadata()
+    table = Table("numbers", metadata, Column("n", Integer, primary_key=True))
+    url = await databases.new("pages")
+    engine, read_engine = create_engine(url), create_engine(url, read_only=True)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            await conn.execute(insert(table), [{"n": n} for n in range(2_000)])
+        turns = 0
+
+        async def other() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        async with read_transaction(sessionmaker(read_engine)) as s:
+            beside = asyncio.create_task(other())
+            await asyncio.sleep(0)
+            before = turns
+            rows = await read_in_pages(s, select(table.c.n).order_by(table.c.n), page=100)
+            during = turns - before
+            beside.cancel()
+        assert [n for (n,) in rows] == list(range(2_000))
+        assert during >= 20  # at least once a page
+    finally:
+        await read_engine.dispose()
         await engine.dispose()

@@ -45,7 +45,7 @@ from services.reporting.disclosure import Shape, Walk, regrow, shape_of, tree_of
 from services.reporting.models import DIMENSIONS, AreaYear, Assessment, Budget, Feed, Help, Payment, Village
 from services.reporting.reports.areas import official_areas
 from shared.auth import Principal
-from shared.db import as_utc, read_transaction
+from shared.db import as_utc, read_in_pages, read_transaction
 from shared.money import ZERO, fiscal_year_bounds
 
 log = structlog.get_logger("kaenkhun.reporting.publication")
@@ -364,12 +364,12 @@ async def survey(session: AsyncSession, province: str, survey_year: int, thresho
     # Of the tables, not the ORM classes: rows as they come, without the ORM's loading of each (a tenth of the
     # time).
     area_year, village = AreaYear.__table__.c, Village.__table__.c  # type: ignore[attr-defined]
-    assessed = (await session.execute(select(
+    assessed = await read_in_pages(session, select(
         area_year.village_code, area_year.censored_score, area_year.censored_by_indicator,
         *(area_year[name] for name in from_area_year)).where(
-        area_year.survey_year == survey_year, area_year.village_code.startswith(province, autoescape=True)))).all()
-    registered = (await session.execute(select(village.village_code, *(village[name] for name in VILLAGE_COUNTS))
-                                        .where(village.village_code.startswith(province, autoescape=True)))).all()
+        area_year.survey_year == survey_year, area_year.village_code.startswith(province, autoescape=True)))
+    registered = await read_in_pages(session, select(village.village_code, *(village[name] for name in VILLAGE_COUNTS))
+                                     .where(village.village_code.startswith(province, autoescape=True)))
     newest = await as_of(session)
     return await asyncio.to_thread(_sum_survey, province, survey_year, threshold, assessed, registered, newest,
                                    previous)
@@ -436,17 +436,17 @@ async def assistance(session: AsyncSession, province: str, fiscal_year: int, tar
     area), and which of the target poor of `target`'s survey year were paid or helped; from `previous` (the
     same province and years before) where the figures did not change. Read here, summed in a worker thread."""
     payment, budget = Payment.__table__.c, Budget.__table__.c  # type: ignore[attr-defined]
-    paid = (await session.execute(select(
+    paid = await read_in_pages(session, select(
         payment.programme, payment.reversed, payment.area_code, payment.amount, payment.centre_id,
         payment.household_id, payment.paid_on, payment.budget_id).where(
-        payment.fiscal_year == fiscal_year, payment.area_code.startswith(province, autoescape=True)))).all()
+        payment.fiscal_year == fiscal_year, payment.area_code.startswith(province, autoescape=True)))
     start, end = fiscal_year_bounds(fiscal_year)
-    given = (await session.execute(select(col(Help.household_id)).where(
+    given = [household for (household,) in await read_in_pages(session, select(col(Help.household_id)).where(
         col(Help.given_on) >= start, col(Help.given_on) <= end,
-        col(Help.village_code).startswith(province, autoescape=True)))).scalars().all()
-    targets = (await session.execute(select(col(Assessment.household_id), col(Assessment.village_code)).where(
+        col(Help.village_code).startswith(province, autoescape=True)))]
+    targets = await read_in_pages(session, select(col(Assessment.household_id), col(Assessment.village_code)).where(
         col(Assessment.survey_year) == target.survey_year, col(Assessment.target_poor).is_(True),
-        col(Assessment.village_code).startswith(province, autoescape=True)))).all()
+        col(Assessment.village_code).startswith(province, autoescape=True)))
     budgets = (await session.execute(select(budget.id, budget.area_code, budget.amount).where(
         budget.fiscal_year == fiscal_year, budget.area_code.startswith(province, autoescape=True)))).all()
     newest = await as_of(session)
