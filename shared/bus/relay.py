@@ -11,6 +11,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -381,40 +382,33 @@ class Relay:
         shards are then read in full by primary key.
         """
         t, limit = self.table, self.settings.relay_batch_size
-        if after is None and not await self._any_pending(shards):
-            self._record_nothing_pending()
-            return []
-        per_shard = []
-        for shard in sorted(shards):
-            ids = (select(t.c.id).where(t.c.shard.between(shard, shard), t.c.published_at.is_(None))
-                   .order_by(t.c.shard, t.c.id).limit(limit))
-            if after is not None:
-                ids = ids.where(t.c.id > after)
-            per_shard.append(select(ids.subquery()))
-        first = union_all(*per_shard).order_by("id").limit(limit).subquery()
-        merged = (select(t.c.id, t.c.shard, t.c.topic, t.c.key, t.c.value, t.c.correlation_id, t.c.event_type)
-                  .where(t.c.id.in_(select(first.c.id))).order_by(t.c.id))
         async with read_only(self._engine) as conn:
+            if after is None and not await self._any_pending(conn, shards):
+                self._set_pending(0, None)
+                return []
+            per_shard = []
+            for shard in sorted(shards):
+                ids = (select(t.c.id).where(t.c.shard.between(shard, shard), t.c.published_at.is_(None))
+                       .order_by(t.c.shard, t.c.id).limit(limit))
+                if after is not None:
+                    ids = ids.where(t.c.id > after)
+                per_shard.append(select(ids.subquery()))
+            first = union_all(*per_shard).order_by("id").limit(limit).subquery()
+            merged = (select(t.c.id, t.c.shard, t.c.topic, t.c.key, t.c.value, t.c.correlation_id, t.c.event_type)
+                      .where(t.c.id.in_(select(first.c.id))).order_by(t.c.id))
             rows = (await conn.execute(merged)).all()
             if after is None:
                 await self._record_pending(conn)
         return rows
 
-    async def _any_pending(self, shards: Iterable[int]) -> bool:
+    async def _any_pending(self, conn: AsyncConnection, shards: Iterable[int]) -> bool:
         """Whether a pending row may be in the shards held: one probe of the index of pending rows over the range
         from the lowest to the highest (a row of a shard in between that another replica holds says yes, and
         the full read finds nothing of ours). An idle relay asks this five times a second: building and
         running the per-shard read instead cost an idle service ~9 % of a core (py-spy: half its event loop's
         samples, building the statement), this a prepared statement and one index probe."""
         held = sorted(shards)
-        async with read_only(self._engine) as conn:
-            found = (await conn.execute(self._probe, {"lo": held[0], "hi": held[-1]})).first()
-        return found is not None
-
-    def _record_nothing_pending(self) -> None:
-        if self.metrics is not None:
-            self.metrics.outbox_pending.set(0)
-            self.metrics.outbox_publish_lag_seconds.set(0.0)
+        return (await conn.execute(self._probe, {"lo": held[0], "hi": held[-1]})).first() is not None
 
     async def _abandon_pipeline(self) -> None:
         """Forget the batches in flight: their rows stay pending and are sent again."""
@@ -443,9 +437,13 @@ class Relay:
         return published, failed, first_error
 
     async def _record_pending(self, conn: AsyncConnection) -> None:
+        if self.metrics is not None:
+            self._set_pending(*await self.outbox.pending_stats(conn))
+
+    def _set_pending(self, count: int, oldest: datetime | None) -> None:
+        """The pending rows' metrics: how many, and how long the oldest has waited."""
         if self.metrics is None:
             return
-        count, oldest = await self.outbox.pending_stats(conn)
         self.metrics.outbox_pending.set(count)
         lag = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
         self.metrics.outbox_publish_lag_seconds.set(max(lag, 0.0))

@@ -66,7 +66,8 @@ POVERTY_GROUPS = (("households", "persons"), ("welfare_card_households", "welfar
                   *((f"deprived_{d}",) for d in DIMENSIONS),
                   *((f"target_poor_households_{d}", f"target_poor_persons_{d}") for d in DIMENSIONS),
                   ("exited",), ("entered",))
-_FROM_AREA_YEAR = frozenset(POVERTY_COUNTS) - frozenset(VILLAGE_COUNTS)
+# The counts read from `rpt_area_year` (the rest from `rpt_village`), with their places in POVERTY_COUNTS.
+_FROM_AREA_YEAR = [(i, name) for i, name in enumerate(POVERTY_COUNTS) if name not in VILLAGE_COUNTS]
 
 ASSISTANCE_COUNTS = ("families_granted", "grants_reversed", "centres_subsidised", "target_poor_helped")
 ASSISTANCE_MONEY = ("grant_amount", "subsidy_amount", "budget_allocated", "budget_used")
@@ -247,7 +248,7 @@ class Cache:
     the least recently asked for going first), each with the `version` of the read models it was read at; and a
     few small figures per version (`get`)."""
 
-    def __init__(self, maker: async_sessionmaker[AsyncSession] | None = None, size: int = 16) -> None:
+    def __init__(self, maker: async_sessionmaker[AsyncSession], size: int = 16) -> None:
         self.maker = maker  # read-only sessions, for the computations beside the requests
         self._size = size
         self._newest: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
@@ -266,7 +267,6 @@ class Cache:
         `fresh`, waits for a computation that began after it came. The version is read on a connection of its
         own, given back at once: a request never holds one while it waits (ten requests waiting on their
         connections for a computation that needs one more would exhaust a pool of five)."""
-        assert self.maker is not None, "a cache of trees needs read sessions (Cache.of)"
         async with read_transaction(self.maker) as session:
             now = await version(session)
         held = self._newest.get(what)
@@ -292,7 +292,6 @@ class Cache:
         return task
 
     async def _compute(self, what: tuple[Any, ...], compute: Compute) -> Any:
-        assert self.maker is not None
         try:
             async with read_transaction(self.maker) as session:
                 seen = await version(session)
@@ -360,13 +359,12 @@ async def survey(session: AsyncSession, province: str, survey_year: int, thresho
     """Read a survey year of a province once and sum it up (see `Survey`), from `previous` (the same province
     and year before) where the figures did not change; the summing and the choosing of the patterns asked for
     before in a worker thread."""
-    from_area_year = [name for name in POVERTY_COUNTS if name in _FROM_AREA_YEAR]
-    # Of the tables, not the ORM classes: rows as they come, without the ORM's loading of each (a tenth of the
-    # time).
+    # Columns of the tables, not ORM objects: a province is thousands of villages, read again after every event,
+    # and rows as they come skip the ORM's loading of each (a tenth of the time).
     area_year, village = AreaYear.__table__.c, Village.__table__.c  # type: ignore[attr-defined]
     assessed = await read_in_pages(session, select(
         area_year.village_code, area_year.censored_score, area_year.censored_by_indicator,
-        *(area_year[name] for name in from_area_year)).where(
+        *(area_year[name] for _, name in _FROM_AREA_YEAR)).where(
         area_year.survey_year == survey_year, area_year.village_code.startswith(province, autoescape=True)))
     registered = await read_in_pages(session, select(village.village_code, *(village[name] for name in VILLAGE_COUNTS))
                                      .where(village.village_code.startswith(province, autoescape=True)))
@@ -381,11 +379,9 @@ def _sum_survey(province: str, survey_year: int, threshold: int, assessed: Seque
     zero: tuple[Any, ...] = (0,) * len(POVERTY_COUNTS) + (Fraction(0),)
     facts: dict[str, list[Any]] = {}
     by_indicator: dict[str, dict[str, str]] = {}
-    # Columns, not objects: a province is thousands of villages, read again after every event.
-    from_area_year = [i for i, name in enumerate(names[:-1]) if name in _FROM_AREA_YEAR]
     for village_code, censored_score, censored_by_indicator, *counts in assessed:
         own = facts.setdefault(village_code, list(zero))
-        for i, value in zip(from_area_year, counts, strict=True):
+        for (i, _), value in zip(_FROM_AREA_YEAR, counts, strict=True):
             own[i] = value
         own[-1] = Fraction(censored_score)
         if censored_by_indicator:
