@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import operator
-import os
 from typing import Annotated
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.ids import random_bytes
 
 # Public development keys (base64 of 32 bytes): fine on a laptop, refused with KAENKHUN_ENV=production.
 DEV_ENCRYPTION_KEY = base64.b64encode(hashlib.sha256(b"kaenkhun development citizen-id key").digest()).decode()
@@ -214,7 +215,7 @@ class CitizenIdProtector:
 
     def encrypt(self, digits: str) -> str:
         """`<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>` with AES-256-GCM and a fresh 96-bit nonce."""
-        nonce = os.urandom(12)
+        nonce = random_bytes(12)
         sealed = self._ciphers[self._active].encrypt(nonce, digits.encode(), _AAD)
         return f"{self._active}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections import OrderedDict
 from typing import Any
 
@@ -15,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from shared.auth.keys import jwk_thumbprint, load_private_key, load_public_key
 from shared.auth.principal import Principal, is_area_claim
 from shared.errors import ServiceUnavailable, Unauthorized
+from shared.ids import new_uuid4
 from shared.settings import AuthSettings
 
 # Our tokens name the client twice: `sub` (what every verifier reads) and `client_id` (RFC 9068).
@@ -73,7 +73,7 @@ def issue_token(
         "iat": now,
         "nbf": now,
         "exp": now + (settings.token_ttl_s if ttl_s is None else ttl_s),
-        "jti": str(uuid.uuid4()),
+        "jti": new_uuid4(),
         "scope": " ".join(scopes),
         "areas": list(areas),
     }

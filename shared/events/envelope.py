@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,6 +9,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.clock import utcnow
+from shared.ids import new_uuid4
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 CORRELATION_HEADER = "correlation-id"
@@ -22,7 +22,7 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=new_uuid4)
     source: str
     type: str
     time: AwareDatetime = Field(default_factory=utcnow)
@@ -58,7 +58,7 @@ def encode_event(
     The outbox writes thousands of events per bulk import; building the JSON directly skips
     validating fields it has just set itself (a test checks both paths agree).
     """
-    event_id = str(uuid.uuid4())
+    event_id = new_uuid4()
     envelope: dict[str, Any] = {
         "specversion": "1.0", "id": event_id, "source": source, "type": type, "time": time,
     }

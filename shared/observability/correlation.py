@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.ids import new_uuid4
 
 CORRELATION_ID_HEADER = "X-Correlation-ID"
 # Checked in order; X-Request-ID is what many proxies and clients already send.
@@ -29,7 +30,7 @@ access_log = structlog.get_logger("kaenkhun.access")
 
 def new_correlation_id() -> str:
     """Return a fresh correlation id (a UUID4 string)."""
-    return str(uuid.uuid4())
+    return new_uuid4()
 
 
 def is_valid_correlation_id(value: object) -> bool:
