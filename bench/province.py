@@ -217,8 +217,11 @@ class Phase:
     peak_mib: dict[str, float] = field(default_factory=dict)
 
     @property
-    def rate(self) -> float:
-        return self.count / self.seconds if self.seconds else 0.0
+    def rate(self) -> str:
+        """Counted per second, or "—" where that says nothing: a phase under a second (the assessment service had
+        every household when the registry job ended) or with nothing counted (reporting had applied every event
+        when the assessment job ended)."""
+        return f"{self.count / self.seconds:,.0f}" if self.seconds >= 1 and self.count else "—"
 
 
 @dataclass
@@ -262,7 +265,7 @@ async def timed(system: System | None, name: str, unit: str, say: Say, work: Cal
     count = await work()
     phase = Phase(name, time.perf_counter() - started, count, unit,
                   system.peak_memory_mib() if system is not None else {})
-    say(f"{name:18} {phase.seconds:8.1f} s  {count:>10,} {unit}  {phase.rate:9,.0f} {unit}/s"
+    say(f"{name:18} {phase.seconds:8.1f} s  {count:>10,} {unit}  {phase.rate:>9} {unit}/s"
         + (("  peak RSS " + ", ".join(f"{k} {v:.0f}" for k, v in phase.peak_mib.items()) + " MiB")
            if phase.peak_mib else ""))
     return phase
@@ -448,7 +451,7 @@ def table(figures: Figures) -> list[str]:
     lines = ["| phase | wall s | count | rate /s | peak RSS MiB during it |", "| --- | ---: | ---: | ---: | --- |"]
     for p in figures.phases:
         peak = ", ".join(f"{k} {v:.0f}" for k, v in p.peak_mib.items()) or "—"
-        lines.append(f"| {p.name} | {p.seconds:,.1f} | {p.count:,} {p.unit} | {p.rate:,.0f} | {peak} |")
+        lines.append(f"| {p.name} | {p.seconds:,.1f} | {p.count:,} {p.unit} | {p.rate} | {peak} |")
     lines.append(f"| **load, registry upload → reporting shows all** | **{figures.load_s:,.1f}** | "
                  f"{figures.files.persons:,} persons | {figures.files.persons / figures.load_s:,.0f} | |")
     return lines
@@ -486,7 +489,7 @@ def write(figures: Figures, machine: list[str], command: str, path: Path = RESUL
 def rows(figures: Figures) -> list[tuple[str, str]]:
     """The suite's rows (figure, value)."""
     f = figures.files
-    phases = ", ".join(f"{p.name} {p.seconds:,.0f} s ({p.rate:,.0f} {p.unit}/s)" for p in figures.phases
+    phases = ", ".join(f"{p.name} {p.seconds:,.0f} s ({p.rate} {p.unit}/s)" for p in figures.phases
                        if p.name != "generate")
     return [(f"province load through the public imports, PostgreSQL ({f.households:,} households, {f.persons:,} "
              f"persons): registry upload → reporting shows all, s", f"{figures.load_s:,.0f}"),
